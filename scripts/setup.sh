@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing on a Debian bookworm machine, builds shardlm in Release, then
+#   run   generates text with the default model (the main job), or
+#   test  runs every test suite (unit, reference fixtures, tokenizer oracle, sanitizers, fuzzing).
+set -euo pipefail
+mode=${1:-run}
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libfmt-dev
+          libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev)
+if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev nodejs npm); fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+
+case "$mode" in
+  run)
+    ./build/tools/cli/shardlm generate --prompt "In the beginning" --max-new-tokens 48 --temperature 0
+    ;;
+  test)
+    exec bash scripts/run_tests.sh
+    ;;
+  *)
+    echo "usage: scripts/setup.sh [run|test]" >&2
+    exit 2
+    ;;
+esac

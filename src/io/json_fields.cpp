@@ -130,18 +130,26 @@ std::optional<JsonFields> JsonFields::get_object(std::string_view key) const {
   return JsonFields(*value, *source_name_, fmt::format("{}{}.", key_prefix_, key));
 }
 
+// Token ids are checked here rather than with get_int so that a list element gets the same message.
+int JsonFields::token_id(std::string_view key, const nlohmann::json& value) const {
+  if (!value.is_number_unsigned() || value.get<uint64_t>() > uint64_t(std::numeric_limits<int>::max())) {
+    fail_key(key, "must hold token ids (non-negative integers), got " + describe_json(value));
+  }
+  return value.get<int>();
+}
+
+std::optional<int> JsonFields::get_token_id(std::string_view key) const {
+  const nlohmann::json* value = find(key);
+  if (value == nullptr) return std::nullopt;
+  return token_id(key, *value);
+}
+
 std::vector<int> JsonFields::get_token_ids(std::string_view key) const {
   const nlohmann::json* value = find(key);
   if (value == nullptr) return {};
-  auto token_id = [&](const nlohmann::json& item) {
-    if (!item.is_number_unsigned() || item.get<uint64_t>() > uint64_t(std::numeric_limits<int>::max())) {
-      fail_key(key, "must hold token ids (non-negative integers), got " + describe_json(item));
-    }
-    return item.get<int>();
-  };
-  if (!value->is_array()) return {token_id(*value)};
+  if (!value->is_array()) return {token_id(key, *value)};
   std::vector<int> ids;
-  for (const nlohmann::json& item : *value) ids.push_back(token_id(item));
+  for (const nlohmann::json& item : *value) ids.push_back(token_id(key, item));
   return ids;
 }
 

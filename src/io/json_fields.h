@@ -35,6 +35,8 @@ class JsonFields {
   std::optional<bool> get_bool(std::string_view key) const;
   std::optional<std::string> get_string(std::string_view key) const;
   std::optional<JsonFields> get_object(std::string_view key) const;
+  // A token id is a non-negative integer that fits in int.
+  std::optional<int> get_token_id(std::string_view key) const;
   // A token id or a list of them (e.g. eos_token_id); absent or null gives an empty list.
   std::vector<int> get_token_ids(std::string_view key) const;
 
@@ -46,6 +48,7 @@ class JsonFields {
 
  private:
   const nlohmann::json* find(std::string_view key) const;  // nullptr if absent or null
+  int token_id(std::string_view key, const nlohmann::json& value) const;
 
   const nlohmann::json* object_;
   const std::string* source_name_;

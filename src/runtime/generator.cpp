@@ -1,9 +1,8 @@
-// The generation loop. Each sequence keeps its own KV cache, sampler and detokenizer; a step packs
+// The generation loop. Each sequence keeps its own detokenizer and stop-string state; a step packs
 // one row per live sequence into a single forward pass so the weights are read once per step.
 #include "runtime/generator.h"
 
 #include <algorithm>
-#include <memory>
 
 #include "core/error.h"
 #include "runtime/stop_strings.h"
@@ -13,8 +12,6 @@ namespace {
 
 struct SequenceState {
   GenerationResult result;
-  std::unique_ptr<KvCache> cache;
-  Sampler sampler;
   StreamingDetokenizer detokenizer;
   std::string decoded;   // everything the detokenizer has released
   size_t emitted = 0;    // bytes of `decoded` already passed to the callback
@@ -23,7 +20,7 @@ struct SequenceState {
 
 }  // namespace
 
-std::vector<GenerationResult> generate(const LlamaModel& model, const Tokenizer& tokenizer,
+std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& tokenizer,
                                        const std::vector<std::vector<int32_t>>& prompts,
                                        const GenerationOptions& options, const TextCallback& on_text) {
   if (options.max_new_tokens < 0) fail("--max-new-tokens must be >= 0, got {}", options.max_new_tokens);
@@ -33,24 +30,22 @@ std::vector<GenerationResult> generate(const LlamaModel& model, const Tokenizer&
     for (const std::vector<int32_t>& prompt : prompts) results.push_back({prompt, {}, {}, "length"});
     return results;
   }
-  const int64_t max_positions = model.config().max_position_embeddings;
+  const int64_t max_positions = runner.config().max_position_embeddings;
 
   std::vector<SequenceState> sequences;
   sequences.reserve(prompts.size());
+  int64_t capacity = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty()) fail("prompt {} has no tokens: nothing to condition generation on", i);
-    const int64_t capacity = int64_t(prompts[i].size()) + options.max_new_tokens;
-    if (capacity > max_positions)
+    const int64_t needed = int64_t(prompts[i].size()) + options.max_new_tokens;
+    if (needed > max_positions)
       fail("prompt of {} tokens plus --max-new-tokens {} exceeds the model's max_position_embeddings {}",
            prompts[i].size(), options.max_new_tokens, max_positions);
-    SamplingParams sampling = options.sampling;
-    sampling.seed += i;
-    sequences.push_back(SequenceState{GenerationResult{prompts[i], {}, {}, "length"},
-                                      std::make_unique<KvCache>(model.make_cache(capacity)), Sampler(sampling),
-                                      StreamingDetokenizer(tokenizer), {}, 0, false});
+    capacity = std::max(capacity, needed);
+    sequences.push_back(SequenceState{GenerationResult{prompts[i], {}, {}, "length"}, StreamingDetokenizer(tokenizer),
+                                      {}, 0, false});
   }
-  std::vector<KvCache*> caches;
-  for (SequenceState& sequence : sequences) caches.push_back(sequence.cache.get());
+  runner.begin(int(prompts.size()), capacity, options.sampling);
 
   // Prefill: every prompt's rows in one packed batch; logits only at each prompt's last position.
   std::vector<TokenRow> rows;
@@ -58,21 +53,19 @@ std::vector<GenerationResult> generate(const LlamaModel& model, const Tokenizer&
     for (size_t position = 0; position < prompts[i].size(); ++position)
       rows.push_back({int(i), int64_t(position), prompts[i][position], position + 1 == prompts[i].size()});
 
-  const int64_t vocab = model.config().vocab_size;
   auto emit = [&](size_t index, SequenceState& sequence, size_t end) {
     if (end > sequence.emitted && on_text) on_text(index, std::string_view(sequence.decoded).substr(sequence.emitted, end - sequence.emitted));
     sequence.emitted = std::max(sequence.emitted, end);
   };
 
   while (!rows.empty()) {
-    const std::vector<float> logits = model.forward(rows, caches);
+    const std::vector<int32_t> next_tokens = runner.step(rows);
     std::vector<TokenRow> next_rows;
-    size_t logit_row = 0;
+    size_t next_token = 0;
     for (const TokenRow& row : rows) {
       if (!row.wants_logits) continue;
       SequenceState& sequence = sequences[size_t(row.sequence)];
-      const std::span<const float> row_logits(logits.data() + int64_t(logit_row++) * vocab, size_t(vocab));
-      const int32_t token = sequence.sampler.sample(row_logits);
+      const int32_t token = next_tokens[next_token++];
       sequence.result.output_ids.push_back(token);
 
       const bool is_eos = std::find(options.eos_token_ids.begin(), options.eos_token_ids.end(), token) !=

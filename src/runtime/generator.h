@@ -8,15 +8,15 @@
 #include <string_view>
 #include <vector>
 
-#include "model/llama_model.h"
 #include "runtime/sampler.h"
+#include "runtime/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm {
 
 struct GenerationOptions {
   int max_new_tokens = 128;
-  SamplingParams sampling;            // sequence i samples with seed + i
+  SamplingParams sampling;
   std::vector<std::string> stop;      // stop strings
   std::vector<int32_t> eos_token_ids; // generation ends when one is produced (it is kept in output_ids)
 };
@@ -31,7 +31,7 @@ struct GenerationResult {
 // Receives text as it becomes final: (prompt index, piece).
 using TextCallback = std::function<void(size_t, std::string_view)>;
 
-std::vector<GenerationResult> generate(const LlamaModel& model, const Tokenizer& tokenizer,
+std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& tokenizer,
                                        const std::vector<std::vector<int32_t>>& prompts,
                                        const GenerationOptions& options, const TextCallback& on_text = {});
 

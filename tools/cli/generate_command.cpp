@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "commands.h"
 #include "common_options.h"
 #include "io/generation_config.h"
+#include "model_loader.h"
 #include "runtime/generator.h"
 
 namespace shardlm::cli {
@@ -19,6 +21,7 @@ namespace {
 
 struct GenerateOptions {
   ModelOptions model;
+  std::string device = "cpu";
   std::vector<std::string> prompts;
   int max_new_tokens = 128;
   std::optional<float> temperature;
@@ -52,18 +55,25 @@ std::vector<int32_t> eos_ids(const ModelConfig& config, const GenerationConfig& 
 
 void run_generate(const GenerateOptions& options) {
   const std::filesystem::path dir = prepare_model_dir(options.model);
+  const DeviceSpec device = parse_device(options.device);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
-  const LlamaModel model = LlamaModel::load(dir);
+  const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
 
   GenerationOptions generation_options;
   generation_options.max_new_tokens = options.max_new_tokens;
   generation_options.sampling = sampling_params(options, generation);
   generation_options.stop = options.stop;
-  generation_options.eos_token_ids = eos_ids(model.config(), generation, tokenizer);
+  generation_options.eos_token_ids = eos_ids(config, generation, tokenizer);
 
   std::vector<std::vector<int32_t>> prompt_ids;
-  for (const std::string& prompt : options.prompts) prompt_ids.push_back(tokenizer.encode(prompt));
+  size_t longest_prompt = 0;
+  for (const std::string& prompt : options.prompts) {
+    prompt_ids.push_back(tokenizer.encode(prompt));
+    longest_prompt = std::max(longest_prompt, prompt_ids.back().size());
+  }
+  const std::unique_ptr<LoadedModel> model = load_model(dir, device, int(prompt_ids.size()),
+                                                        int64_t(longest_prompt) + std::max(options.max_new_tokens, 0));
 
   // One prompt streams as it goes; a batch prints each result when it is complete.
   const bool stream = !options.json && options.prompts.size() == 1;
@@ -77,7 +87,7 @@ void run_generate(const GenerateOptions& options) {
     };
   }
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<GenerationResult> results = generate(model, tokenizer, prompt_ids, generation_options, on_text);
+  const std::vector<GenerationResult> results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   size_t n_generated = 0;
@@ -106,6 +116,7 @@ void add_generate_command(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
   CLI::App* command = app.add_subcommand("generate", "Generate text from a prompt");
   add_model_options(*command, options->model);
+  add_device_option(*command, options->device);
   command->add_option("--prompt,-p", options->prompts, "Prompt text (repeat for a batch of prompts)")->required();
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
       ->capture_default_str();

@@ -163,9 +163,9 @@ void CudaLlamaModel::allocate(const ModelConfig& config) {
   activated_ = DeviceBuffer(rows * s.ff_dim * sizeof(bf16));
   mlp_out_ = DeviceBuffer(rows * s.dim * sizeof(bf16));
   // Logit rows: one per sequence at most in any forward (its last prompt row, or its decode row).
-  selected_ = DeviceBuffer(std::max(rows, logit_rows) * s.dim * sizeof(bf16));
-  logits_ = DeviceBuffer(std::max(rows, logit_rows) * s.vocab * sizeof(float));
-  sampled_ = DeviceBuffer(std::max(rows, logit_rows) * sizeof(int32_t));
+  selected_ = DeviceBuffer(logit_rows * s.dim * sizeof(bf16));
+  logits_ = DeviceBuffer(logit_rows * s.vocab * sizeof(float));
+  sampled_ = DeviceBuffer(logit_rows * sizeof(int32_t));
   const int split_rows = kRowHeadsThatFillTheGpu;
   attention_partial_ = DeviceBuffer(size_t(attention_partial_floats(split_rows, 1, kMaxAttentionSplits, config.head_dim)) *
                                     sizeof(float));
@@ -295,6 +295,9 @@ int CudaLlamaModel::stage_rows(std::span<const TokenRow> rows) {
       ++n_logit_rows;
     }
   }
+  if (n_logit_rows > options_.max_sequences)
+    fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
+         n_logit_rows, options_.max_sequences);
   CUDA_CHECK(cudaMemcpyAsync(device_inputs_.get(), host, host_inputs_.bytes(), cudaMemcpyHostToDevice, stream_));
   return n_logit_rows;
 }

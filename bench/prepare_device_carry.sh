@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds what bench/gpu_session.sh runs on the GPU machine (which has no Debian packages): the
+# CUDA-enabled binaries for sm_90a and the shared libraries they load that its image lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/cuda/bin:$PATH
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON >/dev/null
+cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling
+rm -rf .device-carry/bin .device-carry/lib
+mkdir -p .device-carry/bin .device-carry/lib
+cp build/tools/cli/shardlm build/tests/test_cuda_model build/tests/test_cuda_sampling .device-carry/bin/
+for library in libfmt.so.9 libpcre2-8.so.0 libutf8proc.so.2; do
+  cp -L "/lib/x86_64-linux-gnu/$library" .device-carry/lib/
+done
+du -sh .device-carry/bin .device-carry/lib

@@ -56,6 +56,8 @@ def load(name):
 ours, peer, batch16 = load("shardlm-b1.json"), load("peer-b1.json"), load("shardlm-b16.json")
 def cell(d, key, fmt="{:.2f}"):
     return fmt.format(d[key]) if key in d else "n/a"
+def gigabytes(d, key):
+    return "{:.1f}".format(d[key] / 1e9) if key in d else "n/a"
 rows = [
     ("prefill ms", cell(ours, "prefill_ms"), cell(peer, "prefill_ms")),
     ("TPOT median ms", cell(ours, "time_per_output_token_ms_median"), cell(peer, "time_per_output_token_ms_median")),
@@ -65,9 +67,7 @@ rows = [
     ("floor ms (copy bw)", cell(ours, "bandwidth_floor_ms_per_token"), ""),
     ("copy GB/s", cell(ours, "memory_bandwidth_gb_per_s", "{:.0f}"), ""),
     ("load GB/s", cell(ours, "load_gb_per_s"), ""),
-    ("device memory GB", cell(ours, "device_memory_used_bytes", "{:.0f}") if False else
-        ("{:.1f}".format(ours["device_memory_used_bytes"] / 1e9) if "device_memory_used_bytes" in ours else "n/a"),
-        "{:.1f}".format(peer["device_memory_peak_bytes"] / 1e9) if "device_memory_peak_bytes" in peer else "n/a"),
+    ("device memory GB", gigabytes(ours, "device_memory_used_bytes"), gigabytes(peer, "device_memory_peak_bytes")),
 ]
 if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_median" in peer:
     rows.append(("TPOT peer/ours", "{:.1f}x".format(peer["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))

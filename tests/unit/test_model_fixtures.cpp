@@ -79,6 +79,7 @@ TEST_P(ModelFixture, LastPositionLogitsMatchTransformers) {
 TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
   const LlamaModel model = LlamaModel::load(dir_);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir_);
+  CpuSequenceRunner runner(model);
   std::vector<std::vector<int32_t>> prompts, expected;
   for (const nlohmann::json& prompt : reference_["prompts"]) {
     prompts.push_back(prompt["prompt_ids"]);
@@ -87,10 +88,10 @@ TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
   GenerationOptions options;
   options.max_new_tokens = int(expected[0].size());
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const std::vector<GenerationResult> alone = generate(model, tokenizer, {prompts[i]}, options);
+    const std::vector<GenerationResult> alone = generate(runner, tokenizer, {prompts[i]}, options);
     EXPECT_EQ(alone[0].output_ids, expected[i]) << "prompt " << i;
   }
-  const std::vector<GenerationResult> batched = generate(model, tokenizer, prompts, options);
+  const std::vector<GenerationResult> batched = generate(runner, tokenizer, prompts, options);
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(batched[i].output_ids, expected[i]) << "batched prompt " << i;
 }
 

@@ -5,6 +5,7 @@
 // model, are validated here so the model code can trust the struct.
 #include "io/model_config.h"
 
+#include <algorithm>
 #include <array>
 
 #include <fmt/ranges.h>

@@ -13,7 +13,7 @@ echo "== npm oracle packages"
 npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
 
 echo "== parser tests under ASan/UBSan"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -DSHARDLM_CUDA=OFF >/dev/null
 parser_tests=(test_safetensors test_model_config test_generation_config test_tokenizer test_tokenizer_fixtures)
 existing=()
 for target in "${parser_tests[@]}"; do
@@ -26,7 +26,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSHARDLM_FUZZ=ON -DSHARDLM_SANITIZE=ON -DSHARDLM_BUILD_TESTS=ON >/dev/null
+  -DSHARDLM_FUZZ=ON -DSHARDLM_SANITIZE=ON -DSHARDLM_BUILD_TESTS=OFF -DSHARDLM_CUDA=OFF >/dev/null
 fuzz_targets=()
 for source in tests/fuzz/fuzz_*.cpp; do fuzz_targets+=("$(basename "$source" .cpp)"); done
 cmake --build build-fuzz -j "$jobs" --target "${fuzz_targets[@]}"

@@ -17,7 +17,7 @@ prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-git -C "$root" rev-parse --short HEAD 2>/dev/null | tee "$out/commit.txt"
+cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
 
 echo "== GPU tests"
 tests_status=0
@@ -77,4 +77,6 @@ print(f"{'metric':<22}{'shardlm':>12}{'transformers':>14}")
 for name, a, b in rows:
     print(f"{name:<22}{a:>12}{b:>14}")
 PY
+# The device tool returns at most 8 files: everything goes back as one archive.
+tar -C "$out" -czf /tmp/gpu-session.tar.gz . && rm -rf "${out:?}"/* && mv /tmp/gpu-session.tar.gz "$out/"
 echo "tests: $([ $tests_status -eq 0 ] && echo ok || echo FAILED)  sanitizer: $([ $sanitizer_status -eq 0 ] && echo clean || echo ERRORS)"

@@ -12,4 +12,7 @@ cp build/tools/cli/shardlm build/tests/test_cuda_model build/tests/test_cuda_sam
 for library in libfmt.so.9 libpcre2-8.so.0 libutf8proc.so.2; do
   cp -L "/lib/x86_64-linux-gnu/$library" .device-carry/lib/
 done
+# The device copy of the tree has no git history: record what the binaries were built from.
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tools tests bench || echo '+local changes')" \
+  >.device-carry/commit.txt
 du -sh .device-carry/bin .device-carry/lib

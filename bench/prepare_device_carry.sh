@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/cuda/bin:$PATH
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON >/dev/null
-cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling
+cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling test_cuda_linear
 rm -rf .device-carry/bin .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
-cp build/tools/cli/shardlm build/tests/test_cuda_model build/tests/test_cuda_sampling .device-carry/bin/
+cp build/tools/cli/shardlm .device-carry/bin/
+find build/tests -maxdepth 1 -name "test_cuda_*" -type f -executable -exec cp {} .device-carry/bin/ \;
 for library in libfmt.so.9 libpcre2-8.so.0 libutf8proc.so.2; do
   cp -L "/lib/x86_64-linux-gnu/$library" .device-carry/lib/
 done

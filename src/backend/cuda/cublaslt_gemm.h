@@ -1,6 +1,7 @@
-// Linear layers through cuBLASLt: y (m, n) = x (m, k) · Wᵀ with W stored (n, k) row-major in bf16
-// (HF layout), f32 accumulation, bf16 or f32 output. Algorithms are chosen once per shape and
-// cached, so calls (and CUDA graph captures) do no heuristic queries after warm-up.
+// Linear layers: y (m, n) = x (m, k) · Wᵀ with W stored (n, k) row-major in bf16 (HF layout), f32
+// accumulation, bf16 or f32 output. Decode-sized calls (m <= 8) go to our GEMV kernel; the rest
+// to cuBLASLt, whose algorithms are chosen once per shape and cached, so calls (and CUDA graph
+// captures) do no heuristic queries after warm-up.
 #pragma once
 
 #include <cublasLt.h>
@@ -32,7 +33,9 @@ class CublasLtGemm {
     cublasLtMatrixLayout_t w_layout = nullptr, x_layout = nullptr, y_layout = nullptr;
     cublasLtMatmulAlgo_t algorithm{};
   };
-  const Plan& plan_for(int64_t m, int64_t n, int64_t k, GemmOutput output);
+  // The cached plan for this shape; made (and, for large m, autotuned on these operands) once.
+  const Plan& plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
+                       GemmOutput output, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;

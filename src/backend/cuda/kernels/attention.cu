@@ -1,6 +1,6 @@
-// Attention kernel: one block of 4 warps per (row, head, split). Each warp walks every 4th key of
-// the block's range keeping a running max, sum and weighted value sum (online softmax); lanes hold
-// head_dim/32 elements each. The warps' states are then merged in shared memory. With several
+// Attention kernel: one block of 4 warps per (row, head, split). The warps take turns over groups
+// of 4 keys of the block's range, each keeping a running max, sum and weighted value sum (online
+// softmax); lanes hold head_dim/32 elements each. The warps' states are then merged in shared memory. With several
 // splits the unnormalised states go to scratch and attention_merge_kernel combines them.
 #include <cmath>
 
@@ -14,6 +14,7 @@ namespace shardlm::cuda {
 // kernels
 
 constexpr int kAttentionWarps = 4;
+constexpr int kKeysPerStep = 4;
 
 template <int kElementsPerLane>
 __global__ void attention_kernel(AttentionParams p) {
@@ -38,24 +39,52 @@ __global__ void attention_kernel(AttentionParams p) {
 
   const int64_t sequence_base = int64_t(p.slots[row]) * p.capacity * kv_dim + (head / group) * p.head_dim;
   float running_max = -INFINITY, running_sum = 0.0f, acc[kElementsPerLane] = {};
-  for (int key = begin + warp; key < end; key += kAttentionWarps) {
-    const __nv_bfloat16* k_row = p.k_cache + sequence_base + int64_t(key) * kv_dim;
-    const __nv_bfloat16* v_row = p.v_cache + sequence_base + int64_t(key) * kv_dim;
-    float dot = 0.0f, v[kElementsPerLane];
+  // Each warp takes kKeysPerStep consecutive keys at a time: all their loads are issued before the
+  // first reduction, so the loads' latency overlaps instead of adding up key by key.
+  for (int base = begin + warp * kKeysPerStep; base < end; base += kAttentionWarps * kKeysPerStep) {
+    float k_values[kKeysPerStep][kElementsPerLane], v_values[kKeysPerStep][kElementsPerLane];
 #pragma unroll
-    for (int e = 0; e < kElementsPerLane; ++e) {
-      const int d = lane * kElementsPerLane + e;
-      const bool inside = d < p.head_dim;
-      dot += inside ? q[e] * __bfloat162float(k_row[d]) : 0.0f;
-      v[e] = inside ? __bfloat162float(v_row[d]) : 0.0f;
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      const bool key_inside = base + j < end;
+      const __nv_bfloat16* k_row = p.k_cache + sequence_base + int64_t(base + j) * kv_dim;
+      const __nv_bfloat16* v_row = p.v_cache + sequence_base + int64_t(base + j) * kv_dim;
+#pragma unroll
+      for (int e = 0; e < kElementsPerLane; ++e) {
+        const int d = lane * kElementsPerLane + e;
+        const bool inside = key_inside && d < p.head_dim;
+        k_values[j][e] = inside ? __bfloat162float(k_row[d]) : 0.0f;
+        v_values[j][e] = inside ? __bfloat162float(v_row[d]) : 0.0f;
+      }
     }
-    const float score = warp_sum(dot);
-    const float new_max = fmaxf(running_max, score);
-    const float correction = __expf(running_max - new_max);
-    const float weight = __expf(score - new_max);
-    running_sum = running_sum * correction + weight;
+    float scores[kKeysPerStep];
 #pragma unroll
-    for (int e = 0; e < kElementsPerLane; ++e) acc[e] = acc[e] * correction + weight * v[e];
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      float dot = 0.0f;
+#pragma unroll
+      for (int e = 0; e < kElementsPerLane; ++e) dot += q[e] * k_values[j][e];
+      scores[j] = dot;
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) scores[j] += __shfl_xor_sync(0xffffffffu, scores[j], offset);
+    float new_max = running_max;
+#pragma unroll
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      if (base + j >= end) scores[j] = -INFINITY;
+      new_max = fmaxf(new_max, scores[j]);
+    }
+    const float correction = __expf(running_max - new_max);
+    running_sum *= correction;
+#pragma unroll
+    for (int e = 0; e < kElementsPerLane; ++e) acc[e] *= correction;
+#pragma unroll
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      const float weight = __expf(scores[j] - new_max);
+      running_sum += weight;
+#pragma unroll
+      for (int e = 0; e < kElementsPerLane; ++e) acc[e] = fmaf(weight, v_values[j][e], acc[e]);
+    }
     running_max = new_max;
   }
 

@@ -67,6 +67,7 @@ rows = [
     ("floor ms (copy bw)", cell(ours, "bandwidth_floor_ms_per_token"), ""),
     ("copy GB/s", cell(ours, "memory_bandwidth_gb_per_s", "{:.0f}"), ""),
     ("load GB/s", cell(ours, "load_gb_per_s"), ""),
+    ("H2D GB/s", cell(ours, "host_to_device_gb_per_s"), ""),
     ("device memory GB", gigabytes(ours, "device_memory_used_bytes"), gigabytes(peer, "device_memory_peak_bytes")),
 ]
 if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_median" in peer:

@@ -184,8 +184,12 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   result["model"] = random_weights ? "random:" + options.random_shape : dir.string();
   result["device_memory_used_bytes"] = model->device_memory_used();
   if (!random_weights) {
-    result["load_seconds"] = model->load_report().seconds;
-    result["load_gb_per_s"] = model->load_report().bytes / 1e9 / model->load_report().seconds;
+    const cuda::LoadReport& load = model->load_report();
+    const double h2d_gb_per_s = cuda::measure_host_to_device_bandwidth(device.index);
+    result["load_seconds"] = load.seconds;
+    result["load_gb_per_s"] = load.bytes / 1e9 / load.seconds;
+    result["host_to_device_gb_per_s"] = h2d_gb_per_s;
+    result["load_over_copy_time"] = load.seconds / (load.bytes / 1e9 / h2d_gb_per_s);
   }
   fmt::print("{}\n", result.dump(2));
 }

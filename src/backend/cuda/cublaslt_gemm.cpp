@@ -4,6 +4,7 @@
 #include "backend/cuda/cublaslt_gemm.h"
 
 #include "backend/cuda/kernels/gemv.h"
+#include "backend/cuda/kernels/swiglu.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -92,7 +93,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                           GemmOutput output, cudaStream_t stream) {
   if (gemv_supports(m, k, x, w)) {
-    launch_gemv(x, m, w, n, k, y, output == GemmOutput::F32, stream);
+    launch_gemv(x, m, w, n, k, y, GemvInput::PLAIN, output == GemmOutput::F32, stream);
     return;
   }
   const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
@@ -100,6 +101,16 @@ void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
   CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
                               plan.y_layout, y, plan.y_layout, &plan.algorithm, workspace_.get(), workspace_.bytes(),
                               stream));
+}
+
+void CublasLtGemm::swiglu_linear(const __nv_bfloat16* gate_up, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k,
+                                 __nv_bfloat16* scratch, __nv_bfloat16* y, cudaStream_t stream) {
+  if (gemv_supports(m, k, gate_up, w)) {
+    launch_gemv(gate_up, m, w, n, k, y, GemvInput::SWIGLU, false, stream);
+    return;
+  }
+  launch_silu_mul(gate_up, int(m), int(k), scratch, stream);
+  linear(scratch, m, w, n, k, y, GemmOutput::BF16, stream);
 }
 
 }  // namespace shardlm::cuda

@@ -3,7 +3,7 @@
 //   qkv = n · [Wq; Wk; Wv]ᵀ                                    (one GEMM over the fused weight)
 //   q, cache ← rope(qknorm(qkv + bias))                        (one kernel)
 //   a = attention(q, cache);  p = a · Woᵀ
-//   n = rmsnorm(r += p);  g = n · [Wgate; Wup]ᵀ;  mlp_out = (silu(g_gate) · g_up) · Wdownᵀ
+//   n = rmsnorm(r += p);  g = n · [Wgate; Wup]ᵀ;  mlp_out = (silu(g_gate) · g_up) · Wdownᵀ (fused in decode)
 // Q/K/V and gate/up are fused at upload so a decode step reads each layer's weights in 4 GEMMs.
 #include "backend/cuda/cuda_llama_model.h"
 
@@ -19,7 +19,6 @@
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
-#include "backend/cuda/kernels/swiglu.h"
 #include "core/error.h"
 #include "runtime/progress_bar.h"
 
@@ -62,8 +61,9 @@ struct ArenaLayout {
 };
 
 constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
-constexpr int kMaxAttentionSplits = 16;
-constexpr int kKeysPerSplit = 256;
+// Decode has one row per sequence, so the keys are what spreads attention over the GPU.
+constexpr int kMaxAttentionSplits = 32;
+constexpr int kKeysPerSplit = 64;
 constexpr int kRowHeadsThatFillTheGpu = 264;  // two blocks per multiprocessor on an H100/H200
 
 // Blocks per (row, head) along the keys: only when rows × heads alone cannot fill the GPU.
@@ -339,8 +339,8 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
     launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
                        stream_);
     gemm_->linear(normed, n_rows, layer.gate_up, 2 * s.ff_dim, s.dim, gate_up_.get(), GemmOutput::BF16, stream_);
-    launch_silu_mul(gate_up_.get<bf16>(), n_rows, int(s.ff_dim), activated_.get<bf16>(), stream_);
-    gemm_->linear(activated_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, mlp_out, GemmOutput::BF16, stream_);
+    gemm_->swiglu_linear(gate_up_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, activated_.get<bf16>(), mlp_out,
+                         stream_);
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
   launch_add_rmsnorm(residual, mlp_out, final_norm_, eps, n_rows, int(s.dim), nullptr, normed, stream_);

@@ -16,6 +16,7 @@
 #include "backend/cuda/kernels/attention.h"
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
+#include "backend/cuda/kernels/flash_attention.h"
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
@@ -302,7 +303,7 @@ int CudaLlamaModel::stage_rows(std::span<const TokenRow> rows) {
   return n_logit_rows;
 }
 
-void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
+void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run) {
   const CudaModelStrides s = strides_of(config_);
   const int32_t* inputs = device_inputs_.get<int32_t>();
   const size_t stride = size_t(options_.max_rows);
@@ -333,7 +334,16 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
                               max_seq_len_, config_.sliding_window.value_or(0),
                               1.0f / std::sqrt(float(config_.head_dim)), n_splits,
                               attention_partial_.get<float>(), attention_out_.get<bf16>()};
-    launch_attention(attention, stream_);
+    if (run && prefill_attention_supports(config_.head_dim)) {
+      const size_t slot_offset = size_t(run->slot) * max_seq_len_ * s.kv_dim;
+      launch_prefill_attention({q_.get<bf16>(), rope.k_cache + slot_offset, rope.v_cache + slot_offset, n_rows,
+                                run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
+                                config_.head_dim, config_.sliding_window.value_or(0), attention.scale,
+                                attention_out_.get<bf16>()},
+                               stream_);
+    } else {
+      launch_attention(attention, stream_);
+    }
     gemm_->linear(attention_out_.get<bf16>(), n_rows, layer.o_proj, s.dim, s.q_dim, projected_.get(), GemmOutput::BF16,
                   stream_);
     launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
@@ -352,9 +362,16 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
 int CudaLlamaModel::run_chunk(std::span<const TokenRow> chunk) {
   const int n_logit_rows = stage_rows(chunk);
   int64_t max_position = 0;
-  for (const TokenRow& row : chunk) max_position = std::max(max_position, row.position);
+  bool contiguous = true;
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    max_position = std::max(max_position, chunk[i].position);
+    contiguous = contiguous && chunk[i].sequence == chunk[0].sequence && chunk[i].position == chunk[0].position + int64_t(i);
+  }
+  // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
+  std::optional<ContiguousRun> run;
+  if (contiguous && chunk.size() > 1) run = ContiguousRun{chunk[0].sequence, int(chunk[0].position)};
   run_layers(int(chunk.size()), n_logit_rows,
-             attention_splits(int(chunk.size()), config_.num_attention_heads, max_position + 1));
+             attention_splits(int(chunk.size()), config_.num_attention_heads, max_position + 1), run);
   return n_logit_rows;
 }
 

@@ -93,7 +93,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                           GemmOutput output, cudaStream_t stream) {
   if (gemv_supports(m, k, x, w)) {
-    launch_gemv(x, m, w, n, k, y, GemvInput::PLAIN, output == GemmOutput::F32, stream);
+    launch_gemv(x, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16, stream);
     return;
   }
   const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
@@ -103,14 +103,14 @@ void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
                               stream));
 }
 
-void CublasLtGemm::swiglu_linear(const __nv_bfloat16* gate_up, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k,
-                                 __nv_bfloat16* scratch, __nv_bfloat16* y, cudaStream_t stream) {
-  if (gemv_supports(m, k, gate_up, w)) {
-    launch_gemv(gate_up, m, w, n, k, y, GemvInput::SWIGLU, false, stream);
+void CublasLtGemm::gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim,
+                                  int64_t k, __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream) {
+  if (gemv_supports(m, k, x, w_gate_up)) {
+    launch_gemv(x, m, w_gate_up, ff_dim, k, y, GemvOutput::SWIGLU_BF16, stream);
     return;
   }
-  launch_silu_mul(gate_up, int(m), int(k), scratch, stream);
-  linear(scratch, m, w, n, k, y, GemmOutput::BF16, stream);
+  linear(x, m, w_gate_up, 2 * ff_dim, k, gate_up_scratch, GemmOutput::BF16, stream);
+  launch_silu_mul(gate_up_scratch, int(m), int(ff_dim), y, stream);
 }
 
 }  // namespace shardlm::cuda

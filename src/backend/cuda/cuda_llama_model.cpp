@@ -3,7 +3,7 @@
 //   qkv = n · [Wq; Wk; Wv]ᵀ                                    (one GEMM over the fused weight)
 //   q, cache ← rope(qknorm(qkv + bias))                        (one kernel)
 //   a = attention(q, cache);  p = a · Woᵀ
-//   n = rmsnorm(r += p);  g = n · [Wgate; Wup]ᵀ;  mlp_out = (silu(g_gate) · g_up) · Wdownᵀ (fused in decode)
+//   n = rmsnorm(r += p);  a = silu(n · Wgateᵀ) · (n · Wupᵀ) (one GEMV in decode);  mlp_out = a · Wdownᵀ
 // Q/K/V and gate/up are fused at upload so a decode step reads each layer's weights in 4 GEMMs.
 #include "backend/cuda/cuda_llama_model.h"
 
@@ -348,9 +348,9 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std:
                   stream_);
     launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
                        stream_);
-    gemm_->linear(normed, n_rows, layer.gate_up, 2 * s.ff_dim, s.dim, gate_up_.get(), GemmOutput::BF16, stream_);
-    gemm_->swiglu_linear(gate_up_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, activated_.get<bf16>(), mlp_out,
-                         stream_);
+    gemm_->gate_up_swiglu(normed, n_rows, layer.gate_up, s.ff_dim, s.dim, gate_up_.get<bf16>(), activated_.get<bf16>(),
+                          stream_);
+    gemm_->linear(activated_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, mlp_out, GemmOutput::BF16, stream_);
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
   launch_add_rmsnorm(residual, mlp_out, final_norm_, eps, n_rows, int(s.dim), nullptr, normed, stream_);

@@ -27,74 +27,66 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   return sum;
 }
 
-// The activation operand, 8 elements at a time. With kSwiGlu the row is [gate | up] of length 2k
-// and the operand is silu(gate) · up, so SwiGLU costs no kernel of its own in decode.
-template <bool kSwiGlu>
-__device__ __forceinline__ float dot8_activation(const uint4& w, const uint4* x_row, int index, int k8) {
-  if constexpr (!kSwiGlu) {
-    return dot8(w, x_row[index]);
-  } else {
-    const uint4 gate = x_row[index], up = x_row[k8 + index];
-    const __nv_bfloat162* w2 = reinterpret_cast<const __nv_bfloat162*>(&w);
-    const __nv_bfloat162* g2 = reinterpret_cast<const __nv_bfloat162*>(&gate);
-    const __nv_bfloat162* u2 = reinterpret_cast<const __nv_bfloat162*>(&up);
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 wf = __bfloat1622float2(w2[i]), gf = __bfloat1622float2(g2[i]), uf = __bfloat1622float2(u2[i]);
-      sum = fmaf(wf.x, gf.x / (1.0f + __expf(-gf.x)) * uf.x, sum);
-      sum = fmaf(wf.y, gf.y / (1.0f + __expf(-gf.y)) * uf.y, sum);
-    }
-    return sum;
-  }
-}
-
-template <int M, bool kF32Out, bool kSwiGlu>
+// With kSwiGluPairs the weight has 2n rows [gate; up] and output column j is
+// silu(x·gate_j) · (x·up_j): the warp computes both dot products, so the gate/up projection and
+// SwiGLU are one kernel in decode and the activation is computed once per element.
+template <int M, bool kF32Out, bool kSwiGluPairs>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, int n,
                                                             int k, void* y) {
+  constexpr int kRowsPerColumn = kSwiGluPairs ? 2 : 1;
+  constexpr int kLoads = kLoadsInFlight / kRowsPerColumn;
   const int column = (blockIdx.x * kGemvThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (column >= n) return;
-  const uint4* w_row = reinterpret_cast<const uint4*>(w + int64_t(column) * k);
   const int k8 = k / 8;
-  const int x_stride = kSwiGlu ? 2 * k8 : k8;  // in 8-element vectors
+  const uint4* w_rows[kRowsPerColumn];
+#pragma unroll
+  for (int r = 0; r < kRowsPerColumn; ++r) w_rows[r] = reinterpret_cast<const uint4*>(w + (int64_t(r) * n + column) * k);
   const uint4* x_rows = reinterpret_cast<const uint4*>(x);
-  float acc[M] = {};
+  float acc[kRowsPerColumn][M] = {};
   int i = lane;
-  for (; i + 32 * (kLoadsInFlight - 1) < k8; i += 32 * kLoadsInFlight) {
-    uint4 w_values[kLoadsInFlight];
+  for (; i + 32 * (kLoads - 1) < k8; i += 32 * kLoads) {
+    uint4 w_values[kRowsPerColumn][kLoads];
 #pragma unroll
-    for (int j = 0; j < kLoadsInFlight; ++j) w_values[j] = __ldcs(w_row + i + 32 * j);
+    for (int r = 0; r < kRowsPerColumn; ++r)
 #pragma unroll
-    for (int j = 0; j < kLoadsInFlight; ++j)
+      for (int j = 0; j < kLoads; ++j) w_values[r][j] = __ldcs(w_rows[r] + i + 32 * j);
 #pragma unroll
-      for (int m = 0; m < M; ++m) acc[m] += dot8_activation<kSwiGlu>(w_values[j], x_rows + m * x_stride, i + 32 * j, k8);
+    for (int j = 0; j < kLoads; ++j)
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const uint4 x_value = x_rows[m * k8 + i + 32 * j];
+#pragma unroll
+        for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(w_values[r][j], x_value);
+      }
   }
   for (; i < k8; i += 32) {
-    const uint4 w_value = __ldcs(w_row + i);
 #pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] += dot8_activation<kSwiGlu>(w_value, x_rows + m * x_stride, i, k8);
+    for (int m = 0; m < M; ++m) {
+      const uint4 x_value = x_rows[m * k8 + i];
+#pragma unroll
+      for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(__ldcs(w_rows[r] + i), x_value);
+    }
   }
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    const float sum = warp_sum(acc[m]);
+    float result = warp_sum(acc[0][m]);
+    if constexpr (kSwiGluPairs) result = result / (1.0f + __expf(-result)) * warp_sum(acc[kRowsPerColumn - 1][m]);
     if (lane == 0) {
-      if constexpr (kF32Out) static_cast<float*>(y)[int64_t(m) * n + column] = sum;
-      else static_cast<__nv_bfloat16*>(y)[int64_t(m) * n + column] = __float2bfloat16(sum);
+      if constexpr (kF32Out) static_cast<float*>(y)[int64_t(m) * n + column] = result;
+      else static_cast<__nv_bfloat16*>(y)[int64_t(m) * n + column] = __float2bfloat16(result);
     }
   }
 }
 
 template <int M>
-void launch_gemv_rows(const __nv_bfloat16* x, const __nv_bfloat16* w, int n, int k, void* y, GemvInput input,
-                      bool y_is_f32, cudaStream_t stream) {
+void launch_gemv_rows(const __nv_bfloat16* x, const __nv_bfloat16* w, int n, int k, void* y, GemvOutput output,
+                      cudaStream_t stream) {
   const int blocks = int((int64_t(n) * 32 + kGemvThreads - 1) / kGemvThreads);
-  if (input == GemvInput::SWIGLU) {
-    if (y_is_f32) gemv_kernel<M, true, true><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y);
-    else gemv_kernel<M, false, true><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y);
-  } else {
-    if (y_is_f32) gemv_kernel<M, true, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y);
-    else gemv_kernel<M, false, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y);
+  switch (output) {
+    case GemvOutput::BF16: gemv_kernel<M, false, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
+    case GemvOutput::F32: gemv_kernel<M, true, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
+    case GemvOutput::SWIGLU_BF16: gemv_kernel<M, false, true><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
   }
 }
 
@@ -107,17 +99,17 @@ bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
 }
 
 void launch_gemv(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
-                 GemvInput input, bool y_is_f32, cudaStream_t stream) {
+                 GemvOutput output, cudaStream_t stream) {
   if (!gemv_supports(m, k, x, w)) throw_unsupported("GEMV shape (m > 8, k not a multiple of 8, or unaligned)", m);
   switch (m) {
-    case 1: launch_gemv_rows<1>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 2: launch_gemv_rows<2>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 3: launch_gemv_rows<3>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 4: launch_gemv_rows<4>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 5: launch_gemv_rows<5>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 6: launch_gemv_rows<6>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    case 7: launch_gemv_rows<7>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
-    default: launch_gemv_rows<8>(x, w, int(n), int(k), y, input, y_is_f32, stream); break;
+    case 1: launch_gemv_rows<1>(x, w, int(n), int(k), y, output, stream); break;
+    case 2: launch_gemv_rows<2>(x, w, int(n), int(k), y, output, stream); break;
+    case 3: launch_gemv_rows<3>(x, w, int(n), int(k), y, output, stream); break;
+    case 4: launch_gemv_rows<4>(x, w, int(n), int(k), y, output, stream); break;
+    case 5: launch_gemv_rows<5>(x, w, int(n), int(k), y, output, stream); break;
+    case 6: launch_gemv_rows<6>(x, w, int(n), int(k), y, output, stream); break;
+    case 7: launch_gemv_rows<7>(x, w, int(n), int(k), y, output, stream); break;
+    default: launch_gemv_rows<8>(x, w, int(n), int(k), y, output, stream); break;
   }
   CUDA_CHECK_LAUNCH();
 }

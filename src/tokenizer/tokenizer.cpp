@@ -175,8 +175,11 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     impl->token_of_id[token.id] = token.content;
     impl->id_flags[token.id] = Impl::kKnownId | (token.special ? Impl::kSpecialId : 0);
     if (token.normalized && impl->normalizer) {
-      // Normalized tokens are looked for in normalized text, so their pattern is normalized too.
-      normalized_patterns.push_back(impl->normalizer->normalize(token.content));
+      // Normalized tokens are looked for in normalized text, so their pattern is normalized too. HF
+      // also decodes them from the normalized form (a Prepend("▁") token decodes through the "▁" rules).
+      std::string pattern = impl->normalizer->normalize(token.content);
+      impl->token_of_id[token.id] = pattern;
+      normalized_patterns.push_back(std::move(pattern));
       normalized_tokens.push_back(token);
     } else {
       raw_patterns.push_back(token.content);

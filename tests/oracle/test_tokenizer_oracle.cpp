@@ -84,7 +84,9 @@ std::vector<std::string> generate_strings(const std::vector<std::string>& added_
         case 9:
           if (!added_tokens.empty()) {
             const std::string& token = pick(added_tokens);
-            text += rng() % 4 ? token : token.substr(0, token.size() / 2);  // sometimes only a prefix
+            size_t cut = rng() % 4 ? token.size() : token.size() / 2;  // sometimes only a prefix,
+            while (cut > 0 && cut < token.size() && (static_cast<unsigned char>(token[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+            text += token.substr(0, cut);
           }
           break;
       }

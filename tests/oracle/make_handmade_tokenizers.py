@@ -4,7 +4,9 @@
 Each one mirrors the pipeline of a real model family (GPT-2, Llama-3, Qwen2, Llama-2, Mistral) with a
 vocabulary trained here by plain BPE on a short multilingual corpus, so the files are small, can be
 regenerated without any hub access, and still exercise every component our loader supports. The
-expected ids come from the npm oracle (see oracle_test.mjs), not from this script.
+expected ids come from the npm oracle (see oracle_encode.mjs), not from this script. Added tokens are
+ASCII and NFC-stable, and no token uses single_word, because tokenizers.js departs from the Rust
+library there (it decodes added tokens verbatim and ignores single_word); unit tests cover those.
 
 Usage: python3 tests/oracle/make_handmade_tokenizers.py
 """
@@ -170,7 +172,7 @@ def build():
     model = byte_level_model(450, merges_as_pairs=True, ignore_merges=False)
     n = len(model["vocab"])
     added_tokens = [added(n, "<|endoftext|>"), added(n + 1, "<|im_start|>"), added(n + 2, "<|im_end|>"),
-                    added(n + 3, "<tool_call>", special=False), added(n + 4, "naïve", special=False)]
+                    added(n + 3, "<tool_call>", special=False), added(n + 4, "<tool_response>", special=False)]
     files["qwen2-bytelevel-nfc"] = tokenizer(
         model, added_tokens, {"type": "NFC"},
         {"type": "Sequence", "pretokenizers": [split(QWEN2_PATTERN), byte_level(use_regex=False)]},

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (the device tool): GPU tests, compute-sanitizer, then shardlm against
+# Transformers on the Llama-3-8B shape. Expects the binaries built here for sm_90a in
+# .device-carry/bin and the shared libraries they need in .device-carry/lib
+# (bench/prepare_device_carry.sh). Logs go to $OUT; a short table is printed last.
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+root=$(pwd)
+out=${OUT:-/tmp/out}
+mkdir -p "$out" /work
+# The binaries were built in /work/main, and the tests find their fixtures through that path.
+[ "$root" = /work/main ] || ln -sfn "$root" /work/main
+export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
+bin=$root/.device-carry/bin
+shape=${SHAPE:-llama3-8b}
+prompt_len=${PROMPT_LEN:-512}
+new_tokens=${NEW_TOKENS:-128}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
+
+echo "== GPU tests"
+tests_status=0
+for test in "$bin"/test_cuda_*; do
+  "$test" 2>&1 | tee -a "$out/tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" || tests_status=1
+  [ "${PIPESTATUS[0]}" -eq 0 ] || tests_status=1
+done
+
+echo "== compute-sanitizer"
+sanitizer_status=0
+for tool in memcheck racecheck; do
+  compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/test_cuda_sampling" >"$out/sanitizer-$tool-sampling.log" 2>&1 || sanitizer_status=1
+  compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/test_cuda_model" --gtest_filter='*qwen3*:*mistral*' \
+    >"$out/sanitizer-$tool-model.log" 2>&1 || sanitizer_status=1
+  tail -n 2 "$out/sanitizer-$tool-model.log"
+done
+
+echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
+checkpoint=/tmp/$shape
+python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
+  --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
+sed -i '/^saved /d' "$out/peer-b1.json"
+"$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
+  >"$out/shardlm-b1.json" 2>"$out/shardlm-b1.log"
+"$bin/shardlm" bench --device cuda:0 --random "$shape" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
+  --batch 16 >"$out/shardlm-b16.json" 2>"$out/shardlm-b16.log"
+
+python3 - "$out" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+def load(name):
+    try:
+        return json.loads((out / name).read_text())
+    except Exception as error:
+        return {"error": str(error)}
+ours, peer, batch16 = load("shardlm-b1.json"), load("peer-b1.json"), load("shardlm-b16.json")
+def cell(d, key, fmt="{:.2f}"):
+    return fmt.format(d[key]) if key in d else "n/a"
+def gigabytes(d, key):
+    return "{:.1f}".format(d[key] / 1e9) if key in d else "n/a"
+rows = [
+    ("prefill ms", cell(ours, "prefill_ms"), cell(peer, "prefill_ms")),
+    ("TPOT median ms", cell(ours, "time_per_output_token_ms_median"), cell(peer, "time_per_output_token_ms_median")),
+    ("TPOT p90 ms", cell(ours, "time_per_output_token_ms_p90"), cell(peer, "time_per_output_token_ms_p90")),
+    ("decode tok/s b1", cell(ours, "decode_tokens_per_s", "{:.0f}"), cell(peer, "decode_tokens_per_s", "{:.0f}")),
+    ("decode tok/s b16", cell(batch16, "decode_tokens_per_s", "{:.0f}"), ""),
+    ("floor ms (copy bw)", cell(ours, "bandwidth_floor_ms_per_token"), ""),
+    ("copy GB/s", cell(ours, "memory_bandwidth_gb_per_s", "{:.0f}"), ""),
+    ("load GB/s", cell(ours, "load_gb_per_s"), ""),
+    ("H2D GB/s", cell(ours, "host_to_device_gb_per_s"), ""),
+    ("device memory GB", gigabytes(ours, "device_memory_used_bytes"), gigabytes(peer, "device_memory_peak_bytes")),
+]
+if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_median" in peer:
+    rows.append(("TPOT peer/ours", "{:.1f}x".format(peer["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))
+if "decode_tokens_per_s" in ours and "decode_tokens_per_s" in batch16:
+    rows.append(("b16/b1 tok/s", "{:.1f}x".format(batch16["decode_tokens_per_s"] / ours["decode_tokens_per_s"]), ""))
+print(f"{'metric':<22}{'shardlm':>12}{'transformers':>14}")
+for name, a, b in rows:
+    print(f"{name:<22}{a:>12}{b:>14}")
+PY
+# The device tool returns at most 8 files: everything goes back as one archive.
+tar -C "$out" -czf /tmp/gpu-session.tar.gz . && rm -rf "${out:?}"/* && mv /tmp/gpu-session.tar.gz "$out/"
+echo "tests: $([ $tests_status -eq 0 ] && echo ok || echo FAILED)  sanitizer: $([ $sanitizer_status -eq 0 ] && echo clean || echo ERRORS)"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds what bench/gpu_session.sh runs on the GPU machine (which has no Debian packages): the
+# CUDA-enabled binaries for sm_90a and the shared libraries they load that its image lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/cuda/bin:$PATH
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON >/dev/null
+cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling test_cuda_linear
+rm -rf .device-carry/bin .device-carry/lib
+mkdir -p .device-carry/bin .device-carry/lib
+cp build/tools/cli/shardlm .device-carry/bin/
+find build/tests -maxdepth 1 -name "test_cuda_*" -type f -executable -exec cp {} .device-carry/bin/ \;
+for library in libfmt.so.9 libpcre2-8.so.0 libutf8proc.so.2; do
+  cp -L "/lib/x86_64-linux-gnu/$library" .device-carry/lib/
+done
+# The device copy of the tree has no git history: record what the binaries were built from.
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tools tests bench || echo '+local changes')" \
+  >.device-carry/commit.txt
+du -sh .device-carry/bin .device-carry/lib

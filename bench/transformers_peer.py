@@ -1,0 +1,82 @@
+"""The peer for `shardlm bench`: Hugging Face Transformers on the same shape, prompt length and
+new-token count, timed the same way (prefill once, then each decode step until its token is known).
+
+Writes the random-weight checkpoint it benchmarks with save_pretrained, so shardlm can then load
+the very same files (and be timed loading them).
+
+  python3 bench/transformers_peer.py --shape bench/shapes/llama3-8b.json --save /tmp/llama3-8b \
+      --prompt-len 512 --new-tokens 128 --batch 1
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import transformers
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", required=True, help="config.json of the shape (bench/shapes/*.json)")
+    parser.add_argument("--save", help="directory to save_pretrained the random checkpoint into")
+    parser.add_argument("--prompt-len", type=int, default=512)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--skip-timing", action="store_true", help="only write the checkpoint")
+    args = parser.parse_args()
+
+    with open(args.shape) as f:
+        config = transformers.AutoConfig.for_model(**{k: v for k, v in json.load(f).items() if k != "architectures"})
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.eval()
+    if args.save:
+        start = time.perf_counter()
+        model.save_pretrained(args.save, safe_serialization=True)
+        print(f"saved {args.save} in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.skip_timing:
+        return
+
+    generator = torch.Generator(device="cuda").manual_seed(1234)
+    prompt = torch.randint(0, config.vocab_size, (args.batch, args.prompt_len), device="cuda", generator=generator)
+
+    def run_once():
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = model(prompt, use_cache=True)
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        torch.cuda.synchronize()
+        prefill_ms = (time.perf_counter() - start) * 1e3
+        cache = out.past_key_values
+        steps = []
+        for _ in range(args.new_tokens):
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = model(token, past_key_values=cache, use_cache=True)
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            token.cpu()  # the token id reaching the host ends the step, as in shardlm bench
+            steps.append((time.perf_counter() - start) * 1e3)
+            cache = out.past_key_values
+        return prefill_ms, steps
+
+    run_once()  # warm-up
+    prefill_ms, steps = run_once()
+    steps_sorted = sorted(steps)
+    print(json.dumps({
+        "peer": f"transformers {transformers.__version__}, torch {torch.__version__}",
+        "batch": args.batch,
+        "prompt_len": args.prompt_len,
+        "new_tokens": args.new_tokens,
+        "prefill_ms": prefill_ms,
+        "time_per_output_token_ms_median": statistics.median(steps),
+        "time_per_output_token_ms_p90": steps_sorted[min(len(steps) - 1, int(0.9 * len(steps)))],
+        "decode_tokens_per_s": args.batch * len(steps) / (sum(steps) / 1e3),
+        "device_memory_peak_bytes": torch.cuda.max_memory_allocated(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test suite; scripts/setup.sh test calls this after the Release build in build/.
+#  1. the parsers' unit tests under AddressSanitizer + UBSan (build-asan/)
+#  2. libFuzzer targets for the safetensors, config and tokenizer parsers, a short run each (build-fuzz/)
+#  3. the whole CTest suite on the Release build, including the npm tokenizer oracle (last, so its
+#     summary line closes the log)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+fuzz_seconds=${SHARDLM_FUZZ_SECONDS:-30}
+
+echo "== npm oracle packages"
+npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
+
+echo "== parser tests under ASan/UBSan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -DSHARDLM_CUDA=OFF >/dev/null
+parser_tests=(test_safetensors test_model_config test_generation_config test_tokenizer test_tokenizer_fixtures)
+existing=()
+for target in "${parser_tests[@]}"; do
+  [ -f "tests/unit/$target.cpp" ] && existing+=("$target")
+done
+cmake --build build-asan -j "$jobs" --target "${existing[@]}"
+regex=$(IFS='|'; echo "${existing[*]}")
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -j "$jobs" --output-on-failure -R "^($regex)\\." 
+
+echo "== fuzzing (${fuzz_seconds}s per target)"
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSHARDLM_FUZZ=ON -DSHARDLM_SANITIZE=ON -DSHARDLM_BUILD_TESTS=OFF -DSHARDLM_CUDA=OFF >/dev/null
+fuzz_targets=()
+for source in tests/fuzz/fuzz_*.cpp; do fuzz_targets+=("$(basename "$source" .cpp)"); done
+cmake --build build-fuzz -j "$jobs" --target "${fuzz_targets[@]}"
+for target in "${fuzz_targets[@]}"; do
+  corpus=build-fuzz/corpus/$target
+  mkdir -p "$corpus"
+  bash tests/fuzz/seed_corpus.sh "$target" "$corpus"
+  echo "-- $target"
+  "build-fuzz/tests/fuzz/$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
+done
+
+echo "== unit, reference-fixture, CLI and oracle tests (Release)"
+ctest --test-dir build -j "$jobs" --output-on-failure

@@ -1,0 +1,131 @@
+// CPU GEMM for activations (f32) times stored weights (f32/f16/bf16), multi-threaded with OpenMP.
+// Threads split the weight rows, so each weight byte is read once per call: decode (m = 1..batch)
+// is bound by memory bandwidth, and that is the figure we optimise for. Each block of weight rows
+// is widened to f32 once into a small per-thread buffer (it stays in L1/L2) and then reused by every
+// activation row, so prefill does not pay the conversion m times.
+#include "backend/cpu/matmul.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace shardlm::cpu {
+namespace {
+
+constexpr int kWeightRowsPerBlock = 4;
+
+// Widens n elements starting at `source` (of the given dtype) into `out`, 8 lanes at a time.
+void widen_to_f32(DType dtype, const void* source, int64_t n, float* out) {
+  int64_t i = 0;
+  if (dtype == DType::BF16) {
+    const uint16_t* bits = static_cast<const uint16_t*>(source);
+    for (; i + 8 <= n; i += 8) {
+      const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bits + i));
+      const __m256i widened = _mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16);
+      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(widened));
+    }
+    for (; i < n; ++i) out[i] = bf16_to_f32(bits[i]);
+  } else if (dtype == DType::F16) {
+    const uint16_t* bits = static_cast<const uint16_t*>(source);
+    for (; i + 8 <= n; i += 8) {
+      const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bits + i));
+      _mm256_storeu_ps(out + i, _mm256_cvtph_ps(half));
+    }
+    for (; i < n; ++i) out[i] = f16_to_f32(bits[i]);
+  } else {
+    std::copy_n(static_cast<const float*>(source), n, out);
+  }
+}
+
+inline float horizontal_sum(__m256 v) {
+  const __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+  const __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 1));
+  return _mm_cvtss_f32(sum1);
+}
+
+// out[r][c] = dot(x_rows[r], w_rows[c]) over k, for R activation rows and C weight rows.
+// R = 2, C = 4 keeps 8 accumulators + 4 weight + 1 activation registers within AVX2's 16.
+template <int R, int C>
+void dot_block(const float* const* x_rows, const float* const* w_rows, int64_t k, float out[R][C]) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 w[C];
+    for (int c = 0; c < C; ++c) w[c] = _mm256_loadu_ps(w_rows[c] + i);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_loadu_ps(x_rows[r] + i);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(x, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float sum = horizontal_sum(acc[r][c]);
+      for (int64_t j = i; j < k; ++j) sum += x_rows[r][j] * w_rows[c][j];
+      out[r][c] = sum;
+    }
+}
+
+// Multiplies every activation row by C consecutive (already widened) weight rows.
+template <int C>
+void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* const* w_rows,
+                           int64_t n, int64_t first_col, float* y) {
+  int64_t row = 0;
+  for (; row + 2 <= m; row += 2) {
+    const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
+    float out[2][C];
+    dot_block<2, C>(x_rows, w_rows, k, out);
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < C; ++c) y[(row + r) * n + first_col + c] = out[r][c];
+  }
+  if (row < m) {
+    const float* x_rows[1] = {x + row * k};
+    float out[1][C];
+    dot_block<1, C>(x_rows, w_rows, k, out);
+    for (int c = 0; c < C; ++c) y[row * n + first_col + c] = out[0][c];
+  }
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bias, float* y) {
+  const int64_t n = w.rows;
+  const int64_t k = w.cols;
+  const int64_t n_blocks = (n + kWeightRowsPerBlock - 1) / kWeightRowsPerBlock;
+  const size_t element_size = dtype_size(w.dtype);
+  const char* w_bytes = static_cast<const char*>(w.data);
+
+#pragma omp parallel
+  {
+    std::vector<float> widened(w.dtype == DType::F32 ? 0 : size_t(kWeightRowsPerBlock * k));
+#pragma omp for schedule(static)
+    for (int64_t block = 0; block < n_blocks; ++block) {
+      const int64_t first = block * kWeightRowsPerBlock;
+      const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, n - first);
+      const float* w_rows[kWeightRowsPerBlock];
+      for (int64_t c = 0; c < count; ++c) {
+        const void* source = w_bytes + size_t((first + c) * k) * element_size;
+        if (w.dtype == DType::F32) {
+          w_rows[c] = static_cast<const float*>(source);
+        } else {
+          widen_to_f32(w.dtype, source, k, widened.data() + c * k);
+          w_rows[c] = widened.data() + c * k;
+        }
+      }
+      if (count == kWeightRowsPerBlock) {
+        multiply_weight_block<kWeightRowsPerBlock>(x, m, k, w_rows, n, first, y);
+      } else {
+        for (int64_t c = 0; c < count; ++c) multiply_weight_block<1>(x, m, k, w_rows + c, n, first + c, y);
+      }
+    }
+  }
+  if (bias.present()) {
+    for (int64_t row = 0; row < m; ++row)
+      for (int64_t col = 0; col < n; ++col) y[row * n + col] += bias.at(col);
+  }
+}
+
+}  // namespace shardlm::cpu

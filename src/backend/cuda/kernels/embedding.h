@@ -1,0 +1,15 @@
+// Embedding lookup on the GPU: residual rows (f32) from bf16 table rows.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+// out (n_rows, dim) f32 = table[tokens[i]] for each row.
+void launch_embedding(const __nv_bfloat16* table, const int32_t* tokens, int n_rows, int dim, float* out,
+                      cudaStream_t stream);
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,34 @@
+// Picks the next token from logits: greedy (temperature 0), or temperature → top-k → top-p
+// sampling in that order, as transformers' logits warpers apply them. Seeded, so runs repeat.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+
+namespace shardlm {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 means greedy
+  int top_k = 0;             // 0 disables
+  float top_p = 1.0f;        // 1 disables
+  uint64_t seed = 0;
+};
+
+// Throws Error naming the option when a parameter is out of range.
+void validate_sampling_params(const SamplingParams& params);
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+  int32_t sample(std::span<const float> logits);
+
+ private:
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+};
+
+// Index of the largest logit (the first one on ties, as torch.argmax).
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace shardlm

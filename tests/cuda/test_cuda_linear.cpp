@@ -1,0 +1,71 @@
+// Linear layers on the GPU (GEMV for decode sizes, autotuned cuBLASLt otherwise) against a double
+// precision product of the same bf16 operands, for bf16 and f32 outputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/cublaslt_gemm.h"
+#include "core/dtype.h"
+#include "cuda_test_support.h"
+
+namespace shardlm::cuda {
+namespace {
+
+std::vector<uint16_t> random_bf16(size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<uint16_t> values(count);
+  for (uint16_t& value : values) value = f32_to_bf16(normal(rng));
+  return values;
+}
+
+void check_linear(int64_t m, int64_t n, int64_t k, GemmOutput output) {
+  std::mt19937 rng(unsigned(m * 1000 + k));
+  const std::vector<uint16_t> x = random_bf16(size_t(m * k), rng), w = random_bf16(size_t(n * k), rng);
+  DeviceBuffer device_x(x.size() * 2), device_w(w.size() * 2), device_y(size_t(m * n) * 4);
+  CUDA_CHECK(cudaMemcpy(device_x.get(), x.data(), device_x.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_w.get(), w.data(), device_w.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemset(device_y.get(), 0xff, device_y.bytes()));  // NaN poison: every output must be written
+  CublasLtGemm gemm;
+  gemm.linear(device_x.get<__nv_bfloat16>(), m, device_w.get<__nv_bfloat16>(), n, k, device_y.get(), output, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+
+  std::vector<float> y(size_t(m * n));
+  if (output == GemmOutput::F32) {
+    CUDA_CHECK(cudaMemcpy(y.data(), device_y.get(), y.size() * 4, cudaMemcpyDeviceToHost));
+  } else {
+    std::vector<uint16_t> bits(y.size());
+    CUDA_CHECK(cudaMemcpy(bits.data(), device_y.get(), bits.size() * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(bits[i]);
+  }
+  double error = 0, reference = 0;
+  for (int64_t row = 0; row < m; ++row)
+    for (int64_t col = 0; col < n; ++col) {
+      double expected = 0;
+      for (int64_t i = 0; i < k; ++i) expected += double(bf16_to_f32(x[size_t(row * k + i)])) * bf16_to_f32(w[size_t(col * k + i)]);
+      const double actual = y[size_t(row * n + col)];
+      ASSERT_TRUE(std::isfinite(actual)) << "unwritten or NaN output at (" << row << ", " << col << ")";
+      error += (actual - expected) * (actual - expected);
+      reference += expected * expected;
+    }
+  // f32 accumulation: far below 1e-3; a bf16 output adds its rounding (2^-9 relative).
+  EXPECT_LT(std::sqrt(error / reference), output == GemmOutput::F32 ? 1e-5 : 5e-3) << "m=" << m << " n=" << n << " k=" << k;
+}
+
+TEST(CudaLinear, DecodeSizesUseGemvAndMatch) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  for (int64_t m : {1, 2, 5, 8})
+    for (GemmOutput output : {GemmOutput::BF16, GemmOutput::F32}) check_linear(m, 300, 264, output);
+  check_linear(1, 37, 4096 + 8, GemmOutput::BF16);  // long rows: the 4-loads-in-flight loop and its tail
+}
+
+TEST(CudaLinear, LargerAndOddShapesUseCublasLt) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  check_linear(9, 300, 264, GemmOutput::BF16);
+  check_linear(96, 256, 512, GemmOutput::BF16);  // autotuned
+  check_linear(3, 50, 100, GemmOutput::F32);     // k not a multiple of 8: no GEMV
+}
+
+}  // namespace
+}  // namespace shardlm::cuda

@@ -1,0 +1,88 @@
+// The device sampler: greedy is argmax with torch's tie rule, top-k 1 and a tiny top-p collapse to
+// greedy, seeds repeat, and the sampled frequencies follow the temperature-scaled softmax.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/kernels/sampling.h"
+#include "cuda_test_support.h"
+
+namespace shardlm::cuda {
+namespace {
+
+// Samples `draws` rows that all hold the same logits (each row its own random stream).
+std::vector<int32_t> sample_rows(const std::vector<float>& logits, int draws, float temperature, int top_k, float top_p,
+                                 uint64_t seed) {
+  const int vocab = int(logits.size());
+  std::vector<float> all(size_t(draws) * size_t(vocab));
+  std::vector<int32_t> offsets(static_cast<size_t>(draws));
+  for (int row = 0; row < draws; ++row) {
+    std::copy(logits.begin(), logits.end(), all.begin() + int64_t(row) * vocab);
+    offsets[size_t(row)] = row;
+  }
+  DeviceBuffer device_logits(all.size() * sizeof(float)), device_offsets(offsets.size() * sizeof(int32_t)),
+      device_tokens(size_t(draws) * sizeof(int32_t));
+  CUDA_CHECK(cudaMemcpy(device_logits.get(), all.data(), device_logits.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_offsets.get(), offsets.data(), device_offsets.bytes(), cudaMemcpyHostToDevice));
+  launch_sampling({device_logits.get<float>(), draws, vocab, temperature, top_k, top_p, seed,
+                   device_offsets.get<int32_t>(), device_tokens.get<int32_t>()},
+                  nullptr);
+  std::vector<int32_t> tokens(static_cast<size_t>(draws));
+  CUDA_CHECK(cudaMemcpy(tokens.data(), device_tokens.get(), device_tokens.bytes(), cudaMemcpyDeviceToHost));
+  return tokens;
+}
+
+std::vector<float> test_logits() {
+  std::vector<float> logits(5000);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = std::sin(float(i) * 0.37f) * 3.0f;
+  logits[4321] = 9.0f;
+  logits[17] = 8.0f;
+  logits[18] = 8.0f;
+  return logits;
+}
+
+TEST(CudaSampling, GreedyIsArgmaxWithFirstIndexOnTies) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  std::vector<float> logits = test_logits();
+  EXPECT_EQ(sample_rows(logits, 3, 0.0f, 0, 1.0f, 1), std::vector<int32_t>(3, 4321));
+  logits[4321] = 8.0f;  // now 17, 18 and 4321 tie: the first wins
+  EXPECT_EQ(sample_rows(logits, 1, 0.0f, 0, 1.0f, 1).at(0), 17);
+}
+
+TEST(CudaSampling, TopKOneAndTinyTopPAreGreedy) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::vector<float> logits = test_logits();
+  for (int32_t token : sample_rows(logits, 64, 1.0f, 1, 1.0f, 7)) EXPECT_EQ(token, 4321);
+  for (int32_t token : sample_rows(logits, 64, 1.0f, 0, 0.01f, 7)) EXPECT_EQ(token, 4321);
+}
+
+TEST(CudaSampling, SeedsRepeatAndTopKBoundsTheSupport) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::vector<float> logits = test_logits();
+  EXPECT_EQ(sample_rows(logits, 256, 2.0f, 3, 1.0f, 42), sample_rows(logits, 256, 2.0f, 3, 1.0f, 42));
+  EXPECT_NE(sample_rows(logits, 256, 2.0f, 3, 1.0f, 42), sample_rows(logits, 256, 2.0f, 3, 1.0f, 43));
+  for (int32_t token : sample_rows(logits, 512, 2.0f, 3, 1.0f, 5))
+    EXPECT_TRUE(token == 4321 || token == 17 || token == 18) << token;
+}
+
+TEST(CudaSampling, FrequenciesFollowTheSoftmax) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::vector<float> logits = {1.0f, 2.0f, 0.0f, 1.5f};
+  const float temperature = 0.8f;
+  const int draws = 20000;
+  const std::vector<int32_t> tokens = sample_rows(logits, draws, temperature, 0, 1.0f, 99);
+  std::vector<double> counts(logits.size());
+  for (int32_t token : tokens) counts[size_t(token)] += 1;
+  double total = 0;
+  for (float logit : logits) total += std::exp(logit / temperature);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const double expected = std::exp(logits[i] / temperature) / total;
+    // 5 standard deviations of a binomial proportion.
+    EXPECT_NEAR(counts[i] / draws, expected, 5 * std::sqrt(expected * (1 - expected) / draws)) << "token " << i;
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::cuda

@@ -1,0 +1,159 @@
+// The shardlm command end to end: its outputs on a fixture checkpoint, and for bad input a clear
+// message naming the file or option, exit code 1, and no crash.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+CommandResult run_cli(const std::vector<std::string>& args, bool with_stderr = true) {
+  std::string command = shell_quote(SHARDLM_CLI_PATH);
+  for (const std::string& arg : args) command += " " + shell_quote(arg);
+  command += with_stderr ? " 2>&1" : " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
+}
+
+// A scratch copy of the fixture checkpoint that a test may corrupt.
+class BrokenModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("shardlm-cli-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::copy(kFixture, dir_, fs::copy_options::recursive);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void overwrite(const std::string& file, const std::string& content) { std::ofstream(dir_ / file) << content; }
+  void expect_failure_naming(const std::vector<std::string>& args, const std::vector<std::string>& needles) {
+    const CommandResult result = run_cli(args);
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    for (const std::string& needle : needles) EXPECT_NE(result.output.find(needle), std::string::npos)
+        << "message should name '" << needle << "': " << result.output;
+  }
+  fs::path dir_;
+};
+
+TEST(Cli, TokenizePrintsTheTokenizersIdsAsJson) {
+  const CommandResult result = run_cli({"tokenize", "--model", kFixture.string(), "Hello, world! 123"}, false);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  EXPECT_EQ(nlohmann::json::parse(result.output).get<std::vector<int32_t>>(), tokenizer.encode("Hello, world! 123"));
+}
+
+TEST(Cli, GenerateJsonMatchesReferenceGreedyTokens) {
+  std::ifstream in(kFixture / "reference.json");
+  const nlohmann::json reference = nlohmann::json::parse(in)["prompts"][1];
+  const CommandResult result = run_cli({"generate", "--model", kFixture.string(), "--prompt", reference["text"],
+                                        "--max-new-tokens", "8", "--temperature", "0", "--json"}, false);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const nlohmann::json object = nlohmann::json::parse(result.output);
+  EXPECT_EQ(object["prompt_ids"], reference["prompt_ids"]);
+  std::vector<int32_t> expected = reference["greedy_ids"];
+  expected.resize(8);
+  EXPECT_EQ(object["output_ids"].get<std::vector<int32_t>>(), expected);
+  EXPECT_TRUE(object["text"].is_string());
+}
+
+TEST(Cli, InfoCountsParameters) {
+  const CommandResult result = run_cli({"info", "--model", kFixture.string(), "--json"}, false);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const nlohmann::json info = nlohmann::json::parse(result.output);
+  std::ifstream config_file(kFixture / "config.json");
+  const nlohmann::json config = nlohmann::json::parse(config_file);
+  const int64_t hidden = config["hidden_size"], vocab = config["vocab_size"], layers = config["num_hidden_layers"];
+  // At least the embedding, the untied head and one norm per layer; exact sums are in the io tests.
+  EXPECT_GT(info["parameters"].get<int64_t>(), 2 * vocab * hidden + layers * hidden);
+  EXPECT_EQ(info["architecture"], "LlamaForCausalLM");
+}
+
+TEST(Cli, BadOptionValuesAreRefusedByName) {
+  const CommandResult top_p = run_cli({"generate", "--model", kFixture.string(), "--prompt", "x", "--top-p", "2"});
+  EXPECT_EQ(top_p.exit_code, 1);
+  EXPECT_NE(top_p.output.find("--top-p"), std::string::npos) << top_p.output;
+  const CommandResult missing = run_cli({"info", "--model", "/nonexistent/model"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("/nonexistent/model"), std::string::npos) << missing.output;
+}
+
+TEST_F(BrokenModel, TruncatedSafetensors) {
+  fs::resize_file(dir_ / "model.safetensors", fs::file_size(dir_ / "model.safetensors") / 2);
+  expect_failure_naming({"generate", "--model", dir_.string(), "--prompt", "x"}, {"model.safetensors"});
+}
+
+TEST_F(BrokenModel, MalformedConfig) {
+  overwrite("config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": ");
+  expect_failure_naming({"info", "--model", dir_.string()}, {"config.json"});
+}
+
+TEST_F(BrokenModel, UnknownArchitecture) {
+  std::ifstream in(dir_ / "config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  config["architectures"] = {"FalconForCausalLM"};
+  overwrite("config.json", config.dump());
+  expect_failure_naming({"info", "--model", dir_.string()}, {"config.json", "FalconForCausalLM"});
+}
+
+TEST_F(BrokenModel, HeadsNotDividingHiddenSize) {
+  std::ifstream in(dir_ / "config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  config.erase("head_dim");
+  config["num_attention_heads"] = 7;
+  config["num_key_value_heads"] = 7;
+  overwrite("config.json", config.dump());
+  expect_failure_naming({"generate", "--model", dir_.string(), "--prompt", "x"}, {"config.json", "7"});
+}
+
+TEST_F(BrokenModel, MissingTensor) {
+  // Rename one tensor in the header (same length, so offsets stay valid).
+  const fs::path file = dir_ / "model.safetensors";
+  std::fstream stream(file, std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_size = 0;
+  stream.read(reinterpret_cast<char*>(&header_size), 8);
+  std::string header(header_size, '\0');
+  stream.read(header.data(), std::streamsize(header_size));
+  const size_t at = header.find("\"model.norm.weight\"");
+  ASSERT_NE(at, std::string::npos);
+  header.replace(at, 19, "\"model.norX.weight\"");
+  stream.seekp(8);
+  stream.write(header.data(), std::streamsize(header.size()));
+  stream.close();
+  expect_failure_naming({"generate", "--model", dir_.string(), "--prompt", "x"}, {"model.norm.weight"});
+}
+
+TEST_F(BrokenModel, MalformedTokenizer) {
+  overwrite("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2");
+  expect_failure_naming({"tokenize", "--model", dir_.string(), "hi"}, {"tokenizer.json"});
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,0 +1,124 @@
+// CPU kernels against naive double-precision references, for every weight dtype.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/rmsnorm.h"
+#include "backend/cpu/rope.h"
+#include "core/dtype.h"
+
+namespace shardlm {
+namespace {
+
+// Weights of one dtype plus their exact f32 values (what the kernel should compute with).
+struct TestWeights {
+  std::vector<float> f32;
+  std::vector<uint16_t> half_bits;
+  WeightView view;
+};
+
+TestWeights make_weights(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  TestWeights weights;
+  weights.f32.resize(size_t(rows * cols));
+  for (float& value : weights.f32) value = normal(rng);
+  if (dtype != DType::F32) {
+    weights.half_bits.resize(weights.f32.size());
+    for (size_t i = 0; i < weights.f32.size(); ++i) {
+      weights.half_bits[i] = dtype == DType::BF16 ? f32_to_bf16(weights.f32[i]) : f32_to_f16(weights.f32[i]);
+      weights.f32[i] = dtype == DType::BF16 ? bf16_to_f32(weights.half_bits[i]) : f16_to_f32(weights.half_bits[i]);
+    }
+  }
+  weights.view = {dtype, dtype == DType::F32 ? static_cast<const void*>(weights.f32.data()) : weights.half_bits.data(),
+                  rows, cols};
+  return weights;
+}
+
+class MatmulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulTest, MatchesNaiveProductForOddShapes) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {1, 37, 29}, {2, 8, 16}, {5, 13, 70}, {17, 64, 96}, {3, 5, 257}}) {
+    const TestWeights w = make_weights(GetParam(), n, k, rng);
+    const TestWeights bias = make_weights(DType::F32, 1, n, rng);
+    std::vector<float> x(size_t(m * k));
+    for (float& value : x) value = normal(rng);
+    std::vector<float> y(size_t(m * n), -1.0f);
+    cpu::matmul(x.data(), m, w.view, bias.view, y.data());
+    for (int row = 0; row < m; ++row) {
+      for (int col = 0; col < n; ++col) {
+        double expected = bias.f32[size_t(col)];
+        for (int i = 0; i < k; ++i) expected += double(x[size_t(row * k + i)]) * w.f32[size_t(col * k + i)];
+        EXPECT_NEAR(y[size_t(row * n + col)], expected, 1e-4 * std::sqrt(double(k)) + 1e-5)
+            << "m=" << m << " n=" << n << " k=" << k << " at (" << row << ", " << col << ")";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllWeightDtypes, MatmulTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(RmsNorm, MatchesDefinition) {
+  std::mt19937 rng(3);
+  const TestWeights gamma = make_weights(DType::BF16, 1, 10, rng);
+  std::vector<float> x = {1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 0.5f, 0.25f, 0, 0, 0, 0, 0, 0, 0, 1};
+  std::vector<float> out(x.size());
+  cpu::rmsnorm(x.data(), 2, 10, gamma.view, 1e-5f, out.data());
+  for (int row = 0; row < 2; ++row) {
+    double mean_square = 0;
+    for (int i = 0; i < 10; ++i) mean_square += double(x[size_t(row * 10 + i)]) * x[size_t(row * 10 + i)] / 10.0;
+    for (int i = 0; i < 10; ++i)
+      EXPECT_NEAR(out[size_t(row * 10 + i)], gamma.f32[size_t(i)] * x[size_t(row * 10 + i)] / std::sqrt(mean_square + 1e-5), 1e-5);
+  }
+}
+
+TEST(Rope, RotatesPairsHalfApartAndKeepsNorm) {
+  std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};  // one head, head_dim 8
+  const std::vector<float> inv_freq = {1.0f, 0.1f, 0.01f, 0.001f};
+  std::vector<float> rotated = x;
+  cpu::apply_rope(rotated.data(), 1, 8, 3, inv_freq, 1.0f);
+  for (int i = 0; i < 4; ++i) {
+    const double angle = 3.0 * inv_freq[size_t(i)];
+    EXPECT_NEAR(rotated[size_t(i)], x[size_t(i)] * std::cos(angle) - x[size_t(i + 4)] * std::sin(angle), 1e-5);
+    EXPECT_NEAR(rotated[size_t(i + 4)], x[size_t(i + 4)] * std::cos(angle) + x[size_t(i)] * std::sin(angle), 1e-5);
+  }
+  std::vector<float> at_zero = x;
+  cpu::apply_rope(at_zero.data(), 1, 8, 0, inv_freq, 1.0f);
+  EXPECT_EQ(at_zero, x);
+}
+
+TEST(Attention, SingleVisiblePositionReturnsItsValue) {
+  const cpu::AttentionShape shape{2, 1, 2, 1.0f};
+  const std::vector<float> q = {1, 0, 0, 1};
+  const std::vector<float> keys = {1, 1, 5, 5};
+  const std::vector<float> values = {3, 4, 7, 8};
+  std::vector<float> out(4), scores(2);
+  cpu::attend_one_head(q.data(), keys.data(), values.data(), 1, 1, shape, 0, out.data(), scores.data());
+  EXPECT_FLOAT_EQ(out[0], 7);
+  EXPECT_FLOAT_EQ(out[1], 8);
+  cpu::attend_one_head(q.data(), keys.data(), values.data(), 0, 1, shape, 1, out.data(), scores.data());
+  // softmax([1, 5]) weights the two value rows; both heads share KV head 0 (GQA).
+  const double w1 = std::exp(5.0) / (std::exp(1.0) + std::exp(5.0));
+  EXPECT_NEAR(out[2], 3 * (1 - w1) + 7 * w1, 1e-5);
+  EXPECT_NEAR(out[3], 4 * (1 - w1) + 8 * w1, 1e-5);
+}
+
+TEST(Dtype, HalfConversionsRoundTripAndRound) {
+  for (float value : {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.1f}) {
+    EXPECT_EQ(f16_to_f32(f32_to_f16(value)), f16_to_f32(f32_to_f16(f16_to_f32(f32_to_f16(value)))));
+    EXPECT_NEAR(f16_to_f32(f32_to_f16(value)), value, std::fabs(value) * 1e-3 + 6e-8);
+    EXPECT_NEAR(bf16_to_f32(f32_to_bf16(value)), value, std::fabs(value) * 8e-3);
+  }
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256.0f), 0x3f80);  // tie rounds to even
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                    // overflow to infinity
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,0 +1,114 @@
+// The CPU model against Hugging Face Transformers' own outputs for the same checkpoints: every
+// directory under tests/fixtures/models (written by scripts/reference/make_fixtures.py) holds a
+// tiny random-weight checkpoint and reference.json with prompt ids, greedy continuations and the
+// logits at the last prompt position.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "model/llama_model.h"
+#include "runtime/generator.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  const fs::path root = fs::path(SHARDLM_FIXTURES_DIR) / "models";
+  if (fs::is_directory(root))
+    for (const fs::directory_entry& entry : fs::directory_iterator(root))
+      if (fs::exists(entry.path() / "reference.json")) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// ||a - b|| / ||b||
+double relative_l2_error(std::span<const float> actual, const std::vector<float>& expected) {
+  double difference = 0, reference = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+    reference += double(expected[i]) * expected[i];
+  }
+  return std::sqrt(difference / reference);
+}
+
+class ModelFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(SHARDLM_FIXTURES_DIR) / "models" / GetParam();
+    reference_ = read_json(dir_ / "reference.json");
+  }
+  fs::path dir_;
+  nlohmann::json reference_;
+};
+
+TEST_P(ModelFixture, TokenizerGivesReferencePromptIds) {
+  const Tokenizer tokenizer = Tokenizer::from_dir(dir_);
+  for (const nlohmann::json& prompt : reference_["prompts"])
+    EXPECT_EQ(tokenizer.encode(prompt["text"].get<std::string>()), prompt["prompt_ids"].get<std::vector<int32_t>>())
+        << prompt["text"];
+}
+
+TEST_P(ModelFixture, LastPositionLogitsMatchTransformers) {
+  const LlamaModel model = LlamaModel::load(dir_);
+  for (const nlohmann::json& prompt : reference_["prompts"]) {
+    const std::vector<int32_t> ids = prompt["prompt_ids"];
+    // Our CPU path computes in f32, so it is held to the f32 reference of the same stored weights.
+    const std::vector<float> expected = prompt.contains("last_logits_f32") ? prompt["last_logits_f32"] : prompt["last_logits"];
+    KvCache cache = model.make_cache(int64_t(ids.size()));
+    KvCache* caches[] = {&cache};
+    std::vector<TokenRow> rows;
+    for (size_t i = 0; i < ids.size(); ++i) rows.push_back({0, int64_t(i), ids[i], i + 1 == ids.size()});
+    const std::vector<float> logits = model.forward(rows, caches);
+    ASSERT_EQ(logits.size(), expected.size());
+    EXPECT_LT(relative_l2_error(logits, expected), 1e-4) << "prompt of " << ids.size() << " tokens";
+  }
+}
+
+TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
+  const LlamaModel model = LlamaModel::load(dir_);
+  const Tokenizer tokenizer = Tokenizer::from_dir(dir_);
+  CpuSequenceRunner runner(model);
+  std::vector<std::vector<int32_t>> prompts, expected;
+  for (const nlohmann::json& prompt : reference_["prompts"]) {
+    prompts.push_back(prompt["prompt_ids"]);
+    expected.push_back(prompt["greedy_ids"]);
+  }
+  GenerationOptions options;
+  options.max_new_tokens = int(expected[0].size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<GenerationResult> alone = generate(runner, tokenizer, {prompts[i]}, options);
+    EXPECT_EQ(alone[0].output_ids, expected[i]) << "prompt " << i;
+  }
+  const std::vector<GenerationResult> batched = generate(runner, tokenizer, prompts, options);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(batched[i].output_ids, expected[i]) << "batched prompt " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(ModelFixtures, AllArchitecturesArePresent) {
+  // Guards against a fixture directory silently going missing (the suite would just shrink).
+  const std::vector<std::string> names = fixture_names();
+  for (const char* prefix : {"llama-", "mistral-", "qwen2-", "qwen3-"})
+    EXPECT_TRUE(std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; }))
+        << "no fixture for " << prefix;
+}
+
+}  // namespace
+}  // namespace shardlm

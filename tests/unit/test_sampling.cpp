@@ -1,0 +1,60 @@
+// Sampler and stop-string behaviour.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/error.h"
+#include "runtime/sampler.h"
+#include "runtime/stop_strings.h"
+
+namespace shardlm {
+namespace {
+
+const std::vector<float> kLogits = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
+
+TEST(Sampler, GreedyIsArgmaxAndTopKOneIsGreedy) {
+  Sampler greedy({0.0f, 0, 1.0f, 0});
+  EXPECT_EQ(greedy.sample(kLogits), 1);
+  Sampler top1({1.5f, 1, 1.0f, 99});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(top1.sample(kLogits), 1);
+}
+
+TEST(Sampler, SameSeedSameTokensAndTopKRestricts) {
+  Sampler a({1.0f, 2, 1.0f, 42}), b({1.0f, 2, 1.0f, 42});
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 400; ++i) {
+    const int32_t token = a.sample(kLogits);
+    EXPECT_EQ(token, b.sample(kLogits));
+    ++counts[token];
+  }
+  EXPECT_EQ(counts.size(), 2u);  // only tokens 1 and 3 survive top-k 2
+  EXPECT_GT(counts[1], 100);
+  EXPECT_GT(counts[3], 100);
+}
+
+TEST(Sampler, TopPKeepsSmallestSetReachingP) {
+  // probabilities ≈ [0.9, 0.09, ...]: p = 0.5 keeps only the first.
+  Sampler sampler({1.0f, 0, 0.5f, 1});
+  const std::vector<float> peaked = {5.0f, 2.7f, 0.0f, -1.0f};
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sampler.sample(peaked), 0);
+}
+
+TEST(Sampler, RejectsBadParameters) {
+  EXPECT_THROW(Sampler({-1.0f, 0, 1.0f, 0}), Error);
+  EXPECT_THROW(Sampler({1.0f, -3, 1.0f, 0}), Error);
+  EXPECT_THROW(Sampler({1.0f, 0, 0.0f, 0}), Error);
+  EXPECT_THROW(Sampler({1.0f, 0, 1.5f, 0}), Error);
+}
+
+TEST(StopStrings, FindsEarliestAndHoldsBackPossiblePrefixes) {
+  const StopStrings stops({"\n\n", "Amen."});
+  EXPECT_EQ(stops.find_stop("and he said. Amen. And\n\n"), 13u);
+  EXPECT_EQ(stops.find_stop("nothing here"), std::string::npos);
+  EXPECT_EQ(stops.safe_length("so be it. Am"), 10u);  // "Am" could become "Amen."
+  EXPECT_EQ(stops.safe_length("line\n"), 4u);
+  EXPECT_EQ(stops.safe_length("plain"), 5u);
+  EXPECT_THROW(StopStrings({""}), Error);
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,0 +1,228 @@
+// `shardlm bench`: prefill and decode speed on random prompt tokens, as JSON. Decode steps are
+// timed one by one (each ends when its token ids are on the host) so the median and p90 time per
+// output token can be reported, next to the bandwidth floor: weight bytes over measured memory
+// bandwidth. `--random SHAPE` benchmarks a built-in shape with random weights on the GPU, so big
+// models need no checkpoint.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "backend/cpu/read_bandwidth.h"
+#include "commands.h"
+#include "common_options.h"
+#include "core/error.h"
+#include "model/llama_model.h"
+#include "model_loader.h"
+#include "runtime/sampler.h"
+#ifdef SHARDLM_WITH_CUDA
+#include "backend/cuda/copy_bandwidth.h"
+#include "backend/cuda/cuda_llama_model.h"
+#endif
+
+namespace shardlm::cli {
+namespace {
+
+struct BenchOptions {
+  ModelOptions model;
+  std::string device = "cpu";
+  std::string random_shape;
+  int prompt_len = 128;
+  int new_tokens = 32;
+  int batch = 1;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double percentile(std::vector<double> values, double fraction) {
+  std::sort(values.begin(), values.end());
+  return values[std::min(values.size() - 1, size_t(fraction * double(values.size())))];
+}
+
+// The prompt rows of every sequence (random tokens), logits wanted at each prompt's end.
+std::vector<TokenRow> random_prompt_rows(const BenchOptions& options, int vocab_size) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> random_token(0, vocab_size - 1);
+  std::vector<TokenRow> rows;
+  for (int sequence = 0; sequence < options.batch; ++sequence)
+    for (int position = 0; position < options.prompt_len; ++position)
+      rows.push_back({sequence, position, random_token(rng), position + 1 == options.prompt_len});
+  return rows;
+}
+
+struct Timings {
+  double prefill_ms = 0;
+  std::vector<double> step_ms;
+};
+
+// Times one prefill and new_tokens decode steps; step(rows) returns the chosen token per sequence.
+template <typename Step>
+Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step) {
+  Timings timings;
+  std::vector<TokenRow> rows = random_prompt_rows(options, vocab_size);
+  const Clock::time_point prefill_start = Clock::now();
+  std::vector<int32_t> tokens = step(rows);
+  timings.prefill_ms = milliseconds_since(prefill_start);
+  for (int index = 0; index < options.new_tokens; ++index) {
+    rows.clear();
+    for (int sequence = 0; sequence < options.batch; ++sequence)
+      rows.push_back({sequence, options.prompt_len + index, tokens[size_t(sequence)], true});
+    const Clock::time_point step_start = Clock::now();
+    tokens = step(rows);
+    timings.step_ms.push_back(milliseconds_since(step_start));
+  }
+  return timings;
+}
+
+nlohmann::json report(const BenchOptions& options, const Timings& timings, double weight_bytes,
+                      double bandwidth_gb_per_s) {
+  double decode_total_ms = 0;
+  for (double ms : timings.step_ms) decode_total_ms += ms;
+  const double median_ms = percentile(timings.step_ms, 0.5);
+  const double floor_ms = weight_bytes / (bandwidth_gb_per_s * 1e9) * 1e3;
+  return {
+      {"batch", options.batch},
+      {"prompt_len", options.prompt_len},
+      {"new_tokens", options.new_tokens},
+      {"prefill_ms", timings.prefill_ms},
+      {"prefill_tokens_per_s", double(options.prompt_len) * options.batch / (timings.prefill_ms / 1000.0)},
+      {"time_per_output_token_ms_median", median_ms},
+      {"time_per_output_token_ms_p90", percentile(timings.step_ms, 0.9)},
+      {"decode_tokens_per_s", double(options.new_tokens) * options.batch / (decode_total_ms / 1000.0)},
+      {"weight_bytes", weight_bytes},
+      {"memory_bandwidth_gb_per_s", bandwidth_gb_per_s},
+      {"bandwidth_floor_ms_per_token", floor_ms},
+      {"median_over_floor", median_ms / floor_ms},
+  };
+}
+
+void check_lengths(const BenchOptions& options, const ModelConfig& config) {
+  if (options.prompt_len < 1) fail("--prompt-len must be >= 1, got {}", options.prompt_len);
+  if (options.new_tokens < 1) fail("--new-tokens must be >= 1, got {}", options.new_tokens);
+  if (options.batch < 1) fail("--batch must be >= 1, got {}", options.batch);
+  const int64_t needed = int64_t(options.prompt_len) + options.new_tokens;
+  if (needed > config.max_position_embeddings)
+    fail("--prompt-len + --new-tokens = {} exceeds the model's max_position_embeddings {}", needed,
+         config.max_position_embeddings);
+}
+
+void run_bench_cpu(const BenchOptions& options) {
+  const LlamaModel model = LlamaModel::load(prepare_model_dir(options.model));
+  check_lengths(options, model.config());
+  CpuSequenceRunner runner(model);
+  // Warm-up: one token through every layer faults the mapped weights in before anything is timed.
+  runner.begin(1, 1, SamplingParams{});
+  runner.step(std::vector<TokenRow>{{0, 0, 0, true}});
+
+  runner.begin(options.batch, int64_t(options.prompt_len) + options.new_tokens, SamplingParams{});
+  const Timings timings = time_generation(options, model.config().vocab_size,
+                                          [&](std::span<const TokenRow> rows) { return runner.step(rows); });
+  double weight_bytes = 0;
+  for (const auto& [name, tensor] : model.checkpoint().tensors()) weight_bytes += double(tensor.n_bytes);
+  nlohmann::json result = report(options, timings, weight_bytes, cpu::measure_read_bandwidth());
+  result["device"] = "cpu";
+  result["threads"] = omp_get_max_threads();
+  fmt::print("{}\n", result.dump(2));
+}
+
+#ifdef SHARDLM_WITH_CUDA
+ModelConfig random_shape_config(const std::string& shape) {
+  std::filesystem::path file = shape;
+  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
+  std::ifstream in(file);
+  if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ModelConfig::parse(text.str(), file.string());
+}
+
+void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
+  const bool random_weights = !options.random_shape.empty();
+  std::optional<Checkpoint> checkpoint;
+  std::filesystem::path dir;
+  if (!random_weights) {
+    dir = prepare_model_dir(options.model);
+    checkpoint.emplace(Checkpoint::open(dir));
+  }
+  const ModelConfig config = random_weights ? random_shape_config(options.random_shape) : ModelConfig::from_dir(dir);
+  check_lengths(options, config);
+  cuda::CudaModelOptions model_options;
+  model_options.device = device.index;
+  model_options.max_sequences = options.batch;
+  model_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
+  model_options.max_rows = std::max(options.prompt_len, 16);
+  std::unique_ptr<cuda::CudaLlamaModel> model =
+      random_weights ? std::make_unique<cuda::CudaLlamaModel>(config, 1234, model_options)
+                     : std::make_unique<cuda::CudaLlamaModel>(config, *checkpoint, model_options);
+  const SamplingParams greedy;
+  auto step = [&](std::span<const TokenRow> rows) { return model->forward_sample(rows, greedy); };
+  // Warm-up run: cuBLASLt plans, the decode graph capture and clocks, all before timing.
+  BenchOptions warm_up = options;
+  warm_up.new_tokens = std::min(options.new_tokens, 4);
+  time_generation(warm_up, config.vocab_size, step);
+  const Timings timings = time_generation(options, config.vocab_size, step);
+
+  // Every weight is read once per decode step (the tied head counted once).
+  const double n_dim = config.hidden_size, q_dim = double(config.num_attention_heads) * config.head_dim;
+  const double kv_dim = double(config.num_key_value_heads) * config.head_dim;
+  const double per_layer = n_dim * (q_dim + 2 * kv_dim) + q_dim * n_dim + 3 * n_dim * config.intermediate_size;
+  const double weight_bytes =
+      2.0 * (per_layer * config.num_hidden_layers + double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
+  nlohmann::json result = report(options, timings, weight_bytes, cuda::measure_copy_bandwidth(device.index));
+  result["device"] = fmt::format("cuda:{}", device.index);
+  result["model"] = random_weights ? "random:" + options.random_shape : dir.string();
+  result["device_memory_used_bytes"] = model->device_memory_used();
+  if (!random_weights) {
+    const cuda::LoadReport& load = model->load_report();
+    const double h2d_gb_per_s = cuda::measure_host_to_device_bandwidth(device.index);
+    result["load_seconds"] = load.seconds;
+    result["load_gb_per_s"] = load.bytes / 1e9 / load.seconds;
+    result["host_to_device_gb_per_s"] = h2d_gb_per_s;
+    result["load_over_copy_time"] = load.seconds / (load.bytes / 1e9 / h2d_gb_per_s);
+  }
+  fmt::print("{}\n", result.dump(2));
+}
+#endif
+
+void run_bench(const BenchOptions& options) {
+  const DeviceSpec device = parse_device(options.device);
+  if (!device.is_cuda) {
+    if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
+    run_bench_cpu(options);
+    return;
+  }
+#ifdef SHARDLM_WITH_CUDA
+  run_bench_cuda(options, device);
+#else
+  fail("--device cuda:{}: this shardlm was built without the CUDA backend", device.index);
+#endif
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto options = std::make_shared<BenchOptions>();
+  CLI::App* command = app.add_subcommand("bench", "Measure prefill and decode speed on random prompt tokens");
+  add_model_options(*command, options->model);
+  add_device_option(*command, options->device);
+  command->add_option("--random", options->random_shape,
+                      "Random weights of a built-in shape (bench/shapes: llama3-8b, llama3-70b, qwen2.5-7b, "
+                      "qwen3-8b, mistral-7b) or a config.json path; GPU only");
+  command->add_option("--prompt-len", options->prompt_len, "Prompt length in tokens")->capture_default_str();
+  command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")->capture_default_str();
+  command->add_option("--batch", options->batch, "Sequences decoded together")->capture_default_str();
+  command->callback([options] { run_bench(*options); });
+}
+
+}  // namespace shardlm::cli

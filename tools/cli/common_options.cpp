@@ -1,0 +1,28 @@
+// The default model is the small KJV-trained Llama committed under models/; SHARDLM_MODEL
+// overrides it without a flag, as HF users set a model through the environment.
+#include "common_options.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace shardlm::cli {
+
+void add_model_options(CLI::App& command, ModelOptions& options) {
+  command.add_option("--model,-m", options.model_dir,
+                     "Model directory (config.json, *.safetensors, tokenizer.json); default: $SHARDLM_MODEL or "
+                     "the bundled KJV model")
+      ->envname("SHARDLM_MODEL");
+  command.add_option("--threads,-t", options.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+std::filesystem::path prepare_model_dir(const ModelOptions& options) {
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+  const std::filesystem::path dir = options.model_dir.empty() ? SHARDLM_DEFAULT_MODEL_DIR : options.model_dir;
+  if (!std::filesystem::is_directory(dir)) fail("--model: {} is not a directory", dir.string());
+  return dir;
+}
+
+}  // namespace shardlm::cli

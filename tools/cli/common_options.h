@@ -1,0 +1,20 @@
+// Options shared by the subcommands: which model, and how many CPU threads.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace shardlm::cli {
+
+struct ModelOptions {
+  std::string model_dir;  // empty: the default model
+  int threads = 0;        // 0: OpenMP's default (all cores)
+};
+
+void add_model_options(CLI::App& command, ModelOptions& options);
+// The model directory to load (the default model when --model is absent); applies --threads.
+std::filesystem::path prepare_model_dir(const ModelOptions& options);
+
+}  // namespace shardlm::cli

@@ -1,0 +1,133 @@
+// `shardlm generate`: streams the continuation of one prompt to stdout (or prints one JSON object
+// per prompt with --json). Several --prompt options run as one batch. Sampling defaults come from
+// the model's generation_config.json, as transformers' generate() takes them; without one, greedy.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "commands.h"
+#include "common_options.h"
+#include "io/generation_config.h"
+#include "model_loader.h"
+#include "runtime/generator.h"
+
+namespace shardlm::cli {
+namespace {
+
+struct GenerateOptions {
+  ModelOptions model;
+  std::string device = "cpu";
+  std::vector<std::string> prompts;
+  int max_new_tokens = 128;
+  std::optional<float> temperature;
+  std::optional<int> top_k;
+  std::optional<float> top_p;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  bool json = false;
+};
+
+SamplingParams sampling_params(const GenerateOptions& options, const GenerationConfig& defaults) {
+  SamplingParams params;
+  params.seed = options.seed;
+  if (defaults.do_sample.value_or(false)) {
+    params.temperature = defaults.temperature.value_or(1.0f);
+    params.top_k = defaults.top_k.value_or(50);  // transformers' GenerationConfig default
+    params.top_p = defaults.top_p.value_or(1.0f);
+  }
+  if (options.temperature) params.temperature = *options.temperature;
+  if (options.top_k) params.top_k = *options.top_k;
+  if (options.top_p) params.top_p = *options.top_p;
+  return params;
+}
+
+std::vector<int32_t> eos_ids(const ModelConfig& config, const GenerationConfig& generation, const Tokenizer& tokenizer) {
+  if (!generation.eos_token_ids.empty()) return {generation.eos_token_ids.begin(), generation.eos_token_ids.end()};
+  if (!config.eos_token_ids.empty()) return {config.eos_token_ids.begin(), config.eos_token_ids.end()};
+  if (tokenizer.eos_token_id()) return {*tokenizer.eos_token_id()};
+  return {};
+}
+
+void run_generate(const GenerateOptions& options) {
+  const std::filesystem::path dir = prepare_model_dir(options.model);
+  const DeviceSpec device = parse_device(options.device);
+  const Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const GenerationConfig generation = GenerationConfig::from_dir(dir);
+
+  GenerationOptions generation_options;
+  generation_options.max_new_tokens = options.max_new_tokens;
+  generation_options.sampling = sampling_params(options, generation);
+  generation_options.stop = options.stop;
+  generation_options.eos_token_ids = eos_ids(config, generation, tokenizer);
+
+  std::vector<std::vector<int32_t>> prompt_ids;
+  size_t longest_prompt = 0;
+  for (const std::string& prompt : options.prompts) {
+    prompt_ids.push_back(tokenizer.encode(prompt));
+    longest_prompt = std::max(longest_prompt, prompt_ids.back().size());
+  }
+  const std::unique_ptr<LoadedModel> model = load_model(dir, device, int(prompt_ids.size()),
+                                                        int64_t(longest_prompt) + std::max(options.max_new_tokens, 0));
+
+  // One prompt streams as it goes; a batch prints each result when it is complete.
+  const bool stream = !options.json && options.prompts.size() == 1;
+  TextCallback on_text;
+  if (stream) {
+    fmt::print("{}", options.prompts[0]);
+    std::fflush(stdout);
+    on_text = [](size_t, std::string_view piece) {
+      fmt::print("{}", piece);
+      std::fflush(stdout);
+    };
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<GenerationResult> results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  size_t n_generated = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const GenerationResult& result = results[i];
+    n_generated += result.output_ids.size();
+    if (options.json) {
+      const nlohmann::json object = {{"prompt_ids", result.prompt_ids},
+                                     {"output_ids", result.output_ids},
+                                     {"text", result.text},
+                                     {"finish_reason", result.finish_reason}};
+      fmt::print("{}\n", object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else if (stream) {
+      fmt::print("\n");
+    } else {
+      fmt::print("--- prompt {} ---\n{}{}\n", i, options.prompts[i], result.text);
+    }
+  }
+  fmt::print(stderr, "[shardlm] {} new tokens in {:.2f} s ({:.1f} tokens/s)\n", n_generated, seconds,
+             seconds > 0 ? double(n_generated) / seconds : 0.0);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  CLI::App* command = app.add_subcommand("generate", "Generate text from a prompt");
+  add_model_options(*command, options->model);
+  add_device_option(*command, options->device);
+  command->add_option("--prompt,-p", options->prompts, "Prompt text (repeat for a batch of prompts)")->required();
+  command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
+      ->capture_default_str();
+  command->add_option("--temperature", options->temperature, "Sampling temperature; 0 is greedy");
+  command->add_option("--top-k", options->top_k, "Keep the k most likely tokens (0 disables)");
+  command->add_option("--top-p", options->top_p, "Keep the smallest set of tokens with probability >= p");
+  command->add_option("--seed", options->seed, "Random seed for sampling")->capture_default_str();
+  command->add_option("--stop", options->stop, "Stop when this text appears (repeatable)");
+  command->add_flag("--json", options->json,
+                    R"(Print {"prompt_ids": [...], "output_ids": [...], "text": "..."} for each prompt)");
+  command->callback([options] { run_generate(*options); });
+}
+
+}  // namespace shardlm::cli

@@ -1,0 +1,83 @@
+// CPU models are used straight from the mapped checkpoint; CUDA models are uploaded once, with a
+// KV cache sized for exactly the sequences asked for.
+#include "model_loader.h"
+
+#include <fmt/core.h>
+
+#include <charconv>
+
+#include "core/error.h"
+#include "model/llama_model.h"
+#ifdef SHARDLM_WITH_CUDA
+#include "backend/cuda/cuda_llama_model.h"
+#include "backend/cuda/cuda_sequence_runner.h"
+#endif
+
+namespace shardlm::cli {
+namespace {
+
+class CpuLoadedModel final : public LoadedModel {
+ public:
+  explicit CpuLoadedModel(const std::filesystem::path& dir) : model_(LlamaModel::load(dir)), runner_(model_) {}
+  SequenceRunner& runner() override { return runner_; }
+
+ private:
+  LlamaModel model_;
+  CpuSequenceRunner runner_;
+};
+
+#ifdef SHARDLM_WITH_CUDA
+class CudaLoadedModel final : public LoadedModel {
+ public:
+  CudaLoadedModel(const std::filesystem::path& dir, const cuda::CudaModelOptions& options)
+      : checkpoint_(Checkpoint::open(dir)), model_(ModelConfig::from_dir(dir), checkpoint_, options), runner_(model_) {
+    const cuda::LoadReport& report = model_.load_report();
+    fmt::print(stderr, "[shardlm] loaded {:.2f} GB onto cuda:{} in {:.2f} s ({:.1f} GB/s)\n", report.bytes / 1e9,
+               options.device, report.seconds, report.bytes / 1e9 / report.seconds);
+  }
+  SequenceRunner& runner() override { return runner_; }
+
+ private:
+  Checkpoint checkpoint_;
+  cuda::CudaLlamaModel model_;
+  cuda::CudaSequenceRunner runner_;
+};
+#endif
+
+}  // namespace
+
+DeviceSpec parse_device(const std::string& text) {
+  if (text == "cpu") return {};
+  if (text == "cuda") return {true, 0};
+  if (text.rfind("cuda:", 0) == 0) {
+    int index = -1;
+    const char* first = text.data() + 5;
+    const char* last = text.data() + text.size();
+    const auto [end, error] = std::from_chars(first, last, index);
+    if (error == std::errc() && end == last && first != last && index >= 0) return {true, index};
+  }
+  fail("--device: expected cpu, cuda or cuda:N, got \"{}\"", text);
+}
+
+void add_device_option(CLI::App& command, std::string& device) {
+  command.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
+std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
+                                        int64_t max_tokens) {
+  if (!device.is_cuda) return std::make_unique<CpuLoadedModel>(dir);
+#ifdef SHARDLM_WITH_CUDA
+  cuda::CudaModelOptions options;
+  options.device = device.index;
+  options.max_sequences = n_sequences;
+  options.max_seq_len = max_tokens;
+  return std::make_unique<CudaLoadedModel>(dir, options);
+#else
+  (void)n_sequences;
+  (void)max_tokens;
+  fail("--device cuda:{}: this shardlm was built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)",
+       device.index);
+#endif
+}
+
+}  // namespace shardlm::cli

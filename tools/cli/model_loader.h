@@ -1,0 +1,35 @@
+// Chooses the backend from --device and loads the model there, ready for the generation loop.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "io/model_config.h"
+#include "runtime/sequence_runner.h"
+
+namespace shardlm::cli {
+
+struct DeviceSpec {
+  bool is_cuda = false;
+  int index = 0;
+};
+
+// "cpu", "cuda" (= cuda:0) or "cuda:N"; anything else is an error naming --device.
+DeviceSpec parse_device(const std::string& text);
+void add_device_option(CLI::App& command, std::string& device);
+
+// A model loaded on some device, with the runner that drives it.
+class LoadedModel {
+ public:
+  virtual ~LoadedModel() = default;
+  virtual SequenceRunner& runner() = 0;
+};
+
+// Room for n_sequences sequences of max_tokens tokens each (the GPU KV cache is sized from it).
+std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
+                                        int64_t max_tokens);
+
+}  // namespace shardlm::cli

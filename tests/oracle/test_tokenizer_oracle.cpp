@@ -6,11 +6,13 @@
 // the tokenizer's own added-token text. Only tokenizer.json is compared (see oracle_encode.mjs).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -128,8 +130,16 @@ TEST(TokenizerOracle, IdsAndTextMatchTokenizersJs) {
     SCOPED_TRACE(tokenizer_file.string());
     const std::string tokenizer_json = read_text(tokenizer_file);
     const Tokenizer tokenizer = Tokenizer::from_json(tokenizer_json, "", tokenizer_file.string());
+    const json root = json::parse(tokenizer_json);
     std::vector<std::string> added_tokens;
-    for (const auto& token : json::parse(tokenizer_json).value("added_tokens", json::array())) added_tokens.push_back(token["content"]);
+    // tokenizers.js decodes an added token with normalized=true from its raw content, the Rust library
+    // (and we) from its normalized content ("shardlm" vs "▁shardlm" under Prepend("▁")), so the text of
+    // ids containing one is not compared; their ids still are.
+    std::set<int32_t> ids_decoded_differently;
+    for (const auto& token : root.value("added_tokens", json::array())) {
+      added_tokens.push_back(token["content"]);
+      if (!root.value("normalizer", json()).is_null() && token.value("normalized", false)) ids_decoded_differently.insert(token["id"].get<int32_t>());
+    }
 
     const std::vector<std::string> strings = generate_strings(added_tokens, 20240601);
     const fs::path strings_file = fs::temp_directory_path() / fmt::format("shardlm_oracle_strings_{}.json", getpid());
@@ -145,8 +155,10 @@ TEST(TokenizerOracle, IdsAndTextMatchTokenizersJs) {
       const auto ids_no_special = tokenizer.encode(strings[i], false);
       const auto expected_no_special = expected["ids_no_special"][i].get<std::vector<int32_t>>();
       const std::string decoded = tokenizer.decode(expected_no_special);
+      const bool text_comparable = std::none_of(expected_no_special.begin(), expected_no_special.end(),
+                                                [&](int32_t id) { return ids_decoded_differently.contains(id); });
       const bool same = ids == expected["ids"][i].get<std::vector<int32_t>>() && ids_no_special == expected_no_special &&
-                        decoded == expected["decoded"][i].get<std::string>();
+                        (!text_comparable || decoded == expected["decoded"][i].get<std::string>());
       if (same) continue;
       if (++n_mismatches <= kMismatchesShown) {
         ADD_FAILURE() << "text " << describe(strings[i]) << "\n  ours:   " << json(ids_no_special).dump() << " -> "

@@ -68,9 +68,9 @@ std::vector<TextSection> AddedTokenMatcher::split(std::string_view text) const {
     size_t begin = pos, end = pos + patterns_[*hit].size();
     pos = end;
     if (token.single_word) {
-      const bool word_before = begin > 0 && utf8::is_alphanumeric(last_codepoint(text.substr(0, begin)));
+      const bool word_before = begin > 0 && utf8::is_word_character(last_codepoint(text.substr(0, begin)));
       size_t cursor = end;
-      const bool word_after = end < text.size() && utf8::is_alphanumeric(utf8::decode_next(text, cursor));
+      const bool word_after = end < text.size() && utf8::is_word_character(utf8::decode_next(text, cursor));
       if (word_before || word_after) continue;
     }
     // lstrip never reaches back into text an earlier token already took.

@@ -167,7 +167,7 @@ class SequenceDecoder final : public Decoder {
 
 size_t count_field(const nlohmann::json& config, std::string_view key, std::string_view where) {
   const auto& value = json_fields::required(config, key, where);
-  if (!value.is_number_unsigned()) fail("{}: \"{}\" must be a non-negative integer", where, key);
+  if (!value.is_number_integer() || value.get<int64_t>() < 0) fail("{}: \"{}\" must be a non-negative integer", where, key);
   return value.get<size_t>();
 }
 

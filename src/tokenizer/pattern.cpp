@@ -8,7 +8,9 @@ namespace shardlm {
 
 Regex compile_pattern(const nlohmann::json& pattern, std::string_view where) {
   if (pattern.is_object() && pattern.size() == 1) {
-    const auto& [kind, value] = *pattern.items().begin();
+    const auto entry = pattern.begin();
+    const std::string& kind = entry.key();
+    const auto& value = entry.value();
     if (value.is_string()) {
       const auto text = value.get<std::string>();
       if (kind == "Regex") return Regex::compile(text, where);

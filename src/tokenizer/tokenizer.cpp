@@ -101,22 +101,6 @@ void register_named_special_tokens(std::vector<AddedToken>& added, const Tokeniz
   }
 }
 
-// The post-processor Transformers installs when tokenizer_config.json sets add_bos_token /
-// add_eos_token (or tokenizer.json has none): "[bos] $A [eos]" with each part switched by its flag.
-template <typename Lookup>
-SpecialTokenTemplate template_from_config(const TokenizerConfig& config, const Lookup& lookup, std::string_view source) {
-  SpecialTokenTemplate result;
-  const auto add = [&](const std::optional<NamedSpecialToken>& token, bool wanted, std::vector<int32_t>& target, const char* what) {
-    if (!wanted || !token) return;  // Transformers drops the flag when the token itself is unset.
-    const auto id = lookup(token->content);
-    if (!id) fail("{}: {} \"{}\" is not in the vocabulary", source, what, token->content);
-    target.push_back(*id);
-  };
-  add(config.bos_token, config.add_bos_token.value_or(false), result.before, "bos_token");
-  add(config.eos_token, config.add_eos_token.value_or(false), result.after, "eos_token");
-  return result;
-}
-
 }  // namespace
 
 Tokenizer::Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
@@ -144,7 +128,6 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   }
   if (!root.is_object()) fail("{}: top level must be an object", source_name);
   if (!root.contains("model") || root["model"].is_null()) fail("{}: missing \"model\"", source_name);
-  apply_tokenizer_class(root, config);
 
   auto impl = std::make_shared<Impl>(BpeModel::from_json(root["model"], source_name));
   const json null_value;
@@ -175,8 +158,11 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     impl->token_of_id[token.id] = token.content;
     impl->id_flags[token.id] = Impl::kKnownId | (token.special ? Impl::kSpecialId : 0);
     if (token.normalized && impl->normalizer) {
-      // Normalized tokens are looked for in normalized text, so their pattern is normalized too.
-      normalized_patterns.push_back(impl->normalizer->normalize(token.content));
+      // Normalized tokens are looked for in normalized text, so their pattern is normalized too. HF
+      // also decodes them from the normalized form (a Prepend("▁") token decodes through the "▁" rules).
+      std::string pattern = impl->normalizer->normalize(token.content);
+      impl->token_of_id[token.id] = pattern;
+      normalized_patterns.push_back(std::move(pattern));
       normalized_tokens.push_back(token);
     } else {
       raw_patterns.push_back(token.content);
@@ -186,10 +172,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   impl->raw_added_tokens = AddedTokenMatcher(std::move(raw_patterns), std::move(raw_tokens));
   impl->normalized_added_tokens = AddedTokenMatcher(std::move(normalized_patterns), std::move(normalized_tokens));
 
-  // Transformers replaces the post-processor when the config sets either flag or the file has none.
-  const bool post_processor_from_config = config.add_bos_token || config.add_eos_token || component("post_processor").is_null();
-  impl->special_token_template = post_processor_from_config ? template_from_config(config, [&](std::string_view token) { return impl->lookup(token); }, config_source)
-                                                            : make_post_processor(component("post_processor"), source_name);
+  impl->special_token_template = make_post_processor(component("post_processor"), source_name);
 
   const auto named_id = [&](const std::optional<NamedSpecialToken>& token) -> std::optional<int32_t> {
     return token ? impl->lookup(token->content) : std::nullopt;

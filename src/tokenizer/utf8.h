@@ -38,8 +38,8 @@ void append_codepoint(std::string& out, char32_t codepoint);
 // Rust's char::is_whitespace (the Unicode White_Space property), which HF uses for lstrip/rstrip.
 bool is_whitespace(char32_t codepoint);
 
-// Rust's char::is_alphanumeric, approximated by the general categories L* and N* (HF uses it to decide
-// whether an added token with single_word stands alone).
-bool is_alphanumeric(char32_t codepoint);
+// The regex class \w as the Rust regex crate defines it (Alphabetic, M*, Nd, Pc, Join_Control); HF
+// uses it to decide whether an added token with single_word stands alone.
+bool is_word_character(char32_t codepoint);
 
 }  // namespace shardlm::utf8

@@ -28,11 +28,8 @@ __device__ float block_max(float value) {
   return warp_max(value);
 }
 
-// Largest value with the smallest index wins (torch.argmax's tie rule); every thread gets the index.
-__device__ int block_argmax(float value, int index) {
-  __shared__ float best_values[32];
-  __shared__ int best_indices[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+// Largest value with the smallest index wins (torch.argmax's tie rule); every lane gets the winner.
+__device__ void warp_argmax(float& value, int& index) {
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
     const int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
@@ -41,6 +38,14 @@ __device__ int block_argmax(float value, int index) {
       index = other_index;
     }
   }
+}
+
+// The same over the whole block; every thread gets the index.
+__device__ int block_argmax(float value, int index) {
+  __shared__ float best_values[32];
+  __shared__ int best_indices[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  warp_argmax(value, index);
   __syncthreads();
   if (lane == 0) {
     best_values[warp] = value;
@@ -49,14 +54,7 @@ __device__ int block_argmax(float value, int index) {
   __syncthreads();
   value = lane < int(blockDim.x / 32) ? best_values[lane] : -INFINITY;
   index = lane < int(blockDim.x / 32) ? best_indices[lane] : INT_MAX;
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
-    const int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
-    if (other_value > value || (other_value == value && other_index < index)) {
-      value = other_value;
-      index = other_index;
-    }
-  }
+  warp_argmax(value, index);
   return index;
 }
 

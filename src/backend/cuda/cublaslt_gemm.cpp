@@ -9,7 +9,8 @@
 
 namespace shardlm::cuda {
 
-constexpr int64_t kAutotuneMinRows = 64;
+// Every product cuBLASLt gets (the GEMV takes the smaller ones) is worth timing once.
+constexpr int64_t kAutotuneMinRows = kGemvMaxRows + 1;
 
 CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_(workspace_bytes) {
   CUBLAS_CHECK(cublasLtCreate(&handle_));

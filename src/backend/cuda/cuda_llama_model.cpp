@@ -400,11 +400,16 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
     const int n_rows = int(rows.size());
     stage_rows(rows);
     const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);
-    auto found = decode_graphs_.find(key);
+    const auto found = decode_graphs_.find(key);
+    // Splits are sized for the whole cache, since the graph replays at every context length; each
+    // block reads its own row's length on the device.
+    const int splits = attention_splits(n_rows, config_.num_attention_heads, max_seq_len_);
     if (found == decode_graphs_.end()) {
-      // Capture once per (rows, sampling) shape. Splits are sized for the whole cache, since the
-      // graph replays at every context length; each block reads its own row's length on the device.
-      const int splits = attention_splits(n_rows, config_.num_attention_heads, max_seq_len_);
+      // First step of this (rows, sampling) shape: run it eagerly, so that cuBLASLt plans are made
+      // and autotuned outside a capture, then capture the same work (capture executes nothing).
+      run_layers(n_rows, n_rows, splits);
+      sample(n_rows, sampling);
+      const std::vector<int32_t> tokens = read_tokens(n_rows);
       cudaGraph_t graph = nullptr;
       CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
       run_layers(n_rows, n_rows, splits);
@@ -413,7 +418,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       cudaGraphExec_t exec = nullptr;
       CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
       CUDA_CHECK(cudaGraphDestroy(graph));
-      found = decode_graphs_.emplace(key, exec).first;
+      decode_graphs_.emplace(key, exec);
+      return tokens;
     }
     CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
     return read_tokens(n_rows);

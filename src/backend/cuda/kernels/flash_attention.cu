@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/flash_attention.h"
+#include "backend/cuda/kernels/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -48,6 +49,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   float* o_tile = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes);
   float* alpha = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes + L::kOBytes);
 
+  wait_for_predecessor();
+  allow_successor();
   const int head = blockIdx.y;
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
   const int first_row = blockIdx.x * kFlashRows;
@@ -176,7 +179,7 @@ void launch_flash(const PrefillAttentionParams& params, cudaStream_t stream) {
   CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(kShared)));
   const dim3 grid((params.n_rows + kFlashRows - 1) / kFlashRows, params.n_heads);
-  flash_attention_kernel<kHeadDim><<<grid, kFlashThreads, kShared, stream>>>(params);
+  launch_pdl(flash_attention_kernel<kHeadDim>, grid, kFlashThreads, kShared, stream, params);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/gemv.h"
+#include "backend/cuda/kernels/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -37,8 +38,18 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const __nv_bfloat16*
   constexpr int kLoads = kLoadsInFlight / kRowsPerColumn;
   const int column = (blockIdx.x * kGemvThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  if (column >= n) return;
   const int k8 = k / 8;
+  // Weights are never written by a predecessor: fetching this warp's first weight vectors into L2
+  // before waiting lets them overlap the previous kernel's tail.
+  if (column < n)
+#pragma unroll
+    for (int r = 0; r < kRowsPerColumn; ++r)
+#pragma unroll
+      for (int j = 0; j < kLoads; ++j)
+        if (lane + 32 * j < k8)
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (int64_t(r) * n + column) * k + (lane + 32 * j) * 8));
+  wait_for_predecessor();
+  if (column >= n) return;
   const uint4* w_rows[kRowsPerColumn];
 #pragma unroll
   for (int r = 0; r < kRowsPerColumn; ++r) w_rows[r] = reinterpret_cast<const uint4*>(w + (int64_t(r) * n + column) * k);
@@ -68,6 +79,9 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const __nv_bfloat16*
       for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(__ldcs(w_rows[r] + i), x_value);
     }
   }
+  // Dependents may start launching only now, so their blocks do not take slots from this grid's
+  // later waves.
+  allow_successor();
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     float result = warp_sum(acc[0][m]);
@@ -84,9 +98,11 @@ void launch_gemv_rows(const __nv_bfloat16* x, const __nv_bfloat16* w, int n, int
                       cudaStream_t stream) {
   const int blocks = int((int64_t(n) * 32 + kGemvThreads - 1) / kGemvThreads);
   switch (output) {
-    case GemvOutput::BF16: gemv_kernel<M, false, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
-    case GemvOutput::F32: gemv_kernel<M, true, false><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
-    case GemvOutput::SWIGLU_BF16: gemv_kernel<M, false, true><<<blocks, kGemvThreads, 0, stream>>>(x, w, n, k, y); break;
+    case GemvOutput::BF16: launch_pdl(gemv_kernel<M, false, false>, blocks, kGemvThreads, 0, stream, x, w, n, k, y); break;
+    case GemvOutput::F32: launch_pdl(gemv_kernel<M, true, false>, blocks, kGemvThreads, 0, stream, x, w, n, k, y); break;
+    case GemvOutput::SWIGLU_BF16:
+      launch_pdl(gemv_kernel<M, false, true>, blocks, kGemvThreads, 0, stream, x, w, n, k, y);
+      break;
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/pdl.cuh"
 #include "backend/cuda/kernels/sampling.h"
 
 namespace shardlm::cuda {
@@ -68,6 +69,8 @@ __device__ float uniform_open(uint64_t seed, uint64_t stream, uint64_t counter) 
 }
 
 __global__ void sampling_kernel(SamplingKernelParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
   if (p.temperature == 0.0f) {
     float best = -INFINITY;
@@ -143,7 +146,7 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
 
 void launch_sampling(const SamplingKernelParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
-  sampling_kernel<<<params.n_rows, kSamplingThreads, 0, stream>>>(params);
+  launch_pdl(sampling_kernel, params.n_rows, kSamplingThreads, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 

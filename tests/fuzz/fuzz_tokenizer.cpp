@@ -1,10 +1,11 @@
-// libFuzzer entry for the tokenizer. The first input byte picks the mode:
-//   even: the rest is a tokenizer.json; loading must either succeed or throw shardlm::Error (any other
-//         exception or crash is a bug), and a loaded tokenizer must encode and decode a fixed text.
-//   odd:  the rest is text (made valid UTF-8) for two fixed tokenizers, byte-level and SentencePiece
-//         style: encode, decode, stream-decode, and also decode the raw bytes taken as ids. Byte-level
-//         encoding without a normalizer is lossless, so decode(encode(text)) must give the text back
-//         (unless the text contains "[X]", whose lstrip / rstrip swallow the spaces around it).
+// libFuzzer entry for the tokenizer. The input's first byte picks the mode, so that raw tokenizer.json
+// files (tests/fuzz/seed_corpus.sh) seed the first one:
+//   '{':   the input is a tokenizer.json; loading must either succeed or throw shardlm::Error (any other
+//          exception or crash is a bug), and a loaded tokenizer must encode and decode a fixed text.
+//   else:  the input is text (made valid UTF-8) for two fixed tokenizers, byte-level and SentencePiece
+//          style: encode, decode, stream-decode, and also decode the raw bytes taken as ids. Byte-level
+//          encoding without a normalizer is lossless, so decode(encode(text)) must give the text back
+//          (unless the text contains "[X]", whose lstrip / rstrip swallow the spaces around it).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -93,9 +94,8 @@ void exercise(const Tokenizer& tokenizer, const std::string& text, bool lossless
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (data[0] % 2 == 0) {
+  const std::string rest(reinterpret_cast<const char*>(data), size);
+  if (size > 0 && data[0] == '{') {
     try {
       const Tokenizer tokenizer = Tokenizer::from_json(rest, "", "fuzz/tokenizer.json");
       exercise(tokenizer, "Hello world, 12 345 ünïcödé 日本 😀 <s></s>", false);

@@ -8,17 +8,27 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libfmt-dev
           libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev)
-if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev nodejs npm); fi
+if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# Node.js runs the tokenizer oracle. A machine may already have node and npm from elsewhere (whose
+# nodejs package then conflicts with Debian's npm), so look for the commands, not the packages.
+if [ "$mode" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The CUDA toolkit is optional; when it is installed (as on our machines), the CUDA backend and
+# its GPU tests are compiled too, even without a GPU to run them on.
+if [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release

@@ -67,5 +67,43 @@ TEST(CudaLinear, LargerAndOddShapesUseCublasLt) {
   check_linear(3, 50, 100, GemmOutput::F32);     // k not a multiple of 8: no GEMV
 }
 
+// gate_up_swiglu against silu(x·gateᵀ)·(x·upᵀ) in double: one GEMV for m <= 8, GEMM + SwiGLU beyond.
+void check_gate_up_swiglu(int64_t m, int64_t ff_dim, int64_t k) {
+  std::mt19937 rng(unsigned(m + 17 * k));
+  const std::vector<uint16_t> x = random_bf16(size_t(m * k), rng), w = random_bf16(size_t(2 * ff_dim * k), rng);
+  DeviceBuffer device_x(x.size() * 2), device_w(w.size() * 2), scratch(size_t(m * 2 * ff_dim) * 2),
+      device_y(size_t(m * ff_dim) * 2);
+  CUDA_CHECK(cudaMemcpy(device_x.get(), x.data(), device_x.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_w.get(), w.data(), device_w.bytes(), cudaMemcpyHostToDevice));
+  CublasLtGemm gemm;
+  gemm.gate_up_swiglu(device_x.get<__nv_bfloat16>(), m, device_w.get<__nv_bfloat16>(), ff_dim, k,
+                      scratch.get<__nv_bfloat16>(), device_y.get<__nv_bfloat16>(), nullptr);
+  std::vector<uint16_t> y(size_t(m * ff_dim));
+  CUDA_CHECK(cudaMemcpy(y.data(), device_y.get(), y.size() * 2, cudaMemcpyDeviceToHost));
+  double error = 0, reference = 0;
+  for (int64_t row = 0; row < m; ++row)
+    for (int64_t col = 0; col < ff_dim; ++col) {
+      double gate = 0, up = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const double xi = bf16_to_f32(x[size_t(row * k + i)]);
+        gate += xi * bf16_to_f32(w[size_t(col * k + i)]);
+        up += xi * bf16_to_f32(w[size_t((ff_dim + col) * k + i)]);
+      }
+      const double expected = gate / (1.0 + std::exp(-gate)) * up;
+      const double actual = bf16_to_f32(y[size_t(row * ff_dim + col)]);
+      error += (actual - expected) * (actual - expected);
+      reference += expected * expected;
+    }
+  // The GEMM path rounds gate and up to bf16 before SwiGLU.
+  EXPECT_LT(std::sqrt(error / reference), 1e-2) << "m=" << m;
+}
+
+TEST(CudaLinear, GateUpSwiGluFusedAndUnfused) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  check_gate_up_swiglu(1, 200, 512);
+  check_gate_up_swiglu(4, 200, 512);
+  check_gate_up_swiglu(12, 200, 512);
+}
+
 }  // namespace
 }  // namespace shardlm::cuda

@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "error_message.h"
 #include "core/error.h"
 #include "io/generation_config.h"
 
@@ -13,17 +14,6 @@ namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <typename Action>
-std::string error_message(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected shardlm::Error";
-  return "";
-}
 
 void expect_generation_error(std::string_view text, std::string_view expected) {
   const std::string message = error_message([&] { GenerationConfig::parse(text, "generation_config.json"); });

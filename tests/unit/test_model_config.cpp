@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "error_message.h"
 #include "core/error.h"
 #include "io/model_config.h"
 
@@ -17,17 +18,6 @@ namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <typename Action>
-std::string error_message(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected shardlm::Error";
-  return "";
-}
 
 // Parsing `text` as "config.json" must fail with a message starting with the file name and
 // containing `expected`.

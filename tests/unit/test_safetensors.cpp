@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "error_message.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
@@ -88,18 +89,6 @@ void write_text(const fs::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   ASSERT_TRUE(out.good()) << path;
-}
-
-// Runs `action`, which must throw shardlm::Error, and returns the message.
-template <typename Action>
-std::string error_message(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected shardlm::Error";
-  return "";
 }
 
 // Every needle must appear in the message.

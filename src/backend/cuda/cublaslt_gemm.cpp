@@ -4,11 +4,13 @@
 #include "backend/cuda/cublaslt_gemm.h"
 
 #include "backend/cuda/kernels/gemv.h"
+#include "backend/cuda/kernels/swiglu.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
 
-constexpr int64_t kAutotuneMinRows = 64;
+// Every product cuBLASLt gets (the GEMV takes the smaller ones) is worth timing once.
+constexpr int64_t kAutotuneMinRows = kGemvMaxRows + 1;
 
 CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_(workspace_bytes) {
   CUBLAS_CHECK(cublasLtCreate(&handle_));
@@ -92,7 +94,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                           GemmOutput output, cudaStream_t stream) {
   if (gemv_supports(m, k, x, w)) {
-    launch_gemv(x, m, w, n, k, y, output == GemmOutput::F32, stream);
+    launch_gemv(x, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16, stream);
     return;
   }
   const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
@@ -100,6 +102,16 @@ void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
   CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
                               plan.y_layout, y, plan.y_layout, &plan.algorithm, workspace_.get(), workspace_.bytes(),
                               stream));
+}
+
+void CublasLtGemm::gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim,
+                                  int64_t k, __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream) {
+  if (gemv_supports(m, k, x, w_gate_up)) {
+    launch_gemv(x, m, w_gate_up, ff_dim, k, y, GemvOutput::SWIGLU_BF16, stream);
+    return;
+  }
+  linear(x, m, w_gate_up, 2 * ff_dim, k, gate_up_scratch, GemmOutput::BF16, stream);
+  launch_silu_mul(gate_up_scratch, int(m), int(ff_dim), y, stream);
 }
 
 }  // namespace shardlm::cuda

@@ -26,6 +26,10 @@ class CublasLtGemm {
 
   void linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
               GemmOutput output, cudaStream_t stream);
+  // y (m, ff_dim) = silu(x·W_gateᵀ) · (x·W_upᵀ) for w_gate_up (2 ff_dim, k) = [gate; up]: one GEMV
+  // for decode sizes; otherwise a GEMM into gate_up_scratch (m, 2 ff_dim), then SwiGLU.
+  void gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim, int64_t k,
+                      __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream);
 
  private:
   struct Plan {

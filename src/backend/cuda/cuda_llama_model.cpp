@@ -3,7 +3,7 @@
 //   qkv = n · [Wq; Wk; Wv]ᵀ                                    (one GEMM over the fused weight)
 //   q, cache ← rope(qknorm(qkv + bias))                        (one kernel)
 //   a = attention(q, cache);  p = a · Woᵀ
-//   n = rmsnorm(r += p);  g = n · [Wgate; Wup]ᵀ;  mlp_out = (silu(g_gate) · g_up) · Wdownᵀ
+//   n = rmsnorm(r += p);  a = silu(n · Wgateᵀ) · (n · Wupᵀ) (one GEMV in decode);  mlp_out = a · Wdownᵀ
 // Q/K/V and gate/up are fused at upload so a decode step reads each layer's weights in 4 GEMMs.
 #include "backend/cuda/cuda_llama_model.h"
 
@@ -16,10 +16,10 @@
 #include "backend/cuda/kernels/attention.h"
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
+#include "backend/cuda/kernels/flash_attention.h"
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
-#include "backend/cuda/kernels/swiglu.h"
 #include "core/error.h"
 #include "runtime/progress_bar.h"
 
@@ -62,8 +62,9 @@ struct ArenaLayout {
 };
 
 constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
-constexpr int kMaxAttentionSplits = 16;
-constexpr int kKeysPerSplit = 256;
+// Decode has one row per sequence, so the keys are what spreads attention over the GPU.
+constexpr int kMaxAttentionSplits = 32;
+constexpr int kKeysPerSplit = 64;
 constexpr int kRowHeadsThatFillTheGpu = 264;  // two blocks per multiprocessor on an H100/H200
 
 // Blocks per (row, head) along the keys: only when rows × heads alone cannot fill the GPU.
@@ -302,7 +303,7 @@ int CudaLlamaModel::stage_rows(std::span<const TokenRow> rows) {
   return n_logit_rows;
 }
 
-void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
+void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run) {
   const CudaModelStrides s = strides_of(config_);
   const int32_t* inputs = device_inputs_.get<int32_t>();
   const size_t stride = size_t(options_.max_rows);
@@ -333,13 +334,22 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
                               max_seq_len_, config_.sliding_window.value_or(0),
                               1.0f / std::sqrt(float(config_.head_dim)), n_splits,
                               attention_partial_.get<float>(), attention_out_.get<bf16>()};
-    launch_attention(attention, stream_);
+    if (run && prefill_attention_supports(config_.head_dim)) {
+      const size_t slot_offset = size_t(run->slot) * max_seq_len_ * s.kv_dim;
+      launch_prefill_attention({q_.get<bf16>(), rope.k_cache + slot_offset, rope.v_cache + slot_offset, n_rows,
+                                run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
+                                config_.head_dim, config_.sliding_window.value_or(0), attention.scale,
+                                attention_out_.get<bf16>()},
+                               stream_);
+    } else {
+      launch_attention(attention, stream_);
+    }
     gemm_->linear(attention_out_.get<bf16>(), n_rows, layer.o_proj, s.dim, s.q_dim, projected_.get(), GemmOutput::BF16,
                   stream_);
     launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
                        stream_);
-    gemm_->linear(normed, n_rows, layer.gate_up, 2 * s.ff_dim, s.dim, gate_up_.get(), GemmOutput::BF16, stream_);
-    launch_silu_mul(gate_up_.get<bf16>(), n_rows, int(s.ff_dim), activated_.get<bf16>(), stream_);
+    gemm_->gate_up_swiglu(normed, n_rows, layer.gate_up, s.ff_dim, s.dim, gate_up_.get<bf16>(), activated_.get<bf16>(),
+                          stream_);
     gemm_->linear(activated_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, mlp_out, GemmOutput::BF16, stream_);
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
@@ -352,9 +362,16 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits) {
 int CudaLlamaModel::run_chunk(std::span<const TokenRow> chunk) {
   const int n_logit_rows = stage_rows(chunk);
   int64_t max_position = 0;
-  for (const TokenRow& row : chunk) max_position = std::max(max_position, row.position);
+  bool contiguous = true;
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    max_position = std::max(max_position, chunk[i].position);
+    contiguous = contiguous && chunk[i].sequence == chunk[0].sequence && chunk[i].position == chunk[0].position + int64_t(i);
+  }
+  // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
+  std::optional<ContiguousRun> run;
+  if (contiguous && chunk.size() > 1) run = ContiguousRun{chunk[0].sequence, int(chunk[0].position)};
   run_layers(int(chunk.size()), n_logit_rows,
-             attention_splits(int(chunk.size()), config_.num_attention_heads, max_position + 1));
+             attention_splits(int(chunk.size()), config_.num_attention_heads, max_position + 1), run);
   return n_logit_rows;
 }
 
@@ -383,11 +400,16 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
     const int n_rows = int(rows.size());
     stage_rows(rows);
     const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);
-    auto found = decode_graphs_.find(key);
+    const auto found = decode_graphs_.find(key);
+    // Splits are sized for the whole cache, since the graph replays at every context length; each
+    // block reads its own row's length on the device.
+    const int splits = attention_splits(n_rows, config_.num_attention_heads, max_seq_len_);
     if (found == decode_graphs_.end()) {
-      // Capture once per (rows, sampling) shape. Splits are sized for the whole cache, since the
-      // graph replays at every context length; each block reads its own row's length on the device.
-      const int splits = attention_splits(n_rows, config_.num_attention_heads, max_seq_len_);
+      // First step of this (rows, sampling) shape: run it eagerly, so that cuBLASLt plans are made
+      // and autotuned outside a capture, then capture the same work (capture executes nothing).
+      run_layers(n_rows, n_rows, splits);
+      sample(n_rows, sampling);
+      const std::vector<int32_t> tokens = read_tokens(n_rows);
       cudaGraph_t graph = nullptr;
       CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
       run_layers(n_rows, n_rows, splits);
@@ -396,7 +418,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       cudaGraphExec_t exec = nullptr;
       CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
       CUDA_CHECK(cudaGraphDestroy(graph));
-      found = decode_graphs_.emplace(key, exec).first;
+      decode_graphs_.emplace(key, exec);
+      return tokens;
     }
     CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
     return read_tokens(n_rows);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <tuple>
 #include <vector>
@@ -65,7 +66,13 @@ class CudaLlamaModel {
   void upload(const Checkpoint& checkpoint);
   void fill_random(uint64_t seed);
   int stage_rows(std::span<const TokenRow> rows);
-  void run_layers(int n_rows, int n_logit_rows, int n_splits);
+  // A chunk that is one run of consecutive positions of one sequence (a prompt), which the
+  // tensor-core prefill attention handles.
+  struct ContiguousRun {
+    int slot;
+    int first_position;
+  };
+  void run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run = std::nullopt);
   // Stages and runs at most max_rows rows (not as a graph); returns how many rows want logits.
   int run_chunk(std::span<const TokenRow> chunk);
   void sample(int n_logit_rows, const SamplingParams& sampling);

@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/attention.h"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -18,6 +19,8 @@ constexpr int kKeysPerStep = 4;
 
 template <int kElementsPerLane>
 __global__ void attention_kernel(AttentionParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int row = blockIdx.x, head = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = p.n_heads / p.n_kv_heads;
@@ -123,6 +126,8 @@ __global__ void attention_kernel(AttentionParams p) {
 }
 
 __global__ void attention_merge_kernel(AttentionParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int row = blockIdx.x, head = blockIdx.y;
   const float* states = p.partial + (int64_t(row) * p.n_heads + head) * p.n_splits * (p.head_dim + 2);
   float merged_max = -INFINITY;
@@ -153,14 +158,14 @@ void launch_attention(const AttentionParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
   const dim3 grid(params.n_rows, params.n_heads, params.n_splits);
   const int threads = 32 * kAttentionWarps;
-  if (params.head_dim <= 32) attention_kernel<1><<<grid, threads, 0, stream>>>(params);
-  else if (params.head_dim <= 64) attention_kernel<2><<<grid, threads, 0, stream>>>(params);
-  else if (params.head_dim <= 128) attention_kernel<4><<<grid, threads, 0, stream>>>(params);
-  else if (params.head_dim <= 256) attention_kernel<8><<<grid, threads, 0, stream>>>(params);
+  if (params.head_dim <= 32) launch_pdl(attention_kernel<1>, grid, threads, 0, stream, params);
+  else if (params.head_dim <= 64) launch_pdl(attention_kernel<2>, grid, threads, 0, stream, params);
+  else if (params.head_dim <= 128) launch_pdl(attention_kernel<4>, grid, threads, 0, stream, params);
+  else if (params.head_dim <= 256) launch_pdl(attention_kernel<8>, grid, threads, 0, stream, params);
   else throw_unsupported("attention head_dim above 256", params.head_dim);
   CUDA_CHECK_LAUNCH();
   if (params.n_splits > 1) {
-    attention_merge_kernel<<<dim3(params.n_rows, params.n_heads), 128, 0, stream>>>(params);
+    launch_pdl(attention_merge_kernel, dim3(params.n_rows, params.n_heads), 128, 0, stream, params);
     CUDA_CHECK_LAUNCH();
   }
 }

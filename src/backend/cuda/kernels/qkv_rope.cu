@@ -2,6 +2,7 @@
 // rotation pairs element i with i + head_dim/2, as transformers' rotate_half does.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/pdl.cuh"
 #include "backend/cuda/kernels/qkv_rope.h"
 
 namespace shardlm::cuda {
@@ -12,6 +13,8 @@ namespace shardlm::cuda {
 constexpr int kQkvRopeThreads = 64;
 
 __global__ void qkv_rope_kernel(QkvRopeParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int row = blockIdx.x;
   const int head = blockIdx.y;
   const bool is_query = head < p.n_heads;
@@ -74,7 +77,7 @@ __global__ void qkv_rope_kernel(QkvRopeParams p) {
 void launch_qkv_rope(const QkvRopeParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
   const dim3 grid(params.n_rows, params.n_heads + params.n_kv_heads);
-  qkv_rope_kernel<<<grid, kQkvRopeThreads, 0, stream>>>(params);
+  launch_pdl(qkv_rope_kernel, grid, kQkvRopeThreads, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 

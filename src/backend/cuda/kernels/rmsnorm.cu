@@ -2,6 +2,7 @@
 // accurate than transformers' bf16 residual and costs little next to the weights.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/pdl.cuh"
 #include "backend/cuda/kernels/rmsnorm.h"
 
 namespace shardlm::cuda {
@@ -11,6 +12,8 @@ namespace shardlm::cuda {
 
 __global__ void add_rmsnorm_kernel(float* residual, const __nv_bfloat16* delta, const __nv_bfloat16* weight,
                                    float eps, int dim, const int32_t* row_index, __nv_bfloat16* out) {
+  wait_for_predecessor();
+  allow_successor();
   const int64_t source_row = row_index ? row_index[blockIdx.x] : blockIdx.x;
   float* x = residual + source_row * dim;
   const __nv_bfloat16* d = delta ? delta + source_row * dim : nullptr;
@@ -36,8 +39,8 @@ void launch_add_rmsnorm(float* residual, const __nv_bfloat16* delta, const __nv_
                         int n_rows, int dim, const int32_t* row_index, __nv_bfloat16* out, cudaStream_t stream) {
   if (n_rows == 0) return;
   const int threads = dim >= 4096 ? 1024 : dim >= 1024 ? 512 : 128;
-  add_rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(residual, row_index ? nullptr : delta, weight, eps, dim,
-                                                     row_index, out);
+  launch_pdl(add_rmsnorm_kernel, n_rows, threads, 0, stream, residual, row_index ? nullptr : delta, weight, eps, dim,
+             row_index, out);
   CUDA_CHECK_LAUNCH();
 }
 

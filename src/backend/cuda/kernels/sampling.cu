@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/pdl.cuh"
 #include "backend/cuda/kernels/sampling.h"
 
 namespace shardlm::cuda {
@@ -28,11 +29,8 @@ __device__ float block_max(float value) {
   return warp_max(value);
 }
 
-// Largest value with the smallest index wins (torch.argmax's tie rule); every thread gets the index.
-__device__ int block_argmax(float value, int index) {
-  __shared__ float best_values[32];
-  __shared__ int best_indices[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+// Largest value with the smallest index wins (torch.argmax's tie rule); every lane gets the winner.
+__device__ void warp_argmax(float& value, int& index) {
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
     const int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
@@ -41,6 +39,14 @@ __device__ int block_argmax(float value, int index) {
       index = other_index;
     }
   }
+}
+
+// The same over the whole block; every thread gets the index.
+__device__ int block_argmax(float value, int index) {
+  __shared__ float best_values[32];
+  __shared__ int best_indices[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  warp_argmax(value, index);
   __syncthreads();
   if (lane == 0) {
     best_values[warp] = value;
@@ -49,14 +55,7 @@ __device__ int block_argmax(float value, int index) {
   __syncthreads();
   value = lane < int(blockDim.x / 32) ? best_values[lane] : -INFINITY;
   index = lane < int(blockDim.x / 32) ? best_indices[lane] : INT_MAX;
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
-    const int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
-    if (other_value > value || (other_value == value && other_index < index)) {
-      value = other_value;
-      index = other_index;
-    }
-  }
+  warp_argmax(value, index);
   return index;
 }
 
@@ -70,6 +69,8 @@ __device__ float uniform_open(uint64_t seed, uint64_t stream, uint64_t counter) 
 }
 
 __global__ void sampling_kernel(SamplingKernelParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
   if (p.temperature == 0.0f) {
     float best = -INFINITY;
@@ -145,7 +146,7 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
 
 void launch_sampling(const SamplingKernelParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
-  sampling_kernel<<<params.n_rows, kSamplingThreads, 0, stream>>>(params);
+  launch_pdl(sampling_kernel, params.n_rows, kSamplingThreads, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 

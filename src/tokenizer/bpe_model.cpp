@@ -119,7 +119,8 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, std::string_view sourc
     merged.assign(left);
     merged.append(right.substr(bpe.continuing_subword_prefix_.size()));
     // A later duplicate of the same pair wins, as when HF collects merges into its hash map.
-    bpe.merges_[pair_key(lookup(left, rank), lookup(right, rank))] = {static_cast<uint32_t>(rank), lookup(merged, rank)};
+    const int32_t left_id = lookup(left, rank), right_id = lookup(right, rank), merged_id = lookup(merged, rank);
+    bpe.merges_[pair_key(left_id, right_id)] = {static_cast<uint32_t>(rank), merged_id};
   }
   return bpe;
 }

@@ -404,7 +404,8 @@ TEST(StreamingDetokenizer, ConcatenationEqualsFullDecodeOnReferenceCases) {
     if (!fs::exists(entry.path() / "expected.json")) continue;
     const Tokenizer tokenizer = Tokenizer::from_dir(entry.path());
     std::ifstream file(entry.path() / "expected.json");
-    for (const json& c : json::parse(file)["cases"]) {
+    const json expected = json::parse(file);
+    for (const json& c : expected["cases"]) {
       const auto ids = c["ids"].get<std::vector<int32_t>>();
       const std::string full = tokenizer.decode(ids, true);
       EXPECT_EQ(stream(tokenizer, ids, full.find(utf8::kReplacementCharacter) == std::string::npos), full)

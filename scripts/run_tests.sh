@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test suite; scripts/setup.sh test calls this after the Release build in build/.
-#  1. the parsers' unit tests under AddressSanitizer + UBSan (build-asan/)
+#  1. the parsers' and the CPU model's tests under AddressSanitizer + UBSan (build-asan/)
 #  2. libFuzzer targets for the safetensors, config and tokenizer parsers, a short run each (build-fuzz/)
 #  3. the whole CTest suite on the Release build, including the npm tokenizer oracle (last, so its
 #     summary line closes the log)
@@ -12,17 +12,15 @@ fuzz_seconds=${SHARDLM_FUZZ_SECONDS:-30}
 echo "== npm oracle packages"
 npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
 
-echo "== parser tests under ASan/UBSan"
+echo "== parsers and the CPU model under ASan/UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -DSHARDLM_CUDA=OFF >/dev/null
-parser_tests=(test_safetensors test_model_config test_generation_config test_tokenizer test_tokenizer_fixtures)
-existing=()
-for target in "${parser_tests[@]}"; do
-  [ -f "tests/unit/$target.cpp" ] && existing+=("$target")
+sanitized_tests=(test_safetensors test_model_config test_generation_config test_tokenizer test_tokenizer_fixtures
+                 test_cpu_kernels test_model_fixtures)
+cmake --build build-asan -j "$jobs" --target "${sanitized_tests[@]}"
+for target in "${sanitized_tests[@]}"; do
+  echo "-- $target"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$target" --gtest_brief=1
 done
-cmake --build build-asan -j "$jobs" --target "${existing[@]}"
-regex=$(IFS='|'; echo "${existing[*]}")
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan -j "$jobs" --output-on-failure -R "^($regex)\\." 
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

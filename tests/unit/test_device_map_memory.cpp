@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "core/error.h"
+#include "expect_error.h"
 #include "parallel/device_map/device_budget.h"
 #include "parallel/memory_size.h"
 
@@ -13,25 +13,6 @@ namespace shardlm {
 namespace {
 
 constexpr int64_t kGiB = int64_t(1) << 30;
-
-// Runs `action`, expects an Error, and returns its message.
-template <typename Action>
-std::string error_of(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
-
-#define EXPECT_ERROR_NAMES(action, ...)                                                     \
-  do {                                                                                      \
-    const std::string message_ = error_of([&] { action; });                                 \
-    for (const char* needle_ : {__VA_ARGS__})                                               \
-      EXPECT_NE(message_.find(needle_), std::string::npos) << "'" << needle_ << "' not in: " << message_; \
-  } while (0)
 
 TEST(MemorySize, UnitsAreAcceleratesUnits) {
   EXPECT_EQ(parse_memory_size("1MiB", "x"), 1048576);  // the docstring's own example

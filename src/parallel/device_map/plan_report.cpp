@@ -21,8 +21,8 @@ std::string optional_size(const std::optional<int64_t>& bytes) {
   return bytes ? format_memory_size(*bytes) : "unlimited";
 }
 
-// Rows of cells, the first `n_left` columns left-aligned and the rest right-aligned.
-std::string format_table(const std::vector<std::vector<std::string>>& rows, size_t n_left) {
+// Rows of cells; `align` has one letter per column, 'l' for left-aligned text, 'r' for numbers.
+std::string format_table(const std::vector<std::vector<std::string>>& rows, std::string_view align) {
   std::vector<size_t> widths;
   for (const std::vector<std::string>& row : rows) {
     widths.resize(std::max(widths.size(), row.size()), 0);
@@ -33,7 +33,7 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows, size
     std::string line;
     for (size_t c = 0; c < row.size(); ++c) {
       if (c > 0) line += "  ";
-      line += c < n_left ? fmt::format("{:<{}}", row[c], widths[c]) : fmt::format("{:>{}}", row[c], widths[c]);
+      line += align[c] == 'l' ? fmt::format("{:<{}}", row[c], widths[c]) : fmt::format("{:>{}}", row[c], widths[c]);
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     text += line + "\n";
@@ -101,7 +101,7 @@ std::string format_device_plan(const DevicePlan& plan, bool with_reasons) {
                     format_memory_size(usage.total_bytes()), optional_size(usage.budget_bytes),
                     headroom ? format_memory_size(*headroom) : "-"});
   }
-  text += format_table(rows, 3);
+  text += format_table(rows, "lllrrrrrrr");
   for (const DeviceUsage& usage : plan.devices)
     if (usage.budget_source != "--devices" && usage.budget_source != "--max-memory")
       text += fmt::format("{} budget: {}\n", usage.device.name(), usage.budget_source);
@@ -113,7 +113,7 @@ std::string format_device_plan(const DevicePlan& plan, bool with_reasons) {
     for (const ModulePlacement& module : plan.modules)
       reasons.push_back({module.name, module.device.name(), format_memory_size(module.weight_bytes),
                          format_memory_size(module.kv_cache_bytes), module.reason});
-    text += fmt::format("\n{}", format_table(reasons, 2));
+    text += fmt::format("\n{}", format_table(reasons, "llrrl"));
   }
   return text;
 }

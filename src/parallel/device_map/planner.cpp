@@ -78,7 +78,12 @@ class Ledger {
 
   // A strategy's own limit, below the budget (balanced shares).
   void cap(size_t d, int64_t bytes) { limits_[d] = limits_[d] ? std::min(*limits_[d], bytes) : bytes; }
-  void reserve_staging(size_t d, int64_t bytes) { usage_[d].staging_bytes += bytes; }
+  // The offload GPU computes the layers it streams in, so it needs its activation buffers too.
+  void reserve_staging(size_t d, int64_t bytes) {
+    usage_[d].staging_bytes += bytes;
+    if (!active_[d]) usage_[d].activation_bytes += activation_reserve(d);
+    active_[d] = true;
+  }
   // Room on d that units placed on d may not use (it is kept for other devices' charges).
   void hold_back(size_t d, int64_t bytes) { held_back_[d] = bytes; }
 
@@ -171,13 +176,13 @@ class Ledger {
 
   const std::vector<DeviceUsage>& usage() const { return usage_; }
 
- private:
   int64_t activation_reserve(size_t d) const {
     const int64_t rows = std::min<int64_t>(options_.max_rows, int64_t(options_.batch) * options_.max_seq_len);
     return rows * layout_.activation_bytes_per_row +
            (budgets_[d].device.is_gpu() ? options_.gpu_runtime_overhead_bytes : 0);
   }
 
+ private:
   const std::vector<DeviceBudget>& budgets_;
   const ModelLayout& layout_;
   const PlanOptions& options_;
@@ -241,7 +246,7 @@ void fill(const std::vector<Unit>& units, size_t first, const FillLimits& limits
     }
     for (size_t module : units[u]) {
       assignment.device[module] = d;
-      assignment.reason[module] = reason;
+      assignment.reason[module] = module == units[u].front() ? reason : "tied to model.embed_tokens (same weight): " + reason;
     }
     assignment.n_placed_units = u + 1;
   }
@@ -575,10 +580,12 @@ DevicePlan plan_device_map(const ModelLayout& layout, const std::vector<DeviceBu
     Assignment assignment = planner.fresh_assignment();
     planner.run(applied, ledger, assignment);
     const int64_t staging = planner.offload_gpu ? planner.staging_needed(assignment) : 0;
-    if (planner.offload_gpu && staging > budgets[*planner.offload_gpu].bytes.value_or(INT64_MAX)) {
-      fixed_notes.push_back(fmt::format("{} cannot hold two staging buffers of {} (its budget is {}), so layers off "
-                                        "the GPUs must run on the cpu",
+    if (planner.offload_gpu && staging + ledger.activation_reserve(*planner.offload_gpu) >
+                                   budgets[*planner.offload_gpu].bytes.value_or(INT64_MAX)) {
+      fixed_notes.push_back(fmt::format("{} cannot hold two staging buffers of {} besides its activation buffers ({}) "
+                                        "in its budget of {}, so layers off the GPUs must run on the cpu",
                                         budgets[*planner.offload_gpu].device.name(), format_memory_size(staging / 2),
+                                        format_memory_size(ledger.activation_reserve(*planner.offload_gpu)),
                                         format_memory_size(*budgets[*planner.offload_gpu].bytes)));
       planner.offload_gpu.reset();
       planner.staging = 0;

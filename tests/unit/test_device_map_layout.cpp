@@ -103,7 +103,7 @@ TEST(ModelLayout, ShardedCheckpointGroupsAcrossFiles) {
 
 TEST(ModelLayout, Llama3_8BShapeByHand) {
   const ModelLayout layout = model_layout_from_config(shape_config("llama3-8b"), DType::BF16);
-  ASSERT_EQ(layout.n_layers(), 32);
+  ASSERT_EQ(layout.modules.size(), 35u);  // embed, 32 layers, norm, head
   EXPECT_FALSE(layout.tied_head);
   // q and o 4096x4096, k and v 1024x4096, gate/up/down 14336x4096, two norms of 4096; bf16.
   const int64_t layer = (2 * 4096LL * 4096 + 2 * 1024LL * 4096 + 3 * 14336LL * 4096 + 2 * 4096) * 2;

@@ -69,12 +69,6 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-int ModelLayout::n_layers() const {
-  int count = 0;
-  for (const ModuleWeights& module : modules) count += module.kind == ModuleKind::LAYER;
-  return count;
-}
-
 int64_t ModelLayout::total_weight_bytes() const {
   int64_t total = 0;
   for (const ModuleWeights& module : modules) total += module.weight_bytes;

@@ -35,7 +35,6 @@ struct ModelLayout {
   // What the head's device holds per sequence for sampling: the final hidden row and f32 logits.
   int64_t logits_bytes_per_sequence = 0;
 
-  int n_layers() const;
   int64_t total_weight_bytes() const;
 };
 

@@ -38,7 +38,8 @@ std::string device_names(const std::vector<DeviceBudget>& budgets) {
 // Adds an entry, refusing a device that is already there under any spelling ("0" and "cuda:0").
 void add_entry(std::vector<MemoryEntry>& entries, MemoryEntry entry, std::string_view key, std::string_view option) {
   for (const MemoryEntry& existing : entries)
-    if (existing.device == entry.device) fail("{}: {} is given twice (second time as \"{}\")", option, entry.device.name(), key);
+    if (existing.device == entry.device)
+      fail("{}: {} is given twice (second time as \"{}\")", option, entry.device.name(), key);
   entries.push_back(entry);
 }
 
@@ -125,7 +126,7 @@ std::vector<DeviceBudget> apply_max_memory(const std::vector<DeviceBudget>& avai
     auto found = std::find_if(available.begin(), available.end(),
                               [&](const DeviceBudget& budget) { return budget.device == entry.device; });
     // Disk is never detected, but any machine has one: naming it in --max-memory allows offloading there.
-    DeviceBudget budget = found != available.end() ? *found : DeviceBudget{DeviceId::disk(), std::nullopt, "disk"};
+    DeviceBudget budget = found != available.end() ? *found : DeviceBudget{DeviceId::disk(), std::nullopt, "--max-memory"};
     if (found == available.end() && entry.device.kind != DeviceKind::DISK)
       fail("--max-memory: {} is not among the devices ({})", entry.device.name(), device_names(available));
     if (entry.bytes && budget.bytes && *entry.bytes > *budget.bytes) {

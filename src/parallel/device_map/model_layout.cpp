@@ -43,7 +43,8 @@ ModelLayout layout_from_tensors(const ModelConfig& config, const std::vector<Ten
   ModelLayout layout;
   layout.tied_head = config.tie_word_embeddings;
   layout.modules.push_back({"model.embed_tokens", ModuleKind::EMBED, -1, 0, {}});
-  for (int il = 0; il < n_layers; ++il) layout.modules.push_back({fmt::format("model.layers.{}", il), ModuleKind::LAYER, il, 0, {}});
+  for (int il = 0; il < n_layers; ++il)
+    layout.modules.push_back({fmt::format("model.layers.{}", il), ModuleKind::LAYER, il, 0, {}});
   layout.modules.push_back({"model.norm", ModuleKind::NORM, -1, 0, {}});
   layout.modules.push_back({"lm_head", ModuleKind::HEAD, -1, 0, {}});
   for (const TensorBytes& tensor : tensors) {

@@ -246,7 +246,8 @@ void fill(const std::vector<Unit>& units, size_t first, const FillLimits& limits
     }
     for (size_t module : units[u]) {
       assignment.device[module] = d;
-      assignment.reason[module] = module == units[u].front() ? reason : "tied to model.embed_tokens (same weight): " + reason;
+      const bool rider = module != units[u].front();  // the tied head, placed with the embedding
+      assignment.reason[module] = rider ? "tied to model.embed_tokens (same weight): " + reason : reason;
     }
     assignment.n_placed_units = u + 1;
   }

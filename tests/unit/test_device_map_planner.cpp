@@ -330,6 +330,11 @@ TEST(Planner, BadOptionsAreRefused) {
   options.batch = 1;
   options.max_seq_len = 0;
   EXPECT_ERROR_NAMES(plan_device_map(gib_model(), devices("0=80GiB"), options), "--max-seq-len");
+  ModelLayout with_cache = gib_model();
+  with_cache.kv_bytes_per_token = 4096;
+  options.max_seq_len = int64_t(1) << 31;
+  options.batch = 1 << 30;
+  EXPECT_ERROR_NAMES(plan_device_map(with_cache, devices("0=80GiB"), options), "--batch", "KV cache");
 }
 
 TEST(Planner, ReportsListEveryDeviceAndModule) {

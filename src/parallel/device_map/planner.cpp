@@ -480,6 +480,12 @@ void check_inputs(const ModelLayout& layout, const std::vector<DeviceBudget>& bu
   if (options.batch < 1) fail("--batch must be >= 1, got {}", options.batch);
   if (options.max_seq_len < 1) fail("--max-seq-len must be >= 1, got {}", options.max_seq_len);
   if (options.max_rows < 1) fail("rows per forward pass must be >= 1, got {}", options.max_rows);
+  // Caches beyond an exabyte fit nowhere, and would overflow the byte arithmetic below.
+  const double kv_bytes = double(options.batch) * double(options.max_seq_len) * double(layout.kv_bytes_per_token) *
+                          double(layout.modules.size());
+  if (kv_bytes > 1e18)
+    fail("--batch {} x --max-seq-len {} needs about {:.3g} bytes of KV cache, more than any machine holds", options.batch,
+         options.max_seq_len, kv_bytes);
   if (budgets.empty()) fail("no devices to place the model on");
   for (size_t d = 0; d < budgets.size(); ++d) {
     if (d > 0 && !(budgets[d - 1].device < budgets[d].device))

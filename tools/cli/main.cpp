@@ -1,4 +1,4 @@
-// shardlm command line: generate, tokenize, info, bench. Library errors arrive as shardlm::Error
+// shardlm command line: generate, tokenize, info, bench, plan. Library errors arrive as shardlm::Error
 // with a message naming the file or option at fault; they are printed and turned into exit code 1.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   shardlm::cli::add_tokenize_command(app);
   shardlm::cli::add_info_command(app);
   shardlm::cli::add_bench_command(app);
+  shardlm::cli::add_plan_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,0 +1,151 @@
+// `shardlm plan`: where each layer of a model would go on real or hypothetical devices, without
+// loading any weight. The model is a checkpoint directory (sizes from its safetensors headers) or a
+// built-in --random shape; the devices are this machine's (detect_devices) or declared with
+// --devices, capped by --max-memory as Accelerate's max_memory caps them. Prints the per-device
+// table (or JSON) and fails, saying how much is missing, when the model cannot fit.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "commands.h"
+#include "common_options.h"
+#include "core/error.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "parallel/device_map/plan_report.h"
+#include "parallel/device_map/planner.h"
+#include "parallel/memory_size.h"
+
+namespace shardlm::cli {
+namespace {
+
+struct PlanCommandOptions {
+  ModelOptions model;
+  std::string random_shape;
+  std::string device_map = "auto";
+  std::string max_memory;
+  std::string devices;
+  int64_t max_seq_len = 0;
+  int batch = 1;
+  std::string dtype = "bf16";
+  bool json = false;
+  bool verbose = false;
+};
+
+// A built-in shape name (bench/shapes/NAME.json) or a config.json path, as `bench --random` takes.
+ModelConfig shape_config(const std::string& shape) {
+  std::filesystem::path file = shape;
+  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
+  std::ifstream in(file);
+  if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ModelConfig::parse(text.str(), file.string());
+}
+
+// nullopt for "stored": every tensor counts in the dtype it has in the checkpoint.
+std::optional<DType> parse_load_dtype(const std::string& text) {
+  if (text == "stored") return std::nullopt;
+  if (text == "bf16") return DType::BF16;
+  if (text == "f16") return DType::F16;
+  if (text == "f32") return DType::F32;
+  fail("--dtype: \"{}\" is not one of bf16, f16, f32, stored", text);
+}
+
+PlanOptions plan_options(const PlanCommandOptions& options, const ModelConfig& config) {
+  PlanOptions plan;
+  if (const std::optional<DeviceMapStrategy> strategy = parse_strategy(options.device_map)) {
+    plan.strategy = *strategy;
+  } else {
+    plan.strategy = DeviceMapStrategy::EXPLICIT;
+    plan.explicit_map = options.device_map.starts_with('{')
+                            ? parse_explicit_device_map(options.device_map, "--device-map")
+                            : read_explicit_device_map(options.device_map);
+  }
+  // The CUDA model's own default: the model's context, capped at 4096.
+  plan.max_seq_len = options.max_seq_len > 0 ? options.max_seq_len
+                                             : std::min<int64_t>(config.max_position_embeddings, 4096);
+  if (options.max_seq_len < 0) fail("--max-seq-len must be >= 1, got {}", options.max_seq_len);
+  if (plan.max_seq_len > config.max_position_embeddings)
+    fail("--max-seq-len {} exceeds the model's max_position_embeddings {}", plan.max_seq_len,
+         config.max_position_embeddings);
+  plan.batch = options.batch;
+  return plan;
+}
+
+std::vector<DeviceBudget> device_budgets(const PlanCommandOptions& options) {
+  std::vector<DeviceBudget> budgets = options.devices.empty() ? detect_devices() : budgets_from_declaration(options.devices);
+  if (!options.max_memory.empty()) budgets = apply_max_memory(budgets, options.max_memory);
+  return budgets;
+}
+
+void run_plan(const PlanCommandOptions& options) {
+  const std::optional<DType> load_dtype = parse_load_dtype(options.dtype);
+  std::string model_name;
+  ModelConfig config;
+  ModelLayout layout;
+  if (!options.random_shape.empty()) {
+    config = shape_config(options.random_shape);
+    model_name = "random:" + options.random_shape;
+    layout = model_layout_from_config(config, load_dtype.value_or(config.torch_dtype.value_or(DType::BF16)));
+  } else {
+    const std::filesystem::path dir = prepare_model_dir(options.model);
+    config = ModelConfig::from_dir(dir);
+    model_name = dir.string();
+    layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), load_dtype);
+  }
+  const DevicePlan plan = plan_device_map(layout, device_budgets(options), plan_options(options, config));
+
+  if (options.json) {
+    nlohmann::json result = {{"model", model_name},
+                             {"architecture", config.architecture_name},
+                             {"num_hidden_layers", config.num_hidden_layers},
+                             {"dtype", options.dtype},
+                             {"weight_bytes", layout.total_weight_bytes()}};
+    result.update(device_plan_to_json(plan));
+    fmt::print("{}\n", result.dump(2));
+    return;
+  }
+  fmt::print("model {} ({}, {} layers, {} of weights as {})\n", model_name, config.architecture_name,
+             config.num_hidden_layers, format_memory_size(layout.total_weight_bytes()), options.dtype);
+  fmt::print("{}", format_device_plan(plan, options.verbose));
+}
+
+}  // namespace
+
+void add_plan_command(CLI::App& app) {
+  auto options = std::make_shared<PlanCommandOptions>();
+  CLI::App* command = app.add_subcommand("plan", "Show which device each layer would go to, and the memory it takes");
+  CLI::Option* model = command->add_option("--model,-m", options->model.model_dir,
+                                           "Model directory; default: $SHARDLM_MODEL or the bundled KJV model")
+                           ->envname("SHARDLM_MODEL");
+  command->add_option("--random", options->random_shape,
+                      "Plan a built-in shape instead (bench/shapes: llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, "
+                      "mistral-7b) or a config.json path")
+      ->excludes(model);
+  command->add_option("--device-map", options->device_map,
+                      "auto, balanced, balanced_low_0, sequential, a FILE.json mapping module prefixes to devices, or "
+                      "that JSON inline")
+      ->capture_default_str();
+  command->add_option("--max-memory", options->max_memory,
+                      "Cap per device, e.g. 0=20GiB,1=40GiB,cpu=64GiB,disk or {\"0\": \"20GiB\"}; only the devices "
+                      "named are used");
+  command->add_option("--devices", options->devices,
+                      "Hypothetical devices and their free memory, e.g. cuda:0=80GiB,cuda:1=80GiB,cpu=256GiB,disk "
+                      "(default: this machine's)");
+  command->add_option("--max-seq-len", options->max_seq_len,
+                      "Tokens per sequence the KV cache holds (default: the model's context, at most 4096)");
+  command->add_option("--batch", options->batch, "Sequences generated together")->capture_default_str();
+  command->add_option("--dtype", options->dtype,
+                      "Weight dtype after loading: bf16 (what the CUDA backend holds), f16, f32, or stored")
+      ->capture_default_str();
+  command->add_flag("--json", options->json, "Print the plan as JSON");
+  command->add_flag("--verbose,-v", options->verbose, "Also print why each module is where it is");
+  command->callback([options] { run_plan(*options); });
+}
+
+}  // namespace shardlm::cli

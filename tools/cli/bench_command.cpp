@@ -9,11 +9,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 
 #include "backend/cpu/read_bandwidth.h"
 #include "commands.h"
@@ -137,16 +135,6 @@ void run_bench_cpu(const BenchOptions& options) {
 }
 
 #ifdef SHARDLM_WITH_CUDA
-ModelConfig random_shape_config(const std::string& shape) {
-  std::filesystem::path file = shape;
-  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
-  std::ifstream in(file);
-  if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return ModelConfig::parse(text.str(), file.string());
-}
-
 void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   const bool random_weights = !options.random_shape.empty();
   std::optional<Checkpoint> checkpoint;

@@ -5,6 +5,8 @@
 #include <omp.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -23,6 +25,16 @@ std::filesystem::path prepare_model_dir(const ModelOptions& options) {
   const std::filesystem::path dir = options.model_dir.empty() ? SHARDLM_DEFAULT_MODEL_DIR : options.model_dir;
   if (!std::filesystem::is_directory(dir)) fail("--model: {} is not a directory", dir.string());
   return dir;
+}
+
+ModelConfig random_shape_config(const std::string& shape) {
+  std::filesystem::path file = shape;
+  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
+  std::ifstream in(file);
+  if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ModelConfig::parse(text.str(), file.string());
 }
 
 }  // namespace shardlm::cli

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "io/model_config.h"
+
 namespace shardlm::cli {
 
 struct ModelOptions {
@@ -16,5 +18,7 @@ struct ModelOptions {
 void add_model_options(CLI::App& command, ModelOptions& options);
 // The model directory to load (the default model when --model is absent); applies --threads.
 std::filesystem::path prepare_model_dir(const ModelOptions& options);
+// The config of a built-in shape for --random (bench/shapes/NAME.json) or of a config.json path.
+ModelConfig random_shape_config(const std::string& shape);
 
 }  // namespace shardlm::cli

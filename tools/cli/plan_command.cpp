@@ -7,9 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "commands.h"
 #include "common_options.h"
@@ -19,6 +17,9 @@
 #include "parallel/device_map/plan_report.h"
 #include "parallel/device_map/planner.h"
 #include "parallel/memory_size.h"
+#ifdef SHARDLM_WITH_CUDA
+#include "backend/cuda/device_query.h"
+#endif
 
 namespace shardlm::cli {
 namespace {
@@ -37,16 +38,6 @@ struct PlanCommandOptions {
 };
 
 // A built-in shape name (bench/shapes/NAME.json) or a config.json path, as `bench --random` takes.
-ModelConfig shape_config(const std::string& shape) {
-  std::filesystem::path file = shape;
-  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
-  std::ifstream in(file);
-  if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return ModelConfig::parse(text.str(), file.string());
-}
-
 // nullopt for "stored": every tensor counts in the dtype it has in the checkpoint.
 std::optional<DType> parse_load_dtype(const std::string& text) {
   if (text == "stored") return std::nullopt;
@@ -77,8 +68,18 @@ PlanOptions plan_options(const PlanCommandOptions& options, const ModelConfig& c
   return plan;
 }
 
+// This machine's GPUs (when the build has CUDA) in front of its CPU.
+std::vector<DeviceBudget> this_machines_devices() {
+  std::vector<DeviceBudget> budgets;
+#ifdef SHARDLM_WITH_CUDA
+  budgets = cuda::detect_cuda_devices();
+#endif
+  for (DeviceBudget& budget : detect_devices()) budgets.push_back(std::move(budget));
+  return budgets;
+}
+
 std::vector<DeviceBudget> device_budgets(const PlanCommandOptions& options) {
-  std::vector<DeviceBudget> budgets = options.devices.empty() ? detect_devices() : budgets_from_declaration(options.devices);
+  std::vector<DeviceBudget> budgets = options.devices.empty() ? this_machines_devices() : budgets_from_declaration(options.devices);
   if (!options.max_memory.empty()) budgets = apply_max_memory(budgets, options.max_memory);
   return budgets;
 }
@@ -89,7 +90,7 @@ void run_plan(const PlanCommandOptions& options) {
   ModelConfig config;
   ModelLayout layout;
   if (!options.random_shape.empty()) {
-    config = shape_config(options.random_shape);
+    config = random_shape_config(options.random_shape);
     model_name = "random:" + options.random_shape;
     layout = model_layout_from_config(config, load_dtype.value_or(config.torch_dtype.value_or(DType::BF16)));
   } else {

@@ -1,0 +1,25 @@
+// Free memory per GPU through cudaMemGetInfo, which creates a context on each device it asks.
+#include "backend/cuda/device_query.h"
+
+#include "backend/cuda/cuda_check.h"
+
+namespace shardlm::cuda {
+
+std::vector<DeviceBudget> detect_cuda_devices() {
+  int count = 0;
+  // No driver or no device is not an error here: the plan then uses the CPU (and disk) only.
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return {};
+  }
+  std::vector<DeviceBudget> budgets;
+  for (int index = 0; index < count; ++index) {
+    CUDA_CHECK(cudaSetDevice(index));
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    budgets.push_back({DeviceId::cuda(index), int64_t(free_bytes), "free memory"});
+  }
+  return budgets;
+}
+
+}  // namespace shardlm::cuda

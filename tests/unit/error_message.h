@@ -1,5 +1,6 @@
-// Test support: runs an action that must throw shardlm::Error and returns its message, so tests can
-// check that the message names the file or option and the problem.
+// Test support for messages meant for people, which must name the file or option at fault and the
+// problem: error_message(action) runs an action that must throw shardlm::Error and returns its
+// message; EXPECT_ERROR_NAMES(statement, "needle", ...) checks that the message holds every needle.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -22,3 +23,10 @@ std::string error_message(Action&& action) {
 }
 
 }  // namespace shardlm
+
+#define EXPECT_ERROR_NAMES(statement, ...)                                                      \
+  do {                                                                                          \
+    const std::string message_ = ::shardlm::error_message([&] { statement; });                  \
+    for (const char* needle_ : {__VA_ARGS__})                                                   \
+      EXPECT_NE(message_.find(needle_), std::string::npos) << "'" << needle_ << "' not in: " << message_; \
+  } while (0)

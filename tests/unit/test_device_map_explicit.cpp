@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "expect_error.h"
+#include "error_message.h"
 #include "parallel/device_map/planner.h"
 
 namespace shardlm {

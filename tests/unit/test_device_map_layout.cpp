@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "expect_error.h"
+#include "error_message.h"
 #include "parallel/device_map/model_layout.h"
 
 namespace shardlm {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "expect_error.h"
+#include "error_message.h"
 #include "parallel/device_map/device_budget.h"
 #include "parallel/memory_size.h"
 

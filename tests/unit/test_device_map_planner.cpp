@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "expect_error.h"
+#include "error_message.h"
 #include "parallel/device_map/plan_report.h"
 #include "parallel/device_map/planner.h"
 

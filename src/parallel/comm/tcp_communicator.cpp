@@ -207,10 +207,9 @@ void TcpCommunicator::fail_group(const std::string& reason) {
       send_all(peer, reason.data(), reason.size(), kErrorSendTimeout, ignored);
     }
   }
-  for (Socket& peer : peers_) {
-    peer.shutdown();
-    peer.close();
-  }
+  // Shut down, not closed: abort() may be reading the descriptors from another thread, and a
+  // closed one could be reused. The destructor closes them.
+  for (const Socket& peer : peers_) peer.shutdown();
   throw Error(failure_);
 }
 
@@ -256,7 +255,7 @@ TcpCommunicator::Frame TcpCommunicator::recv_frame(int peer, const Call& call, m
       std::lock_guard lock(failure_mutex_);
       failure_ = "process group aborted: " + reason;
       failed_ = true;
-      for (Socket& other : peers_) other.close();
+      for (const Socket& other : peers_) other.shutdown();
       throw Error(failure_);
     }
     fail_group(reason);

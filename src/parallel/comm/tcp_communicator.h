@@ -40,7 +40,7 @@ class TcpCommunicator final : public Communicator {
 
   int rank() const override { return options_.rank; }
   int size() const override { return options_.size; }
-  // Tells the group why this rank stops (sent to rank 0, which relays it to all), then closes.
+  // Tells the group why this rank stops (sent to rank 0, which relays it to all), then shuts its connections down.
   void abort(const std::string& reason) override;
 
  protected:
@@ -69,7 +69,7 @@ class TcpCommunicator final : public Communicator {
   // rank 0 (which knows which one) times out first and names it.
   std::chrono::milliseconds answer_timeout() const;
   [[noreturn]] void fail_transfer(int peer, const SocketFailure& failure, const Call& call);
-  // Ends the group: tells the other side why (best effort), closes every socket, throws.
+  // Ends the group: tells the other side why (best effort), shuts every connection down, throws.
   [[noreturn]] void fail_group(const std::string& reason);
   void check_usable();
 

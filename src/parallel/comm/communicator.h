@@ -1,0 +1,67 @@
+// The collective-communication interface every tensor-parallel backend implements: host threads
+// and host processes now (thread_group.h, tcp_communicator.h), NCCL and a CUDA peer-memory
+// all-reduce later. One Communicator object is one rank's handle on its group.
+//
+// Buffers are raw pointers plus a DType, in the memory the backend serves: host memory for the
+// host backends, device memory for the CUDA ones. Nothing here names a stream: a device backend is
+// created for one rank's stream and enqueues every collective on it, so ordering with the model's
+// kernels is the stream's, and libshardlm's interface stays free of CUDA types (it builds without
+// the toolkit). Host backends complete each call before returning; device backends return once
+// the work is enqueued.
+//
+// Guarantees every backend keeps: all ranks end an all-reduce or reduce-scatter with bit-identical
+// values (the host backends sum in rank order 0, 1, ..., n-1, accumulating in f32); every rank must
+// issue the same collectives in the same order, and a mismatch is an Error rather than a hang; a
+// rank that fails, exits or stops responding makes every other rank's pending or next collective
+// throw Error within the timeout, and abort() does so at once.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "core/dtype.h"
+
+namespace shardlm {
+
+struct CommOptions {
+  // How long a rank waits without progress (a peer arriving, or bytes moving) before it declares
+  // the group dead. Long enough for the slowest step between collectives (a prefill on CPU).
+  std::chrono::milliseconds timeout{30'000};
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // In place: data[i] becomes the sum over ranks of data[i].
+  void all_reduce_sum(void* data, size_t count, DType dtype);
+  // recv holds size() * count elements: rank r's `send` lands at recv + r * count.
+  void all_gather(const void* send, void* recv, size_t count, DType dtype);
+  // send holds size() * count elements; recv gets the sum over ranks of block rank() of send.
+  void reduce_scatter_sum(const void* send, void* recv, size_t count, DType dtype);
+  // Every rank's data becomes root's.
+  void broadcast(void* data, size_t count, DType dtype, int root);
+  void barrier();
+
+  // Makes this rank's pending and future collectives, and those of every rank waiting on it, throw
+  // Error naming `reason`. Safe to call from any thread; the other calls belong to the rank's own.
+  virtual void abort(const std::string& reason) = 0;
+
+  void all_reduce_sum(float* data, size_t count) { all_reduce_sum(data, count, DType::F32); }
+  void all_gather(const float* send, float* recv, size_t count) { all_gather(send, recv, count, DType::F32); }
+  void reduce_scatter_sum(const float* send, float* recv, size_t count) { reduce_scatter_sum(send, recv, count, DType::F32); }
+  void broadcast(float* data, size_t count, int root) { broadcast(data, count, DType::F32, root); }
+
+ protected:
+  virtual void do_all_reduce_sum(void* data, size_t count, DType dtype) = 0;
+  virtual void do_all_gather(const void* send, void* recv, size_t count, DType dtype) = 0;
+  virtual void do_reduce_scatter_sum(const void* send, void* recv, size_t count, DType dtype) = 0;
+  virtual void do_broadcast(void* data, size_t count, DType dtype, int root) = 0;
+  virtual void do_barrier() = 0;
+};
+
+}  // namespace shardlm

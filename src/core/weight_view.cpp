@@ -15,7 +15,7 @@ float WeightView::at(int64_t index) const {
 }
 
 void WeightView::row_to_f32(int64_t row, int64_t col, int64_t count, float* out) const {
-  const int64_t start = row * cols + col;
+  const int64_t start = row * stride() + col;
   switch (dtype) {
     case DType::F32:
       std::memcpy(out, static_cast<const float*>(data) + start, size_t(count) * sizeof(float));

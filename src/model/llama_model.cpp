@@ -18,24 +18,75 @@
 namespace shardlm {
 namespace {
 
-void add_in_place(std::vector<float>& x, const std::vector<float>& delta) {
-  for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
-}
-
 }  // namespace
 
-LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint)
+LlamaModel::LlamaModel(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint,
+                       std::optional<TensorParallelRank> tp)
     : config_(std::move(config)),
       checkpoint_(std::move(checkpoint)),
-      weights_(bind_llama_weights(config_, checkpoint_)),
+      tp_(tp),
+      weights_(bind_llama_weights(config_, *checkpoint_, tp_ ? &*tp_ : nullptr)),
       rope_(compute_rope_frequencies(config_)) {}
 
 LlamaModel LlamaModel::load(const std::filesystem::path& model_dir) {
-  return LlamaModel(ModelConfig::from_dir(model_dir), Checkpoint::open(model_dir));
+  return LlamaModel(ModelConfig::from_dir(model_dir), std::make_shared<const Checkpoint>(Checkpoint::open(model_dir)));
 }
 
 KvCache LlamaModel::make_cache(int64_t capacity) const {
-  return KvCache(config_.num_hidden_layers, int64_t(config_.num_key_value_heads) * config_.head_dim, capacity);
+  return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity);
+}
+
+void LlamaModel::embed(std::span<const int32_t> tokens, float* out) const {
+  const LlamaShard& shard = weights_.shard;
+  if (!shard.embed_partial) {
+    cpu::embed_tokens(weights_.embed_tokens, tokens, out);
+    return;
+  }
+  // Vocabulary-parallel: each rank fills the rows of the tokens in its range, zeros elsewhere,
+  // and the all-reduce assembles every row.
+  const int64_t dim = config_.hidden_size;
+  std::fill(out, out + int64_t(tokens.size()) * dim, 0.0f);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int64_t local = tokens[i] - shard.embed_vocab_begin;
+    if (local >= 0 && local < weights_.embed_tokens.rows)
+      weights_.embed_tokens.row_to_f32(local, 0, dim, out + int64_t(i) * dim);
+  }
+  tp_->comm->all_reduce_sum(out, tokens.size() * size_t(dim));
+}
+
+std::vector<float> LlamaModel::lm_head_logits(const std::vector<float>& normed, int64_t n_rows) const {
+  const LlamaShard& shard = weights_.shard;
+  const int64_t vocab = config_.vocab_size;
+  std::vector<float> logits(size_t(n_rows * vocab));
+  if (!shard.head_gathered) {
+    cpu::matmul(normed.data(), n_rows, weights_.lm_head, WeightView{}, logits.data());
+    return logits;
+  }
+  // Each rank computes its vocabulary block (padded to head_block for uneven splits); the
+  // all-gather stacks the blocks rank by rank, and each row is reassembled from them.
+  const int64_t local = weights_.lm_head.rows;
+  const int64_t block = shard.head_block;
+  std::vector<float> mine(size_t(n_rows * block), 0.0f), local_logits(size_t(n_rows * local));
+  cpu::matmul(normed.data(), n_rows, weights_.lm_head, WeightView{}, local_logits.data());
+  for (int64_t row = 0; row < n_rows; ++row)
+    std::copy_n(local_logits.data() + row * local, local, mine.data() + row * block);
+  const int n_ranks = tp_->comm->size();
+  std::vector<float> gathered(size_t(n_ranks) * mine.size());
+  tp_->comm->all_gather(mine.data(), gathered.data(), mine.size());
+  for (int rank = 0; rank < n_ranks; ++rank) {
+    const int64_t begin = int64_t(rank) * block;
+    const int64_t count = std::min(block, vocab - begin);
+    for (int64_t row = 0; row < n_rows && count > 0; ++row)
+      std::copy_n(gathered.data() + (int64_t(rank) * n_rows + row) * block, count, logits.data() + row * vocab + begin);
+  }
+  return logits;
+}
+
+void LlamaModel::add_projection(std::vector<float>& x, std::vector<float>& projected, bool partial,
+                                const WeightView& bias) const {
+  if (partial) tp_->comm->all_reduce_sum(projected.data(), projected.size());
+  const int64_t dim = config_.hidden_size;
+  for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
 }
 
 std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
@@ -55,7 +106,7 @@ std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span
   }
 
   std::vector<float> x(size_t(n_rows * dim));
-  cpu::embed_tokens(weights_.embed_tokens, tokens, x.data());
+  embed(tokens, x.data());
   for (int il = 0; il < config_.num_hidden_layers; ++il) {
     const LlamaLayerWeights& layer = weights_.layers[size_t(il)];
     attention_block(layer, il, rows, caches, x);
@@ -70,9 +121,7 @@ std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span
   }
   const int64_t n_wanted = int64_t(last_hidden.size()) / dim;
   cpu::rmsnorm(last_hidden.data(), n_wanted, dim, weights_.final_norm, config_.rms_norm_eps, last_hidden.data());
-  std::vector<float> logits(size_t(n_wanted * config_.vocab_size));
-  cpu::matmul(last_hidden.data(), n_wanted, weights_.lm_head, WeightView{}, logits.data());
-  return logits;
+  return lm_head_logits(last_hidden, n_wanted);
 }
 
 void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
@@ -80,10 +129,10 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
   const int64_t n_rows = int64_t(rows.size());
   const int64_t dim = config_.hidden_size;
   const int head_dim = config_.head_dim;
-  const int n_heads = config_.num_attention_heads;
-  const int n_kv_heads = config_.num_key_value_heads;
-  const int64_t q_dim = int64_t(n_heads) * head_dim;
-  const int64_t kv_dim = int64_t(n_kv_heads) * head_dim;
+  const int n_heads = weights_.shard.n_heads;  // this rank's heads (all of them without TP)
+  const int n_kv_heads = weights_.shard.n_kv_heads;
+  const int64_t q_dim = weights_.shard.q_dim;
+  const int64_t kv_dim = weights_.shard.kv_dim;
   const float eps = config_.rms_norm_eps;
 
   std::vector<float> normed(x.size());
@@ -128,13 +177,13 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
     }
   }
   std::vector<float> projected(x.size());
-  cpu::matmul(attended.data(), n_rows, layer.o_proj, layer.o_bias, projected.data());
-  add_in_place(x, projected);
+  cpu::matmul(attended.data(), n_rows, layer.o_proj, WeightView{}, projected.data());
+  add_projection(x, projected, weights_.shard.attention_partial, layer.o_bias);
 }
 
 void LlamaModel::mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const {
   const int64_t dim = config_.hidden_size;
-  const int64_t ff_dim = config_.intermediate_size;
+  const int64_t ff_dim = weights_.shard.ff_dim;
   std::vector<float> normed(x.size());
   cpu::rmsnorm(x.data(), n_rows, dim, layer.mlp_norm, config_.rms_norm_eps, normed.data());
   std::vector<float> gate(size_t(n_rows * ff_dim)), up(size_t(n_rows * ff_dim));
@@ -142,8 +191,8 @@ void LlamaModel::mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x
   cpu::matmul(normed.data(), n_rows, layer.up_proj, layer.up_bias, up.data());
   cpu::silu_mul(gate.data(), up.data(), n_rows * ff_dim, gate.data());
   std::vector<float> down(x.size());
-  cpu::matmul(gate.data(), n_rows, layer.down_proj, layer.down_bias, down.data());
-  add_in_place(x, down);
+  cpu::matmul(gate.data(), n_rows, layer.down_proj, WeightView{}, down.data());
+  add_projection(x, down, weights_.shard.mlp_partial, layer.down_bias);
 }
 
 }  // namespace shardlm

@@ -1,10 +1,14 @@
 // A Llama-family causal LM on the CPU: Llama, Mistral (sliding window), Qwen2 (q/k/v bias) and
 // Qwen3 (q/k RMSNorm). One forward pass takes a packed batch of token rows from any number of
-// sequences, so prefill, decode and batches of prompts are the same call.
+// sequences, so prefill, decode and batches of prompts are the same call. Under tensor parallelism
+// one LlamaModel is one rank: it holds its slices of the weights and calls its communicator where
+// the plan leaves partial sums or split logits; every rank returns the same full logits.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -12,6 +16,7 @@
 #include "io/safetensors.h"
 #include "model/llama_weights.h"
 #include "model/rope_frequencies.h"
+#include "model/tensor_parallel_rank.h"
 #include "runtime/kv_cache.h"
 
 namespace shardlm {
@@ -26,11 +31,13 @@ struct TokenRow {
 
 class LlamaModel {
  public:
-  LlamaModel(ModelConfig config, Checkpoint checkpoint);
+  // Ranks of one tensor-parallel model share the checkpoint (one mapping of every file).
+  LlamaModel(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint,
+             std::optional<TensorParallelRank> tp = std::nullopt);
   static LlamaModel load(const std::filesystem::path& model_dir);
 
   const ModelConfig& config() const { return config_; }
-  const Checkpoint& checkpoint() const { return checkpoint_; }
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
   KvCache make_cache(int64_t capacity) const;
 
   // Runs the rows through every layer, writing their keys and values into the caches, and returns
@@ -41,9 +48,15 @@ class LlamaModel {
   void attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
                        std::span<KvCache* const> caches, std::vector<float>& x) const;
   void mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const;
+  // Completes a rowwise projection: sums the ranks' partial outputs (when split), then adds the
+  // bias once, then adds the result to the residual stream x.
+  void add_projection(std::vector<float>& x, std::vector<float>& projected, bool partial, const WeightView& bias) const;
+  void embed(std::span<const int32_t> tokens, float* out) const;
+  std::vector<float> lm_head_logits(const std::vector<float>& normed, int64_t n_rows) const;
 
   ModelConfig config_;
-  Checkpoint checkpoint_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
+  std::optional<TensorParallelRank> tp_;
   LlamaWeights weights_;
   RopeFrequencies rope_;
 };

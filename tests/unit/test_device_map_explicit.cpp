@@ -160,11 +160,11 @@ TEST(ExplicitMap, MalformedMapsAreRefused) {
 }
 
 TEST(ExplicitMap, StrategyNames) {
-  EXPECT_EQ(parse_strategy("auto"), DeviceMapStrategy::AUTO);
-  EXPECT_EQ(parse_strategy("balanced_low_0"), DeviceMapStrategy::BALANCED_LOW_0);
-  EXPECT_EQ(parse_strategy("sequential"), DeviceMapStrategy::SEQUENTIAL);
-  EXPECT_FALSE(parse_strategy("map.json").has_value());
-  EXPECT_FALSE(parse_strategy("Balanced").has_value());
+  EXPECT_EQ(parse_device_map_strategy("auto"), DeviceMapStrategy::AUTO);
+  EXPECT_EQ(parse_device_map_strategy("balanced_low_0"), DeviceMapStrategy::BALANCED_LOW_0);
+  EXPECT_EQ(parse_device_map_strategy("sequential"), DeviceMapStrategy::SEQUENTIAL);
+  EXPECT_FALSE(parse_device_map_strategy("map.json").has_value());
+  EXPECT_FALSE(parse_device_map_strategy("Balanced").has_value());
 }
 
 }  // namespace

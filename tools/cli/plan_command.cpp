@@ -49,7 +49,7 @@ std::optional<DType> parse_load_dtype(const std::string& text) {
 
 PlanOptions plan_options(const PlanCommandOptions& options, const ModelConfig& config) {
   PlanOptions plan;
-  if (const std::optional<DeviceMapStrategy> strategy = parse_strategy(options.device_map)) {
+  if (const std::optional<DeviceMapStrategy> strategy = parse_device_map_strategy(options.device_map)) {
     plan.strategy = *strategy;
   } else {
     plan.strategy = DeviceMapStrategy::EXPLICIT;

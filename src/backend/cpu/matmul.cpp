@@ -107,7 +107,7 @@ void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bi
       const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, n - first);
       const float* w_rows[kWeightRowsPerBlock];
       for (int64_t c = 0; c < count; ++c) {
-        const void* source = w_bytes + size_t((first + c) * k) * element_size;
+        const void* source = w_bytes + size_t((first + c) * w.stride()) * element_size;
         if (w.dtype == DType::F32) {
           w_rows[c] = static_cast<const float*>(source);
         } else {

@@ -550,7 +550,7 @@ std::string_view strategy_name(DeviceMapStrategy strategy) {
   return "?";
 }
 
-std::optional<DeviceMapStrategy> parse_strategy(std::string_view text) {
+std::optional<DeviceMapStrategy> parse_device_map_strategy(std::string_view text) {
   for (DeviceMapStrategy strategy : {DeviceMapStrategy::AUTO, DeviceMapStrategy::BALANCED,
                                      DeviceMapStrategy::BALANCED_LOW_0, DeviceMapStrategy::SEQUENTIAL})
     if (text == strategy_name(strategy)) return strategy;

@@ -91,7 +91,7 @@ DevicePlan plan_device_map(const ModelLayout& layout, const std::vector<DeviceBu
                            const PlanOptions& options);
 
 // "auto", "balanced", "balanced_low_0", "sequential"; anything else: nullopt (a map file, maybe).
-std::optional<DeviceMapStrategy> parse_strategy(std::string_view text);
+std::optional<DeviceMapStrategy> parse_device_map_strategy(std::string_view text);
 
 // "0-15", "0-3,8,10-12", "" for none.
 std::string format_layer_ranges(const std::vector<int>& layers);

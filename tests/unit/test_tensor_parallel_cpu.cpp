@@ -1,0 +1,203 @@
+// Tensor parallelism on CPU ranks (threads in one process): TP = 2, 3 and 4 give the same logits
+// as TP = 1 (within f32 rounding) and the same greedy tokens, for every fixture architecture and
+// for a model written here whose single KV head is replicated across the ranks and whose tied,
+// vocabulary-parallel embedding splits over 3 ranks. Bad plans fail before any weight is read.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "error_message.h"
+#include "model/llama_model.h"
+#include "parallel/comm/thread_group.h"
+#include "parallel/tp_plan.h"
+#include "runtime/generator.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  std::vector<std::vector<float>> logits;       // last-position logits per prompt
+  std::vector<std::vector<int32_t>> greedy_ids;  // 8 greedy tokens per prompt (batched)
+};
+
+std::vector<std::vector<int32_t>> test_prompts(const ModelConfig& config) {
+  std::vector<std::vector<int32_t>> prompts = {{1}, {}, {}};
+  for (int i = 0; i < 13; ++i) prompts[1].push_back((i * 37 + 5) % config.vocab_size);
+  for (int i = 0; i < 40; ++i) prompts[2].push_back((i * 101 + 17) % config.vocab_size);
+  return prompts;
+}
+
+RunResult run_model(const LlamaModel& model) {
+  RunResult result;
+  const std::vector<std::vector<int32_t>> prompts = test_prompts(model.config());
+  for (const std::vector<int32_t>& prompt : prompts) {
+    KvCache cache = model.make_cache(int64_t(prompt.size()));
+    KvCache* caches[] = {&cache};
+    std::vector<TokenRow> rows;
+    for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
+    result.logits.push_back(model.forward(rows, caches));
+  }
+  CpuSequenceRunner runner(model);
+  runner.begin(int(prompts.size()), 64, SamplingParams{});
+  // Greedy decode through the packed-batch path, without the tokenizer.
+  std::vector<TokenRow> rows;
+  for (size_t s = 0; s < prompts.size(); ++s)
+    for (size_t i = 0; i < prompts[s].size(); ++i) rows.push_back({int(s), int64_t(i), prompts[s][i], i + 1 == prompts[s].size()});
+  result.greedy_ids.resize(prompts.size());
+  for (int step = 0; step < 8; ++step) {
+    const std::vector<int32_t> tokens = runner.step(rows);
+    rows.clear();
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      result.greedy_ids[s].push_back(tokens[s]);
+      rows.push_back({int(s), int64_t(prompts[s].size()) + step, tokens[s], true});
+    }
+  }
+  return result;
+}
+
+RunResult run_tensor_parallel(const fs::path& dir, int tp_size) {
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), tp_size);
+  std::vector<RunResult> per_rank(static_cast<size_t>(tp_size));
+  ThreadGroup::run(tp_size, [&](Communicator& comm) {
+    const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm});
+    per_rank[size_t(comm.rank())] = run_model(model);
+  });
+  for (int rank = 1; rank < tp_size; ++rank) {
+    EXPECT_EQ(per_rank[size_t(rank)].logits, per_rank[0].logits) << "rank " << rank << " differs from rank 0";
+    EXPECT_EQ(per_rank[size_t(rank)].greedy_ids, per_rank[0].greedy_ids);
+  }
+  return per_rank[0];
+}
+
+double relative_l2_error(const std::vector<float>& actual, const std::vector<float>& expected) {
+  double difference = 0, reference = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+    reference += double(expected[i]) * expected[i];
+  }
+  return std::sqrt(difference / reference);
+}
+
+void expect_same_as_single_rank(const fs::path& dir, int tp_size) {
+  const RunResult single = run_model(LlamaModel::load(dir));
+  const RunResult parallel = run_tensor_parallel(dir, tp_size);
+  ASSERT_EQ(parallel.logits.size(), single.logits.size());
+  for (size_t p = 0; p < single.logits.size(); ++p) {
+    ASSERT_EQ(parallel.logits[p].size(), single.logits[p].size());
+    EXPECT_LT(relative_l2_error(parallel.logits[p], single.logits[p]), 1e-5) << dir.filename() << " tp=" << tp_size
+                                                                             << " prompt " << p;
+  }
+  EXPECT_EQ(parallel.greedy_ids, single.greedy_ids) << dir.filename() << " tp=" << tp_size;
+}
+
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(SHARDLM_FIXTURES_DIR) / "models"))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class TensorParallelFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TensorParallelFixture, TwoAndFourRanksMatchOne) {
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / GetParam();
+  expect_same_as_single_rank(dir, 2);
+  expect_same_as_single_rank(dir, 4);  // 2 KV heads over 4 ranks: each KV head on 2 ranks
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelFixture, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+});
+
+// Writes a tiny tied Llama with 12 query heads and one KV head (random f32 weights).
+fs::path write_mqa_model() {
+  const fs::path dir = fs::temp_directory_path() / ("shardlm-tp-mqa-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const int hidden = 96, heads = 12, head_dim = 8, ff = 192, vocab = 300, layers = 2;
+  const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", hidden},
+                                 {"intermediate_size", ff}, {"num_hidden_layers", layers},
+                                 {"num_attention_heads", heads}, {"num_key_value_heads", 1},
+                                 {"head_dim", head_dim}, {"vocab_size", vocab}, {"max_position_embeddings", 128},
+                                 {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"tie_word_embeddings", true},
+                                 {"hidden_act", "silu"}};
+  std::ofstream(dir / "config.json") << config.dump();
+
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors = {{"model.embed_tokens.weight", {vocab, hidden}},
+                                                                       {"model.norm.weight", {hidden}}};
+  for (int il = 0; il < layers; ++il) {
+    const std::string p = "model.layers." + std::to_string(il) + ".";
+    tensors.insert(tensors.end(), {{p + "input_layernorm.weight", {hidden}},
+                                   {p + "post_attention_layernorm.weight", {hidden}},
+                                   {p + "self_attn.q_proj.weight", {heads * head_dim, hidden}},
+                                   {p + "self_attn.k_proj.weight", {head_dim, hidden}},
+                                   {p + "self_attn.v_proj.weight", {head_dim, hidden}},
+                                   {p + "self_attn.o_proj.weight", {hidden, heads * head_dim}},
+                                   {p + "mlp.gate_proj.weight", {ff, hidden}},
+                                   {p + "mlp.up_proj.weight", {ff, hidden}},
+                                   {p + "mlp.down_proj.weight", {hidden, ff}}});
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  nlohmann::json header = nlohmann::json::object();
+  std::vector<float> data;
+  for (const auto& [name, shape] : tensors) {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    const bool is_norm = shape.size() == 1;
+    header[name] = {{"dtype", "F32"}, {"shape", shape},
+                    {"data_offsets", {data.size() * 4, (data.size() + size_t(count)) * 4}}};
+    for (int64_t i = 0; i < count; ++i) data.push_back(is_norm ? 1.0f + normal(rng) : normal(rng) * 3.0f);
+  }
+  std::string header_text = header.dump();
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');
+  std::ofstream out(dir / "model.safetensors", std::ios::binary);
+  const uint64_t header_size = header_text.size();
+  out.write(reinterpret_cast<const char*>(&header_size), 8);
+  out.write(header_text.data(), std::streamsize(header_text.size()));
+  out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 4));
+  return dir;
+}
+
+TEST(TensorParallel, ThreeAndFourRanksWithOneReplicatedKvHeadAndVocabularyParallelEmbedding) {
+  const fs::path dir = write_mqa_model();
+  expect_same_as_single_rank(dir, 3);
+  expect_same_as_single_rank(dir, 4);
+  fs::remove_all(dir);
+}
+
+TEST(TensorParallel, PlansThatDoNotDivideFailBeforeLoading) {
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  EXPECT_ERROR_NAMES(resolve_tp_plan(config, weight_specs(checkpoint), TpPlanSource::auto_plan(), 3), "tp=3",
+                     "q_proj");
+  // A manual plan whose strategy the CPU ranks do not execute is refused by name when binding.
+  const TpPlan packed = resolve_tp_plan(
+      config, weight_specs(checkpoint),
+      TpPlanSource::from_json(R"({"model.layers.*.self_attn.q_proj": "colwise", "model.layers.*.self_attn.k_proj": "colwise",
+                                  "model.layers.*.self_attn.v_proj": "colwise", "model.layers.*.self_attn.o_proj": "rowwise",
+                                  "model.layers.*.mlp.gate_proj": "colwise", "model.layers.*.mlp.up_proj": "colwise",
+                                  "model.layers.*.mlp.down_proj": "rowwise", "model.norm": "sequence_parallel"})",
+                              "plan.json"),
+      2);
+  const auto shared = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  EXPECT_ERROR_NAMES(ThreadGroup::run(2,
+                                      [&](Communicator& comm) {
+                                        LlamaModel model(config, shared, TensorParallelRank{&packed, comm.rank(), &comm});
+                                      }),
+                     "model.norm.weight", "sequence_parallel");
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -84,6 +84,39 @@ TEST(Cli, GenerateJsonMatchesReferenceGreedyTokens) {
   EXPECT_TRUE(object["text"].is_string());
 }
 
+TEST(Cli, TensorParallelCpuRanksGenerateTheSameTokens) {
+  const std::vector<std::string> args = {"generate", "--model", kFixture.string(), "--prompt", "Hello, world!",
+                                         "--max-new-tokens", "12", "--temperature", "0", "--json"};
+  const CommandResult single = run_cli(args, false);
+  std::vector<std::string> parallel_args = args;
+  parallel_args.insert(parallel_args.end(), {"--tp", "2"});
+  const CommandResult parallel = run_cli(parallel_args, false);
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  ASSERT_EQ(parallel.exit_code, 0) << parallel.output;
+  EXPECT_EQ(nlohmann::json::parse(parallel.output)["output_ids"], nlohmann::json::parse(single.output)["output_ids"]);
+  // 8 query heads do not split over 3 ranks: refused with the numbers, before loading.
+  std::vector<std::string> bad_args = args;
+  bad_args.insert(bad_args.end(), {"--tp", "3"});
+  const CommandResult bad = run_cli(bad_args);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("tp=3"), std::string::npos) << bad.output;
+}
+
+TEST(Cli, PlanShowsTensorParallelShards) {
+  const CommandResult result = run_cli({"plan", "--random", "llama3-8b", "--tp", "2", "--json"}, false);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const nlohmann::json plan = nlohmann::json::parse(result.output);
+  EXPECT_EQ(plan["tp"], 2);
+  EXPECT_EQ(plan["all_reduces_per_forward"], 64);  // o_proj and down_proj in each of 32 layers
+  bool saw_q_proj = false;
+  for (const nlohmann::json& row : plan["weights"]) {
+    if (row["weight"] != "model.layers.*.self_attn.q_proj.weight") continue;
+    saw_q_proj = true;
+    EXPECT_EQ(row["rank0_shape"], nlohmann::json({2048, 4096}));
+  }
+  EXPECT_TRUE(saw_q_proj);
+}
+
 TEST(Cli, InfoCountsParameters) {
   const CommandResult result = run_cli({"info", "--model", kFixture.string(), "--json"}, false);
   ASSERT_EQ(result.exit_code, 0) << result.output;

@@ -14,6 +14,7 @@
 #include "common_options.h"
 #include "io/generation_config.h"
 #include "model_loader.h"
+#include "core/error.h"
 #include "runtime/generator.h"
 
 namespace shardlm::cli {
@@ -22,6 +23,8 @@ namespace {
 struct GenerateOptions {
   ModelOptions model;
   std::string device = "cpu";
+  int tp = 1;
+  std::string tp_plan = "auto";
   std::vector<std::string> prompts;
   int max_new_tokens = 128;
   std::optional<float> temperature;
@@ -72,8 +75,7 @@ void run_generate(const GenerateOptions& options) {
     prompt_ids.push_back(tokenizer.encode(prompt));
     longest_prompt = std::max(longest_prompt, prompt_ids.back().size());
   }
-  const std::unique_ptr<LoadedModel> model = load_model(dir, device, int(prompt_ids.size()),
-                                                        int64_t(longest_prompt) + std::max(options.max_new_tokens, 0));
+  const int64_t max_tokens = int64_t(longest_prompt) + std::max(options.max_new_tokens, 0);
 
   // One prompt streams as it goes; a batch prints each result when it is complete.
   const bool stream = !options.json && options.prompts.size() == 1;
@@ -87,7 +89,20 @@ void run_generate(const GenerateOptions& options) {
     };
   }
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<GenerationResult> results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
+  std::vector<GenerationResult> results;
+  if (options.tp > 1) {
+    if (device.is_cuda)
+      fail("--tp {} with --device cuda:{}: tensor parallelism across GPUs (NCCL) is not built yet; --tp runs CPU ranks",
+           options.tp, device.index);
+    run_tensor_parallel_cpu(dir, options.tp, options.tp_plan, [&](SequenceRunner& runner, bool is_first_rank) {
+      std::vector<GenerationResult> rank_results =
+          generate(runner, tokenizer, prompt_ids, generation_options, is_first_rank ? on_text : TextCallback{});
+      if (is_first_rank) results = std::move(rank_results);
+    });
+  } else {
+    const std::unique_ptr<LoadedModel> model = load_model(dir, device, int(prompt_ids.size()), max_tokens);
+    results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   size_t n_generated = 0;
@@ -117,6 +132,11 @@ void add_generate_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("generate", "Generate text from a prompt");
   add_model_options(*command, options->model);
   add_device_option(*command, options->device);
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks (CPU ranks: one thread each)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
+      ->capture_default_str();
   command->add_option("--prompt,-p", options->prompts, "Prompt text (repeat for a batch of prompts)")->required();
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
       ->capture_default_str();

@@ -8,6 +8,8 @@
 
 #include "core/error.h"
 #include "model/llama_model.h"
+#include "parallel/comm/thread_group.h"
+#include "parallel/tp_plan.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/cuda_sequence_runner.h"
@@ -78,6 +80,18 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
   fail("--device cuda:{}: this shardlm was built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)",
        device.index);
 #endif
+}
+
+void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std::string& tp_plan,
+                             const std::function<void(SequenceRunner&, bool is_first_rank)>& body) {
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_argument(tp_plan), tp);
+  ThreadGroup::run(tp, [&](Communicator& comm) {
+    const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm});
+    CpuSequenceRunner runner(model);
+    body(runner, comm.rank() == 0);
+  });
 }
 
 }  // namespace shardlm::cli

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,5 +32,11 @@ class LoadedModel {
 // Room for n_sequences sequences of max_tokens tokens each (the GPU KV cache is sized from it).
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
                                         int64_t max_tokens);
+
+// Tensor parallelism over `tp` CPU ranks, one thread each: resolves the plan (--tp-plan: "auto" or
+// a file) before any weight is read, then runs body(runner, is_first_rank) on every rank. Every
+// rank computes the same tokens; only the first should report. A failing rank stops the others.
+void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std::string& tp_plan,
+                             const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
 }  // namespace shardlm::cli

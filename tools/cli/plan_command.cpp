@@ -17,6 +17,8 @@
 #include "parallel/device_map/plan_report.h"
 #include "parallel/device_map/planner.h"
 #include "parallel/memory_size.h"
+#include "parallel/tp_plan.h"
+#include "parallel/tp_plan_summary.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/device_query.h"
 #endif
@@ -35,6 +37,8 @@ struct PlanCommandOptions {
   std::string dtype = "bf16";
   bool json = false;
   bool verbose = false;
+  int tp = 0;                   // > 0: show the tensor-parallel plan instead of a device map
+  std::string tp_plan = "auto";
 };
 
 // A built-in shape name (bench/shapes/NAME.json) or a config.json path, as `bench --random` takes.
@@ -84,6 +88,40 @@ std::vector<DeviceBudget> device_budgets(const PlanCommandOptions& options) {
   return budgets;
 }
 
+// The stored tensors a plan is resolved against: the checkpoint's header, or, for a --random
+// shape, the tensors the config implies in the load dtype.
+std::vector<WeightSpec> plan_weight_specs(const PlanCommandOptions& options, const ModelConfig& config,
+                                          std::optional<DType> load_dtype) {
+  if (options.random_shape.empty()) return weight_specs(Checkpoint::open(prepare_model_dir(options.model)));
+  std::vector<WeightSpec> specs;
+  for (const TensorShape& tensor : llama_tensor_shapes(config))
+    specs.push_back({tensor.name, tensor.shape, load_dtype.value_or(DType::BF16)});
+  return specs;
+}
+
+void run_tp_plan(const PlanCommandOptions& options, const ModelConfig& config, const std::string& model_name,
+                 std::optional<DType> load_dtype) {
+  const TpPlan plan = resolve_tp_plan(config, plan_weight_specs(options, config, load_dtype),
+                                      TpPlanSource::from_argument(options.tp_plan), options.tp);
+  const TpSummary summary = summarize_tp_plan(plan);
+  if (options.json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const TpSummaryRow& row : summary.rows)
+      rows.push_back({{"weight", row.kind}, {"strategy", row.strategy}, {"placement", placement_name(row.placement)},
+                      {"shape", row.shape}, {"rank0_shape", row.rank0_shape}, {"copies", row.n_copies},
+                      {"bytes_per_rank", row.bytes_per_rank}});
+    fmt::print("{}\n", nlohmann::json{{"model", model_name}, {"tp", summary.tp_size}, {"plan", summary.origin},
+                                      {"weights", rows}, {"bytes_per_rank", summary.bytes_per_rank},
+                                      {"replicated_bytes", summary.replicated_bytes},
+                                      {"all_reduces_per_forward", summary.all_reduces_per_forward},
+                                      {"all_gathers_per_forward", summary.all_gathers_per_forward}}
+                              .dump(2));
+    return;
+  }
+  fmt::print("model {} ({}, {} layers)\n", model_name, config.architecture_name, config.num_hidden_layers);
+  fmt::print("{}", format_tp_summary(summary));
+}
+
 void run_plan(const PlanCommandOptions& options) {
   const std::optional<DType> load_dtype = parse_load_dtype(options.dtype);
   std::string model_name;
@@ -98,6 +136,10 @@ void run_plan(const PlanCommandOptions& options) {
     config = ModelConfig::from_dir(dir);
     model_name = dir.string();
     layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), load_dtype);
+  }
+  if (options.tp > 0) {
+    run_tp_plan(options, config, model_name, load_dtype);
+    return;
   }
   const DevicePlan plan = plan_device_map(layout, device_budgets(options), plan_options(options, config));
 
@@ -143,6 +185,12 @@ void add_plan_command(CLI::App& app) {
   command->add_option("--batch", options->batch, "Sequences generated together")->capture_default_str();
   command->add_option("--dtype", options->dtype,
                       "Weight dtype after loading: bf16 (what the CUDA backend holds), f16, f32, or stored")
+      ->capture_default_str();
+  command->add_option("--tp", options->tp,
+                      "Show the tensor-parallel plan over N ranks instead: each weight's shard, bytes per rank, "
+                      "what is replicated")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
       ->capture_default_str();
   command->add_flag("--json", options->json, "Print the plan as JSON");
   command->add_flag("--verbose,-v", options->verbose, "Also print why each module is where it is");

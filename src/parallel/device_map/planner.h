@@ -1,7 +1,7 @@
 // The device-map planner: which device holds each unit of the model (embedding, each decoder
 // layer, final norm, head), and why. It is pure arithmetic on a ModelLayout and device budgets,
 // without CUDA, so a plan can be made and tested on any machine; the result is data that the model
-// loader consumes (Placement) and that `shardlm plan` prints. The strategies follow Accelerate's
+// loader consumes (LayerPlacement) and that `shardlm plan` prints. The strategies follow Accelerate's
 // device_map="auto" | "balanced" | "balanced_low_0" | "sequential" and explicit maps;
 // docs/DEVICE_MAP.md states the rules and where they differ from Accelerate's.
 #pragma once
@@ -64,7 +64,7 @@ struct DeviceUsage {
 };
 
 // Where each unit runs from: what the model code reads (STYLE.md rule 7).
-struct Placement {
+struct LayerPlacement {
   DeviceId embed;
   std::vector<DeviceId> layers;  // [il]
   DeviceId norm;
@@ -82,7 +82,7 @@ struct DevicePlan {
   std::vector<std::string> notes;        // how the strategy resolved, e.g. "auto: 2 GPUs, so balanced"
   std::vector<ModulePlacement> modules;  // layout order
   std::vector<DeviceUsage> devices;      // every budgeted device, in device order, used or not
-  Placement placement;
+  LayerPlacement placement;
 };
 
 // Plans the layout onto the budgets. Throws Error when the model cannot fit, saying how much is

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -100,6 +101,36 @@ TEST(Cli, TensorParallelCpuRanksGenerateTheSameTokens) {
   const CommandResult bad = run_cli(bad_args);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.output.find("tp=3"), std::string::npos) << bad.output;
+}
+
+// A port per test run, so parallel ctest jobs and reruns do not collide.
+std::string free_port(int offset) { return std::to_string(20000 + (::getpid() * 7 + offset) % 20000); }
+
+TEST(Cli, LaunchedRanksOverTcpGenerateTheSameTokens) {
+  const std::vector<std::string> generate_args = {SHARDLM_CLI_PATH, "generate", "--model", kFixture.string(), "--prompt",
+                                                  "Hello, world!", "--max-new-tokens", "12", "--temperature", "0", "--json"};
+  std::vector<std::string> single_args(generate_args.begin() + 1, generate_args.end());
+  const CommandResult single = run_cli(single_args, false);
+  std::vector<std::string> launch_args = {"launch", "--nproc-per-node", "2", "--master-port", free_port(1), "--"};
+  launch_args.insert(launch_args.end(), generate_args.begin(), generate_args.end());
+  const CommandResult launched = run_cli(launch_args, false);
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  ASSERT_EQ(launched.exit_code, 0) << launched.output;
+  // Only rank 0 prints: exactly one JSON object.
+  EXPECT_EQ(nlohmann::json::parse(launched.output)["output_ids"], nlohmann::json::parse(single.output)["output_ids"]);
+}
+
+TEST(Cli, KilledRankStopsTheWholeGroupWithinSeconds) {
+  // Rank 1 is killed half a second into a long generation; rank 0 must fail (not hang in a
+  // collective) and launch must report the failure.
+  const std::string generate = shell_quote(SHARDLM_CLI_PATH) + " generate --prompt 'In the beginning' --max-new-tokens 900 --temperature 0";
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult result = run_cli({"launch", "--nproc-per-node", "2", "--master-port", free_port(2), "--", "sh", "-c",
+                                        "if [ \"$RANK\" = 1 ]; then (sleep 0.5; kill -9 $$) & fi; exec " + generate});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(result.exit_code, 0) << result.output;
+  EXPECT_LT(seconds, 20.0);
+  EXPECT_NE(result.output.find("exited with status"), std::string::npos) << result.output;
 }
 
 TEST(Cli, PlanShowsTensorParallelShards) {

@@ -77,33 +77,47 @@ void run_generate(const GenerateOptions& options) {
   }
   const int64_t max_tokens = int64_t(longest_prompt) + std::max(options.max_new_tokens, 0);
 
-  // One prompt streams as it goes; a batch prints each result when it is complete.
+  // One prompt streams as it goes (echoed with the first piece, so nothing is printed when loading
+  // fails); a batch prints each result when it is complete.
   const bool stream = !options.json && options.prompts.size() == 1;
+  bool echoed = false;
   TextCallback on_text;
   if (stream) {
-    fmt::print("{}", options.prompts[0]);
-    std::fflush(stdout);
-    on_text = [](size_t, std::string_view piece) {
+    on_text = [&](size_t, std::string_view piece) {
+      if (!echoed) fmt::print("{}", options.prompts[0]);
+      echoed = true;
       fmt::print("{}", piece);
       std::fflush(stdout);
     };
   }
   const auto start = std::chrono::steady_clock::now();
   std::vector<GenerationResult> results;
-  if (options.tp > 1) {
+  bool is_first_rank = true;
+  const LaunchEnv launch = detect_launch_env(current_environment());
+  if (launch.distributed()) {
+    // Started by a launcher: one process per rank; --tp, if given, must agree with it.
+    if (options.tp != 1 && options.tp != launch.world_size)
+      fail("--tp {}: the launcher ({}) started {} ranks", options.tp, launcher_name(launch.launcher), launch.world_size);
+    if (device.is_cuda) fail("--device cuda with a launcher: multi-process GPU ranks (NCCL) are not built yet");
+    is_first_rank = launch.rank == 0;
+    run_tensor_parallel_process(dir, launch, options.tp_plan, [&](SequenceRunner& runner, bool first) {
+      results = generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
+    });
+  } else if (options.tp > 1) {
     if (device.is_cuda)
       fail("--tp {} with --device cuda:{}: tensor parallelism across GPUs (NCCL) is not built yet; --tp runs CPU ranks",
            options.tp, device.index);
-    run_tensor_parallel_cpu(dir, options.tp, options.tp_plan, [&](SequenceRunner& runner, bool is_first_rank) {
+    run_tensor_parallel_cpu(dir, options.tp, options.tp_plan, [&](SequenceRunner& runner, bool first) {
       std::vector<GenerationResult> rank_results =
-          generate(runner, tokenizer, prompt_ids, generation_options, is_first_rank ? on_text : TextCallback{});
-      if (is_first_rank) results = std::move(rank_results);
+          generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
+      if (first) results = std::move(rank_results);
     });
   } else {
     const std::unique_ptr<LoadedModel> model = load_model(dir, device, int(prompt_ids.size()), max_tokens);
     results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!is_first_rank) return;  // only rank 0 of a launched group prints
 
   size_t n_generated = 0;
   for (size_t i = 0; i < results.size(); ++i) {
@@ -116,7 +130,7 @@ void run_generate(const GenerateOptions& options) {
                                      {"finish_reason", result.finish_reason}};
       fmt::print("{}\n", object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (stream) {
-      fmt::print("\n");
+      fmt::print("{}\n", echoed ? "" : options.prompts[0]);
     } else {
       fmt::print("--- prompt {} ---\n{}{}\n", i, options.prompts[i], result.text);
     }

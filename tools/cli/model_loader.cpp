@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/llama_model.h"
+#include "parallel/comm/tcp_communicator.h"
 #include "parallel/comm/thread_group.h"
 #include "parallel/tp_plan.h"
 #ifdef SHARDLM_WITH_CUDA
@@ -92,6 +93,24 @@ void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std
     CpuSequenceRunner runner(model);
     body(runner, comm.rank() == 0);
   });
+}
+
+void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchEnv& env, const std::string& tp_plan,
+                                 const std::function<void(SequenceRunner&, bool is_first_rank)>& body) {
+  const std::unique_ptr<TcpCommunicator> comm =
+      TcpCommunicator::connect({env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{}});
+  try {
+    const ModelConfig config = ModelConfig::from_dir(dir);
+    const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+    const TpPlan plan =
+        resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_argument(tp_plan), env.world_size);
+    const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, env.rank, comm.get()});
+    CpuSequenceRunner runner(model);
+    body(runner, env.rank == 0);
+  } catch (const std::exception& error) {
+    comm->abort(fmt::format("rank {}: {}", env.rank, error.what()));
+    throw;
+  }
 }
 
 }  // namespace shardlm::cli

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "io/model_config.h"
+#include "parallel/launch_env.h"
 #include "runtime/sequence_runner.h"
 
 namespace shardlm::cli {
@@ -38,5 +39,11 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
 // rank computes the same tokens; only the first should report. A failing rank stops the others.
 void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std::string& tp_plan,
                              const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
+
+// This process as one CPU rank of a group started by a launcher (shardlm launch, torchrun, Slurm,
+// mpirun): joins the others over TCP at MASTER_ADDR:MASTER_PORT, then runs body on its rank. An
+// error on this rank is sent to the group (which fails within seconds) before it is rethrown.
+void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchEnv& env, const std::string& tp_plan,
+                                 const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
 }  // namespace shardlm::cli

@@ -1,0 +1,104 @@
+// `shardlm launch --nproc-per-node N -- PROGRAM ARGS...`: starts N copies of a program with the
+// environment torchrun gives its workers (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+// MASTER_ADDR, MASTER_PORT), so `shardlm generate` runs as N ranks that find each other over TCP.
+// When one worker fails, the others are stopped and launch exits with the failing worker's status,
+// so a dead rank never leaves the rest hanging.
+#include <fmt/core.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+#include "commands.h"
+#include "core/error.h"
+#include "parallel/launch_env.h"
+
+namespace shardlm::cli {
+namespace {
+
+struct LaunchOptions {
+  int nproc_per_node = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = kDefaultMasterPort;
+  std::vector<std::string> command;
+};
+
+pid_t spawn(const std::vector<std::string>& command, const EnvMap& environment) {
+  const pid_t pid = fork();
+  if (pid < 0) fail("launch: fork failed");
+  if (pid > 0) return pid;
+  // Child: replace the environment, then the program. Only async-signal-safe-ish work from here.
+  clearenv();
+  for (const auto& [name, value] : environment) setenv(name.c_str(), value.c_str(), 1);
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  fmt::print(stderr, "error: launch: cannot run {}\n", command[0]);
+  _exit(127);
+}
+
+// Exit status of a waited-for child as a shell reports it (128 + signal when killed).
+int status_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+void stop_all(std::vector<pid_t>& running) {
+  for (pid_t pid : running) kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!running.empty() && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    const pid_t done = waitpid(-1, &status, WNOHANG);
+    if (done > 0) std::erase(running, done);
+    else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (pid_t pid : running) kill(pid, SIGKILL);
+  for (pid_t pid : running) waitpid(pid, nullptr, 0);
+  running.clear();
+}
+
+int run_launch(const LaunchOptions& options) {
+  if (options.command.empty()) fail("launch: no program given (usage: shardlm launch --nproc-per-node N -- PROGRAM ARGS...)");
+  LaunchSpec spec;
+  spec.nproc_per_node = options.nproc_per_node;
+  spec.master_addr = options.master_addr;
+  spec.master_port = options.master_port;
+  std::vector<pid_t> running;
+  for (const EnvMap& environment : torchrun_child_environments(current_environment(), spec))
+    running.push_back(spawn(options.command, environment));
+  while (!running.empty()) {
+    int status = 0;
+    const pid_t done = waitpid(-1, &status, 0);
+    if (done < 0) break;
+    std::erase(running, done);
+    if (status_code(status) != 0) {
+      fmt::print(stderr, "error: launch: a worker (pid {}) exited with status {}; stopping the other {}\n", done,
+                 status_code(status), running.size());
+      stop_all(running);
+      return status_code(status);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_launch_command(CLI::App& app) {
+  auto options = std::make_shared<LaunchOptions>();
+  CLI::App* command =
+      app.add_subcommand("launch", "Start N ranks of a program with torchrun's environment (shardlm launch -- ...)");
+  command->add_option("--nproc-per-node", options->nproc_per_node, "Processes (ranks) to start")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--master-addr", options->master_addr, "Address of rank 0")->capture_default_str();
+  command->add_option("--master-port", options->master_port, "Port rank 0 listens on")->capture_default_str();
+  command->add_option("command", options->command, "The program and its arguments, after --")->required();
+  command->callback([options] {
+    const int code = run_launch(*options);
+    if (code != 0) std::exit(code);
+  });
+}
+
+}  // namespace shardlm::cli

@@ -8,6 +8,13 @@ case "$target" in
   fuzz_safetensors) pattern='*.safetensors' ;;
   fuzz_model_config) pattern='config.json' ;;
   fuzz_tokenizer) pattern='tokenizer.json' ;;
+  fuzz_parallel_plans)
+    # Hand-written seeds: the forms each parser accepts.
+    printf '0=20GiB,1=40GiB,cpu=64GiB,disk' >"$corpus/seed-memory"
+    printf '{"0": "20GiB", "cpu": 10000000}' >"$corpus/seed-memory-json"
+    printf '{"model.embed_tokens": 0, "model.layers.0-3": "cuda:1", "model.norm": "cpu", "lm_head": "disk"}' >"$corpus/seed-map"
+    printf '{"model.layers.*.self_attn.q_proj": "colwise", "layers.*.mlp.down_proj": "rowwise", "lm_head": "colwise_rep"}' >"$corpus/seed-plan"
+    exit 0 ;;
   *) pattern='' ;;
 esac
 [ -n "$pattern" ] || exit 0

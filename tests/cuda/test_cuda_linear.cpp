@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/kernels/gemv.h"
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 
@@ -103,6 +104,45 @@ TEST(CudaLinear, GateUpSwiGluFusedAndUnfused) {
   check_gate_up_swiglu(1, 200, 512);
   check_gate_up_swiglu(4, 200, 512);
   check_gate_up_swiglu(12, 200, 512);
+}
+
+// The decode GEMV's fused RMSNorm input and residual-add output against double precision.
+TEST(CudaLinear, GemvFusesRmsNormAndResidualAdd) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int64_t m = 3, n = 130, k = 264;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(m * k)), residual(size_t(m * n));
+  for (float& value : x) value = normal(rng) * 4.0f;
+  for (float& value : residual) value = normal(rng);
+  const std::vector<uint16_t> gamma = random_bf16(size_t(k), rng), w = random_bf16(size_t(n * k), rng);
+  DeviceBuffer device_x(x.size() * 4), device_gamma(gamma.size() * 2), device_w(w.size() * 2),
+      device_residual(residual.size() * 4);
+  CUDA_CHECK(cudaMemcpy(device_x.get(), x.data(), device_x.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_gamma.get(), gamma.data(), device_gamma.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_w.get(), w.data(), device_w.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_residual.get(), residual.data(), device_residual.bytes(), cudaMemcpyHostToDevice));
+  const float eps = 1e-5f;
+  launch_gemv({device_x.get(), device_gamma.get<__nv_bfloat16>(), eps, m, device_w.get<__nv_bfloat16>(), n, k,
+               device_residual.get(), GemvOutput::ADD_TO_F32},
+              nullptr);
+  std::vector<float> result(residual.size());
+  CUDA_CHECK(cudaMemcpy(result.data(), device_residual.get(), result.size() * 4, cudaMemcpyDeviceToHost));
+  double error = 0, reference = 0;
+  for (int64_t row = 0; row < m; ++row) {
+    double mean_square = 0;
+    for (int64_t i = 0; i < k; ++i) mean_square += double(x[size_t(row * k + i)]) * x[size_t(row * k + i)] / double(k);
+    const double inverse_rms = 1.0 / std::sqrt(mean_square + eps);
+    for (int64_t col = 0; col < n; ++col) {
+      double dot = 0;
+      for (int64_t i = 0; i < k; ++i)
+        dot += double(x[size_t(row * k + i)]) * inverse_rms * bf16_to_f32(gamma[size_t(i)]) * bf16_to_f32(w[size_t(col * k + i)]);
+      const double expected = residual[size_t(row * n + col)] + dot;
+      error += (result[size_t(row * n + col)] - expected) * (result[size_t(row * n + col)] - expected);
+      reference += expected * expected;
+    }
+  }
+  EXPECT_LT(std::sqrt(error / reference), 1e-5);
 }
 
 }  // namespace

@@ -94,7 +94,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                           GemmOutput output, cudaStream_t stream) {
   if (gemv_supports(m, k, x, w)) {
-    launch_gemv(x, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16, stream);
+    launch_gemv({x, nullptr, 0.0f, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16}, stream);
     return;
   }
   const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
@@ -107,7 +107,7 @@ void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
 void CublasLtGemm::gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim,
                                   int64_t k, __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream) {
   if (gemv_supports(m, k, x, w_gate_up)) {
-    launch_gemv(x, m, w_gate_up, ff_dim, k, y, GemvOutput::SWIGLU_BF16, stream);
+    launch_gemv({x, nullptr, 0.0f, m, w_gate_up, ff_dim, k, y, GemvOutput::SWIGLU_BF16}, stream);
     return;
   }
   linear(x, m, w_gate_up, 2 * ff_dim, k, gate_up_scratch, GemmOutput::BF16, stream);

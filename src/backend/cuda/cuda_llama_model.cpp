@@ -17,6 +17,7 @@
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
 #include "backend/cuda/kernels/flash_attention.h"
+#include "backend/cuda/kernels/gemv.h"
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
@@ -375,6 +376,47 @@ int CudaLlamaModel::run_chunk(std::span<const TokenRow> chunk) {
   return n_logit_rows;
 }
 
+bool CudaLlamaModel::run_decode_layers(int n_rows, int n_splits) {
+  const CudaModelStrides s = strides_of(config_);
+  if (n_rows > kGemvMaxRows || s.dim % 8 != 0 || s.q_dim % 8 != 0 || s.ff_dim % 8 != 0) return false;
+  const int32_t* inputs = device_inputs_.get<int32_t>();
+  const size_t stride = size_t(options_.max_rows);
+  const int32_t* positions = inputs + stride;
+  const int32_t* slots = inputs + 2 * stride;
+  const float eps = config_.rms_norm_eps;
+  const size_t layer_cache = size_t(options_.max_sequences) * max_seq_len_ * s.kv_dim;
+  float* residual = residual_.get<float>();
+
+  launch_embedding(embed_tokens_, inputs, n_rows, int(s.dim), residual, stream_);
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    const LayerWeights& layer = layers_[il];
+    launch_gemv({residual, layer.attn_norm, eps, n_rows, layer.qkv, s.qkv_dim, s.dim, qkv_.get(), GemvOutput::BF16},
+                stream_);
+    QkvRopeParams rope{qkv_.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, eps, positions, slots,
+                       inv_freq_.get<float>(), rope_.attention_scaling, n_rows, config_.num_attention_heads,
+                       config_.num_key_value_heads, config_.head_dim, q_.get<bf16>(),
+                       k_cache_.get<bf16>() + il * layer_cache, v_cache_.get<bf16>() + il * layer_cache,
+                       max_seq_len_};
+    launch_qkv_rope(rope, stream_);
+    launch_attention({q_.get<bf16>(), rope.k_cache, rope.v_cache, positions, slots, n_rows,
+                      config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, max_seq_len_,
+                      config_.sliding_window.value_or(0), 1.0f / std::sqrt(float(config_.head_dim)), n_splits,
+                      attention_partial_.get<float>(), attention_out_.get<bf16>()},
+                     stream_);
+    launch_gemv({attention_out_.get(), nullptr, 0.0f, n_rows, layer.o_proj, s.dim, s.q_dim, residual,
+                 GemvOutput::ADD_TO_F32},
+                stream_);
+    launch_gemv({residual, layer.mlp_norm, eps, n_rows, layer.gate_up, s.ff_dim, s.dim, activated_.get(),
+                 GemvOutput::SWIGLU_BF16},
+                stream_);
+    launch_gemv({activated_.get(), nullptr, 0.0f, n_rows, layer.down, s.dim, s.ff_dim, residual,
+                 GemvOutput::ADD_TO_F32},
+                stream_);
+  }
+  launch_gemv({residual, final_norm_, eps, n_rows, lm_head_, s.vocab, s.dim, logits_.get(), GemvOutput::F32}, stream_);
+  return true;
+}
+
 void CudaLlamaModel::sample(int n_logit_rows, const SamplingParams& sampling) {
   const int32_t* stream_offsets = device_inputs_.get<int32_t>() + 4 * size_t(options_.max_rows);
   launch_sampling({logits_.get<float>(), n_logit_rows, config_.vocab_size, sampling.temperature, sampling.top_k,
@@ -407,12 +449,12 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
     if (found == decode_graphs_.end()) {
       // First step of this (rows, sampling) shape: run it eagerly, so that cuBLASLt plans are made
       // and autotuned outside a capture, then capture the same work (capture executes nothing).
-      run_layers(n_rows, n_rows, splits);
+      if (!run_decode_layers(n_rows, splits)) run_layers(n_rows, n_rows, splits);
       sample(n_rows, sampling);
       const std::vector<int32_t> tokens = read_tokens(n_rows);
       cudaGraph_t graph = nullptr;
       CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      run_layers(n_rows, n_rows, splits);
+      if (!run_decode_layers(n_rows, splits)) run_layers(n_rows, n_rows, splits);
       sample(n_rows, sampling);
       CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
       cudaGraphExec_t exec = nullptr;

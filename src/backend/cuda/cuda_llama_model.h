@@ -73,6 +73,10 @@ class CudaLlamaModel {
     int first_position;
   };
   void run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run = std::nullopt);
+  // The decode step for at most kGemvMaxRows rows that all want logits: every linear layer is a
+  // GEMV that also applies the RMSNorm before it or the residual add after it, so a layer is six
+  // kernels. Returns false (running nothing) when a shape does not suit the GEMV.
+  bool run_decode_layers(int n_rows, int n_splits);
   // Stages and runs at most max_rows rows (not as a graph); returns how many rows want logits.
   int run_chunk(std::span<const TokenRow> chunk);
   void sample(int n_logit_rows, const SamplingParams& sampling);

@@ -1,6 +1,7 @@
 // Decode-sized linear layers (a few activation rows): y (m, n) = x (m, k) · Wᵀ, W (n, k) bf16.
-// Memory-bound, so the kernel exists to stream W at full bandwidth; cuBLASLt's choices for m = 1
-// leave a large share of it unused.
+// Memory-bound, so the kernel exists to stream W at full bandwidth (cuBLASLt's choices for m = 1
+// leave a large share of it unused), and it absorbs the small steps around a decode GEMM so they
+// cost no launch of their own: RMSNorm of its input, SwiGLU of a gate/up pair, the residual add.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -12,14 +13,28 @@ namespace shardlm::cuda {
 
 constexpr int kGemvMaxRows = 8;
 
-// BF16/F32: y = x·Wᵀ in that dtype. SWIGLU_BF16: W is (2n, k) = [gate; up] and
-// y (m, n) = silu(x·gateᵀ) · (x·upᵀ), in bf16.
-enum class GemvOutput { BF16, F32, SWIGLU_BF16 };
+enum class GemvOutput {
+  BF16,         // y (m, n) bf16
+  F32,          // y (m, n) f32
+  SWIGLU_BF16,  // W is (2n, k) = [gate; up]; y (m, n) = silu(x·gateᵀ) · (x·upᵀ), bf16
+  ADD_TO_F32,   // y (m, n) f32 += x·Wᵀ (the residual stream)
+};
 
-// Whether the GEMV kernel handles this shape (m <= kGemvMaxRows, k a multiple of 8, 16-byte
-// aligned operands).
+struct GemvParams {
+  // x (m, k): bf16 rows, or, when norm_weight is set, the f32 residual rows, which the kernel
+  // RMS-normalises with norm_weight (k) and eps on the fly (the norm is a per-row scalar).
+  const void* x = nullptr;
+  const __nv_bfloat16* norm_weight = nullptr;
+  float eps = 0.0f;
+  int64_t m = 0;
+  const __nv_bfloat16* w = nullptr;
+  int64_t n = 0, k = 0;
+  void* y = nullptr;
+  GemvOutput output = GemvOutput::BF16;
+};
+
+// Whether the GEMV handles this shape (m <= kGemvMaxRows, k a multiple of 8, 16-byte aligned operands).
 bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w);
-void launch_gemv(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
-                 GemvOutput output, cudaStream_t stream);
+void launch_gemv(const GemvParams& params, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -10,6 +10,7 @@ rm -rf .device-carry/bin .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
 cp build/tools/cli/shardlm .device-carry/bin/
 find build/tests -maxdepth 1 -name "test_cuda_*" -type f -executable -exec cp {} .device-carry/bin/ \;
+strip --strip-unneeded .device-carry/bin/*  # the device call carries at most 64 MiB
 for library in libfmt.so.9 libpcre2-8.so.0 libutf8proc.so.2; do
   cp -L "/lib/x86_64-linux-gnu/$library" .device-carry/lib/
 done

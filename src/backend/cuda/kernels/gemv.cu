@@ -97,6 +97,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
     for (int j = 0; j < kLoads; ++j)
 #pragma unroll
       for (int m = 0; m < M; ++m) {
+        if (m >= p.m) break;
         float x_values[8];
         load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i + 32 * j, x_values, sum_squares[m]);
 #pragma unroll
@@ -106,6 +107,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   for (; i < k8; i += 32) {
 #pragma unroll
     for (int m = 0; m < M; ++m) {
+      if (m >= p.m) break;
       float x_values[8];
       load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i, x_values, sum_squares[m]);
 #pragma unroll
@@ -117,6 +119,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   allow_successor();
 #pragma unroll
   for (int m = 0; m < M; ++m) {
+    if (m >= p.m) break;
     const float scale = kNormedInput ? rsqrtf(warp_sum(sum_squares[m]) / float(k) + p.eps) : 1.0f;
     float result = warp_sum(acc[0][m]) * scale;
     if constexpr (kOutput == GemvOutput::SWIGLU_BF16)
@@ -129,25 +132,31 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   }
 }
 
-template <int M, bool kNormedInput>
-void launch_gemv_variant(const GemvParams& p, cudaStream_t stream) {
-  const int blocks = int((p.n * 32 + kGemvThreads - 1) / kGemvThreads);
-  switch (p.output) {
-    case GemvOutput::BF16: launch_pdl(gemv_kernel<M, GemvOutput::BF16, kNormedInput>, blocks, kGemvThreads, 0, stream, p); break;
-    case GemvOutput::F32: launch_pdl(gemv_kernel<M, GemvOutput::F32, kNormedInput>, blocks, kGemvThreads, 0, stream, p); break;
-    case GemvOutput::SWIGLU_BF16:
-      launch_pdl(gemv_kernel<M, GemvOutput::SWIGLU_BF16, kNormedInput>, blocks, kGemvThreads, 0, stream, p);
-      break;
-    case GemvOutput::ADD_TO_F32:
-      launch_pdl(gemv_kernel<M, GemvOutput::ADD_TO_F32, kNormedInput>, blocks, kGemvThreads, 0, stream, p);
-      break;
-  }
-}
-
+// The combinations the model uses: a normalised input feeds a projection (bf16, SwiGLU pair or the
+// f32 logits); a plain input may also add into the residual. M is the row bound, rounded up to 1,
+// 2, 4 or 8 so that few variants are compiled.
 template <int M>
 void launch_gemv_rows(const GemvParams& p, cudaStream_t stream) {
-  if (p.norm_weight) launch_gemv_variant<M, true>(p, stream);
-  else launch_gemv_variant<M, false>(p, stream);
+  const int blocks = int((p.n * 32 + kGemvThreads - 1) / kGemvThreads);
+  const bool normed = p.norm_weight != nullptr;
+  switch (p.output) {
+    case GemvOutput::BF16:
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::BF16, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::BF16, false>, blocks, kGemvThreads, 0, stream, p);
+      break;
+    case GemvOutput::F32:
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::F32, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::F32, false>, blocks, kGemvThreads, 0, stream, p);
+      break;
+    case GemvOutput::SWIGLU_BF16:
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::SWIGLU_BF16, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::SWIGLU_BF16, false>, blocks, kGemvThreads, 0, stream, p);
+      break;
+    case GemvOutput::ADD_TO_F32:
+      if (normed) throw_unsupported("GEMV with a normalised input adding into the residual", p.m);
+      launch_pdl(gemv_kernel<M, GemvOutput::ADD_TO_F32, false>, blocks, kGemvThreads, 0, stream, p);
+      break;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,16 +169,10 @@ bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (!gemv_supports(p.m, p.k, p.x, p.w)) throw_unsupported("GEMV shape (m > 8, k not a multiple of 8, or unaligned)", p.m);
-  switch (p.m) {
-    case 1: launch_gemv_rows<1>(p, stream); break;
-    case 2: launch_gemv_rows<2>(p, stream); break;
-    case 3: launch_gemv_rows<3>(p, stream); break;
-    case 4: launch_gemv_rows<4>(p, stream); break;
-    case 5: launch_gemv_rows<5>(p, stream); break;
-    case 6: launch_gemv_rows<6>(p, stream); break;
-    case 7: launch_gemv_rows<7>(p, stream); break;
-    default: launch_gemv_rows<8>(p, stream); break;
-  }
+  if (p.m == 1) launch_gemv_rows<1>(p, stream);
+  else if (p.m == 2) launch_gemv_rows<2>(p, stream);
+  else if (p.m <= 4) launch_gemv_rows<4>(p, stream);
+  else launch_gemv_rows<8>(p, stream);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -106,8 +106,10 @@ TEST(CudaLinear, GateUpSwiGluFusedAndUnfused) {
   check_gate_up_swiglu(12, 200, 512);
 }
 
-// The decode GEMV's fused RMSNorm input and residual-add output against double precision.
-TEST(CudaLinear, GemvFusesRmsNormAndResidualAdd) {
+// The decode GEMV's two fusions against double precision: an RMS-normalised f32 input (as the
+// q/k/v, gate/up and LM-head projections read the residual stream), and a bf16 input whose
+// product is added into an f32 residual (as o_proj and down_proj write it).
+TEST(CudaLinear, GemvFusesRmsNormInputAndResidualAdd) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int64_t m = 3, n = 130, k = 264;
   std::mt19937 rng(11);
@@ -116,33 +118,46 @@ TEST(CudaLinear, GemvFusesRmsNormAndResidualAdd) {
   for (float& value : x) value = normal(rng) * 4.0f;
   for (float& value : residual) value = normal(rng);
   const std::vector<uint16_t> gamma = random_bf16(size_t(k), rng), w = random_bf16(size_t(n * k), rng);
+  const std::vector<uint16_t> x_bf16 = random_bf16(size_t(m * k), rng);
   DeviceBuffer device_x(x.size() * 4), device_gamma(gamma.size() * 2), device_w(w.size() * 2),
-      device_residual(residual.size() * 4);
+      device_y(residual.size() * 4), device_x_bf16(x_bf16.size() * 2), device_residual(residual.size() * 4);
   CUDA_CHECK(cudaMemcpy(device_x.get(), x.data(), device_x.bytes(), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(device_gamma.get(), gamma.data(), device_gamma.bytes(), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(device_w.get(), w.data(), device_w.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_x_bf16.get(), x_bf16.data(), device_x_bf16.bytes(), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(device_residual.get(), residual.data(), device_residual.bytes(), cudaMemcpyHostToDevice));
   const float eps = 1e-5f;
   launch_gemv({device_x.get(), device_gamma.get<__nv_bfloat16>(), eps, m, device_w.get<__nv_bfloat16>(), n, k,
-               device_residual.get(), GemvOutput::ADD_TO_F32},
+               device_y.get(), GemvOutput::F32},
               nullptr);
-  std::vector<float> result(residual.size());
-  CUDA_CHECK(cudaMemcpy(result.data(), device_residual.get(), result.size() * 4, cudaMemcpyDeviceToHost));
-  double error = 0, reference = 0;
+  launch_gemv({device_x_bf16.get(), nullptr, 0.0f, m, device_w.get<__nv_bfloat16>(), n, k, device_residual.get(),
+               GemvOutput::ADD_TO_F32},
+              nullptr);
+  std::vector<float> normed_product(residual.size()), added(residual.size());
+  CUDA_CHECK(cudaMemcpy(normed_product.data(), device_y.get(), normed_product.size() * 4, cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(added.data(), device_residual.get(), added.size() * 4, cudaMemcpyDeviceToHost));
+  double normed_error = 0, normed_reference = 0, added_error = 0, added_reference = 0;
   for (int64_t row = 0; row < m; ++row) {
     double mean_square = 0;
     for (int64_t i = 0; i < k; ++i) mean_square += double(x[size_t(row * k + i)]) * x[size_t(row * k + i)] / double(k);
     const double inverse_rms = 1.0 / std::sqrt(mean_square + eps);
     for (int64_t col = 0; col < n; ++col) {
-      double dot = 0;
-      for (int64_t i = 0; i < k; ++i)
-        dot += double(x[size_t(row * k + i)]) * inverse_rms * bf16_to_f32(gamma[size_t(i)]) * bf16_to_f32(w[size_t(col * k + i)]);
-      const double expected = residual[size_t(row * n + col)] + dot;
-      error += (result[size_t(row * n + col)] - expected) * (result[size_t(row * n + col)] - expected);
-      reference += expected * expected;
+      double normed_dot = 0, plain_dot = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const double weight = bf16_to_f32(w[size_t(col * k + i)]);
+        normed_dot += double(x[size_t(row * k + i)]) * inverse_rms * bf16_to_f32(gamma[size_t(i)]) * weight;
+        plain_dot += double(bf16_to_f32(x_bf16[size_t(row * k + i)])) * weight;
+      }
+      const size_t at = size_t(row * n + col);
+      normed_error += (normed_product[at] - normed_dot) * (normed_product[at] - normed_dot);
+      normed_reference += normed_dot * normed_dot;
+      const double expected = residual[at] + plain_dot;
+      added_error += (added[at] - expected) * (added[at] - expected);
+      added_reference += expected * expected;
     }
   }
-  EXPECT_LT(std::sqrt(error / reference), 1e-5);
+  EXPECT_LT(std::sqrt(normed_error / normed_reference), 1e-5);
+  EXPECT_LT(std::sqrt(added_error / added_reference), 1e-5);
 }
 
 }  // namespace

@@ -16,9 +16,9 @@ ncu --clock-control none --metrics gpu__time_duration.sum -k 'regex:gemv|attenti
 python3 - "$out/ncu-decode.csv" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r.get("Kernel Name") and r.get("gpu__time_duration.sum", "").replace(".", "").isdigit()]
-# The decode kernels of the last (graph-replayed) steps: GEMVs read the weights once per step.
+# Prefill runs cuBLASLt (not listed) and the flash kernel; every GEMV is a decode step's.
 totals, counts = collections.defaultdict(float), collections.Counter()
-for r in rows[-(len(rows) // 3):]:
+for r in rows:
     name = r["Kernel Name"].split("<")[0].split("(")[0]
     totals[name] += float(r["gpu__time_duration.sum"]) / 1e3
     counts[name] += 1

@@ -59,7 +59,6 @@ TEST(CudaLinear, DecodeSizesUseGemvAndMatch) {
   for (int64_t m : {1, 2, 5, 8})
     for (GemmOutput output : {GemmOutput::BF16, GemmOutput::F32}) check_linear(m, 300, 264, output);
   check_linear(1, 37, 4096 + 8, GemmOutput::BF16);  // long rows: the 4-loads-in-flight loop and its tail
-  check_linear(3, 8200, 64, GemmOutput::F32);       // wide: one warp per column instead of four
 }
 
 TEST(CudaLinear, LargerAndOddShapesUseCublasLt) {

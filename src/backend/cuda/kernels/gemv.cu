@@ -1,4 +1,4 @@
-// One warp (or, for narrow matrices, four) per output column: lanes read W's row with 16-byte streaming loads, four in flight per
+// One warp per output column: lanes read W's row with 16-byte streaming loads, four in flight per
 // lane before any arithmetic, and multiply each against every activation row (the activations are
 // small and stay in L1). Warp reductions finish each dot product. Variants, all chosen at compile
 // time: SwiGLU pairs (the warp computes a gate and an up column together), an RMS-normalised f32
@@ -59,70 +59,59 @@ __device__ __forceinline__ float dot8(const uint4& w, const float x[8]) {
   return sum;
 }
 
-// kSplit warps share one output column, each taking a contiguous part of k, so that small
-// matrices (q/k/v, o_proj: few columns, short rows) still put enough loads in flight; the parts'
-// partial sums meet in shared memory.
-template <int M, GemvOutput kOutput, bool kNormedInput, int kSplit>
+template <int M, GemvOutput kOutput, bool kNormedInput>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   constexpr int kRowsPerColumn = kOutput == GemvOutput::SWIGLU_BF16 ? 2 : 1;
   constexpr int kLoads = kLoadsInFlight / kRowsPerColumn;
-  constexpr int kWarps = kGemvThreads / 32;
-  constexpr int kColumnsPerBlock = kWarps / kSplit;
   const int n = int(p.n), k = int(p.k);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int part = warp % kSplit;
-  const int column = blockIdx.x * kColumnsPerBlock + warp / kSplit;
-  const bool active = column < n;
+  const int column = (blockIdx.x * kGemvThreads + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
   const int k8 = k / 8;
-  const int part_length = (k8 + kSplit - 1) / kSplit;
-  const int begin = part * part_length, end = min(k8, begin + part_length);
   // Weights are never written by a predecessor: fetching this warp's first weight vectors into L2
   // before waiting lets them overlap the previous kernel's tail.
-  if (active)
+  if (column < n)
 #pragma unroll
     for (int r = 0; r < kRowsPerColumn; ++r)
 #pragma unroll
       for (int j = 0; j < kLoads; ++j)
-        if (begin + lane + 32 * j < end)
-          asm volatile("prefetch.global.L2 [%0];" ::"l"(p.w + (int64_t(r) * n + column) * k + (begin + lane + 32 * j) * 8));
+        if (lane + 32 * j < k8)
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(p.w + (int64_t(r) * n + column) * k + (lane + 32 * j) * 8));
   wait_for_predecessor();
+  if (column >= n) return;
 
+  const uint4* w_rows[kRowsPerColumn];
+#pragma unroll
+  for (int r = 0; r < kRowsPerColumn; ++r) w_rows[r] = reinterpret_cast<const uint4*>(p.w + (int64_t(r) * n + column) * k);
+  const size_t x_row_bytes = size_t(k) * (kNormedInput ? sizeof(float) : sizeof(__nv_bfloat16));
+  const char* x_bytes = static_cast<const char*>(p.x);
   float acc[kRowsPerColumn][M] = {};
   float sum_squares[M] = {};
-  if (active) {
-    const uint4* w_rows[kRowsPerColumn];
+  int i = lane;
+  for (; i + 32 * (kLoads - 1) < k8; i += 32 * kLoads) {
+    uint4 w_values[kRowsPerColumn][kLoads];
 #pragma unroll
     for (int r = 0; r < kRowsPerColumn; ++r)
-      w_rows[r] = reinterpret_cast<const uint4*>(p.w + (int64_t(r) * n + column) * k);
-    const size_t x_row_bytes = size_t(k) * (kNormedInput ? sizeof(float) : sizeof(__nv_bfloat16));
-    const char* x_bytes = static_cast<const char*>(p.x);
-    int i = begin + lane;
-    for (; i + 32 * (kLoads - 1) < end; i += 32 * kLoads) {
-      uint4 w_values[kRowsPerColumn][kLoads];
 #pragma unroll
-      for (int r = 0; r < kRowsPerColumn; ++r)
+      for (int j = 0; j < kLoads; ++j) w_values[r][j] = __ldcs(w_rows[r] + i + 32 * j);
 #pragma unroll
-        for (int j = 0; j < kLoads; ++j) w_values[r][j] = __ldcs(w_rows[r] + i + 32 * j);
-#pragma unroll
-      for (int j = 0; j < kLoads; ++j)
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-          if (m >= p.m) break;
-          float x_values[8];
-          load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i + 32 * j, x_values, sum_squares[m]);
-#pragma unroll
-          for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(w_values[r][j], x_values);
-        }
-    }
-    for (; i < end; i += 32) {
+    for (int j = 0; j < kLoads; ++j)
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         if (m >= p.m) break;
         float x_values[8];
-        load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i, x_values, sum_squares[m]);
+        load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i + 32 * j, x_values, sum_squares[m]);
 #pragma unroll
-        for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(__ldcs(w_rows[r] + i), x_values);
+        for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(w_values[r][j], x_values);
       }
+  }
+  for (; i < k8; i += 32) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if (m >= p.m) break;
+      float x_values[8];
+      load_activation8<kNormedInput>(x_bytes + m * x_row_bytes, p.norm_weight, i, x_values, sum_squares[m]);
+#pragma unroll
+      for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(__ldcs(w_rows[r] + i), x_values);
     }
   }
   // Dependents may start launching only now, so their blocks do not take slots from this grid's
@@ -130,60 +119,16 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   allow_successor();
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    sum_squares[m] = warp_sum(sum_squares[m]);
-#pragma unroll
-    for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] = warp_sum(acc[r][m]);
-  }
-  if constexpr (kSplit > 1) {
-    __shared__ float partial_acc[kWarps][kRowsPerColumn][M];
-    __shared__ float partial_squares[kWarps][M];
-    if (lane == 0)
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        partial_squares[warp][m] = sum_squares[m];
-#pragma unroll
-        for (int r = 0; r < kRowsPerColumn; ++r) partial_acc[warp][r][m] = acc[r][m];
-      }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-#pragma unroll
-      for (int other = 1; other < kSplit; ++other) {
-        sum_squares[m] += partial_squares[warp + other][m];
-#pragma unroll
-        for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += partial_acc[warp + other][r][m];
-      }
-  }
-  if (!active || lane != 0) return;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
     if (m >= p.m) break;
-    const float scale = kNormedInput ? rsqrtf(sum_squares[m] / float(k) + p.eps) : 1.0f;
-    float result = acc[0][m] * scale;
+    const float scale = kNormedInput ? rsqrtf(warp_sum(sum_squares[m]) / float(k) + p.eps) : 1.0f;
+    float result = warp_sum(acc[0][m]) * scale;
     if constexpr (kOutput == GemvOutput::SWIGLU_BF16)
-      result = result / (1.0f + __expf(-result)) * (acc[kRowsPerColumn - 1][m] * scale);
+      result = result / (1.0f + __expf(-result)) * (warp_sum(acc[kRowsPerColumn - 1][m]) * scale);
+    if (lane != 0) continue;
     const int64_t at = int64_t(m) * n + column;
     if constexpr (kOutput == GemvOutput::F32) static_cast<float*>(p.y)[at] = result;
     else if constexpr (kOutput == GemvOutput::ADD_TO_F32) static_cast<float*>(p.y)[at] += result;
     else static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16(result);
-  }
-}
-
-// Matrices with few columns split each row over 4 warps; wide ones (gate/up, the LM head) have
-// columns enough.
-constexpr int64_t kColumnsWithoutSplit = 8192;
-
-template <int M, GemvOutput kOutput, bool kNormedInput>
-void launch_gemv_kernel(const GemvParams& p, cudaStream_t stream) {
-  constexpr int kWarps = kGemvThreads / 32;
-  if (p.n < kColumnsWithoutSplit) {
-    constexpr int kSplit = 4;
-    const int blocks = int((p.n + kWarps / kSplit - 1) / (kWarps / kSplit));
-    launch_pdl(gemv_kernel<M, kOutput, kNormedInput, kSplit>, blocks, kGemvThreads, 0, stream, p);
-  } else {
-    const int blocks = int((p.n + kWarps - 1) / kWarps);
-    launch_pdl(gemv_kernel<M, kOutput, kNormedInput, 1>, blocks, kGemvThreads, 0, stream, p);
   }
 }
 
@@ -192,23 +137,24 @@ void launch_gemv_kernel(const GemvParams& p, cudaStream_t stream) {
 // 2, 4 or 8 so that few variants are compiled.
 template <int M>
 void launch_gemv_rows(const GemvParams& p, cudaStream_t stream) {
+  const int blocks = int((p.n * 32 + kGemvThreads - 1) / kGemvThreads);
   const bool normed = p.norm_weight != nullptr;
   switch (p.output) {
     case GemvOutput::BF16:
-      if (normed) launch_gemv_kernel<M, GemvOutput::BF16, true>(p, stream);
-      else launch_gemv_kernel<M, GemvOutput::BF16, false>(p, stream);
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::BF16, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::BF16, false>, blocks, kGemvThreads, 0, stream, p);
       break;
     case GemvOutput::F32:
-      if (normed) launch_gemv_kernel<M, GemvOutput::F32, true>(p, stream);
-      else launch_gemv_kernel<M, GemvOutput::F32, false>(p, stream);
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::F32, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::F32, false>, blocks, kGemvThreads, 0, stream, p);
       break;
     case GemvOutput::SWIGLU_BF16:
-      if (normed) launch_gemv_kernel<M, GemvOutput::SWIGLU_BF16, true>(p, stream);
-      else launch_gemv_kernel<M, GemvOutput::SWIGLU_BF16, false>(p, stream);
+      if (normed) launch_pdl(gemv_kernel<M, GemvOutput::SWIGLU_BF16, true>, blocks, kGemvThreads, 0, stream, p);
+      else launch_pdl(gemv_kernel<M, GemvOutput::SWIGLU_BF16, false>, blocks, kGemvThreads, 0, stream, p);
       break;
     case GemvOutput::ADD_TO_F32:
       if (normed) throw_unsupported("GEMV with a normalised input adding into the residual", p.m);
-      launch_gemv_kernel<M, GemvOutput::ADD_TO_F32, false>(p, stream);
+      launch_pdl(gemv_kernel<M, GemvOutput::ADD_TO_F32, false>, blocks, kGemvThreads, 0, stream, p);
       break;
   }
 }

@@ -135,6 +135,7 @@ void run_generate(const GenerateOptions& options) {
       fmt::print("--- prompt {} ---\n{}{}\n", i, options.prompts[i], result.text);
     }
   }
+  std::fflush(stdout);  // the text first, then the timing line on stderr
   fmt::print(stderr, "[shardlm] {} new tokens in {:.2f} s ({:.1f} tokens/s)\n", n_generated, seconds,
              seconds > 0 ? double(n_generated) / seconds : 0.0);
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_runner.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm {
@@ -19,30 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
-
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-std::string shell_quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-CommandResult run_cli(const std::vector<std::string>& args, bool with_stderr = true) {
-  std::string command = shell_quote(SHARDLM_CLI_PATH);
-  for (const std::string& arg : args) command += " " + shell_quote(arg);
-  command += with_stderr ? " 2>&1" : " 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
 
 // A scratch copy of the fixture checkpoint that a test may corrupt.
 class BrokenModel : public ::testing::Test {

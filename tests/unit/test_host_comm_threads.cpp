@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "error_message.h"
 #include "core/error.h"
 #include "parallel/comm/thread_group.h"
 
@@ -26,17 +27,6 @@ const std::vector<size_t> kCounts = {1, 2, 7, 1000, size_t(1) << 20};
 
 // Integer-valued floats keep every sum exact, so results compare with ==.
 float value_of(int rank, size_t i) { return float(i % 97) + float(3 * rank); }
-
-template <typename Action>
-std::string error_message(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected shardlm::Error";
-  return "";
-}
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 

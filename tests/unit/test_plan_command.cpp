@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_runner.h"
 #include "io/safetensors.h"
 
 namespace shardlm {
@@ -23,29 +24,11 @@ constexpr int64_t kGiB = int64_t(1) << 30;
 const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
 const std::string kTwoH100 = "cuda:0=80GiB,cuda:1=80GiB,cpu=256GiB";
 
-struct CommandResult {
-  int exit_code;
-  std::string output;
-};
-
-std::string shell_quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 // Runs `shardlm plan ARGS`; stdout only unless with_stderr.
 CommandResult run_plan(const std::vector<std::string>& args, bool with_stderr = false) {
-  std::string command = shell_quote(SHARDLM_CLI_PATH) + " plan";
-  for (const std::string& arg : args) command += " " + shell_quote(arg);
-  command += with_stderr ? " 2>&1" : " 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
+  std::vector<std::string> plan_args = {"plan"};
+  plan_args.insert(plan_args.end(), args.begin(), args.end());
+  return run_cli(plan_args, with_stderr);
 }
 
 nlohmann::json plan_json(const std::vector<std::string>& args) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "error_message.h"
 #include "core/error.h"
 #include "io/model_config.h"
 #include "parallel/mesh.h"
@@ -15,17 +16,6 @@
 
 namespace shardlm {
 namespace {
-
-template <typename Action>
-std::string error_message(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected shardlm::Error";
-  return "";
-}
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 

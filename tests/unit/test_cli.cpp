@@ -2,9 +2,7 @@
 // message naming the file or option, exit code 1, and no crash.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>

@@ -3,10 +3,8 @@
 // model that cannot fit, exit code 1 with a message naming the option or saying what is missing.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

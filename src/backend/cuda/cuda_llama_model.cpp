@@ -304,16 +304,40 @@ int CudaLlamaModel::stage_rows(std::span<const TokenRow> rows) {
   return n_logit_rows;
 }
 
+void CudaLlamaModel::attend(size_t il, int n_rows, int n_splits, std::optional<ContiguousRun> run) {
+  const CudaModelStrides s = strides_of(config_);
+  const int32_t* positions = device_inputs_.get<int32_t>() + size_t(options_.max_rows);
+  const int32_t* slots = device_inputs_.get<int32_t>() + 2 * size_t(options_.max_rows);
+  const size_t layer_cache = size_t(options_.max_sequences) * max_seq_len_ * s.kv_dim;
+  const LayerWeights& layer = layers_[il];
+  bf16* k_cache = k_cache_.get<bf16>() + il * layer_cache;
+  bf16* v_cache = v_cache_.get<bf16>() + il * layer_cache;
+  launch_qkv_rope({qkv_.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, positions,
+                   slots, inv_freq_.get<float>(), rope_.attention_scaling, n_rows, config_.num_attention_heads,
+                   config_.num_key_value_heads, config_.head_dim, q_.get<bf16>(), k_cache, v_cache, max_seq_len_},
+                  stream_);
+  const float scale = 1.0f / std::sqrt(float(config_.head_dim));
+  if (run && prefill_attention_supports(config_.head_dim)) {
+    const size_t slot_offset = size_t(run->slot) * max_seq_len_ * s.kv_dim;
+    launch_prefill_attention({q_.get<bf16>(), k_cache + slot_offset, v_cache + slot_offset, n_rows,
+                              run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
+                              config_.head_dim, config_.sliding_window.value_or(0), scale, attention_out_.get<bf16>()},
+                             stream_);
+  } else {
+    launch_attention({q_.get<bf16>(), k_cache, v_cache, positions, slots, n_rows, config_.num_attention_heads,
+                      config_.num_key_value_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0),
+                      scale, n_splits, attention_partial_.get<float>(), attention_out_.get<bf16>()},
+                     stream_);
+  }
+}
+
 void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run) {
   const CudaModelStrides s = strides_of(config_);
   const int32_t* inputs = device_inputs_.get<int32_t>();
   const size_t stride = size_t(options_.max_rows);
   const int32_t* tokens = inputs;
-  const int32_t* positions = inputs + stride;
-  const int32_t* slots = inputs + 2 * stride;
   const int32_t* logit_rows = inputs + 3 * stride;
   const float eps = config_.rms_norm_eps;
-  const size_t layer_cache = size_t(options_.max_sequences) * max_seq_len_ * s.kv_dim;
 
   float* residual = residual_.get<float>();
   bf16* normed = normed_.get<bf16>();
@@ -324,27 +348,7 @@ void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std:
     launch_add_rmsnorm(residual, il == 0 ? nullptr : mlp_out, layer.attn_norm, eps, n_rows, int(s.dim), nullptr,
                        normed, stream_);
     gemm_->linear(normed, n_rows, layer.qkv, s.qkv_dim, s.dim, qkv_.get(), GemmOutput::BF16, stream_);
-    QkvRopeParams rope{qkv_.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, eps, positions, slots,
-                       inv_freq_.get<float>(), rope_.attention_scaling, n_rows, config_.num_attention_heads,
-                       config_.num_key_value_heads, config_.head_dim, q_.get<bf16>(),
-                       k_cache_.get<bf16>() + il * layer_cache, v_cache_.get<bf16>() + il * layer_cache,
-                       max_seq_len_};
-    launch_qkv_rope(rope, stream_);
-    AttentionParams attention{q_.get<bf16>(), rope.k_cache, rope.v_cache, positions, slots, n_rows,
-                              config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim,
-                              max_seq_len_, config_.sliding_window.value_or(0),
-                              1.0f / std::sqrt(float(config_.head_dim)), n_splits,
-                              attention_partial_.get<float>(), attention_out_.get<bf16>()};
-    if (run && prefill_attention_supports(config_.head_dim)) {
-      const size_t slot_offset = size_t(run->slot) * max_seq_len_ * s.kv_dim;
-      launch_prefill_attention({q_.get<bf16>(), rope.k_cache + slot_offset, rope.v_cache + slot_offset, n_rows,
-                                run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
-                                config_.head_dim, config_.sliding_window.value_or(0), attention.scale,
-                                attention_out_.get<bf16>()},
-                               stream_);
-    } else {
-      launch_attention(attention, stream_);
-    }
+    attend(il, n_rows, n_splits, run);
     gemm_->linear(attention_out_.get<bf16>(), n_rows, layer.o_proj, s.dim, s.q_dim, projected_.get(), GemmOutput::BF16,
                   stream_);
     launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
@@ -379,30 +383,16 @@ int CudaLlamaModel::run_chunk(std::span<const TokenRow> chunk) {
 bool CudaLlamaModel::run_decode_layers(int n_rows, int n_splits) {
   const CudaModelStrides s = strides_of(config_);
   if (n_rows > kGemvMaxRows || s.dim % 8 != 0 || s.q_dim % 8 != 0 || s.ff_dim % 8 != 0) return false;
-  const int32_t* inputs = device_inputs_.get<int32_t>();
-  const size_t stride = size_t(options_.max_rows);
-  const int32_t* positions = inputs + stride;
-  const int32_t* slots = inputs + 2 * stride;
+  const int32_t* tokens = device_inputs_.get<int32_t>();
   const float eps = config_.rms_norm_eps;
-  const size_t layer_cache = size_t(options_.max_sequences) * max_seq_len_ * s.kv_dim;
   float* residual = residual_.get<float>();
 
-  launch_embedding(embed_tokens_, inputs, n_rows, int(s.dim), residual, stream_);
+  launch_embedding(embed_tokens_, tokens, n_rows, int(s.dim), residual, stream_);
   for (size_t il = 0; il < layers_.size(); ++il) {
     const LayerWeights& layer = layers_[il];
     launch_gemv({residual, layer.attn_norm, eps, n_rows, layer.qkv, s.qkv_dim, s.dim, qkv_.get(), GemvOutput::BF16},
                 stream_);
-    QkvRopeParams rope{qkv_.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, eps, positions, slots,
-                       inv_freq_.get<float>(), rope_.attention_scaling, n_rows, config_.num_attention_heads,
-                       config_.num_key_value_heads, config_.head_dim, q_.get<bf16>(),
-                       k_cache_.get<bf16>() + il * layer_cache, v_cache_.get<bf16>() + il * layer_cache,
-                       max_seq_len_};
-    launch_qkv_rope(rope, stream_);
-    launch_attention({q_.get<bf16>(), rope.k_cache, rope.v_cache, positions, slots, n_rows,
-                      config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, max_seq_len_,
-                      config_.sliding_window.value_or(0), 1.0f / std::sqrt(float(config_.head_dim)), n_splits,
-                      attention_partial_.get<float>(), attention_out_.get<bf16>()},
-                     stream_);
+    attend(il, n_rows, n_splits, std::nullopt);
     launch_gemv({attention_out_.get(), nullptr, 0.0f, n_rows, layer.o_proj, s.dim, s.q_dim, residual,
                  GemvOutput::ADD_TO_F32},
                 stream_);

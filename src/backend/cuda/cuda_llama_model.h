@@ -73,6 +73,8 @@ class CudaLlamaModel {
     int first_position;
   };
   void run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run = std::nullopt);
+  // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv_, then attention into attention_out_.
+  void attend(size_t il, int n_rows, int n_splits, std::optional<ContiguousRun> run);
   // The decode step for at most kGemvMaxRows rows that all want logits: every linear layer is a
   // GEMV that also applies the RMSNorm before it or the residual add after it, so a layer is six
   // kernels. Returns false (running nothing) when a shape does not suit the GEMV.

@@ -9,7 +9,7 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"shardlm: run Hugging Face LLM checkpoints on the CPU (and, later, across GPUs)"};
+  CLI::App app{"shardlm: run Hugging Face LLM checkpoints on the CPU and NVIDIA GPUs, whole or split across ranks"};
   app.require_subcommand(1);
   shardlm::cli::add_generate_command(app);
   shardlm::cli::add_tokenize_command(app);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/embedding.h"
@@ -34,6 +35,29 @@ LlamaModel LlamaModel::load(const std::filesystem::path& model_dir) {
 
 KvCache LlamaModel::make_cache(int64_t capacity) const {
   return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity);
+}
+
+void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
+  for (int il : layers) {
+    if (il < 0 || il >= config_.num_hidden_layers)
+      fail("device map places layer {}, but the model has {} layers", il, config_.num_hidden_layers);
+    LlamaLayerWeights& layer = weights_.layers[size_t(il)];
+    for (WeightView* view : {&layer.attn_norm, &layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.q_bias,
+                             &layer.k_bias, &layer.v_bias, &layer.o_bias, &layer.q_norm, &layer.k_norm, &layer.mlp_norm,
+                             &layer.gate_proj, &layer.up_proj, &layer.down_proj, &layer.gate_bias, &layer.up_bias,
+                             &layer.down_bias}) {
+      if (!view->present()) continue;
+      const size_t row_bytes = size_t(view->cols) * dtype_size(view->dtype);
+      auto copy = std::make_unique<std::byte[]>(row_bytes * size_t(view->rows));
+      const std::byte* source = static_cast<const std::byte*>(view->data);
+      for (int64_t row = 0; row < view->rows; ++row)
+        std::memcpy(copy.get() + size_t(row) * row_bytes, source + size_t(row * view->stride()) * dtype_size(view->dtype),
+                    row_bytes);
+      view->data = copy.get();
+      view->row_stride = 0;
+      resident_copies_.push_back(std::move(copy));
+    }
+  }
 }
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* out) const {

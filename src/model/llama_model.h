@@ -39,6 +39,11 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   const Checkpoint& checkpoint() const { return *checkpoint_; }
   KvCache make_cache(int64_t capacity) const;
+  // Copies these layers' weights into memory the process owns (a device map's "cpu"); the other
+  // layers keep reading in place from the mapped checkpoint (its "disk"), which the kernel may page
+  // out under memory pressure. Results are identical either way.
+  void keep_layers_in_memory(const std::vector<int>& layers);
+  const LlamaWeights& weights() const { return weights_; }
 
   // Runs the rows through every layer, writing their keys and values into the caches, and returns
   // the logits of the rows that want them, in row order: (n_wanted, vocab_size).
@@ -59,6 +64,7 @@ class LlamaModel {
   std::optional<TensorParallelRank> tp_;
   LlamaWeights weights_;
   RopeFrequencies rope_;
+  std::vector<std::unique_ptr<std::byte[]>> resident_copies_;  // owned copies behind resident layers' views
 };
 
 }  // namespace shardlm

@@ -21,7 +21,10 @@ namespace {
 
 class CpuLoadedModel final : public LoadedModel {
  public:
-  explicit CpuLoadedModel(const std::filesystem::path& dir) : model_(LlamaModel::load(dir)), runner_(model_) {}
+  CpuLoadedModel(const std::filesystem::path& dir, const std::vector<int>& resident_layers)
+      : model_(LlamaModel::load(dir)), runner_(model_) {
+    model_.keep_layers_in_memory(resident_layers);
+  }
   SequenceRunner& runner() override { return runner_; }
 
  private:
@@ -67,8 +70,8 @@ void add_device_option(CLI::App& command, std::string& device) {
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
-                                        int64_t max_tokens) {
-  if (!device.is_cuda) return std::make_unique<CpuLoadedModel>(dir);
+                                        int64_t max_tokens, const std::vector<int>& resident_layers) {
+  if (!device.is_cuda) return std::make_unique<CpuLoadedModel>(dir, resident_layers);
 #ifdef SHARDLM_WITH_CUDA
   cuda::CudaModelOptions options;
   options.device = device.index;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -31,8 +32,10 @@ class LoadedModel {
 };
 
 // Room for n_sequences sequences of max_tokens tokens each (the GPU KV cache is sized from it).
+// resident_layers: on the CPU, the layers a device map puts on "cpu" (copied into RAM); the
+// others are read in place from the mapped checkpoint.
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
-                                        int64_t max_tokens);
+                                        int64_t max_tokens, const std::vector<int>& resident_layers = {});
 
 // Tensor parallelism over `tp` CPU ranks, one thread each: resolves the plan (--tp-plan: "auto" or
 // a file) before any weight is read, then runs body(runner, is_first_rank) on every rank. Every

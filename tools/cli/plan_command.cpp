@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "device_map_options.h"
 #include "common_options.h"
 #include "core/error.h"
 #include "io/model_config.h"
@@ -19,9 +20,7 @@
 #include "parallel/memory_size.h"
 #include "parallel/tp_plan.h"
 #include "parallel/tp_plan_summary.h"
-#ifdef SHARDLM_WITH_CUDA
-#include "backend/cuda/device_query.h"
-#endif
+
 
 namespace shardlm::cli {
 namespace {
@@ -49,37 +48,6 @@ std::optional<DType> parse_load_dtype(const std::string& text) {
   if (text == "f16") return DType::F16;
   if (text == "f32") return DType::F32;
   fail("--dtype: \"{}\" is not one of bf16, f16, f32, stored", text);
-}
-
-PlanOptions plan_options(const PlanCommandOptions& options, const ModelConfig& config) {
-  PlanOptions plan;
-  if (const std::optional<DeviceMapStrategy> strategy = parse_device_map_strategy(options.device_map)) {
-    plan.strategy = *strategy;
-  } else {
-    plan.strategy = DeviceMapStrategy::EXPLICIT;
-    plan.explicit_map = options.device_map.starts_with('{')
-                            ? parse_explicit_device_map(options.device_map, "--device-map")
-                            : read_explicit_device_map(options.device_map);
-  }
-  // The CUDA model's own default: the model's context, capped at 4096.
-  plan.max_seq_len = options.max_seq_len > 0 ? options.max_seq_len
-                                             : std::min<int64_t>(config.max_position_embeddings, 4096);
-  if (options.max_seq_len < 0) fail("--max-seq-len must be >= 1, got {}", options.max_seq_len);
-  if (plan.max_seq_len > config.max_position_embeddings)
-    fail("--max-seq-len {} exceeds the model's max_position_embeddings {}", plan.max_seq_len,
-         config.max_position_embeddings);
-  plan.batch = options.batch;
-  return plan;
-}
-
-// This machine's GPUs (when the build has CUDA) in front of its CPU.
-std::vector<DeviceBudget> this_machines_devices() {
-  std::vector<DeviceBudget> budgets;
-#ifdef SHARDLM_WITH_CUDA
-  budgets = cuda::detect_cuda_devices();
-#endif
-  for (DeviceBudget& budget : detect_devices()) budgets.push_back(std::move(budget));
-  return budgets;
 }
 
 std::vector<DeviceBudget> device_budgets(const PlanCommandOptions& options) {
@@ -141,7 +109,8 @@ void run_plan(const PlanCommandOptions& options) {
     run_tp_plan(options, config, model_name, load_dtype);
     return;
   }
-  const DevicePlan plan = plan_device_map(layout, device_budgets(options), plan_options(options, config));
+  const DevicePlan plan = plan_device_map(layout, device_budgets(options),
+                                          device_map_plan_options(options.device_map, options.max_seq_len, options.batch, config));
 
   if (options.json) {
     nlohmann::json result = {{"model", model_name},

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../unit/model_fixtures.h"
 #include "backend/cuda/cuda_llama_model.h"
 #include "cuda_test_support.h"
 #include "model/llama_model.h"
@@ -19,15 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  const fs::path root = fs::path(SHARDLM_FIXTURES_DIR) / "models";
-  if (!fs::is_directory(root)) return names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(root))
-    if (fs::exists(entry.path() / "reference.json")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 double relative_l2_error(std::span<const float> actual, std::span<const float> expected) {
   double difference = 0, reference = 0;
@@ -89,11 +81,7 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModelFixture, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
-  std::string name = info.param;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);
 
 }  // namespace
 }  // namespace shardlm

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model_fixtures.h"
 #include "model/llama_model.h"
 #include "runtime/generator.h"
 #include "tokenizer/tokenizer.h"
@@ -18,15 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  const fs::path root = fs::path(SHARDLM_FIXTURES_DIR) / "models";
-  if (fs::is_directory(root))
-    for (const fs::directory_entry& entry : fs::directory_iterator(root))
-      if (fs::exists(entry.path() / "reference.json")) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -97,16 +89,12 @@ TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(batched[i].output_ids, expected[i]) << "batched prompt " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(model_fixture_names()),
+                         model_fixture_test_name);
 
 TEST(ModelFixtures, AllArchitecturesArePresent) {
   // Guards against a fixture directory silently going missing (the suite would just shrink).
-  const std::vector<std::string> names = fixture_names();
+  const std::vector<std::string> names = model_fixture_names();
   for (const char* prefix : {"llama-", "mistral-", "qwen2-", "qwen3-"})
     EXPECT_TRUE(std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; }))
         << "no fixture for " << prefix;

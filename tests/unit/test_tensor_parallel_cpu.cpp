@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "model_fixtures.h"
 #include "error_message.h"
 #include "model/llama_model.h"
 #include "parallel/comm/thread_group.h"
@@ -98,13 +99,6 @@ void expect_same_as_single_rank(const fs::path& dir, int tp_size) {
   EXPECT_EQ(parallel.greedy_ids, single.greedy_ids) << dir.filename() << " tp=" << tp_size;
 }
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(SHARDLM_FIXTURES_DIR) / "models"))
-    names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 class TensorParallelFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -114,11 +108,7 @@ TEST_P(TensorParallelFixture, TwoAndFourRanksMatchOne) {
   expect_same_as_single_rank(dir, 4);  // 2 KV heads over 4 ranks: each KV head on 2 ranks
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelFixture, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
-  std::string name = info.param;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);
 
 // Writes a tiny tied Llama with 12 query heads and one KV head (random f32 weights).
 fs::path write_mqa_model() {

@@ -67,8 +67,7 @@ std::vector<int> cpu_resident_layers(const GenerateOptions& options, const std::
   if (options.device != "cpu")
     fail("--device-map with --device {}: executing device maps on GPUs is not built yet (shardlm plan shows them)",
          options.device);
-  std::vector<DeviceBudget> budgets;
-  for (const DeviceBudget& budget : detect_devices()) budgets.push_back(budget);  // the CPU; no GPU is used here
+  std::vector<DeviceBudget> budgets = detect_devices();  // the CPU only: no GPU runs a device map yet
   if (!options.max_memory.empty()) budgets = apply_max_memory(budgets, options.max_memory);
   const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
   const DevicePlan plan = plan_device_map(

@@ -17,9 +17,6 @@
 #include "core/error.h"
 
 namespace shardlm {
-namespace {
-
-}  // namespace
 
 LlamaModel::LlamaModel(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint,
                        std::optional<TensorParallelRank> tp)
@@ -113,12 +110,8 @@ void LlamaModel::add_projection(std::vector<float>& x, std::vector<float>& proje
   for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
 }
 
-std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
-  const int64_t n_rows = int64_t(rows.size());
-  const int64_t dim = config_.hidden_size;
-  std::vector<int32_t> tokens(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const TokenRow& row = rows[i];
+void LlamaModel::check_rows(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
+  for (const TokenRow& row : rows) {
     if (row.token < 0 || row.token >= config_.vocab_size)
       fail("token id {} is outside the vocabulary (vocab_size {})", row.token, config_.vocab_size);
     if (row.sequence < 0 || size_t(row.sequence) >= caches.size())
@@ -126,26 +119,65 @@ std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span
     if (row.position < 0 || row.position >= caches[size_t(row.sequence)]->capacity())
       fail("position {} is beyond the KV cache capacity {} (raise --max-seq-len)", row.position,
            caches[size_t(row.sequence)]->capacity());
-    tokens[i] = row.token;
   }
+}
 
-  std::vector<float> x(size_t(n_rows * dim));
+std::vector<float> LlamaModel::embed_rows(std::span<const TokenRow> rows) const {
+  std::vector<int32_t> tokens(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].token < 0 || rows[i].token >= config_.vocab_size)
+      fail("token id {} is outside the vocabulary (vocab_size {})", rows[i].token, config_.vocab_size);
+    tokens[i] = rows[i].token;
+  }
+  std::vector<float> x(rows.size() * size_t(config_.hidden_size));
   embed(tokens, x.data());
-  for (int il = 0; il < config_.num_hidden_layers; ++il) {
+  return x;
+}
+
+void LlamaModel::run_layers(std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& x,
+                            int first_layer, int end_layer) const {
+  for (int il = first_layer; il < end_layer; ++il) {
     const LlamaLayerWeights& layer = weights_.layers[size_t(il)];
     attention_block(layer, il, rows, caches, x);
-    mlp_block(layer, x, n_rows);
+    mlp_block(layer, x, int64_t(rows.size()));
   }
+}
 
+std::vector<float> LlamaModel::head_logits(std::span<const TokenRow> rows, const std::vector<float>& x) const {
   // Only the rows that want logits go through the final norm and the (large) LM head.
+  const int64_t dim = config_.hidden_size;
   std::vector<float> last_hidden;
-  for (int64_t i = 0; i < n_rows; ++i) {
-    if (!rows[size_t(i)].wants_logits) continue;
-    last_hidden.insert(last_hidden.end(), x.begin() + i * dim, x.begin() + (i + 1) * dim);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i].wants_logits) continue;
+    last_hidden.insert(last_hidden.end(), x.begin() + int64_t(i) * dim, x.begin() + int64_t(i + 1) * dim);
   }
   const int64_t n_wanted = int64_t(last_hidden.size()) / dim;
   cpu::rmsnorm(last_hidden.data(), n_wanted, dim, weights_.final_norm, config_.rms_norm_eps, last_hidden.data());
   return lm_head_logits(last_hidden, n_wanted);
+}
+
+std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
+  check_rows(rows, caches);
+  std::vector<float> x = embed_rows(rows);
+  run_layers(rows, caches, x, 0, config_.num_hidden_layers);
+  return head_logits(rows, x);
+}
+
+void LlamaModel::use_weights(LlamaWeights weights) {
+  const auto numel = [](const WeightView& view) { return view.present() ? view.numel() : 0; };
+  const auto same = [&](const WeightView& a, const WeightView& b, std::string_view what) {
+    if (numel(a) != numel(b)) fail("replacement weights for {} have {} elements, expected {}", what, numel(b), numel(a));
+  };
+  if (weights.layers.size() != weights_.layers.size())
+    fail("replacement weights have {} layers, expected {}", weights.layers.size(), weights_.layers.size());
+  for (size_t il = 0; il < weights_.layers.size(); ++il) {
+    same(weights_.layers[il].q_proj, weights.layers[il].q_proj, "q_proj");
+    same(weights_.layers[il].gate_proj, weights.layers[il].gate_proj, "gate_proj");
+    same(weights_.layers[il].down_proj, weights.layers[il].down_proj, "down_proj");
+  }
+  same(weights_.lm_head, weights.lm_head, "lm_head");
+  weights.shard = weights_.shard;
+  weights_ = std::move(weights);
 }
 
 void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,

@@ -49,6 +49,18 @@ class LlamaModel {
   // the logits of the rows that want them, in row order: (n_wanted, vocab_size).
   std::vector<float> forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const;
 
+  // forward() in pieces, for executors that run some layers elsewhere (a device map's GPU layers):
+  // the hidden states x are (rows, hidden_size) f32 between the pieces.
+  void check_rows(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const;
+  std::vector<float> embed_rows(std::span<const TokenRow> rows) const;
+  void run_layers(std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& x,
+                  int first_layer, int end_layer) const;
+  // Final norm and LM head of the rows that want logits: (n_wanted, vocab_size).
+  std::vector<float> head_logits(std::span<const TokenRow> rows, const std::vector<float>& x) const;
+  // Reads these views instead of the checkpoint's (same shapes; e.g. the pinned bf16 copies an
+  // offloading GPU executor streams from). The caller keeps the memory alive.
+  void use_weights(LlamaWeights weights);
+
  private:
   void attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
                        std::span<KvCache* const> caches, std::vector<float>& x) const;

@@ -38,7 +38,7 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
   std::ifstream in(dir / "reference.json");
   const nlohmann::json reference = nlohmann::json::parse(in);
   const LlamaModel cpu_model = LlamaModel::load(dir);
-  const Checkpoint checkpoint = Checkpoint::open(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
   cuda::CudaModelOptions options;
   options.max_sequences = 1;
   options.max_seq_len = 128;

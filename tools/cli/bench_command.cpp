@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "common_options.h"
 #include "core/error.h"
+#include "device_map_options.h"
 #include "model/llama_model.h"
 #include "model_loader.h"
 #include "runtime/sampler.h"
@@ -35,6 +36,7 @@ struct BenchOptions {
   int prompt_len = 128;
   int new_tokens = 32;
   int batch = 1;
+  DeviceMapRequest device_map;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -137,11 +139,11 @@ void run_bench_cpu(const BenchOptions& options) {
 #ifdef SHARDLM_WITH_CUDA
 void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   const bool random_weights = !options.random_shape.empty();
-  std::optional<Checkpoint> checkpoint;
+  std::shared_ptr<const Checkpoint> checkpoint;
   std::filesystem::path dir;
   if (!random_weights) {
     dir = prepare_model_dir(options.model);
-    checkpoint.emplace(Checkpoint::open(dir));
+    checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
   }
   const ModelConfig config = random_weights ? random_shape_config(options.random_shape) : ModelConfig::from_dir(dir);
   check_lengths(options, config);
@@ -150,9 +152,16 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   model_options.max_sequences = options.batch;
   model_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
   model_options.max_rows = std::max(options.prompt_len, 16);
+  std::optional<DevicePlan> plan;
+  if (!options.device_map.device_map.empty()) {
+    if (random_weights) fail("--device-map needs --model DIR: random weights have no checkpoint to offload from");
+    plan = plan_on_this_machine(options.device_map, dir, config, model_options.max_seq_len, options.batch, true);
+    model_options.placement = plan->placement;
+    model_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
+  }
   std::unique_ptr<cuda::CudaLlamaModel> model =
       random_weights ? std::make_unique<cuda::CudaLlamaModel>(config, 1234, model_options)
-                     : std::make_unique<cuda::CudaLlamaModel>(config, *checkpoint, model_options);
+                     : std::make_unique<cuda::CudaLlamaModel>(config, checkpoint, model_options);
   const SamplingParams greedy;
   auto step = [&](std::span<const TokenRow> rows) { return model->forward_sample(rows, greedy); };
   // Warm-up run: cuBLASLt plans, the decode graph capture and clocks, all before timing.
@@ -179,6 +188,25 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     result["host_to_device_gb_per_s"] = h2d_gb_per_s;
     result["load_over_copy_time"] = load.seconds / (load.bytes / 1e9 / h2d_gb_per_s);
   }
+  if (plan) {
+    result["device_map"] = strategy_name(plan->applied);
+    const cuda::OffloadReport& offload = model->offload_report();
+    if (offload.speeds.offloaded_bytes > 0) {
+      // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step.
+      const double stream_floor_ms = offload.speeds.offloaded_bytes / (offload.speeds.host_to_device_gbps * 1e9) * 1e3;
+      const double cpu_floor_ms = offload.speeds.offloaded_bytes / (offload.speeds.cpu_read_gbps * 1e9) * 1e3;
+      const double better_floor_ms = std::min(stream_floor_ms, cpu_floor_ms);
+      result["offload"] = {{"exec", offload_exec_name(offload.exec)},
+                           {"offloaded_bytes", offload.speeds.offloaded_bytes},
+                           {"host_to_device_gb_per_s", offload.speeds.host_to_device_gbps},
+                           {"cpu_read_gb_per_s", offload.speeds.cpu_read_gbps},
+                           {"stream_floor_ms", stream_floor_ms},
+                           {"cpu_floor_ms", cpu_floor_ms},
+                           {"median_over_better_floor", result["time_per_output_token_ms_median"].get<double>() / better_floor_ms},
+                           {"stream_steps", offload.stream_steps},
+                           {"cpu_steps", offload.cpu_steps}};
+    }
+  }
   fmt::print("{}\n", result.dump(2));
 }
 #endif
@@ -187,6 +215,7 @@ void run_bench(const BenchOptions& options) {
   const DeviceSpec device = parse_device(options.device);
   if (!device.is_cuda) {
     if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
+    if (!options.device_map.device_map.empty()) fail("bench --device-map needs a GPU (--device cuda:N)");
     run_bench_cpu(options);
     return;
   }
@@ -210,6 +239,7 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--prompt-len", options->prompt_len, "Prompt length in tokens")->capture_default_str();
   command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")->capture_default_str();
   command->add_option("--batch", options->batch, "Sequences decoded together")->capture_default_str();
+  add_device_map_options(*command, options->device_map);
   command->callback([options] { run_bench(*options); });
 }
 

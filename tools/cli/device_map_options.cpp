@@ -1,10 +1,15 @@
-// Shared by `plan` and `generate`: one reading of --device-map, and the devices this machine has.
+// Shared by `plan`, `generate` and `bench`: one reading of --device-map, and the devices this
+// machine has.
 #include "device_map_options.h"
+
+#include <fmt/core.h>
 
 #include <algorithm>
 
 #include "core/error.h"
 #include "parallel/device_map/explicit_map.h"
+#include "parallel/device_map/model_layout.h"
+#include "parallel/device_map/offload_policy.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/device_query.h"
 #endif
@@ -38,6 +43,37 @@ std::vector<DeviceBudget> this_machines_devices() {
 #endif
   for (DeviceBudget& budget : detect_devices()) budgets.push_back(std::move(budget));
   return budgets;
+}
+
+void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
+  command.add_option("--device-map", request.device_map,
+                     "Place whole layers as `shardlm plan` does: auto, balanced, balanced_low_0, sequential, or a "
+                     "FILE.json / inline JSON map of module prefixes to 0, cuda:1, cpu or disk");
+  command.add_option("--max-memory", request.max_memory,
+                     "Cap per device for --device-map, e.g. 0=8GiB,cpu=64GiB,disk (only the devices named are used)");
+  command.add_option("--offload-exec", request.offload_exec,
+                     "How layers on cpu or disk run with a GPU: stream (copied to the GPU just in time), cpu (the "
+                     "CPU computes them), auto (per step, whichever measures faster)")
+      ->capture_default_str();
+}
+
+DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::filesystem::path& dir,
+                                const ModelConfig& config, int64_t max_seq_len, int batch, bool with_gpus) {
+  parse_offload_exec(request.offload_exec);  // a typo fails before anything is planned or loaded
+  std::vector<DeviceBudget> budgets = with_gpus ? this_machines_devices() : detect_devices();
+  if (!request.max_memory.empty()) budgets = apply_max_memory(budgets, request.max_memory);
+  const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
+  const DevicePlan plan =
+      plan_device_map(layout, budgets, device_map_plan_options(request.device_map, max_seq_len, batch, config));
+  std::string summary;
+  for (const DeviceUsage& usage : plan.devices) {
+    if (usage.layers.empty() && usage.other_modules.empty()) continue;
+    std::string what = usage.layers.empty() ? "" : "layers " + format_layer_ranges(usage.layers);
+    for (const std::string& module : usage.other_modules) what += (what.empty() ? "" : ", ") + module;
+    summary += fmt::format("{}{}: {}", summary.empty() ? "" : "; ", usage.device.name(), what);
+  }
+  fmt::print(stderr, "[shardlm] device map ({}): {}\n", strategy_name(plan.applied), summary);
+  return plan;
 }
 
 }  // namespace shardlm::cli

@@ -2,8 +2,11 @@
 // devices it may use.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "io/model_config.h"
 #include "parallel/device_map/device_budget.h"
@@ -17,5 +20,18 @@ PlanOptions device_map_plan_options(const std::string& device_map, int64_t max_s
                                     const ModelConfig& config);
 // This machine's GPUs (when the build has CUDA) in front of its CPU.
 std::vector<DeviceBudget> this_machines_devices();
+
+// What generate and bench take to run a device map.
+struct DeviceMapRequest {
+  std::string device_map;  // empty: no device map
+  std::string max_memory;
+  std::string offload_exec = "auto";
+};
+void add_device_map_options(CLI::App& command, DeviceMapRequest& request);
+
+// Plans the request for the model in dir on this machine (its GPUs only when with_gpus, so a CPU
+// run never plans onto one), capped by --max-memory, and prints where the units went on stderr.
+DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::filesystem::path& dir,
+                                const ModelConfig& config, int64_t max_seq_len, int batch, bool with_gpus);
 
 }  // namespace shardlm::cli

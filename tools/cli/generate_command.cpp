@@ -15,7 +15,6 @@
 #include "io/generation_config.h"
 #include "device_map_options.h"
 #include "model_loader.h"
-#include "parallel/device_map/model_layout.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 
@@ -27,8 +26,7 @@ struct GenerateOptions {
   std::string device = "cpu";
   int tp = 1;
   std::string tp_plan = "auto";
-  std::string device_map;  // empty: no device map
-  std::string max_memory;
+  DeviceMapRequest device_map;
   std::vector<std::string> prompts;
   int max_new_tokens = 128;
   std::optional<float> temperature;
@@ -58,29 +56,6 @@ std::vector<int32_t> eos_ids(const ModelConfig& config, const GenerationConfig& 
   if (!config.eos_token_ids.empty()) return {config.eos_token_ids.begin(), config.eos_token_ids.end()};
   if (tokenizer.eos_token_id()) return {*tokenizer.eos_token_id()};
   return {};
-}
-
-// Plans the device map on this machine's devices (capped by --max-memory) and returns the layers it
-// keeps in RAM. Only cpu and disk placements execute so far: a GPU placement is refused by name.
-std::vector<int> cpu_resident_layers(const GenerateOptions& options, const std::filesystem::path& dir,
-                                     const ModelConfig& config, int64_t max_tokens) {
-  if (options.device != "cpu")
-    fail("--device-map with --device {}: executing device maps on GPUs is not built yet (shardlm plan shows them)",
-         options.device);
-  std::vector<DeviceBudget> budgets = detect_devices();  // the CPU only: no GPU runs a device map yet
-  if (!options.max_memory.empty()) budgets = apply_max_memory(budgets, options.max_memory);
-  const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
-  const DevicePlan plan = plan_device_map(
-      layout, budgets, device_map_plan_options(options.device_map, max_tokens, int(options.prompts.size()), config));
-  std::vector<int> resident, on_disk;
-  for (size_t il = 0; il < plan.placement.layers.size(); ++il) {
-    const DeviceId& where = plan.placement.layers[il];
-    if (where.is_gpu())
-      fail("--device-map puts model.layers.{} on {}; executing device maps on GPUs is not built yet", il, where.name());
-    (where.kind == DeviceKind::CPU ? resident : on_disk).push_back(int(il));
-  }
-  fmt::print(stderr, "[shardlm] device map: layers {} in RAM, layers {} read from disk\n", resident.empty() ? "none" : format_layer_ranges(resident), on_disk.empty() ? "none" : format_layer_ranges(on_disk));
-  return resident;
 }
 
 void run_generate(const GenerateOptions& options) {
@@ -121,6 +96,8 @@ void run_generate(const GenerateOptions& options) {
   std::vector<GenerationResult> results;
   bool is_first_rank = true;
   const LaunchEnv launch = detect_launch_env(current_environment());
+  if (!options.device_map.device_map.empty() && (launch.distributed() || options.tp > 1))
+    fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
   if (launch.distributed()) {
     // Started by a launcher: one process per rank; --tp, if given, must agree with it.
     if (options.tp != 1 && options.tp != launch.world_size)
@@ -140,10 +117,12 @@ void run_generate(const GenerateOptions& options) {
       if (first) results = std::move(rank_results);
     });
   } else {
-    const std::vector<int> resident_layers =
-        options.device_map.empty() ? std::vector<int>{} : cpu_resident_layers(options, dir, config, max_tokens);
+    std::optional<DevicePlan> plan;
+    if (!options.device_map.device_map.empty())
+      plan = plan_on_this_machine(options.device_map, dir, config, max_tokens, int(prompt_ids.size()), device.is_cuda);
     const std::unique_ptr<LoadedModel> model =
-        load_model(dir, device, int(prompt_ids.size()), max_tokens, resident_layers);
+        load_model(dir, device, int(prompt_ids.size()), max_tokens, plan ? &*plan : nullptr,
+                   parse_offload_exec(options.device_map.offload_exec));
     results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -182,10 +161,7 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
       ->capture_default_str();
-  command->add_option("--device-map", options->device_map,
-                      "Place layers as `shardlm plan` does (auto, sequential, ..., FILE.json); on the CPU, layers "
-                      "on cpu are copied into RAM and layers on disk are read from the mapped checkpoint");
-  command->add_option("--max-memory", options->max_memory, "Cap per device for --device-map, e.g. cpu=2GiB,disk");
+  add_device_map_options(*command, options->device_map);
   command->add_option("--prompt,-p", options->prompts, "Prompt text (repeat for a batch of prompts)")->required();
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
       ->capture_default_str();

@@ -36,15 +36,22 @@ class CpuLoadedModel final : public LoadedModel {
 class CudaLoadedModel final : public LoadedModel {
  public:
   CudaLoadedModel(const std::filesystem::path& dir, const cuda::CudaModelOptions& options)
-      : checkpoint_(Checkpoint::open(dir)), model_(ModelConfig::from_dir(dir), checkpoint_, options), runner_(model_) {
+      : model_(ModelConfig::from_dir(dir), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), options),
+        runner_(model_) {
     const cuda::LoadReport& report = model_.load_report();
-    fmt::print(stderr, "[shardlm] loaded {:.2f} GB onto cuda:{} in {:.2f} s ({:.1f} GB/s)\n", report.bytes / 1e9,
-               options.device, report.seconds, report.bytes / 1e9 / report.seconds);
+    fmt::print(stderr, "[shardlm] loaded {:.2f} GB onto {} in {:.2f} s ({:.1f} GB/s)\n", report.bytes / 1e9,
+               options.placement ? "the GPUs" : fmt::format("cuda:{}", options.device), report.seconds,
+               report.bytes / 1e9 / report.seconds);
+    const cuda::OffloadReport& offload = model_.offload_report();
+    if (offload.speeds.offloaded_bytes > 0)
+      fmt::print(stderr,
+                 "[shardlm] offloaded {:.2f} GB ({}): host-to-device {:.1f} GB/s, CPU reads {:.1f} GB/s\n",
+                 offload.speeds.offloaded_bytes / 1e9, offload_exec_name(offload.exec),
+                 offload.speeds.host_to_device_gbps, offload.speeds.cpu_read_gbps);
   }
   SequenceRunner& runner() override { return runner_; }
 
  private:
-  Checkpoint checkpoint_;
   cuda::CudaLlamaModel model_;
   cuda::CudaSequenceRunner runner_;
 };
@@ -70,17 +77,30 @@ void add_device_option(CLI::App& command, std::string& device) {
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
-                                        int64_t max_tokens, const std::vector<int>& resident_layers) {
-  if (!device.is_cuda) return std::make_unique<CpuLoadedModel>(dir, resident_layers);
+                                        int64_t max_tokens, const DevicePlan* device_map, OffloadExec offload_exec) {
+  if (!device.is_cuda) {
+    std::vector<int> resident_layers;
+    if (device_map) {
+      for (size_t il = 0; il < device_map->placement.layers.size(); ++il) {
+        const DeviceId& where = device_map->placement.layers[il];
+        if (where.is_gpu()) fail("--device-map puts model.layers.{} on {}; run with --device cuda", il, where.name());
+        if (where.kind == DeviceKind::CPU) resident_layers.push_back(int(il));
+      }
+    }
+    return std::make_unique<CpuLoadedModel>(dir, resident_layers);
+  }
 #ifdef SHARDLM_WITH_CUDA
   cuda::CudaModelOptions options;
   options.device = device.index;
   options.max_sequences = n_sequences;
   options.max_seq_len = max_tokens;
+  if (device_map) options.placement = device_map->placement;
+  options.offload_exec = offload_exec;
   return std::make_unique<CudaLoadedModel>(dir, options);
 #else
   (void)n_sequences;
   (void)max_tokens;
+  (void)offload_exec;
   fail("--device cuda:{}: this shardlm was built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)",
        device.index);
 #endif

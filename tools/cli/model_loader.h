@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "io/model_config.h"
+#include "parallel/device_map/offload_policy.h"
+#include "parallel/device_map/planner.h"
 #include "parallel/launch_env.h"
 #include "runtime/sequence_runner.h"
 
@@ -32,10 +34,12 @@ class LoadedModel {
 };
 
 // Room for n_sequences sequences of max_tokens tokens each (the GPU KV cache is sized from it).
-// resident_layers: on the CPU, the layers a device map puts on "cpu" (copied into RAM); the
-// others are read in place from the mapped checkpoint.
+// With a device map: on the CPU, layers on "cpu" are copied into RAM and the others read in place
+// from the mapped checkpoint; on a GPU, every unit goes where the plan says and offloaded layers
+// run as offload_exec says.
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const DeviceSpec& device, int n_sequences,
-                                        int64_t max_tokens, const std::vector<int>& resident_layers = {});
+                                        int64_t max_tokens, const DevicePlan* device_map = nullptr,
+                                        OffloadExec offload_exec = OffloadExec::AUTO);
 
 // Tensor parallelism over `tp` CPU ranks, one thread each: resolves the plan (--tp-plan: "auto" or
 // a file) before any weight is read, then runs body(runner, is_first_rank) on every rank. Every

@@ -5,6 +5,7 @@
 //   a = attention(q, cache);  p = a · Woᵀ
 //   n = rmsnorm(r += p);  a = silu(n · Wgateᵀ) · (n · Wupᵀ) (one GEMV in decode);  mlp_out = a · Wdownᵀ
 // Q/K/V and gate/up are fused at upload so a decode step reads each layer's weights in 4 GEMMs.
+// Each layer's weights are one contiguous block in that layout, so an offloaded layer is one copy.
 #include "backend/cuda/cuda_llama_model.h"
 
 #include <omp.h>
@@ -12,7 +13,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 
+#include "backend/cpu/read_bandwidth.h"
+#include "backend/cuda/copy_bandwidth.h"
 #include "backend/cuda/kernels/attention.h"
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
@@ -22,15 +26,12 @@
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
 #include "core/error.h"
+#include "core/narrow_to_bf16.h"
 #include "runtime/progress_bar.h"
 
 namespace shardlm::cuda {
 
 using bf16 = __nv_bfloat16;
-
-struct CudaModelStrides {
-  int64_t dim, q_dim, kv_dim, qkv_dim, ff_dim, vocab;
-};
 
 struct CudaLlamaModel::LayerWeights {
   bf16* attn_norm = nullptr;  // (dim)
@@ -46,13 +47,17 @@ struct CudaLlamaModel::LayerWeights {
 
 namespace {
 
-CudaModelStrides strides_of(const ModelConfig& config) {
+struct Strides {
+  int64_t dim, q_dim, kv_dim, qkv_dim, ff_dim, vocab;
+};
+
+Strides strides_of(const ModelConfig& config) {
   const int64_t q_dim = int64_t(config.num_attention_heads) * config.head_dim;
   const int64_t kv_dim = int64_t(config.num_key_value_heads) * config.head_dim;
   return {config.hidden_size, q_dim, kv_dim, q_dim + 2 * kv_dim, config.intermediate_size, config.vocab_size};
 }
 
-// Where every weight goes inside the arena, in elements, before the arena exists.
+// Where every weight goes inside an arena or block, in elements, before the memory exists.
 struct ArenaLayout {
   int64_t n_elements = 0;
   int64_t take(int64_t count) {
@@ -62,7 +67,115 @@ struct ArenaLayout {
   }
 };
 
-constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
+// A layer's weights inside its block (-1: absent).
+struct LayerOffsets {
+  int64_t attn_norm, qkv, qkv_bias, q_norm, k_norm, o_proj, mlp_norm, gate_up, down;
+  int64_t elements;
+};
+
+LayerOffsets layer_offsets(const ModelConfig& config) {
+  const Strides s = strides_of(config);
+  ArenaLayout layout;
+  LayerOffsets o{};
+  o.attn_norm = layout.take(s.dim);
+  o.qkv = layout.take(s.qkv_dim * s.dim);
+  o.qkv_bias = config.attention_bias ? layout.take(s.qkv_dim) : -1;
+  o.q_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
+  o.k_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
+  o.o_proj = layout.take(s.dim * s.q_dim);
+  o.mlp_norm = layout.take(s.dim);
+  o.gate_up = layout.take(2 * s.ff_dim * s.dim);
+  o.down = layout.take(s.dim * s.ff_dim);
+  o.elements = layout.n_elements;
+  return o;
+}
+
+// The head's block: the final norm, then the LM head.
+struct HeadOffsets {
+  int64_t final_norm, lm_head, elements;
+};
+
+HeadOffsets head_offsets(const ModelConfig& config) {
+  const Strides s = strides_of(config);
+  ArenaLayout layout;
+  HeadOffsets o{};
+  o.final_norm = layout.take(s.dim);
+  o.lm_head = layout.take(s.vocab * s.dim);
+  o.elements = layout.n_elements;
+  return o;
+}
+
+// A checkpoint tensor and where it goes, in elements from the start of its block.
+struct BlockPiece {
+  WeightView source;
+  int64_t offset;
+};
+
+std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h) {
+  const Strides s = strides_of(config);
+  const LayerOffsets o = layer_offsets(config);
+  std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
+                                    {h.q_proj, o.qkv},
+                                    {h.k_proj, o.qkv + s.q_dim * s.dim},
+                                    {h.v_proj, o.qkv + (s.q_dim + s.kv_dim) * s.dim},
+                                    {h.o_proj, o.o_proj},
+                                    {h.mlp_norm, o.mlp_norm},
+                                    {h.gate_proj, o.gate_up},
+                                    {h.up_proj, o.gate_up + s.ff_dim * s.dim},
+                                    {h.down_proj, o.down}};
+  if (o.qkv_bias >= 0)
+    pieces.insert(pieces.end(), {{h.q_bias, o.qkv_bias}, {h.k_bias, o.qkv_bias + s.q_dim},
+                                 {h.v_bias, o.qkv_bias + s.q_dim + s.kv_dim}});
+  if (o.q_norm >= 0) pieces.insert(pieces.end(), {{h.q_norm, o.q_norm}, {h.k_norm, o.k_norm}});
+  return pieces;
+}
+
+std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host) {
+  const HeadOffsets o = head_offsets(config);
+  return {{host.final_norm, o.final_norm}, {host.lm_head, o.lm_head}};
+}
+
+// The CPU backend's views of a layer kept as a bf16 block in host memory.
+LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block) {
+  const Strides s = strides_of(config);
+  const LayerOffsets o = layer_offsets(config);
+  auto view = [block](int64_t offset, int64_t rows, int64_t cols) {
+    return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
+  };
+  LlamaLayerWeights w;
+  w.attn_norm = view(o.attn_norm, 1, s.dim);
+  w.q_proj = view(o.qkv, s.q_dim, s.dim);
+  w.k_proj = view(o.qkv + s.q_dim * s.dim, s.kv_dim, s.dim);
+  w.v_proj = view(o.qkv + (s.q_dim + s.kv_dim) * s.dim, s.kv_dim, s.dim);
+  w.q_bias = view(o.qkv_bias, 1, s.q_dim);
+  w.k_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim, 1, s.kv_dim);
+  w.v_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim + s.kv_dim, 1, s.kv_dim);
+  w.q_norm = view(o.q_norm, 1, config.head_dim);
+  w.k_norm = view(o.k_norm, 1, config.head_dim);
+  w.o_proj = view(o.o_proj, s.dim, s.q_dim);
+  w.mlp_norm = view(o.mlp_norm, 1, s.dim);
+  w.gate_proj = view(o.gate_up, s.ff_dim, s.dim);
+  w.up_proj = view(o.gate_up + s.ff_dim * s.dim, s.ff_dim, s.dim);
+  w.down_proj = view(o.down, s.dim, s.ff_dim);
+  return w;
+}
+
+double source_bytes(const std::vector<BlockPiece>& pieces) {
+  double bytes = 0;
+  for (const BlockPiece& piece : pieces) bytes += double(piece.source.numel()) * double(dtype_size(piece.source.dtype));
+  return bytes;
+}
+
+double source_elements(const std::vector<BlockPiece>& pieces) {
+  double elements = 0;
+  for (const BlockPiece& piece : pieces) elements += double(piece.source.numel());
+  return elements;
+}
+
+void narrow_block(const std::vector<BlockPiece>& pieces, bf16* block) {
+  for (const BlockPiece& piece : pieces) narrow_to_bf16(piece.source, reinterpret_cast<uint16_t*>(block + piece.offset));
+}
+
 // Decode has one row per sequence, so the keys are what spreads attention over the GPU.
 constexpr int kMaxAttentionSplits = 32;
 constexpr int kKeysPerSplit = 64;
@@ -76,166 +189,195 @@ int attention_splits(int n_rows, int n_heads, int64_t length) {
 
 }  // namespace
 
-CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, const Checkpoint& checkpoint, const CudaModelOptions& options)
-    : config_(config), options_(options) {
-  allocate(config);
-  upload(checkpoint);
+CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+                               const CudaModelOptions& options)
+    : config_(config), options_(options), checkpoint_(std::move(checkpoint)) {
+  place_units();
+  allocate();
+  upload(*checkpoint_);
+  if (offloads() || embed_gpu_ == kOnHost) keep_offloaded_units(*checkpoint_);
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
     : config_(config), options_(options) {
-  allocate(config);
+  place_units();
+  if (offloads() || embed_gpu_ == kOnHost)
+    fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
+  allocate();
   fill_random(seed);
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
   for (auto& [key, graph] : decode_graphs_) cudaGraphExecDestroy(graph);
-  if (stream_) cudaStreamDestroy(stream_);
 }
 
-void CudaLlamaModel::allocate(const ModelConfig& config) {
-  if (config.attention_output_bias || config.mlp_bias)
-    fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");
-  if (config.head_dim % 2 != 0 || config.head_dim > 256)
-    fail("CUDA backend: head_dim must be even and at most 256, got {}", config.head_dim);
-  if (options_.max_sequences < 1) fail("--batch must be >= 1, got {}", options_.max_sequences);
-  if (options_.max_rows < 1) fail("max rows per forward must be >= 1, got {}", options_.max_rows);
+void CudaLlamaModel::place_units() {
+  const int n_layers = config_.num_hidden_layers;
+  LayerPlacement placement;
+  if (options_.placement) {
+    placement = *options_.placement;
+    if (int(placement.layers.size()) != n_layers)
+      fail("device map places {} layers, but the model has {}", placement.layers.size(), n_layers);
+  } else {
+    placement.embed = placement.norm = placement.head = DeviceId::cuda(options_.device);
+    placement.layers.assign(size_t(n_layers), DeviceId::cuda(options_.device));
+  }
+  const DeviceId offload_device = placement.offload_gpu.value_or(DeviceId::cuda(options_.device));
+  std::set<int> devices = {offload_device.index};
+  for (const DeviceId& where : placement.layers)
+    if (where.is_gpu()) devices.insert(where.index);
+  for (const DeviceId& where : {placement.embed, placement.head})
+    if (where.is_gpu()) devices.insert(where.index);
   int n_devices = 0;
   CUDA_CHECK(cudaGetDeviceCount(&n_devices));
-  if (options_.device < 0 || options_.device >= n_devices)
-    fail("--device cuda:{} does not exist ({} CUDA devices visible)", options_.device, n_devices);
-  CUDA_CHECK(cudaSetDevice(options_.device));
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  gemm_ = std::make_unique<CublasLtGemm>();
+  for (int device : devices)
+    if (device < 0 || device >= n_devices)
+      fail("{} cuda:{} does not exist ({} CUDA devices visible)", options_.placement ? "--device-map uses" : "--device",
+           device, n_devices);
 
-  max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len
-                                          : std::min<int64_t>(config.max_position_embeddings, 4096);
-  if (max_seq_len_ > config.max_position_embeddings)
-    fail("--max-seq-len {} exceeds the model's max_position_embeddings {}", max_seq_len_,
-         config.max_position_embeddings);
-
-  const CudaModelStrides s = strides_of(config);
-  ArenaLayout layout;
-  struct LayerOffsets { int64_t attn_norm, qkv, qkv_bias, q_norm, k_norm, o_proj, mlp_norm, gate_up, down; };
-  std::vector<LayerOffsets> offsets(size_t(config.num_hidden_layers));
-  const int64_t embed_offset = layout.take(s.vocab * s.dim);
-  const int64_t final_norm_offset = layout.take(s.dim);
-  const int64_t lm_head_offset = config.tie_word_embeddings ? embed_offset : layout.take(s.vocab * s.dim);
-  for (LayerOffsets& o : offsets) {
-    o.attn_norm = layout.take(s.dim);
-    o.qkv = layout.take(s.qkv_dim * s.dim);
-    o.qkv_bias = config.attention_bias ? layout.take(s.qkv_dim) : -1;
-    o.q_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
-    o.k_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
-    o.o_proj = layout.take(s.dim * s.q_dim);
-    o.mlp_norm = layout.take(s.dim);
-    o.gate_up = layout.take(2 * s.ff_dim * s.dim);
-    o.down = layout.take(s.dim * s.ff_dim);
+  const std::vector<int> device_list(devices.begin(), devices.end());
+  auto index_of = [&](const DeviceId& where) {
+    if (!where.is_gpu()) return kOnHost;
+    return int(std::find(device_list.begin(), device_list.end(), where.index) - device_list.begin());
+  };
+  offload_gpu_ = index_of(offload_device);
+  embed_gpu_ = index_of(placement.embed);
+  // The final norm is tiny and always goes with the head.
+  head_gpu_ = index_of(placement.head);
+  head_on_disk_ = placement.head.kind == DeviceKind::DISK;
+  for (int il = 0; il < n_layers; ++il) {
+    const DeviceId& where = placement.layers[size_t(il)];
+    layer_gpu_.push_back(index_of(where));
+    layer_on_disk_.push_back(where.kind == DeviceKind::DISK);
+    if (!where.is_gpu()) offloaded_layers_.push_back(il);
   }
-  weight_arena_ = DeviceBuffer(size_t(layout.n_elements) * sizeof(bf16));
-  bf16* base = weight_arena_.get<bf16>();
-  auto at = [base](int64_t offset) { return offset < 0 ? nullptr : base + offset; };
-  embed_tokens_ = at(embed_offset);
-  final_norm_ = at(final_norm_offset);
-  lm_head_ = at(lm_head_offset);
-  for (const LayerOffsets& o : offsets)
-    layers_.push_back({at(o.attn_norm), at(o.qkv), at(o.qkv_bias), at(o.q_norm), at(o.k_norm), at(o.o_proj),
-                       at(o.mlp_norm), at(o.gate_up), at(o.down)});
+  gpu_devices_ = device_list;  // workspaces are made in allocate(), once the sizes are checked
+  offload_report_.exec = options_.offload_exec;
+}
 
-  rope_ = compute_rope_frequencies(config);
-  inv_freq_ = DeviceBuffer(rope_.inv_freq.size() * sizeof(float));
-  CUDA_CHECK(cudaMemcpy(inv_freq_.get(), rope_.inv_freq.data(), inv_freq_.bytes(), cudaMemcpyHostToDevice));
+void CudaLlamaModel::allocate() {
+  if (config_.attention_output_bias || config_.mlp_bias)
+    fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");
+  if (config_.head_dim % 2 != 0 || config_.head_dim > 256)
+    fail("CUDA backend: head_dim must be even and at most 256, got {}", config_.head_dim);
+  if (options_.max_sequences < 1) fail("--batch must be >= 1, got {}", options_.max_sequences);
+  if (options_.max_rows < 1) fail("max rows per forward must be >= 1, got {}", options_.max_rows);
+  max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len
+                                          : std::min<int64_t>(config_.max_position_embeddings, 4096);
+  if (max_seq_len_ > config_.max_position_embeddings)
+    fail("--max-seq-len {} exceeds the model's max_position_embeddings {}", max_seq_len_,
+         config_.max_position_embeddings);
+  rope_ = compute_rope_frequencies(config_);
 
-  const size_t cache_elements = size_t(config.num_hidden_layers) * options_.max_sequences * max_seq_len_ * s.kv_dim;
-  k_cache_ = DeviceBuffer(cache_elements * sizeof(bf16));
-  v_cache_ = DeviceBuffer(cache_elements * sizeof(bf16));
+  const Strides s = strides_of(config_);
+  const int logit_rows = std::max(options_.max_sequences, 1);
+  const int64_t partial_floats =
+      attention_partial_floats(kRowHeadsThatFillTheGpu, 1, kMaxAttentionSplits, config_.head_dim);
+  for (int device : gpu_devices_)
+    gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, rope_, options_.max_rows, logit_rows, partial_floats));
+  // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
+  for (int a : gpu_devices_)
+    for (int b : gpu_devices_) {
+      int can = 0;
+      if (a == b || cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess || !can) continue;
+      CUDA_CHECK(cudaSetDevice(a));
+      const cudaError_t status = cudaDeviceEnablePeerAccess(b, 0);
+      if (status == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
+      else CUDA_CHECK(status);
+    }
+
+  const LayerOffsets lo = layer_offsets(config_);
+  const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;
+  layers_.assign(size_t(config_.num_hidden_layers), LayerWeights{});
+  layer_caches_.assign(size_t(config_.num_hidden_layers), LayerCache{});
+  for (int g = 0; g < int(gpus_.size()); ++g) {
+    GpuWorkspace& gpu = *gpus_[size_t(g)];
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    ArenaLayout layout;
+    const int64_t embed_offset = embed_gpu_ == g ? layout.take(s.vocab * s.dim) : -1;
+    const int64_t final_norm_offset = head_gpu_ == g ? layout.take(s.dim) : -1;
+    const bool head_shares_embedding = config_.tie_word_embeddings && embed_gpu_ == g;
+    const int64_t lm_head_offset = head_gpu_ != g ? -1 : head_shares_embedding ? embed_offset : layout.take(s.vocab * s.dim);
+    std::vector<int> resident, cached;
+    for (int il = 0; il < config_.num_hidden_layers; ++il) {
+      if (layer_gpu_[size_t(il)] == g) resident.push_back(il);
+      const bool offloaded_here = layer_gpu_[size_t(il)] == kOnHost && g == offload_gpu_ && gpu_kv_for_offloaded;
+      if (layer_gpu_[size_t(il)] == g || offloaded_here) cached.push_back(il);
+    }
+    std::vector<int64_t> layer_base;
+    for (size_t i = 0; i < resident.size(); ++i) layer_base.push_back(layout.take(lo.elements));
+    gpu.weights = DeviceBuffer(size_t(layout.n_elements) * sizeof(bf16));
+    bf16* base = gpu.weights.get<bf16>();
+    if (embed_offset >= 0) embed_tokens_ = base + embed_offset;
+    if (final_norm_offset >= 0) head_ = {base + final_norm_offset, base + lm_head_offset};
+    for (size_t i = 0; i < resident.size(); ++i) {
+      bf16* block = base + layer_base[i];
+      auto at = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
+      layers_[size_t(resident[i])] = {at(lo.attn_norm), at(lo.qkv), at(lo.qkv_bias), at(lo.q_norm), at(lo.k_norm),
+                                      at(lo.o_proj), at(lo.mlp_norm), at(lo.gate_up), at(lo.down)};
+    }
+    const size_t layer_cache = size_t(options_.max_sequences) * size_t(max_seq_len_) * size_t(s.kv_dim);
+    gpu.k_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
+    gpu.v_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
+    for (size_t i = 0; i < cached.size(); ++i)
+      layer_caches_[size_t(cached[i])] = {gpu.k_cache.get<bf16>() + i * layer_cache,
+                                          gpu.v_cache.get<bf16>() + i * layer_cache};
+  }
 
   const size_t rows = size_t(options_.max_rows);
-  const size_t logit_rows = size_t(std::max(options_.max_sequences, 1));
   host_inputs_ = PinnedBuffer(kInputArrays * rows * sizeof(int32_t));
-  device_inputs_ = DeviceBuffer(kInputArrays * rows * sizeof(int32_t));
-  host_tokens_ = PinnedBuffer(rows * sizeof(int32_t));
-  residual_ = DeviceBuffer(rows * s.dim * sizeof(float));
-  normed_ = DeviceBuffer(rows * s.dim * sizeof(bf16));
-  qkv_ = DeviceBuffer(rows * s.qkv_dim * sizeof(bf16));
-  q_ = DeviceBuffer(rows * s.q_dim * sizeof(bf16));
-  attention_out_ = DeviceBuffer(rows * s.q_dim * sizeof(bf16));
-  projected_ = DeviceBuffer(rows * s.dim * sizeof(bf16));
-  gate_up_ = DeviceBuffer(rows * 2 * s.ff_dim * sizeof(bf16));
-  activated_ = DeviceBuffer(rows * s.ff_dim * sizeof(bf16));
-  mlp_out_ = DeviceBuffer(rows * s.dim * sizeof(bf16));
-  // Logit rows: one per sequence at most in any forward (its last prompt row, or its decode row).
-  selected_ = DeviceBuffer(logit_rows * s.dim * sizeof(bf16));
-  logits_ = DeviceBuffer(logit_rows * s.vocab * sizeof(float));
-  sampled_ = DeviceBuffer(logit_rows * sizeof(int32_t));
-  const int split_rows = kRowHeadsThatFillTheGpu;
-  attention_partial_ = DeviceBuffer(size_t(attention_partial_floats(split_rows, 1, kMaxAttentionSplits, config.head_dim)) *
-                                    sizeof(float));
+  host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
+  if (offloads() || embed_gpu_ == kOnHost) pinned_hidden_ = PinnedBuffer(rows * size_t(s.dim) * sizeof(float));
 }
 
 void CudaLlamaModel::fill_random(uint64_t seed) {
-  const CudaModelStrides s = strides_of(config_);
+  const Strides s = strides_of(config_);
   uint64_t stream_id = seed;
-  auto matrix = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 0.0f, 0.02f, stream_); };
-  auto norm = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 1.0f, 0.0f, stream_); };
-  matrix(embed_tokens_, s.vocab * s.dim);
-  norm(final_norm_, s.dim);
-  if (!config_.tie_word_embeddings) matrix(lm_head_, s.vocab * s.dim);
-  for (const LayerWeights& layer : layers_) {
-    norm(layer.attn_norm, s.dim);
-    matrix(layer.qkv, s.qkv_dim * s.dim);
-    if (layer.qkv_bias) matrix(layer.qkv_bias, s.qkv_dim);
-    if (layer.q_norm) norm(layer.q_norm, config_.head_dim);
-    if (layer.k_norm) norm(layer.k_norm, config_.head_dim);
-    matrix(layer.o_proj, s.dim * s.q_dim);
-    norm(layer.mlp_norm, s.dim);
-    matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
-    matrix(layer.down, s.dim * s.ff_dim);
+  for (int g = 0; g < int(gpus_.size()); ++g) {
+    CUDA_CHECK(cudaSetDevice(gpus_[size_t(g)]->device));
+    const cudaStream_t stream = gpus_[size_t(g)]->stream;
+    auto matrix = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 0.0f, 0.02f, stream); };
+    auto norm = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 1.0f, 0.0f, stream); };
+    if (embed_gpu_ == g) matrix(embed_tokens_, s.vocab * s.dim);
+    if (head_gpu_ == g) {
+      norm(head_.final_norm, s.dim);
+      if (head_.lm_head != embed_tokens_) matrix(head_.lm_head, s.vocab * s.dim);
+    }
+    for (size_t il = 0; il < layers_.size(); ++il) {
+      if (layer_gpu_[il] != g) continue;
+      const LayerWeights& layer = layers_[il];
+      norm(layer.attn_norm, s.dim);
+      matrix(layer.qkv, s.qkv_dim * s.dim);
+      if (layer.qkv_bias) matrix(layer.qkv_bias, s.qkv_dim);
+      if (layer.q_norm) norm(layer.q_norm, config_.head_dim);
+      if (layer.k_norm) norm(layer.k_norm, config_.head_dim);
+      matrix(layer.o_proj, s.dim * s.q_dim);
+      norm(layer.mlp_norm, s.dim);
+      matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
+      matrix(layer.down, s.dim * s.ff_dim);
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream));
   }
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
-  // The CPU binder checks every name and shape against the config; its views say where to copy from.
-  const LlamaWeights host = bind_llama_weights(config_, checkpoint);
-  const CudaModelStrides s = strides_of(config_);
-  struct Piece { const WeightView* source; bf16* destination; };
-  std::vector<Piece> pieces = {{&host.embed_tokens, embed_tokens_}, {&host.final_norm, final_norm_}};
-  if (!config_.tie_word_embeddings) pieces.push_back({&host.lm_head, lm_head_});
-  for (size_t il = 0; il < layers_.size(); ++il) {
-    const LlamaLayerWeights& h = host.layers[il];
-    const LayerWeights& d = layers_[il];
-    pieces.insert(pieces.end(), {{&h.attn_norm, d.attn_norm},
-                                 {&h.q_proj, d.qkv},
-                                 {&h.k_proj, d.qkv + s.q_dim * s.dim},
-                                 {&h.v_proj, d.qkv + (s.q_dim + s.kv_dim) * s.dim},
-                                 {&h.o_proj, d.o_proj},
-                                 {&h.mlp_norm, d.mlp_norm},
-                                 {&h.gate_proj, d.gate_up},
-                                 {&h.up_proj, d.gate_up + s.ff_dim * s.dim},
-                                 {&h.down_proj, d.down}});
-    if (d.qkv_bias)
-      pieces.insert(pieces.end(), {{&h.q_bias, d.qkv_bias},
-                                   {&h.k_bias, d.qkv_bias + s.q_dim},
-                                   {&h.v_bias, d.qkv_bias + s.q_dim + s.kv_dim}});
-    if (d.q_norm) pieces.insert(pieces.end(), {{&h.q_norm, d.q_norm}, {&h.k_norm, d.k_norm}});
-  }
+namespace {
 
-  // Two pinned staging buffers: the host copies chunk i+1 out of the mapped file while the DMA
-  // engine moves chunk i; non-bf16 chunks land in a device staging buffer and are narrowed there.
+struct UploadPiece {
+  WeightView source;
+  bf16* destination;
+};
+
+// Two pinned staging buffers: the host copies chunk i+1 out of the mapped file while the DMA engine
+// moves chunk i; non-bf16 chunks land in a device staging buffer and are narrowed there.
+void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, ProgressBar& progress) {
   constexpr size_t kChunkBytes = size_t(64) << 20;
   PinnedBuffer pinned[2] = {PinnedBuffer(kChunkBytes), PinnedBuffer(kChunkBytes)};
   DeviceBuffer device_staging[2] = {DeviceBuffer(kChunkBytes), DeviceBuffer(kChunkBytes)};
   cudaEvent_t chunk_done[2];
   for (cudaEvent_t& event : chunk_done) CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-
-  double total_bytes = 0;
-  for (const Piece& piece : pieces) total_bytes += double(piece.source->numel()) * double(dtype_size(piece.source->dtype));
-  ProgressBar progress("loading weights", int64_t(total_bytes));
-  const auto start = std::chrono::steady_clock::now();
   int buffer = 0;
-  for (const Piece& piece : pieces) {
-    const WeightView& w = *piece.source;
+  for (const UploadPiece& piece : pieces) {
+    const WeightView& w = piece.source;
     const size_t element_size = dtype_size(w.dtype);
     const int64_t chunk_elements = int64_t(kChunkBytes / element_size);
     for (int64_t first = 0; first < w.numel(); first += chunk_elements) {
@@ -251,22 +393,122 @@ void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
         std::memcpy(staging + offset, source + offset, std::min<size_t>(size_t(1) << 20, bytes - offset));
       }
       if (w.dtype == DType::BF16) {
-        CUDA_CHECK(cudaMemcpyAsync(piece.destination + first, staging, bytes, cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(piece.destination + first, staging, bytes, cudaMemcpyHostToDevice, stream));
       } else {
-        CUDA_CHECK(cudaMemcpyAsync(device_staging[buffer].get(), staging, bytes, cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(device_staging[buffer].get(), staging, bytes, cudaMemcpyHostToDevice, stream));
         launch_convert_to_bf16(device_staging[buffer].get(), w.dtype == DType::F32 ? SourceDtype::F32 : SourceDtype::F16,
-                               count, piece.destination + first, stream_);
+                               count, piece.destination + first, stream);
       }
-      CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream_));
+      CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream));
       progress.advance(int64_t(bytes));
       buffer ^= 1;
     }
   }
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
   for (cudaEvent_t event : chunk_done) cudaEventDestroy(event);
+}
+
+}  // namespace
+
+void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
+  // The CPU binder checks every name and shape against the config; its views say where to copy from.
+  const LlamaWeights host = bind_llama_weights(config_, checkpoint);
+  const LayerOffsets lo = layer_offsets(config_);
+  std::vector<std::vector<UploadPiece>> per_gpu(gpus_.size());
+  double total_bytes = 0;
+  auto add = [&](int g, const WeightView& source, bf16* destination) {
+    per_gpu[size_t(g)].push_back({source, destination});
+    total_bytes += double(source.numel()) * double(dtype_size(source.dtype));
+  };
+  if (embed_gpu_ != kOnHost) add(embed_gpu_, host.embed_tokens, embed_tokens_);
+  if (head_gpu_ != kOnHost) {
+    add(head_gpu_, host.final_norm, head_.final_norm);
+    if (head_.lm_head != embed_tokens_) add(head_gpu_, host.lm_head, head_.lm_head);
+  }
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    if (layer_gpu_[il] == kOnHost) continue;
+    bf16* block = layers_[il].attn_norm - lo.attn_norm;
+    for (const BlockPiece& piece : layer_pieces(config_, host.layers[il]))
+      add(layer_gpu_[il], piece.source, block + piece.offset);
+  }
+  ProgressBar progress("loading weights", int64_t(total_bytes));
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t g = 0; g < gpus_.size(); ++g) {
+    CUDA_CHECK(cudaSetDevice(gpus_[g]->device));
+    upload_pieces(per_gpu[g], gpus_[g]->stream, progress);
+  }
   progress.finish();
   load_report_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   load_report_.bytes = total_bytes;
+}
+
+void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
+  const LlamaWeights host = bind_llama_weights(config_, checkpoint);
+  const LayerOffsets lo = layer_offsets(config_);
+  const HeadOffsets ho = head_offsets(config_);
+  cpu_model_ = std::make_unique<LlamaModel>(config_, checkpoint_);
+  LlamaWeights cpu_views = cpu_model_->weights();
+  OffloadSpeeds& speeds = offload_report_.speeds;
+
+  // cpu: narrowed once into pinned memory, which both the DMA engine and the CPU backend read;
+  // disk: narrowed from the mapped file into staging each time it is streamed.
+  auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk) -> std::pair<OffloadBlock, const bf16*> {
+    speeds.offloaded_bytes += source_bytes(pieces);
+    speeds.offloaded_params += source_elements(pieces);
+    if (on_disk)
+      return {OffloadBlock{nullptr, [pieces = std::move(pieces)](bf16* block) { narrow_block(pieces, block); },
+                           size_t(elements)},
+              nullptr};
+    pinned_blocks_.emplace_back(size_t(elements) * sizeof(bf16));
+    bf16* block = pinned_blocks_.back().get<bf16>();
+    narrow_block(pieces, block);
+    return {OffloadBlock{block, {}, size_t(elements)}, block};
+  };
+  layer_blocks_.resize(layers_.size());
+  for (int il : offloaded_layers_) {
+    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
+    layer_blocks_[size_t(il)] = block;
+    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, pinned);
+  }
+  if (head_gpu_ == kOnHost) {
+    const auto [block, pinned] = keep(head_pieces(config_, host), ho.elements, head_on_disk_);
+    head_block_ = block;
+    if (pinned) {
+      const Strides s = strides_of(config_);
+      cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
+      cpu_views.lm_head = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
+    }
+  }
+  cpu_model_->use_weights(cpu_views);
+  if (!offloads()) return;  // only the embedding is on the host: looked up there
+
+  const OffloadExec exec = options_.offload_exec;
+  GpuWorkspace& offload_gpu = *gpus_[size_t(offload_gpu_)];
+  if (exec != OffloadExec::STREAM) {
+    for (int i = 0; i < options_.max_sequences; ++i) cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_));
+    for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
+  }
+  if (exec != OffloadExec::CPU) {
+    streamer_ = std::make_unique<OffloadStreamer>(
+        offload_gpu.device, size_t(head_gpu_ == kOnHost ? std::max(lo.elements, ho.elements) : lo.elements));
+  }
+  if (exec == OffloadExec::AUTO && !offloaded_layers_.empty()) {
+    std::vector<DeviceLayerCache> caches;
+    for (int il : offloaded_layers_)
+      caches.push_back({il, layer_caches_[size_t(il)].keys, layer_caches_[size_t(il)].values});
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_).kv_dim, max_seq_len_,
+                                               options_.max_sequences, offload_gpu.device, offload_gpu.stream);
+  }
+  if (options_.offload_speeds) {
+    speeds.host_to_device_gbps = options_.offload_speeds->host_to_device_gbps;
+    speeds.cpu_read_gbps = options_.offload_speeds->cpu_read_gbps;
+    speeds.cpu_threads = options_.offload_speeds->cpu_threads;
+  } else {
+    speeds.host_to_device_gbps = measure_host_to_device_bandwidth(offload_gpu.device);
+    speeds.cpu_read_gbps = cpu::measure_read_bandwidth();
+    speeds.cpu_threads = omp_get_max_threads();
+  }
+  policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
 }
 
 void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
@@ -282,186 +524,344 @@ void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
   }
 }
 
-int CudaLlamaModel::stage_rows(std::span<const TokenRow> rows) {
+CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped) {
   const size_t stride = size_t(options_.max_rows);
   int32_t* host = host_inputs_.get<int32_t>();
-  int n_logit_rows = 0;
+  StepShape shape;
+  shape.n_rows = int(rows.size());
+  int64_t max_position = 0;
+  bool contiguous = true;
   for (size_t i = 0; i < rows.size(); ++i) {
     host[i] = rows[i].token;
     host[stride + i] = int32_t(rows[i].position);
     host[2 * stride + i] = rows[i].sequence;
     if (rows[i].wants_logits) {
-      host[3 * stride + size_t(n_logit_rows)] = int32_t(i);
+      host[3 * stride + size_t(shape.n_logit_rows)] = int32_t(i);
       // A distinct random stream per (sequence, position), so sampling never reuses draws.
-      host[4 * stride + size_t(n_logit_rows)] = int32_t(rows[i].sequence * max_seq_len_ + rows[i].position);
-      ++n_logit_rows;
+      host[4 * stride + size_t(shape.n_logit_rows)] = int32_t(rows[i].sequence * max_seq_len_ + rows[i].position);
+      ++shape.n_logit_rows;
     }
+    max_position = std::max(max_position, rows[i].position);
+    contiguous = contiguous && rows[i].sequence == rows[0].sequence && rows[i].position == rows[0].position + int64_t(i);
   }
-  if (n_logit_rows > options_.max_sequences)
+  if (shape.n_logit_rows > options_.max_sequences)
     fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
-         n_logit_rows, options_.max_sequences);
-  CUDA_CHECK(cudaMemcpyAsync(device_inputs_.get(), host, host_inputs_.bytes(), cudaMemcpyHostToDevice, stream_));
-  return n_logit_rows;
+         shape.n_logit_rows, options_.max_sequences);
+  const Strides s = strides_of(config_);
+  if (decode_shaped) {
+    // Splits are sized for the whole cache, since a graph replays at every context length; each
+    // block reads its own row's length on the device.
+    shape.n_splits = attention_splits(shape.n_rows, config_.num_attention_heads, max_seq_len_);
+    shape.gemv = shape.n_rows <= kGemvMaxRows && s.dim % 8 == 0 && s.q_dim % 8 == 0 && s.ff_dim % 8 == 0;
+  } else {
+    shape.n_splits = attention_splits(shape.n_rows, config_.num_attention_heads, max_position + 1);
+    // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
+    if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
+  }
+  // Every GPU gets the inputs on its own stream; the first GPU's stream (where a step and a graph
+  // begin) waits for all of them.
+  GpuWorkspace& origin = first_gpu();
+  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
+    CUDA_CHECK(cudaSetDevice(gpu->device));
+    CUDA_CHECK(cudaMemcpyAsync(gpu->inputs.get(), host, host_inputs_.bytes(), cudaMemcpyHostToDevice, gpu->stream));
+    if (gpu.get() == &origin) continue;
+    CUDA_CHECK(cudaEventRecord(gpu->handoff, gpu->stream));
+    CUDA_CHECK(cudaSetDevice(origin.device));
+    CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
+  }
+  return shape;
 }
 
-void CudaLlamaModel::attend(size_t il, int n_rows, int n_splits, std::optional<ContiguousRun> run) {
-  const CudaModelStrides s = strides_of(config_);
-  const int32_t* positions = device_inputs_.get<int32_t>() + size_t(options_.max_rows);
-  const int32_t* slots = device_inputs_.get<int32_t>() + 2 * size_t(options_.max_rows);
-  const size_t layer_cache = size_t(options_.max_sequences) * max_seq_len_ * s.kv_dim;
-  const LayerWeights& layer = layers_[il];
-  bf16* k_cache = k_cache_.get<bf16>() + il * layer_cache;
-  bf16* v_cache = v_cache_.get<bf16>() + il * layer_cache;
-  launch_qkv_rope({qkv_.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, positions,
-                   slots, inv_freq_.get<float>(), rope_.attention_scaling, n_rows, config_.num_attention_heads,
-                   config_.num_key_value_heads, config_.head_dim, q_.get<bf16>(), k_cache, v_cache, max_seq_len_},
-                  stream_);
+void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
+                            const StepShape& shape) {
+  const Strides s = strides_of(config_);
+  const int32_t* positions = gpu.input(1);
+  const int32_t* slots = gpu.input(2);
+  launch_qkv_rope({gpu.qkv.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, positions,
+                   slots, gpu.inv_freq.get<float>(), rope_.attention_scaling, shape.n_rows,
+                   config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(),
+                   cache.keys, cache.values, max_seq_len_},
+                  gpu.stream);
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
-  if (run && prefill_attention_supports(config_.head_dim)) {
-    const size_t slot_offset = size_t(run->slot) * max_seq_len_ * s.kv_dim;
-    launch_prefill_attention({q_.get<bf16>(), k_cache + slot_offset, v_cache + slot_offset, n_rows,
-                              run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
-                              config_.head_dim, config_.sliding_window.value_or(0), scale, attention_out_.get<bf16>()},
-                             stream_);
+  if (shape.run && prefill_attention_supports(config_.head_dim)) {
+    const size_t slot_offset = size_t(shape.run->slot) * max_seq_len_ * s.kv_dim;
+    launch_prefill_attention({gpu.q.get<bf16>(), cache.keys + slot_offset, cache.values + slot_offset, shape.n_rows,
+                              shape.run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
+                              config_.head_dim, config_.sliding_window.value_or(0), scale,
+                              gpu.attention_out.get<bf16>()},
+                             gpu.stream);
   } else {
-    launch_attention({q_.get<bf16>(), k_cache, v_cache, positions, slots, n_rows, config_.num_attention_heads,
-                      config_.num_key_value_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0),
-                      scale, n_splits, attention_partial_.get<float>(), attention_out_.get<bf16>()},
-                     stream_);
+    launch_attention({gpu.q.get<bf16>(), cache.keys, cache.values, positions, slots, shape.n_rows,
+                      config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, max_seq_len_,
+                      config_.sliding_window.value_or(0), scale, shape.n_splits, gpu.attention_partial.get<float>(),
+                      gpu.attention_out.get<bf16>()},
+                     gpu.stream);
   }
 }
 
-void CudaLlamaModel::run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run) {
-  const CudaModelStrides s = strides_of(config_);
-  const int32_t* inputs = device_inputs_.get<int32_t>();
-  const size_t stride = size_t(options_.max_rows);
-  const int32_t* tokens = inputs;
-  const int32_t* logit_rows = inputs + 3 * stride;
+void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
+                                   const StepShape& shape) {
+  const Strides s = strides_of(config_);
   const float eps = config_.rms_norm_eps;
+  const int n = shape.n_rows;
+  float* residual = gpu.residual.get<float>();
+  if (shape.gemv) {
+    // Decode: six kernels; the residual stream is complete after each layer.
+    launch_gemv({residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16},
+                gpu.stream);
+    attend(gpu, layer, cache, shape);
+    launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, residual,
+                 GemvOutput::ADD_TO_F32},
+                gpu.stream);
+    launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
+                 GemvOutput::SWIGLU_BF16},
+                gpu.stream);
+    launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, residual, GemvOutput::ADD_TO_F32},
+                gpu.stream);
+    return;
+  }
+  bf16* normed = gpu.normed.get<bf16>();
+  launch_add_rmsnorm(residual, gpu.mlp_out_pending ? gpu.mlp_out.get<bf16>() : nullptr, layer.attn_norm, eps, n,
+                     int(s.dim), nullptr, normed, gpu.stream);
+  gpu.gemm->linear(normed, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemmOutput::BF16, gpu.stream);
+  attend(gpu, layer, cache, shape);
+  gpu.gemm->linear(gpu.attention_out.get<bf16>(), n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
+                   GemmOutput::BF16, gpu.stream);
+  launch_add_rmsnorm(residual, gpu.projected.get<bf16>(), layer.mlp_norm, eps, n, int(s.dim), nullptr, normed,
+                     gpu.stream);
+  gpu.gemm->gate_up_swiglu(normed, n, layer.gate_up, s.ff_dim, s.dim, gpu.gate_up.get<bf16>(),
+                           gpu.activated.get<bf16>(), gpu.stream);
+  gpu.gemm->linear(gpu.activated.get<bf16>(), n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(), GemmOutput::BF16,
+                   gpu.stream);
+  gpu.mlp_out_pending = true;
+}
 
-  float* residual = residual_.get<float>();
-  bf16* normed = normed_.get<bf16>();
-  bf16* mlp_out = mlp_out_.get<bf16>();
-  launch_embedding(embed_tokens_, tokens, n_rows, int(s.dim), residual, stream_);
-  for (size_t il = 0; il < layers_.size(); ++il) {
-    const LayerWeights& layer = layers_[il];
-    launch_add_rmsnorm(residual, il == 0 ? nullptr : mlp_out, layer.attn_norm, eps, n_rows, int(s.dim), nullptr,
-                       normed, stream_);
-    gemm_->linear(normed, n_rows, layer.qkv, s.qkv_dim, s.dim, qkv_.get(), GemmOutput::BF16, stream_);
-    attend(il, n_rows, n_splits, run);
-    gemm_->linear(attention_out_.get<bf16>(), n_rows, layer.o_proj, s.dim, s.q_dim, projected_.get(), GemmOutput::BF16,
-                  stream_);
-    launch_add_rmsnorm(residual, projected_.get<bf16>(), layer.mlp_norm, eps, n_rows, int(s.dim), nullptr, normed,
-                       stream_);
-    gemm_->gate_up_swiglu(normed, n_rows, layer.gate_up, s.ff_dim, s.dim, gate_up_.get<bf16>(), activated_.get<bf16>(),
-                          stream_);
-    gemm_->linear(activated_.get<bf16>(), n_rows, layer.down, s.dim, s.ff_dim, mlp_out, GemmOutput::BF16, stream_);
+void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape) {
+  const Strides s = strides_of(config_);
+  const float eps = config_.rms_norm_eps;
+  float* residual = gpu.residual.get<float>();
+  if (shape.gemv) {
+    launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, s.vocab, s.dim, gpu.logits.get(),
+                 GemvOutput::F32},
+                gpu.stream);
+    return;
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
-  launch_add_rmsnorm(residual, mlp_out, final_norm_, eps, n_rows, int(s.dim), nullptr, normed, stream_);
-  launch_add_rmsnorm(residual, nullptr, final_norm_, eps, n_logit_rows, int(s.dim), logit_rows, selected_.get<bf16>(),
-                     stream_);
-  gemm_->linear(selected_.get<bf16>(), n_logit_rows, lm_head_, s.vocab, s.dim, logits_.get(), GemmOutput::F32, stream_);
+  if (gpu.mlp_out_pending)
+    launch_add_rmsnorm(residual, gpu.mlp_out.get<bf16>(), nullptr, 0.0f, shape.n_rows, int(s.dim), nullptr, nullptr,
+                       gpu.stream);
+  gpu.mlp_out_pending = false;
+  launch_add_rmsnorm(residual, nullptr, head.final_norm, eps, shape.n_logit_rows, int(s.dim), gpu.input(3),
+                     gpu.selected.get<bf16>(), gpu.stream);
+  gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, s.vocab, s.dim, gpu.logits.get(),
+                   GemmOutput::F32, gpu.stream);
 }
 
-int CudaLlamaModel::run_chunk(std::span<const TokenRow> chunk) {
-  const int n_logit_rows = stage_rows(chunk);
-  int64_t max_position = 0;
-  bool contiguous = true;
-  for (size_t i = 0; i < chunk.size(); ++i) {
-    max_position = std::max(max_position, chunk[i].position);
-    contiguous = contiguous && chunk[i].sequence == chunk[0].sequence && chunk[i].position == chunk[0].position + int64_t(i);
+void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
+  if (from == to) return;
+  const size_t count = size_t(n_rows) * size_t(config_.hidden_size);
+  float* pinned = pinned_hidden_.get<float>();
+  if (from != kOnHost) {
+    GpuWorkspace& source = *gpus_[size_t(from)];
+    CUDA_CHECK(cudaSetDevice(source.device));
+    if (source.mlp_out_pending)
+      launch_add_rmsnorm(source.residual.get<float>(), source.mlp_out.get<bf16>(), nullptr, 0.0f, n_rows,
+                         config_.hidden_size, nullptr, nullptr, source.stream);
+    source.mlp_out_pending = false;
+    if (to == kOnHost) {
+      CUDA_CHECK(cudaMemcpyAsync(pinned, source.residual.get(), count * sizeof(float), cudaMemcpyDeviceToHost,
+                                 source.stream));
+      CUDA_CHECK(cudaStreamSynchronize(source.stream));
+      host_hidden_.assign(pinned, pinned + count);
+      return;
+    }
+    GpuWorkspace& target = *gpus_[size_t(to)];
+    CUDA_CHECK(cudaMemcpyPeerAsync(target.residual.get(), target.device, source.residual.get(), source.device,
+                                   count * sizeof(float), source.stream));
+    CUDA_CHECK(cudaEventRecord(source.handoff, source.stream));
+    CUDA_CHECK(cudaSetDevice(target.device));
+    CUDA_CHECK(cudaStreamWaitEvent(target.stream, source.handoff));
+    target.mlp_out_pending = false;
+    return;
   }
-  // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
-  std::optional<ContiguousRun> run;
-  if (contiguous && chunk.size() > 1) run = ContiguousRun{chunk[0].sequence, int(chunk[0].position)};
-  run_layers(int(chunk.size()), n_logit_rows,
-             attention_splits(int(chunk.size()), config_.num_attention_heads, max_position + 1), run);
-  return n_logit_rows;
+  GpuWorkspace& target = *gpus_[size_t(to)];
+  std::copy_n(host_hidden_.data(), count, pinned);
+  CUDA_CHECK(cudaSetDevice(target.device));
+  CUDA_CHECK(cudaMemcpyAsync(target.residual.get(), pinned, count * sizeof(float), cudaMemcpyHostToDevice,
+                             target.stream));
+  CUDA_CHECK(cudaStreamSynchronize(target.stream));  // the pinned buffer is reused by the next hand-off
+  target.mlp_out_pending = false;
 }
 
-bool CudaLlamaModel::run_decode_layers(int n_rows, int n_splits) {
-  const CudaModelStrides s = strides_of(config_);
-  if (n_rows > kGemvMaxRows || s.dim % 8 != 0 || s.q_dim % 8 != 0 || s.ff_dim % 8 != 0) return false;
-  const int32_t* tokens = device_inputs_.get<int32_t>();
-  const float eps = config_.rms_norm_eps;
-  float* residual = residual_.get<float>();
-
-  launch_embedding(embed_tokens_, tokens, n_rows, int(s.dim), residual, stream_);
-  for (size_t il = 0; il < layers_.size(); ++il) {
-    const LayerWeights& layer = layers_[il];
-    launch_gemv({residual, layer.attn_norm, eps, n_rows, layer.qkv, s.qkv_dim, s.dim, qkv_.get(), GemvOutput::BF16},
-                stream_);
-    attend(il, n_rows, n_splits, std::nullopt);
-    launch_gemv({attention_out_.get(), nullptr, 0.0f, n_rows, layer.o_proj, s.dim, s.q_dim, residual,
-                 GemvOutput::ADD_TO_F32},
-                stream_);
-    launch_gemv({residual, layer.mlp_norm, eps, n_rows, layer.gate_up, s.ff_dim, s.dim, activated_.get(),
-                 GemvOutput::SWIGLU_BF16},
-                stream_);
-    launch_gemv({activated_.get(), nullptr, 0.0f, n_rows, layer.down, s.dim, s.ff_dim, residual,
-                 GemvOutput::ADD_TO_F32},
-                stream_);
+void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& shape) {
+  const int n_layers = config_.num_hidden_layers;
+  const OffloadExec exec = offloads() ? policy_->choose(shape.n_rows) : OffloadExec::STREAM;
+  const int offloaded_at = exec == OffloadExec::CPU ? kOnHost : offload_gpu_;
+  auto where = [&](int il) { return layer_gpu_[size_t(il)] != kOnHost ? layer_gpu_[size_t(il)] : offloaded_at; };
+  const KvSide side = exec == OffloadExec::CPU ? KvSide::CPU : KvSide::GPU;
+  if (kv_sync_) kv_sync_->prepare(side, rows, cpu_cache_pointers_);
+  if (offloads() && exec == OffloadExec::STREAM) {
+    std::vector<const OffloadBlock*> blocks;
+    for (int il : offloaded_layers_) blocks.push_back(&layer_blocks_[size_t(il)]);
+    if (head_gpu_ == kOnHost) blocks.push_back(&head_block_);
+    streamer_->begin(std::move(blocks));
   }
-  launch_gemv({residual, final_norm_, eps, n_rows, lm_head_, s.vocab, s.dim, logits_.get(), GemvOutput::F32}, stream_);
-  return true;
+  double cpu_seconds = 0;
+  auto on_cpu = [&](auto&& work) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    cpu_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  int at = embed_gpu_;
+  if (embed_gpu_ != kOnHost) {
+    GpuWorkspace& gpu = *gpus_[size_t(embed_gpu_)];
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    launch_embedding(embed_tokens_, gpu.input(0), shape.n_rows, config_.hidden_size, gpu.residual.get<float>(),
+                     gpu.stream);
+    gpu.mlp_out_pending = false;
+  } else {
+    host_hidden_ = cpu_model_->embed_rows(rows);
+  }
+  const LayerOffsets lo = layer_offsets(config_);
+  for (int il = 0; il < n_layers;) {
+    const int target = where(il);
+    move_hidden(at, target, shape.n_rows);
+    at = target;
+    if (target == kOnHost) {
+      int end = il + 1;
+      while (end < n_layers && where(end) == kOnHost) ++end;
+      on_cpu([&] { cpu_model_->run_layers(rows, cpu_cache_pointers_, host_hidden_, il, end); });
+      il = end;
+      continue;
+    }
+    GpuWorkspace& gpu = *gpus_[size_t(target)];
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    if (layer_gpu_[size_t(il)] != kOnHost) {
+      run_gpu_layer(gpu, layers_[size_t(il)], layer_caches_[size_t(il)], shape);
+    } else {
+      bf16* block = streamer_->acquire(gpu.stream);
+      auto at_offset = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
+      const LayerWeights streamed{at_offset(lo.attn_norm), at_offset(lo.qkv),    at_offset(lo.qkv_bias),
+                                  at_offset(lo.q_norm),    at_offset(lo.k_norm), at_offset(lo.o_proj),
+                                  at_offset(lo.mlp_norm),  at_offset(lo.gate_up), at_offset(lo.down)};
+      run_gpu_layer(gpu, streamed, layer_caches_[size_t(il)], shape);
+      streamer_->release(gpu.stream);
+    }
+    ++il;
+  }
+
+  const int head_at = head_gpu_ != kOnHost ? head_gpu_ : offloaded_at;
+  move_hidden(at, head_at, shape.n_rows);
+  if (head_at == kOnHost) {
+    on_cpu([&] { host_logits_ = cpu_model_->head_logits(rows, host_hidden_); });
+    GpuWorkspace& gpu = sampling_gpu();
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    CUDA_CHECK(cudaMemcpyAsync(gpu.logits.get(), host_logits_.data(), host_logits_.size() * sizeof(float),
+                               cudaMemcpyHostToDevice, gpu.stream));
+  } else if (head_gpu_ != kOnHost) {
+    CUDA_CHECK(cudaSetDevice(gpus_[size_t(head_at)]->device));
+    run_gpu_head(*gpus_[size_t(head_at)], head_, shape);
+  } else {
+    GpuWorkspace& gpu = *gpus_[size_t(head_at)];
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    bf16* block = streamer_->acquire(gpu.stream);
+    const HeadOffsets ho = head_offsets(config_);
+    run_gpu_head(gpu, {block + ho.final_norm, block + ho.lm_head}, shape);
+    streamer_->release(gpu.stream);
+  }
+
+  if (!offloads()) return;
+  if (kv_sync_) kv_sync_->written(side, rows);
+  if (exec == OffloadExec::CPU) {
+    ++offload_report_.cpu_steps;
+    policy_->observe_cpu(shape.n_rows, cpu_seconds);
+  } else {
+    ++offload_report_.stream_steps;
+  }
 }
 
-void CudaLlamaModel::sample(int n_logit_rows, const SamplingParams& sampling) {
-  const int32_t* stream_offsets = device_inputs_.get<int32_t>() + 4 * size_t(options_.max_rows);
-  launch_sampling({logits_.get<float>(), n_logit_rows, config_.vocab_size, sampling.temperature, sampling.top_k,
-                   sampling.top_p, sampling.seed, stream_offsets, sampled_.get<int32_t>()},
-                  stream_);
+void CudaLlamaModel::sample(const StepShape& shape, const SamplingParams& sampling) {
+  GpuWorkspace& gpu = sampling_gpu();
+  CUDA_CHECK(cudaSetDevice(gpu.device));
+  launch_sampling({gpu.logits.get<float>(), shape.n_logit_rows, config_.vocab_size, sampling.temperature,
+                   sampling.top_k, sampling.top_p, sampling.seed, gpu.input(4), gpu.sampled.get<int32_t>()},
+                  gpu.stream);
 }
 
 std::vector<int32_t> CudaLlamaModel::read_tokens(int n_logit_rows) {
-  CUDA_CHECK(cudaMemcpyAsync(host_tokens_.get(), sampled_.get(), size_t(n_logit_rows) * sizeof(int32_t),
-                             cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  GpuWorkspace& gpu = sampling_gpu();
+  CUDA_CHECK(cudaSetDevice(gpu.device));
+  CUDA_CHECK(cudaMemcpyAsync(host_tokens_.get(), gpu.sampled.get(), size_t(n_logit_rows) * sizeof(int32_t),
+                             cudaMemcpyDeviceToHost, gpu.stream));
+  CUDA_CHECK(cudaStreamSynchronize(gpu.stream));
   const int32_t* tokens = host_tokens_.get<int32_t>();
   return std::vector<int32_t>(tokens, tokens + n_logit_rows);
+}
+
+void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape,
+                                          const SamplingParams& sampling, cudaGraphExec_t* exec) {
+  // Capture begins on the first GPU's stream; hand-offs fork the other GPUs' streams into the
+  // capture through their events, and every one is joined back before it ends.
+  GpuWorkspace& origin = first_gpu();
+  CUDA_CHECK(cudaSetDevice(origin.device));
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(origin.stream, cudaStreamCaptureModeThreadLocal));
+  run_step(rows, shape);
+  sample(shape, sampling);
+  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
+    if (gpu.get() == &origin) continue;
+    CUDA_CHECK(cudaSetDevice(gpu->device));
+    CUDA_CHECK(cudaEventRecord(gpu->handoff, gpu->stream));
+    CUDA_CHECK(cudaSetDevice(origin.device));
+    CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
+  }
+  CUDA_CHECK(cudaSetDevice(origin.device));
+  CUDA_CHECK(cudaStreamEndCapture(origin.stream, &graph));
+  CUDA_CHECK(cudaGraphInstantiate(exec, graph, 0));
+  CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
 std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling) {
   validate_sampling_params(sampling);
   check_rows(rows);
-  CUDA_CHECK(cudaSetDevice(options_.device));
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              std::all_of(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; });
-  if (decode_shaped) {
+  if (decode_shaped && !offloads()) {
     const int n_rows = int(rows.size());
-    stage_rows(rows);
+    const StepShape shape = stage_rows(rows, true);
     const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);
     const auto found = decode_graphs_.find(key);
-    // Splits are sized for the whole cache, since the graph replays at every context length; each
-    // block reads its own row's length on the device.
-    const int splits = attention_splits(n_rows, config_.num_attention_heads, max_seq_len_);
     if (found == decode_graphs_.end()) {
       // First step of this (rows, sampling) shape: run it eagerly, so that cuBLASLt plans are made
       // and autotuned outside a capture, then capture the same work (capture executes nothing).
-      if (!run_decode_layers(n_rows, splits)) run_layers(n_rows, n_rows, splits);
-      sample(n_rows, sampling);
+      run_step(rows, shape);
+      sample(shape, sampling);
       const std::vector<int32_t> tokens = read_tokens(n_rows);
-      cudaGraph_t graph = nullptr;
-      CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      if (!run_decode_layers(n_rows, splits)) run_layers(n_rows, n_rows, splits);
-      sample(n_rows, sampling);
-      CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
       cudaGraphExec_t exec = nullptr;
-      CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      CUDA_CHECK(cudaGraphDestroy(graph));
+      capture_decode_graph(rows, shape, sampling, &exec);
       decode_graphs_.emplace(key, exec);
       return tokens;
     }
-    CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+    GpuWorkspace& origin = first_gpu();
+    CUDA_CHECK(cudaSetDevice(origin.device));
+    CUDA_CHECK(cudaGraphLaunch(found->second, origin.stream));
+    GpuWorkspace& sampler = sampling_gpu();
+    if (&sampler != &origin) {
+      CUDA_CHECK(cudaEventRecord(origin.handoff, origin.stream));
+      CUDA_CHECK(cudaSetDevice(sampler.device));
+      CUDA_CHECK(cudaStreamWaitEvent(sampler.stream, origin.handoff));
+    }
     return read_tokens(n_rows);
   }
 
   std::vector<int32_t> tokens;
   for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
-    const int n_logit_rows = run_chunk(rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows))));
-    sample(n_logit_rows, sampling);
-    const std::vector<int32_t> chunk_tokens = read_tokens(n_logit_rows);
+    const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
+    const StepShape shape = stage_rows(chunk, decode_shaped);
+    run_step(chunk, shape);
+    sample(shape, sampling);
+    const std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
     tokens.insert(tokens.end(), chunk_tokens.begin(), chunk_tokens.end());
   }
   return tokens;
@@ -469,24 +869,32 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
 
 std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows) {
   check_rows(rows);
-  CUDA_CHECK(cudaSetDevice(options_.device));
   std::vector<float> logits;
   for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
-    const int n_logit_rows = run_chunk(rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows))));
-    const size_t count = size_t(n_logit_rows) * size_t(config_.vocab_size);
+    const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
+    const StepShape shape = stage_rows(chunk, false);
+    run_step(chunk, shape);
+    const size_t count = size_t(shape.n_logit_rows) * size_t(config_.vocab_size);
     const size_t old_size = logits.size();
     logits.resize(old_size + count);
-    CUDA_CHECK(cudaMemcpyAsync(logits.data() + old_size, logits_.get(), count * sizeof(float), cudaMemcpyDeviceToHost,
-                               stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    GpuWorkspace& gpu = sampling_gpu();
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    CUDA_CHECK(cudaMemcpyAsync(logits.data() + old_size, gpu.logits.get(), count * sizeof(float),
+                               cudaMemcpyDeviceToHost, gpu.stream));
+    CUDA_CHECK(cudaStreamSynchronize(gpu.stream));
   }
   return logits;
 }
 
 size_t CudaLlamaModel::device_memory_used() const {
-  size_t free_bytes = 0, total_bytes = 0;
-  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  return total_bytes - free_bytes;
+  size_t used = 0;
+  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
+    CUDA_CHECK(cudaSetDevice(gpu->device));
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    used += total_bytes - free_bytes;
+  }
+  return used;
 }
 
 }  // namespace shardlm::cuda

@@ -1,7 +1,13 @@
-// A Llama-family causal LM on one NVIDIA GPU in bf16: weights uploaded once (f32/f16 checkpoints
-// are narrowed to bf16 on the device), a preallocated KV cache with one slot per sequence, GEMMs
-// through cuBLASLt, fused kernels for the rest, sampling on the device, and CUDA graphs for decode
-// steps. Same packed-row interface as the CPU LlamaModel.
+// A Llama-family causal LM on NVIDIA GPUs in bf16: weights uploaded once (f32/f16 checkpoints are
+// narrowed to bf16), a preallocated KV cache with one slot per sequence, GEMMs through cuBLASLt,
+// fused kernels for the rest, sampling on the device, and CUDA graphs for decode steps. Same
+// packed-row interface as the CPU LlamaModel.
+//
+// With a device map (CudaModelOptions::placement) each unit (embedding, decoder layer, head) lives
+// where the map puts it: layers on a GPU run there, and the residual stream is handed from GPU to
+// GPU at each boundary; layers on cpu or disk are offloaded and run as --offload-exec says (see
+// parallel/device_map/offload_policy.h): streamed through two slots on the offload GPU, or
+// computed by the CPU backend with only activations crossing.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -14,21 +20,31 @@
 #include <tuple>
 #include <vector>
 
-#include "backend/cuda/cublaslt_gemm.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/gpu_workspace.h"
+#include "backend/cuda/offload_kv_sync.h"
+#include "backend/cuda/offload_streamer.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/llama_model.h"
 #include "model/rope_frequencies.h"
+#include "parallel/device_map/offload_policy.h"
+#include "parallel/device_map/planner.h"
 #include "runtime/sampler.h"
 
 namespace shardlm::cuda {
 
 struct CudaModelOptions {
-  int device = 0;
+  int device = 0;            // the GPU of every unit when there is no placement
   int max_sequences = 1;     // KV-cache slots: sequences generated together
   int64_t max_seq_len = 0;   // tokens per sequence; 0: the model's max_position_embeddings, capped at 4096
   int max_rows = 512;        // rows per forward pass; longer prefills are chunked
+  // A device map; needs the checkpoint constructor when it offloads anything.
+  std::optional<LayerPlacement> placement;
+  OffloadExec offload_exec = OffloadExec::AUTO;
+  // Host-to-device and CPU read speeds (and CPU threads) to decide with, instead of measuring them
+  // at load (about a second); the offloaded byte counts are always the model's own.
+  std::optional<OffloadSpeeds> offload_speeds;
 };
 
 struct LoadReport {
@@ -36,11 +52,19 @@ struct LoadReport {
   double bytes = 0;  // bytes read from the checkpoint
 };
 
+// What the offloaded units cost and how the steps ran them.
+struct OffloadReport {
+  OffloadSpeeds speeds;  // zero bytes: nothing offloaded
+  OffloadExec exec = OffloadExec::AUTO;
+  int64_t stream_steps = 0, cpu_steps = 0;
+};
+
 class CudaLlamaModel {
  public:
-  // Uploads the checkpoint's weights.
-  CudaLlamaModel(const ModelConfig& config, const Checkpoint& checkpoint, const CudaModelOptions& options);
-  // Random bf16 weights (benchmark shapes): no checkpoint is read.
+  // Uploads the checkpoint's weights (and keeps offloaded units in pinned memory or on disk).
+  CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+                 const CudaModelOptions& options);
+  // Random bf16 weights (benchmark shapes): no checkpoint is read; no offloading.
   CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options);
   ~CudaLlamaModel();
   CudaLlamaModel(const CudaLlamaModel&) = delete;
@@ -48,66 +72,104 @@ class CudaLlamaModel {
 
   const ModelConfig& config() const { return config_; }
   const LoadReport& load_report() const { return load_report_; }
+  const OffloadReport& offload_report() const { return offload_report_; }
   int64_t max_seq_len() const { return max_seq_len_; }
   int max_sequences() const { return options_.max_sequences; }
 
   // Runs the rows (TokenRow::sequence is the KV slot), then picks one token for every row that
   // wants logits. Decode-shaped calls (every row wants logits, at most max_sequences rows) replay
-  // a CUDA graph captured on first use.
+  // a CUDA graph captured on first use, unless something is offloaded.
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling);
   // The logits (f32, on the host) of the rows that want them; for tests and tools.
   std::vector<float> forward_logits(std::span<const TokenRow> rows);
-  // Peak device memory in use so far (cudaMemGetInfo), in bytes.
+  // Device memory in use now on every GPU the model uses (cudaMemGetInfo), in bytes.
   size_t device_memory_used() const;
 
  private:
   struct LayerWeights;
-  void allocate(const ModelConfig& config);
-  void upload(const Checkpoint& checkpoint);
-  void fill_random(uint64_t seed);
-  int stage_rows(std::span<const TokenRow> rows);
+  struct HeadWeights {
+    __nv_bfloat16* final_norm = nullptr;
+    __nv_bfloat16* lm_head = nullptr;
+  };
+  struct LayerCache {
+    __nv_bfloat16* keys = nullptr;  // (slots, max_seq_len, kv_dim) of this layer
+    __nv_bfloat16* values = nullptr;
+  };
   // A chunk that is one run of consecutive positions of one sequence (a prompt), which the
   // tensor-core prefill attention handles.
   struct ContiguousRun {
     int slot;
     int first_position;
   };
-  void run_layers(int n_rows, int n_logit_rows, int n_splits, std::optional<ContiguousRun> run = std::nullopt);
-  // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv_, then attention into attention_out_.
-  void attend(size_t il, int n_rows, int n_splits, std::optional<ContiguousRun> run);
-  // The decode step for at most kGemvMaxRows rows that all want logits: every linear layer is a
-  // GEMV that also applies the RMSNorm before it or the residual add after it, so a layer is six
-  // kernels. Returns false (running nothing) when a shape does not suit the GEMV.
-  bool run_decode_layers(int n_rows, int n_splits);
-  // Stages and runs at most max_rows rows (not as a graph); returns how many rows want logits.
-  int run_chunk(std::span<const TokenRow> chunk);
-  void sample(int n_logit_rows, const SamplingParams& sampling);
-  std::vector<int32_t> read_tokens(int n_logit_rows);
+  struct StepShape {
+    int n_rows = 0, n_logit_rows = 0, n_splits = 1;
+    std::optional<ContiguousRun> run;
+    bool gemv = false;  // decode-shaped: every linear layer is a GEMV with the norm or residual add folded in
+  };
+  static constexpr int kOnHost = -1;  // where the hidden states are when the CPU runs a unit
+
+  void place_units();
+  void allocate();
+  void upload(const Checkpoint& checkpoint);
+  void keep_offloaded_units(const Checkpoint& checkpoint);
+  void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
+  StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped);
+  void run_step(std::span<const TokenRow> rows, const StepShape& shape);
+  void run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  void run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape);
+  // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv, then attention into attention_out.
+  void attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  // Moves the hidden states of n_rows rows to `to` (a GPU index or kOnHost).
+  void move_hidden(int from, int to, int n_rows);
+  void sample(const StepShape& shape, const SamplingParams& sampling);
+  std::vector<int32_t> read_tokens(int n_logit_rows);
+  void capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape, const SamplingParams& sampling,
+                            cudaGraphExec_t* exec);
+
+  bool offloads() const { return !offloaded_layers_.empty() || head_gpu_ == kOnHost; }
+  GpuWorkspace& sampling_gpu() { return *gpus_[size_t(head_gpu_ == kOnHost ? offload_gpu_ : head_gpu_)]; }
+  GpuWorkspace& first_gpu() { return *gpus_[size_t(embed_gpu_ == kOnHost ? offload_gpu_ : embed_gpu_)]; }
 
   ModelConfig config_;
   CudaModelOptions options_;
   int64_t max_seq_len_ = 0;
   RopeFrequencies rope_;
   LoadReport load_report_;
-  cudaStream_t stream_ = nullptr;
-  std::unique_ptr<CublasLtGemm> gemm_;
+  OffloadReport offload_report_;
 
-  DeviceBuffer weight_arena_;
-  std::vector<LayerWeights> layers_;
-  __nv_bfloat16 *embed_tokens_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
-  DeviceBuffer inv_freq_;
+  // Placement, as indices into gpus_ (kOnHost: on cpu or disk).
+  std::vector<int> gpu_devices_;  // CUDA ordinals, ascending
+  std::vector<std::unique_ptr<GpuWorkspace>> gpus_;
+  int embed_gpu_ = 0, head_gpu_ = 0, offload_gpu_ = 0;
+  std::vector<int> layer_gpu_;
+  std::vector<int> offloaded_layers_;  // ascending
+  bool head_on_disk_ = false;
+  std::vector<bool> layer_on_disk_;
 
-  DeviceBuffer k_cache_, v_cache_;  // (layers, slots, max_seq_len, kv_dim) bf16
+  std::vector<LayerWeights> layers_;   // resident layers' device pointers (null for offloaded ones)
+  std::vector<LayerCache> layer_caches_;
+  __nv_bfloat16* embed_tokens_ = nullptr;
+  HeadWeights head_;                   // when the head is on a GPU
 
-  // Per-forward inputs: tokens, positions, slots, logit row index, random stream offsets.
+  // Offloaded units: pinned bf16 blocks (cpu) or readers of the mapped file (disk), a streamer
+  // into the offload GPU, and the CPU backend over the same weights.
+  std::shared_ptr<const Checkpoint> checkpoint_;
+  std::vector<PinnedBuffer> pinned_blocks_;
+  std::vector<OffloadBlock> layer_blocks_;  // [il]; used for offloaded layers
+  OffloadBlock head_block_;
+  std::unique_ptr<OffloadStreamer> streamer_;
+  std::unique_ptr<OffloadPolicy> policy_;
+  std::unique_ptr<LlamaModel> cpu_model_;
+  std::vector<KvCache> cpu_caches_;
+  std::vector<KvCache*> cpu_cache_pointers_;
+  std::unique_ptr<OffloadKvSync> kv_sync_;
+  std::vector<float> host_hidden_;
+  PinnedBuffer pinned_hidden_;
+  std::vector<float> host_logits_;
+
   PinnedBuffer host_inputs_;
-  DeviceBuffer device_inputs_;
   PinnedBuffer host_tokens_;
-  // Activations, sized for max_rows.
-  DeviceBuffer residual_, normed_, qkv_, q_, attention_out_, projected_, gate_up_, activated_, mlp_out_;
-  DeviceBuffer selected_, logits_, sampled_, attention_partial_;
-
   std::map<std::tuple<int, float, int, float, uint64_t>, cudaGraphExec_t> decode_graphs_;
 };
 

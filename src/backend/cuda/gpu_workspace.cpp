@@ -1,0 +1,45 @@
+// Allocation of one GPU's buffers; sizes follow the model's dimensions and the rows per forward.
+#include "backend/cuda/gpu_workspace.h"
+
+namespace shardlm::cuda {
+
+GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const RopeFrequencies& rope, int rows_per_forward,
+                           int logit_rows, int64_t attention_partial_floats)
+    : device(device_index), max_rows(rows_per_forward) {
+  CUDA_CHECK(cudaSetDevice(device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&handoff, cudaEventDisableTiming));
+  gemm = std::make_unique<CublasLtGemm>();
+  inv_freq = DeviceBuffer(rope.inv_freq.size() * sizeof(float));
+  CUDA_CHECK(cudaMemcpy(inv_freq.get(), rope.inv_freq.data(), inv_freq.bytes(), cudaMemcpyHostToDevice));
+
+  const size_t rows = size_t(max_rows);
+  const size_t dim = size_t(config.hidden_size);
+  const size_t q_dim = size_t(config.num_attention_heads) * size_t(config.head_dim);
+  const size_t qkv_dim = q_dim + 2 * size_t(config.num_key_value_heads) * size_t(config.head_dim);
+  const size_t ff_dim = size_t(config.intermediate_size);
+  inputs = DeviceBuffer(kInputArrays * rows * sizeof(int32_t));
+  residual = DeviceBuffer(rows * dim * sizeof(float));
+  normed = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
+  qkv = DeviceBuffer(rows * qkv_dim * sizeof(__nv_bfloat16));
+  q = DeviceBuffer(rows * q_dim * sizeof(__nv_bfloat16));
+  attention_out = DeviceBuffer(rows * q_dim * sizeof(__nv_bfloat16));
+  projected = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
+  gate_up = DeviceBuffer(rows * 2 * ff_dim * sizeof(__nv_bfloat16));
+  activated = DeviceBuffer(rows * ff_dim * sizeof(__nv_bfloat16));
+  mlp_out = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
+  // Logit rows: one per sequence at most in any forward (its last prompt row, or its decode row).
+  selected = DeviceBuffer(size_t(logit_rows) * dim * sizeof(__nv_bfloat16));
+  logits = DeviceBuffer(size_t(logit_rows) * size_t(config.vocab_size) * sizeof(float));
+  sampled = DeviceBuffer(size_t(logit_rows) * sizeof(int32_t));
+  attention_partial = DeviceBuffer(size_t(attention_partial_floats) * sizeof(float));
+}
+
+GpuWorkspace::~GpuWorkspace() {
+  cudaSetDevice(device);
+  if (stream) cudaStreamSynchronize(stream);
+  if (handoff) cudaEventDestroy(handoff);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,47 @@
+// What one GPU needs to run layers of the model: a stream, cuBLASLt, the RoPE table, a copy of the
+// step's inputs, and activation buffers for max_rows rows. A model on one GPU has one; a device map
+// has one per GPU it computes on, and hands the residual stream from one to the next.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/device_buffer.h"
+#include "io/model_config.h"
+#include "model/rope_frequencies.h"
+
+namespace shardlm::cuda {
+
+constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
+
+struct GpuWorkspace {
+  GpuWorkspace(int device, const ModelConfig& config, const RopeFrequencies& rope, int max_rows, int logit_rows,
+               int64_t attention_partial_floats);
+  ~GpuWorkspace();
+  GpuWorkspace(const GpuWorkspace&) = delete;
+  GpuWorkspace& operator=(const GpuWorkspace&) = delete;
+
+  const int32_t* input(int array) const { return inputs.get<int32_t>() + size_t(array) * size_t(max_rows); }
+
+  int device;
+  int max_rows;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t handoff = nullptr;  // recorded where the residual stream leaves this GPU
+  std::unique_ptr<CublasLtGemm> gemm;
+  DeviceBuffer weights;           // the units resident here
+  DeviceBuffer k_cache, v_cache;  // (layers cached here, slots, max_seq_len, kv_dim) bf16
+  DeviceBuffer inv_freq;
+  DeviceBuffer inputs;            // kInputArrays arrays of max_rows int32
+  // The residual stream (f32) and the rest of a layer's activations.
+  DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated, mlp_out;
+  DeviceBuffer selected, logits, sampled, attention_partial;
+  // The last layer's MLP output is added to the residual by the next RMSNorm (prefill-shaped
+  // steps) and is still pending in mlp_out until then.
+  bool mlp_out_pending = false;
+};
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,60 @@
+// The cost model behind --offload-exec auto (see offload_policy.h).
+#include "parallel/device_map/offload_policy.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace shardlm {
+namespace {
+
+// A prior for the CPU's bf16 matrix speed per thread (AVX2 FMA, widening as it reads) until a
+// compute-bound CPU step has been measured.
+constexpr double kPriorFlopsPerThread = 20e9;
+// A CPU step slower than this multiple of its bandwidth floor is taken as compute-bound.
+constexpr double kComputeBoundFactor = 1.5;
+
+}  // namespace
+
+std::string_view offload_exec_name(OffloadExec exec) {
+  switch (exec) {
+    case OffloadExec::STREAM: return "stream";
+    case OffloadExec::CPU: return "cpu";
+    case OffloadExec::AUTO: return "auto";
+  }
+  return "?";
+}
+
+OffloadExec parse_offload_exec(std::string_view text) {
+  for (OffloadExec exec : {OffloadExec::STREAM, OffloadExec::CPU, OffloadExec::AUTO})
+    if (text == offload_exec_name(exec)) return exec;
+  fail("--offload-exec: expected stream, cpu or auto, got \"{}\"", text);
+}
+
+OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
+    : exec_(exec),
+      speeds_(speeds),
+      cpu_seconds_per_row_(2.0 * speeds.offloaded_params / (kPriorFlopsPerThread * std::max(speeds.cpu_threads, 1))) {}
+
+double OffloadPolicy::stream_seconds() const {
+  return speeds_.host_to_device_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.host_to_device_gbps * 1e9) : 0.0;
+}
+
+double OffloadPolicy::cpu_seconds(int n_rows) const {
+  const double bandwidth_floor =
+      speeds_.cpu_read_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.cpu_read_gbps * 1e9) : 0.0;
+  return std::max(bandwidth_floor, cpu_seconds_per_row_ * n_rows);
+}
+
+OffloadExec OffloadPolicy::choose(int n_rows) const {
+  if (exec_ != OffloadExec::AUTO) return exec_;
+  return cpu_seconds(n_rows) < stream_seconds() ? OffloadExec::CPU : OffloadExec::STREAM;
+}
+
+void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
+  const double bandwidth_floor =
+      speeds_.cpu_read_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.cpu_read_gbps * 1e9) : 0.0;
+  if (n_rows > 1 && seconds > kComputeBoundFactor * bandwidth_floor) cpu_seconds_per_row_ = seconds / n_rows;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,46 @@
+// How layers that a device map puts on cpu or disk run (--offload-exec): streamed to a GPU just in
+// time, computed by the CPU backend, or, with auto, whichever the measured speeds say is faster for
+// the rows of each step. Streaming costs the offloaded bytes over host-to-device bandwidth whatever
+// the rows; the CPU costs at least the bytes over its read bandwidth, and more once the rows make it
+// compute-bound (long prefills), which is learned from the CPU steps it runs.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace shardlm {
+
+enum class OffloadExec { STREAM, CPU, AUTO };
+
+std::string_view offload_exec_name(OffloadExec exec);  // "stream", "cpu", "auto"
+// "stream", "cpu" or "auto"; anything else is an error naming --offload-exec.
+OffloadExec parse_offload_exec(std::string_view text);
+
+struct OffloadSpeeds {
+  double offloaded_bytes = 0;   // weights on cpu or disk, as the checkpoint stores them
+  double offloaded_params = 0;  // their elements (two flops per element per row)
+  double host_to_device_gbps = 0;
+  double cpu_read_gbps = 0;
+  int cpu_threads = 1;
+};
+
+class OffloadPolicy {
+ public:
+  OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds);
+
+  OffloadExec exec() const { return exec_; }
+  const OffloadSpeeds& speeds() const { return speeds_; }
+  // STREAM or CPU for a step of n_rows rows.
+  OffloadExec choose(int n_rows) const;
+  double stream_seconds() const;
+  double cpu_seconds(int n_rows) const;
+  // A CPU step's measured time; refines the compute-bound estimate.
+  void observe_cpu(int n_rows, double seconds);
+
+ private:
+  OffloadExec exec_;
+  OffloadSpeeds speeds_;
+  double cpu_seconds_per_row_;  // once compute-bound
+};
+
+}  // namespace shardlm

@@ -1,0 +1,158 @@
+// Device maps on a GPU: units placed on cpu and disk next to cuda:0, run with every
+// --offload-exec, give the same logits and greedy tokens as the whole model on cuda:0. Streaming is
+// the same bf16 arithmetic on the GPU (near-identical logits); the CPU backend computes the
+// offloaded layers with f32 activations (bf16 tolerance). Under auto, prompts and continuations
+// stream while single rows run on the CPU, so the offloaded layers' KV cache moves both ways.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "backend/cuda/cuda_llama_model.h"
+#include "core/error.h"
+#include "cuda_test_support.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+double relative_l2_error(std::span<const float> actual, std::span<const float> expected) {
+  double difference = 0, reference = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+    reference += double(expected[i]) * expected[i];
+  }
+  return std::sqrt(difference / reference);
+}
+
+bool near_tie(std::vector<float> logits) {
+  const float spread = *std::max_element(logits.begin(), logits.end()) - *std::min_element(logits.begin(), logits.end());
+  std::nth_element(logits.begin(), logits.begin() + 1, logits.end(), std::greater<float>());
+  return logits[0] - logits[1] <= 0.02f * spread;
+}
+
+struct Layout {
+  std::string fixture;
+  LayerPlacement placement;
+};
+
+// qwen2 (3 layers, tied head): layer 0 on the GPU, layer 1 in RAM, layer 2 and the tied head on disk.
+// llama (2 layers): the embedding on disk (looked up on the host), layer 0 in RAM, layer 1 and the
+// head on the GPU.
+std::vector<Layout> layouts() {
+  const DeviceId gpu = DeviceId::cuda(0), cpu = DeviceId::cpu(), disk = DeviceId::disk();
+  return {{"qwen2-bias-yarn-f32", {gpu, {gpu, cpu, disk}, disk, disk, gpu}},
+          {"llama-gqa-llama3rope-f32", {disk, {cpu, gpu}, gpu, gpu, gpu}}};
+}
+
+std::shared_ptr<const Checkpoint> open(const std::string& fixture) {
+  return std::make_shared<const Checkpoint>(Checkpoint::open(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture));
+}
+
+cuda::CudaModelOptions base_options() {
+  cuda::CudaModelOptions options;
+  options.max_sequences = 1;
+  options.max_seq_len = 64;
+  options.max_rows = 32;
+  // Streaming 10 GB/s against a CPU doing 20 GFLOP/s on one thread: for these models the CPU wins
+  // below 4 rows, so under auto a prompt streams and a decode step runs on the CPU.
+  options.offload_speeds = OffloadSpeeds{0, 0, 10.0, 1e6, 1};
+  return options;
+}
+
+// A prompt, three decode steps, an 8-token continuation, two more decode steps: logits compared at
+// every step, and the sampled greedy token (the decode path) wherever it is not a near tie.
+void expect_same_run(cuda::CudaLlamaModel& plain, cuda::CudaLlamaModel& mapped, double tolerance) {
+  std::vector<TokenRow> rows;
+  for (int i = 0; i < 12; ++i) rows.push_back({0, i, (i * 37 + 5) % 100, i == 11});
+  int64_t position = 12;
+  auto compare = [&](std::span<const TokenRow> step, const char* what) {
+    const std::vector<float> expected = plain.forward_logits(step);
+    const std::vector<float> actual = mapped.forward_logits(step);
+    EXPECT_LT(relative_l2_error(actual, expected), tolerance) << what << " at position " << step.back().position;
+    const int32_t expected_token = plain.forward_sample(step, SamplingParams{}).back();
+    const int32_t actual_token = mapped.forward_sample(step, SamplingParams{}).back();
+    if (!near_tie(expected)) EXPECT_EQ(actual_token, expected_token) << what << " at position " << step.back().position;
+    return expected_token;
+  };
+  int32_t token = compare(rows, "prompt");
+  for (int phase = 0; phase < 2; ++phase) {
+    for (int step = 0; step < 3 - phase; ++step) {
+      const TokenRow next{0, position++, token, true};
+      token = compare(std::span<const TokenRow>(&next, 1), "decode");
+    }
+    if (phase == 1) break;
+    std::vector<TokenRow> continuation;
+    for (int i = 0; i < 8; ++i) continuation.push_back({0, position++, (i * 11 + token) % 100, i == 7});
+    token = compare(continuation, "continuation");
+  }
+}
+
+TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  for (const Layout& layout : layouts()) {
+    const auto checkpoint = open(layout.fixture);
+    const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / layout.fixture);
+    cuda::CudaLlamaModel plain(config, checkpoint, base_options());
+    for (OffloadExec exec : {OffloadExec::STREAM, OffloadExec::CPU, OffloadExec::AUTO}) {
+      SCOPED_TRACE(layout.fixture + " with --offload-exec " + std::string(offload_exec_name(exec)));
+      cuda::CudaModelOptions options = base_options();
+      options.placement = layout.placement;
+      options.offload_exec = exec;
+      cuda::CudaLlamaModel mapped(config, checkpoint, options);
+      expect_same_run(plain, mapped, exec == OffloadExec::STREAM ? 1e-3 : 3e-2);
+      const cuda::OffloadReport& report = mapped.offload_report();
+      EXPECT_GT(report.speeds.offloaded_bytes, 0);
+      if (exec == OffloadExec::STREAM) EXPECT_EQ(report.cpu_steps, 0);
+      if (exec == OffloadExec::CPU) EXPECT_EQ(report.stream_steps, 0);
+      if (exec == OffloadExec::AUTO) {
+        EXPECT_GE(report.stream_steps, 4) << "the prompt and the continuation (logits and sample) stream";
+        EXPECT_GE(report.cpu_steps, 10) << "single rows run on the CPU";
+      }
+    }
+  }
+}
+
+TEST(CudaDeviceMap, AllOnOneGpuIsTheModelWithoutAMap) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::string fixture = "llama-tied-linear-bf16";
+  const auto checkpoint = open(fixture);
+  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  cuda::CudaLlamaModel plain(config, checkpoint, base_options());
+  cuda::CudaModelOptions options = base_options();
+  const DeviceId gpu = DeviceId::cuda(0);
+  options.placement = LayerPlacement{gpu, {gpu, gpu}, gpu, gpu, std::nullopt};
+  cuda::CudaLlamaModel mapped(config, checkpoint, options);
+  expect_same_run(plain, mapped, 1e-6);
+  EXPECT_EQ(mapped.offload_report().speeds.offloaded_bytes, 0);
+}
+
+TEST(CudaDeviceMap, MapsThatCannotRunAreRefusedByName) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::string fixture = "llama-gqa-llama3rope-f32";
+  const auto checkpoint = open(fixture);
+  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  const DeviceId gpu = DeviceId::cuda(0), cpu = DeviceId::cpu();
+  cuda::CudaModelOptions options = base_options();
+  options.placement = LayerPlacement{gpu, {gpu, cpu}, gpu, gpu, gpu};
+  try {
+    cuda::CudaLlamaModel random_weights(config, 7, options);
+    ADD_FAILURE() << "random weights cannot be offloaded";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("--model"), std::string::npos) << error.what();
+  }
+  options.placement = LayerPlacement{gpu, {gpu, DeviceId::cuda(999)}, gpu, gpu, gpu};
+  try {
+    cuda::CudaLlamaModel missing_gpu(config, checkpoint, options);
+    ADD_FAILURE() << "cuda:999 does not exist";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cuda:999"), std::string::npos) << error.what();
+  }
+  options.placement = LayerPlacement{gpu, {gpu}, gpu, gpu, gpu};
+  EXPECT_THROW(cuda::CudaLlamaModel(config, checkpoint, options), Error) << "one placement for two layers";
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,0 +1,56 @@
+// --offload-exec: parsing, and the auto cost model's choice between streaming offloaded weights to
+// the GPU and computing them on the CPU.
+#include <gtest/gtest.h>
+
+#include "error_message.h"
+#include "parallel/device_map/offload_policy.h"
+
+namespace shardlm {
+namespace {
+
+// 8 GB offloaded (4 G bf16 parameters); PCIe 50 GB/s: streaming costs 160 ms a step whatever the rows.
+OffloadSpeeds eight_gigabytes(double cpu_read_gbps, int threads) { return {8e9, 4e9, 50.0, cpu_read_gbps, threads}; }
+
+TEST(OffloadPolicy, ParsesTheThreeModesAndNamesTheOptionOtherwise) {
+  EXPECT_EQ(parse_offload_exec("stream"), OffloadExec::STREAM);
+  EXPECT_EQ(parse_offload_exec("cpu"), OffloadExec::CPU);
+  EXPECT_EQ(parse_offload_exec("auto"), OffloadExec::AUTO);
+  EXPECT_ERROR_NAMES(parse_offload_exec("gpu"), "--offload-exec", "\"gpu\"");
+}
+
+TEST(OffloadPolicy, FixedModesIgnoreTheSpeeds) {
+  EXPECT_EQ(OffloadPolicy(OffloadExec::STREAM, eight_gigabytes(1000.0, 64)).choose(1), OffloadExec::STREAM);
+  EXPECT_EQ(OffloadPolicy(OffloadExec::CPU, eight_gigabytes(1.0, 1)).choose(4096), OffloadExec::CPU);
+}
+
+TEST(OffloadPolicy, AutoRunsDecodeOnAFastCpuAndStreamsLongPrompts) {
+  // 16 threads at 20 GFLOP/s: 25 ms per row once compute-bound; a 200 GB/s CPU reads 8 GB in 40 ms.
+  const OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  EXPECT_NEAR(policy.stream_seconds(), 0.160, 1e-9);
+  EXPECT_NEAR(policy.cpu_seconds(1), 0.040, 1e-9);
+  EXPECT_NEAR(policy.cpu_seconds(512), 512 * 0.025, 1e-9);
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  EXPECT_EQ(policy.choose(6), OffloadExec::CPU);
+  EXPECT_EQ(policy.choose(7), OffloadExec::STREAM);
+  EXPECT_EQ(policy.choose(512), OffloadExec::STREAM);
+}
+
+TEST(OffloadPolicy, AutoStreamsEverythingWhenTheCpuReadsSlowerThanPcie) {
+  const OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(20.0, 16));
+  EXPECT_EQ(policy.choose(1), OffloadExec::STREAM);
+}
+
+TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceThePrior) {
+  OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  policy.observe_cpu(1, 0.5);     // a single row says nothing about compute speed
+  EXPECT_NEAR(policy.cpu_seconds(8), 8 * 0.025, 1e-9);
+  policy.observe_cpu(8, 0.050);   // under 1.5x the 40 ms read floor: bandwidth-bound, ignored
+  EXPECT_NEAR(policy.cpu_seconds(8), 8 * 0.025, 1e-9);
+  policy.observe_cpu(16, 0.080);  // compute-bound at 5 ms a row: faster than the prior
+  EXPECT_NEAR(policy.cpu_seconds(16), 0.080, 1e-9);
+  EXPECT_EQ(policy.choose(30), OffloadExec::CPU);
+  EXPECT_EQ(policy.choose(33), OffloadExec::STREAM);
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One call on the GPU machine (the device tool): GPU tests, compute-sanitizer, then shardlm against
-# Transformers on the Llama-3-8B shape. Expects the binaries built here for sm_90a in
+# Transformers on the Llama-3-8B shape: one GPU, and a device map with an 8 GiB GPU budget and the
+# rest offloaded to the CPU (every --offload-exec). Expects the binaries built here for sm_90a in
 # .device-carry/bin and the shared libraries they need in .device-carry/lib
 # (bench/prepare_device_carry.sh). Logs go to $OUT; a short table is printed last.
+# SECTIONS picks what runs (default: "tests sanitizer bench offload"), to fit a call's time limit.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -15,35 +17,61 @@ bin=$root/.device-carry/bin
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
+sections=${SECTIONS:-tests sanitizer bench offload}
+wants() { [[ " $sections " == *" $1 "* ]]; }
+offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
+default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
+offload_budget_json=${OFFLOAD_BUDGET_JSON:-$default_budget_json}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
 
-echo "== GPU tests"
 tests_status=0
+sanitizer_status=0
+if wants tests; then
+echo "== GPU tests"
 for test in "$bin"/test_cuda_*; do
   "$test" 2>&1 | tee -a "$out/tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" || tests_status=1
   [ "${PIPESTATUS[0]}" -eq 0 ] || tests_status=1
 done
+fi
 
+if wants sanitizer; then
 echo "== compute-sanitizer"
-sanitizer_status=0
 for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/test_cuda_sampling" >"$out/sanitizer-$tool-sampling.log" 2>&1 || sanitizer_status=1
   compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/test_cuda_model" --gtest_filter='*qwen3*:*mistral*' \
     >"$out/sanitizer-$tool-model.log" 2>&1 || sanitizer_status=1
-  tail -n 2 "$out/sanitizer-$tool-model.log"
+  compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/test_cuda_device_map" \
+    >"$out/sanitizer-$tool-device-map.log" 2>&1 || sanitizer_status=1
+  tail -n 2 "$out/sanitizer-$tool-model.log" "$out/sanitizer-$tool-device-map.log"
 done
+fi
 
-echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
 checkpoint=/tmp/$shape
-python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
-  --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
-sed -i '/^saved /d' "$out/peer-b1.json"
-"$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
-  >"$out/shardlm-b1.json" 2>"$out/shardlm-b1.log"
-"$bin/shardlm" bench --device cuda:0 --random "$shape" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
-  --batch 16 >"$out/shardlm-b16.json" 2>"$out/shardlm-b16.log"
+if wants bench || wants offload; then
+  echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
+  python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
+    --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
+  sed -i '/^saved /d' "$out/peer-b1.json"
+  "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
+    >"$out/shardlm-b1.json" 2>"$out/shardlm-b1.log"
+fi
+if wants bench; then
+  "$bin/shardlm" bench --device cuda:0 --random "$shape" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
+    --batch 16 >"$out/shardlm-b16.json" 2>"$out/shardlm-b16.log"
+fi
+if wants offload; then
+  echo "== device map: $offload_budget"
+  for mode in auto stream cpu; do
+    "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens 32 \
+      --device-map auto --max-memory "$offload_budget" --offload-exec "$mode" \
+      >"$out/shardlm-offload-$mode.json" 2>"$out/shardlm-offload-$mode.log"
+    tail -n 3 "$out/shardlm-offload-$mode.log"
+  done
+  python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto --max-memory "$offload_budget_json" \
+    --prompt-len "$prompt_len" --new-tokens 8 >"$out/peer-offload.json" 2>"$out/peer-offload.log"
+fi
 
 python3 - "$out" <<'PY'
 import json, sys, pathlib
@@ -54,6 +82,8 @@ def load(name):
     except Exception as error:
         return {"error": str(error)}
 ours, peer, batch16 = load("shardlm-b1.json"), load("peer-b1.json"), load("shardlm-b16.json")
+offload = {mode: load(f"shardlm-offload-{mode}.json") for mode in ("auto", "stream", "cpu")}
+peer_offload = load("peer-offload.json")
 def cell(d, key, fmt="{:.2f}"):
     return fmt.format(d[key]) if key in d else "n/a"
 def gigabytes(d, key):
@@ -74,6 +104,15 @@ if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_media
     rows.append(("TPOT peer/ours", "{:.1f}x".format(peer["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))
 if "decode_tokens_per_s" in ours and "decode_tokens_per_s" in batch16:
     rows.append(("b16/b1 tok/s", "{:.1f}x".format(batch16["decode_tokens_per_s"] / ours["decode_tokens_per_s"]), ""))
+for mode, result in offload.items():
+    o = result.get("offload", {})
+    rows.append((f"offload {mode} TPOT", cell(result, "time_per_output_token_ms_median"),
+                 cell(peer_offload, "time_per_output_token_ms_median") if mode == "auto" else ""))
+    rows.append((f"  prefill / over floor", cell(result, "prefill_ms"), cell(o, "median_over_better_floor")))
+    rows.append((f"  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
+o = offload["auto"].get("offload", {})
+rows.append(("offload GB", "{:.2f}".format(o["offloaded_bytes"] / 1e9) if "offloaded_bytes" in o else "n/a", ""))
+rows.append(("floors stream/cpu ms", f"{cell(o, 'stream_floor_ms')}/{cell(o, 'cpu_floor_ms')}", ""))
 print(f"{'metric':<22}{'shardlm':>12}{'transformers':>14}")
 for name, a, b in rows:
     print(f"{name:<22}{a:>12}{b:>14}")

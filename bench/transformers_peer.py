@@ -6,6 +6,12 @@ the very same files (and be timed loading them).
 
   python3 bench/transformers_peer.py --shape bench/shapes/llama3-8b.json --save /tmp/llama3-8b \
       --prompt-len 512 --new-tokens 128 --batch 1
+
+With --load DIR it times a saved checkpoint placed by Accelerate instead (what shardlm's
+--device-map and --max-memory do):
+
+  python3 bench/transformers_peer.py --load /tmp/llama3-8b --device-map auto \
+      --max-memory '{"0": "8GiB", "cpu": "100GiB"}' --prompt-len 512 --new-tokens 8
 """
 import argparse
 import json
@@ -18,7 +24,10 @@ import transformers
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shape", required=True, help="config.json of the shape (bench/shapes/*.json)")
+    parser.add_argument("--shape", help="config.json of the shape (bench/shapes/*.json)")
+    parser.add_argument("--load", help="a saved checkpoint to time instead of a random one")
+    parser.add_argument("--device-map", help="with --load: Accelerate's device_map (auto, sequential, ...)")
+    parser.add_argument("--max-memory", help="with --load: max_memory as JSON, e.g. '{\"0\": \"8GiB\", \"cpu\": \"100GiB\"}'")
     parser.add_argument("--save", help="directory to save_pretrained the random checkpoint into")
     parser.add_argument("--prompt-len", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=128)
@@ -26,11 +35,18 @@ def main():
     parser.add_argument("--skip-timing", action="store_true", help="only write the checkpoint")
     args = parser.parse_args()
 
-    with open(args.shape) as f:
-        config = transformers.AutoConfig.for_model(**{k: v for k, v in json.load(f).items() if k != "architectures"})
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    if args.load:
+        max_memory = {int(k) if k.isdigit() else k: v for k, v in json.loads(args.max_memory).items()} \
+            if args.max_memory else None
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            args.load, dtype=torch.bfloat16, device_map=args.device_map or "cuda:0", max_memory=max_memory)
+        config = model.config
+    else:
+        with open(args.shape) as f:
+            config = transformers.AutoConfig.for_model(**{k: v for k, v in json.load(f).items() if k != "architectures"})
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.eval()
     if args.save:
         start = time.perf_counter()
@@ -67,6 +83,8 @@ def main():
     steps_sorted = sorted(steps)
     print(json.dumps({
         "peer": f"transformers {transformers.__version__}, torch {torch.__version__}",
+        "device_map": args.device_map,
+        "max_memory": args.max_memory,
         "batch": args.batch,
         "prompt_len": args.prompt_len,
         "new_tokens": args.new_tokens,

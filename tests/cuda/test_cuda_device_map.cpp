@@ -56,9 +56,10 @@ cuda::CudaModelOptions base_options() {
   options.max_sequences = 1;
   options.max_seq_len = 64;
   options.max_rows = 32;
-  // Streaming 10 GB/s against a CPU doing 20 GFLOP/s on one thread: for these models the CPU wins
-  // below 4 rows, so under auto a prompt streams and a decode step runs on the CPU.
-  options.offload_speeds = OffloadSpeeds{0, 0, 10.0, 1e6, 1};
+  // Streaming at 1 MB/s against a CPU assumed to do 2 MFLOP/s: for these f32 checkpoints (4 bytes
+  // per parameter) the CPU wins below 4 rows, so under auto a prompt streams and a decode step runs
+  // on the CPU (and keeps doing so: its measured time stays far below the streaming estimate).
+  options.offload_speeds = OffloadSpeeds{0, 0, 1e-3, 1e6, 2e-3};
   return options;
 }
 
@@ -102,7 +103,10 @@ TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
       options.placement = layout.placement;
       options.offload_exec = exec;
       cuda::CudaLlamaModel mapped(config, checkpoint, options);
-      expect_same_run(plain, mapped, exec == OffloadExec::STREAM ? 1e-3 : 3e-2);
+      // The embedding looked up on the host is f32 here (bf16 on a GPU), so only a map that keeps it
+      // on the GPU and streams is the GPU's exact arithmetic.
+      const bool same_arithmetic = exec == OffloadExec::STREAM && layout.placement.embed.is_gpu();
+      expect_same_run(plain, mapped, same_arithmetic ? 1e-3 : 3e-2);
       const cuda::OffloadReport& report = mapped.offload_report();
       EXPECT_GT(report.speeds.offloaded_bytes, 0);
       if (exec == OffloadExec::STREAM) EXPECT_EQ(report.cpu_steps, 0);

@@ -9,7 +9,9 @@ namespace shardlm {
 namespace {
 
 // 8 GB offloaded (4 G bf16 parameters); PCIe 50 GB/s: streaming costs 160 ms a step whatever the rows.
-OffloadSpeeds eight_gigabytes(double cpu_read_gbps, int threads) { return {8e9, 4e9, 50.0, cpu_read_gbps, threads}; }
+OffloadSpeeds eight_gigabytes(double cpu_read_gbps, int threads) {
+  return {8e9, 4e9, 50.0, cpu_read_gbps, 20.0 * threads};
+}
 
 TEST(OffloadPolicy, ParsesTheThreeModesAndNamesTheOptionOtherwise) {
   EXPECT_EQ(parse_offload_exec("stream"), OffloadExec::STREAM);
@@ -40,13 +42,20 @@ TEST(OffloadPolicy, AutoStreamsEverythingWhenTheCpuReadsSlowerThanPcie) {
   EXPECT_EQ(policy.choose(1), OffloadExec::STREAM);
 }
 
-TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceThePrior) {
+TEST(OffloadPolicy, AMeasuredSlowDecodeStepTurnsAutoToStreaming) {
   OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
-  policy.observe_cpu(1, 0.5);     // a single row says nothing about compute speed
+  policy.observe_cpu(1, 0.060);  // slower than the 40 ms read floor, still faster than streaming
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  policy.observe_cpu(1, 0.200);
+  EXPECT_NEAR(policy.cpu_seconds(1), 0.200, 1e-9);
+  EXPECT_EQ(policy.choose(1), OffloadExec::STREAM);
+}
+
+TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceTheAssumedSpeed) {
+  OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  policy.observe_cpu(8, 0.050);   // under 1.5x the 40 ms read floor: bandwidth-bound, says nothing
   EXPECT_NEAR(policy.cpu_seconds(8), 8 * 0.025, 1e-9);
-  policy.observe_cpu(8, 0.050);   // under 1.5x the 40 ms read floor: bandwidth-bound, ignored
-  EXPECT_NEAR(policy.cpu_seconds(8), 8 * 0.025, 1e-9);
-  policy.observe_cpu(16, 0.080);  // compute-bound at 5 ms a row: faster than the prior
+  policy.observe_cpu(16, 0.080);  // compute-bound at 5 ms a row: faster than assumed
   EXPECT_NEAR(policy.cpu_seconds(16), 0.080, 1e-9);
   EXPECT_EQ(policy.choose(30), OffloadExec::CPU);
   EXPECT_EQ(policy.choose(33), OffloadExec::STREAM);

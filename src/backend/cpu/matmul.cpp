@@ -2,7 +2,8 @@
 // Threads split the weight rows, so each weight byte is read once per call: decode (m = 1..batch)
 // is bound by memory bandwidth, and that is the figure we optimise for. Each block of weight rows
 // is widened to f32 once into a small per-thread buffer (it stays in L1/L2) and then reused by every
-// activation row, so prefill does not pay the conversion m times.
+// activation row, so prefill does not pay the conversion m times. Decode (one or two rows) widens in
+// registers instead, inside the dot product: the weights are then read exactly once, from memory.
 #include "backend/cpu/matmul.h"
 
 #include <immintrin.h>
@@ -69,6 +70,62 @@ void dot_block(const float* const* x_rows, const float* const* w_rows, int64_t k
     }
 }
 
+// 8 weights of a 16-bit dtype widened to f32 lanes.
+template <DType kDtype>
+inline __m256 load_widened(const uint16_t* source) {
+  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(source));
+  if constexpr (kDtype == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+  else return _mm256_cvtph_ps(half);
+}
+
+template <DType kDtype>
+inline float widen_one(uint16_t bits) {
+  if constexpr (kDtype == DType::BF16) return bf16_to_f32(bits);
+  else return f16_to_f32(bits);
+}
+
+// y[r][first + c] for R activation rows and C consecutive 16-bit weight rows, widened in registers.
+template <DType kDtype, int R, int C>
+void direct_block(const float* x, int64_t k, const uint16_t* const* w_rows, int64_t n, int64_t first, float* y) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 w[C];
+    for (int c = 0; c < C; ++c) w[c] = load_widened<kDtype>(w_rows[c] + i);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_loadu_ps(x + r * k + i);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xv, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float sum = horizontal_sum(acc[r][c]);
+      for (int64_t j = i; j < k; ++j) sum += x[r * k + j] * widen_one<kDtype>(w_rows[c][j]);
+      y[r * n + first + c] = sum;
+    }
+}
+
+template <DType kDtype, int R>
+void direct_matmul(const float* x, const WeightView& w, float* y) {
+  const int64_t n = w.rows, k = w.cols;
+  const uint16_t* base = static_cast<const uint16_t*>(w.data);
+  const int64_t n_blocks = (n + kWeightRowsPerBlock - 1) / kWeightRowsPerBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < n_blocks; ++block) {
+    const int64_t first = block * kWeightRowsPerBlock;
+    const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, n - first);
+    const uint16_t* w_rows[kWeightRowsPerBlock];
+    for (int64_t c = 0; c < count; ++c) w_rows[c] = base + (first + c) * w.stride();
+    if (count == kWeightRowsPerBlock) {
+      direct_block<kDtype, R, kWeightRowsPerBlock>(x, k, w_rows, n, first, y);
+    } else {
+      for (int64_t c = 0; c < count; ++c) direct_block<kDtype, R, 1>(x, k, w_rows + c, n, first + c, y);
+    }
+  }
+}
+
 // Multiplies every activation row by C consecutive (already widened) weight rows.
 template <int C>
 void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* const* w_rows,
@@ -89,9 +146,7 @@ void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* co
   }
 }
 
-}  // namespace
-
-void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bias, float* y) {
+void matmul_widening_blocks(const float* x, int64_t m, const WeightView& w, float* y) {
   const int64_t n = w.rows;
   const int64_t k = w.cols;
   const int64_t n_blocks = (n + kWeightRowsPerBlock - 1) / kWeightRowsPerBlock;
@@ -122,6 +177,17 @@ void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bi
       }
     }
   }
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bias, float* y) {
+  const int64_t n = w.rows;
+  if (m == 1 && w.dtype == DType::BF16) direct_matmul<DType::BF16, 1>(x, w, y);
+  else if (m == 2 && w.dtype == DType::BF16) direct_matmul<DType::BF16, 2>(x, w, y);
+  else if (m == 1 && w.dtype == DType::F16) direct_matmul<DType::F16, 1>(x, w, y);
+  else if (m == 2 && w.dtype == DType::F16) direct_matmul<DType::F16, 2>(x, w, y);
+  else matmul_widening_blocks(x, m, w, y);
   if (bias.present()) {
     for (int64_t row = 0; row < m; ++row)
       for (int64_t col = 0; col < n; ++col) y[row * n + col] += bias.at(col);

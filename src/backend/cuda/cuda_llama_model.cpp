@@ -176,6 +176,10 @@ void narrow_block(const std::vector<BlockPiece>& pieces, bf16* block) {
   for (const BlockPiece& piece : pieces) narrow_to_bf16(piece.source, reinterpret_cast<uint16_t*>(block + piece.offset));
 }
 
+// The CPU's bf16 matrix speed per thread (AVX2 FMA, widening as it reads) that --offload-exec auto
+// assumes until it has timed a compute-bound CPU step.
+constexpr double kAssumedGflopsPerThread = 20.0;
+
 // Decode has one row per sequence, so the keys are what spreads attention over the GPU.
 constexpr int kMaxAttentionSplits = 32;
 constexpr int kKeysPerSplit = 64;
@@ -502,11 +506,11 @@ void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
   if (options_.offload_speeds) {
     speeds.host_to_device_gbps = options_.offload_speeds->host_to_device_gbps;
     speeds.cpu_read_gbps = options_.offload_speeds->cpu_read_gbps;
-    speeds.cpu_threads = options_.offload_speeds->cpu_threads;
+    speeds.cpu_gflops = options_.offload_speeds->cpu_gflops;
   } else {
     speeds.host_to_device_gbps = measure_host_to_device_bandwidth(offload_gpu.device);
     speeds.cpu_read_gbps = cpu::measure_read_bandwidth();
-    speeds.cpu_threads = omp_get_max_threads();
+    speeds.cpu_gflops = kAssumedGflopsPerThread * omp_get_max_threads();
   }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
 }

@@ -8,9 +8,6 @@
 namespace shardlm {
 namespace {
 
-// A prior for the CPU's bf16 matrix speed per thread (AVX2 FMA, widening as it reads) until a
-// compute-bound CPU step has been measured.
-constexpr double kPriorFlopsPerThread = 20e9;
 // A CPU step slower than this multiple of its bandwidth floor is taken as compute-bound.
 constexpr double kComputeBoundFactor = 1.5;
 
@@ -34,16 +31,15 @@ OffloadExec parse_offload_exec(std::string_view text) {
 OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
     : exec_(exec),
       speeds_(speeds),
-      cpu_seconds_per_row_(2.0 * speeds.offloaded_params / (kPriorFlopsPerThread * std::max(speeds.cpu_threads, 1))) {}
+      cpu_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.offloaded_bytes / (speeds.cpu_read_gbps * 1e9) : 0.0),
+      cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.offloaded_params / (speeds.cpu_gflops * 1e9) : 0.0) {}
 
 double OffloadPolicy::stream_seconds() const {
   return speeds_.host_to_device_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.host_to_device_gbps * 1e9) : 0.0;
 }
 
 double OffloadPolicy::cpu_seconds(int n_rows) const {
-  const double bandwidth_floor =
-      speeds_.cpu_read_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.cpu_read_gbps * 1e9) : 0.0;
-  return std::max(bandwidth_floor, cpu_seconds_per_row_ * n_rows);
+  return std::max(cpu_floor_seconds_, cpu_seconds_per_row_ * n_rows);
 }
 
 OffloadExec OffloadPolicy::choose(int n_rows) const {
@@ -52,9 +48,8 @@ OffloadExec OffloadPolicy::choose(int n_rows) const {
 }
 
 void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
-  const double bandwidth_floor =
-      speeds_.cpu_read_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.cpu_read_gbps * 1e9) : 0.0;
-  if (n_rows > 1 && seconds > kComputeBoundFactor * bandwidth_floor) cpu_seconds_per_row_ = seconds / n_rows;
+  if (n_rows == 1) cpu_floor_seconds_ = seconds;
+  else if (seconds > kComputeBoundFactor * cpu_floor_seconds_) cpu_seconds_per_row_ = seconds / n_rows;
 }
 
 }  // namespace shardlm

@@ -2,7 +2,8 @@
 // time, computed by the CPU backend, or, with auto, whichever the measured speeds say is faster for
 // the rows of each step. Streaming costs the offloaded bytes over host-to-device bandwidth whatever
 // the rows; the CPU costs at least the bytes over its read bandwidth, and more once the rows make it
-// compute-bound (long prefills), which is learned from the CPU steps it runs.
+// compute-bound (long prefills). Both CPU costs are replaced by measurements as CPU steps run: a
+// one-row step measures the bandwidth-bound cost, a compute-bound one the cost per row.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,7 @@ struct OffloadSpeeds {
   double offloaded_params = 0;  // their elements (two flops per element per row)
   double host_to_device_gbps = 0;
   double cpu_read_gbps = 0;
-  int cpu_threads = 1;
+  double cpu_gflops = 0;         // assumed matrix speed of all CPU threads, until one is measured
 };
 
 class OffloadPolicy {
@@ -34,12 +35,13 @@ class OffloadPolicy {
   OffloadExec choose(int n_rows) const;
   double stream_seconds() const;
   double cpu_seconds(int n_rows) const;
-  // A CPU step's measured time; refines the compute-bound estimate.
+  // A CPU step's measured time.
   void observe_cpu(int n_rows, double seconds);
 
  private:
   OffloadExec exec_;
   OffloadSpeeds speeds_;
+  double cpu_floor_seconds_;    // a step of one row (bandwidth-bound)
   double cpu_seconds_per_row_;  // once compute-bound
 };
 

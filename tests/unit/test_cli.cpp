@@ -78,6 +78,18 @@ TEST(Cli, TensorParallelCpuRanksGenerateTheSameTokens) {
   EXPECT_NE(bad.output.find("tp=3"), std::string::npos) << bad.output;
 }
 
+// GPU ranks need one GPU each: without enough (CI has none), --tp on cuda fails before anything
+// waits, naming the GPUs it needed (or the missing CUDA backend).
+TEST(Cli, TensorParallelGpuRanksNeedAGpuEach) {
+  const CommandResult result = run_cli({"generate", "--model", kFixture.string(), "--prompt", "Hi", "--device",
+                                        "cuda:7", "--tp", "2"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("--tp 2"), std::string::npos) << result.output;
+  const bool names_gpus = result.output.find("needs cuda:7..cuda:8") != std::string::npos;
+  const bool names_backend = result.output.find("without the CUDA backend") != std::string::npos;
+  EXPECT_TRUE(names_gpus || names_backend) << result.output;
+}
+
 // A port per test run, so parallel ctest jobs and reruns do not collide.
 std::string free_port(int offset) { return std::to_string(20000 + (::getpid() * 7 + offset) % 20000); }
 

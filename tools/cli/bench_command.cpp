@@ -36,6 +36,8 @@ struct BenchOptions {
   int prompt_len = 128;
   int new_tokens = 32;
   int batch = 1;
+  int tp = 1;
+  std::string tp_plan = "auto";
   DeviceMapRequest device_map;
 };
 
@@ -137,7 +139,48 @@ void run_bench_cpu(const BenchOptions& options) {
 }
 
 #ifdef SHARDLM_WITH_CUDA
+// Every weight is read once per decode step (the tied head counted once), as bf16.
+double decode_weight_bytes(const ModelConfig& config) {
+  const double n_dim = config.hidden_size, q_dim = double(config.num_attention_heads) * config.head_dim;
+  const double kv_dim = double(config.num_key_value_heads) * config.head_dim;
+  const double per_layer = n_dim * (q_dim + 2 * kv_dim) + q_dim * n_dim + 3 * n_dim * config.intermediate_size;
+  return 2.0 * (per_layer * config.num_hidden_layers +
+                double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
+}
+
+// --tp N: one thread per GPU; every rank runs the same steps, rank 0's are reported. The floor is
+// a rank's share of the weights over one GPU's copy bandwidth.
+void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& device) {
+  if (!options.random_shape.empty()) fail("--tp needs --model DIR: random weights cannot be split");
+  if (!options.device_map.device_map.empty()) fail("--tp and --device-map cannot be combined");
+  const std::filesystem::path dir = prepare_model_dir(options.model);
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  check_lengths(options, config);
+  const int64_t max_tokens = int64_t(options.prompt_len) + options.new_tokens;
+  Timings timings;
+  run_tensor_parallel_cuda(dir, options.tp, options.tp_plan, device.index, options.batch, max_tokens,
+                           [&](SequenceRunner& runner, bool first) {
+                             runner.begin(options.batch, max_tokens, SamplingParams{});
+                             auto step = [&](std::span<const TokenRow> rows) { return runner.step(rows); };
+                             BenchOptions warm_up = options;
+                             warm_up.new_tokens = std::min(options.new_tokens, 4);
+                             time_generation(warm_up, config.vocab_size, step);
+                             Timings measured = time_generation(options, config.vocab_size, step);
+                             if (first) timings = std::move(measured);
+                           });
+  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
+                                 cuda::measure_copy_bandwidth(device.index));
+  result["device"] = fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1);
+  result["tp"] = options.tp;
+  result["model"] = dir.string();
+  fmt::print("{}\n", result.dump(2));
+}
+
 void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
+  if (options.tp > 1) {
+    run_bench_tensor_parallel(options, device);
+    return;
+  }
   const bool random_weights = !options.random_shape.empty();
   std::shared_ptr<const Checkpoint> checkpoint;
   std::filesystem::path dir;
@@ -170,12 +213,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   time_generation(warm_up, config.vocab_size, step);
   const Timings timings = time_generation(options, config.vocab_size, step);
 
-  // Every weight is read once per decode step (the tied head counted once).
-  const double n_dim = config.hidden_size, q_dim = double(config.num_attention_heads) * config.head_dim;
-  const double kv_dim = double(config.num_key_value_heads) * config.head_dim;
-  const double per_layer = n_dim * (q_dim + 2 * kv_dim) + q_dim * n_dim + 3 * n_dim * config.intermediate_size;
-  const double weight_bytes =
-      2.0 * (per_layer * config.num_hidden_layers + double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
+  const double weight_bytes = decode_weight_bytes(config);
   nlohmann::json result = report(options, timings, weight_bytes, cuda::measure_copy_bandwidth(device.index));
   result["device"] = fmt::format("cuda:{}", device.index);
   result["model"] = random_weights ? "random:" + options.random_shape : dir.string();
@@ -216,6 +254,7 @@ void run_bench(const BenchOptions& options) {
   if (!device.is_cuda) {
     if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
     if (!options.device_map.device_map.empty()) fail("bench --device-map needs a GPU (--device cuda:N)");
+    if (options.tp > 1) fail("bench --tp needs GPUs (--device cuda:N)");
     run_bench_cpu(options);
     return;
   }
@@ -240,6 +279,11 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")->capture_default_str();
   command->add_option("--batch", options->batch, "Sequences decoded together")->capture_default_str();
   add_device_map_options(*command, options->device_map);
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
+      ->capture_default_str();
   command->callback([options] { run_bench(*options); });
 }
 

@@ -107,10 +107,14 @@ void run_generate(const GenerateOptions& options) {
     run_tensor_parallel_process(dir, launch, options.tp_plan, [&](SequenceRunner& runner, bool first) {
       results = generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
     });
+  } else if (options.tp > 1 && device.is_cuda) {
+    run_tensor_parallel_cuda(dir, options.tp, options.tp_plan, device.index, int(prompt_ids.size()), max_tokens,
+                             [&](SequenceRunner& runner, bool first) {
+                               std::vector<GenerationResult> rank_results = generate(
+                                   runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
+                               if (first) results = std::move(rank_results);
+                             });
   } else if (options.tp > 1) {
-    if (device.is_cuda)
-      fail("--tp {} with --device cuda:{}: tensor parallelism across GPUs (NCCL) is not built yet; --tp runs CPU ranks",
-           options.tp, device.index);
     run_tensor_parallel_cpu(dir, options.tp, options.tp_plan, [&](SequenceRunner& runner, bool first) {
       std::vector<GenerationResult> rank_results =
           generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
@@ -156,7 +160,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("generate", "Generate text from a prompt");
   add_model_options(*command, options->model);
   add_device_option(*command, options->device);
-  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks (CPU ranks: one thread each)")
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each: GPUs cuda:N.. with --device cuda:N (NCCL), else CPU ranks")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")

@@ -4,7 +4,9 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <charconv>
+#include <mutex>
 
 #include "core/error.h"
 #include "model/llama_model.h"
@@ -14,6 +16,7 @@
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/cuda_sequence_runner.h"
+#include "backend/cuda/nccl_communicator.h"
 #endif
 
 namespace shardlm::cli {
@@ -116,6 +119,61 @@ void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std
     CpuSequenceRunner runner(model);
     body(runner, comm.rank() == 0);
   });
+}
+
+void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const std::string& tp_plan, int first_device,
+                              int n_sequences, int64_t max_tokens,
+                              const std::function<void(SequenceRunner&, bool is_first_rank)>& body) {
+#ifdef SHARDLM_WITH_CUDA
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_argument(tp_plan), tp);
+  int n_devices = 0;
+  if (cudaGetDeviceCount(&n_devices) != cudaSuccess) n_devices = 0;
+  // NCCL needs a GPU per rank; checked first, since a rank that cannot start would leave the
+  // others waiting in ncclCommInitRank.
+  if (first_device < 0 || first_device + tp > n_devices)
+    fail("--tp {} from cuda:{} needs cuda:{}..cuda:{}, but {} CUDA devices are visible", tp, first_device,
+         first_device, first_device + tp - 1, n_devices);
+  std::mutex mutex;
+  std::vector<cuda::NcclCommunicator*> communicators;
+  auto abort_all = [&] {
+    const std::lock_guard lock(mutex);
+    for (cuda::NcclCommunicator* comm : communicators) comm->abort();
+  };
+  ThreadGroup::run(tp, [&](Communicator& host) {
+    try {
+      cuda::NcclCommunicator comm(host, first_device + host.rank());
+      {
+        const std::lock_guard lock(mutex);
+        communicators.push_back(&comm);
+      }
+      struct Unregister {
+        std::mutex& mutex;
+        std::vector<cuda::NcclCommunicator*>& list;
+        cuda::NcclCommunicator* comm;
+        ~Unregister() {
+          const std::lock_guard lock(mutex);
+          list.erase(std::find(list.begin(), list.end(), comm));
+        }
+      } unregister{mutex, communicators, &comm};
+      cuda::CudaModelOptions options;
+      options.device = first_device + host.rank();
+      options.max_sequences = n_sequences;
+      options.max_seq_len = max_tokens;
+      options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+      cuda::CudaLlamaModel model(config, checkpoint, options);
+      cuda::CudaSequenceRunner runner(model);
+      body(runner, host.rank() == 0);
+    } catch (...) {
+      abort_all();
+      throw;
+    }
+  });
+#else
+  (void)dir, (void)tp, (void)tp_plan, (void)n_sequences, (void)max_tokens, (void)body;
+  fail("--tp {} on cuda:{}: this shardlm was built without the CUDA backend", tp, first_device);
+#endif
 }
 
 void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchEnv& env, const std::string& tp_plan,

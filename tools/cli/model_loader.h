@@ -47,6 +47,14 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
 void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std::string& tp_plan,
                              const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
+// Tensor parallelism over `tp` GPUs, cuda:first_device onwards, one thread each, NCCL between them;
+// the plan is resolved before any weight is read. Each rank's KV cache holds n_sequences sequences
+// of max_tokens tokens. If a rank fails, every rank's NCCL communicator is aborted so none waits on
+// it, and the first failure is rethrown.
+void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const std::string& tp_plan, int first_device,
+                              int n_sequences, int64_t max_tokens,
+                              const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
+
 // This process as one CPU rank of a group started by a launcher (shardlm launch, torchrun, Slurm,
 // mpirun): joins the others over TCP at MASTER_ADDR:MASTER_PORT, then runs body on its rank. An
 // error on this rank is sent to the group (which fails within seconds) before it is rethrown.

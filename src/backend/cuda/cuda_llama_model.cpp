@@ -21,6 +21,7 @@
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
 #include "backend/cuda/kernels/flash_attention.h"
+#include "backend/cuda/kernels/gather_logits.h"
 #include "backend/cuda/kernels/gemv.h"
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
@@ -195,7 +196,8 @@ int attention_splits(int n_rows, int n_heads, int64_t length) {
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
                                const CudaModelOptions& options)
-    : config_(config), options_(options), checkpoint_(std::move(checkpoint)) {
+    : config_(config), layer_config_(config), options_(options), checkpoint_(std::move(checkpoint)) {
+  bind_tensor_parallel(*checkpoint_);
   place_units();
   allocate();
   upload(*checkpoint_);
@@ -203,12 +205,33 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const 
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
-    : config_(config), options_(options) {
+    : config_(config), layer_config_(config), options_(options) {
+  if (options_.tensor_parallel)
+    fail("random weights cannot be split for tensor parallelism: save the model and pass --model DIR");
+  embed_rows_ = head_rows_ = config_.vocab_size;
   place_units();
   if (offloads() || embed_gpu_ == kOnHost)
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
   allocate();
   fill_random(seed);
+}
+
+void CudaLlamaModel::bind_tensor_parallel(const Checkpoint& checkpoint) {
+  embed_rows_ = head_rows_ = config_.vocab_size;
+  if (!options_.tensor_parallel) return;
+  if (options_.placement) fail("tensor parallelism and a device map cannot be combined: use --tp or --device-map");
+  comm_ = options_.tensor_parallel->comm;
+  const TensorParallelRank rank{options_.tensor_parallel->plan, comm_->rank(), nullptr};
+  const LlamaWeights views = bind_llama_weights(config_, checkpoint, &rank);
+  shard_ = views.shard;
+  layer_config_.num_attention_heads = shard_.n_heads;
+  layer_config_.num_key_value_heads = shard_.n_kv_heads;
+  layer_config_.intermediate_size = shard_.ff_dim;
+  embed_rows_ = views.embed_tokens.rows;
+  head_rows_ = views.lm_head.rows;
+  if (!shard_.head_gathered && head_rows_ != config_.vocab_size)
+    fail("tp plan: lm_head holds {} of {} rows on rank {} but is not gathered", head_rows_, config_.vocab_size,
+         comm_->rank());
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -273,12 +296,12 @@ void CudaLlamaModel::allocate() {
          config_.max_position_embeddings);
   rope_ = compute_rope_frequencies(config_);
 
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   const int logit_rows = std::max(options_.max_sequences, 1);
   const int64_t partial_floats =
       attention_partial_floats(kRowHeadsThatFillTheGpu, 1, kMaxAttentionSplits, config_.head_dim);
   for (int device : gpu_devices_)
-    gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, rope_, options_.max_rows, logit_rows, partial_floats));
+    gpus_.push_back(std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, partial_floats));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : gpu_devices_)
     for (int b : gpu_devices_) {
@@ -290,7 +313,7 @@ void CudaLlamaModel::allocate() {
       else CUDA_CHECK(status);
     }
 
-  const LayerOffsets lo = layer_offsets(config_);
+  const LayerOffsets lo = layer_offsets(layer_config_);
   const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;
   layers_.assign(size_t(config_.num_hidden_layers), LayerWeights{});
   layer_caches_.assign(size_t(config_.num_hidden_layers), LayerCache{});
@@ -298,10 +321,12 @@ void CudaLlamaModel::allocate() {
     GpuWorkspace& gpu = *gpus_[size_t(g)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     ArenaLayout layout;
-    const int64_t embed_offset = embed_gpu_ == g ? layout.take(s.vocab * s.dim) : -1;
+    const int64_t embed_offset = embed_gpu_ == g ? layout.take(embed_rows_ * s.dim) : -1;
     const int64_t final_norm_offset = head_gpu_ == g ? layout.take(s.dim) : -1;
-    const bool head_shares_embedding = config_.tie_word_embeddings && embed_gpu_ == g;
-    const int64_t lm_head_offset = head_gpu_ != g ? -1 : head_shares_embedding ? embed_offset : layout.take(s.vocab * s.dim);
+    // A tensor-parallel rank's head is its own slice, bound separately from the embedding's.
+    const bool head_shares_embedding = config_.tie_word_embeddings && embed_gpu_ == g && !comm_;
+    const int64_t lm_head_offset =
+        head_gpu_ != g ? -1 : head_shares_embedding ? embed_offset : layout.take(head_rows_ * s.dim);
     std::vector<int> resident, cached;
     for (int il = 0; il < config_.num_hidden_layers; ++il) {
       if (layer_gpu_[size_t(il)] == g) resident.push_back(il);
@@ -332,10 +357,15 @@ void CudaLlamaModel::allocate() {
   host_inputs_ = PinnedBuffer(kInputArrays * rows * sizeof(int32_t));
   host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
   if (offloads() || embed_gpu_ == kOnHost) pinned_hidden_ = PinnedBuffer(rows * size_t(s.dim) * sizeof(float));
+  if (shard_.head_gathered) {
+    const size_t block_floats = size_t(logit_rows) * size_t(shard_.head_block);
+    local_logits_ = DeviceBuffer(block_floats * sizeof(float));
+    gathered_logits_ = DeviceBuffer(block_floats * size_t(comm_->size()) * sizeof(float));
+  }
 }
 
 void CudaLlamaModel::fill_random(uint64_t seed) {
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   uint64_t stream_id = seed;
   for (int g = 0; g < int(gpus_.size()); ++g) {
     CUDA_CHECK(cudaSetDevice(gpus_[size_t(g)]->device));
@@ -383,29 +413,49 @@ void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, 
   for (const UploadPiece& piece : pieces) {
     const WeightView& w = piece.source;
     const size_t element_size = dtype_size(w.dtype);
+    const size_t row_bytes = size_t(w.cols) * element_size;
+    // Chunks are whole rows, so a strided view (a tensor-parallel rank's column slice) is packed
+    // row by row; a contiguous view is one long row.
+    const bool strided = w.stride() != w.cols;
+    if (strided && row_bytes > kChunkBytes) fail("upload: a {}-byte row does not fit the staging buffer", row_bytes);
+    const int64_t rows = strided ? w.rows : 1;
+    const size_t unit_bytes = strided ? row_bytes : size_t(w.numel()) * element_size;
+    const int64_t unit_elements = strided ? w.cols : w.numel();
+    const int64_t units_per_chunk = std::max<int64_t>(1, int64_t(kChunkBytes / unit_bytes));
     const int64_t chunk_elements = int64_t(kChunkBytes / element_size);
-    for (int64_t first = 0; first < w.numel(); first += chunk_elements) {
-      const int64_t count = std::min(chunk_elements, w.numel() - first);
-      const size_t bytes = size_t(count) * element_size;
-      CUDA_CHECK(cudaEventSynchronize(chunk_done[buffer]));
-      const char* source = static_cast<const char*>(w.data) + size_t(first) * element_size;
-      char* staging = pinned[buffer].get<char>();
-      // Page-cache reads are the bottleneck on the host side; several threads keep up with PCIe.
+    for (int64_t first_row = 0; first_row < rows; first_row += units_per_chunk) {
+      const int64_t n_rows = std::min(units_per_chunk, rows - first_row);
+      for (int64_t first = 0; first < n_rows * unit_elements; first += chunk_elements) {
+        const int64_t count = std::min(chunk_elements, n_rows * unit_elements - first);
+        const size_t bytes = size_t(count) * element_size;
+        CUDA_CHECK(cudaEventSynchronize(chunk_done[buffer]));
+        char* staging = pinned[buffer].get<char>();
+        const char* base = static_cast<const char*>(w.data);
+        if (strided) {
+          for (int64_t row = 0; row < n_rows; ++row)
+            std::memcpy(staging + size_t(row) * row_bytes,
+                        base + size_t((first_row + row) * w.stride()) * element_size, row_bytes);
+        } else {
+          const char* source = base + size_t(first) * element_size;
+          // Page-cache reads are the bottleneck on the host side; several threads keep up with PCIe.
 #pragma omp parallel for schedule(static)
-      for (int64_t block = 0; block < int64_t((bytes + (1 << 20) - 1) >> 20); ++block) {
-        const size_t offset = size_t(block) << 20;
-        std::memcpy(staging + offset, source + offset, std::min<size_t>(size_t(1) << 20, bytes - offset));
+          for (int64_t block = 0; block < int64_t((bytes + (1 << 20) - 1) >> 20); ++block) {
+            const size_t offset = size_t(block) << 20;
+            std::memcpy(staging + offset, source + offset, std::min<size_t>(size_t(1) << 20, bytes - offset));
+          }
+        }
+        bf16* destination = piece.destination + first_row * unit_elements + first;
+        if (w.dtype == DType::BF16) {
+          CUDA_CHECK(cudaMemcpyAsync(destination, staging, bytes, cudaMemcpyHostToDevice, stream));
+        } else {
+          CUDA_CHECK(cudaMemcpyAsync(device_staging[buffer].get(), staging, bytes, cudaMemcpyHostToDevice, stream));
+          launch_convert_to_bf16(device_staging[buffer].get(),
+                                 w.dtype == DType::F32 ? SourceDtype::F32 : SourceDtype::F16, count, destination, stream);
+        }
+        CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream));
+        progress.advance(int64_t(bytes));
+        buffer ^= 1;
       }
-      if (w.dtype == DType::BF16) {
-        CUDA_CHECK(cudaMemcpyAsync(piece.destination + first, staging, bytes, cudaMemcpyHostToDevice, stream));
-      } else {
-        CUDA_CHECK(cudaMemcpyAsync(device_staging[buffer].get(), staging, bytes, cudaMemcpyHostToDevice, stream));
-        launch_convert_to_bf16(device_staging[buffer].get(), w.dtype == DType::F32 ? SourceDtype::F32 : SourceDtype::F16,
-                               count, piece.destination + first, stream);
-      }
-      CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream));
-      progress.advance(int64_t(bytes));
-      buffer ^= 1;
     }
   }
   CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -415,9 +465,11 @@ void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, 
 }  // namespace
 
 void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
-  // The CPU binder checks every name and shape against the config; its views say where to copy from.
-  const LlamaWeights host = bind_llama_weights(config_, checkpoint);
-  const LayerOffsets lo = layer_offsets(config_);
+  // The CPU binder checks every name and shape against the config; its views (a tensor-parallel
+  // rank's slices) say where to copy from.
+  const TensorParallelRank rank{comm_ ? options_.tensor_parallel->plan : nullptr, comm_ ? comm_->rank() : 0, nullptr};
+  const LlamaWeights host = bind_llama_weights(config_, checkpoint, comm_ ? &rank : nullptr);
+  const LayerOffsets lo = layer_offsets(layer_config_);
   std::vector<std::vector<UploadPiece>> per_gpu(gpus_.size());
   double total_bytes = 0;
   auto add = [&](int g, const WeightView& source, bf16* destination) {
@@ -432,7 +484,7 @@ void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
   for (size_t il = 0; il < layers_.size(); ++il) {
     if (layer_gpu_[il] == kOnHost) continue;
     bf16* block = layers_[il].attn_norm - lo.attn_norm;
-    for (const BlockPiece& piece : layer_pieces(config_, host.layers[il]))
+    for (const BlockPiece& piece : layer_pieces(layer_config_, host.layers[il]))
       add(layer_gpu_[il], piece.source, block + piece.offset);
   }
   ProgressBar progress("loading weights", int64_t(total_bytes));
@@ -448,8 +500,8 @@ void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
 
 void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
   const LlamaWeights host = bind_llama_weights(config_, checkpoint);
-  const LayerOffsets lo = layer_offsets(config_);
-  const HeadOffsets ho = head_offsets(config_);
+  const LayerOffsets lo = layer_offsets(layer_config_);
+  const HeadOffsets ho = head_offsets(layer_config_);
   cpu_model_ = std::make_unique<LlamaModel>(config_, checkpoint_);
   LlamaWeights cpu_views = cpu_model_->weights();
   OffloadSpeeds& speeds = offload_report_.speeds;
@@ -470,15 +522,15 @@ void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
   };
   layer_blocks_.resize(layers_.size());
   for (int il : offloaded_layers_) {
-    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
+    const auto [block, pinned] = keep(layer_pieces(layer_config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
     layer_blocks_[size_t(il)] = block;
-    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, pinned);
+    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(layer_config_, pinned);
   }
   if (head_gpu_ == kOnHost) {
-    const auto [block, pinned] = keep(head_pieces(config_, host), ho.elements, head_on_disk_);
+    const auto [block, pinned] = keep(head_pieces(layer_config_, host), ho.elements, head_on_disk_);
     head_block_ = block;
     if (pinned) {
-      const Strides s = strides_of(config_);
+      const Strides s = strides_of(layer_config_);
       cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
       cpu_views.lm_head = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
     }
@@ -500,7 +552,7 @@ void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
     std::vector<DeviceLayerCache> caches;
     for (int il : offloaded_layers_)
       caches.push_back({il, layer_caches_[size_t(il)].keys, layer_caches_[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_).kv_dim, max_seq_len_,
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(layer_config_).kv_dim, max_seq_len_,
                                                options_.max_sequences, offload_gpu.device, offload_gpu.stream);
   }
   if (options_.offload_speeds) {
@@ -551,14 +603,14 @@ CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> r
   if (shape.n_logit_rows > options_.max_sequences)
     fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
          shape.n_logit_rows, options_.max_sequences);
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   if (decode_shaped) {
     // Splits are sized for the whole cache, since a graph replays at every context length; each
     // block reads its own row's length on the device.
-    shape.n_splits = attention_splits(shape.n_rows, config_.num_attention_heads, max_seq_len_);
+    shape.n_splits = attention_splits(shape.n_rows, layer_config_.num_attention_heads, max_seq_len_);
     shape.gemv = shape.n_rows <= kGemvMaxRows && s.dim % 8 == 0 && s.q_dim % 8 == 0 && s.ff_dim % 8 == 0;
   } else {
-    shape.n_splits = attention_splits(shape.n_rows, config_.num_attention_heads, max_position + 1);
+    shape.n_splits = attention_splits(shape.n_rows, layer_config_.num_attention_heads, max_position + 1);
     // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
     if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
   }
@@ -578,25 +630,25 @@ CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> r
 
 void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
                             const StepShape& shape) {
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   const int32_t* positions = gpu.input(1);
   const int32_t* slots = gpu.input(2);
   launch_qkv_rope({gpu.qkv.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, positions,
                    slots, gpu.inv_freq.get<float>(), rope_.attention_scaling, shape.n_rows,
-                   config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(),
+                   layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(),
                    cache.keys, cache.values, max_seq_len_},
                   gpu.stream);
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
   if (shape.run && prefill_attention_supports(config_.head_dim)) {
     const size_t slot_offset = size_t(shape.run->slot) * max_seq_len_ * s.kv_dim;
     launch_prefill_attention({gpu.q.get<bf16>(), cache.keys + slot_offset, cache.values + slot_offset, shape.n_rows,
-                              shape.run->first_position, config_.num_attention_heads, config_.num_key_value_heads,
+                              shape.run->first_position, layer_config_.num_attention_heads, layer_config_.num_key_value_heads,
                               config_.head_dim, config_.sliding_window.value_or(0), scale,
                               gpu.attention_out.get<bf16>()},
                              gpu.stream);
   } else {
     launch_attention({gpu.q.get<bf16>(), cache.keys, cache.values, positions, slots, shape.n_rows,
-                      config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim, max_seq_len_,
+                      layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim, max_seq_len_,
                       config_.sliding_window.value_or(0), scale, shape.n_splits, gpu.attention_partial.get<float>(),
                       gpu.attention_out.get<bf16>()},
                      gpu.stream);
@@ -605,7 +657,7 @@ void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerWeights& layer, const 
 
 void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
                                    const StepShape& shape) {
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   const float eps = config_.rms_norm_eps;
   const int n = shape.n_rows;
   float* residual = gpu.residual.get<float>();
@@ -614,14 +666,30 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
     launch_gemv({residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16},
                 gpu.stream);
     attend(gpu, layer, cache, shape);
-    launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, residual,
-                 GemvOutput::ADD_TO_F32},
-                gpu.stream);
+    // A rowwise (partial) projection is summed over the ranks before it joins the residual.
+    if (shard_.attention_partial) {
+      launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
+                   GemvOutput::BF16},
+                  gpu.stream);
+      reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, true);
+    } else {
+      launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, residual,
+                   GemvOutput::ADD_TO_F32},
+                  gpu.stream);
+    }
     launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
                  GemvOutput::SWIGLU_BF16},
                 gpu.stream);
-    launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, residual, GemvOutput::ADD_TO_F32},
-                gpu.stream);
+    if (shard_.mlp_partial) {
+      launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(),
+                   GemvOutput::BF16},
+                  gpu.stream);
+      reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, true);
+    } else {
+      launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, residual,
+                   GemvOutput::ADD_TO_F32},
+                  gpu.stream);
+    }
     return;
   }
   bf16* normed = gpu.normed.get<bf16>();
@@ -631,23 +699,42 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
   attend(gpu, layer, cache, shape);
   gpu.gemm->linear(gpu.attention_out.get<bf16>(), n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
                    GemmOutput::BF16, gpu.stream);
+  if (shard_.attention_partial) reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, false);
   launch_add_rmsnorm(residual, gpu.projected.get<bf16>(), layer.mlp_norm, eps, n, int(s.dim), nullptr, normed,
                      gpu.stream);
   gpu.gemm->gate_up_swiglu(normed, n, layer.gate_up, s.ff_dim, s.dim, gpu.gate_up.get<bf16>(),
                            gpu.activated.get<bf16>(), gpu.stream);
   gpu.gemm->linear(gpu.activated.get<bf16>(), n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(), GemmOutput::BF16,
                    gpu.stream);
+  if (shard_.mlp_partial) reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, false);
   gpu.mlp_out_pending = true;
 }
 
+void CudaLlamaModel::reduce_and_fold(GpuWorkspace& gpu, bf16* partial, int n_rows, bool fold) {
+  comm_->all_reduce_sum(partial, size_t(n_rows) * size_t(config_.hidden_size), DType::BF16, gpu.stream);
+  if (fold)
+    launch_add_rmsnorm(gpu.residual.get<float>(), partial, nullptr, 0.0f, n_rows, config_.hidden_size, nullptr,
+                       nullptr, gpu.stream);
+}
+
+void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {
+  const size_t block_floats = size_t(n_rows) * size_t(shard_.head_block);
+  comm_->all_gather(local_logits_.get(), gathered_logits_.get(), block_floats, DType::F32, gpu.stream);
+  launch_gather_logits(gathered_logits_.get<float>(), n_rows, shard_.head_block, config_.vocab_size,
+                       gpu.logits.get<float>(), gpu.stream);
+}
+
 void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape) {
-  const Strides s = strides_of(config_);
+  const Strides s = strides_of(layer_config_);
   const float eps = config_.rms_norm_eps;
   float* residual = gpu.residual.get<float>();
+  // A split head writes this rank's block of the vocabulary, then the blocks are gathered.
+  void* logits = shard_.head_gathered ? local_logits_.get() : gpu.logits.get();
   if (shape.gemv) {
-    launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, s.vocab, s.dim, gpu.logits.get(),
+    launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, head_rows_, s.dim, logits,
                  GemvOutput::F32},
                 gpu.stream);
+    if (shard_.head_gathered) gather_head_logits(gpu, shape.n_rows);
     return;
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
@@ -657,8 +744,9 @@ void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, co
   gpu.mlp_out_pending = false;
   launch_add_rmsnorm(residual, nullptr, head.final_norm, eps, shape.n_logit_rows, int(s.dim), gpu.input(3),
                      gpu.selected.get<bf16>(), gpu.stream);
-  gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, s.vocab, s.dim, gpu.logits.get(),
+  gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, head_rows_, s.dim, logits,
                    GemmOutput::F32, gpu.stream);
+  if (shard_.head_gathered) gather_head_logits(gpu, shape.n_logit_rows);
 }
 
 void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
@@ -722,12 +810,15 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     GpuWorkspace& gpu = *gpus_[size_t(embed_gpu_)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     launch_embedding(embed_tokens_, gpu.input(0), shape.n_rows, config_.hidden_size, gpu.residual.get<float>(),
-                     gpu.stream);
+                     gpu.stream, int(shard_.embed_vocab_begin), int(embed_rows_));
+    if (shard_.embed_partial)
+      comm_->all_reduce_sum(gpu.residual.get(), size_t(shape.n_rows) * size_t(config_.hidden_size), DType::F32,
+                            gpu.stream);
     gpu.mlp_out_pending = false;
   } else {
     host_hidden_ = cpu_model_->embed_rows(rows);
   }
-  const LayerOffsets lo = layer_offsets(config_);
+  const LayerOffsets lo = layer_offsets(layer_config_);
   for (int il = 0; il < n_layers;) {
     const int target = where(il);
     move_hidden(at, target, shape.n_rows);
@@ -770,7 +861,7 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     GpuWorkspace& gpu = *gpus_[size_t(head_at)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     bf16* block = streamer_->acquire(gpu.stream);
-    const HeadOffsets ho = head_offsets(config_);
+    const HeadOffsets ho = head_offsets(layer_config_);
     run_gpu_head(gpu, {block + ho.final_norm, block + ho.lm_head}, shape);
     streamer_->release(gpu.stream);
   }
@@ -831,7 +922,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   check_rows(rows);
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              std::all_of(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; });
-  if (decode_shaped && !offloads()) {
+  if (decode_shaped && !offloads() && (!comm_ || comm_->capturable())) {
     const int n_rows = int(rows.size());
     const StepShape shape = stage_rows(rows, true);
     const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_communicator.h"
 #include "backend/cuda/gpu_workspace.h"
 #include "backend/cuda/offload_kv_sync.h"
 #include "backend/cuda/offload_streamer.h"
@@ -30,9 +31,19 @@
 #include "model/rope_frequencies.h"
 #include "parallel/device_map/offload_policy.h"
 #include "parallel/device_map/planner.h"
+#include "parallel/tp_plan.h"
 #include "runtime/sampler.h"
 
 namespace shardlm::cuda {
+
+// This model as one rank of a tensor-parallel group: it holds its slices of the weights (as the
+// plan says, read straight from the checkpoint) and completes rowwise projections, a
+// vocabulary-parallel embedding and a split LM head with the communicator's collectives. Every rank
+// ends a step with the full logits and samples the same tokens.
+struct CudaTensorParallel {
+  const TpPlan* plan = nullptr;
+  DeviceCommunicator* comm = nullptr;  // its rank is this model's rank
+};
 
 struct CudaModelOptions {
   int device = 0;            // the GPU of every unit when there is no placement
@@ -45,6 +56,8 @@ struct CudaModelOptions {
   // Host-to-device and CPU read speeds (and CPU threads) to decide with, instead of measuring them
   // at load (about a second); the offloaded byte counts are always the model's own.
   std::optional<OffloadSpeeds> offload_speeds;
+  // Tensor parallelism on `device` (not with a placement); needs the checkpoint constructor.
+  std::optional<CudaTensorParallel> tensor_parallel;
 };
 
 struct LoadReport {
@@ -108,6 +121,7 @@ class CudaLlamaModel {
   };
   static constexpr int kOnHost = -1;  // where the hidden states are when the CPU runs a unit
 
+  void bind_tensor_parallel(const Checkpoint& checkpoint);
   void place_units();
   void allocate();
   void upload(const Checkpoint& checkpoint);
@@ -120,6 +134,10 @@ class CudaLlamaModel {
   void run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape);
   // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv, then attention into attention_out.
   void attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  // Completes a rowwise (partial) projection output of n_rows rows and adds it to the residual.
+  void reduce_and_fold(GpuWorkspace& gpu, __nv_bfloat16* partial, int n_rows, bool fold);
+  // Logits of this rank's vocabulary block into local_logits_, gathered into gpu.logits.
+  void gather_head_logits(GpuWorkspace& gpu, int n_rows);
   // Moves the hidden states of n_rows rows to `to` (a GPU index or kOnHost).
   void move_hidden(int from, int to, int n_rows);
   void sample(const StepShape& shape, const SamplingParams& sampling);
@@ -132,7 +150,14 @@ class CudaLlamaModel {
   GpuWorkspace& first_gpu() { return *gpus_[size_t(embed_gpu_ == kOnHost ? offload_gpu_ : embed_gpu_)]; }
 
   ModelConfig config_;
+  // The dimensions this model's layers have: config_ itself, or a tensor-parallel rank's heads
+  // and intermediate size.
+  ModelConfig layer_config_;
   CudaModelOptions options_;
+  DeviceCommunicator* comm_ = nullptr;  // with tensor parallelism
+  LlamaShard shard_;                    // what this rank holds and which outputs need a collective
+  int64_t embed_rows_ = 0, head_rows_ = 0;  // rows of the embedding table and LM head held here
+  DeviceBuffer local_logits_, gathered_logits_;
   int64_t max_seq_len_ = 0;
   RopeFrequencies rope_;
   LoadReport load_report_;

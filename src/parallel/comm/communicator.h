@@ -1,13 +1,9 @@
-// The collective-communication interface every tensor-parallel backend implements: host threads
-// and host processes now (thread_group.h, tcp_communicator.h), NCCL and a CUDA peer-memory
-// all-reduce later. One Communicator object is one rank's handle on its group.
+// The collective-communication interface of host ranks: threads of one process and processes over
+// TCP (thread_group.h, tcp_communicator.h). One Communicator object is one rank's handle on its
+// group. GPU ranks use backend/cuda/device_communicator.h, whose collectives take a stream; they
+// meet through a host Communicator first (NCCL's unique id travels over it).
 //
-// Buffers are raw pointers plus a DType, in the memory the backend serves: host memory for the
-// host backends, device memory for the CUDA ones. Nothing here names a stream: a device backend is
-// created for one rank's stream and enqueues every collective on it, so ordering with the model's
-// kernels is the stream's, and libshardlm's interface stays free of CUDA types (it builds without
-// the toolkit). Host backends complete each call before returning; device backends return once
-// the work is enqueued.
+// Buffers are raw host pointers plus a DType; each call completes before returning.
 //
 // Guarantees every backend keeps: all ranks end an all-reduce or reduce-scatter with bit-identical
 // values (the host backends sum in rank order 0, 1, ..., n-1, accumulating in f32); every rank must

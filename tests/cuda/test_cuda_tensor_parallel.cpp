@@ -1,0 +1,135 @@
+// Tensor parallelism on the CUDA model: 2 and 4 ranks (threads) against the whole model on one GPU,
+// for every fixture architecture: prompt logits within bf16 tolerance (the partial sums are
+// all-reduced in bf16, as Transformers does), the same greedy tokens through the decode path
+// wherever the whole model's logits are not a near tie, and every rank with the same logits. The
+// ranks share this machine's one GPU, so their collectives go through the host (NCCL refuses two
+// ranks on one device); the NCCL path is the same model code with another DeviceCommunicator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "../unit/model_fixtures.h"
+#include "backend/cuda/cuda_llama_model.h"
+#include "backend/cuda/host_staged_communicator.h"
+#include "core/error.h"
+#include "cuda_test_support.h"
+#include "parallel/comm/thread_group.h"
+#include "parallel/tp_plan.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+double relative_l2_error(std::span<const float> actual, std::span<const float> expected) {
+  double difference = 0, reference = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+    reference += double(expected[i]) * expected[i];
+  }
+  return std::sqrt(difference / reference);
+}
+
+bool near_tie(std::vector<float> logits) {
+  const float spread = *std::max_element(logits.begin(), logits.end()) - *std::min_element(logits.begin(), logits.end());
+  std::nth_element(logits.begin(), logits.begin() + 1, logits.end(), std::greater<float>());
+  return logits[0] - logits[1] <= 0.02f * spread;
+}
+
+cuda::CudaModelOptions options() {
+  cuda::CudaModelOptions options;
+  options.max_sequences = 1;
+  options.max_seq_len = 64;
+  options.max_rows = 16;  // the 20-token prompt is chunked
+  return options;
+}
+
+std::vector<TokenRow> prompt_rows() {
+  std::vector<TokenRow> rows;
+  for (int i = 0; i < 20; ++i) rows.push_back({0, i, (i * 53 + 7) % 500, i == 19});
+  return rows;
+}
+
+struct RunResult {
+  std::vector<float> prompt_logits;
+  std::vector<int32_t> tokens;  // greedy decode, teacher-forced along `forced`
+};
+
+RunResult run_model(cuda::CudaLlamaModel& model, const std::vector<int32_t>& forced) {
+  RunResult result;
+  const std::vector<TokenRow> rows = prompt_rows();
+  result.prompt_logits = model.forward_logits(rows);
+  result.tokens.push_back(model.forward_sample(rows, SamplingParams{}).at(0));
+  for (size_t step = 0; step < forced.size(); ++step) {
+    const TokenRow next{0, int64_t(20 + step), forced[step], true};
+    result.tokens.push_back(model.forward_sample(std::span<const TokenRow>(&next, 1), SamplingParams{}).at(0));
+  }
+  return result;
+}
+
+class CudaTensorParallelFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaTensorParallelFixture, TwoAndFourRanksMatchOneGpu) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / GetParam();
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  cuda::CudaLlamaModel whole(config, checkpoint, options());
+  // The whole model's own greedy path, which every run is then forced along.
+  RunResult reference = run_model(whole, {});
+  std::vector<int32_t> forced = {reference.tokens[0]};
+  std::vector<std::vector<float>> step_logits = {reference.prompt_logits};
+  for (int step = 0; step < 8; ++step) {
+    const TokenRow next{0, int64_t(20 + step), forced.back(), true};
+    step_logits.push_back(whole.forward_logits(std::span<const TokenRow>(&next, 1)));
+    forced.push_back(whole.forward_sample(std::span<const TokenRow>(&next, 1), SamplingParams{}).at(0));
+  }
+  forced.pop_back();
+  reference = run_model(whole, forced);
+
+  for (int tp : {2, 4}) {
+    SCOPED_TRACE(GetParam() + " tp=" + std::to_string(tp));
+    const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), tp);
+    std::vector<RunResult> per_rank(static_cast<size_t>(tp));
+    ThreadGroup::run(tp, [&](Communicator& host) {
+      cuda::HostStagedCommunicator comm(host);
+      cuda::CudaModelOptions rank_options = options();
+      rank_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+      cuda::CudaLlamaModel rank_model(config, checkpoint, rank_options);
+      per_rank[size_t(host.rank())] = run_model(rank_model, forced);
+    });
+    EXPECT_LT(relative_l2_error(per_rank[0].prompt_logits, reference.prompt_logits), 3e-2);
+    for (size_t step = 0; step < reference.tokens.size(); ++step)
+      if (!near_tie(step_logits[step]))
+        EXPECT_EQ(per_rank[0].tokens[step], reference.tokens[step]) << "step " << step;
+    for (int rank = 1; rank < tp; ++rank) {
+      EXPECT_EQ(per_rank[size_t(rank)].prompt_logits, per_rank[0].prompt_logits) << "rank " << rank;
+      EXPECT_EQ(per_rank[size_t(rank)].tokens, per_rank[0].tokens) << "rank " << rank;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaTensorParallelFixture, ::testing::ValuesIn(model_fixture_names()),
+                         model_fixture_test_name);
+
+TEST(CudaTensorParallel, RefusesRandomWeightsAndDeviceMaps) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "qwen3-qknorm-f32";
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), 2);
+  ThreadGroup::run(1, [&](Communicator& host) {
+    cuda::HostStagedCommunicator comm(host);
+    cuda::CudaModelOptions tp_options = options();
+    tp_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+    EXPECT_THROW(cuda::CudaLlamaModel(config, 3, tp_options), Error);
+    const DeviceId gpu = DeviceId::cuda(0);
+    tp_options.placement = LayerPlacement{gpu, {gpu, gpu}, gpu, gpu, std::nullopt};
+    EXPECT_THROW(cuda::CudaLlamaModel(config, checkpoint, tp_options), Error);
+  });
+}
+
+}  // namespace
+}  // namespace shardlm

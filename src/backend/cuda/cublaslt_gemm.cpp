@@ -93,6 +93,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
 
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                           GemmOutput output, cudaStream_t stream) {
+  if (m == 0) return;  // cuBLASLt refuses empty products
   if (gemv_supports(m, k, x, w)) {
     launch_gemv({x, nullptr, 0.0f, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16}, stream);
     return;

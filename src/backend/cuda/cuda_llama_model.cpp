@@ -742,6 +742,7 @@ void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, co
     launch_add_rmsnorm(residual, gpu.mlp_out.get<bf16>(), nullptr, 0.0f, shape.n_rows, int(s.dim), nullptr, nullptr,
                        gpu.stream);
   gpu.mlp_out_pending = false;
+  if (shape.n_logit_rows == 0) return;  // a prompt chunk before the prompt's last row
   launch_add_rmsnorm(residual, nullptr, head.final_norm, eps, shape.n_logit_rows, int(s.dim), gpu.input(3),
                      gpu.selected.get<bf16>(), gpu.stream);
   gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, head_rows_, s.dim, logits,

@@ -3,16 +3,19 @@
 // all-reduced in bf16, as Transformers does), the same greedy tokens through the decode path
 // wherever the whole model's logits are not a near tie, and every rank with the same logits. The
 // ranks share this machine's one GPU, so their collectives go through the host (NCCL refuses two
-// ranks on one device); the NCCL path is the same model code with another DeviceCommunicator.
+// ranks on one device) or, for small all-reduces, the one-shot peer kernel; the NCCL path is the
+// same model code with another DeviceCommunicator.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "../unit/model_fixtures.h"
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/host_staged_communicator.h"
+#include "backend/cuda/peer_communicator.h"
 #include "core/error.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"
@@ -89,14 +92,18 @@ TEST_P(CudaTensorParallelFixture, TwoAndFourRanksMatchOneGpu) {
   forced.pop_back();
   reference = run_model(whole, forced);
 
+  // tp=2 through the host; tp=4 with decode's small all-reduces on the one-shot peer path.
   for (int tp : {2, 4}) {
     SCOPED_TRACE(GetParam() + " tp=" + std::to_string(tp));
     const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), tp);
     std::vector<RunResult> per_rank(static_cast<size_t>(tp));
     ThreadGroup::run(tp, [&](Communicator& host) {
-      cuda::HostStagedCommunicator comm(host);
+      cuda::HostStagedCommunicator staged(host);
+      std::optional<cuda::PeerCommunicator> peer;
+      if (tp == 4) peer.emplace(host, 0, staged);
       cuda::CudaModelOptions rank_options = options();
-      rank_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+      rank_options.tensor_parallel =
+          cuda::CudaTensorParallel{&plan, peer ? static_cast<cuda::DeviceCommunicator*>(&*peer) : &staged};
       cuda::CudaLlamaModel rank_model(config, checkpoint, rank_options);
       per_rank[size_t(host.rank())] = run_model(rank_model, forced);
     });

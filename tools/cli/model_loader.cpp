@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <mutex>
+#include <optional>
 
 #include "core/error.h"
 #include "model/llama_model.h"
@@ -17,6 +18,7 @@
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/cuda_sequence_runner.h"
 #include "backend/cuda/nccl_communicator.h"
+#include "backend/cuda/peer_communicator.h"
 #endif
 
 namespace shardlm::cli {
@@ -135,6 +137,13 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
   if (first_device < 0 || first_device + tp > n_devices)
     fail("--tp {} from cuda:{} needs cuda:{}..cuda:{}, but {} CUDA devices are visible", tp, first_device,
          first_device, first_device + tp - 1, n_devices);
+  // Decode's small all-reduces take the one-shot peer path where every GPU reaches every other.
+  bool peer_everywhere = true;
+  for (int a = first_device; a < first_device + tp; ++a)
+    for (int b = first_device; b < first_device + tp; ++b) {
+      int can = 0;
+      if (a != b && (cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess || !can)) peer_everywhere = false;
+    }
   std::mutex mutex;
   std::vector<cuda::NcclCommunicator*> communicators;
   auto abort_all = [&] {
@@ -161,7 +170,10 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
       options.device = first_device + host.rank();
       options.max_sequences = n_sequences;
       options.max_seq_len = max_tokens;
-      options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+      std::optional<cuda::PeerCommunicator> peer;
+      if (peer_everywhere) peer.emplace(host, options.device, comm);
+      options.tensor_parallel =
+          cuda::CudaTensorParallel{&plan, peer ? static_cast<cuda::DeviceCommunicator*>(&*peer) : &comm};
       cuda::CudaLlamaModel model(config, checkpoint, options);
       cuda::CudaSequenceRunner runner(model);
       body(runner, host.rank() == 0);

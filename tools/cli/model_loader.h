@@ -47,7 +47,8 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
 void run_tensor_parallel_cpu(const std::filesystem::path& dir, int tp, const std::string& tp_plan,
                              const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
-// Tensor parallelism over `tp` GPUs, cuda:first_device onwards, one thread each, NCCL between them;
+// Tensor parallelism over `tp` GPUs, cuda:first_device onwards, one thread each, NCCL between them
+// (and a one-shot peer all-reduce for decode's small messages where the GPUs reach each other);
 // the plan is resolved before any weight is read. Each rank's KV cache holds n_sequences sequences
 // of max_tokens tokens. If a rank fails, every rank's NCCL communicator is aborted so none waits on
 // it, and the first failure is rethrown.

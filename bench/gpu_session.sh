@@ -31,7 +31,7 @@ sanitizer_status=0
 if wants tests; then
 echo "== GPU tests"
 for test in "$bin"/test_cuda_*; do
-  "$test" 2>&1 | tee -a "$out/tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" || tests_status=1
+  timeout 300 "$test" 2>&1 | tee -a "$out/tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" || tests_status=1
   [ "${PIPESTATUS[0]}" -eq 0 ] || tests_status=1
 done
 fi

@@ -4,6 +4,7 @@
 // graph, and hand messages over the size limit to the fallback.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -53,28 +54,27 @@ std::vector<float> expected_sum(int size, int call, size_t count, DType dtype) {
   return sum;
 }
 
-void upload(const std::vector<float>& values, DType dtype, void* device, cudaStream_t stream) {
+// Ranks sharing a GPU must not make the device wait while a peer's all-reduce spins for them:
+// copies go through pinned memory allocated up front (pageable copies and freeing pinned memory
+// can synchronise the whole device).
+void upload(const std::vector<float>& values, DType dtype, void* device, cudaStream_t stream,
+            cuda::PinnedBuffer& pinned) {
   if (dtype == DType::F32) {
-    CUDA_CHECK(cudaMemcpyAsync(device, values.data(), values.size() * 4, cudaMemcpyHostToDevice, stream));
+    std::copy(values.begin(), values.end(), pinned.get<float>());
   } else {
-    std::vector<uint16_t> bits(values.size());
-    for (size_t i = 0; i < values.size(); ++i) bits[i] = f32_to_bf16(values[i]);
-    CUDA_CHECK(cudaMemcpyAsync(device, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice, stream));
+    for (size_t i = 0; i < values.size(); ++i) pinned.get<uint16_t>()[i] = f32_to_bf16(values[i]);
   }
+  CUDA_CHECK(cudaMemcpyAsync(device, pinned.get(), values.size() * dtype_size(dtype), cudaMemcpyHostToDevice, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
-std::vector<float> download(void* device, size_t count, DType dtype, cudaStream_t stream) {
+std::vector<float> download(void* device, size_t count, DType dtype, cudaStream_t stream,
+                            cuda::PinnedBuffer& pinned) {
+  CUDA_CHECK(cudaMemcpyAsync(pinned.get(), device, count * dtype_size(dtype), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<float> values(count);
-  if (dtype == DType::F32) {
-    CUDA_CHECK(cudaMemcpyAsync(values.data(), device, count * 4, cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-  } else {
-    std::vector<uint16_t> bits(count);
-    CUDA_CHECK(cudaMemcpyAsync(bits.data(), device, count * 2, cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    for (size_t i = 0; i < count; ++i) values[i] = bf16_to_f32(bits[i]);
-  }
+  for (size_t i = 0; i < count; ++i)
+    values[i] = dtype == DType::F32 ? pinned.get<float>()[i] : bf16_to_f32(pinned.get<uint16_t>()[i]);
   return values;
 }
 
@@ -88,11 +88,13 @@ TEST(PeerAllReduce, SumsMatchTheHostCollectivesCallAfterCall) {
       std::vector<std::vector<std::vector<float>>> results(static_cast<size_t>(size));
       on_ranks(size, [&](Communicator& host, cuda::PeerCommunicator& peer, cudaStream_t stream) {
         cuda::DeviceBuffer data(count * dtype_size(dtype));
+        cuda::PinnedBuffer pinned(count * 4);
         for (int call = 0; call < 6; ++call) {
-          upload(input(host.rank(), call, count), dtype, data.get(), stream);
+          upload(input(host.rank(), call, count), dtype, data.get(), stream, pinned);
           peer.all_reduce_sum(data.get(), count, dtype, stream);
-          results[size_t(host.rank())].push_back(download(data.get(), count, dtype, stream));
+          results[size_t(host.rank())].push_back(download(data.get(), count, dtype, stream, pinned));
         }
+        host.barrier();  // no rank frees memory while another's last all-reduce may still wait
       });
       for (int call = 0; call < 6; ++call) {
         const std::vector<float> expected = expected_sum(size, call, count, dtype);
@@ -110,6 +112,7 @@ TEST(PeerAllReduce, ReplaysInsideACudaGraph) {
   std::vector<std::vector<std::vector<float>>> results(kSize);
   on_ranks(kSize, [&](Communicator& host, cuda::PeerCommunicator& peer, cudaStream_t stream) {
     cuda::DeviceBuffer data(kCount * 2);
+    cuda::PinnedBuffer pinned(kCount * 4);
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     peer.all_reduce_sum(data.get(), kCount, DType::BF16, stream);
@@ -117,10 +120,11 @@ TEST(PeerAllReduce, ReplaysInsideACudaGraph) {
     cudaGraphExec_t exec = nullptr;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     for (int call = 0; call < 5; ++call) {
-      upload(input(host.rank(), call, kCount), DType::BF16, data.get(), stream);
+      upload(input(host.rank(), call, kCount), DType::BF16, data.get(), stream, pinned);
       CUDA_CHECK(cudaGraphLaunch(exec, stream));
-      results[size_t(host.rank())].push_back(download(data.get(), kCount, DType::BF16, stream));
+      results[size_t(host.rank())].push_back(download(data.get(), kCount, DType::BF16, stream, pinned));
     }
+    host.barrier();
     CUDA_CHECK(cudaGraphExecDestroy(exec));
     CUDA_CHECK(cudaGraphDestroy(graph));
   });

@@ -105,7 +105,11 @@ TEST_P(CudaTensorParallelFixture, TwoAndFourRanksMatchOneGpu) {
       rank_options.tensor_parallel =
           cuda::CudaTensorParallel{&plan, peer ? static_cast<cuda::DeviceCommunicator*>(&*peer) : &staged};
       cuda::CudaLlamaModel rank_model(config, checkpoint, rank_options);
+      // Loading frees pinned staging, which synchronises the shared GPU: no rank may be spinning
+      // in a peer all-reduce for another that is still loading.
+      host.barrier();
       per_rank[size_t(host.rank())] = run_model(rank_model, forced);
+      host.barrier();
     });
     EXPECT_LT(relative_l2_error(per_rank[0].prompt_logits, reference.prompt_logits), 3e-2);
     for (size_t step = 0; step < reference.tokens.size(); ++step)

@@ -175,6 +175,7 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
       options.tensor_parallel =
           cuda::CudaTensorParallel{&plan, peer ? static_cast<cuda::DeviceCommunicator*>(&*peer) : &comm};
       cuda::CudaLlamaModel model(config, checkpoint, options);
+      host.barrier();  // every rank has loaded before any collective of a step is issued
       cuda::CudaSequenceRunner runner(model);
       body(runner, host.rank() == 0);
     } catch (...) {

@@ -4,7 +4,9 @@
 # rest offloaded to the CPU (every --offload-exec). Expects the binaries built here for sm_90a in
 # .device-carry/bin and the shared libraries they need in .device-carry/lib
 # (bench/prepare_device_carry.sh). Logs go to $OUT; a short table is printed last.
-# SECTIONS picks what runs (default: "tests sanitizer bench offload"), to fit a call's time limit.
+# SECTIONS picks what runs (default: "tests sanitizer bench offload comm"), to fit a call's time
+# limit. comm: all-reduce latency by size (peer and NCCL; on one GPU, the peer protocol with both
+# ranks on it).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -17,7 +19,7 @@ bin=$root/.device-carry/bin
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
-sections=${SECTIONS:-tests sanitizer bench offload}
+sections=${SECTIONS:-tests sanitizer bench offload comm}
 wants() { [[ " $sections " == *" $1 "* ]]; }
 offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
 default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
@@ -74,6 +76,27 @@ if wants offload; then
   done
   python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto --max-memory "$offload_budget_json" \
     --prompt-len "$prompt_len" --new-tokens 8 >"$out/peer-offload.json" 2>"$out/peer-offload.log"
+fi
+
+if wants comm; then
+  echo "== all-reduce latency"
+  n_gpus=$(nvidia-smi -L | wc -l)
+  shared=$([ "$n_gpus" -lt 2 ] && echo --shared-gpu)
+  for tp in 2 4 8; do
+    [ "$tp" -le "$n_gpus" ] || [ -n "$shared" ] || continue
+    timeout 120 "$bin/shardlm" bench-comm --tp "$tp" $shared >"$out/comm-tp$tp.json" 2>"$out/comm-tp$tp.log"
+  done
+  python3 - "$out" <<'PY'
+import json, sys, pathlib
+for path in sorted(pathlib.Path(sys.argv[1]).glob("comm-tp*.json")):
+    try:
+        d = json.loads(path.read_text())
+    except Exception as error:
+        print(path.name, "error:", error); continue
+    print(f"all-reduce tp={d['tp']} on {d['devices']} (bf16, us): " + ", ".join(
+        f"{r['bytes']}B peer {r.get('peer_us', float('nan')):.1f} nccl {r.get('nccl_us', float('nan')):.1f}"
+        for r in d["all_reduce"] if r["bytes"] in (8192, 65536, 1048576, 16777216)))
+PY
 fi
 
 python3 - "$out" <<'PY'

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/cuda/bin:$PATH
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON >/dev/null
 cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling test_cuda_linear test_cuda_attention \
-  test_cuda_device_map test_cuda_tensor_parallel test_cuda_peer_all_reduce
+  test_cuda_device_map test_cuda_tensor_parallel test_cuda_peer_all_reduce \
+  test_cuda_nccl
 rm -rf .device-carry/bin .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
 cp build/tools/cli/shardlm .device-carry/bin/

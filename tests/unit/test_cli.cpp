@@ -90,6 +90,14 @@ TEST(Cli, TensorParallelGpuRanksNeedAGpuEach) {
   EXPECT_TRUE(names_gpus || names_backend) << result.output;
 }
 
+TEST(Cli, CommunicationBenchmarkNeedsItsGpus) {
+  const CommandResult result = run_cli({"bench-comm", "--device", "cuda:7", "--tp", "2"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  const bool names_gpus = result.output.find("needs 9 CUDA devices") != std::string::npos;
+  const bool names_backend = result.output.find("without the CUDA backend") != std::string::npos;
+  EXPECT_TRUE(names_gpus || names_backend) << result.output;
+}
+
 // A port per test run, so parallel ctest jobs and reruns do not collide.
 std::string free_port(int offset) { return std::to_string(20000 + (::getpid() * 7 + offset) % 20000); }
 

@@ -9,6 +9,7 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_bench_comm_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 

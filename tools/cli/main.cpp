@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   shardlm::cli::add_tokenize_command(app);
   shardlm::cli::add_info_command(app);
   shardlm::cli::add_bench_command(app);
+  shardlm::cli::add_bench_comm_command(app);
   shardlm::cli::add_launch_command(app);
   shardlm::cli::add_plan_command(app);
   try {

@@ -102,9 +102,10 @@ void run_generate(const GenerateOptions& options) {
     // Started by a launcher: one process per rank; --tp, if given, must agree with it.
     if (options.tp != 1 && options.tp != launch.world_size)
       fail("--tp {}: the launcher ({}) started {} ranks", options.tp, launcher_name(launch.launcher), launch.world_size);
-    if (device.is_cuda) fail("--device cuda with a launcher: multi-process GPU ranks (NCCL) are not built yet");
     is_first_rank = launch.rank == 0;
-    run_tensor_parallel_process(dir, launch, options.tp_plan, [&](SequenceRunner& runner, bool first) {
+    std::optional<GpuRankOptions> gpu;
+    if (device.is_cuda) gpu = GpuRankOptions{device.index, int(prompt_ids.size()), max_tokens};
+    run_tensor_parallel_process(dir, launch, options.tp_plan, gpu, [&](SequenceRunner& runner, bool first) {
       results = generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
     });
   } else if (options.tp > 1 && device.is_cuda) {

@@ -190,6 +190,7 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
 }
 
 void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchEnv& env, const std::string& tp_plan,
+                                 const std::optional<GpuRankOptions>& gpu,
                                  const std::function<void(SequenceRunner&, bool is_first_rank)>& body) {
   const std::unique_ptr<TcpCommunicator> comm =
       TcpCommunicator::connect({env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{}});
@@ -198,9 +199,27 @@ void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchE
     const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
     const TpPlan plan =
         resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_argument(tp_plan), env.world_size);
-    const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, env.rank, comm.get()});
-    CpuSequenceRunner runner(model);
+    if (!gpu) {
+      const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, env.rank, comm.get()});
+      CpuSequenceRunner runner(model);
+      body(runner, env.rank == 0);
+      return;
+    }
+#ifdef SHARDLM_WITH_CUDA
+    // Processes cannot share the peer all-reduce's pointers: NCCL does every collective.
+    cuda::CudaModelOptions options;
+    options.device = gpu->first_device + env.local_rank;
+    options.max_sequences = gpu->n_sequences;
+    options.max_seq_len = gpu->max_tokens;
+    cuda::NcclCommunicator nccl(*comm, options.device);
+    options.tensor_parallel = cuda::CudaTensorParallel{&plan, &nccl};
+    cuda::CudaLlamaModel model(config, checkpoint, options);
+    comm->barrier();
+    cuda::CudaSequenceRunner runner(model);
     body(runner, env.rank == 0);
+#else
+    fail("--device cuda:{} with a launcher: this shardlm was built without the CUDA backend", gpu->first_device);
+#endif
   } catch (const std::exception& error) {
     comm->abort(fmt::format("rank {}: {}", env.rank, error.what()));
     throw;

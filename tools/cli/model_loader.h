@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,10 +57,20 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
                               int n_sequences, int64_t max_tokens,
                               const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
-// This process as one CPU rank of a group started by a launcher (shardlm launch, torchrun, Slurm,
-// mpirun): joins the others over TCP at MASTER_ADDR:MASTER_PORT, then runs body on its rank. An
-// error on this rank is sent to the group (which fails within seconds) before it is rethrown.
+// A launched GPU rank: cuda:(first_device + LOCAL_RANK), with a KV cache for n_sequences of
+// max_tokens tokens.
+struct GpuRankOptions {
+  int first_device = 0;
+  int n_sequences = 1;
+  int64_t max_tokens = 0;
+};
+
+// This process as one rank of a group started by a launcher (shardlm launch, torchrun, Slurm,
+// mpirun): joins the others over TCP at MASTER_ADDR:MASTER_PORT (NCCL's rendezvous too, for GPU
+// ranks), then runs body on its rank, on the CPU or, with gpu, on its GPU. An error on this rank
+// is sent to the group (which fails within seconds) before it is rethrown.
 void run_tensor_parallel_process(const std::filesystem::path& dir, const LaunchEnv& env, const std::string& tp_plan,
+                                 const std::optional<GpuRankOptions>& gpu,
                                  const std::function<void(SequenceRunner&, bool is_first_rank)>& body);
 
 }  // namespace shardlm::cli

@@ -110,11 +110,12 @@ TEST_P(TensorParallelFixture, TwoAndFourRanksMatchOne) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);
 
-// Writes a tiny tied Llama with 12 query heads and one KV head (random f32 weights).
-fs::path write_mqa_model() {
-  const fs::path dir = fs::temp_directory_path() / ("shardlm-tp-mqa-" + std::to_string(::getpid()));
+// Writes a tiny tied Llama with `heads` query heads of 8 and one KV head (random f32 weights).
+fs::path write_mqa_model(int heads = 12) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("shardlm-tp-mqa-" + std::to_string(heads) + "-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const int hidden = 96, heads = 12, head_dim = 8, ff = 192, vocab = 300, layers = 2;
+  const int hidden = heads * 8, head_dim = 8, ff = 16 * heads, vocab = 300, layers = 2;
   const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", hidden},
                                  {"intermediate_size", ff}, {"num_hidden_layers", layers},
                                  {"num_attention_heads", heads}, {"num_key_value_heads", 1},
@@ -163,6 +164,14 @@ TEST(TensorParallel, ThreeAndFourRanksWithOneReplicatedKvHeadAndVocabularyParall
   const fs::path dir = write_mqa_model();
   expect_same_as_single_rank(dir, 3);
   expect_same_as_single_rank(dir, 4);
+  fs::remove_all(dir);
+}
+
+// Eight ranks, as on an 8-GPU node: 16 query heads, one KV head on all eight, 300 vocabulary rows
+// in blocks of 38 (the last rank holds 34).
+TEST(TensorParallel, EightRanksWithOneReplicatedKvHeadMatchOne) {
+  const fs::path dir = write_mqa_model(16);
+  expect_same_as_single_rank(dir, 8);
   fs::remove_all(dir);
 }
 

@@ -1,6 +1,6 @@
 // Linear layers: y (m, n) = x (m, k) · Wᵀ with W stored (n, k) row-major in bf16 (HF layout), f32
-// accumulation, bf16 or f32 output. Decode-sized calls (m <= 8) go to our GEMV kernel; the rest
-// to cuBLASLt, whose algorithms are chosen once per shape and cached, so calls (and CUDA graph
+// accumulation, bf16 or f32 output. Decode calls of one or two rows (kGemvMaxRows) go to our GEMV
+// kernel; the rest to cuBLASLt, whose algorithms are chosen once per shape and cached, so calls (and CUDA graph
 // captures) do no heuristic queries after warm-up.
 #pragma once
 
@@ -27,7 +27,7 @@ class CublasLtGemm {
   void linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
               GemmOutput output, cudaStream_t stream);
   // y (m, ff_dim) = silu(x·W_gateᵀ) · (x·W_upᵀ) for w_gate_up (2 ff_dim, k) = [gate; up]: one GEMV
-  // for decode sizes; otherwise a GEMM into gate_up_scratch (m, 2 ff_dim), then SwiGLU.
+  // for up to kGemvMaxRows rows; otherwise a GEMM into gate_up_scratch (m, 2 ff_dim), then SwiGLU.
   void gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim, int64_t k,
                       __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream);
 

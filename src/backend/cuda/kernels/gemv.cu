@@ -168,11 +168,9 @@ bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
 }
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
-  if (!gemv_supports(p.m, p.k, p.x, p.w)) throw_unsupported("GEMV shape (m > 8, k not a multiple of 8, or unaligned)", p.m);
+  if (!gemv_supports(p.m, p.k, p.x, p.w)) throw_unsupported("GEMV shape (m > 2, k not a multiple of 8, or unaligned)", p.m);
   if (p.m == 1) launch_gemv_rows<1>(p, stream);
-  else if (p.m == 2) launch_gemv_rows<2>(p, stream);
-  else if (p.m <= 4) launch_gemv_rows<4>(p, stream);
-  else launch_gemv_rows<8>(p, stream);
+  else launch_gemv_rows<2>(p, stream);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -11,7 +11,10 @@
 
 namespace shardlm::cuda {
 
-constexpr int kGemvMaxRows = 8;
+// Up to this many rows the GEMV streams W at full bandwidth; beyond, its CUDA-core FMAs bound it
+// (an H100 step of the Llama-3-8B shape took 6.0 ms at 1 row, 9.7 at 4 and 19.5 at 8 when it served
+// up to 8), so batched decode goes to cuBLASLt's tensor cores instead.
+constexpr int kGemvMaxRows = 2;
 
 enum class GemvOutput {
   BF16,         // y (m, n) bf16

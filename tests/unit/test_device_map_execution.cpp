@@ -69,5 +69,21 @@ TEST(DeviceMapExecution, GpuPlacementsNeedACudaDevice) {
   EXPECT_NE(result.output.find("cuda:0"), std::string::npos) << result.output;
 }
 
+TEST(DeviceMapExecution, AnUnknownOffloadModeIsRefusedBeforeLoading) {
+  const CommandResult result = run_cli({"generate", "--model", kFixture.string(), "--prompt", "x", "--device-map",
+                                        "auto", "--offload-exec", "gpu"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("--offload-exec"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("device map ("), std::string::npos) << "planned before refusing: " << result.output;
+}
+
+TEST(DeviceMapExecution, TensorParallelismAndADeviceMapDoNotCombine) {
+  const CommandResult result = run_cli({"generate", "--model", kFixture.string(), "--prompt", "x", "--device-map",
+                                        "auto", "--tp", "2"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("--device-map"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("--tp"), std::string::npos) << result.output;
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -6,7 +6,7 @@
 # (bench/prepare_device_carry.sh). Logs go to $OUT; a short table is printed last.
 # SECTIONS picks what runs (default: "tests sanitizer bench offload comm"), to fit a call's time
 # limit. comm: all-reduce latency by size (peer and NCCL; on one GPU, the peer protocol with both
-# ranks on it).
+# ranks on it). tp: TP=2 against TP=1 and Transformers' tp_plan under torchrun (two GPUs or more).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -19,7 +19,7 @@ bin=$root/.device-carry/bin
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
-sections=${SECTIONS:-tests sanitizer bench offload comm}
+sections=${SECTIONS:-tests sanitizer bench offload comm tp}
 wants() { [[ " $sections " == *" $1 "* ]]; }
 offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
 default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
@@ -56,7 +56,7 @@ done
 fi
 
 checkpoint=/tmp/$shape
-if wants bench || wants offload; then
+if wants bench || wants offload || wants tp; then
   echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
   python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
     --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
@@ -78,6 +78,14 @@ if wants offload; then
   done
   python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto --max-memory "$offload_budget_json" \
     --prompt-len "$prompt_len" --new-tokens 8 >"$out/peer-offload.json" 2>"$out/peer-offload.log"
+fi
+
+if wants tp && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  echo "== tensor parallelism, 2 GPUs"
+  timeout 300 "$bin/shardlm" bench --device cuda:0 --tp 2 --model "$checkpoint" --prompt-len "$prompt_len" \
+    --new-tokens "$new_tokens" >"$out/shardlm-tp2.json" 2>"$out/shardlm-tp2.log"
+  timeout 300 torchrun --nproc-per-node 2 bench/transformers_peer.py --load "$checkpoint" --tp-plan auto \
+    --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-tp2.json" 2>"$out/peer-tp2.log"
 fi
 
 if wants comm; then
@@ -138,6 +146,11 @@ for mode, result in offload.items():
                  cell(peer_offload, "time_per_output_token_ms_median") if mode == "auto" else ""))
     rows.append((f"  prefill / over floor", cell(result, "prefill_ms"), cell(o, "median_over_better_floor")))
     rows.append((f"  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
+tp2, peer_tp2 = load("shardlm-tp2.json"), load("peer-tp2.json")
+rows.append(("TP=2 TPOT ms", cell(tp2, "time_per_output_token_ms_median"), cell(peer_tp2, "time_per_output_token_ms_median")))
+rows.append(("TP=2 prefill ms", cell(tp2, "prefill_ms"), cell(peer_tp2, "prefill_ms")))
+if "time_per_output_token_ms_median" in tp2 and "time_per_output_token_ms_median" in ours:
+    rows.append(("TP=2 / TP=1 TPOT", "{:.2f}".format(tp2["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))
 o = offload["auto"].get("offload", {})
 rows.append(("offload GB", "{:.2f}".format(o["offloaded_bytes"] / 1e9) if "offloaded_bytes" in o else "n/a", ""))
 rows.append(("floors stream/cpu ms", f"{cell(o, 'stream_floor_ms')}/{cell(o, 'cpu_floor_ms')}", ""))

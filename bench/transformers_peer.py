@@ -12,9 +12,15 @@ With --load DIR it times a saved checkpoint placed by Accelerate instead (what s
 
   python3 bench/transformers_peer.py --load /tmp/llama3-8b --device-map auto \
       --max-memory '{"0": "8GiB", "cpu": "100GiB"}' --prompt-len 512 --new-tokens 8
+
+or split by Transformers' tensor parallelism under torchrun (what shardlm's --tp does); rank 0
+prints:
+
+  torchrun --nproc-per-node 2 bench/transformers_peer.py --load /tmp/llama3-8b --tp-plan auto
 """
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -28,6 +34,7 @@ def main():
     parser.add_argument("--load", help="a saved checkpoint to time instead of a random one")
     parser.add_argument("--device-map", help="with --load: Accelerate's device_map (auto, sequential, ...)")
     parser.add_argument("--max-memory", help="with --load: max_memory as JSON, e.g. '{\"0\": \"8GiB\", \"cpu\": \"100GiB\"}'")
+    parser.add_argument("--tp-plan", help="with --load under torchrun: Transformers' tp_plan (auto)")
     parser.add_argument("--save", help="directory to save_pretrained the random checkpoint into")
     parser.add_argument("--prompt-len", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=128)
@@ -35,7 +42,11 @@ def main():
     parser.add_argument("--skip-timing", action="store_true", help="only write the checkpoint")
     args = parser.parse_args()
 
-    if args.load:
+    if args.load and args.tp_plan:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        model = transformers.AutoModelForCausalLM.from_pretrained(args.load, dtype=torch.bfloat16, tp_plan=args.tp_plan)
+        config = model.config
+    elif args.load:
         max_memory = {int(k) if k.isdigit() else k: v for k, v in json.loads(args.max_memory).items()} \
             if args.max_memory else None
         model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -80,10 +91,14 @@ def main():
 
     run_once()  # warm-up
     prefill_ms, steps = run_once()
+    if int(os.environ.get("RANK", 0)) != 0:
+        return  # under torchrun only rank 0 reports
     steps_sorted = sorted(steps)
     print(json.dumps({
         "peer": f"transformers {transformers.__version__}, torch {torch.__version__}",
         "device_map": args.device_map,
+        "tp_plan": args.tp_plan,
+        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
         "max_memory": args.max_memory,
         "batch": args.batch,
         "prompt_len": args.prompt_len,

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <set>
 
 #include "backend/cpu/read_bandwidth.h"
@@ -26,8 +25,8 @@
 #include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/kernels/rmsnorm.h"
 #include "backend/cuda/kernels/sampling.h"
+#include "backend/cuda/weight_blocks.h"
 #include "core/error.h"
-#include "core/narrow_to_bf16.h"
 #include "runtime/progress_bar.h"
 
 namespace shardlm::cuda {
@@ -47,135 +46,6 @@ struct CudaLlamaModel::LayerWeights {
 };
 
 namespace {
-
-struct Strides {
-  int64_t dim, q_dim, kv_dim, qkv_dim, ff_dim, vocab;
-};
-
-Strides strides_of(const ModelConfig& config) {
-  const int64_t q_dim = int64_t(config.num_attention_heads) * config.head_dim;
-  const int64_t kv_dim = int64_t(config.num_key_value_heads) * config.head_dim;
-  return {config.hidden_size, q_dim, kv_dim, q_dim + 2 * kv_dim, config.intermediate_size, config.vocab_size};
-}
-
-// Where every weight goes inside an arena or block, in elements, before the memory exists.
-struct ArenaLayout {
-  int64_t n_elements = 0;
-  int64_t take(int64_t count) {
-    const int64_t offset = n_elements;
-    n_elements += (count + 127) / 128 * 128;  // 256-byte alignment for every weight
-    return offset;
-  }
-};
-
-// A layer's weights inside its block (-1: absent).
-struct LayerOffsets {
-  int64_t attn_norm, qkv, qkv_bias, q_norm, k_norm, o_proj, mlp_norm, gate_up, down;
-  int64_t elements;
-};
-
-LayerOffsets layer_offsets(const ModelConfig& config) {
-  const Strides s = strides_of(config);
-  ArenaLayout layout;
-  LayerOffsets o{};
-  o.attn_norm = layout.take(s.dim);
-  o.qkv = layout.take(s.qkv_dim * s.dim);
-  o.qkv_bias = config.attention_bias ? layout.take(s.qkv_dim) : -1;
-  o.q_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
-  o.k_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
-  o.o_proj = layout.take(s.dim * s.q_dim);
-  o.mlp_norm = layout.take(s.dim);
-  o.gate_up = layout.take(2 * s.ff_dim * s.dim);
-  o.down = layout.take(s.dim * s.ff_dim);
-  o.elements = layout.n_elements;
-  return o;
-}
-
-// The head's block: the final norm, then the LM head.
-struct HeadOffsets {
-  int64_t final_norm, lm_head, elements;
-};
-
-HeadOffsets head_offsets(const ModelConfig& config) {
-  const Strides s = strides_of(config);
-  ArenaLayout layout;
-  HeadOffsets o{};
-  o.final_norm = layout.take(s.dim);
-  o.lm_head = layout.take(s.vocab * s.dim);
-  o.elements = layout.n_elements;
-  return o;
-}
-
-// A checkpoint tensor and where it goes, in elements from the start of its block.
-struct BlockPiece {
-  WeightView source;
-  int64_t offset;
-};
-
-std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h) {
-  const Strides s = strides_of(config);
-  const LayerOffsets o = layer_offsets(config);
-  std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
-                                    {h.q_proj, o.qkv},
-                                    {h.k_proj, o.qkv + s.q_dim * s.dim},
-                                    {h.v_proj, o.qkv + (s.q_dim + s.kv_dim) * s.dim},
-                                    {h.o_proj, o.o_proj},
-                                    {h.mlp_norm, o.mlp_norm},
-                                    {h.gate_proj, o.gate_up},
-                                    {h.up_proj, o.gate_up + s.ff_dim * s.dim},
-                                    {h.down_proj, o.down}};
-  if (o.qkv_bias >= 0)
-    pieces.insert(pieces.end(), {{h.q_bias, o.qkv_bias}, {h.k_bias, o.qkv_bias + s.q_dim},
-                                 {h.v_bias, o.qkv_bias + s.q_dim + s.kv_dim}});
-  if (o.q_norm >= 0) pieces.insert(pieces.end(), {{h.q_norm, o.q_norm}, {h.k_norm, o.k_norm}});
-  return pieces;
-}
-
-std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host) {
-  const HeadOffsets o = head_offsets(config);
-  return {{host.final_norm, o.final_norm}, {host.lm_head, o.lm_head}};
-}
-
-// The CPU backend's views of a layer kept as a bf16 block in host memory.
-LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block) {
-  const Strides s = strides_of(config);
-  const LayerOffsets o = layer_offsets(config);
-  auto view = [block](int64_t offset, int64_t rows, int64_t cols) {
-    return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
-  };
-  LlamaLayerWeights w;
-  w.attn_norm = view(o.attn_norm, 1, s.dim);
-  w.q_proj = view(o.qkv, s.q_dim, s.dim);
-  w.k_proj = view(o.qkv + s.q_dim * s.dim, s.kv_dim, s.dim);
-  w.v_proj = view(o.qkv + (s.q_dim + s.kv_dim) * s.dim, s.kv_dim, s.dim);
-  w.q_bias = view(o.qkv_bias, 1, s.q_dim);
-  w.k_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim, 1, s.kv_dim);
-  w.v_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim + s.kv_dim, 1, s.kv_dim);
-  w.q_norm = view(o.q_norm, 1, config.head_dim);
-  w.k_norm = view(o.k_norm, 1, config.head_dim);
-  w.o_proj = view(o.o_proj, s.dim, s.q_dim);
-  w.mlp_norm = view(o.mlp_norm, 1, s.dim);
-  w.gate_proj = view(o.gate_up, s.ff_dim, s.dim);
-  w.up_proj = view(o.gate_up + s.ff_dim * s.dim, s.ff_dim, s.dim);
-  w.down_proj = view(o.down, s.dim, s.ff_dim);
-  return w;
-}
-
-double source_bytes(const std::vector<BlockPiece>& pieces) {
-  double bytes = 0;
-  for (const BlockPiece& piece : pieces) bytes += double(piece.source.numel()) * double(dtype_size(piece.source.dtype));
-  return bytes;
-}
-
-double source_elements(const std::vector<BlockPiece>& pieces) {
-  double elements = 0;
-  for (const BlockPiece& piece : pieces) elements += double(piece.source.numel());
-  return elements;
-}
-
-void narrow_block(const std::vector<BlockPiece>& pieces, bf16* block) {
-  for (const BlockPiece& piece : pieces) narrow_to_bf16(piece.source, reinterpret_cast<uint16_t*>(block + piece.offset));
-}
 
 // The CPU's bf16 matrix speed per thread (AVX2 FMA, widening as it reads) that --offload-exec auto
 // assumes until it has timed a compute-bound CPU step.
@@ -393,76 +263,6 @@ void CudaLlamaModel::fill_random(uint64_t seed) {
     CUDA_CHECK(cudaStreamSynchronize(stream));
   }
 }
-
-namespace {
-
-struct UploadPiece {
-  WeightView source;
-  bf16* destination;
-};
-
-// Two pinned staging buffers: the host copies chunk i+1 out of the mapped file while the DMA engine
-// moves chunk i; non-bf16 chunks land in a device staging buffer and are narrowed there.
-void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, ProgressBar& progress) {
-  constexpr size_t kChunkBytes = size_t(64) << 20;
-  PinnedBuffer pinned[2] = {PinnedBuffer(kChunkBytes), PinnedBuffer(kChunkBytes)};
-  DeviceBuffer device_staging[2] = {DeviceBuffer(kChunkBytes), DeviceBuffer(kChunkBytes)};
-  cudaEvent_t chunk_done[2];
-  for (cudaEvent_t& event : chunk_done) CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  int buffer = 0;
-  for (const UploadPiece& piece : pieces) {
-    const WeightView& w = piece.source;
-    const size_t element_size = dtype_size(w.dtype);
-    const size_t row_bytes = size_t(w.cols) * element_size;
-    // Chunks are whole rows, so a strided view (a tensor-parallel rank's column slice) is packed
-    // row by row; a contiguous view is one long row.
-    const bool strided = w.stride() != w.cols;
-    if (strided && row_bytes > kChunkBytes) fail("upload: a {}-byte row does not fit the staging buffer", row_bytes);
-    const int64_t rows = strided ? w.rows : 1;
-    const size_t unit_bytes = strided ? row_bytes : size_t(w.numel()) * element_size;
-    const int64_t unit_elements = strided ? w.cols : w.numel();
-    const int64_t units_per_chunk = std::max<int64_t>(1, int64_t(kChunkBytes / unit_bytes));
-    const int64_t chunk_elements = int64_t(kChunkBytes / element_size);
-    for (int64_t first_row = 0; first_row < rows; first_row += units_per_chunk) {
-      const int64_t n_rows = std::min(units_per_chunk, rows - first_row);
-      for (int64_t first = 0; first < n_rows * unit_elements; first += chunk_elements) {
-        const int64_t count = std::min(chunk_elements, n_rows * unit_elements - first);
-        const size_t bytes = size_t(count) * element_size;
-        CUDA_CHECK(cudaEventSynchronize(chunk_done[buffer]));
-        char* staging = pinned[buffer].get<char>();
-        const char* base = static_cast<const char*>(w.data);
-        if (strided) {
-          for (int64_t row = 0; row < n_rows; ++row)
-            std::memcpy(staging + size_t(row) * row_bytes,
-                        base + size_t((first_row + row) * w.stride()) * element_size, row_bytes);
-        } else {
-          const char* source = base + size_t(first) * element_size;
-          // Page-cache reads are the bottleneck on the host side; several threads keep up with PCIe.
-#pragma omp parallel for schedule(static)
-          for (int64_t block = 0; block < int64_t((bytes + (1 << 20) - 1) >> 20); ++block) {
-            const size_t offset = size_t(block) << 20;
-            std::memcpy(staging + offset, source + offset, std::min<size_t>(size_t(1) << 20, bytes - offset));
-          }
-        }
-        bf16* destination = piece.destination + first_row * unit_elements + first;
-        if (w.dtype == DType::BF16) {
-          CUDA_CHECK(cudaMemcpyAsync(destination, staging, bytes, cudaMemcpyHostToDevice, stream));
-        } else {
-          CUDA_CHECK(cudaMemcpyAsync(device_staging[buffer].get(), staging, bytes, cudaMemcpyHostToDevice, stream));
-          launch_convert_to_bf16(device_staging[buffer].get(),
-                                 w.dtype == DType::F32 ? SourceDtype::F32 : SourceDtype::F16, count, destination, stream);
-        }
-        CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream));
-        progress.advance(int64_t(bytes));
-        buffer ^= 1;
-      }
-    }
-  }
-  CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (cudaEvent_t event : chunk_done) cudaEventDestroy(event);
-}
-
-}  // namespace
 
 void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
   // The CPU binder checks every name and shape against the config; its views (a tensor-parallel

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace shardlm::cpu {
@@ -16,27 +17,35 @@ namespace {
 
 constexpr int kWeightRowsPerBlock = 4;
 
-// Widens n elements starting at `source` (of the given dtype) into `out`, 8 lanes at a time.
-void widen_to_f32(DType dtype, const void* source, int64_t n, float* out) {
-  int64_t i = 0;
-  if (dtype == DType::BF16) {
-    const uint16_t* bits = static_cast<const uint16_t*>(source);
-    for (; i + 8 <= n; i += 8) {
-      const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bits + i));
-      const __m256i widened = _mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16);
-      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(widened));
-    }
-    for (; i < n; ++i) out[i] = bf16_to_f32(bits[i]);
-  } else if (dtype == DType::F16) {
-    const uint16_t* bits = static_cast<const uint16_t*>(source);
-    for (; i + 8 <= n; i += 8) {
-      const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bits + i));
-      _mm256_storeu_ps(out + i, _mm256_cvtph_ps(half));
-    }
-    for (; i < n; ++i) out[i] = f16_to_f32(bits[i]);
+// Weights as stored: f32, or the 16-bit patterns of bf16/f16.
+template <DType kDtype>
+using WeightElement = std::conditional_t<kDtype == DType::F32, float, uint16_t>;
+
+// 8 weights as f32 lanes (16-bit dtypes widened in registers), and one weight.
+template <DType kDtype>
+inline __m256 load8(const WeightElement<kDtype>* source) {
+  if constexpr (kDtype == DType::F32) {
+    return _mm256_loadu_ps(source);
   } else {
-    std::copy_n(static_cast<const float*>(source), n, out);
+    const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(source));
+    if constexpr (kDtype == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+    else return _mm256_cvtph_ps(half);
   }
+}
+
+template <DType kDtype>
+inline float load1(WeightElement<kDtype> value) {
+  if constexpr (kDtype == DType::F32) return value;
+  else if constexpr (kDtype == DType::BF16) return bf16_to_f32(value);
+  else return f16_to_f32(value);
+}
+
+// Widens n 16-bit weights into `out`, 8 lanes at a time.
+template <DType kDtype>
+void widen_to_f32(const uint16_t* source, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8<kDtype>(source + i));
+  for (; i < n; ++i) out[i] = load1<kDtype>(source[i]);
 }
 
 inline float horizontal_sum(__m256 v) {
@@ -48,15 +57,15 @@ inline float horizontal_sum(__m256 v) {
 
 // out[r][c] = dot(x_rows[r], w_rows[c]) over k, for R activation rows and C weight rows.
 // R = 2, C = 4 keeps 8 accumulators + 4 weight + 1 activation registers within AVX2's 16.
-template <int R, int C>
-void dot_block(const float* const* x_rows, const float* const* w_rows, int64_t k, float out[R][C]) {
+template <DType kDtype, int R, int C>
+void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w_rows, int64_t k, float out[R][C]) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= k; i += 8) {
     __m256 w[C];
-    for (int c = 0; c < C; ++c) w[c] = _mm256_loadu_ps(w_rows[c] + i);
+    for (int c = 0; c < C; ++c) w[c] = load8<kDtype>(w_rows[c] + i);
     for (int r = 0; r < R; ++r) {
       const __m256 x = _mm256_loadu_ps(x_rows[r] + i);
       for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(x, w[c], acc[r][c]);
@@ -65,46 +74,20 @@ void dot_block(const float* const* x_rows, const float* const* w_rows, int64_t k
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       float sum = horizontal_sum(acc[r][c]);
-      for (int64_t j = i; j < k; ++j) sum += x_rows[r][j] * w_rows[c][j];
+      for (int64_t j = i; j < k; ++j) sum += x_rows[r][j] * load1<kDtype>(w_rows[c][j]);
       out[r][c] = sum;
     }
-}
-
-// 8 weights of a 16-bit dtype widened to f32 lanes.
-template <DType kDtype>
-inline __m256 load_widened(const uint16_t* source) {
-  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(source));
-  if constexpr (kDtype == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
-  else return _mm256_cvtph_ps(half);
-}
-
-template <DType kDtype>
-inline float widen_one(uint16_t bits) {
-  if constexpr (kDtype == DType::BF16) return bf16_to_f32(bits);
-  else return f16_to_f32(bits);
 }
 
 // y[r][first + c] for R activation rows and C consecutive 16-bit weight rows, widened in registers.
 template <DType kDtype, int R, int C>
 void direct_block(const float* x, int64_t k, const uint16_t* const* w_rows, int64_t n, int64_t first, float* y) {
-  __m256 acc[R][C];
+  const float* x_rows[R];
+  for (int r = 0; r < R; ++r) x_rows[r] = x + r * k;
+  float out[R][C];
+  dot_block<kDtype, R, C>(x_rows, w_rows, k, out);
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    __m256 w[C];
-    for (int c = 0; c < C; ++c) w[c] = load_widened<kDtype>(w_rows[c] + i);
-    for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_loadu_ps(x + r * k + i);
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xv, w[c], acc[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) {
-      float sum = horizontal_sum(acc[r][c]);
-      for (int64_t j = i; j < k; ++j) sum += x[r * k + j] * widen_one<kDtype>(w_rows[c][j]);
-      y[r * n + first + c] = sum;
-    }
+    for (int c = 0; c < C; ++c) y[r * n + first + c] = out[r][c];
 }
 
 template <DType kDtype, int R>
@@ -134,14 +117,14 @@ void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* co
   for (; row + 2 <= m; row += 2) {
     const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
     float out[2][C];
-    dot_block<2, C>(x_rows, w_rows, k, out);
+    dot_block<DType::F32, 2, C>(x_rows, w_rows, k, out);
     for (int r = 0; r < 2; ++r)
       for (int c = 0; c < C; ++c) y[(row + r) * n + first_col + c] = out[r][c];
   }
   if (row < m) {
     const float* x_rows[1] = {x + row * k};
     float out[1][C];
-    dot_block<1, C>(x_rows, w_rows, k, out);
+    dot_block<DType::F32, 1, C>(x_rows, w_rows, k, out);
     for (int c = 0; c < C; ++c) y[row * n + first_col + c] = out[0][c];
   }
 }
@@ -166,7 +149,9 @@ void matmul_widening_blocks(const float* x, int64_t m, const WeightView& w, floa
         if (w.dtype == DType::F32) {
           w_rows[c] = static_cast<const float*>(source);
         } else {
-          widen_to_f32(w.dtype, source, k, widened.data() + c * k);
+          const uint16_t* bits = static_cast<const uint16_t*>(source);
+          if (w.dtype == DType::BF16) widen_to_f32<DType::BF16>(bits, k, widened.data() + c * k);
+          else widen_to_f32<DType::F16>(bits, k, widened.data() + c * k);
           w_rows[c] = widened.data() + c * k;
         }
       }

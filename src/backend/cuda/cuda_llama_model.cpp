@@ -67,11 +67,11 @@ int attention_splits(int n_rows, int n_heads, int64_t length) {
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
                                const CudaModelOptions& options)
     : config_(config), layer_config_(config), options_(options), checkpoint_(std::move(checkpoint)) {
-  bind_tensor_parallel(*checkpoint_);
+  const LlamaWeights host = bind_checkpoint(*checkpoint_);
   place_units();
   allocate();
-  upload(*checkpoint_);
-  if (offloads() || embed_gpu_ == kOnHost) keep_offloaded_units(*checkpoint_);
+  upload(host);
+  if (offloads() || embed_gpu_ == kOnHost) keep_offloaded_units(host);
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
@@ -86,22 +86,25 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const C
   fill_random(seed);
 }
 
-void CudaLlamaModel::bind_tensor_parallel(const Checkpoint& checkpoint) {
-  embed_rows_ = head_rows_ = config_.vocab_size;
-  if (!options_.tensor_parallel) return;
-  if (options_.placement) fail("tensor parallelism and a device map cannot be combined: use --tp or --device-map");
-  comm_ = options_.tensor_parallel->comm;
-  const TensorParallelRank rank{options_.tensor_parallel->plan, comm_->rank(), nullptr};
-  const LlamaWeights views = bind_llama_weights(config_, checkpoint, &rank);
-  shard_ = views.shard;
+LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
+  std::optional<TensorParallelRank> rank;
+  if (options_.tensor_parallel) {
+    if (options_.placement) fail("tensor parallelism and a device map cannot be combined: use --tp or --device-map");
+    comm_ = options_.tensor_parallel->comm;
+    rank = TensorParallelRank{options_.tensor_parallel->plan, comm_->rank(), nullptr};
+  }
+  LlamaWeights host = bind_llama_weights(config_, checkpoint, rank ? &*rank : nullptr);
+  // Without tensor parallelism the shard is the whole model, and these change nothing.
+  shard_ = host.shard;
   layer_config_.num_attention_heads = shard_.n_heads;
   layer_config_.num_key_value_heads = shard_.n_kv_heads;
   layer_config_.intermediate_size = shard_.ff_dim;
-  embed_rows_ = views.embed_tokens.rows;
-  head_rows_ = views.lm_head.rows;
+  embed_rows_ = host.embed_tokens.rows;
+  head_rows_ = host.lm_head.rows;
   if (!shard_.head_gathered && head_rows_ != config_.vocab_size)
     fail("tp plan: lm_head holds {} of {} rows on rank {} but is not gathered", head_rows_, config_.vocab_size,
-         comm_->rank());
+         rank ? rank->rank : 0);
+  return host;
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -264,11 +267,7 @@ void CudaLlamaModel::fill_random(uint64_t seed) {
   }
 }
 
-void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
-  // The CPU binder checks every name and shape against the config; its views (a tensor-parallel
-  // rank's slices) say where to copy from.
-  const TensorParallelRank rank{comm_ ? options_.tensor_parallel->plan : nullptr, comm_ ? comm_->rank() : 0, nullptr};
-  const LlamaWeights host = bind_llama_weights(config_, checkpoint, comm_ ? &rank : nullptr);
+void CudaLlamaModel::upload(const LlamaWeights& host) {
   const LayerOffsets lo = layer_offsets(layer_config_);
   std::vector<std::vector<UploadPiece>> per_gpu(gpus_.size());
   double total_bytes = 0;
@@ -298,8 +297,7 @@ void CudaLlamaModel::upload(const Checkpoint& checkpoint) {
   load_report_.bytes = total_bytes;
 }
 
-void CudaLlamaModel::keep_offloaded_units(const Checkpoint& checkpoint) {
-  const LlamaWeights host = bind_llama_weights(config_, checkpoint);
+void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
   const LayerOffsets lo = layer_offsets(layer_config_);
   const HeadOffsets ho = head_offsets(layer_config_);
   cpu_model_ = std::make_unique<LlamaModel>(config_, checkpoint_);
@@ -466,30 +464,13 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
     launch_gemv({residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16},
                 gpu.stream);
     attend(gpu, layer, cache, shape);
-    // A rowwise (partial) projection is summed over the ranks before it joins the residual.
-    if (shard_.attention_partial) {
-      launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
-                   GemvOutput::BF16},
-                  gpu.stream);
-      reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, true);
-    } else {
-      launch_gemv({gpu.attention_out.get(), nullptr, 0.0f, n, layer.o_proj, s.dim, s.q_dim, residual,
-                   GemvOutput::ADD_TO_F32},
-                  gpu.stream);
-    }
+    add_decode_projection(gpu, gpu.attention_out.get<bf16>(), layer.o_proj, s.q_dim, shard_.attention_partial,
+                          gpu.projected.get<bf16>(), n);
     launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
                  GemvOutput::SWIGLU_BF16},
                 gpu.stream);
-    if (shard_.mlp_partial) {
-      launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(),
-                   GemvOutput::BF16},
-                  gpu.stream);
-      reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, true);
-    } else {
-      launch_gemv({gpu.activated.get(), nullptr, 0.0f, n, layer.down, s.dim, s.ff_dim, residual,
-                   GemvOutput::ADD_TO_F32},
-                  gpu.stream);
-    }
+    add_decode_projection(gpu, gpu.activated.get<bf16>(), layer.down, s.ff_dim, shard_.mlp_partial,
+                          gpu.mlp_out.get<bf16>(), n);
     return;
   }
   bf16* normed = gpu.normed.get<bf16>();
@@ -508,6 +489,19 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
                    gpu.stream);
   if (shard_.mlp_partial) reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, false);
   gpu.mlp_out_pending = true;
+}
+
+void CudaLlamaModel::add_decode_projection(GpuWorkspace& gpu, const bf16* input, const bf16* weight, int64_t k,
+                                           bool partial, bf16* partial_out, int n_rows) {
+  const int64_t dim = config_.hidden_size;
+  if (!partial) {
+    launch_gemv({input, nullptr, 0.0f, n_rows, weight, dim, k, gpu.residual.get(), GemvOutput::ADD_TO_F32},
+                gpu.stream);
+    return;
+  }
+  // A rowwise projection's partial sums are summed over the ranks before they join the residual.
+  launch_gemv({input, nullptr, 0.0f, n_rows, weight, dim, k, partial_out, GemvOutput::BF16}, gpu.stream);
+  reduce_and_fold(gpu, partial_out, n_rows, true);
 }
 
 void CudaLlamaModel::reduce_and_fold(GpuWorkspace& gpu, bf16* partial, int n_rows, bool fold) {

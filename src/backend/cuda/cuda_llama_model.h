@@ -121,11 +121,13 @@ class CudaLlamaModel {
   };
   static constexpr int kOnHost = -1;  // where the hidden states are when the CPU runs a unit
 
-  void bind_tensor_parallel(const Checkpoint& checkpoint);
+  // The checkpoint's views (a tensor-parallel rank's slices), every name and shape checked against
+  // the config; sets the dimensions of this model's layers from them.
+  LlamaWeights bind_checkpoint(const Checkpoint& checkpoint);
   void place_units();
   void allocate();
-  void upload(const Checkpoint& checkpoint);
-  void keep_offloaded_units(const Checkpoint& checkpoint);
+  void upload(const LlamaWeights& host);
+  void keep_offloaded_units(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped);
@@ -134,6 +136,10 @@ class CudaLlamaModel {
   void run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape);
   // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv, then attention into attention_out.
   void attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  // Decode: residual += input · weightᵀ (weight (hidden_size, k)); a rowwise (partial) projection
+  // goes through partial_out and is all-reduced first.
+  void add_decode_projection(GpuWorkspace& gpu, const __nv_bfloat16* input, const __nv_bfloat16* weight, int64_t k,
+                             bool partial, __nv_bfloat16* partial_out, int n_rows);
   // Completes a rowwise (partial) projection output of n_rows rows and adds it to the residual.
   void reduce_and_fold(GpuWorkspace& gpu, __nv_bfloat16* partial, int n_rows, bool fold);
   // Logits of this rank's vocabulary block into local_logits_, gathered into gpu.logits.

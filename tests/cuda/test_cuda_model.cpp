@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../unit/logit_comparison.h"
 #include "../unit/model_fixtures.h"
 #include "backend/cuda/cuda_llama_model.h"
 #include "cuda_test_support.h"
@@ -19,16 +20,6 @@ namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-
-double relative_l2_error(std::span<const float> actual, std::span<const float> expected) {
-  double difference = 0, reference = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
-    reference += double(expected[i]) * expected[i];
-  }
-  return std::sqrt(difference / reference);
-}
 
 class CudaModelFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -64,11 +55,7 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
     int32_t gpu_choice = first_choice.at(0);
     int decided = 0, agreed = 0;
     for (size_t step = 0; step < greedy_ids.size(); ++step) {
-      std::vector<float> sorted(step_logits);
-      std::nth_element(sorted.begin(), sorted.begin() + 1, sorted.end(), std::greater<float>());
-      const float spread = *std::max_element(step_logits.begin(), step_logits.end()) -
-                           *std::min_element(step_logits.begin(), step_logits.end());
-      if (sorted[0] - sorted[1] > 0.02f * spread) {  // not a near tie: bf16 must agree
+      if (!near_tie(step_logits)) {  // bf16 must agree
         ++decided;
         agreed += gpu_choice == greedy_ids[step];
         EXPECT_EQ(gpu_choice, greedy_ids[step]) << "step " << step;

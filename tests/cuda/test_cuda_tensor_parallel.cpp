@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "../unit/logit_comparison.h"
 #include "../unit/model_fixtures.h"
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/host_staged_communicator.h"
@@ -25,21 +26,6 @@ namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-double relative_l2_error(std::span<const float> actual, std::span<const float> expected) {
-  double difference = 0, reference = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
-    reference += double(expected[i]) * expected[i];
-  }
-  return std::sqrt(difference / reference);
-}
-
-bool near_tie(std::vector<float> logits) {
-  const float spread = *std::max_element(logits.begin(), logits.end()) - *std::min_element(logits.begin(), logits.end());
-  std::nth_element(logits.begin(), logits.begin() + 1, logits.end(), std::greater<float>());
-  return logits[0] - logits[1] <= 0.02f * spread;
-}
 
 cuda::CudaModelOptions options() {
   cuda::CudaModelOptions options;

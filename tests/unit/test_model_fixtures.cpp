@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "logit_comparison.h"
 #include "model_fixtures.h"
 #include "model/llama_model.h"
 #include "runtime/generator.h"
@@ -19,20 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
-}
-
-// ||a - b|| / ||b||
-double relative_l2_error(std::span<const float> actual, const std::vector<float>& expected) {
-  double difference = 0, reference = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
-    reference += double(expected[i]) * expected[i];
-  }
-  return std::sqrt(difference / reference);
 }
 
 class ModelFixture : public ::testing::TestWithParam<std::string> {

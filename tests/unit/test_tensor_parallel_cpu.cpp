@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "logit_comparison.h"
 #include "model_fixtures.h"
 #include "error_message.h"
 #include "model/llama_model.h"
@@ -78,15 +79,6 @@ RunResult run_tensor_parallel(const fs::path& dir, int tp_size) {
   return per_rank[0];
 }
 
-double relative_l2_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double difference = 0, reference = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    difference += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
-    reference += double(expected[i]) * expected[i];
-  }
-  return std::sqrt(difference / reference);
-}
-
 void expect_same_as_single_rank(const fs::path& dir, int tp_size) {
   const RunResult single = run_model(LlamaModel::load(dir));
   const RunResult parallel = run_tensor_parallel(dir, tp_size);
@@ -98,7 +90,6 @@ void expect_same_as_single_rank(const fs::path& dir, int tp_size) {
   }
   EXPECT_EQ(parallel.greedy_ids, single.greedy_ids) << dir.filename() << " tp=" << tp_size;
 }
-
 
 class TensorParallelFixture : public ::testing::TestWithParam<std::string> {};
 

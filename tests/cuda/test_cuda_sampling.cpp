@@ -51,6 +51,21 @@ TEST(CudaSampling, GreedyIsArgmaxWithFirstIndexOnTies) {
   EXPECT_EQ(sample_rows(logits, 1, 0.0f, 0, 1.0f, 1).at(0), 17);
 }
 
+TEST(CudaSampling, GreedyFindsTheMaximumAnywhereInRowsThatAreNotAligned) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  // Rows after the first start off 16-byte alignment, and the vectorised passes (1024 threads, four
+  // 4-float loads in flight) have a lead, an unrolled body, a remainder and a tail.
+  const int vocab = 4 * 4 * 1024 * 3 + 4 * 500 + 3;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (int i = 0; i < vocab; ++i) logits[size_t(i)] = std::cos(float(i) * 0.11f);
+  for (int position : {0, 2, 3, 5000, 4 * 4 * 1024 * 2 + 1, 4 * 4 * 1024 * 3 + 77, vocab - 5, vocab - 1}) {
+    std::vector<float> peaked = logits;
+    peaked[size_t(position)] = 5.0f;
+    EXPECT_EQ(sample_rows(peaked, 3, 0.0f, 0, 1.0f, 1), std::vector<int32_t>(3, position)) << position;
+    EXPECT_EQ(sample_rows(peaked, 3, 1.0f, 1, 1.0f, 1), std::vector<int32_t>(3, position)) << position;
+  }
+}
+
 TEST(CudaSampling, TopKOneAndTinyTopPAreGreedy) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::vector<float> logits = test_logits();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where one decode step's time goes, kernel by kernel: Nsight Compute (clocks left as they are)
-# over a short random-weight Llama-3-8B run, summarised per kernel name. Run on the GPU machine
-# after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
+# over a short random-weight Llama-3-8B run, summarised per kernel name and grid. BATCH, PROMPT_LEN,
+# KERNELS (a name regex; batched decode's GEMMs are cuBLASLt's), SKIP and LAUNCHES change what is
+# profiled. Run on the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0
 root=$(pwd)
@@ -9,20 +10,29 @@ out=${OUT:-/tmp/out}
 mkdir -p "$out" /work
 [ "$root" = /work/main ] || ln -sfn "$root" /work/main
 export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
-ncu --clock-control none --metrics gpu__time_duration.sum -k 'regex:gemv|attention|qkv_rope|sampling|embedding|rmsnorm' \
-  --launch-count 600 --csv --page raw \
-  "$root/.device-carry/bin/shardlm" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len 16 --new-tokens 2 \
+ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size -k "regex:${KERNELS:-gemv|attention|qkv_rope|sampling|embedding|rmsnorm}" \
+  --launch-skip "${SKIP:-0}" --launch-count "${LAUNCHES:-600}" --csv --page raw --print-units base \
+  "$root/.device-carry/bin/shardlm" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
   >"$out/ncu-decode.csv" 2>"$out/ncu-decode.log"
 python3 - "$out/ncu-decode.csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r.get("Kernel Name") and r.get("gpu__time_duration.sum", "").replace(".", "").isdigit()]
-# Prefill runs cuBLASLt (not listed) and the flash kernel; every GEMV is a decode step's.
-totals, counts = collections.defaultdict(float), collections.Counter()
+import csv, io, sys, collections
+def number(text):
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+text = open(sys.argv[1]).read()
+text = text[text.index('"ID"'):]  # the program's own output comes first
+rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("Kernel Name") and number(r.get("gpu__time_duration.sum", "")) is not None]
+# Prefill runs cuBLASLt (not listed) and the flash kernel; every GEMV is a decode step's. Kernels are
+# told apart by name and grid size (the GEMVs of Q/K/V, o_proj, gate/up and down differ in grid).
+totals, read_bytes, counts = collections.defaultdict(float), collections.defaultdict(float), collections.Counter()
 for r in rows:
-    name = r["Kernel Name"].split("<")[0].split("(")[0]
-    totals[name] += float(r["gpu__time_duration.sum"]) / 1e3
+    name = r["Kernel Name"].split("(")[0][:40] + " grid " + r.get("Grid Size", "?")
+    totals[name] += number(r["gpu__time_duration.sum"]) / 1e3
+    read_bytes[name] += number(r.get("dram__bytes_read.sum", "0")) or 0.0
     counts[name] += 1
-print(f"{'kernel':<28}{'count':>7}{'total us':>12}{'mean us':>10}")
+print(f"{'kernel':<56}{'count':>6}{'total us':>10}{'mean us':>9}{'GB/s':>7}")
 for name, total in sorted(totals.items(), key=lambda item: -item[1]):
-    print(f"{name:<28}{counts[name]:>7}{total:>12.1f}{total / counts[name]:>10.2f}")
+    print(f"{name:<56}{counts[name]:>6}{total:>10.1f}{total / counts[name]:>9.2f}{read_bytes[name] / total / 1e3:>7.0f}")
 PY

@@ -56,11 +56,17 @@ double attention_error(const Case& c, bool tensor_core_kernel) {
     DeviceBuffer device_positions = upload(positions), device_slots = upload(slots);
     const int n_splits = 3;
     DeviceBuffer partial(size_t(attention_partial_floats(c.n_rows, c.n_heads, n_splits, c.head_dim)) * 4);
-    launch_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
-                      device_positions.get<int32_t>(), device_slots.get<int32_t>(), c.n_rows, c.n_heads, c.n_kv_heads,
-                      c.head_dim, n_keys, c.sliding_window, scale, n_splits, partial.get<float>(),
-                      device_out.get<__nv_bfloat16>()},
-                     nullptr);
+    DeviceBuffer counters(size_t(c.n_rows) * size_t(c.n_heads) * sizeof(int));
+    CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
+    // Twice: the second launch only merges correctly if the first left every split counter at zero.
+    for (int launch = 0; launch < 2; ++launch) {
+      CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
+      launch_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
+                        device_positions.get<int32_t>(), device_slots.get<int32_t>(), c.n_rows, c.n_heads, c.n_kv_heads,
+                        c.head_dim, n_keys, c.sliding_window, scale, n_splits, partial.get<float>(), counters.get<int>(),
+                        device_out.get<__nv_bfloat16>()},
+                       nullptr);
+    }
   }
   std::vector<uint16_t> out(q.size());
   CUDA_CHECK(cudaMemcpy(out.data(), device_out.get(), out.size() * 2, cudaMemcpyDeviceToHost));

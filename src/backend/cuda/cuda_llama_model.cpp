@@ -51,15 +51,15 @@ namespace {
 // assumes until it has timed a compute-bound CPU step.
 constexpr double kAssumedGflopsPerThread = 20.0;
 
-// Decode has one row per sequence, so the keys are what spreads attention over the GPU.
-constexpr int kMaxAttentionSplits = 32;
-constexpr int kKeysPerSplit = 64;
-constexpr int kRowHeadsThatFillTheGpu = 264;  // two blocks per multiprocessor on an H100/H200
+// Decode has one row per sequence, so the keys are what spreads attention over the GPU: every
+// (row, head) is split into key ranges of at least kKeysPerSplit, as far as the scratch for the
+// splits' states allows (a batch of 16 rows of 32 heads gets 16 splits).
+constexpr int kKeysPerSplit = 16;
+constexpr int kSplitStates = 264 * kMaxAttentionSplits;  // two blocks per SM of an H100/H200 at 32 splits
 
-// Blocks per (row, head) along the keys: only when rows × heads alone cannot fill the GPU.
 int attention_splits(int n_rows, int n_heads, int64_t length) {
-  if (n_rows * n_heads >= kRowHeadsThatFillTheGpu) return 1;
-  return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, kMaxAttentionSplits));
+  const int64_t most = std::min<int64_t>(kMaxAttentionSplits, kSplitStates / (int64_t(n_rows) * n_heads));
+  return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
 }
 
 }  // namespace
@@ -171,10 +171,9 @@ void CudaLlamaModel::allocate() {
 
   const Strides s = strides_of(layer_config_);
   const int logit_rows = std::max(options_.max_sequences, 1);
-  const int64_t partial_floats =
-      attention_partial_floats(kRowHeadsThatFillTheGpu, 1, kMaxAttentionSplits, config_.head_dim);
   for (int device : gpu_devices_)
-    gpus_.push_back(std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, partial_floats));
+    gpus_.push_back(
+        std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, kSplitStates));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : gpu_devices_)
     for (int b : gpu_devices_) {
@@ -406,7 +405,8 @@ CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> r
     // Splits are sized for the whole cache, since a graph replays at every context length; each
     // block reads its own row's length on the device.
     shape.n_splits = attention_splits(shape.n_rows, layer_config_.num_attention_heads, max_seq_len_);
-    shape.gemv = shape.n_rows <= kGemvMaxRows && s.dim % 8 == 0 && s.q_dim % 8 == 0 && s.ff_dim % 8 == 0;
+    shape.gemv = shape.n_rows <= kGemvMaxRows && s.dim % 8 == 0 && s.q_dim % 8 == 0 && s.ff_dim % 8 == 0 &&
+                 gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
     shape.n_splits = attention_splits(shape.n_rows, layer_config_.num_attention_heads, max_position + 1);
     // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
@@ -426,16 +426,18 @@ CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> r
   return shape;
 }
 
-void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
-                            const StepShape& shape) {
+QkvRopeParams CudaLlamaModel::rope_params(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
+                                          int n_rows) const {
+  return {gpu.qkv.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, gpu.input(1),
+          gpu.input(2), gpu.inv_freq.get<float>(), rope_.attention_scaling, n_rows, layer_config_.num_attention_heads,
+          layer_config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(), cache.keys, cache.values,
+          max_seq_len_};
+}
+
+void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerCache& cache, const StepShape& shape) {
   const Strides s = strides_of(layer_config_);
   const int32_t* positions = gpu.input(1);
   const int32_t* slots = gpu.input(2);
-  launch_qkv_rope({gpu.qkv.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, positions,
-                   slots, gpu.inv_freq.get<float>(), rope_.attention_scaling, shape.n_rows,
-                   layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(),
-                   cache.keys, cache.values, max_seq_len_},
-                  gpu.stream);
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
   if (shape.run && prefill_attention_supports(config_.head_dim)) {
     const size_t slot_offset = size_t(shape.run->slot) * max_seq_len_ * s.kv_dim;
@@ -448,7 +450,7 @@ void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerWeights& layer, const 
     launch_attention({gpu.q.get<bf16>(), cache.keys, cache.values, positions, slots, shape.n_rows,
                       layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim, max_seq_len_,
                       config_.sliding_window.value_or(0), scale, shape.n_splits, gpu.attention_partial.get<float>(),
-                      gpu.attention_out.get<bf16>()},
+                      gpu.attention_split_counters.get<int>(), gpu.attention_out.get<bf16>()},
                      gpu.stream);
   }
 }
@@ -460,10 +462,14 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
   const int n = shape.n_rows;
   float* residual = gpu.residual.get<float>();
   if (shape.gemv) {
-    // Decode: six kernels; the residual stream is complete after each layer.
-    launch_gemv({residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16},
-                gpu.stream);
-    attend(gpu, layer, cache, shape);
+    // Decode: five kernels (six with q/k norms, which need whole heads before the rotation); the
+    // residual stream is complete after each layer.
+    GemvParams qkv{residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16};
+    qkv.rope = rope_params(gpu, layer, cache, n);
+    if (!layer.q_norm && !layer.k_norm) qkv.output = GemvOutput::QKV_ROPE;
+    launch_gemv(qkv, gpu.stream);
+    if (qkv.output != GemvOutput::QKV_ROPE) launch_qkv_rope(qkv.rope, gpu.stream);
+    attend(gpu, cache, shape);
     add_decode_projection(gpu, gpu.attention_out.get<bf16>(), layer.o_proj, s.q_dim, shard_.attention_partial,
                           gpu.projected.get<bf16>(), n);
     launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
@@ -477,7 +483,8 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
   launch_add_rmsnorm(residual, gpu.mlp_out_pending ? gpu.mlp_out.get<bf16>() : nullptr, layer.attn_norm, eps, n,
                      int(s.dim), nullptr, normed, gpu.stream);
   gpu.gemm->linear(normed, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemmOutput::BF16, gpu.stream);
-  attend(gpu, layer, cache, shape);
+  launch_qkv_rope(rope_params(gpu, layer, cache, n), gpu.stream);
+  attend(gpu, cache, shape);
   gpu.gemm->linear(gpu.attention_out.get<bf16>(), n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
                    GemmOutput::BF16, gpu.stream);
   if (shard_.attention_partial) reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, false);

@@ -23,6 +23,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_communicator.h"
 #include "backend/cuda/gpu_workspace.h"
+#include "backend/cuda/kernels/qkv_rope.h"
 #include "backend/cuda/offload_kv_sync.h"
 #include "backend/cuda/offload_streamer.h"
 #include "io/model_config.h"
@@ -134,8 +135,10 @@ class CudaLlamaModel {
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
   void run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
   void run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape);
-  // Layer il's bias, q/k norm, RoPE and KV-cache store from qkv, then attention into attention_out.
-  void attend(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  // Where a layer's bias, q/k norm, RoPE and KV-cache store take q/k/v from and put them.
+  QkvRopeParams rope_params(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, int n_rows) const;
+  // Attention of the step's rows over the layer's cache (q rotated, the rows' k/v stored) into attention_out.
+  void attend(GpuWorkspace& gpu, const LayerCache& cache, const StepShape& shape);
   // Decode: residual += input · weightᵀ (weight (hidden_size, k)); a rowwise (partial) projection
   // goes through partial_out and is all-reduced first.
   void add_decode_projection(GpuWorkspace& gpu, const __nv_bfloat16* input, const __nv_bfloat16* weight, int64_t k,

@@ -1,10 +1,12 @@
 // Allocation of one GPU's buffers; sizes follow the model's dimensions and the rows per forward.
 #include "backend/cuda/gpu_workspace.h"
 
+#include "backend/cuda/kernels/attention.h"
+
 namespace shardlm::cuda {
 
 GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const RopeFrequencies& rope, int rows_per_forward,
-                           int logit_rows, int64_t attention_partial_floats)
+                           int logit_rows, int split_states)
     : device(device_index), max_rows(rows_per_forward) {
   CUDA_CHECK(cudaSetDevice(device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -32,7 +34,9 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const Ro
   selected = DeviceBuffer(size_t(logit_rows) * dim * sizeof(__nv_bfloat16));
   logits = DeviceBuffer(size_t(logit_rows) * size_t(config.vocab_size) * sizeof(float));
   sampled = DeviceBuffer(size_t(logit_rows) * sizeof(int32_t));
-  attention_partial = DeviceBuffer(size_t(attention_partial_floats) * sizeof(float));
+  attention_partial = DeviceBuffer(size_t(split_states) * size_t(attention_state_floats(config.head_dim)) * sizeof(float));
+  attention_split_counters = DeviceBuffer(rows * size_t(config.num_attention_heads) * sizeof(int));
+  CUDA_CHECK(cudaMemset(attention_split_counters.get(), 0, attention_split_counters.bytes()));
 }
 
 GpuWorkspace::~GpuWorkspace() {

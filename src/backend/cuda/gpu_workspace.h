@@ -19,8 +19,9 @@ namespace shardlm::cuda {
 constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
 
 struct GpuWorkspace {
+  // split_states: the most (row, head, split) partial attention states a step may leave for merging.
   GpuWorkspace(int device, const ModelConfig& config, const RopeFrequencies& rope, int max_rows, int logit_rows,
-               int64_t attention_partial_floats);
+               int split_states);
   ~GpuWorkspace();
   GpuWorkspace(const GpuWorkspace&) = delete;
   GpuWorkspace& operator=(const GpuWorkspace&) = delete;
@@ -38,7 +39,8 @@ struct GpuWorkspace {
   DeviceBuffer inputs;            // kInputArrays arrays of max_rows int32
   // The residual stream (f32) and the rest of a layer's activations.
   DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated, mlp_out;
-  DeviceBuffer selected, logits, sampled, attention_partial;
+  DeviceBuffer selected, logits, sampled;
+  DeviceBuffer attention_partial, attention_split_counters;  // split attention's states and arrivals
   // The last layer's MLP output is added to the residual by the next RMSNorm (prefill-shaped
   // steps) and is still pending in mlp_out until then.
   bool mlp_out_pending = false;

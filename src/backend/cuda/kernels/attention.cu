@@ -1,7 +1,8 @@
 // Attention kernel: one block of 4 warps per (row, head, split). The warps take turns over groups
 // of 4 keys of the block's range, each keeping a running max, sum and weighted value sum (online
-// softmax); lanes hold head_dim/32 elements each. The warps' states are then merged in shared memory. With several
-// splits the unnormalised states go to scratch and attention_merge_kernel combines them.
+// softmax); lanes hold head_dim/32 elements each. The warps' states are then merged in shared
+// memory. With several splits the unnormalised states go to scratch, and the split that finishes
+// last (a counter per row and head) combines them, so a decode step's attention is one kernel.
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
@@ -16,6 +17,30 @@ namespace shardlm::cuda {
 
 constexpr int kAttentionWarps = 4;
 constexpr int kKeysPerStep = 4;
+
+// The row's output for one head from every split's unnormalised state (run by the last split).
+// The first warp turns the splits' maxima and sums into one weight per split; then every thread
+// combines its elements. The states were written by other blocks: they are read from L2, where
+// those blocks' fences made them visible.
+__device__ void merge_splits(const AttentionParams& p, int row, int head) {
+  __shared__ float split_weights[kMaxAttentionSplits];
+  const int lane = threadIdx.x % 32;
+  const float* states = p.partial + (int64_t(row) * p.n_heads + head) * p.n_splits * (p.head_dim + 2);
+  if (threadIdx.x < 32) {
+    const float split_max = lane < p.n_splits ? __ldcg(states + lane * (p.head_dim + 2)) : -INFINITY;
+    const float split_sum = lane < p.n_splits ? __ldcg(states + lane * (p.head_dim + 2) + 1) : 0.0f;
+    const float merged_max = warp_max(split_max);
+    const float weight = split_max == -INFINITY ? 0.0f : __expf(split_max - merged_max);
+    const float merged_sum = warp_sum(split_sum * weight);
+    if (lane < p.n_splits) split_weights[lane] = weight / merged_sum;
+  }
+  __syncthreads();
+  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
+    float value = 0.0f;
+    for (int s = 0; s < p.n_splits; ++s) value += __ldcg(states + s * (p.head_dim + 2) + 2 + d) * split_weights[s];
+    p.out[int64_t(row) * p.n_heads * p.head_dim + head * p.head_dim + d] = __float2bfloat16(value);
+  }
+}
 
 template <int kElementsPerLane>
 __global__ void attention_kernel(AttentionParams p) {
@@ -123,39 +148,34 @@ __global__ void attention_kernel(AttentionParams p) {
       }
     }
   }
-}
-
-__global__ void attention_merge_kernel(AttentionParams p) {
-  wait_for_predecessor();
-  allow_successor();
-  const int row = blockIdx.x, head = blockIdx.y;
-  const float* states = p.partial + (int64_t(row) * p.n_heads + head) * p.n_splits * (p.head_dim + 2);
-  float merged_max = -INFINITY;
-  for (int s = 0; s < p.n_splits; ++s) merged_max = fmaxf(merged_max, states[s * (p.head_dim + 2)]);
-  float merged_sum = 0.0f;
-  for (int s = 0; s < p.n_splits; ++s) {
-    const float split_max = states[s * (p.head_dim + 2)];
-    if (split_max != -INFINITY) merged_sum += states[s * (p.head_dim + 2) + 1] * __expf(split_max - merged_max);
+  if (p.n_splits == 1) return;
+  // Publish this split's state, then count it in; the split that arrives last merges them all and
+  // resets the counter for the next step (and the next replay of a graph).
+  __shared__ bool last_split;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* arrived = p.split_counters + row * p.n_heads + head;
+    last_split = atomicAdd(arrived, 1) == p.n_splits - 1;
+    if (last_split) *arrived = 0;
   }
-  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
-    float value = 0.0f;
-    for (int s = 0; s < p.n_splits; ++s) {
-      const float split_max = states[s * (p.head_dim + 2)];
-      if (split_max != -INFINITY) value += states[s * (p.head_dim + 2) + 2 + d] * __expf(split_max - merged_max);
-    }
-    p.out[int64_t(row) * p.n_heads * p.head_dim + head * p.head_dim + d] = __float2bfloat16(value / merged_sum);
-  }
+  __syncthreads();
+  if (!last_split) return;
+  __threadfence();
+  merge_splits(p, row, head);
 }
 
 // ---------------------------------------------------------------------------------------------
 // launchers
 
 int64_t attention_partial_floats(int n_rows, int n_heads, int n_splits, int head_dim) {
-  return n_splits > 1 ? int64_t(n_rows) * n_heads * n_splits * (head_dim + 2) : 0;
+  return n_splits > 1 ? int64_t(n_rows) * n_heads * n_splits * attention_state_floats(head_dim) : 0;
 }
 
 void launch_attention(const AttentionParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
+  if (params.n_splits < 1 || params.n_splits > kMaxAttentionSplits)
+    throw_unsupported("attention splits outside 1..32", params.n_splits);
   const dim3 grid(params.n_rows, params.n_heads, params.n_splits);
   const int threads = 32 * kAttentionWarps;
   if (params.head_dim <= 32) launch_pdl(attention_kernel<1>, grid, threads, 0, stream, params);
@@ -164,10 +184,6 @@ void launch_attention(const AttentionParams& params, cudaStream_t stream) {
   else if (params.head_dim <= 256) launch_pdl(attention_kernel<8>, grid, threads, 0, stream, params);
   else throw_unsupported("attention head_dim above 256", params.head_dim);
   CUDA_CHECK_LAUNCH();
-  if (params.n_splits > 1) {
-    launch_pdl(attention_merge_kernel, dim3(params.n_rows, params.n_heads), 128, 0, stream, params);
-    CUDA_CHECK_LAUNCH();
-  }
 }
 
 }  // namespace shardlm::cuda

@@ -1,7 +1,7 @@
 // Causal grouped-query attention over the KV cache, for prefill and decode alike: every query row
 // attends to the cached positions of its own sequence up to its own position (within the sliding
 // window if any). Online softmax, so no (seq × seq) score matrix is ever stored; long contexts are
-// split over several blocks (split-K) and merged by a second kernel.
+// split over several blocks (split-K) and merged by the split that finishes last.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,6 +10,9 @@
 #include <cstdint>
 
 namespace shardlm::cuda {
+
+// Splits are merged by one warp, a lane per split.
+constexpr int kMaxAttentionSplits = 32;
 
 struct AttentionParams {
   const __nv_bfloat16* q;        // (n_rows, n_heads * head_dim), rotated
@@ -23,8 +26,12 @@ struct AttentionParams {
   float scale;                   // head_dim^-0.5
   int n_splits;                  // blocks per (row, head) along the keys; 1 writes out directly
   float* partial;                // (n_rows, n_heads, n_splits, head_dim + 2) scratch when n_splits > 1
+  int* split_counters;           // (n_rows, n_heads) zeros when n_splits > 1; each merge resets its own
   __nv_bfloat16* out;            // (n_rows, n_heads * head_dim)
 };
+
+// Floats of one split's state: its running max, its sum and head_dim weighted values.
+constexpr int64_t attention_state_floats(int head_dim) { return int64_t(head_dim) + 2; }
 
 // Scratch floats `partial` must hold for a given shape.
 int64_t attention_partial_floats(int n_rows, int n_heads, int n_splits, int head_dim);

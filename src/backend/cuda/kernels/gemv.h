@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/qkv_rope.h"
+
 namespace shardlm::cuda {
 
 // Up to this many rows the GEMV streams W at full bandwidth; beyond, its CUDA-core FMAs bound it
@@ -16,11 +18,23 @@ namespace shardlm::cuda {
 // up to 8), so batched decode goes to cuBLASLt's tensor cores instead.
 constexpr int kGemvMaxRows = 2;
 
+// The block stages its activation rows in shared memory as bf16; this bound fits every GPU from
+// sm_80 on (164 KB per block on an A100, 227 KB on an H100) and every supported model's widest
+// input (Llama-3-70B's 28672-wide MLP at two rows).
+constexpr int64_t kGemvMaxStagedBytes = 160 * 1024;
+
+// Whether m activation rows of k elements fit the staging area.
+constexpr bool gemv_stages(int64_t m, int64_t k) { return m * k * 2 <= kGemvMaxStagedBytes; }
+
 enum class GemvOutput {
   BF16,         // y (m, n) bf16
   F32,          // y (m, n) f32
   SWIGLU_BF16,  // W is (2n, k) = [gate; up]; y (m, n) = silu(x·gateᵀ) · (x·upᵀ), bf16
   ADD_TO_F32,   // y (m, n) f32 += x·Wᵀ (the residual stream)
+  // W is the fused [q; k; v] projection and n its width: the bias is added, q and k are rotated and
+  // q goes to rope.q_out, k and v into the KV cache, as launch_qkv_rope would do from a BF16
+  // output (its q/k norms are not supported: they need whole heads). y is unused.
+  QKV_ROPE,
 };
 
 struct GemvParams {
@@ -34,9 +48,11 @@ struct GemvParams {
   int64_t n = 0, k = 0;
   void* y = nullptr;
   GemvOutput output = GemvOutput::BF16;
+  QkvRopeParams rope{};  // QKV_ROPE only; its qkv, n_rows and norm fields are unused
 };
 
-// Whether the GEMV handles this shape (m <= kGemvMaxRows, k a multiple of 8, 16-byte aligned operands).
+// Whether the GEMV handles this shape (m <= kGemvMaxRows, k a multiple of 8 that can be staged,
+// 16-byte aligned operands).
 bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w);
 void launch_gemv(const GemvParams& params, cudaStream_t stream);
 

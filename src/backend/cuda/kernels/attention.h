@@ -27,11 +27,15 @@ struct AttentionParams {
   int n_splits;                  // blocks per (row, head) along the keys; 1 writes out directly
   float* partial;                // (n_rows, n_heads, n_splits, head_dim + 2) scratch when n_splits > 1
   int* split_counters;           // (n_rows, n_heads) zeros when n_splits > 1; each merge resets its own
+                                 // (one per row and block of heads: n_heads is always enough)
   __nv_bfloat16* out;            // (n_rows, n_heads * head_dim)
 };
 
 // Floats of one split's state: its running max, its sum and head_dim weighted values.
-constexpr int64_t attention_state_floats(int head_dim) { return int64_t(head_dim) + 2; }
+__host__ __device__ constexpr int64_t attention_state_floats(int head_dim) { return int64_t(head_dim) + 2; }
+
+// Blocks per row and split: one per KV head and block of up to 8 of its query heads.
+int attention_blocks_per_row(int n_heads, int n_kv_heads, int head_dim);
 
 // Scratch floats `partial` must hold for a given shape.
 int64_t attention_partial_floats(int n_rows, int n_heads, int n_splits, int head_dim);

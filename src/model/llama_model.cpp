@@ -220,7 +220,8 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
 #pragma omp parallel
   {
     std::vector<float> scores(size_t(max_position + 1));
-#pragma omp for collapse(2) schedule(dynamic, 4)
+    // One (row, head) at a time: a decode step has as few items as heads, and each is long.
+#pragma omp for collapse(2) schedule(dynamic)
     for (int64_t i = 0; i < n_rows; ++i) {
       for (int head = 0; head < n_heads; ++head) {
         const TokenRow& row = rows[size_t(i)];

@@ -19,7 +19,9 @@ void attend_one_head(const float* q, const float* keys, const float* values, int
   float max_score = -INFINITY;
   for (int64_t position = first; position <= last; ++position) {
     const float* key = keys + position * kv_stride + kv_offset;
+    // Without the simd reduction the compiler keeps IEEE order: one dependent add per element.
     float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
     for (int i = 0; i < head_dim; ++i) dot += query[i] * key[i];
     scores[position] = dot * shape.scale;
     max_score = std::max(max_score, scores[position]);

@@ -106,6 +106,7 @@ TEST(CudaLinear, GateUpSwiGluFusedAndUnfused) {
   check_gate_up_swiglu(1, 200, 512);
   check_gate_up_swiglu(4, 200, 512);
   check_gate_up_swiglu(12, 200, 512);
+  check_gate_up_swiglu(5, 196, 512);  // a width that is not a multiple of 8: SiLU·up element by element
 }
 
 // The decode GEMV's two fusions against double precision: an RMS-normalised f32 input (as the

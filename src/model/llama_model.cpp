@@ -34,6 +34,10 @@ KvCache LlamaModel::make_cache(int64_t capacity) const {
   return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity);
 }
 
+KvCache LlamaModel::make_cache(int64_t capacity, std::span<const int> held_layers) const {
+  return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity, held_layers);
+}
+
 void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
   for (int il : layers) {
     if (il < 0 || il >= config_.num_hidden_layers)

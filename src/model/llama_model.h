@@ -39,6 +39,7 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   const Checkpoint& checkpoint() const { return *checkpoint_; }
   KvCache make_cache(int64_t capacity) const;
+  KvCache make_cache(int64_t capacity, std::span<const int> held_layers) const;  // storage for these only
   // Copies these layers' weights into memory the process owns (a device map's "cpu"); the other
   // layers keep reading in place from the mapped checkpoint (its "disk"), which the kernel may page
   // out under memory pressure. Results are identical either way.

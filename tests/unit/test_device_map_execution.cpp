@@ -38,6 +38,32 @@ TEST(DeviceMapExecution, ResidentLayersAreCopiesAndGiveIdenticalLogits) {
   EXPECT_THROW(mixed.keep_layers_in_memory({99}), Error);
 }
 
+// The pieces a GPU executor calls when it runs only some layers on the CPU: caches that hold just
+// those layers give the same logits as forward() with a cache of every layer.
+TEST(DeviceMapExecution, CachesHoldingOnlyTheirLayersGiveTheSameLogits) {
+  const LlamaModel model = LlamaModel::load(kFixture);
+  const int n_layers = model.config().num_hidden_layers;
+  ASSERT_GE(n_layers, 2);
+  const std::vector<int> first_half = {0}, rest = [&] {
+    std::vector<int> layers;
+    for (int il = 1; il < n_layers; ++il) layers.push_back(il);
+    return layers;
+  }();
+  const std::vector<int32_t> prompt = {5, 17, 42, 7, 99, 3, 250, 11};
+  KvCache front = model.make_cache(int64_t(prompt.size()), first_half);
+  KvCache back = model.make_cache(int64_t(prompt.size()), rest);
+  KvCache* front_caches[] = {&front};
+  KvCache* back_caches[] = {&back};
+  std::vector<TokenRow> rows;
+  for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
+  std::vector<float> x = model.embed_rows(rows);
+  model.run_layers(rows, front_caches, x, 0, 1);
+  model.run_layers(rows, back_caches, x, 1, n_layers);
+  EXPECT_EQ(model.head_logits(rows, x), prompt_logits(model));
+  EXPECT_EQ(front.keys(1), nullptr) << "a layer the cache does not hold has no storage";
+  EXPECT_NE(back.keys(1), nullptr);
+}
+
 TEST(DeviceMapExecution, GenerateWithCpuAndDiskLayersMatchesPlainGeneration) {
   const std::vector<std::string> args = {"generate", "--model", kFixture.string(), "--prompt", "Hello, world!",
                                          "--max-new-tokens", "12", "--temperature", "0", "--json"};

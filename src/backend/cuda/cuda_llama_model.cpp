@@ -342,7 +342,10 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
   const OffloadExec exec = options_.offload_exec;
   GpuWorkspace& offload_gpu = *gpus_[size_t(offload_gpu_)];
   if (exec != OffloadExec::STREAM) {
-    for (int i = 0; i < options_.max_sequences; ++i) cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_));
+    // Only the offloaded layers ever run on the CPU (f32 caches of every layer would be 1 GB per
+    // sequence for Llama-3-8B at 4096 positions).
+    for (int i = 0; i < options_.max_sequences; ++i)
+      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_, offloaded_layers_));
     for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
   }
   if (exec != OffloadExec::CPU) {

@@ -105,6 +105,31 @@ TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
   }
 }
 
+// Under auto with a CPU that reads barely faster than the copy engine: decode steps run the first
+// offloaded layers on the CPU while the last layer and the head are copied to the GPU, which runs
+// them; the tail's KV cache stays on the GPU throughout, and every step matches the plain model.
+TEST(CudaDeviceMap, AutoLeavesTheLastUnitsToTheGpuWhileTheCpuComputes) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::string fixture = "qwen2-bias-yarn-f32";
+  const auto checkpoint = open(fixture);
+  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  cuda::CudaLlamaModel plain(config, checkpoint, base_options());
+  const DeviceId gpu = DeviceId::cuda(0), cpu = DeviceId::cpu();
+  cuda::CudaModelOptions options = base_options();
+  options.placement = LayerPlacement{gpu, {cpu, cpu, cpu}, cpu, cpu, gpu};
+  options.offload_exec = OffloadExec::AUTO;
+  // Units of 173, 173, 173 and 130 kB (f32; the tied head last): at 1 MB/s of copying against
+  // 1.05 MB/s of CPU reads, layer 2 and the head (303 kB) are copied before the CPU is through
+  // layers 0 and 1 (346 kB); streaming everything would still be slower than the CPU.
+  options.offload_speeds = OffloadSpeeds{0, 0, 1e-3, 1.05e-3, 2e-3};
+  cuda::CudaLlamaModel mapped(config, checkpoint, options);
+  expect_same_run(plain, mapped, 3e-2);
+  const cuda::OffloadReport& report = mapped.offload_report();
+  EXPECT_EQ(report.overlapped_tail_units, 2);
+  EXPECT_GE(report.stream_steps, 4) << "the prompt and the continuation stream";
+  EXPECT_GE(report.cpu_steps, 10) << "single rows run on the CPU and the tail on the GPU";
+}
+
 TEST(CudaDeviceMap, AllOnOneGpuIsTheModelWithoutAMap) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::string fixture = "llama-tied-linear-bf16";

@@ -2,6 +2,8 @@
 // the GPU and computing them on the CPU.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "error_message.h"
 #include "parallel/device_map/offload_policy.h"
 
@@ -42,6 +44,19 @@ TEST(OffloadPolicy, AutoStreamsEverythingWhenTheCpuReadsSlowerThanPcie) {
   EXPECT_EQ(policy.choose(1), OffloadExec::STREAM);
 }
 
+TEST(OffloadPolicy, AutoTriesOneCpuDecodeStepWhenTheProbeWasPessimistic) {
+  // A 40 GB/s probe: 200 ms of CPU reads against 160 ms of streaming, within 2x, so the first
+  // single row runs on the CPU to measure it.
+  OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(40.0, 16));
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  EXPECT_EQ(policy.choose(8), OffloadExec::STREAM) << "only single rows are tried";
+  policy.observe_cpu(1, 0.100);  // the host was busier during the probe than now
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  OffloadPolicy slow(OffloadExec::AUTO, eight_gigabytes(40.0, 16));
+  slow.observe_cpu(1, 0.190);  // the probe was right
+  EXPECT_EQ(slow.choose(1), OffloadExec::STREAM);
+}
+
 TEST(OffloadPolicy, AMeasuredSlowDecodeStepTurnsAutoToStreaming) {
   OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
   policy.observe_cpu(1, 0.060);  // slower than the 40 ms read floor, still faster than streaming
@@ -59,6 +74,25 @@ TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceTheAssumedSpeed) {
   EXPECT_NEAR(policy.cpu_seconds(16), 0.080, 1e-9);
   EXPECT_EQ(policy.choose(30), OffloadExec::CPU);
   EXPECT_EQ(policy.choose(33), OffloadExec::STREAM);
+}
+
+TEST(OffloadPolicy, TheOverlappedTailIsWhatTheCopyEngineBringsOverWhileTheCpuWorks) {
+  OffloadSpeeds speeds;
+  speeds.host_to_device_gbps = 55;
+  speeds.cpu_read_gbps = 100;
+  // 21 layers of 0.44 GB and a 1.05 GB head: both slots' worth (1.49 GB, 27 ms of copying) is done
+  // long before the CPU finishes the other 8.7 GB (87 ms).
+  std::vector<double> units(21, 0.44e9);
+  units.push_back(1.05e9);
+  EXPECT_EQ(overlapped_tail_units(units, 2, speeds), 2);
+  EXPECT_EQ(overlapped_tail_units(units, 1, speeds), 1);
+  // Two equal layers: copying one (8 ms) takes longer than the CPU's work on the other (4.4 ms).
+  EXPECT_EQ(overlapped_tail_units(std::vector<double>{0.44e9, 0.44e9}, 2, speeds), 0);
+  // A single unit always stays on the CPU; unknown speeds mean no tail.
+  EXPECT_EQ(overlapped_tail_units(std::vector<double>{1e9}, 2, speeds), 0);
+  EXPECT_EQ(overlapped_tail_units(units, 2, OffloadSpeeds{}), 0);
+  // Three units where the copy of two would outlast the CPU's work on the first.
+  EXPECT_EQ(overlapped_tail_units(std::vector<double>{1e9, 1e9, 1e9}, 2, speeds), 1);
 }
 
 }  // namespace

@@ -242,7 +242,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
                            {"cpu_floor_ms", cpu_floor_ms},
                            {"median_over_better_floor", result["time_per_output_token_ms_median"].get<double>() / better_floor_ms},
                            {"stream_steps", offload.stream_steps},
-                           {"cpu_steps", offload.cpu_steps}};
+                           {"cpu_steps", offload.cpu_steps},
+                           {"overlapped_tail_units", offload.overlapped_tail_units}};
     }
   }
   fmt::print("{}\n", result.dump(2));

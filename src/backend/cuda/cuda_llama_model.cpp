@@ -309,7 +309,9 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
 
   // cpu: narrowed once into pinned memory, which both the DMA engine and the CPU backend read;
   // disk: narrowed from the mapped file into staging each time it is streamed.
+  std::vector<double> unit_bytes;  // the offloaded units in execution order, the head last
   auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk) -> std::pair<OffloadBlock, const bf16*> {
+    unit_bytes.push_back(source_bytes(pieces));
     speeds.offloaded_bytes += source_bytes(pieces);
     speeds.offloaded_params += source_elements(pieces);
     if (on_disk)
@@ -341,24 +343,6 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
 
   const OffloadExec exec = options_.offload_exec;
   GpuWorkspace& offload_gpu = *gpus_[size_t(offload_gpu_)];
-  if (exec != OffloadExec::STREAM) {
-    // Only the offloaded layers ever run on the CPU (f32 caches of every layer would be 1 GB per
-    // sequence for Llama-3-8B at 4096 positions).
-    for (int i = 0; i < options_.max_sequences; ++i)
-      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_, offloaded_layers_));
-    for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
-  }
-  if (exec != OffloadExec::CPU) {
-    streamer_ = std::make_unique<OffloadStreamer>(
-        offload_gpu.device, size_t(head_gpu_ == kOnHost ? std::max(lo.elements, ho.elements) : lo.elements));
-  }
-  if (exec == OffloadExec::AUTO && !offloaded_layers_.empty()) {
-    std::vector<DeviceLayerCache> caches;
-    for (int il : offloaded_layers_)
-      caches.push_back({il, layer_caches_[size_t(il)].keys, layer_caches_[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(layer_config_).kv_dim, max_seq_len_,
-                                               options_.max_sequences, offload_gpu.device, offload_gpu.stream);
-  }
   if (options_.offload_speeds) {
     speeds.host_to_device_gbps = options_.offload_speeds->host_to_device_gbps;
     speeds.cpu_read_gbps = options_.offload_speeds->cpu_read_gbps;
@@ -368,7 +352,47 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
     speeds.cpu_read_gbps = cpu::measure_read_bandwidth();
     speeds.cpu_gflops = kAssumedGflopsPerThread * omp_get_max_threads();
   }
+  choose_gpu_tail(unit_bytes);
+  if (exec != OffloadExec::STREAM) {
+    // Only these layers ever run on the CPU (f32 caches of every layer would be 1 GB per sequence
+    // for Llama-3-8B at 4096 positions).
+    for (int i = 0; i < options_.max_sequences; ++i)
+      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_, cpu_layers_));
+    for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
+  }
+  if (exec != OffloadExec::CPU) {
+    streamer_ = std::make_unique<OffloadStreamer>(
+        offload_gpu.device, size_t(head_gpu_ == kOnHost ? std::max(lo.elements, ho.elements) : lo.elements));
+  }
+  if (exec == OffloadExec::AUTO && !cpu_layers_.empty()) {
+    std::vector<DeviceLayerCache> caches;
+    for (int il : cpu_layers_) caches.push_back({il, layer_caches_[size_t(il)].keys, layer_caches_[size_t(il)].values});
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(layer_config_).kv_dim, max_seq_len_,
+                                               options_.max_sequences, offload_gpu.device, offload_gpu.stream);
+  }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
+}
+
+void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
+  cpu_layers_ = offloaded_layers_;
+  gpu_tail_begin_ = config_.num_hidden_layers;
+  if (options_.offload_exec != OffloadExec::AUTO) return;
+  // Units read from disk need the host to read them, which it cannot do while it computes.
+  constexpr int kStreamerSlots = 2;
+  const bool head_offloaded = head_gpu_ == kOnHost;
+  size_t unit = unit_bytes.size();
+  for (int tail = overlapped_tail_units(unit_bytes, kStreamerSlots, offload_report_.speeds); tail > 0; --tail) {
+    --unit;
+    const bool is_head = head_offloaded && unit + 1 == unit_bytes.size();
+    if (is_head ? head_on_disk_ : layer_on_disk_[size_t(offloaded_layers_[unit])]) break;
+    if (is_head) {
+      head_in_gpu_tail_ = true;
+    } else {
+      gpu_tail_begin_ = offloaded_layers_[unit];
+      cpu_layers_.pop_back();
+    }
+    ++offload_report_.overlapped_tail_units;
+  }
 }
 
 void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
@@ -600,15 +624,22 @@ void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
 void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& shape) {
   const int n_layers = config_.num_hidden_layers;
   const OffloadExec exec = offloads() ? policy_->choose(shape.n_rows) : OffloadExec::STREAM;
-  const int offloaded_at = exec == OffloadExec::CPU ? kOnHost : offload_gpu_;
-  auto where = [&](int il) { return layer_gpu_[size_t(il)] != kOnHost ? layer_gpu_[size_t(il)] : offloaded_at; };
-  const KvSide side = exec == OffloadExec::CPU ? KvSide::CPU : KvSide::GPU;
+  // A CPU step computes the offloaded layers on the host, except a tail that the GPU runs from
+  // weights copied meanwhile; a stream step runs every offloaded unit on the offload GPU.
+  const bool cpu_step = exec == OffloadExec::CPU;
+  auto where = [&](int il) {
+    if (layer_gpu_[size_t(il)] != kOnHost) return layer_gpu_[size_t(il)];
+    return cpu_step && il < gpu_tail_begin_ ? kOnHost : offload_gpu_;
+  };
+  const bool head_streamed = head_gpu_ == kOnHost && (!cpu_step || head_in_gpu_tail_);
+  const KvSide side = cpu_step ? KvSide::CPU : KvSide::GPU;
   if (kv_sync_) kv_sync_->prepare(side, rows, cpu_cache_pointers_);
-  if (offloads() && exec == OffloadExec::STREAM) {
+  if (offloads() && streamer_) {
     std::vector<const OffloadBlock*> blocks;
-    for (int il : offloaded_layers_) blocks.push_back(&layer_blocks_[size_t(il)]);
-    if (head_gpu_ == kOnHost) blocks.push_back(&head_block_);
-    streamer_->begin(std::move(blocks));
+    for (int il : offloaded_layers_)
+      if (where(il) != kOnHost) blocks.push_back(&layer_blocks_[size_t(il)]);
+    if (head_streamed) blocks.push_back(&head_block_);
+    if (!blocks.empty()) streamer_->begin(std::move(blocks));
   }
   double cpu_seconds = 0;
   auto on_cpu = [&](auto&& work) {
@@ -658,7 +689,7 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     ++il;
   }
 
-  const int head_at = head_gpu_ != kOnHost ? head_gpu_ : offloaded_at;
+  const int head_at = head_gpu_ != kOnHost ? head_gpu_ : head_streamed ? offload_gpu_ : kOnHost;
   move_hidden(at, head_at, shape.n_rows);
   if (head_at == kOnHost) {
     on_cpu([&] { host_logits_ = cpu_model_->head_logits(rows, host_hidden_); });

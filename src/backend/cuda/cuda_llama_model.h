@@ -71,6 +71,7 @@ struct OffloadReport {
   OffloadSpeeds speeds;  // zero bytes: nothing offloaded
   OffloadExec exec = OffloadExec::AUTO;
   int64_t stream_steps = 0, cpu_steps = 0;
+  int overlapped_tail_units = 0;  // offloaded units a CPU step leaves to the GPU (auto)
 };
 
 class CudaLlamaModel {
@@ -129,6 +130,9 @@ class CudaLlamaModel {
   void allocate();
   void upload(const LlamaWeights& host);
   void keep_offloaded_units(const LlamaWeights& host);
+  // Under auto: which trailing offloaded units a CPU step leaves to the GPU (sets cpu_layers_,
+  // gpu_tail_begin_, head_in_gpu_tail_).
+  void choose_gpu_tail(std::span<const double> unit_bytes);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped);
@@ -178,6 +182,11 @@ class CudaLlamaModel {
   int embed_gpu_ = 0, head_gpu_ = 0, offload_gpu_ = 0;
   std::vector<int> layer_gpu_;
   std::vector<int> offloaded_layers_;  // ascending
+  // Under auto, a CPU step leaves the offloaded layers from gpu_tail_begin_ on (and the head, when
+  // head_in_gpu_tail_) to the offload GPU, streamed while the CPU computes cpu_layers_ (the rest).
+  std::vector<int> cpu_layers_;
+  int gpu_tail_begin_ = 0;
+  bool head_in_gpu_tail_ = false;
   bool head_on_disk_ = false;
   std::vector<bool> layer_on_disk_;
 

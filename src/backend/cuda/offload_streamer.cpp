@@ -1,8 +1,10 @@
 // Event protocol: copied_[s] is recorded on the copy stream after slot s is filled, and the compute
 // stream waits on it before reading; computed_[s] is recorded on the compute stream after the last
-// reader, and the copy stream waits on it before refilling. Block k+1's copy is enqueued when block
-// k is released, so a disk read happens on the host while the GPU computes block k.
+// reader, and the copy stream waits on it before refilling. Block k+2's copy is enqueued when block
+// k is released, so a disk read happens on the host while the GPU computes block k+1.
 #include "backend/cuda/offload_streamer.h"
+
+#include <algorithm>
 
 #include "core/error.h"
 
@@ -32,7 +34,7 @@ void OffloadStreamer::begin(std::vector<const OffloadBlock*> blocks) {
   if (next_ < blocks_.size()) fail("offload streamer: a pass began before the previous one acquired every block");
   blocks_ = std::move(blocks);
   next_ = 0;
-  if (!blocks_.empty()) enqueue_copy(0);
+  for (size_t index = 0; index < std::min<size_t>(2, blocks_.size()); ++index) enqueue_copy(index);
 }
 
 void OffloadStreamer::enqueue_copy(size_t index) {
@@ -66,7 +68,7 @@ void OffloadStreamer::release(cudaStream_t compute) {
   const int slot = int(next_ % 2);
   CUDA_CHECK(cudaEventRecord(computed_[slot], compute));
   ++next_;
-  if (next_ < blocks_.size()) enqueue_copy(next_);
+  if (next_ + 1 < blocks_.size()) enqueue_copy(next_ + 1);
 }
 
 }  // namespace shardlm::cuda

@@ -1,6 +1,6 @@
-// Streams offloaded weight blocks into one GPU just in time: two device slots, so the copy of
-// block k+1 (on a copy stream) overlaps the compute on block k, and a slot is refilled only after
-// the compute that read it. A block comes from pinned host memory (a device map's "cpu", copied
+// Streams offloaded weight blocks into one GPU just in time: two device slots, both filled as a
+// pass begins (so a pass of two blocks is copied while the host does other work), then block k+2's
+// copy (on a copy stream) is queued behind the compute on block k, which read its slot. A block comes from pinned host memory (a device map's "cpu", copied
 // there at load) or is read from the mapped checkpoint into pinned staging as it is needed ("disk").
 #pragma once
 
@@ -29,11 +29,12 @@ class OffloadStreamer {
   OffloadStreamer(const OffloadStreamer&) = delete;
   OffloadStreamer& operator=(const OffloadStreamer&) = delete;
 
-  // Starts a pass over these blocks, in the order they will be acquired; begins the first copy.
+  // Starts a pass over these blocks, in the order they will be acquired; begins the first two copies.
   void begin(std::vector<const OffloadBlock*> blocks);
   // The device copy of the pass's next block; work enqueued on `compute` afterwards sees it whole.
   __nv_bfloat16* acquire(cudaStream_t compute);
-  // Everything that reads the acquired block is on `compute`; starts copying the block after next.
+  // Everything that reads the acquired block is on `compute`; queues the copy of the block two
+  // places on into its slot.
   void release(cudaStream_t compute);
   size_t bytes_streamed() const { return bytes_streamed_; }
 

@@ -10,6 +10,8 @@ namespace {
 
 // A CPU step slower than this multiple of its bandwidth floor is taken as compute-bound.
 constexpr double kComputeBoundFactor = 1.5;
+// An unmeasured one-row CPU step is tried once if its estimate is within this multiple of streaming.
+constexpr double kTryCpuFactor = 2.0;
 
 }  // namespace
 
@@ -28,6 +30,21 @@ OffloadExec parse_offload_exec(std::string_view text) {
   fail("--offload-exec: expected stream, cpu or auto, got \"{}\"", text);
 }
 
+int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const OffloadSpeeds& speeds) {
+  if (speeds.host_to_device_gbps <= 0 || speeds.cpu_read_gbps <= 0) return 0;
+  double total = 0;
+  for (double bytes : unit_bytes) total += bytes;
+  int tail = 0;
+  double tail_bytes = 0;
+  while (tail < slots && tail + 1 < int(unit_bytes.size())) {
+    const double bytes = tail_bytes + unit_bytes[unit_bytes.size() - 1 - size_t(tail)];
+    if (bytes / speeds.host_to_device_gbps > (total - bytes) / speeds.cpu_read_gbps) break;
+    tail_bytes = bytes;
+    ++tail;
+  }
+  return tail;
+}
+
 OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
     : exec_(exec),
       speeds_(speeds),
@@ -44,11 +61,15 @@ double OffloadPolicy::cpu_seconds(int n_rows) const {
 
 OffloadExec OffloadPolicy::choose(int n_rows) const {
   if (exec_ != OffloadExec::AUTO) return exec_;
+  if (n_rows == 1 && !cpu_floor_measured_ && cpu_seconds(1) < kTryCpuFactor * stream_seconds()) return OffloadExec::CPU;
   return cpu_seconds(n_rows) < stream_seconds() ? OffloadExec::CPU : OffloadExec::STREAM;
 }
 
 void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
-  if (n_rows == 1) cpu_floor_seconds_ = seconds;
+  if (n_rows == 1) {
+    cpu_floor_seconds_ = seconds;
+    cpu_floor_measured_ = true;
+  }
   else if (seconds > kComputeBoundFactor * cpu_floor_seconds_) cpu_seconds_per_row_ = seconds / n_rows;
 }
 

@@ -3,10 +3,14 @@
 // the rows of each step. Streaming costs the offloaded bytes over host-to-device bandwidth whatever
 // the rows; the CPU costs at least the bytes over its read bandwidth, and more once the rows make it
 // compute-bound (long prefills). Both CPU costs are replaced by measurements as CPU steps run: a
-// one-row step measures the bandwidth-bound cost, a compute-bound one the cost per row.
+// one-row step measures the bandwidth-bound cost, a compute-bound one the cost per row. Until a
+// one-row step has been measured, the first one runs on the CPU whenever the estimate is within
+// twice the streaming time: the read-bandwidth probe behind the estimate moves with the host's other
+// load (51 to 110 GB/s within minutes on one machine), and streaming alone would never correct it.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace shardlm {
@@ -24,6 +28,13 @@ struct OffloadSpeeds {
   double cpu_read_gbps = 0;
   double cpu_gflops = 0;         // assumed matrix speed of all CPU threads, until one is measured
 };
+
+// How many of the offloaded units (their bytes in execution order, the head last if offloaded) a
+// CPU step under auto leaves to the GPU: the copy engine brings their weights over while the CPU
+// computes the units before them, so they cost the CPU no reads when the copy is done in time.
+// At most `slots` units (what the streamer holds at once), never every unit, and only while their
+// copy takes no longer than the CPU's work on the rest.
+int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const OffloadSpeeds& speeds);
 
 class OffloadPolicy {
  public:
@@ -43,6 +54,7 @@ class OffloadPolicy {
   OffloadSpeeds speeds_;
   double cpu_floor_seconds_;    // a step of one row (bandwidth-bound)
   double cpu_seconds_per_row_;  // once compute-bound
+  bool cpu_floor_measured_ = false;
 };
 
 }  // namespace shardlm

@@ -377,13 +377,13 @@ void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
   cpu_layers_ = offloaded_layers_;
   gpu_tail_begin_ = config_.num_hidden_layers;
   if (options_.offload_exec != OffloadExec::AUTO) return;
-  // Units read from disk need the host to read them, which it cannot do while it computes.
   constexpr int kStreamerSlots = 2;
   const bool head_offloaded = head_gpu_ == kOnHost;
   size_t unit = unit_bytes.size();
   for (int tail = overlapped_tail_units(unit_bytes, kStreamerSlots, offload_report_.speeds); tail > 0; --tail) {
     --unit;
     const bool is_head = head_offloaded && unit + 1 == unit_bytes.size();
+    // A unit on disk needs the host to read it into staging, which it cannot do while it computes.
     if (is_head ? head_on_disk_ : layer_on_disk_[size_t(offloaded_layers_[unit])]) break;
     if (is_head) {
       head_in_gpu_tail_ = true;

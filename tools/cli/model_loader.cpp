@@ -17,6 +17,7 @@
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/cuda_sequence_runner.h"
+#include "backend/cuda/device_query.h"
 #include "backend/cuda/nccl_communicator.h"
 #include "backend/cuda/peer_communicator.h"
 #endif
@@ -140,10 +141,8 @@ void run_tensor_parallel_cuda(const std::filesystem::path& dir, int tp, const st
   // Decode's small all-reduces take the one-shot peer path where every GPU reaches every other.
   bool peer_everywhere = true;
   for (int a = first_device; a < first_device + tp; ++a)
-    for (int b = first_device; b < first_device + tp; ++b) {
-      int can = 0;
-      if (a != b && (cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess || !can)) peer_everywhere = false;
-    }
+    for (int b = first_device; b < first_device + tp; ++b)
+      if (a != b && !cuda::can_access_peer(a, b)) peer_everywhere = false;
   std::mutex mutex;
   std::vector<cuda::NcclCommunicator*> communicators;
   auto abort_all = [&] {

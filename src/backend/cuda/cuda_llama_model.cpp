@@ -16,6 +16,7 @@
 
 #include "backend/cpu/read_bandwidth.h"
 #include "backend/cuda/copy_bandwidth.h"
+#include "backend/cuda/device_query.h"
 #include "backend/cuda/kernels/attention.h"
 #include "backend/cuda/kernels/convert.h"
 #include "backend/cuda/kernels/embedding.h"
@@ -180,14 +181,8 @@ void CudaLlamaModel::allocate() {
         std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, kSplitStates));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : gpu_devices_)
-    for (int b : gpu_devices_) {
-      int can = 0;
-      if (a == b || cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess || !can) continue;
-      CUDA_CHECK(cudaSetDevice(a));
-      const cudaError_t status = cudaDeviceEnablePeerAccess(b, 0);
-      if (status == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
-      else CUDA_CHECK(status);
-    }
+    for (int b : gpu_devices_)
+      if (can_access_peer(a, b)) enable_peer_access(a, b);
 
   const LayerOffsets lo = layer_offsets(layer_config_);
   const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;

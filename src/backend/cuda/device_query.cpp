@@ -22,4 +22,16 @@ std::vector<DeviceBudget> detect_cuda_devices() {
   return budgets;
 }
 
+bool can_access_peer(int device, int peer) {
+  int can = 0;
+  return device != peer && cudaDeviceCanAccessPeer(&can, device, peer) == cudaSuccess && can;
+}
+
+void enable_peer_access(int device, int peer) {
+  CUDA_CHECK(cudaSetDevice(device));
+  const cudaError_t status = cudaDeviceEnablePeerAccess(peer, 0);
+  if (status == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();  // clears the sticky report
+  else CUDA_CHECK(status);
+}
+
 }  // namespace shardlm::cuda

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "backend/cuda/device_query.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -26,12 +27,8 @@ PeerCommunicator::PeerCommunicator(Communicator& host, int device, DeviceCommuni
     table_.flags[r] = reinterpret_cast<uint32_t*>(all[3 * size_t(r) + 1]);
     const int peer = int(all[3 * size_t(r) + 2]);
     if (peer == device) continue;
-    int can = 0;
-    CUDA_CHECK(cudaDeviceCanAccessPeer(&can, device, peer));
-    if (!can) fail("peer all-reduce: cuda:{} cannot access cuda:{} directly", device, peer);
-    const cudaError_t status = cudaDeviceEnablePeerAccess(peer, 0);
-    if (status == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
-    else CUDA_CHECK(status);
+    if (!can_access_peer(device, peer)) fail("peer all-reduce: cuda:{} cannot access cuda:{} directly", device, peer);
+    enable_peer_access(device, peer);
   }
   host.barrier();  // every rank's flags are zeroed before any kernel may raise one
 }

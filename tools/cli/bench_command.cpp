@@ -87,6 +87,17 @@ Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step
   return timings;
 }
 
+#ifdef SHARDLM_WITH_CUDA
+// A short untimed run first (cuBLASLt plans, the decode graph capture and clocks), then the timed one.
+template <typename Step>
+Timings time_generation_after_warm_up(const BenchOptions& options, int vocab_size, Step&& step) {
+  BenchOptions warm_up = options;
+  warm_up.new_tokens = std::min(options.new_tokens, 4);
+  time_generation(warm_up, vocab_size, step);
+  return time_generation(options, vocab_size, step);
+}
+#endif
+
 nlohmann::json report(const BenchOptions& options, const Timings& timings, double weight_bytes,
                       double bandwidth_gb_per_s) {
   double decode_total_ms = 0;
@@ -162,10 +173,7 @@ void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& de
                            [&](SequenceRunner& runner, bool first) {
                              runner.begin(options.batch, max_tokens, SamplingParams{});
                              auto step = [&](std::span<const TokenRow> rows) { return runner.step(rows); };
-                             BenchOptions warm_up = options;
-                             warm_up.new_tokens = std::min(options.new_tokens, 4);
-                             time_generation(warm_up, config.vocab_size, step);
-                             Timings measured = time_generation(options, config.vocab_size, step);
+                             Timings measured = time_generation_after_warm_up(options, config.vocab_size, step);
                              if (first) timings = std::move(measured);
                            });
   nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
@@ -207,11 +215,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
                      : std::make_unique<cuda::CudaLlamaModel>(config, checkpoint, model_options);
   const SamplingParams greedy;
   auto step = [&](std::span<const TokenRow> rows) { return model->forward_sample(rows, greedy); };
-  // Warm-up run: cuBLASLt plans, the decode graph capture and clocks, all before timing.
-  BenchOptions warm_up = options;
-  warm_up.new_tokens = std::min(options.new_tokens, 4);
-  time_generation(warm_up, config.vocab_size, step);
-  const Timings timings = time_generation(options, config.vocab_size, step);
+  const Timings timings = time_generation_after_warm_up(options, config.vocab_size, step);
 
   const double weight_bytes = decode_weight_bytes(config);
   nlohmann::json result = report(options, timings, weight_bytes, cuda::measure_copy_bandwidth(device.index));

@@ -307,7 +307,7 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
   std::vector<double> unit_bytes;  // the offloaded units in execution order, the head last
   auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk) -> std::pair<OffloadBlock, const bf16*> {
     unit_bytes.push_back(source_bytes(pieces));
-    speeds.offloaded_bytes += source_bytes(pieces);
+    speeds.offloaded_bytes += unit_bytes.back();
     speeds.offloaded_params += source_elements(pieces);
     if (on_disk)
       return {OffloadBlock{nullptr, [pieces = std::move(pieces)](bf16* block) { narrow_block(pieces, block); },

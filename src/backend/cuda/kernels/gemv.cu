@@ -117,6 +117,11 @@ __device__ __forceinline__ void store_rotated_pair(const QkvRopeParams& r, int m
   destination[half] = __float2bfloat16(second);
 }
 
+// Warps of a launch: one per output column, or per rotary pair (half of the fused q/k/v width).
+__host__ __device__ constexpr int64_t gemv_warps(GemvOutput output, int64_t n) {
+  return output == GemvOutput::QKV_ROPE ? n / 2 : n;
+}
+
 template <int M, GemvOutput kOutput, bool kNormedInput>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   constexpr bool kPairs = kOutput == GemvOutput::SWIGLU_BF16 || kOutput == GemvOutput::QKV_ROPE;
@@ -126,10 +131,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
   const int k8 = int(p.k) / 8;
   const int warp = (blockIdx.x * kGemvThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  // Warps: one per output column, or per rotary pair (half of the fused q/k/v width).
   const int half = p.rope.head_dim / 2;
-  const int n_warps = kOutput == GemvOutput::QKV_ROPE ? int(p.n) / 2 : int(p.n);
-  const bool active = warp < n_warps;
+  const bool active = warp < gemv_warps(kOutput, p.n);
   const int head = kOutput == GemvOutput::QKV_ROPE ? warp / half : 0;
   const int column = kOutput == GemvOutput::QKV_ROPE ? head * p.rope.head_dim + warp % half : warp;
   const int64_t pair_offset = kOutput == GemvOutput::QKV_ROPE ? half : p.n;
@@ -194,8 +197,7 @@ void launch_variant(const GemvParams& p, cudaStream_t stream) {
   const size_t shared_bytes = staged_bytes(M, p.k);
   if (shared_bytes > kDefaultSharedBytes)
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  const int64_t n_warps = kOutput == GemvOutput::QKV_ROPE ? p.n / 2 : p.n;
-  const int blocks = int((n_warps * 32 + kGemvThreads - 1) / kGemvThreads);
+  const int blocks = int((gemv_warps(kOutput, p.n) * 32 + kGemvThreads - 1) / kGemvThreads);
   launch_pdl(kernel, blocks, kGemvThreads, shared_bytes, stream, p);
 }
 

@@ -33,8 +33,10 @@ std::vector<Layout> layouts() {
           {"llama-gqa-llama3rope-f32", {disk, {cpu, gpu}, gpu, gpu, gpu}}};
 }
 
+fs::path fixture_dir(const std::string& fixture) { return fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture; }
+
 std::shared_ptr<const Checkpoint> open(const std::string& fixture) {
-  return std::make_shared<const Checkpoint>(Checkpoint::open(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture));
+  return std::make_shared<const Checkpoint>(Checkpoint::open(fixture_dir(fixture)));
 }
 
 cuda::CudaModelOptions base_options() {
@@ -81,7 +83,7 @@ TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
   for (const Layout& layout : layouts()) {
     const auto checkpoint = open(layout.fixture);
-    const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / layout.fixture);
+    const ModelConfig config = ModelConfig::from_dir(fixture_dir(layout.fixture));
     cuda::CudaLlamaModel plain(config, checkpoint, base_options());
     for (OffloadExec exec : {OffloadExec::STREAM, OffloadExec::CPU, OffloadExec::AUTO}) {
       SCOPED_TRACE(layout.fixture + " with --offload-exec " + std::string(offload_exec_name(exec)));
@@ -112,7 +114,7 @@ TEST(CudaDeviceMap, AutoLeavesTheLastUnitsToTheGpuWhileTheCpuComputes) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::string fixture = "qwen2-bias-yarn-f32";
   const auto checkpoint = open(fixture);
-  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  const ModelConfig config = ModelConfig::from_dir(fixture_dir(fixture));
   cuda::CudaLlamaModel plain(config, checkpoint, base_options());
   const DeviceId gpu = DeviceId::cuda(0), cpu = DeviceId::cpu();
   cuda::CudaModelOptions options = base_options();
@@ -134,7 +136,7 @@ TEST(CudaDeviceMap, AllOnOneGpuIsTheModelWithoutAMap) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::string fixture = "llama-tied-linear-bf16";
   const auto checkpoint = open(fixture);
-  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  const ModelConfig config = ModelConfig::from_dir(fixture_dir(fixture));
   cuda::CudaLlamaModel plain(config, checkpoint, base_options());
   cuda::CudaModelOptions options = base_options();
   const DeviceId gpu = DeviceId::cuda(0);
@@ -148,7 +150,7 @@ TEST(CudaDeviceMap, MapsThatCannotRunAreRefusedByName) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::string fixture = "llama-gqa-llama3rope-f32";
   const auto checkpoint = open(fixture);
-  const ModelConfig config = ModelConfig::from_dir(fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture);
+  const ModelConfig config = ModelConfig::from_dir(fixture_dir(fixture));
   const DeviceId gpu = DeviceId::cuda(0), cpu = DeviceId::cpu();
   cuda::CudaModelOptions options = base_options();
   options.placement = LayerPlacement{gpu, {gpu, cpu}, gpu, gpu, gpu};

@@ -71,7 +71,7 @@ fi
 if wants offload; then
   echo "== device map: $offload_budget"
   for mode in auto stream cpu; do
-    "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens 32 \
+    "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
       --device-map auto --max-memory "$offload_budget" --offload-exec "$mode" \
       >"$out/shardlm-offload-$mode.json" 2>"$out/shardlm-offload-$mode.log"
     tail -n 3 "$out/shardlm-offload-$mode.log"
@@ -144,8 +144,13 @@ for mode, result in offload.items():
     o = result.get("offload", {})
     rows.append((f"offload {mode} TPOT", cell(result, "time_per_output_token_ms_median"),
                  cell(peer_offload, "time_per_output_token_ms_median") if mode == "auto" else ""))
-    rows.append((f"  prefill / over floor", cell(result, "prefill_ms"), cell(o, "median_over_better_floor")))
+    rows.append((f"  prefill ms", cell(result, "prefill_ms"), ""))
+    rows.append((f"  over floor med/strict", f"{cell(o, 'median_over_better_floor')}/{cell(o, 'median_over_strictest_floor')}", ""))
     rows.append((f"  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
+    rows.append((f"  CPU share GB/s", cell(o, "cpu_step_gb_per_s", "{:.0f}"), ""))
+    samples = o.get("cpu_read_gb_per_s_samples", [])
+    if samples:
+        rows.append((f"  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))
 tp2, peer_tp2 = load("shardlm-tp2.json"), load("peer-tp2.json")
 rows.append(("TP=2 TPOT ms", cell(tp2, "time_per_output_token_ms_median"), cell(peer_tp2, "time_per_output_token_ms_median")))
 rows.append(("TP=2 prefill ms", cell(tp2, "prefill_ms"), cell(peer_tp2, "prefill_ms")))

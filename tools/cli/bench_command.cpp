@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -43,6 +44,9 @@ struct BenchOptions {
 
 using Clock = std::chrono::steady_clock;
 
+// Decode steps between two samples of the CPU's read bandwidth in an offload benchmark.
+constexpr int kDecodeStepsPerProbe = 16;
+
 double milliseconds_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
@@ -68,9 +72,13 @@ struct Timings {
   std::vector<double> step_ms;
 };
 
+// Called untimed after each decode step with its index (the offload benchmark samples the CPU's
+// read bandwidth there).
+using BetweenSteps = std::function<void(int step_index)>;
+
 // Times one prefill and new_tokens decode steps; step(rows) returns the chosen token per sequence.
 template <typename Step>
-Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step) {
+Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step, const BetweenSteps& between = {}) {
   Timings timings;
   std::vector<TokenRow> rows = random_prompt_rows(options, vocab_size);
   const Clock::time_point prefill_start = Clock::now();
@@ -83,6 +91,7 @@ Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step
     const Clock::time_point step_start = Clock::now();
     tokens = step(rows);
     timings.step_ms.push_back(milliseconds_since(step_start));
+    if (between) between(index);
   }
   return timings;
 }
@@ -90,11 +99,12 @@ Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step
 #ifdef SHARDLM_WITH_CUDA
 // A short untimed run first (cuBLASLt plans, the decode graph capture and clocks), then the timed one.
 template <typename Step>
-Timings time_generation_after_warm_up(const BenchOptions& options, int vocab_size, Step&& step) {
+Timings time_generation_after_warm_up(const BenchOptions& options, int vocab_size, Step&& step,
+                                      const BetweenSteps& between = {}) {
   BenchOptions warm_up = options;
   warm_up.new_tokens = std::min(options.new_tokens, 4);
   time_generation(warm_up, vocab_size, step);
-  return time_generation(options, vocab_size, step);
+  return time_generation(options, vocab_size, step, between);
 }
 #endif
 
@@ -184,6 +194,42 @@ void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& de
   fmt::print("{}\n", result.dump(2));
 }
 
+// Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the
+// two floors. The CPU's is given for the median of the read-bandwidth samples taken around the
+// decode and, strictest, for the fastest sample.
+nlohmann::json offload_json(const cuda::OffloadReport& offload, std::vector<double> cpu_read_samples,
+                            double median_step_ms) {
+  const double bytes = offload.speeds.offloaded_bytes;
+  auto floor_ms = [&](double gb_per_s) { return bytes / (gb_per_s * 1e9) * 1e3; };
+  std::sort(cpu_read_samples.begin(), cpu_read_samples.end());
+  const double cpu_read_median = percentile(cpu_read_samples, 0.5);
+  const double stream_floor_ms = floor_ms(offload.speeds.host_to_device_gbps);
+  const double cpu_floor_ms = floor_ms(cpu_read_median);
+  const double cpu_floor_strictest_ms = floor_ms(cpu_read_samples.back());
+  nlohmann::json json = {
+      {"exec", offload_exec_name(offload.exec)},
+      {"offloaded_bytes", bytes},
+      {"host_to_device_gb_per_s", offload.speeds.host_to_device_gbps},
+      {"cpu_read_gb_per_s_at_load", offload.speeds.cpu_read_gbps},
+      {"cpu_read_gb_per_s_samples", cpu_read_samples},
+      {"cpu_read_gb_per_s_median", cpu_read_median},
+      {"stream_floor_ms", stream_floor_ms},
+      {"cpu_floor_ms", cpu_floor_ms},
+      {"cpu_floor_strictest_ms", cpu_floor_strictest_ms},
+      {"median_over_better_floor", median_step_ms / std::min(stream_floor_ms, cpu_floor_ms)},
+      {"median_over_strictest_floor", median_step_ms / std::min(stream_floor_ms, cpu_floor_strictest_ms)},
+      {"stream_steps", offload.stream_steps},
+      {"cpu_steps", offload.cpu_steps},
+      {"overlapped_tail_units", offload.overlapped_tail_units},
+      {"cpu_step_bytes", offload.cpu_step_bytes},
+  };
+  // What the CPU's share of a decode step streamed, against the probe's figures above.
+  if (offload.cpu_one_row_steps > 0)
+    json["cpu_step_gb_per_s"] =
+        offload.cpu_step_bytes / (offload.cpu_one_row_seconds / double(offload.cpu_one_row_steps)) / 1e9;
+  return json;
+}
+
 void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   if (options.tp > 1) {
     run_bench_tensor_parallel(options, device);
@@ -215,7 +261,18 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
                      : std::make_unique<cuda::CudaLlamaModel>(config, checkpoint, model_options);
   const SamplingParams greedy;
   auto step = [&](std::span<const TokenRow> rows) { return model->forward_sample(rows, greedy); };
-  const Timings timings = time_generation_after_warm_up(options, config.vocab_size, step);
+  // With weights offloaded, the CPU's read bandwidth is sampled before the run and after every
+  // kDecodeStepsPerProbe timed steps: on a shared host it moves with other tenants' load, and the
+  // one probe taken at load does not say what the decode had.
+  std::optional<cpu::ReadBandwidthProbe> probe;
+  std::vector<double> cpu_read_samples;
+  if (model->offload_report().speeds.offloaded_bytes > 0) {
+    probe.emplace();
+    cpu_read_samples.push_back(probe->measure());
+  }
+  const Timings timings = time_generation_after_warm_up(options, config.vocab_size, step, [&](int index) {
+    if (probe && (index + 1) % kDecodeStepsPerProbe == 0) cpu_read_samples.push_back(probe->measure());
+  });
 
   const double weight_bytes = decode_weight_bytes(config);
   nlohmann::json result = report(options, timings, weight_bytes, cuda::measure_copy_bandwidth(device.index));
@@ -233,22 +290,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   if (plan) {
     result["device_map"] = strategy_name(plan->applied);
     const cuda::OffloadReport& offload = model->offload_report();
-    if (offload.speeds.offloaded_bytes > 0) {
-      // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step.
-      const double stream_floor_ms = offload.speeds.offloaded_bytes / (offload.speeds.host_to_device_gbps * 1e9) * 1e3;
-      const double cpu_floor_ms = offload.speeds.offloaded_bytes / (offload.speeds.cpu_read_gbps * 1e9) * 1e3;
-      const double better_floor_ms = std::min(stream_floor_ms, cpu_floor_ms);
-      result["offload"] = {{"exec", offload_exec_name(offload.exec)},
-                           {"offloaded_bytes", offload.speeds.offloaded_bytes},
-                           {"host_to_device_gb_per_s", offload.speeds.host_to_device_gbps},
-                           {"cpu_read_gb_per_s", offload.speeds.cpu_read_gbps},
-                           {"stream_floor_ms", stream_floor_ms},
-                           {"cpu_floor_ms", cpu_floor_ms},
-                           {"median_over_better_floor", result["time_per_output_token_ms_median"].get<double>() / better_floor_ms},
-                           {"stream_steps", offload.stream_steps},
-                           {"cpu_steps", offload.cpu_steps},
-                           {"overlapped_tail_units", offload.overlapped_tail_units}};
-    }
+    if (offload.speeds.offloaded_bytes > 0)
+      result["offload"] = offload_json(offload, cpu_read_samples, result["time_per_output_token_ms_median"].get<double>());
   }
   fmt::print("{}\n", result.dump(2));
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 #include <set>
 
 #include "backend/cpu/read_bandwidth.h"
@@ -371,12 +372,14 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
 void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
   cpu_layers_ = offloaded_layers_;
   gpu_tail_begin_ = config_.num_hidden_layers;
-  if (options_.offload_exec != OffloadExec::AUTO) return;
   constexpr int kStreamerSlots = 2;
   const bool head_offloaded = head_gpu_ == kOnHost;
-  size_t unit = unit_bytes.size();
-  for (int tail = overlapped_tail_units(unit_bytes, kStreamerSlots, offload_report_.speeds); tail > 0; --tail) {
-    --unit;
+  const int tail = options_.offload_exec == OffloadExec::AUTO
+                       ? overlapped_tail_units(unit_bytes, kStreamerSlots, offload_report_.speeds)
+                       : 0;
+  size_t first_tail_unit = unit_bytes.size();
+  for (int left = tail; left > 0; --left) {
+    const size_t unit = first_tail_unit - 1;
     const bool is_head = head_offloaded && unit + 1 == unit_bytes.size();
     // A unit on disk needs the host to read it into staging, which it cannot do while it computes.
     if (is_head ? head_on_disk_ : layer_on_disk_[size_t(offloaded_layers_[unit])]) break;
@@ -386,8 +389,11 @@ void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
       gpu_tail_begin_ = offloaded_layers_[unit];
       cpu_layers_.pop_back();
     }
+    first_tail_unit = unit;
     ++offload_report_.overlapped_tail_units;
   }
+  offload_report_.cpu_step_bytes =
+      std::accumulate(unit_bytes.begin(), unit_bytes.begin() + std::ptrdiff_t(first_tail_unit), 0.0);
 }
 
 void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
@@ -708,6 +714,10 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
   if (kv_sync_) kv_sync_->written(side, rows);
   if (exec == OffloadExec::CPU) {
     ++offload_report_.cpu_steps;
+    if (shape.n_rows == 1) {
+      offload_report_.cpu_one_row_seconds += cpu_seconds;
+      ++offload_report_.cpu_one_row_steps;
+    }
     policy_->observe_cpu(shape.n_rows, cpu_seconds);
   } else {
     ++offload_report_.stream_steps;

@@ -57,13 +57,41 @@ TEST(OffloadPolicy, AutoTriesOneCpuDecodeStepWhenTheProbeWasPessimistic) {
   EXPECT_EQ(slow.choose(1), OffloadExec::STREAM);
 }
 
-TEST(OffloadPolicy, AMeasuredSlowDecodeStepTurnsAutoToStreaming) {
+TEST(OffloadPolicy, SlowDecodeStepsInARowTurnAutoToStreamingAndOneDoesNot) {
   OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
   policy.observe_cpu(1, 0.060);  // slower than the 40 ms read floor, still faster than streaming
   EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
-  policy.observe_cpu(1, 0.200);
-  EXPECT_NEAR(policy.cpu_seconds(1), 0.200, 1e-9);
+  policy.observe_cpu(1, 0.200);  // one burst of the host's other work
+  EXPECT_NEAR(policy.cpu_seconds(1), 0.060, 1e-9);
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  policy.observe_cpu(1, 0.060);
+  policy.observe_cpu(1, 0.060);
+  policy.observe_cpu(1, 0.210);
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU) << "the median of 0.060, 0.060, 0.210";
+  policy.observe_cpu(1, 0.220);
+  EXPECT_NEAR(policy.cpu_seconds(1), 0.210, 1e-9);
   EXPECT_EQ(policy.choose(1), OffloadExec::STREAM);
+}
+
+TEST(OffloadPolicy, StreamedDecodeRetriesTheCpuEveryFewSteps) {
+  // The first CPU step was slow (cold caches): 300 ms against 160 ms of streaming.
+  OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  policy.observe_cpu(1, 0.300);
+  for (int step = 0; step < OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) {
+    EXPECT_EQ(policy.choose(1), OffloadExec::STREAM) << "step " << step;
+    policy.observe_stream(1);
+    policy.observe_stream(512);  // prompts streamed meanwhile do not count
+  }
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  policy.observe_cpu(1, 0.090);  // the smaller of two measurements
+  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
+  // A CPU that really is slower than streaming is retried, and stays streamed in between.
+  OffloadPolicy slow(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  slow.observe_cpu(1, 0.250);
+  for (int step = 0; step < OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) slow.observe_stream(1);
+  EXPECT_EQ(slow.choose(1), OffloadExec::CPU);
+  slow.observe_cpu(1, 0.240);
+  EXPECT_EQ(slow.choose(1), OffloadExec::STREAM);
 }
 
 TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceTheAssumedSpeed) {

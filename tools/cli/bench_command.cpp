@@ -127,6 +127,7 @@ nlohmann::json report(const BenchOptions& options, const Timings& timings, doubl
       {"memory_bandwidth_gb_per_s", bandwidth_gb_per_s},
       {"bandwidth_floor_ms_per_token", floor_ms},
       {"median_over_floor", median_ms / floor_ms},
+      {"step_ms", timings.step_ms},  // every decode step, to see outliers and mode switches
   };
 }
 

@@ -721,6 +721,7 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     policy_->observe_cpu(shape.n_rows, cpu_seconds);
   } else {
     ++offload_report_.stream_steps;
+    policy_->observe_stream(shape.n_rows);
   }
 }
 

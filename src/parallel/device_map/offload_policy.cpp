@@ -61,16 +61,27 @@ double OffloadPolicy::cpu_seconds(int n_rows) const {
 
 OffloadExec OffloadPolicy::choose(int n_rows) const {
   if (exec_ != OffloadExec::AUTO) return exec_;
-  if (n_rows == 1 && !cpu_floor_measured_ && cpu_seconds(1) < kTryCpuFactor * stream_seconds()) return OffloadExec::CPU;
+  const bool try_cpu = n_one_row_measured_ == 0 || one_row_streamed_since_cpu_ >= kStreamStepsBeforeCpuRetry;
+  if (n_rows == 1 && try_cpu && cpu_seconds(1) < kTryCpuFactor * stream_seconds()) return OffloadExec::CPU;
   return cpu_seconds(n_rows) < stream_seconds() ? OffloadExec::CPU : OffloadExec::STREAM;
 }
 
 void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
-  if (n_rows == 1) {
-    cpu_floor_seconds_ = seconds;
-    cpu_floor_measured_ = true;
+  if (n_rows != 1) {
+    if (seconds > kComputeBoundFactor * cpu_floor_seconds_) cpu_seconds_per_row_ = seconds / n_rows;
+    return;
   }
-  else if (seconds > kComputeBoundFactor * cpu_floor_seconds_) cpu_seconds_per_row_ = seconds / n_rows;
+  recent_one_row_seconds_[size_t(n_one_row_measured_ % 3)] = seconds;
+  ++n_one_row_measured_;
+  one_row_streamed_since_cpu_ = 0;
+  const auto& [a, b, c] = recent_one_row_seconds_;
+  if (n_one_row_measured_ == 1) cpu_floor_seconds_ = a;
+  else if (n_one_row_measured_ == 2) cpu_floor_seconds_ = std::min(a, b);
+  else cpu_floor_seconds_ = std::max(std::min(a, b), std::min(std::max(a, b), c));  // the median
+}
+
+void OffloadPolicy::observe_stream(int n_rows) {
+  if (n_rows == 1) ++one_row_streamed_since_cpu_;
 }
 
 }  // namespace shardlm

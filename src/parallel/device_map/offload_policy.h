@@ -7,8 +7,13 @@
 // one-row step has been measured, the first one runs on the CPU whenever the estimate is within
 // twice the streaming time: the read-bandwidth probe behind the estimate moves with the host's other
 // load (51 to 110 GB/s within minutes on one machine), and streaming alone would never correct it.
+// The one-row cost is the median of the last three measurements (the smaller of two), so a single
+// slow step (a cold first one, a burst of the host's other work) does not turn decode to streaming;
+// and while it streams one-row steps, every kStreamStepsBeforeCpuRetry-th runs on the CPU again to
+// find out whether the host has calmed down.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -48,13 +53,19 @@ class OffloadPolicy {
   double cpu_seconds(int n_rows) const;
   // A CPU step's measured time.
   void observe_cpu(int n_rows, double seconds);
+  // A streamed step of n_rows rows ran.
+  void observe_stream(int n_rows);
+
+  static constexpr int kStreamStepsBeforeCpuRetry = 32;
 
  private:
   OffloadExec exec_;
   OffloadSpeeds speeds_;
   double cpu_floor_seconds_;    // a step of one row (bandwidth-bound)
   double cpu_seconds_per_row_;  // once compute-bound
-  bool cpu_floor_measured_ = false;
+  std::array<double, 3> recent_one_row_seconds_{};  // a ring, newest at (n_one_row_measured_ - 1) % 3
+  int n_one_row_measured_ = 0;
+  int one_row_streamed_since_cpu_ = 0;
 };
 
 }  // namespace shardlm

@@ -110,6 +110,42 @@ TEST(Attention, SingleVisiblePositionReturnsItsValue) {
   EXPECT_NEAR(out[3], 4 * (1 - w1) + 8 * w1, 1e-5);
 }
 
+TEST(Attention, ManyPositionsMatchTheDefinition) {
+  // 4 query heads over 2 KV heads of 24 dims; windows whose lengths are and are not multiples of
+  // the kernel's four positions per pass, starting at 0 and later (sliding window).
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const cpu::AttentionShape shape{4, 2, 24, 0.2f};
+  const int64_t n_positions = 40, kv_stride = 2 * 24;
+  std::vector<float> q(4 * 24), keys(size_t(n_positions * kv_stride)), values(keys.size());
+  for (std::vector<float>* data : {&q, &keys, &values})
+    for (float& value : *data) value = normal(rng);
+  for (auto [first, last] : {std::pair<int64_t, int64_t>{0, 39}, {0, 37}, {5, 26}, {9, 11}, {13, 13}}) {
+    std::vector<float> out(q.size(), -1.0f);
+    std::vector<float> scores(static_cast<size_t>(n_positions));
+    for (int head = 0; head < 4; ++head) {
+      cpu::attend_one_head(q.data(), keys.data(), values.data(), first, last, shape, head, out.data(), scores.data());
+      const int64_t kv = head / 2 * 24;
+      std::vector<double> weights;
+      double max_score = -1e300, sum = 0;
+      for (int64_t p = first; p <= last; ++p) {
+        double dot = 0;
+        for (int i = 0; i < 24; ++i) dot += double(q[size_t(head * 24 + i)]) * keys[size_t(p * kv_stride + kv + i)];
+        weights.push_back(dot * shape.scale);
+        max_score = std::max(max_score, weights.back());
+      }
+      for (double& w : weights) sum += (w = std::exp(w - max_score));
+      for (int i = 0; i < 24; ++i) {
+        double expected = 0;
+        for (int64_t p = first; p <= last; ++p)
+          expected += weights[size_t(p - first)] / sum * values[size_t(p * kv_stride + kv + i)];
+        EXPECT_NEAR(out[size_t(head * 24 + i)], expected, 1e-5)
+            << "positions " << first << ".." << last << ", head " << head << ", element " << i;
+      }
+    }
+  }
+}
+
 TEST(Dtype, HalfConversionsRoundTripAndRound) {
   for (float value : {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.1f}) {
     EXPECT_EQ(f16_to_f32(f32_to_f16(value)), f16_to_f32(f32_to_f16(f16_to_f32(f32_to_f16(value)))));

@@ -147,7 +147,7 @@ for mode, result in offload.items():
     rows.append((f"  prefill ms", cell(result, "prefill_ms"), ""))
     rows.append((f"  over floor med/strict", f"{cell(o, 'median_over_better_floor')}/{cell(o, 'median_over_strictest_floor')}", ""))
     rows.append((f"  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
-    rows.append((f"  CPU share GB/s", cell(o, "cpu_step_gb_per_s", "{:.0f}"), ""))
+    rows.append((f"  CPU share GB/s mean/best", f"{cell(o, 'cpu_step_gb_per_s', '{:.0f}')}/{cell(o, 'cpu_step_gb_per_s_fastest', '{:.0f}')}", ""))
     samples = o.get("cpu_read_gb_per_s_samples", [])
     if samples:
         rows.append((f"  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))

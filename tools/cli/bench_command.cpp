@@ -224,10 +224,13 @@ nlohmann::json offload_json(const cuda::OffloadReport& offload, std::vector<doub
       {"overlapped_tail_units", offload.overlapped_tail_units},
       {"cpu_step_bytes", offload.cpu_step_bytes},
   };
-  // What the CPU's share of a decode step streamed, against the probe's figures above.
-  if (offload.cpu_one_row_steps > 0)
+  // What the CPU's share of a decode step streamed, against the probe's figures above: on average
+  // (bursts of the host's other work included) and in the fastest step.
+  if (offload.cpu_one_row_steps > 0) {
     json["cpu_step_gb_per_s"] =
         offload.cpu_step_bytes / (offload.cpu_one_row_seconds / double(offload.cpu_one_row_steps)) / 1e9;
+    json["cpu_step_gb_per_s_fastest"] = offload.cpu_step_bytes / offload.cpu_one_row_seconds_fastest / 1e9;
+  }
   return json;
 }
 

@@ -715,8 +715,12 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
   if (exec == OffloadExec::CPU) {
     ++offload_report_.cpu_steps;
     if (shape.n_rows == 1) {
-      offload_report_.cpu_one_row_seconds += cpu_seconds;
-      ++offload_report_.cpu_one_row_steps;
+      OffloadReport& report = offload_report_;
+      report.cpu_one_row_seconds += cpu_seconds;
+      report.cpu_one_row_seconds_fastest = report.cpu_one_row_steps == 0
+                                               ? cpu_seconds
+                                               : std::min(report.cpu_one_row_seconds_fastest, cpu_seconds);
+      ++report.cpu_one_row_steps;
     }
     policy_->observe_cpu(shape.n_rows, cpu_seconds);
   } else {

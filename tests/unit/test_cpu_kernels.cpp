@@ -95,37 +95,41 @@ TEST(Rope, RotatesPairsHalfApartAndKeepsNorm) {
 }
 
 TEST(Attention, SingleVisiblePositionReturnsItsValue) {
-  const cpu::AttentionShape shape{2, 1, 2, 1.0f};
+  const cpu::AttentionShape shape{2, 1, 2, 1.0f};  // both query heads share KV head 0 (GQA)
   const std::vector<float> q = {1, 0, 0, 1};
   const std::vector<float> keys = {1, 1, 5, 5};
   const std::vector<float> values = {3, 4, 7, 8};
-  std::vector<float> out(4), scores(2);
-  cpu::attend_one_head(q.data(), keys.data(), values.data(), 1, 1, shape, 0, out.data(), scores.data());
-  EXPECT_FLOAT_EQ(out[0], 7);
-  EXPECT_FLOAT_EQ(out[1], 8);
-  cpu::attend_one_head(q.data(), keys.data(), values.data(), 0, 1, shape, 1, out.data(), scores.data());
-  // softmax([1, 5]) weights the two value rows; both heads share KV head 0 (GQA).
+  std::vector<float> out(4), scores(4);
+  cpu::attend_heads(q.data(), keys.data(), values.data(), 1, 1, shape, 0, 2, out.data(), scores.data());
+  EXPECT_EQ(out, (std::vector<float>{7, 8, 7, 8}));
+  cpu::attend_heads(q.data(), keys.data(), values.data(), 0, 1, shape, 0, 2, out.data(), scores.data());
+  // Each head's scores are softmax([1, 5]), weighting the two value rows.
   const double w1 = std::exp(5.0) / (std::exp(1.0) + std::exp(5.0));
-  EXPECT_NEAR(out[2], 3 * (1 - w1) + 7 * w1, 1e-5);
-  EXPECT_NEAR(out[3], 4 * (1 - w1) + 8 * w1, 1e-5);
+  for (int head = 0; head < 2; ++head) {
+    EXPECT_NEAR(out[size_t(2 * head)], 3 * (1 - w1) + 7 * w1, 1e-5);
+    EXPECT_NEAR(out[size_t(2 * head + 1)], 4 * (1 - w1) + 8 * w1, 1e-5);
+  }
 }
 
 TEST(Attention, ManyPositionsMatchTheDefinition) {
-  // 4 query heads over 2 KV heads of 24 dims; windows whose lengths are and are not multiples of
-  // the kernel's four positions per pass, starting at 0 and later (sliding window).
+  // 6 query heads over 2 KV heads of 24 dims; windows whose lengths are and are not multiples of
+  // the kernel's four value rows per pass, starting at 0 and later (sliding window).
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const cpu::AttentionShape shape{4, 2, 24, 0.2f};
+  const cpu::AttentionShape shape{6, 2, 24, 0.2f};
   const int64_t n_positions = 40, kv_stride = 2 * 24;
-  std::vector<float> q(4 * 24), keys(size_t(n_positions * kv_stride)), values(keys.size());
+  std::vector<float> q(6 * 24), keys(size_t(n_positions * kv_stride)), values(keys.size());
   for (std::vector<float>* data : {&q, &keys, &values})
     for (float& value : *data) value = normal(rng);
   for (auto [first, last] : {std::pair<int64_t, int64_t>{0, 39}, {0, 37}, {5, 26}, {9, 11}, {13, 13}}) {
     std::vector<float> out(q.size(), -1.0f);
-    std::vector<float> scores(static_cast<size_t>(n_positions));
-    for (int head = 0; head < 4; ++head) {
-      cpu::attend_one_head(q.data(), keys.data(), values.data(), first, last, shape, head, out.data(), scores.data());
-      const int64_t kv = head / 2 * 24;
+    std::vector<float> scores(static_cast<size_t>(3 * (last + 1)));
+    // KV head 0's group whole, KV head 1's in two parts of one and two heads.
+    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 0, 3, out.data(), scores.data());
+    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 3, 4, out.data(), scores.data());
+    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 4, 6, out.data(), scores.data());
+    for (int head = 0; head < 6; ++head) {
+      const int64_t kv = head / 3 * 24;
       std::vector<double> weights;
       double max_score = -1e300, sum = 0;
       for (int64_t p = first; p <= last; ++p) {

@@ -12,9 +12,14 @@ struct AttentionShape {
   float scale;     // usually head_dim^-0.5
 };
 
-// q: (n_heads, head_dim) for one token. keys/values: (positions, n_kv_heads * head_dim), rows
-// first..last inclusive are attended. out: (n_heads, head_dim). scores: scratch of last+1 floats.
-void attend_one_head(const float* q, const float* keys, const float* values, int64_t first, int64_t last,
-                     const AttentionShape& shape, int head, float* out, float* scores);
+// Query heads that share one KV head (a grouped-query group).
+inline int heads_per_kv_head(const AttentionShape& shape) { return shape.n_heads / shape.n_kv_heads; }
+
+// Query heads head_begin..head_end-1, all of one KV head's group, for one token: each key and value
+// row is read once for all of them. q: (n_heads, head_dim). keys/values: (positions,
+// n_kv_heads * head_dim), rows first..last inclusive are attended. Writes those heads of out:
+// (n_heads, head_dim). scores: scratch of (head_end - head_begin) * (last + 1) floats.
+void attend_heads(const float* q, const float* keys, const float* values, int64_t first, int64_t last,
+                  const AttentionShape& shape, int head_begin, int head_end, float* out, float* scores);
 
 }  // namespace shardlm::cpu

@@ -605,8 +605,10 @@ void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
       return;
     }
     GpuWorkspace& target = *gpus_[size_t(to)];
-    CUDA_CHECK(cudaMemcpyPeerAsync(target.residual.get(), target.device, source.residual.get(), source.device,
-                                   count * sizeof(float), source.stream));
+    // A plain copy between unified addresses, not cudaMemcpyPeerAsync, which a decode graph's
+    // capture refuses; with peer access enabled it goes GPU to GPU directly all the same.
+    CUDA_CHECK(cudaMemcpyAsync(target.residual.get(), source.residual.get(), count * sizeof(float), cudaMemcpyDefault,
+                               source.stream));
     CUDA_CHECK(cudaEventRecord(source.handoff, source.stream));
     CUDA_CHECK(cudaSetDevice(target.device));
     CUDA_CHECK(cudaStreamWaitEvent(target.stream, source.handoff));
@@ -755,14 +757,23 @@ void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const 
   CUDA_CHECK(cudaSetDevice(origin.device));
   cudaGraph_t graph = nullptr;
   CUDA_CHECK(cudaStreamBeginCapture(origin.stream, cudaStreamCaptureModeThreadLocal));
-  run_step(rows, shape);
-  sample(shape, sampling);
-  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
-    if (gpu.get() == &origin) continue;
-    CUDA_CHECK(cudaSetDevice(gpu->device));
-    CUDA_CHECK(cudaEventRecord(gpu->handoff, gpu->stream));
-    CUDA_CHECK(cudaSetDevice(origin.device));
-    CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
+  try {
+    run_step(rows, shape);
+    sample(shape, sampling);
+    for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
+      if (gpu.get() == &origin) continue;
+      CUDA_CHECK(cudaSetDevice(gpu->device));
+      CUDA_CHECK(cudaEventRecord(gpu->handoff, gpu->stream));
+      CUDA_CHECK(cudaSetDevice(origin.device));
+      CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
+    }
+  } catch (...) {
+    // End the broken capture, so the error reaches the caller instead of every later CUDA call
+    // (the buffers' destructors included) failing on a stream that is still capturing.
+    cudaSetDevice(origin.device);
+    if (cudaStreamEndCapture(origin.stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
   }
   CUDA_CHECK(cudaSetDevice(origin.device));
   CUDA_CHECK(cudaStreamEndCapture(origin.stream, &graph));

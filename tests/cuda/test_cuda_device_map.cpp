@@ -146,6 +146,61 @@ TEST(CudaDeviceMap, AllOnOneGpuIsTheModelWithoutAMap) {
   EXPECT_EQ(mapped.offload_report().speeds.offloaded_bytes, 0);
 }
 
+// Maps over two GPUs: each cuda:N has its own workspace, stream and KV caches, and the residual
+// rows cross once per change of GPU (peer copy, event-ordered; decode is one graph forked into both
+// streams). With two GPUs they run on cuda:0 and cuda:1; the same code also runs with both
+// workspaces on one GPU (options.cuda_devices = {0, 0}), so a one-GPU machine checks the hand-offs.
+struct TwoGpuLayout {
+  std::string name, fixture;
+  LayerPlacement placement;
+  OffloadExec exec = OffloadExec::STREAM;
+};
+
+std::vector<TwoGpuLayout> two_gpu_layouts() {
+  const DeviceId gpu0 = DeviceId::cuda(0), gpu1 = DeviceId::cuda(1), cpu = DeviceId::cpu(), disk = DeviceId::disk();
+  return {
+      {"layers split, head on the second", "llama-gqa-llama3rope-f32", {gpu0, {gpu0, gpu1}, gpu1, gpu1, std::nullopt}},
+      // Starts on cuda:1 and goes back and forth; the tied head is on the other GPU than the embedding.
+      {"back and forth, tied head apart", "qwen2-bias-yarn-f32", {gpu1, {gpu1, gpu0, gpu1}, gpu0, gpu0, std::nullopt}},
+      {"everything on the second", "llama-tied-linear-bf16", {gpu1, {gpu1, gpu1}, gpu1, gpu1, std::nullopt}},
+      // Two GPUs, RAM and disk: streamed, and under auto (decode rows on the CPU).
+      {"two GPUs, cpu and disk, streamed", "qwen2-bias-yarn-f32", {gpu0, {gpu1, cpu, disk}, gpu0, gpu0, gpu1}},
+      {"two GPUs, cpu and disk, auto", "qwen2-bias-yarn-f32", {gpu0, {cpu, gpu1, disk}, gpu1, gpu1, gpu0},
+       OffloadExec::AUTO},
+  };
+}
+
+void expect_two_gpu_maps_match_one_gpu(const std::vector<int>& cuda_devices) {
+  for (const TwoGpuLayout& layout : two_gpu_layouts()) {
+    SCOPED_TRACE(layout.name);
+    const auto checkpoint = open(layout.fixture);
+    const ModelConfig config = ModelConfig::from_dir(fixture_dir(layout.fixture));
+    cuda::CudaLlamaModel plain(config, checkpoint, base_options());
+    cuda::CudaModelOptions options = base_options();
+    options.placement = layout.placement;
+    options.offload_exec = layout.exec;
+    options.cuda_devices = cuda_devices;
+    cuda::CudaLlamaModel mapped(config, checkpoint, options);
+    // GPU layers and streamed ones are the same kernels on the same rows; the host's embedding
+    // lookup and CPU layers are f32 (bf16 tolerance).
+    const bool on_gpus_only = layout.exec == OffloadExec::STREAM && layout.placement.embed.is_gpu();
+    expect_same_run(plain, mapped, on_gpus_only ? 1e-3 : 3e-2);
+  }
+}
+
+TEST(CudaDeviceMap, TwoGpuMapsMatchOneGpuWithBothOnOneDevice) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  expect_two_gpu_maps_match_one_gpu({0, 0});
+}
+
+TEST(CudaDeviceMap, TwoGpuMapsMatchOneGpu) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  int n_devices = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&n_devices), cudaSuccess);
+  if (n_devices < 2) GTEST_SKIP() << "skipped: needs 2 CUDA devices, " << n_devices << " visible";
+  expect_two_gpu_maps_match_one_gpu({});
+}
+
 TEST(CudaDeviceMap, MapsThatCannotRunAreRefusedByName) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::string fixture = "llama-gqa-llama3rope-f32";
@@ -169,6 +224,14 @@ TEST(CudaDeviceMap, MapsThatCannotRunAreRefusedByName) {
   }
   options.placement = LayerPlacement{gpu, {gpu}, gpu, gpu, gpu};
   EXPECT_THROW(cuda::CudaLlamaModel(config, checkpoint, options), Error) << "one placement for two layers";
+  options.placement = LayerPlacement{gpu, {gpu, DeviceId::cuda(1)}, gpu, gpu, std::nullopt};
+  options.cuda_devices = {0};
+  try {
+    cuda::CudaLlamaModel unmapped(config, checkpoint, options);
+    ADD_FAILURE() << "cuda:1 has no CUDA device to run on";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cuda:1"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace

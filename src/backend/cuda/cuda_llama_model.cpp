@@ -128,7 +128,15 @@ void CudaLlamaModel::place_units() {
     placement.embed = placement.norm = placement.head = DeviceId::cuda(options_.device);
     placement.layers.assign(size_t(n_layers), DeviceId::cuda(options_.device));
   }
-  const DeviceId offload_device = placement.offload_gpu.value_or(DeviceId::cuda(options_.device));
+  // The GPU that streams offloaded units and takes a host-side embedding's rows: the placement's,
+  // else the first GPU the map uses (so a map that uses only cuda:1 leaves cuda:0 alone).
+  DeviceId offload_device = placement.offload_gpu.value_or(DeviceId::cuda(options_.device));
+  if (!placement.offload_gpu && options_.placement) {
+    const auto first_gpu = std::find_if(placement.layers.begin(), placement.layers.end(),
+                                        [](const DeviceId& where) { return where.is_gpu(); });
+    if (first_gpu != placement.layers.end()) offload_device = *first_gpu;
+    else if (placement.head.is_gpu()) offload_device = placement.head;
+  }
   std::set<int> devices = {offload_device.index};
   for (const DeviceId& where : placement.layers)
     if (where.is_gpu()) devices.insert(where.index);
@@ -136,10 +144,16 @@ void CudaLlamaModel::place_units() {
     if (where.is_gpu()) devices.insert(where.index);
   int n_devices = 0;
   CUDA_CHECK(cudaGetDeviceCount(&n_devices));
-  for (int device : devices)
-    if (device < 0 || device >= n_devices)
+  const std::vector<int>& runs_on = options_.cuda_devices;
+  for (int device : devices) {
+    if (!runs_on.empty() && (device < 0 || device >= int(runs_on.size())))
+      fail("cuda:{} of the placement has no entry in cuda_devices ({} given)", device, runs_on.size());
+    const int ordinal = runs_on.empty() ? device : runs_on[size_t(device)];
+    if (ordinal < 0 || ordinal >= n_devices)
       fail("{} cuda:{} does not exist ({} CUDA devices visible)", options_.placement ? "--device-map uses" : "--device",
-           device, n_devices);
+           ordinal, n_devices);
+    gpu_devices_.push_back(ordinal);  // workspaces are made in allocate(), once the sizes are checked
+  }
 
   const std::vector<int> device_list(devices.begin(), devices.end());
   auto index_of = [&](const DeviceId& where) {
@@ -157,7 +171,6 @@ void CudaLlamaModel::place_units() {
     layer_on_disk_.push_back(where.kind == DeviceKind::DISK);
     if (!where.is_gpu()) offloaded_layers_.push_back(il);
   }
-  gpu_devices_ = device_list;  // workspaces are made in allocate(), once the sizes are checked
   offload_report_.exec = options_.offload_exec;
 }
 
@@ -183,7 +196,7 @@ void CudaLlamaModel::allocate() {
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : gpu_devices_)
     for (int b : gpu_devices_)
-      if (can_access_peer(a, b)) enable_peer_access(a, b);
+      if (a != b && can_access_peer(a, b)) enable_peer_access(a, b);
 
   const LayerOffsets lo = layer_offsets(layer_config_);
   const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;
@@ -847,8 +860,8 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
 
 size_t CudaLlamaModel::device_memory_used() const {
   size_t used = 0;
-  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
-    CUDA_CHECK(cudaSetDevice(gpu->device));
+  for (int device : std::set<int>(gpu_devices_.begin(), gpu_devices_.end())) {  // workspaces may share one
+    CUDA_CHECK(cudaSetDevice(device));
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     used += total_bytes - free_bytes;

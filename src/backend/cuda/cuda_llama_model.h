@@ -59,6 +59,10 @@ struct CudaModelOptions {
   std::optional<OffloadSpeeds> offload_speeds;
   // Tensor parallelism on `device` (not with a placement); needs the checkpoint constructor.
   std::optional<CudaTensorParallel> tensor_parallel;
+  // The CUDA device that each cuda:N of the placement runs on; empty: device N. Entries may repeat:
+  // each cuda:N still gets its own workspace, stream, KV caches and hand-offs, so one GPU can run
+  // the code of a map over several (tests, on machines with one GPU).
+  std::vector<int> cuda_devices;
 };
 
 struct LoadReport {
@@ -183,7 +187,7 @@ class CudaLlamaModel {
   OffloadReport offload_report_;
 
   // Placement, as indices into gpus_ (kOnHost: on cpu or disk).
-  std::vector<int> gpu_devices_;  // CUDA ordinals, ascending
+  std::vector<int> gpu_devices_;  // the CUDA device of each workspace, by ascending cuda:N
   std::vector<std::unique_ptr<GpuWorkspace>> gpus_;
   int embed_gpu_ = 0, head_gpu_ = 0, offload_gpu_ = 0;
   std::vector<int> layer_gpu_;

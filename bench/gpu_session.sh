@@ -7,6 +7,7 @@
 # SECTIONS picks what runs (default: "tests sanitizer bench offload comm"), to fit a call's time
 # limit. comm: all-reduce latency by size (peer and NCCL; on one GPU, the peer protocol with both
 # ranks on it). tp: TP=2 against TP=1 and Transformers' tp_plan under torchrun (two GPUs or more).
+# map2: a balanced device map over two GPUs against one GPU and Transformers' device_map="auto".
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -19,7 +20,7 @@ bin=$root/.device-carry/bin
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
-sections=${SECTIONS:-tests sanitizer bench offload comm tp}
+sections=${SECTIONS:-tests sanitizer bench offload comm tp map2}
 wants() { [[ " $sections " == *" $1 "* ]]; }
 offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
 default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
@@ -56,7 +57,7 @@ done
 fi
 
 checkpoint=/tmp/$shape
-if wants bench || wants offload || wants tp; then
+if wants bench || wants offload || wants tp || wants map2; then
   echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
   python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
     --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
@@ -86,6 +87,17 @@ if wants tp && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
     --new-tokens "$new_tokens" >"$out/shardlm-tp2.json" 2>"$out/shardlm-tp2.log"
   timeout 300 torchrun --nproc-per-node 2 bench/transformers_peer.py --load "$checkpoint" --tp-plan auto \
     --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-tp2.json" 2>"$out/peer-tp2.log"
+fi
+
+if wants map2 && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  echo "== device map over 2 GPUs (balanced)"
+  timeout 300 "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" \
+    --new-tokens "$new_tokens" --device-map balanced --max-memory 0=100GiB,1=100GiB \
+    >"$out/shardlm-map2.json" 2>"$out/shardlm-map2.log"
+  tail -n 3 "$out/shardlm-map2.log"
+  timeout 300 python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto \
+    --max-memory '{"0": "100GiB", "1": "100GiB"}' --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
+    >"$out/peer-map2.json" 2>"$out/peer-map2.log"
 fi
 
 if wants comm; then
@@ -151,6 +163,12 @@ for mode, result in offload.items():
     samples = o.get("cpu_read_gb_per_s_samples", [])
     if samples:
         rows.append((f"  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))
+map2, peer_map2 = load("shardlm-map2.json"), load("peer-map2.json")
+rows.append(("map 2 GPUs TPOT ms", cell(map2, "time_per_output_token_ms_median"), cell(peer_map2, "time_per_output_token_ms_median")))
+rows.append(("map 2 GPUs prefill ms", cell(map2, "prefill_ms"), cell(peer_map2, "prefill_ms")))
+for key, name in (("time_per_output_token_ms_median", "TPOT"), ("prefill_ms", "prefill")):
+    if key in map2 and key in ours:
+        rows.append((f"map2 / 1 GPU {name}", "{:.2f}".format(map2[key] / ours[key]), ""))
 tp2, peer_tp2 = load("shardlm-tp2.json"), load("peer-tp2.json")
 rows.append(("TP=2 TPOT ms", cell(tp2, "time_per_output_token_ms_median"), cell(peer_tp2, "time_per_output_token_ms_median")))
 rows.append(("TP=2 prefill ms", cell(tp2, "prefill_ms"), cell(peer_tp2, "prefill_ms")))

@@ -74,24 +74,29 @@ TEST(OffloadPolicy, SlowDecodeStepsInARowTurnAutoToStreamingAndOneDoesNot) {
 }
 
 TEST(OffloadPolicy, StreamedDecodeRetriesTheCpuEveryFewSteps) {
-  // The first CPU step was slow (cold caches): 300 ms against 160 ms of streaming.
+  // The probe's 200 GB/s puts the CPU at 40 ms, but the first CPU steps were slow (cold caches, a
+  // busy host): 400 ms and 300 ms against 160 ms of streaming.
   OffloadPolicy policy(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
+  policy.observe_cpu(1, 0.400);
   policy.observe_cpu(1, 0.300);
-  for (int step = 0; step < OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) {
-    EXPECT_EQ(policy.choose(1), OffloadExec::STREAM) << "step " << step;
-    policy.observe_stream(1);
-    policy.observe_stream(512);  // prompts streamed meanwhile do not count
+  for (int round = 0; round < 3; ++round) {
+    for (int step = 0; step < OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) {
+      EXPECT_EQ(policy.choose(1), OffloadExec::STREAM) << "round " << round << ", step " << step;
+      policy.observe_stream(1);
+      policy.observe_stream(512);  // prompts streamed meanwhile do not count
+    }
+    EXPECT_EQ(policy.choose(1), OffloadExec::CPU) << "retried in round " << round;
+    if (round < 2) policy.observe_cpu(1, 0.350);  // still busy
   }
+  policy.observe_cpu(1, 0.090);  // calm again: the earlier slow steps no longer count
+  EXPECT_NEAR(policy.cpu_seconds(1), 0.090, 1e-9);
   EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
-  policy.observe_cpu(1, 0.090);  // the smaller of two measurements
-  EXPECT_EQ(policy.choose(1), OffloadExec::CPU);
-  // A CPU that really is slower than streaming is retried, and stays streamed in between.
-  OffloadPolicy slow(OffloadExec::AUTO, eight_gigabytes(200.0, 16));
-  slow.observe_cpu(1, 0.250);
-  for (int step = 0; step < OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) slow.observe_stream(1);
-  EXPECT_EQ(slow.choose(1), OffloadExec::CPU);
-  slow.observe_cpu(1, 0.240);
-  EXPECT_EQ(slow.choose(1), OffloadExec::STREAM);
+  // A probe that says the CPU cannot compete (20 GB/s: 400 ms) means no retries.
+  OffloadPolicy slow(OffloadExec::AUTO, eight_gigabytes(20.0, 16));
+  for (int step = 0; step < 3 * OffloadPolicy::kStreamStepsBeforeCpuRetry; ++step) {
+    EXPECT_EQ(slow.choose(1), OffloadExec::STREAM);
+    slow.observe_stream(1);
+  }
 }
 
 TEST(OffloadPolicy, MeasuredComputeBoundStepsReplaceTheAssumedSpeed) {

@@ -10,7 +10,8 @@ namespace {
 
 // A CPU step slower than this multiple of its bandwidth floor is taken as compute-bound.
 constexpr double kComputeBoundFactor = 1.5;
-// An unmeasured one-row CPU step is tried once if its estimate is within this multiple of streaming.
+// A one-row CPU step is tried (first, and again every kStreamStepsBeforeCpuRetry streamed ones) if
+// the probe's estimate is within this multiple of streaming.
 constexpr double kTryCpuFactor = 2.0;
 
 }  // namespace
@@ -48,7 +49,8 @@ int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const O
 OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
     : exec_(exec),
       speeds_(speeds),
-      cpu_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.offloaded_bytes / (speeds.cpu_read_gbps * 1e9) : 0.0),
+      probe_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.offloaded_bytes / (speeds.cpu_read_gbps * 1e9) : 0.0),
+      cpu_floor_seconds_(probe_floor_seconds_),
       cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.offloaded_params / (speeds.cpu_gflops * 1e9) : 0.0) {}
 
 double OffloadPolicy::stream_seconds() const {
@@ -59,10 +61,18 @@ double OffloadPolicy::cpu_seconds(int n_rows) const {
   return std::max(cpu_floor_seconds_, cpu_seconds_per_row_ * n_rows);
 }
 
+bool OffloadPolicy::retry_due() const {
+  return n_one_row_measured_ > 0 && one_row_streamed_since_cpu_ >= kStreamStepsBeforeCpuRetry;
+}
+
 OffloadExec OffloadPolicy::choose(int n_rows) const {
   if (exec_ != OffloadExec::AUTO) return exec_;
-  const bool try_cpu = n_one_row_measured_ == 0 || one_row_streamed_since_cpu_ >= kStreamStepsBeforeCpuRetry;
-  if (n_rows == 1 && try_cpu && cpu_seconds(1) < kTryCpuFactor * stream_seconds()) return OffloadExec::CPU;
+  if (n_rows == 1) {
+    const double try_below = kTryCpuFactor * stream_seconds();
+    if (n_one_row_measured_ == 0 && cpu_seconds(1) < try_below) return OffloadExec::CPU;
+    // Retried on the probe's word, not the measurements': they are what may have been disturbed.
+    if (retry_due() && probe_floor_seconds_ < try_below) return OffloadExec::CPU;
+  }
   return cpu_seconds(n_rows) < stream_seconds() ? OffloadExec::CPU : OffloadExec::STREAM;
 }
 
@@ -71,6 +81,9 @@ void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
     if (seconds > kComputeBoundFactor * cpu_floor_seconds_) cpu_seconds_per_row_ = seconds / n_rows;
     return;
   }
+  // A retry that beats streaming means the host has calmed down: the slow steps before it no
+  // longer count (with them, the median would keep streaming for another retry).
+  if (retry_due() && seconds < stream_seconds()) n_one_row_measured_ = 0;
   recent_one_row_seconds_[size_t(n_one_row_measured_ % 3)] = seconds;
   ++n_one_row_measured_;
   one_row_streamed_since_cpu_ = 0;
@@ -81,7 +94,7 @@ void OffloadPolicy::observe_cpu(int n_rows, double seconds) {
 }
 
 void OffloadPolicy::observe_stream(int n_rows) {
-  if (n_rows == 1) ++one_row_streamed_since_cpu_;
+  if (n_rows == 1) one_row_streamed_since_cpu_ = std::min(one_row_streamed_since_cpu_ + 1, kStreamStepsBeforeCpuRetry);
 }
 
 }  // namespace shardlm

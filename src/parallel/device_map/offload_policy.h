@@ -9,8 +9,9 @@
 // load (51 to 110 GB/s within minutes on one machine), and streaming alone would never correct it.
 // The one-row cost is the median of the last three measurements (the smaller of two), so a single
 // slow step (a cold first one, a burst of the host's other work) does not turn decode to streaming;
-// and while it streams one-row steps, every kStreamStepsBeforeCpuRetry-th runs on the CPU again to
-// find out whether the host has calmed down.
+// and while it streams one-row steps, every kStreamStepsBeforeCpuRetry-th runs on the CPU again
+// (when the probe says the CPU could compete) to find out whether the host has calmed down; a retry
+// that beats streaming starts the measurements afresh.
 #pragma once
 
 #include <array>
@@ -59,8 +60,11 @@ class OffloadPolicy {
   static constexpr int kStreamStepsBeforeCpuRetry = 32;
 
  private:
+  bool retry_due() const;
+
   OffloadExec exec_;
   OffloadSpeeds speeds_;
+  double probe_floor_seconds_;  // the offloaded bytes over the probe's read bandwidth
   double cpu_floor_seconds_;    // a step of one row (bandwidth-bound)
   double cpu_seconds_per_row_;  // once compute-bound
   std::array<double, 3> recent_one_row_seconds_{};  // a ring, newest at (n_one_row_measured_ - 1) % 3

@@ -227,9 +227,10 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
   // value row once together. A group is split only as far as it takes to give every thread an
   // item, which a decode step of few rows would not (Llama-3-8B: 8 KV heads of 4 query heads).
   const int group = cpu::heads_per_kv_head(shape);
-  const int64_t n_groups = n_rows * n_kv_heads;
-  const int parts = int(std::clamp<int64_t>((omp_get_max_threads() + n_groups - 1) / n_groups, 1, group));
-  const int heads_per_part = (group + parts - 1) / parts;
+  const int64_t n_groups = std::max<int64_t>(n_rows * n_kv_heads, 1);
+  const int64_t wanted_parts = std::clamp<int64_t>((omp_get_max_threads() + n_groups - 1) / n_groups, 1, group);
+  const int heads_per_part = int((group + wanted_parts - 1) / wanted_parts);
+  const int parts = (group + heads_per_part - 1) / heads_per_part;  // none left empty
 #pragma omp parallel
   {
     std::vector<float> scores(size_t(heads_per_part * (max_position + 1)));

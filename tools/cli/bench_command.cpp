@@ -198,21 +198,21 @@ void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& de
 // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the
 // two floors. The CPU's is given for the median of the read-bandwidth samples taken around the
 // decode and, strictest, for the fastest sample.
-nlohmann::json offload_json(const cuda::OffloadReport& offload, std::vector<double> cpu_read_samples,
+nlohmann::json offload_json(const cuda::OffloadReport& offload, const std::vector<double>& cpu_read_samples,
                             double median_step_ms) {
+  if (cpu_read_samples.empty()) fail("the offload benchmark took no sample of the CPU's read bandwidth");
   const double bytes = offload.speeds.offloaded_bytes;
   auto floor_ms = [&](double gb_per_s) { return bytes / (gb_per_s * 1e9) * 1e3; };
-  std::sort(cpu_read_samples.begin(), cpu_read_samples.end());
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
   const double stream_floor_ms = floor_ms(offload.speeds.host_to_device_gbps);
   const double cpu_floor_ms = floor_ms(cpu_read_median);
-  const double cpu_floor_strictest_ms = floor_ms(cpu_read_samples.back());
+  const double cpu_floor_strictest_ms = floor_ms(*std::max_element(cpu_read_samples.begin(), cpu_read_samples.end()));
   nlohmann::json json = {
       {"exec", offload_exec_name(offload.exec)},
       {"offloaded_bytes", bytes},
       {"host_to_device_gb_per_s", offload.speeds.host_to_device_gbps},
       {"cpu_read_gb_per_s_at_load", offload.speeds.cpu_read_gbps},
-      {"cpu_read_gb_per_s_samples", cpu_read_samples},
+      {"cpu_read_gb_per_s_samples", cpu_read_samples},  // in the order taken
       {"cpu_read_gb_per_s_median", cpu_read_median},
       {"stream_floor_ms", stream_floor_ms},
       {"cpu_floor_ms", cpu_floor_ms},
@@ -225,8 +225,9 @@ nlohmann::json offload_json(const cuda::OffloadReport& offload, std::vector<doub
       {"cpu_step_bytes", offload.cpu_step_bytes},
   };
   // What the CPU's share of a decode step streamed, against the probe's figures above: on average
-  // (bursts of the host's other work included) and in the fastest step.
-  if (offload.cpu_one_row_steps > 0) {
+  // (bursts of the host's other work and the untimed warm-up's steps included) and in the fastest
+  // step. The step counts above include the warm-up too.
+  if (offload.cpu_one_row_steps > 0 && offload.cpu_one_row_seconds_fastest > 0) {
     json["cpu_step_gb_per_s"] =
         offload.cpu_step_bytes / (offload.cpu_one_row_seconds / double(offload.cpu_one_row_steps)) / 1e9;
     json["cpu_step_gb_per_s_fastest"] = offload.cpu_step_bytes / offload.cpu_one_row_seconds_fastest / 1e9;

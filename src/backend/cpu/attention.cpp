@@ -11,7 +11,7 @@ namespace shardlm::cpu {
 void attend_heads(const float* q, const float* keys, const float* values, int64_t first, int64_t last,
                   const AttentionShape& shape, int head_begin, int head_end, float* out, float* scores) {
   const int head_dim = shape.head_dim;
-  const int group = head_end - head_begin;
+  const int n_heads_here = head_end - head_begin;
   const int64_t kv_stride = int64_t(shape.n_kv_heads) * head_dim;
   const int64_t kv_offset = int64_t(head_begin / heads_per_kv_head(shape)) * head_dim;
   const int64_t scores_stride = last + 1;
@@ -25,7 +25,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   for (; position + 4 <= last + 1; position += 4) {
     const float* key0 = keys + position * kv_stride + kv_offset;
     const float *key1 = key0 + kv_stride, *key2 = key1 + kv_stride, *key3 = key2 + kv_stride;
-    for (int head = 0; head < group; ++head) {
+    for (int head = 0; head < n_heads_here; ++head) {
       const float* query = queries + int64_t(head) * head_dim;
       float dot0 = 0.0f, dot1 = 0.0f, dot2 = 0.0f, dot3 = 0.0f;
 #pragma omp simd reduction(+ : dot0, dot1, dot2, dot3)
@@ -44,7 +44,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   }
   for (; position <= last; ++position) {
     const float* key = keys + position * kv_stride + kv_offset;
-    for (int head = 0; head < group; ++head) {
+    for (int head = 0; head < n_heads_here; ++head) {
       const float* query = queries + int64_t(head) * head_dim;
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
@@ -52,7 +52,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
       scores[head * scores_stride + position] = dot * shape.scale;
     }
   }
-  for (int head = 0; head < group; ++head) {
+  for (int head = 0; head < n_heads_here; ++head) {
     float* head_scores = scores + head * scores_stride;
     const float max_score = *std::max_element(head_scores + first, head_scores + last + 1);
     float sum = 0.0f;
@@ -65,11 +65,11 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   }
 
   // Value rows four at a time: each output element is loaded and stored once per four rows.
-  std::fill(results, results + int64_t(group) * head_dim, 0.0f);
+  std::fill(results, results + int64_t(n_heads_here) * head_dim, 0.0f);
   for (position = first; position + 4 <= last + 1; position += 4) {
     const float* value0 = values + position * kv_stride + kv_offset;
     const float *value1 = value0 + kv_stride, *value2 = value1 + kv_stride, *value3 = value2 + kv_stride;
-    for (int head = 0; head < group; ++head) {
+    for (int head = 0; head < n_heads_here; ++head) {
       const float* weights = scores + head * scores_stride + position;
       float* result = results + int64_t(head) * head_dim;
 #pragma omp simd
@@ -79,7 +79,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   }
   for (; position <= last; ++position) {
     const float* value = values + position * kv_stride + kv_offset;
-    for (int head = 0; head < group; ++head) {
+    for (int head = 0; head < n_heads_here; ++head) {
       const float weight = scores[head * scores_stride + position];
       float* result = results + int64_t(head) * head_dim;
 #pragma omp simd

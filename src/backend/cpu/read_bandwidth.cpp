@@ -14,9 +14,9 @@
 namespace shardlm::cpu {
 namespace {
 
-constexpr size_t kFloatsPerStep = 32;              // four 8-lane loads in flight per thread
-constexpr size_t kStepsPerChunk = 16384;            // 2 MiB per chunk handed out
-constexpr size_t kAlignment = size_t(2) << 20;      // whole huge pages where the kernel offers them
+constexpr size_t kFloatsPerStep = 32;          // four 8-lane loads in flight per thread
+constexpr size_t kStepsPerChunk = 16384;        // 2 MiB per chunk handed out
+constexpr size_t kAlignment = size_t(2) << 20;  // whole huge pages where the kernel offers them
 
 }  // namespace
 
@@ -29,7 +29,7 @@ ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes)
   float* data = buffer_.get();
   const int64_t n = int64_t(n_floats_);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) data[i] = 1.0f;  // first touch by the threads that will read it
+  for (int64_t i = 0; i < n; ++i) data[i] = 1.0f;  // every page exists before a pass is timed
 }
 
 double ReadBandwidthProbe::measure(int passes) const {

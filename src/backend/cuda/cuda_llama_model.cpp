@@ -135,6 +135,7 @@ void CudaLlamaModel::place_units() {
     const auto first_gpu = std::find_if(placement.layers.begin(), placement.layers.end(),
                                         [](const DeviceId& where) { return where.is_gpu(); });
     if (first_gpu != placement.layers.end()) offload_device = *first_gpu;
+    else if (placement.embed.is_gpu()) offload_device = placement.embed;
     else if (placement.head.is_gpu()) offload_device = placement.head;
   }
   std::set<int> devices = {offload_device.index};
@@ -149,9 +150,10 @@ void CudaLlamaModel::place_units() {
     if (!runs_on.empty() && (device < 0 || device >= int(runs_on.size())))
       fail("cuda:{} of the placement has no entry in cuda_devices ({} given)", device, runs_on.size());
     const int ordinal = runs_on.empty() ? device : runs_on[size_t(device)];
+    const std::string runs_as = ordinal == device ? "" : fmt::format(" (cuda:{} of the placement)", device);
     if (ordinal < 0 || ordinal >= n_devices)
-      fail("{} cuda:{} does not exist ({} CUDA devices visible)", options_.placement ? "--device-map uses" : "--device",
-           ordinal, n_devices);
+      fail("{} cuda:{}{} does not exist ({} CUDA devices visible)",
+           options_.placement ? "--device-map uses" : "--device", ordinal, runs_as, n_devices);
     gpu_devices_.push_back(ordinal);  // workspaces are made in allocate(), once the sizes are checked
   }
 

@@ -8,6 +8,7 @@
 # limit. comm: all-reduce latency by size (peer and NCCL; on one GPU, the peer protocol with both
 # ranks on it). tp: TP=2 against TP=1 and Transformers' tp_plan under torchrun (two GPUs or more).
 # map2: a balanced device map over two GPUs against one GPU and Transformers' device_map="auto".
+# map2shared: the same map's two workspaces on one GPU (--cuda-devices 0,0): what its hand-offs cost.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -20,7 +21,7 @@ bin=$root/.device-carry/bin
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
-sections=${SECTIONS:-tests sanitizer bench offload comm tp map2}
+sections=${SECTIONS:-tests sanitizer bench offload comm tp map2 map2shared}
 wants() { [[ " $sections " == *" $1 "* ]]; }
 offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
 default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
@@ -57,7 +58,7 @@ done
 fi
 
 checkpoint=/tmp/$shape
-if wants bench || wants offload || wants tp || wants map2; then
+if wants bench || wants offload || wants tp || wants map2 || wants map2shared; then
   echo "== benchmarks ($shape, prompt $prompt_len, $new_tokens new tokens)"
   python3 bench/transformers_peer.py --shape "bench/shapes/$shape.json" --save "$checkpoint" \
     --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-b1.json" 2>"$out/peer-b1.log"
@@ -98,6 +99,14 @@ if wants map2 && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
   timeout 300 python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto \
     --max-memory '{"0": "100GiB", "1": "100GiB"}' --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
     >"$out/peer-map2.json" 2>"$out/peer-map2.log"
+fi
+
+if wants map2shared; then
+  echo "== device map over 2 GPUs' workspaces on cuda:0 (balanced, --cuda-devices 0,0)"
+  timeout 300 "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" \
+    --new-tokens "$new_tokens" --device-map balanced --cuda-devices 0,0 \
+    >"$out/shardlm-map2shared.json" 2>"$out/shardlm-map2shared.log"
+  tail -n 3 "$out/shardlm-map2shared.log"
 fi
 
 if wants comm; then
@@ -163,6 +172,12 @@ for mode, result in offload.items():
     samples = o.get("cpu_read_gb_per_s_samples", [])
     if samples:
         rows.append((f"  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))
+map2shared = load("shardlm-map2shared.json")
+rows.append(("map 2 on 1 GPU TPOT ms", cell(map2shared, "time_per_output_token_ms_median"), ""))
+rows.append(("map 2 on 1 GPU prefill", cell(map2shared, "prefill_ms"), ""))
+for key, name in (("time_per_output_token_ms_median", "TPOT"), ("prefill_ms", "prefill")):
+    if key in map2shared and key in ours:
+        rows.append((f"  / 1 GPU {name}", "{:.3f}".format(map2shared[key] / ours[key]), ""))
 map2, peer_map2 = load("shardlm-map2.json"), load("peer-map2.json")
 rows.append(("map 2 GPUs TPOT ms", cell(map2, "time_per_output_token_ms_median"), cell(peer_map2, "time_per_output_token_ms_median")))
 rows.append(("map 2 GPUs prefill ms", cell(map2, "prefill_ms"), cell(peer_map2, "prefill_ms")))

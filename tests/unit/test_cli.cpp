@@ -98,6 +98,17 @@ TEST(Cli, CommunicationBenchmarkNeedsItsGpus) {
   EXPECT_TRUE(names_gpus || names_backend) << result.output;
 }
 
+TEST(Cli, CudaDevicesBelongToADeviceMap) {
+  const CommandResult alone = run_cli({"bench", "--model", kFixture.string(), "--cuda-devices", "0,0"});
+  EXPECT_EQ(alone.exit_code, 1) << alone.output;
+  EXPECT_NE(alone.output.find("--cuda-devices"), std::string::npos) << alone.output;
+  EXPECT_NE(alone.output.find("--device-map"), std::string::npos) << alone.output;
+  const CommandResult negative =
+      run_cli({"bench", "--model", kFixture.string(), "--device-map", "auto", "--cuda-devices", "0,-1"});
+  EXPECT_NE(negative.exit_code, 0) << negative.output;
+  EXPECT_NE(negative.output.find("--cuda-devices"), std::string::npos) << negative.output;
+}
+
 // A port per test run, so parallel ctest jobs and reruns do not collide.
 std::string free_port(int offset) { return std::to_string(20000 + (::getpid() * 7 + offset) % 20000); }
 

@@ -260,6 +260,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     plan = plan_on_this_machine(options.device_map, dir, config, model_options.max_seq_len, options.batch, true);
     model_options.placement = plan->placement;
     model_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
+    model_options.cuda_devices = options.device_map.cuda_devices;
   }
   std::unique_ptr<cuda::CudaLlamaModel> model =
       random_weights ? std::make_unique<cuda::CudaLlamaModel>(config, 1234, model_options)
@@ -304,6 +305,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
 
 void run_bench(const BenchOptions& options) {
   const DeviceSpec device = parse_device(options.device);
+  if (!options.device_map.cuda_devices.empty() && options.device_map.device_map.empty())
+    fail("--cuda-devices says where a device map's GPUs run: it needs --device-map");
   if (!device.is_cuda) {
     if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
     if (!options.device_map.device_map.empty()) fail("bench --device-map needs a GPU (--device cuda:N)");
@@ -332,6 +335,7 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")->capture_default_str();
   command->add_option("--batch", options->batch, "Sequences decoded together")->capture_default_str();
   add_device_map_options(*command, options->device_map);
+  add_cuda_devices_option(*command, options->device_map);
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

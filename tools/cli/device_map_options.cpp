@@ -57,10 +57,43 @@ void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
       ->capture_default_str();
 }
 
+void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request) {
+  command
+      .add_option("--cuda-devices", request.cuda_devices,
+                  "The CUDA device each cuda:N of --device-map runs on, e.g. 0,0 runs a two-GPU map on one GPU "
+                  "(each gets its own workspace and hand-offs; the device's memory is shared)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+}
+
+namespace {
+
+// The map's cuda:N as the GPUs to plan onto, each with a share of its device's free memory.
+std::vector<DeviceBudget> mapped_gpus(const std::vector<int>& cuda_devices, const std::vector<DeviceBudget>& gpus) {
+  std::vector<DeviceBudget> budgets;
+  for (size_t logical = 0; logical < cuda_devices.size(); ++logical) {
+    const int device = cuda_devices[logical];
+    if (device >= int(gpus.size()))
+      fail("--cuda-devices: cuda:{} is to run on CUDA device {}, but {} are visible", logical, device, gpus.size());
+    const int64_t sharing = std::count(cuda_devices.begin(), cuda_devices.end(), device);
+    budgets.push_back({DeviceId::cuda(int(logical)), *gpus[size_t(device)].bytes / sharing,
+                       fmt::format("free memory of CUDA device {} / {}", device, sharing)});
+  }
+  return budgets;
+}
+
+}  // namespace
+
 DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::filesystem::path& dir,
                                 const ModelConfig& config, int64_t max_seq_len, int batch, bool with_gpus) {
   parse_offload_exec(request.offload_exec);  // a typo fails before anything is planned or loaded
   std::vector<DeviceBudget> budgets = with_gpus ? this_machines_devices() : detect_devices();
+  if (with_gpus && !request.cuda_devices.empty()) {
+    std::vector<DeviceBudget> gpus, hosts;
+    for (DeviceBudget& budget : budgets) (budget.device.is_gpu() ? gpus : hosts).push_back(std::move(budget));
+    budgets = mapped_gpus(request.cuda_devices, gpus);
+    for (DeviceBudget& budget : hosts) budgets.push_back(std::move(budget));
+  }
   if (!request.max_memory.empty()) budgets = apply_max_memory(budgets, request.max_memory);
   const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
   const DevicePlan plan =

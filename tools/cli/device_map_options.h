@@ -26,11 +26,17 @@ struct DeviceMapRequest {
   std::string device_map;  // empty: no device map
   std::string max_memory;
   std::string offload_exec = "auto";
+  // --cuda-devices (bench): the CUDA device each cuda:N of the map runs on; empty: device N.
+  std::vector<int> cuda_devices;
 };
 void add_device_map_options(CLI::App& command, DeviceMapRequest& request);
+// --cuda-devices 0,0: a map over two GPUs run on one, to measure its hand-offs where only one is lent.
+void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request);
 
 // Plans the request for the model in dir on this machine (its GPUs only when with_gpus, so a CPU
 // run never plans onto one), capped by --max-memory, and prints where the units went on stderr.
+// With --cuda-devices the GPUs are the map's cuda:N, each with its device's free memory shared
+// evenly among the cuda:N that run on it.
 DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::filesystem::path& dir,
                                 const ModelConfig& config, int64_t max_seq_len, int batch, bool with_gpus);
 

@@ -240,7 +240,6 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
         for (int part = 0; part < parts; ++part) {
           const int head_begin = kv_head * group + part * heads_per_part;
           const int head_end = std::min(head_begin + heads_per_part, (kv_head + 1) * group);
-          if (head_begin >= head_end) continue;
           const TokenRow& row = rows[size_t(i)];
           const KvCache& cache = *caches[size_t(row.sequence)];
           const int64_t first =

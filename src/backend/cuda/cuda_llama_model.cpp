@@ -198,7 +198,7 @@ void CudaLlamaModel::allocate() {
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : gpu_devices_)
     for (int b : gpu_devices_)
-      if (a != b && can_access_peer(a, b)) enable_peer_access(a, b);
+      if (can_access_peer(a, b)) enable_peer_access(a, b);  // false for a workspace's own device
 
   const LayerOffsets lo = layer_offsets(layer_config_);
   const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;

@@ -1,7 +1,8 @@
 // Streams offloaded weight blocks into one GPU just in time: two device slots, both filled as a
 // pass begins (so a pass of two blocks is copied while the host does other work), then block k+2's
-// copy (on a copy stream) is queued behind the compute on block k, which read its slot. A block comes from pinned host memory (a device map's "cpu", copied
-// there at load) or is read from the mapped checkpoint into pinned staging as it is needed ("disk").
+// copy (on a copy stream) is queued behind the compute on block k, which read its slot. A block
+// comes from pinned host memory (a device map's "cpu", copied there at load) or is read from the
+// mapped checkpoint into pinned staging as it is needed ("disk").
 #pragma once
 
 #include <cuda_bf16.h>

@@ -4,7 +4,7 @@
 # rest offloaded to the CPU (every --offload-exec). Expects the binaries built here for sm_90a in
 # .device-carry/bin and the shared libraries they need in .device-carry/lib
 # (bench/prepare_device_carry.sh). Logs go to $OUT; a short table is printed last.
-# SECTIONS picks what runs (default: "tests sanitizer bench offload comm"), to fit a call's time
+# SECTIONS picks what runs (default: every section named below), to fit a call's time
 # limit. comm: all-reduce latency by size (peer and NCCL; on one GPU, the peer protocol with both
 # ranks on it). tp: TP=2 against TP=1 and Transformers' tp_plan under torchrun (two GPUs or more).
 # map2: a balanced device map over two GPUs against one GPU and Transformers' device_map="auto".
@@ -165,25 +165,21 @@ for mode, result in offload.items():
     o = result.get("offload", {})
     rows.append((f"offload {mode} TPOT", cell(result, "time_per_output_token_ms_median"),
                  cell(peer_offload, "time_per_output_token_ms_median") if mode == "auto" else ""))
-    rows.append((f"  prefill ms", cell(result, "prefill_ms"), ""))
-    rows.append((f"  over floor med/strict", f"{cell(o, 'median_over_better_floor')}/{cell(o, 'median_over_strictest_floor')}", ""))
-    rows.append((f"  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
-    rows.append((f"  CPU share GB/s mean/best", f"{cell(o, 'cpu_step_gb_per_s', '{:.0f}')}/{cell(o, 'cpu_step_gb_per_s_fastest', '{:.0f}')}", ""))
+    rows.append(("  prefill ms", cell(result, "prefill_ms"), ""))
+    rows.append(("  over floor med/strict", f"{cell(o, 'median_over_better_floor')}/{cell(o, 'median_over_strictest_floor')}", ""))
+    rows.append(("  steps stream/cpu", f"{o.get('stream_steps', 'n/a')}/{o.get('cpu_steps', 'n/a')}", ""))
+    rows.append(("  CPU share GB/s mean/best", f"{cell(o, 'cpu_step_gb_per_s', '{:.0f}')}/{cell(o, 'cpu_step_gb_per_s_fastest', '{:.0f}')}", ""))
     samples = o.get("cpu_read_gb_per_s_samples", [])
     if samples:
-        rows.append((f"  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))
-map2shared = load("shardlm-map2shared.json")
-rows.append(("map 2 on 1 GPU TPOT ms", cell(map2shared, "time_per_output_token_ms_median"), ""))
-rows.append(("map 2 on 1 GPU prefill", cell(map2shared, "prefill_ms"), ""))
-for key, name in (("time_per_output_token_ms_median", "TPOT"), ("prefill_ms", "prefill")):
-    if key in map2shared and key in ours:
-        rows.append((f"  / 1 GPU {name}", "{:.3f}".format(map2shared[key] / ours[key]), ""))
-map2, peer_map2 = load("shardlm-map2.json"), load("peer-map2.json")
-rows.append(("map 2 GPUs TPOT ms", cell(map2, "time_per_output_token_ms_median"), cell(peer_map2, "time_per_output_token_ms_median")))
-rows.append(("map 2 GPUs prefill ms", cell(map2, "prefill_ms"), cell(peer_map2, "prefill_ms")))
-for key, name in (("time_per_output_token_ms_median", "TPOT"), ("prefill_ms", "prefill")):
-    if key in map2 and key in ours:
-        rows.append((f"map2 / 1 GPU {name}", "{:.2f}".format(map2[key] / ours[key]), ""))
+        rows.append(("  CPU probe GB/s", f"{min(samples):.0f}-{max(samples):.0f}", ""))
+def against_one_gpu(name, result, peer):
+    """A device map's TPOT and prefill (beside Transformers' when there is a peer), and over one GPU's."""
+    for key, what in (("time_per_output_token_ms_median", "TPOT ms"), ("prefill_ms", "prefill ms")):
+        rows.append((f"{name} {what}", cell(result, key), cell(peer, key) if peer is not None else ""))
+        if key in result and key in ours:
+            rows.append(("  / 1 GPU", "{:.3f}".format(result[key] / ours[key]), ""))
+against_one_gpu("map 2 on 1 GPU", load("shardlm-map2shared.json"), None)
+against_one_gpu("map 2 GPUs", load("shardlm-map2.json"), load("peer-map2.json"))
 tp2, peer_tp2 = load("shardlm-tp2.json"), load("peer-tp2.json")
 rows.append(("TP=2 TPOT ms", cell(tp2, "time_per_output_token_ms_median"), cell(peer_tp2, "time_per_output_token_ms_median")))
 rows.append(("TP=2 prefill ms", cell(tp2, "prefill_ms"), cell(peer_tp2, "prefill_ms")))
@@ -192,9 +188,9 @@ if "time_per_output_token_ms_median" in tp2 and "time_per_output_token_ms_median
 o = offload["auto"].get("offload", {})
 rows.append(("offload GB", "{:.2f}".format(o["offloaded_bytes"] / 1e9) if "offloaded_bytes" in o else "n/a", ""))
 rows.append(("floors stream/cpu ms", f"{cell(o, 'stream_floor_ms')}/{cell(o, 'cpu_floor_ms')}", ""))
-print(f"{'metric':<22}{'shardlm':>12}{'transformers':>14}")
+print(f"{'metric':<26}{'shardlm':>12}{'transformers':>14}")
 for name, a, b in rows:
-    print(f"{name:<22}{a:>12}{b:>14}")
+    print(f"{name:<26}{a:>12}{b:>14}")
 PY
 # The device tool returns at most 8 files: everything goes back as one archive.
 tar -C "$out" -czf /tmp/gpu-session.tar.gz . && rm -rf "${out:?}"/* && mv /tmp/gpu-session.tar.gz "$out/"

@@ -10,12 +10,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/cpu/attention.h"
-#include "backend/cpu/embedding.h"
-#include "backend/cpu/matmul.h"
-#include "backend/cpu/rmsnorm.h"
-#include "backend/cpu/rope.h"
-#include "backend/cpu/swiglu.h"
+#include "ops/cpu/attention.h"
+#include "ops/cpu/embedding.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/rmsnorm.h"
+#include "ops/cpu/rope.h"
+#include "ops/cpu/swiglu.h"
 #include "core/error.h"
 
 namespace shardlm {

@@ -17,7 +17,7 @@
 #include "model/llama_weights.h"
 #include "model/rope_frequencies.h"
 #include "model/tensor_parallel_rank.h"
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 namespace shardlm {
 

@@ -101,7 +101,6 @@ LlamaShard describe_shard(const ModelConfig& config, const WeightBinder& bind, c
   if (bind.strategy("lm_head.weight") == TpStrategy::COLWISE_GATHER_OUTPUT) {
     const TensorSlice& slice = bind.slice("lm_head.weight");
     shard.head_gathered = true;
-    shard.head_vocab_begin = slice.segments.at(0).offset;
     shard.head_block = slice.block;
   }
   return shard;

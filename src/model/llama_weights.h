@@ -42,7 +42,6 @@ struct LlamaShard {
   bool embed_partial = false;       // embedding output is all-reduced (vocabulary-parallel)
   bool attention_partial = false;   // o_proj output is all-reduced (rowwise)
   bool mlp_partial = false;         // down_proj output is all-reduced (rowwise)
-  int64_t head_vocab_begin = 0;     // first logit of this rank's lm_head rows
   int64_t head_block = 0;           // logits per rank in the all-gather (padded for uneven splits)
   bool head_gathered = false;       // logits are all-gathered (colwise lm_head)
 };

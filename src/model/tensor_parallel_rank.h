@@ -2,8 +2,8 @@
 // reads), its rank, and the communicator its collectives go through.
 #pragma once
 
-#include "parallel/comm/communicator.h"
-#include "parallel/tp_plan.h"
+#include "core/communicator.h"
+#include "plan/tp_plan.h"
 
 namespace shardlm {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/sampler.h"
+#include "ops/sampler.h"
 #include "runtime/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 

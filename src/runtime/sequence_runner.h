@@ -9,8 +9,8 @@
 
 #include "io/model_config.h"
 #include "model/llama_model.h"
-#include "runtime/kv_cache.h"
-#include "runtime/sampler.h"
+#include "model/kv_cache.h"
+#include "ops/sampler.h"
 
 namespace shardlm {
 

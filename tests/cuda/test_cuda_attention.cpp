@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/kernels/attention.h"
-#include "backend/cuda/kernels/flash_attention.h"
+#include "core/cuda/device_buffer.h"
+#include "ops/cuda/attention.h"
+#include "ops/cuda/flash_attention.h"
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 

@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "backend/cuda/cublaslt_gemm.h"
-#include "backend/cuda/kernels/gemv.h"
-#include "backend/cuda/kernels/qkv_rope.h"
+#include "ops/cuda/cublaslt_gemm.h"
+#include "ops/cuda/gemv.h"
+#include "ops/cuda/qkv_rope.h"
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/nccl_communicator.h"
+#include "core/cuda/device_buffer.h"
+#include "parallel/cuda/nccl_communicator.h"
 #include "core/error.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"

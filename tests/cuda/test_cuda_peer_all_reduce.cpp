@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "backend/cuda/host_staged_communicator.h"
-#include "backend/cuda/peer_communicator.h"
+#include "parallel/cuda/host_staged_communicator.h"
+#include "parallel/cuda/peer_communicator.h"
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/kernels/sampling.h"
+#include "core/cuda/device_buffer.h"
+#include "ops/cuda/sampling.h"
 #include "cuda_test_support.h"
 
 namespace shardlm::cuda {

@@ -15,12 +15,12 @@
 #include "../unit/logit_comparison.h"
 #include "../unit/model_fixtures.h"
 #include "backend/cuda/cuda_llama_model.h"
-#include "backend/cuda/host_staged_communicator.h"
-#include "backend/cuda/peer_communicator.h"
+#include "parallel/cuda/host_staged_communicator.h"
+#include "parallel/cuda/peer_communicator.h"
 #include "core/error.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"
-#include "parallel/tp_plan.h"
+#include "plan/tp_plan.h"
 
 namespace shardlm {
 namespace {

@@ -7,10 +7,10 @@
 #include <string_view>
 
 #include "core/error.h"
-#include "parallel/device_map/device_budget.h"
-#include "parallel/device_map/explicit_map.h"
-#include "parallel/memory_size.h"
-#include "parallel/tp_plan_source.h"
+#include "plan/device_map/device_budget.h"
+#include "plan/device_map/explicit_map.h"
+#include "plan/memory_size.h"
+#include "plan/tp_plan_source.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

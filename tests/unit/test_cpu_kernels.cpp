@@ -5,10 +5,10 @@
 #include <random>
 #include <vector>
 
-#include "backend/cpu/attention.h"
-#include "backend/cpu/matmul.h"
-#include "backend/cpu/rmsnorm.h"
-#include "backend/cpu/rope.h"
+#include "ops/cpu/attention.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/rmsnorm.h"
+#include "ops/cpu/rope.h"
 #include "core/dtype.h"
 
 namespace shardlm {

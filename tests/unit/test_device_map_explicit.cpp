@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "error_message.h"
-#include "parallel/device_map/planner.h"
+#include "plan/device_map/planner.h"
 
 namespace shardlm {
 namespace {

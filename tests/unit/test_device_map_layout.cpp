@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error_message.h"
-#include "parallel/device_map/model_layout.h"
+#include "plan/device_map/model_layout.h"
 
 namespace shardlm {
 namespace {

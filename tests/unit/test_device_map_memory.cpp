@@ -6,8 +6,8 @@
 #include <string>
 
 #include "error_message.h"
-#include "parallel/device_map/device_budget.h"
-#include "parallel/memory_size.h"
+#include "plan/device_map/device_budget.h"
+#include "plan/memory_size.h"
 
 namespace shardlm {
 namespace {

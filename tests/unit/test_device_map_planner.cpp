@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 
 #include "error_message.h"
-#include "parallel/device_map/plan_report.h"
-#include "parallel/device_map/planner.h"
+#include "plan/device_map/plan_report.h"
+#include "plan/device_map/planner.h"
 
 namespace shardlm {
 namespace {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "error_message.h"
-#include "parallel/device_map/offload_policy.h"
+#include "plan/device_map/offload_policy.h"
 
 namespace shardlm {
 namespace {

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "runtime/sampler.h"
+#include "ops/sampler.h"
 #include "runtime/stop_strings.h"
 
 namespace shardlm {

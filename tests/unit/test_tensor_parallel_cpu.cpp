@@ -15,7 +15,7 @@
 #include "error_message.h"
 #include "model/llama_model.h"
 #include "parallel/comm/thread_group.h"
-#include "parallel/tp_plan.h"
+#include "plan/tp_plan.h"
 #include "runtime/generator.h"
 
 namespace shardlm {

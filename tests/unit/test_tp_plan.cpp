@@ -10,9 +10,9 @@
 #include "error_message.h"
 #include "core/error.h"
 #include "io/model_config.h"
-#include "parallel/mesh.h"
-#include "parallel/tp_plan.h"
-#include "parallel/tp_plan_summary.h"
+#include "plan/placement.h"
+#include "plan/tp_plan.h"
+#include "plan/tp_plan_summary.h"
 
 namespace shardlm {
 namespace {
@@ -83,37 +83,7 @@ std::string plan_error(const ModelConfig& config, int tp, const TpPlanSource& so
 }
 
 // ---------------------------------------------------------------------------------------------
-// Mesh
-
-TEST(DeviceMesh, OneDimensionalTensorParallel) {
-  const DeviceMesh mesh = DeviceMesh::tensor_parallel(4);
-  EXPECT_EQ(mesh.size(), 4);
-  EXPECT_EQ(mesh.rank_of({3}), 3);
-  EXPECT_EQ(mesh.coords_of(2), std::vector<int>{2});
-  EXPECT_EQ(mesh.group_of(1, "tp"), (std::vector<int>{0, 1, 2, 3}));
-  EXPECT_EQ(mesh.rank_in_group(3, "tp"), 3);
-}
-
-TEST(DeviceMesh, TwoDimensionalPipelineByTensorGroupsAreRowMajor) {
-  const DeviceMesh mesh({{"pp", 2}, {"tp", 4}});
-  EXPECT_EQ(mesh.size(), 8);
-  EXPECT_EQ(mesh.rank_of({1, 2}), 6);
-  EXPECT_EQ(mesh.coords_of(5), (std::vector<int>{1, 1}));
-  EXPECT_EQ(mesh.group_of(5, "tp"), (std::vector<int>{4, 5, 6, 7}));
-  EXPECT_EQ(mesh.group_of(5, "pp"), (std::vector<int>{1, 5}));
-  EXPECT_EQ(mesh.rank_in_group(5, "tp"), 1);
-  EXPECT_EQ(mesh.rank_in_group(5, "pp"), 1);
-  for (int rank = 0; rank < mesh.size(); ++rank) EXPECT_EQ(mesh.rank_of(mesh.coords_of(rank)), rank);
-}
-
-TEST(DeviceMesh, RejectsBadShapesAndCoordinates) {
-  EXPECT_CONTAINS(error_message([] { DeviceMesh({{"tp", 0}}); }), "\"tp\" has size 0");
-  EXPECT_CONTAINS(error_message([] { DeviceMesh({{"tp", 2}, {"tp", 2}}); }), "\"tp\" appears twice");
-  const DeviceMesh mesh({{"pp", 2}, {"tp", 2}});
-  EXPECT_CONTAINS(error_message([&] { mesh.rank_of({0, 2}); }), "coordinate 2 is outside dimension \"tp\" of size 2");
-  EXPECT_CONTAINS(error_message([&] { mesh.coords_of(4); }), "rank 4 is outside a mesh of 4 ranks");
-  EXPECT_CONTAINS(error_message([&] { mesh.group_of(0, "dp"); }), "no dimension named \"dp\"");
-}
+// Placements
 
 TEST(Placement, Names) {
   EXPECT_EQ(placement_name(Placement::shard(1)), "Shard(1)");
@@ -258,18 +228,18 @@ TEST(ResolveTpPlan, EveryRankHoldsTheKvHeadsItsQueryHeadsUse) {
       const SliceSegment q = plan.slice("model.layers.0.self_attn.q_proj.weight", rank).segments[0];
       const SliceSegment k = plan.slice("model.layers.0.self_attn.k_proj.weight", rank).segments[0];
       const SliceSegment v = plan.slice("model.layers.0.self_attn.v_proj.weight", rank).segments[0];
-      const AttentionShard shard = attention_shard(config, c.tp, rank);
-      EXPECT_EQ(q.offset, shard.head_begin * 64);
-      EXPECT_EQ(q.length, shard.n_heads * 64);
-      EXPECT_EQ(k.offset, shard.kv_head_begin * 64);
-      EXPECT_EQ(k.length, shard.n_kv_heads * 64);
+      // Query heads split evenly; KV heads too, or each is copied to tp / n_kv consecutive ranks.
+      const int n_local_heads = c.n_heads / c.tp;
+      const int kv_copies = c.n_kv >= c.tp ? 1 : c.tp / c.n_kv;
+      EXPECT_EQ(q.offset, rank * n_local_heads * 64);
+      EXPECT_EQ(q.length, n_local_heads * 64);
+      EXPECT_EQ(k.length, (c.n_kv >= c.tp ? c.n_kv / c.tp : 1) * 64);
       EXPECT_EQ(v.offset, k.offset);
-      EXPECT_EQ(k.n_copies, shard.kv_copies);
-      EXPECT_EQ(shard.kv_copies, c.n_kv >= c.tp ? 1 : c.tp / c.n_kv);
-      for (int head = shard.head_begin; head < shard.head_begin + shard.n_heads; ++head) {
-        const int kv_head = head / group;
-        EXPECT_GE(kv_head, shard.kv_head_begin) << c.n_heads << "/" << c.n_kv << " tp=" << c.tp << " rank " << rank;
-        EXPECT_LT(kv_head, shard.kv_head_begin + shard.n_kv_heads);
+      EXPECT_EQ(k.n_copies, kv_copies);
+      for (int64_t head = q.offset / 64; head < (q.offset + q.length) / 64; ++head) {
+        const int64_t kv_head = head / group;
+        EXPECT_GE(kv_head, k.offset / 64) << c.n_heads << "/" << c.n_kv << " tp=" << c.tp << " rank " << rank;
+        EXPECT_LT(kv_head, (k.offset + k.length) / 64);
       }
     }
   }
@@ -420,7 +390,6 @@ TEST(ResolveTpPlanErrors, KvHeadsThatNeitherDivideNorReplicate) {
   EXPECT_EQ(plan_error(make_config(json), 3, TpPlanSource::auto_plan()),
             "tp plan: model.layers.0.self_attn.k_proj (colwise) splits 2 KV heads over tp=3: not divisible (KV heads are "
             "replicated only when tp is a multiple of 2)");
-  EXPECT_CONTAINS(error_message([&] { attention_shard(make_config(json), 3, 0); }), "splits 2 KV heads over tp=3");
 }
 
 TEST(ResolveTpPlanErrors, QueryHeadsRowsAndColumnsThatDoNotDivide) {

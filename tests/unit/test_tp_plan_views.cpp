@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
-#include "parallel/tp_plan.h"
+#include "plan/tp_plan.h"
 
 namespace shardlm {
 namespace {

@@ -14,9 +14,9 @@
 #include "model_loader.h"
 #include "parallel/comm/thread_group.h"
 #ifdef SHARDLM_WITH_CUDA
-#include "backend/cuda/host_staged_communicator.h"
-#include "backend/cuda/nccl_communicator.h"
-#include "backend/cuda/peer_communicator.h"
+#include "parallel/cuda/host_staged_communicator.h"
+#include "parallel/cuda/nccl_communicator.h"
+#include "parallel/cuda/peer_communicator.h"
 #endif
 
 namespace shardlm::cli {

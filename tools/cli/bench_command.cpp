@@ -21,7 +21,7 @@
 #include "device_map_options.h"
 #include "model/llama_model.h"
 #include "model_loader.h"
-#include "runtime/sampler.h"
+#include "ops/sampler.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/copy_bandwidth.h"
 #include "backend/cuda/cuda_llama_model.h"

@@ -7,9 +7,9 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "parallel/device_map/explicit_map.h"
-#include "parallel/device_map/model_layout.h"
-#include "parallel/device_map/offload_policy.h"
+#include "plan/device_map/explicit_map.h"
+#include "plan/device_map/model_layout.h"
+#include "plan/device_map/offload_policy.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/device_query.h"
 #endif

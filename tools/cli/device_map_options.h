@@ -9,8 +9,8 @@
 #include <CLI/CLI.hpp>
 
 #include "io/model_config.h"
-#include "parallel/device_map/device_budget.h"
-#include "parallel/device_map/planner.h"
+#include "plan/device_map/device_budget.h"
+#include "plan/device_map/planner.h"
 
 namespace shardlm::cli {
 

@@ -13,13 +13,13 @@
 #include "model/llama_model.h"
 #include "parallel/comm/tcp_communicator.h"
 #include "parallel/comm/thread_group.h"
-#include "parallel/tp_plan.h"
+#include "plan/tp_plan.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/cuda_llama_model.h"
-#include "backend/cuda/cuda_sequence_runner.h"
+#include "runtime/cuda/cuda_sequence_runner.h"
 #include "backend/cuda/device_query.h"
-#include "backend/cuda/nccl_communicator.h"
-#include "backend/cuda/peer_communicator.h"
+#include "parallel/cuda/nccl_communicator.h"
+#include "parallel/cuda/peer_communicator.h"
 #endif
 
 namespace shardlm::cli {

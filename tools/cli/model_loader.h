@@ -11,8 +11,8 @@
 #include <CLI/CLI.hpp>
 
 #include "io/model_config.h"
-#include "parallel/device_map/offload_policy.h"
-#include "parallel/device_map/planner.h"
+#include "plan/device_map/offload_policy.h"
+#include "plan/device_map/planner.h"
 #include "parallel/launch_env.h"
 #include "runtime/sequence_runner.h"
 

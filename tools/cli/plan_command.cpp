@@ -15,11 +15,11 @@
 #include "core/error.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
-#include "parallel/device_map/plan_report.h"
-#include "parallel/device_map/planner.h"
-#include "parallel/memory_size.h"
-#include "parallel/tp_plan.h"
-#include "parallel/tp_plan_summary.h"
+#include "plan/device_map/plan_report.h"
+#include "plan/device_map/planner.h"
+#include "plan/memory_size.h"
+#include "plan/tp_plan.h"
+#include "plan/tp_plan_summary.h"
 
 
 namespace shardlm::cli {

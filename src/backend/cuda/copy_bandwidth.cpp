@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "backend/cuda/device_buffer.h"
+#include "core/cuda/device_buffer.h"
 
 namespace shardlm::cuda {
 

@@ -6,7 +6,7 @@
 // With a device map (CudaModelOptions::placement) each unit (embedding, decoder layer, head) lives
 // where the map puts it: layers on a GPU run there, and the residual stream is handed from GPU to
 // GPU at each boundary; layers on cpu or disk are offloaded and run as --offload-exec says (see
-// parallel/device_map/offload_policy.h): streamed through two slots on the offload GPU, or
+// plan/device_map/offload_policy.h): streamed through two slots on the offload GPU, or
 // computed by the CPU backend with only activations crossing.
 #pragma once
 
@@ -20,20 +20,20 @@
 #include <tuple>
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/device_communicator.h"
+#include "core/cuda/device_buffer.h"
+#include "core/cuda/device_communicator.h"
 #include "backend/cuda/gpu_workspace.h"
-#include "backend/cuda/kernels/qkv_rope.h"
+#include "ops/cuda/qkv_rope.h"
 #include "backend/cuda/offload_kv_sync.h"
 #include "backend/cuda/offload_streamer.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/llama_model.h"
 #include "model/rope_frequencies.h"
-#include "parallel/device_map/offload_policy.h"
-#include "parallel/device_map/planner.h"
-#include "parallel/tp_plan.h"
-#include "runtime/sampler.h"
+#include "plan/device_map/offload_policy.h"
+#include "plan/device_map/planner.h"
+#include "plan/tp_plan.h"
+#include "ops/sampler.h"
 
 namespace shardlm::cuda {
 

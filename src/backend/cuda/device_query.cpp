@@ -1,7 +1,7 @@
 // Free memory per GPU through cudaMemGetInfo, which creates a context on each device it asks.
 #include "backend/cuda/device_query.h"
 
-#include "backend/cuda/cuda_check.h"
+#include "core/cuda/cuda_check.h"
 
 namespace shardlm::cuda {
 

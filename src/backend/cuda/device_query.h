@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "parallel/device_map/device_budget.h"
+#include "plan/device_map/device_budget.h"
 
 namespace shardlm::cuda {
 

@@ -1,7 +1,7 @@
 // Allocation of one GPU's buffers; sizes follow the model's dimensions and the rows per forward.
 #include "backend/cuda/gpu_workspace.h"
 
-#include "backend/cuda/kernels/attention.h"
+#include "ops/cuda/attention.h"
 
 namespace shardlm::cuda {
 

@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "backend/cuda/cublaslt_gemm.h"
-#include "backend/cuda/device_buffer.h"
+#include "ops/cuda/cublaslt_gemm.h"
+#include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
 #include "model/rope_frequencies.h"
 

@@ -12,9 +12,9 @@
 #include <span>
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
+#include "core/cuda/device_buffer.h"
 #include "model/llama_model.h"
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 namespace shardlm::cuda {
 

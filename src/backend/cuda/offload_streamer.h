@@ -12,7 +12,7 @@
 #include <functional>
 #include <vector>
 
-#include "backend/cuda/device_buffer.h"
+#include "core/cuda/device_buffer.h"
 
 namespace shardlm::cuda {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/kernels/convert.h"
+#include "core/cuda/device_buffer.h"
+#include "ops/cuda/convert.h"
 #include "core/error.h"
 #include "core/narrow_to_bf16.h"
 

@@ -14,7 +14,7 @@
 #include "core/weight_view.h"
 #include "io/model_config.h"
 #include "model/llama_weights.h"
-#include "runtime/progress_bar.h"
+#include "core/progress_bar.h"
 
 namespace shardlm::cuda {
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "parallel/comm/communicator.h"
+#include "core/communicator.h"
 #include "parallel/comm/socket.h"
 
 namespace shardlm {

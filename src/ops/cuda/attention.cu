@@ -1,0 +1,285 @@
+// Attention kernel: one block of 4 warps per (row, KV head, split), computing every query head that
+// shares the KV head (up to 8 per block; wider groups take several blocks), so each key and value
+// is read once per group. The warps take turns over groups of 4 keys of the block's range, each
+// keeping per head a running max, sum and weighted value sum (online softmax); lanes hold
+// head_dim/32 elements each, read with one vector load. The warps' states are then merged in shared
+// memory. With several splits the unnormalised states go to scratch, and the split that finishes
+// last (a counter per row and block of heads) combines them, so a decode step's attention is one
+// kernel. At batch 16 on an H200 (Llama-3-8B, 520 keys, 16 splits) a layer's attention took 64 us
+// with a block per query head, 38 us with a block per KV head.
+#include <cmath>
+#include <type_traits>
+
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/attention.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/pdl.cuh"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kAttentionWarps = 4;
+constexpr int kKeysPerStep = 4;
+
+// The E consecutive bf16 elements of a lane, from one load of 2E bytes.
+template <int E>
+__device__ __forceinline__ void load_lane(const __nv_bfloat16* source, float (&out)[E]) {
+  if constexpr (E == 1) {
+    out[0] = __bfloat162float(*source);
+  } else {
+    using Vector = std::conditional_t<E == 2, uint32_t, std::conditional_t<E == 4, uint2, uint4>>;
+    const Vector packed = *reinterpret_cast<const Vector*>(source);
+    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int i = 0; i < E / 2; ++i) {
+      const float2 values = __bfloat1622float2(pairs[i]);
+      out[2 * i] = values.x;
+      out[2 * i + 1] = values.y;
+    }
+  }
+}
+
+// Which query heads a block computes: blockIdx.y enumerates (KV head, block of up to H heads).
+struct BlockHeads {
+  int first, count;
+};
+
+template <int H>
+__device__ __forceinline__ BlockHeads block_heads(const AttentionParams& p) {
+  const int group = p.n_heads / p.n_kv_heads;
+  const int blocks_per_group = (group + H - 1) / H;
+  const int kv_head = blockIdx.y / blocks_per_group;
+  const int first = kv_head * group + (blockIdx.y % blocks_per_group) * H;
+  return {first, min(H, (kv_head + 1) * group - first)};
+}
+
+// Every split's unnormalised state of the block's heads, combined into the rows' outputs (run by
+// the last split). A warp per head: its lanes turn the splits' maxima and sums into one weight per
+// split, then combine their elements. The states were written by other blocks: they are read from
+// L2, where those blocks' fences made them visible.
+template <int E>
+__device__ void merge_splits(const AttentionParams& p, int row, BlockHeads heads) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t state_floats = attention_state_floats(p.head_dim);
+  for (int h = warp; h < heads.count; h += kAttentionWarps) {
+    const int head = heads.first + h;
+    const float* states = p.partial + (int64_t(row) * p.n_heads + head) * p.n_splits * state_floats;
+    const float split_max = lane < p.n_splits ? __ldcg(states + lane * state_floats) : -INFINITY;
+    const float split_sum = lane < p.n_splits ? __ldcg(states + lane * state_floats + 1) : 0.0f;
+    const float merged_max = warp_max(split_max);
+    const float weight = split_max == -INFINITY ? 0.0f : __expf(split_max - merged_max);
+    const float normalised_weight = weight / warp_sum(split_sum * weight);
+    float value[E] = {};
+    for (int s = 0; s < p.n_splits; ++s) {
+      const float split_weight = __shfl_sync(0xffffffffu, normalised_weight, s);
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const int d = lane * E + e;
+        if (d < p.head_dim) value[e] += __ldcg(states + s * state_floats + 2 + d) * split_weight;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int d = lane * E + e;
+      if (d < p.head_dim) p.out[(int64_t(row) * p.n_heads + head) * p.head_dim + d] = __float2bfloat16(value[e]);
+    }
+  }
+}
+
+template <int E, int H>
+__global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(AttentionParams p) {
+  wait_for_predecessor();
+  allow_successor();
+  const int row = blockIdx.x, split = blockIdx.z;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const BlockHeads heads = block_heads<H>(p);
+  const int group = p.n_heads / p.n_kv_heads;
+  const int kv_dim = p.n_kv_heads * p.head_dim;
+  const int position = p.positions[row];
+  const int first = p.sliding_window > 0 ? max(0, position - p.sliding_window + 1) : 0;
+  const int length = position - first + 1;
+  const int chunk = (length + p.n_splits - 1) / p.n_splits;
+  const int begin = first + split * chunk;
+  const int end = min(begin + chunk, position + 1);
+  const bool lane_inside = lane * E < p.head_dim;  // head_dim is a multiple of E
+
+  float q[H][E] = {};
+#pragma unroll
+  for (int h = 0; h < H; ++h)
+    if (h < heads.count && lane_inside) {
+      load_lane<E>(p.q + (int64_t(row) * p.n_heads + heads.first + h) * p.head_dim + lane * E, q[h]);
+#pragma unroll
+      for (int e = 0; e < E; ++e) q[h][e] *= p.scale;
+    }
+
+  const int64_t sequence_base = int64_t(p.slots[row]) * p.capacity * kv_dim + (heads.first / group) * p.head_dim;
+  float running_max[H], running_sum[H] = {}, acc[H][E] = {};
+#pragma unroll
+  for (int h = 0; h < H; ++h) running_max[h] = -INFINITY;
+  // Each warp takes kKeysPerStep consecutive keys at a time: all their loads are issued before the
+  // first reduction, so the loads' latency overlaps instead of adding up key by key.
+  for (int base = begin + warp * kKeysPerStep; base < end; base += kAttentionWarps * kKeysPerStep) {
+    float k_values[kKeysPerStep][E] = {}, v_values[kKeysPerStep][E] = {};
+#pragma unroll
+    for (int j = 0; j < kKeysPerStep; ++j) {
+      if (base + j >= end || !lane_inside) continue;
+      const int64_t at = sequence_base + int64_t(base + j) * kv_dim + lane * E;
+      load_lane<E>(p.k_cache + at, k_values[j]);
+      load_lane<E>(p.v_cache + at, v_values[j]);
+    }
+    float scores[H][kKeysPerStep];
+#pragma unroll
+    for (int h = 0; h < H; ++h)
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) dot += q[h][e] * k_values[j][e];
+        scores[h][j] = dot;
+      }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+#pragma unroll
+      for (int h = 0; h < H; ++h)
+#pragma unroll
+        for (int j = 0; j < kKeysPerStep; ++j) scores[h][j] += __shfl_xor_sync(0xffffffffu, scores[h][j], offset);
+#pragma unroll
+    for (int h = 0; h < H; ++h) {
+      float new_max = running_max[h];
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        if (base + j >= end) scores[h][j] = -INFINITY;
+        new_max = fmaxf(new_max, scores[h][j]);
+      }
+      const float correction = __expf(running_max[h] - new_max);
+      running_sum[h] *= correction;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[h][e] *= correction;
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        const float weight = __expf(scores[h][j] - new_max);
+        running_sum[h] += weight;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(weight, v_values[j][e], acc[h][e]);
+      }
+      running_max[h] = new_max;
+    }
+  }
+
+  // Merge the warps: each publishes (max, sum, acc) per head; the threads then combine them.
+  __shared__ float warp_max_values[kAttentionWarps][H], warp_sums[kAttentionWarps][H];
+  __shared__ float warp_acc[kAttentionWarps][H][32 * E];
+#pragma unroll
+  for (int h = 0; h < H; ++h) {
+    if (lane == 0) {
+      warp_max_values[warp][h] = running_max[h];
+      warp_sums[warp][h] = running_sum[h];
+    }
+#pragma unroll
+    for (int e = 0; e < E; ++e) warp_acc[warp][h][lane * E + e] = acc[h][e];
+  }
+  __syncthreads();
+
+  for (int index = threadIdx.x; index < heads.count * p.head_dim; index += blockDim.x) {
+    const int h = index / p.head_dim, d = index % p.head_dim;
+    float block_max = -INFINITY;
+    for (int w = 0; w < kAttentionWarps; ++w) block_max = fmaxf(block_max, warp_max_values[w][h]);
+    float value = 0.0f, block_sum_value = 0.0f;
+    for (int w = 0; w < kAttentionWarps; ++w) {
+      const float scale = warp_max_values[w][h] == -INFINITY ? 0.0f : __expf(warp_max_values[w][h] - block_max);
+      block_sum_value += warp_sums[w][h] * scale;
+      value += warp_acc[w][h][d] * scale;
+    }
+    const int64_t row_head = int64_t(row) * p.n_heads + heads.first + h;
+    if (p.n_splits == 1) {
+      p.out[row_head * p.head_dim + d] = __float2bfloat16(value / block_sum_value);
+    } else {
+      float* state = p.partial + (row_head * p.n_splits + split) * attention_state_floats(p.head_dim);
+      state[2 + d] = value;
+      if (d == 0) {
+        state[0] = block_max;
+        state[1] = block_sum_value;
+      }
+    }
+  }
+  if (p.n_splits == 1) return;
+  // Publish this split's states, then count it in; the split that arrives last merges them all and
+  // resets the counter for the next step (and the next replay of a graph).
+  __shared__ bool last_split;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* arrived = p.split_counters + int64_t(row) * gridDim.y + blockIdx.y;
+    last_split = atomicAdd(arrived, 1) == p.n_splits - 1;
+    if (last_split) *arrived = 0;
+  }
+  __syncthreads();
+  if (!last_split) return;
+  __threadfence();
+  merge_splits<E>(p, row, heads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+namespace {
+
+// Heads per block: the group, rounded up to a power of two, at most 8 (4 for 256-wide heads, to
+// bound registers).
+int heads_per_block(int group, int elements_per_lane) {
+  const int most = elements_per_lane == 8 ? 4 : 8;
+  int heads = 1;
+  while (heads < group && heads < most) heads *= 2;
+  return heads;
+}
+
+int elements_per_lane(int head_dim) { return head_dim <= 32 ? 1 : head_dim <= 64 ? 2 : head_dim <= 128 ? 4 : 8; }
+
+template <int E>
+void launch_with_lane_width(const AttentionParams& params, cudaStream_t stream) {
+  const int heads = heads_per_block(params.n_heads / params.n_kv_heads, E);
+  const dim3 grid(params.n_rows, attention_blocks_per_row(params.n_heads, params.n_kv_heads, params.head_dim),
+                  params.n_splits);
+  const int threads = 32 * kAttentionWarps;
+  switch (heads) {
+    case 1: launch_pdl(attention_kernel<E, 1>, grid, threads, 0, stream, params); break;
+    case 2: launch_pdl(attention_kernel<E, 2>, grid, threads, 0, stream, params); break;
+    case 4: launch_pdl(attention_kernel<E, 4>, grid, threads, 0, stream, params); break;
+    default:
+      if constexpr (E < 8) launch_pdl(attention_kernel<E, 8>, grid, threads, 0, stream, params);
+      break;
+  }
+}
+
+}  // namespace
+
+int attention_blocks_per_row(int n_heads, int n_kv_heads, int head_dim) {
+  const int group = n_heads / n_kv_heads;
+  const int heads = heads_per_block(group, elements_per_lane(head_dim));
+  return n_kv_heads * ((group + heads - 1) / heads);
+}
+
+int64_t attention_partial_floats(int n_rows, int n_heads, int n_splits, int head_dim) {
+  return n_splits > 1 ? int64_t(n_rows) * n_heads * n_splits * attention_state_floats(head_dim) : 0;
+}
+
+void launch_attention(const AttentionParams& params, cudaStream_t stream) {
+  if (params.n_rows == 0) return;
+  if (params.n_splits < 1 || params.n_splits > kMaxAttentionSplits)
+    throw_unsupported("attention splits outside 1..32", params.n_splits);
+  const int lane_width = elements_per_lane(params.head_dim);
+  if (params.head_dim > 256) throw_unsupported("attention head_dim above 256", params.head_dim);
+  if (params.head_dim % lane_width != 0)
+    throw_unsupported("attention head_dim not a multiple of its per-lane width", params.head_dim);
+  switch (lane_width) {
+    case 1: launch_with_lane_width<1>(params, stream); break;
+    case 2: launch_with_lane_width<2>(params, stream); break;
+    case 4: launch_with_lane_width<4>(params, stream); break;
+    default: launch_with_lane_width<8>(params, stream); break;
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,118 @@
+// cuBLASLt is column-major, so the row-major product y = x·Wᵀ is computed as the column-major
+// yᵀ (n, m) = W (n, k as a transposed k×n column-major matrix) · xᵀ (k, m): A = W with op T,
+// B = x with op N, C = y, all leading dimensions the row lengths.
+#include "ops/cuda/cublaslt_gemm.h"
+
+#include "ops/cuda/gemv.h"
+#include "ops/cuda/swiglu.h"
+#include "core/error.h"
+
+namespace shardlm::cuda {
+
+// Every product cuBLASLt gets (the GEMV takes the smaller ones) is worth timing once.
+constexpr int64_t kAutotuneMinRows = kGemvMaxRows + 1;
+
+CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_(workspace_bytes) {
+  CUBLAS_CHECK(cublasLtCreate(&handle_));
+}
+
+CublasLtGemm::~CublasLtGemm() {
+  for (auto& [shape, plan] : plans_) {
+    cublasLtMatrixLayoutDestroy(plan.w_layout);
+    cublasLtMatrixLayoutDestroy(plan.x_layout);
+    cublasLtMatrixLayoutDestroy(plan.y_layout);
+    cublasLtMatmulDescDestroy(plan.operation);
+  }
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n,
+                                                 int64_t k, void* y, GemmOutput output, cudaStream_t stream) {
+  const auto key = std::make_tuple(m, n, k, int(output));
+  if (auto found = plans_.find(key); found != plans_.end()) return found->second;
+
+  Plan plan;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transpose = CUBLAS_OP_T, no_transpose = CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB, &no_transpose, sizeof(no_transpose)));
+  const cudaDataType_t y_type = output == GemmOutput::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.w_layout, CUDA_R_16BF, uint64_t(k), uint64_t(n), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.x_layout, CUDA_R_16BF, uint64_t(k), uint64_t(m), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.y_layout, y_type, uint64_t(n), uint64_t(m), n));
+
+  cublasLtMatmulPreference_t preference = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  const size_t workspace_bytes = workspace_.bytes();
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &workspace_bytes, sizeof(workspace_bytes)));
+  constexpr int kCandidates = 8;
+  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  int n_results = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.operation, plan.w_layout, plan.x_layout,
+                                                               plan.y_layout, plan.y_layout, preference, kCandidates,
+                                                               results, &n_results);
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (status != CUBLAS_STATUS_SUCCESS || n_results == 0)
+    fail("cuBLASLt has no bf16 GEMM algorithm for m={} n={} k={}", m, n, k);
+  plan.algorithm = results[0].algo;
+
+  // The heuristic's first choice is often not the fastest for prefill-sized products: time the
+  // candidates once on the real operands (not possible while a CUDA graph is being captured).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (m >= kAutotuneMinRows && n_results > 1 && capture == cudaStreamCaptureStatusNone) {
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    const float alpha = 1.0f, beta = 0.0f;
+    float best_ms = 0;
+    for (int i = 0; i < n_results; ++i) {
+      auto run = [&] {
+        return cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
+                              plan.y_layout, y, plan.y_layout, &results[i].algo, workspace_.get(), workspace_.bytes(),
+                              stream);
+      };
+      if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate may refuse these operands
+      CUDA_CHECK(cudaEventRecord(start, stream));
+      for (int repeat = 0; repeat < 3; ++repeat) CUBLAS_CHECK(run());
+      CUDA_CHECK(cudaEventRecord(stop, stream));
+      CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      if (best_ms == 0 || ms < best_ms) {
+        best_ms = ms;
+        plan.algorithm = results[i].algo;
+      }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  return plans_.emplace(key, plan).first->second;
+}
+
+void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
+                          GemmOutput output, cudaStream_t stream) {
+  if (m == 0) return;  // cuBLASLt refuses empty products
+  if (gemv_supports(m, k, x, w)) {
+    launch_gemv({x, nullptr, 0.0f, m, w, n, k, y, output == GemmOutput::F32 ? GemvOutput::F32 : GemvOutput::BF16}, stream);
+    return;
+  }
+  const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
+  const float alpha = 1.0f, beta = 0.0f;
+  CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
+                              plan.y_layout, y, plan.y_layout, &plan.algorithm, workspace_.get(), workspace_.bytes(),
+                              stream));
+}
+
+void CublasLtGemm::gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim,
+                                  int64_t k, __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream) {
+  if (gemv_supports(m, k, x, w_gate_up)) {
+    launch_gemv({x, nullptr, 0.0f, m, w_gate_up, ff_dim, k, y, GemvOutput::SWIGLU_BF16}, stream);
+    return;
+  }
+  linear(x, m, w_gate_up, 2 * ff_dim, k, gate_up_scratch, GemmOutput::BF16, stream);
+  launch_silu_mul(gate_up_scratch, int(m), int(ff_dim), y, stream);
+}
+
+}  // namespace shardlm::cuda

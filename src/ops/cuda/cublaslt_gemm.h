@@ -1,0 +1,49 @@
+// Linear layers: y (m, n) = x (m, k) · Wᵀ with W stored (n, k) row-major in bf16 (HF layout), f32
+// accumulation, bf16 or f32 output. Decode calls of one or two rows (kGemvMaxRows) go to our GEMV
+// kernel; the rest to cuBLASLt, whose algorithms are chosen once per shape and cached, so calls (and CUDA graph
+// captures) do no heuristic queries after warm-up.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "core/cuda/device_buffer.h"
+
+namespace shardlm::cuda {
+
+enum class GemmOutput { BF16, F32 };
+
+class CublasLtGemm {
+ public:
+  explicit CublasLtGemm(size_t workspace_bytes = size_t(64) << 20);
+  ~CublasLtGemm();
+  CublasLtGemm(const CublasLtGemm&) = delete;
+  CublasLtGemm& operator=(const CublasLtGemm&) = delete;
+
+  void linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
+              GemmOutput output, cudaStream_t stream);
+  // y (m, ff_dim) = silu(x·W_gateᵀ) · (x·W_upᵀ) for w_gate_up (2 ff_dim, k) = [gate; up]: one GEMV
+  // for up to kGemvMaxRows rows; otherwise a GEMM into gate_up_scratch (m, 2 ff_dim), then SwiGLU.
+  void gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim, int64_t k,
+                      __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream);
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t operation = nullptr;
+    cublasLtMatrixLayout_t w_layout = nullptr, x_layout = nullptr, y_layout = nullptr;
+    cublasLtMatmulAlgo_t algorithm{};
+  };
+  // The cached plan for this shape; made (and, for large m, autotuned on these operands) once.
+  const Plan& plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
+                       GemmOutput output, cudaStream_t stream);
+
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer workspace_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Plan> plans_;
+};
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,198 @@
+// Flash attention (forward) with WMMA bf16 tensor-core tiles. A block of 4 warps owns 64 query rows
+// of one head; it walks the keys in tiles of 64 staged in shared memory. Each warp computes its 16
+// rows' scores S = Q·Kᵀ on tensor cores, applies the causal/sliding mask and the online softmax
+// (two lanes per row), rescales its output rows and accumulates O += P·V on tensor cores. The
+// output accumulator lives in shared memory because WMMA fragments cannot be scaled per row.
+#include <mma.h>
+
+#include <cmath>
+
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/flash_attention.h"
+#include "ops/cuda/pdl.cuh"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kFlashRows = 64;   // query rows per block (16 per warp)
+constexpr int kFlashKeys = 64;   // keys per shared-memory tile
+constexpr int kFlashThreads = 128;
+
+template <int kHeadDim>
+struct FlashLayout {
+  static constexpr int kLdQkv = kHeadDim + 8;   // bf16 elements; padding against bank conflicts
+  static constexpr int kLdS = kFlashKeys + 4;   // f32
+  static constexpr int kLdP = kFlashKeys + 8;   // bf16
+  static constexpr int kLdO = kHeadDim + 4;     // f32
+  static constexpr size_t kQBytes = size_t(kFlashRows) * kLdQkv * 2;
+  static constexpr size_t kKvBytes = size_t(kFlashKeys) * kLdQkv * 2;
+  static constexpr size_t kSBytes = size_t(kFlashRows) * kLdS * 4;
+  static constexpr size_t kPBytes = size_t(kFlashRows) * kLdP * 2;
+  static constexpr size_t kOBytes = size_t(kFlashRows) * kLdO * 4;
+  static constexpr size_t kAlphaBytes = size_t(kFlashRows) * 4;
+  static constexpr size_t kTotal = kQBytes + 2 * kKvBytes + kSBytes + kPBytes + kOBytes + kAlphaBytes;
+};
+
+template <int kHeadDim>
+__global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillAttentionParams p) {
+  using L = FlashLayout<kHeadDim>;
+  extern __shared__ __align__(128) unsigned char shared[];
+  __nv_bfloat16* q_tile = reinterpret_cast<__nv_bfloat16*>(shared);
+  __nv_bfloat16* k_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes);
+  __nv_bfloat16* v_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes + L::kKvBytes);
+  float* s_tile = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes);
+  __nv_bfloat16* p_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes);
+  float* o_tile = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes);
+  float* alpha = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes + L::kOBytes);
+
+  wait_for_predecessor();
+  allow_successor();
+  const int head = blockIdx.y;
+  const int kv_head = head / (p.n_heads / p.n_kv_heads);
+  const int first_row = blockIdx.x * kFlashRows;
+  const int q_stride = p.n_heads * kHeadDim, kv_stride = p.n_kv_heads * kHeadDim;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int kVectors = kHeadDim / 8;  // 16-byte vectors per row
+
+  // Stage Q (zero rows past the end) and clear O.
+  for (int index = threadIdx.x; index < kFlashRows * kVectors; index += kFlashThreads) {
+    const int row = index / kVectors, vector = index % kVectors;
+    uint4 value = make_uint4(0, 0, 0, 0);
+    if (first_row + row < p.n_rows)
+      value = *reinterpret_cast<const uint4*>(p.q + int64_t(first_row + row) * q_stride + head * kHeadDim + vector * 8);
+    *reinterpret_cast<uint4*>(q_tile + row * L::kLdQkv + vector * 8) = value;
+  }
+  for (int index = threadIdx.x; index < kFlashRows * kHeadDim; index += kFlashThreads)
+    o_tile[(index / kHeadDim) * L::kLdO + index % kHeadDim] = 0.0f;
+
+  // Each lane pair owns one of the warp's 16 rows: lane/2 is the row, lane%2 the half of the keys.
+  const int my_row = warp * 16 + lane / 2;
+  const int my_position = p.first_position + first_row + my_row;
+  const bool my_row_valid = first_row + my_row < p.n_rows;
+  float running_max = -INFINITY, running_sum = 0.0f;
+
+  const int last_row = min(first_row + kFlashRows, p.n_rows) - 1;
+  const int last_key = p.first_position + last_row;
+  int first_key = 0;
+  if (p.sliding_window > 0) first_key = max(0, p.first_position + first_row - p.sliding_window + 1);
+  for (int tile_start = first_key / kFlashKeys * kFlashKeys; tile_start <= last_key; tile_start += kFlashKeys) {
+    __syncthreads();  // the previous tile's K/V are no longer read
+    for (int index = threadIdx.x; index < kFlashKeys * kVectors; index += kFlashThreads) {
+      const int key = index / kVectors, vector = index % kVectors;
+      uint4 k_value = make_uint4(0, 0, 0, 0), v_value = make_uint4(0, 0, 0, 0);
+      if (tile_start + key <= last_key) {
+        const int64_t offset = int64_t(tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
+        k_value = *reinterpret_cast<const uint4*>(p.k_cache + offset);
+        v_value = *reinterpret_cast<const uint4*>(p.v_cache + offset);
+      }
+      *reinterpret_cast<uint4*>(k_tile + key * L::kLdQkv + vector * 8) = k_value;
+      *reinterpret_cast<uint4*>(v_tile + key * L::kLdQkv + vector * 8) = v_value;
+    }
+    __syncthreads();
+
+    // S = Q · Kᵀ for this warp's 16 rows and the tile's 64 keys.
+    for (int key_block = 0; key_block < kFlashKeys / 16; ++key_block) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> scores;
+      wmma::fill_fragment(scores, 0.0f);
+#pragma unroll
+      for (int d = 0; d < kHeadDim; d += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> q_fragment;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> k_fragment;
+        wmma::load_matrix_sync(q_fragment, q_tile + warp * 16 * L::kLdQkv + d, L::kLdQkv);
+        wmma::load_matrix_sync(k_fragment, k_tile + key_block * 16 * L::kLdQkv + d, L::kLdQkv);
+        wmma::mma_sync(scores, q_fragment, k_fragment, scores);
+      }
+      wmma::store_matrix_sync(s_tile + warp * 16 * L::kLdS + key_block * 16, scores, L::kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // Online softmax over the tile, masked causally (and by the sliding window).
+    const int half = lane % 2;
+    float tile_max = -INFINITY;
+    float* s_row = s_tile + my_row * L::kLdS;
+    for (int j = half * 32; j < half * 32 + 32; ++j) {
+      const int key = tile_start + j;
+      const bool visible = my_row_valid && key <= my_position &&
+                           (p.sliding_window <= 0 || key > my_position - p.sliding_window);
+      const float score = visible ? s_row[j] * p.scale : -INFINITY;
+      s_row[j] = score;
+      tile_max = fmaxf(tile_max, score);
+    }
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+    const float new_max = fmaxf(running_max, tile_max);
+    const float correction = new_max == -INFINITY ? 1.0f : __expf(running_max - new_max);
+    float tile_sum = 0.0f;
+    __nv_bfloat16* p_row = p_tile + my_row * L::kLdP;
+    for (int j = half * 32; j < half * 32 + 32; ++j) {
+      const float weight = s_row[j] == -INFINITY ? 0.0f : __expf(s_row[j] - new_max);
+      tile_sum += weight;
+      p_row[j] = __float2bfloat16(weight);
+    }
+    tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, 1);
+    running_sum = running_sum * correction + tile_sum;
+    running_max = new_max;
+    if (half == 0) alpha[my_row] = correction;
+    __syncwarp();
+
+    // Rescale this warp's output rows, then O += P · V on tensor cores.
+    for (int index = lane; index < 16 * kHeadDim; index += 32) {
+      const int row = warp * 16 + index / kHeadDim;
+      o_tile[row * L::kLdO + index % kHeadDim] *= alpha[row];
+    }
+    __syncwarp();
+#pragma unroll
+    for (int d = 0; d < kHeadDim; d += 16) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> output;
+      wmma::load_matrix_sync(output, o_tile + warp * 16 * L::kLdO + d, L::kLdO, wmma::mem_row_major);
+#pragma unroll
+      for (int key_block = 0; key_block < kFlashKeys / 16; ++key_block) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> p_fragment;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> v_fragment;
+        wmma::load_matrix_sync(p_fragment, p_tile + warp * 16 * L::kLdP + key_block * 16, L::kLdP);
+        wmma::load_matrix_sync(v_fragment, v_tile + key_block * 16 * L::kLdQkv + d, L::kLdQkv);
+        wmma::mma_sync(output, p_fragment, v_fragment, output);
+      }
+      wmma::store_matrix_sync(o_tile + warp * 16 * L::kLdO + d, output, L::kLdO, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+
+  // Normalise and write this warp's rows (both lanes of a pair hold the row's sum).
+  if (lane % 2 == 0) alpha[my_row] = running_sum > 0.0f ? 1.0f / running_sum : 0.0f;
+  __syncwarp();
+  for (int index = lane; index < 16 * kHeadDim; index += 32) {
+    const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
+    if (first_row + row < p.n_rows)
+      p.out[int64_t(first_row + row) * q_stride + head * kHeadDim + d] =
+          __float2bfloat16(o_tile[row * L::kLdO + d] * alpha[row]);
+  }
+}
+
+template <int kHeadDim>
+void launch_flash(const PrefillAttentionParams& params, cudaStream_t stream) {
+  constexpr size_t kShared = FlashLayout<kHeadDim>::kTotal;
+  // Raising the dynamic shared-memory limit is per function; doing it every launch is cheap.
+  CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(kShared)));
+  const dim3 grid((params.n_rows + kFlashRows - 1) / kFlashRows, params.n_heads);
+  launch_pdl(flash_attention_kernel<kHeadDim>, grid, kFlashThreads, kShared, stream, params);
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+bool prefill_attention_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
+
+void launch_prefill_attention(const PrefillAttentionParams& params, cudaStream_t stream) {
+  if (params.n_rows == 0) return;
+  if (params.head_dim == 64) launch_flash<64>(params, stream);
+  else if (params.head_dim == 128) launch_flash<128>(params, stream);
+  else throw_unsupported("tensor-core prefill attention head_dim (64 or 128)", params.head_dim);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,249 @@
+// One warp per output column: lanes read W's row with 16-byte streaming loads, four in flight per
+// lane before any arithmetic, and multiply each against every activation row. The block first
+// stages its activation rows in shared memory as bf16, RMS-normalised when the input is the f32
+// residual (Transformers also rounds the normalised row to bf16 before the projection), so the
+// warps' inner loop is loads and FMAs only. Each warp issues its first weight loads before waiting
+// for the previous kernel (weights are never written by a predecessor), which hides the staging and
+// the launch behind the predecessor's tail: on an H200, a Llama-3-8B layer's four GEMVs in a CUDA
+// graph took 113.6 us this way against 119.1 us reading the activations from global memory.
+// Variants, all chosen at compile time: SwiGLU pairs (the warp computes a gate and an up column
+// together), rotary pairs (the warp computes columns i and i + head_dim/2 of a q/k/v head, rotates
+// them and stores them where attention reads them), a normalised input, and an epilogue that adds
+// into the f32 residual stream.
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/gemv.h"
+#include "ops/cuda/pdl.cuh"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kGemvThreads = 256;
+constexpr int kLoadsInFlight = 4;
+constexpr int kDefaultSharedBytes = 48 * 1024;
+
+__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
+  const __nv_bfloat162* w2 = reinterpret_cast<const __nv_bfloat162*>(&w);
+  const __nv_bfloat162* x2 = reinterpret_cast<const __nv_bfloat162*>(&x);
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 wf = __bfloat1622float2(w2[i]);
+    const float2 xf = __bfloat1622float2(x2[i]);
+    sum = fmaf(wf.x, xf.x, sum);
+    sum = fmaf(wf.y, xf.y, sum);
+  }
+  return sum;
+}
+
+// The block's M activation rows into shared memory as bf16 (m, k): copied, or RMS-normalised from
+// the f32 residual and scaled by the norm weight.
+template <int M, bool kNormedInput>
+__device__ __forceinline__ void stage_activations(const GemvParams& p, uint4* staged) {
+  const int k = int(p.k), k8 = k / 8;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    if constexpr (!kNormedInput) {
+      const uint4* row = static_cast<const uint4*>(p.x) + int64_t(m) * k8;
+      for (int i = threadIdx.x; i < k8; i += kGemvThreads) staged[m * k8 + i] = row[i];
+    } else {
+      const float4* row = static_cast<const float4*>(p.x) + int64_t(m) * (k / 4);
+      float sum_squares = 0.0f;
+      for (int i = threadIdx.x; i < k / 4; i += kGemvThreads) {
+        const float4 v = row[i];
+        sum_squares += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+      }
+      const float scale = rsqrtf(block_sum(sum_squares) / float(k) + p.eps);
+      for (int i = threadIdx.x; i < k8; i += kGemvThreads) {
+        const float4 low = row[2 * i], high = row[2 * i + 1];
+        const uint4 gamma_packed = reinterpret_cast<const uint4*>(p.norm_weight)[i];
+        const __nv_bfloat162* gamma = reinterpret_cast<const __nv_bfloat162*>(&gamma_packed);
+        const float raw[8] = {low.x, low.y, low.z, low.w, high.x, high.y, high.z, high.w};
+        uint4 packed;
+        __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(&packed);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 g = __bfloat1622float2(gamma[j]);
+          out[j] = __floats2bfloat162_rn(raw[2 * j] * scale * g.x, raw[2 * j + 1] * scale * g.y);
+        }
+        staged[m * k8 + i] = packed;
+      }
+    }
+  }
+  __syncthreads();
+}
+
+template <int kRows>
+__device__ __forceinline__ void load_weights(uint4 (&values)[kRows][kLoadsInFlight / kRows],
+                                             const uint4* const (&rows)[kRows], int index, int k8) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int j = 0; j < kLoadsInFlight / kRows; ++j)
+      if (index + 32 * j < k8) values[r][j] = __ldcs(rows[r] + index + 32 * j);
+}
+
+// Bias, rotation and store of one rotary pair (first = column c, second = column c + half of a
+// q/k/v head) of activation row m; v heads are stored as they are.
+__device__ __forceinline__ void store_rotated_pair(const QkvRopeParams& r, int m, int head, int i, float first,
+                                                   float second) {
+  const int half = r.head_dim / 2;
+  const int column = head * r.head_dim + i;
+  if (r.bias) {
+    first += __bfloat162float(r.bias[column]);
+    second += __bfloat162float(r.bias[column + half]);
+  }
+  const int kv_dim = r.n_kv_heads * r.head_dim;
+  const int position = r.positions[m];
+  const int64_t cache_row = (int64_t(r.slots[m]) * r.capacity + position) * kv_dim;
+  __nv_bfloat16* destination;
+  if (head < r.n_heads + r.n_kv_heads) {
+    // The angle is rounded to f32 before cos/sin, as torch computes position · inv_freq in f32.
+    float sin_value, cos_value;
+    sincosf(float(position) * r.inv_freq[i], &sin_value, &cos_value);
+    cos_value *= r.attention_scaling;
+    sin_value *= r.attention_scaling;
+    const float rotated_first = first * cos_value - second * sin_value;
+    second = second * cos_value + first * sin_value;
+    first = rotated_first;
+    destination = head < r.n_heads ? r.q_out + int64_t(m) * r.n_heads * r.head_dim + column
+                                   : r.k_cache + cache_row + (head - r.n_heads) * r.head_dim + i;
+  } else {
+    destination = r.v_cache + cache_row + (head - r.n_heads - r.n_kv_heads) * r.head_dim + i;
+  }
+  destination[0] = __float2bfloat16(first);
+  destination[half] = __float2bfloat16(second);
+}
+
+// Warps of a launch: one per output column, or per rotary pair (half of the fused q/k/v width).
+__host__ __device__ constexpr int64_t gemv_warps(GemvOutput output, int64_t n) {
+  return output == GemvOutput::QKV_ROPE ? n / 2 : n;
+}
+
+template <int M, GemvOutput kOutput, bool kNormedInput>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
+  constexpr bool kPairs = kOutput == GemvOutput::SWIGLU_BF16 || kOutput == GemvOutput::QKV_ROPE;
+  constexpr int kRowsPerColumn = kPairs ? 2 : 1;
+  constexpr int kLoads = kLoadsInFlight / kRowsPerColumn;
+  extern __shared__ uint4 staged_x[];  // (M, k) bf16
+  const int k8 = int(p.k) / 8;
+  const int warp = (blockIdx.x * kGemvThreads + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  const int half = p.rope.head_dim / 2;
+  const bool active = warp < gemv_warps(kOutput, p.n);
+  const int head = kOutput == GemvOutput::QKV_ROPE ? warp / half : 0;
+  const int column = kOutput == GemvOutput::QKV_ROPE ? head * p.rope.head_dim + warp % half : warp;
+  const int64_t pair_offset = kOutput == GemvOutput::QKV_ROPE ? half : p.n;
+  const uint4* w_rows[kRowsPerColumn];
+#pragma unroll
+  for (int r = 0; r < kRowsPerColumn; ++r)
+    w_rows[r] = reinterpret_cast<const uint4*>(p.w + (r * pair_offset + (active ? column : 0)) * p.k);
+
+  uint4 w_values[kRowsPerColumn][kLoads];
+  if (active) load_weights<kRowsPerColumn>(w_values, w_rows, lane, k8);
+  wait_for_predecessor();
+  stage_activations<M, kNormedInput>(p, staged_x);
+  if (!active) return;
+
+  float acc[kRowsPerColumn][M] = {};
+  for (int i = lane;;) {
+#pragma unroll
+    for (int j = 0; j < kLoads; ++j) {
+      if (i + 32 * j >= k8) break;
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const uint4 x = staged_x[m * k8 + i + 32 * j];
+#pragma unroll
+        for (int r = 0; r < kRowsPerColumn; ++r) acc[r][m] += dot8(w_values[r][j], x);
+      }
+    }
+    i += 32 * kLoads;
+    if (i >= k8) break;
+    load_weights<kRowsPerColumn>(w_values, w_rows, i, k8);
+  }
+  // Dependents may start launching only now, so their blocks do not take slots from this grid's
+  // later waves.
+  allow_successor();
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float result = warp_sum(acc[0][m]);
+    if constexpr (kOutput == GemvOutput::QKV_ROPE) {
+      const float second = warp_sum(acc[kRowsPerColumn - 1][m]);
+      if (lane == 0) store_rotated_pair(p.rope, m, head, warp % half, result, second);
+      continue;
+    }
+    if constexpr (kOutput == GemvOutput::SWIGLU_BF16)
+      result = result / (1.0f + __expf(-result)) * warp_sum(acc[kRowsPerColumn - 1][m]);
+    if (lane != 0) continue;
+    const int64_t at = int64_t(m) * p.n + column;
+    if constexpr (kOutput == GemvOutput::F32) static_cast<float*>(p.y)[at] = result;
+    else if constexpr (kOutput == GemvOutput::ADD_TO_F32) static_cast<float*>(p.y)[at] += result;
+    else static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16(result);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+namespace {
+
+size_t staged_bytes(int64_t m, int64_t k) { return size_t(m) * size_t(k) * sizeof(__nv_bfloat16); }
+
+template <int M, GemvOutput kOutput, bool kNormedInput>
+void launch_variant(const GemvParams& p, cudaStream_t stream) {
+  const auto kernel = gemv_kernel<M, kOutput, kNormedInput>;
+  const size_t shared_bytes = staged_bytes(M, p.k);
+  if (shared_bytes > kDefaultSharedBytes)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
+  const int blocks = int((gemv_warps(kOutput, p.n) * 32 + kGemvThreads - 1) / kGemvThreads);
+  launch_pdl(kernel, blocks, kGemvThreads, shared_bytes, stream, p);
+}
+
+// The combinations the model uses: a normalised input feeds a projection (bf16, SwiGLU pair or the
+// f32 logits); a plain input may also add into the residual.
+template <int M>
+void launch_gemv_rows(const GemvParams& p, cudaStream_t stream) {
+  const bool normed = p.norm_weight != nullptr;
+  switch (p.output) {
+    case GemvOutput::BF16:
+      if (normed) launch_variant<M, GemvOutput::BF16, true>(p, stream);
+      else launch_variant<M, GemvOutput::BF16, false>(p, stream);
+      break;
+    case GemvOutput::F32:
+      if (normed) launch_variant<M, GemvOutput::F32, true>(p, stream);
+      else launch_variant<M, GemvOutput::F32, false>(p, stream);
+      break;
+    case GemvOutput::SWIGLU_BF16:
+      if (normed) launch_variant<M, GemvOutput::SWIGLU_BF16, true>(p, stream);
+      else launch_variant<M, GemvOutput::SWIGLU_BF16, false>(p, stream);
+      break;
+    case GemvOutput::ADD_TO_F32:
+      if (normed) throw_unsupported("GEMV with a normalised input adding into the residual", p.m);
+      launch_variant<M, GemvOutput::ADD_TO_F32, false>(p, stream);
+      break;
+    case GemvOutput::QKV_ROPE:
+      if (!normed) throw_unsupported("rotary GEMV without the input norm", p.m);
+      if (p.rope.q_norm || p.rope.k_norm) throw_unsupported("rotary GEMV with q/k norms", p.m);
+      launch_variant<M, GemvOutput::QKV_ROPE, true>(p, stream);
+      break;
+  }
+}
+
+}  // namespace
+
+bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
+  return m >= 1 && m <= kGemvMaxRows && k % 8 == 0 && gemv_stages(m, k) &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+
+void launch_gemv(const GemvParams& p, cudaStream_t stream) {
+  if (!gemv_supports(p.m, p.k, p.x, p.w))
+    throw_unsupported("GEMV shape (m > 2, k not a multiple of 8 or too long to stage, or unaligned)", p.m);
+  if (p.m == 1) launch_gemv_rows<1>(p, stream);
+  else launch_gemv_rows<2>(p, stream);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

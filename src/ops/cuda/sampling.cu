@@ -1,0 +1,186 @@
+// One block per row. top-k and top-p are thresholds on the logit, found by bisection over block-wide
+// counts and sums (no sort of the vocabulary); tokens at or above the threshold then compete by
+// Gumbel-max, which samples exactly from their renormalised softmax. Ties at a threshold keep
+// every tied token, as a sort-based top-k would keep an arbitrary subset of them. Every pass reads
+// the row with 16-byte loads, several in flight per thread: one block reads a whole vocabulary, so
+// its passes are bound by load latency (greedy took 51 us per token on an H100 with scalar loads).
+#include <cfloat>
+#include <cmath>
+
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/pdl.cuh"
+#include "ops/cuda/sampling.h"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kSamplingThreads = 1024;
+constexpr int kBisectionSteps = 32;
+constexpr int kLoadsInFlight = 4;
+
+// Calls visit(index, logit) for every logit of the row, each once, spread over the block's threads.
+template <typename Visit>
+__device__ __forceinline__ void for_each_logit(const float* row, int vocab, Visit visit) {
+  // Rows start 16-byte aligned only when the vocabulary is a multiple of 4: up to 3 lead floats.
+  const int lead = min(vocab, int((16 - reinterpret_cast<uintptr_t>(row) % 16) % 16 / sizeof(float)));
+  if (int(threadIdx.x) < lead) visit(int(threadIdx.x), row[threadIdx.x]);
+  const float4* body = reinterpret_cast<const float4*>(row + lead);
+  const int n_vectors = (vocab - lead) / 4;
+  const int stride = int(blockDim.x);
+  int v = int(threadIdx.x);
+  for (; v + (kLoadsInFlight - 1) * stride < n_vectors; v += kLoadsInFlight * stride) {
+    float4 values[kLoadsInFlight];
+#pragma unroll
+    for (int j = 0; j < kLoadsInFlight; ++j) values[j] = body[v + j * stride];
+#pragma unroll
+    for (int j = 0; j < kLoadsInFlight; ++j) {
+      const int index = lead + 4 * (v + j * stride);
+      visit(index, values[j].x);
+      visit(index + 1, values[j].y);
+      visit(index + 2, values[j].z);
+      visit(index + 3, values[j].w);
+    }
+  }
+  for (; v < n_vectors; v += stride) {
+    const float4 values = body[v];
+    const int index = lead + 4 * v;
+    visit(index, values.x);
+    visit(index + 1, values.y);
+    visit(index + 2, values.z);
+    visit(index + 3, values.w);
+  }
+  for (int i = lead + 4 * n_vectors + int(threadIdx.x); i < vocab; i += stride) visit(i, row[i]);
+}
+
+__device__ float block_max(float value) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  value = warp_max(value);
+  __syncthreads();
+  if (lane == 0) partial[warp] = value;
+  __syncthreads();
+  value = lane < int(blockDim.x / 32) ? partial[lane] : -FLT_MAX;
+  return warp_max(value);
+}
+
+// Keeps the better of (best, best_index) and the candidate: the larger value, and on ties the smaller
+// index (torch.argmax's rule).
+__device__ __forceinline__ void keep_better(float& best, int& best_index, float value, int index) {
+  if (value > best || (value == best && index < best_index)) {
+    best = value;
+    best_index = index;
+  }
+}
+
+// The best over the warp; every lane gets the winner.
+__device__ void warp_argmax(float& value, int& index) {
+  for (int offset = 16; offset > 0; offset >>= 1)
+    keep_better(value, index, __shfl_xor_sync(0xffffffffu, value, offset), __shfl_xor_sync(0xffffffffu, index, offset));
+}
+
+// The same over the whole block; every thread gets the index.
+__device__ int block_argmax(float value, int index) {
+  __shared__ float best_values[32];
+  __shared__ int best_indices[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  warp_argmax(value, index);
+  __syncthreads();
+  if (lane == 0) {
+    best_values[warp] = value;
+    best_indices[warp] = index;
+  }
+  __syncthreads();
+  value = lane < int(blockDim.x / 32) ? best_values[lane] : -INFINITY;
+  index = lane < int(blockDim.x / 32) ? best_indices[lane] : INT_MAX;
+  warp_argmax(value, index);
+  return index;
+}
+
+// Uniform in (0, 1) from (seed, stream, counter): splitmix64 finaliser over the mixed key.
+__device__ float uniform_open(uint64_t seed, uint64_t stream, uint64_t counter) {
+  uint64_t z = seed ^ (stream * 0x9e3779b97f4a7c15ull) ^ (counter * 0xbf58476d1ce4e5b9ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (float(z >> 40) + 0.5f) / 16777216.0f;
+}
+
+__global__ void sampling_kernel(SamplingKernelParams p) {
+  wait_for_predecessor();
+  allow_successor();
+  const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
+  if (p.temperature == 0.0f) {
+    float best = -INFINITY;
+    int best_index = INT_MAX;
+    for_each_logit(logits, p.vocab, [&](int i, float logit) { keep_better(best, best_index, logit, i); });
+    const int token = block_argmax(best, best_index);
+    if (threadIdx.x == 0) p.tokens[blockIdx.x] = token;
+    return;
+  }
+
+  float local_max = -FLT_MAX, local_min = FLT_MAX;
+  for_each_logit(logits, p.vocab, [&](int, float logit) {
+    local_max = fmaxf(local_max, logit);
+    local_min = fminf(local_min, logit);
+  });
+  const float max_logit = block_max(local_max);
+  const float min_logit = -block_max(-local_min);
+  const float inverse_temperature = 1.0f / p.temperature;
+
+  // top-k: the largest threshold that still keeps at least k tokens.
+  float threshold = min_logit;
+  if (p.top_k > 0 && p.top_k < p.vocab) {
+    float low = min_logit, high = max_logit;
+    for (int step = 0; step < kBisectionSteps; ++step) {
+      const float middle = 0.5f * (low + high);
+      float count = 0.0f;
+      for_each_logit(logits, p.vocab, [&](int, float logit) { count += logit >= middle ? 1.0f : 0.0f; });
+      if (block_sum(count) >= float(p.top_k)) low = middle;
+      else high = middle;
+    }
+    threshold = low;
+  }
+  // top-p over what top-k kept: the largest threshold whose kept mass is still >= top_p.
+  if (p.top_p < 1.0f) {
+    auto kept_mass = [&](float cut) {
+      float mass = 0.0f;
+      for_each_logit(logits, p.vocab, [&](int, float logit) {
+        if (logit >= cut) mass += __expf((logit - max_logit) * inverse_temperature);
+      });
+      return block_sum(mass);
+    };
+    const float target = p.top_p * kept_mass(threshold);
+    float low = threshold, high = max_logit;
+    for (int step = 0; step < kBisectionSteps; ++step) {
+      const float middle = 0.5f * (low + high);
+      if (kept_mass(middle) >= target) low = middle;
+      else high = middle;
+    }
+    threshold = low;
+  }
+
+  const uint64_t stream = uint64_t(p.stream_offsets[blockIdx.x]);
+  float best = -INFINITY;
+  int best_index = INT_MAX;
+  for_each_logit(logits, p.vocab, [&](int i, float logit) {
+    if (logit < threshold) return;
+    const float gumbel = -__logf(-__logf(uniform_open(p.seed, stream, uint64_t(i))));
+    keep_better(best, best_index, logit * inverse_temperature + gumbel, i);
+  });
+  const int token = block_argmax(best, best_index);
+  if (threadIdx.x == 0) p.tokens[blockIdx.x] = token;
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+void launch_sampling(const SamplingKernelParams& params, cudaStream_t stream) {
+  if (params.n_rows == 0) return;
+  launch_pdl(sampling_kernel, params.n_rows, kSamplingThreads, 0, stream, params);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,65 @@
+// Sampling. Candidates are sorted by logit once; top-k truncates the sorted list, top-p keeps the
+// smallest prefix whose probability mass reaches p (always at least one token), then one draw.
+#include "ops/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+void validate_sampling_params(const SamplingParams& params) {
+  if (!(params.temperature >= 0.0f) || !std::isfinite(params.temperature))
+    fail("--temperature must be a finite number >= 0, got {}", params.temperature);
+  if (params.top_k < 0) fail("--top-k must be >= 0 (0 disables it), got {}", params.top_k);
+  if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got {}", params.top_p);
+}
+
+int32_t argmax(std::span<const float> logits) {
+  return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
+  validate_sampling_params(params);
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (params_.temperature == 0.0f) return argmax(logits);
+
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  size_t n_candidates = logits.size();
+  if (params_.top_k > 0 && size_t(params_.top_k) < n_candidates) {
+    n_candidates = size_t(params_.top_k);
+    std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(n_candidates), order.end(),
+                      [&](int32_t a, int32_t b) { return logits[size_t(a)] > logits[size_t(b)]; });
+  } else {
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[size_t(a)] > logits[size_t(b)]; });
+  }
+
+  std::vector<double> probabilities(n_candidates);
+  const double max_logit = logits[size_t(order[0])];
+  double total = 0.0;
+  for (size_t i = 0; i < n_candidates; ++i) {
+    probabilities[i] = std::exp((double(logits[size_t(order[i])]) - max_logit) / params_.temperature);
+    total += probabilities[i];
+  }
+  if (params_.top_p < 1.0f) {
+    double cumulative = 0.0;
+    size_t kept = 0;
+    while (kept < n_candidates) {
+      cumulative += probabilities[kept] / total;
+      ++kept;
+      if (cumulative >= params_.top_p) break;
+    }
+    n_candidates = kept;
+    probabilities.resize(n_candidates);
+  }
+  std::discrete_distribution<size_t> distribution(probabilities.begin(), probabilities.end());
+  return order[distribution(rng_)];
+}
+
+}  // namespace shardlm

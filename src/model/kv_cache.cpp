@@ -3,16 +3,11 @@
 
 namespace shardlm {
 
-KvCache::KvCache(int n_layers, int64_t kv_dim, int64_t capacity)
-    : kv_dim_(kv_dim), capacity_(capacity),
-      keys_(size_t(n_layers), std::vector<float>(size_t(kv_dim * capacity))),
-      values_(size_t(n_layers), std::vector<float>(size_t(kv_dim * capacity))) {}
-
-KvCache::KvCache(int n_layers, int64_t kv_dim, int64_t capacity, std::span<const int> held_layers)
-    : kv_dim_(kv_dim), capacity_(capacity), keys_(size_t(n_layers)), values_(size_t(n_layers)) {
-  for (int il : held_layers) {
-    keys_[size_t(il)].resize(size_t(kv_dim * capacity));
-    values_[size_t(il)].resize(size_t(kv_dim * capacity));
+KvCache::KvCache(std::span<const int64_t> kv_dims, int64_t capacity)
+    : kv_dims_(kv_dims.begin(), kv_dims.end()), capacity_(capacity), keys_(kv_dims.size()), values_(kv_dims.size()) {
+  for (size_t il = 0; il < kv_dims.size(); ++il) {
+    keys_[il].resize(size_t(kv_dims[il] * capacity));
+    values_[il].resize(size_t(kv_dims[il] * capacity));
   }
 }
 

@@ -33,11 +33,15 @@ LlamaModel LlamaModel::load(const std::filesystem::path& model_dir) {
 }
 
 KvCache LlamaModel::make_cache(int64_t capacity) const {
-  return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity);
+  std::vector<int64_t> kv_dims;
+  for (const LlamaLayerWeights& layer : weights_.layers) kv_dims.push_back(layer.kv_dim());
+  return KvCache(kv_dims, capacity);
 }
 
 KvCache LlamaModel::make_cache(int64_t capacity, std::span<const int> held_layers) const {
-  return KvCache(config_.num_hidden_layers, weights_.shard.kv_dim, capacity, held_layers);
+  std::vector<int64_t> kv_dims(weights_.layers.size(), 0);
+  for (int il : held_layers) kv_dims.at(size_t(il)) = weights_.layers.at(size_t(il)).kv_dim();
+  return KvCache(kv_dims, capacity);
 }
 
 void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
@@ -45,10 +49,11 @@ void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
     if (il < 0 || il >= config_.num_hidden_layers)
       fail("device map places layer {}, but the model has {} layers", il, config_.num_hidden_layers);
     LlamaLayerWeights& layer = weights_.layers[size_t(il)];
-    for (WeightView* view : {&layer.attn_norm, &layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.q_bias,
-                             &layer.k_bias, &layer.v_bias, &layer.o_bias, &layer.q_norm, &layer.k_norm, &layer.mlp_norm,
-                             &layer.gate_proj, &layer.up_proj, &layer.down_proj, &layer.gate_bias, &layer.up_bias,
-                             &layer.down_bias}) {
+    for (WeightView* view :
+         {&layer.attn_norm, &layer.q_proj.weight, &layer.k_proj.weight, &layer.v_proj.weight, &layer.o_proj.weight,
+          &layer.q_proj.bias, &layer.k_proj.bias, &layer.v_proj.bias, &layer.o_proj.bias, &layer.q_norm, &layer.k_norm,
+          &layer.mlp_norm, &layer.gate_proj.weight, &layer.up_proj.weight, &layer.down_proj.weight,
+          &layer.gate_proj.bias, &layer.up_proj.bias, &layer.down_proj.bias}) {
       if (!view->present()) continue;
       const size_t row_bytes = size_t(view->cols) * dtype_size(view->dtype);
       auto copy = std::make_unique<std::byte[]>(row_bytes * size_t(view->rows));
@@ -64,9 +69,9 @@ void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
 }
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* out) const {
-  const LlamaShard& shard = weights_.shard;
-  if (!shard.embed_partial) {
-    cpu::embed_tokens(weights_.embed_tokens, tokens, out);
+  const Embedding& embedding = weights_.embed_tokens;
+  if (embedding.collective != TpCollective::ALL_REDUCE) {
+    cpu::embed_tokens(embedding.table, tokens, out);
     return;
   }
   // Vocabulary-parallel: each rank fills the rows of the tokens in its range, zeros elsewhere,
@@ -74,27 +79,26 @@ void LlamaModel::embed(std::span<const int32_t> tokens, float* out) const {
   const int64_t dim = config_.hidden_size;
   std::fill(out, out + int64_t(tokens.size()) * dim, 0.0f);
   for (size_t i = 0; i < tokens.size(); ++i) {
-    const int64_t local = tokens[i] - shard.embed_vocab_begin;
-    if (local >= 0 && local < weights_.embed_tokens.rows)
-      weights_.embed_tokens.row_to_f32(local, 0, dim, out + int64_t(i) * dim);
+    const int64_t local = tokens[i] - embedding.vocab_begin;
+    if (local >= 0 && local < embedding.table.rows) embedding.table.row_to_f32(local, 0, dim, out + int64_t(i) * dim);
   }
   tp_->comm->all_reduce_sum(out, tokens.size() * size_t(dim));
 }
 
 std::vector<float> LlamaModel::lm_head_logits(const std::vector<float>& normed, int64_t n_rows) const {
-  const LlamaShard& shard = weights_.shard;
+  const Linear& head = weights_.lm_head;
   const int64_t vocab = config_.vocab_size;
   std::vector<float> logits(size_t(n_rows * vocab));
-  if (!shard.head_gathered) {
-    cpu::matmul(normed.data(), n_rows, weights_.lm_head, WeightView{}, logits.data());
+  if (head.collective != TpCollective::ALL_GATHER) {
+    cpu::matmul(normed.data(), n_rows, head.weight, WeightView{}, logits.data());
     return logits;
   }
   // Each rank computes its vocabulary block (padded to head_block for uneven splits); the
   // all-gather stacks the blocks rank by rank, and each row is reassembled from them.
-  const int64_t local = weights_.lm_head.rows;
-  const int64_t block = shard.head_block;
+  const int64_t local = head.out_features();
+  const int64_t block = head.gather_block;
   std::vector<float> mine(size_t(n_rows * block), 0.0f), local_logits(size_t(n_rows * local));
-  cpu::matmul(normed.data(), n_rows, weights_.lm_head, WeightView{}, local_logits.data());
+  cpu::matmul(normed.data(), n_rows, head.weight, WeightView{}, local_logits.data());
   for (int64_t row = 0; row < n_rows; ++row)
     std::copy_n(local_logits.data() + row * local, local, mine.data() + row * block);
   const int n_ranks = tp_->comm->size();
@@ -109,9 +113,12 @@ std::vector<float> LlamaModel::lm_head_logits(const std::vector<float>& normed, 
   return logits;
 }
 
-void LlamaModel::add_projection(std::vector<float>& x, std::vector<float>& projected, bool partial,
-                                const WeightView& bias) const {
-  if (partial) tp_->comm->all_reduce_sum(projected.data(), projected.size());
+void LlamaModel::add_projection(std::vector<float>& x, const float* input, int64_t n_rows,
+                                const Linear& projection) const {
+  std::vector<float> projected(x.size());
+  cpu::matmul(input, n_rows, projection.weight, WeightView{}, projected.data());
+  if (projection.partial()) tp_->comm->all_reduce_sum(projected.data(), projected.size());
+  const WeightView& bias = projection.bias;
   const int64_t dim = config_.hidden_size;
   for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
 }
@@ -177,12 +184,16 @@ void LlamaModel::use_weights(LlamaWeights weights) {
   if (weights.layers.size() != weights_.layers.size())
     fail("replacement weights have {} layers, expected {}", weights.layers.size(), weights_.layers.size());
   for (size_t il = 0; il < weights_.layers.size(); ++il) {
-    same(weights_.layers[il].q_proj, weights.layers[il].q_proj, "q_proj");
-    same(weights_.layers[il].gate_proj, weights.layers[il].gate_proj, "gate_proj");
-    same(weights_.layers[il].down_proj, weights.layers[il].down_proj, "down_proj");
+    const LlamaLayerWeights& now = weights_.layers[il];
+    const LlamaLayerWeights& replacement = weights.layers[il];
+    same(now.q_proj.weight, replacement.q_proj.weight, "q_proj");
+    same(now.gate_proj.weight, replacement.gate_proj.weight, "gate_proj");
+    same(now.down_proj.weight, replacement.down_proj.weight, "down_proj");
+    if (!same_layer_split(now, replacement))
+      fail("replacement weights for model.layers.{} are split differently ({} heads, expected {})", il,
+           replacement.n_heads, now.n_heads);
   }
-  same(weights_.lm_head, weights.lm_head, "lm_head");
-  weights.shard = weights_.shard;
+  same(weights_.lm_head.weight, weights.lm_head.weight, "lm_head");
   weights_ = std::move(weights);
 }
 
@@ -191,18 +202,18 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
   const int64_t n_rows = int64_t(rows.size());
   const int64_t dim = config_.hidden_size;
   const int head_dim = config_.head_dim;
-  const int n_heads = weights_.shard.n_heads;  // this rank's heads (all of them without TP)
-  const int n_kv_heads = weights_.shard.n_kv_heads;
-  const int64_t q_dim = weights_.shard.q_dim;
-  const int64_t kv_dim = weights_.shard.kv_dim;
+  const int n_heads = layer.n_heads;  // this rank's heads in this layer (all of them without TP)
+  const int n_kv_heads = layer.n_kv_heads;
+  const int64_t q_dim = layer.q_dim();
+  const int64_t kv_dim = layer.kv_dim();
   const float eps = config_.rms_norm_eps;
 
   std::vector<float> normed(x.size());
   cpu::rmsnorm(x.data(), n_rows, dim, layer.attn_norm, eps, normed.data());
   std::vector<float> q(size_t(n_rows * q_dim)), k(size_t(n_rows * kv_dim)), v(size_t(n_rows * kv_dim));
-  cpu::matmul(normed.data(), n_rows, layer.q_proj, layer.q_bias, q.data());
-  cpu::matmul(normed.data(), n_rows, layer.k_proj, layer.k_bias, k.data());
-  cpu::matmul(normed.data(), n_rows, layer.v_proj, layer.v_bias, v.data());
+  cpu::matmul(normed.data(), n_rows, layer.q_proj.weight, layer.q_proj.bias, q.data());
+  cpu::matmul(normed.data(), n_rows, layer.k_proj.weight, layer.k_proj.bias, k.data());
+  cpu::matmul(normed.data(), n_rows, layer.v_proj.weight, layer.v_proj.bias, v.data());
   if (config_.qk_norm) {
     cpu::rmsnorm(q.data(), n_rows * n_heads, head_dim, layer.q_norm, eps, q.data());
     cpu::rmsnorm(k.data(), n_rows * n_kv_heads, head_dim, layer.k_norm, eps, k.data());
@@ -250,23 +261,19 @@ void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::sp
       }
     }
   }
-  std::vector<float> projected(x.size());
-  cpu::matmul(attended.data(), n_rows, layer.o_proj, WeightView{}, projected.data());
-  add_projection(x, projected, weights_.shard.attention_partial, layer.o_bias);
+  add_projection(x, attended.data(), n_rows, layer.o_proj);
 }
 
 void LlamaModel::mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const {
   const int64_t dim = config_.hidden_size;
-  const int64_t ff_dim = weights_.shard.ff_dim;
+  const int64_t ff_dim = layer.ff_dim();
   std::vector<float> normed(x.size());
   cpu::rmsnorm(x.data(), n_rows, dim, layer.mlp_norm, config_.rms_norm_eps, normed.data());
   std::vector<float> gate(size_t(n_rows * ff_dim)), up(size_t(n_rows * ff_dim));
-  cpu::matmul(normed.data(), n_rows, layer.gate_proj, layer.gate_bias, gate.data());
-  cpu::matmul(normed.data(), n_rows, layer.up_proj, layer.up_bias, up.data());
+  cpu::matmul(normed.data(), n_rows, layer.gate_proj.weight, layer.gate_proj.bias, gate.data());
+  cpu::matmul(normed.data(), n_rows, layer.up_proj.weight, layer.up_proj.bias, up.data());
   cpu::silu_mul(gate.data(), up.data(), n_rows * ff_dim, gate.data());
-  std::vector<float> down(x.size());
-  cpu::matmul(gate.data(), n_rows, layer.down_proj, WeightView{}, down.data());
-  add_projection(x, down, weights_.shard.mlp_partial, layer.down_bias);
+  add_projection(x, gate.data(), n_rows, layer.down_proj);
 }
 
 }  // namespace shardlm

@@ -66,9 +66,9 @@ class LlamaModel {
   void attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
                        std::span<KvCache* const> caches, std::vector<float>& x) const;
   void mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const;
-  // Completes a rowwise projection: sums the ranks' partial outputs (when split), then adds the
-  // bias once, then adds the result to the residual stream x.
-  void add_projection(std::vector<float>& x, std::vector<float>& projected, bool partial, const WeightView& bias) const;
+  // x += input · projectionᵀ + bias: a partial projection (rowwise) is summed over the ranks first,
+  // and its bias joins once, after the sum.
+  void add_projection(std::vector<float>& x, const float* input, int64_t n_rows, const Linear& projection) const;
   void embed(std::span<const int32_t> tokens, float* out) const;
   std::vector<float> lm_head_logits(const std::vector<float>& normed, int64_t n_rows) const;
 

@@ -1,7 +1,8 @@
 // Binds HF tensor names (model.layers.{il}.self_attn.q_proj.weight, ...) to the weight structs.
 // Names stay exactly the HF ones because device maps and TP plans are matched against them. Under
 // tensor parallelism each view is the rank's slice, read in place (a rowwise slice keeps the
-// stored row stride), and the plan's strategies say which module outputs need a collective.
+// stored row stride), and each linear layer takes the collective of its own plan entry, so layers
+// may be split differently (one layer's MLP replicated, the others' colwise/rowwise).
 #include "model/llama_weights.h"
 
 #include <fmt/ranges.h>
@@ -12,6 +13,8 @@
 
 namespace shardlm {
 namespace {
+
+using S = TpStrategy;
 
 class WeightBinder {
  public:
@@ -31,7 +34,7 @@ class WeightBinder {
     }
     const std::vector<ShardView> views = shard_views(*planned, tp_->rank, tensor);
     if (views.size() != 1)
-      fail("tp plan: {} is split into {} segments ({}); the CPU backend executes single-slice shards only", name,
+      fail("tp plan: {} is split into {} segments ({}); this model executes single-slice shards only", name,
            views.size(), planned->strategy_name);
     const ShardView& view = views[0];
     return {view.dtype, view.data, view.rows, view.cols, view.row_stride};
@@ -40,15 +43,23 @@ class WeightBinder {
   TpStrategy strategy(const std::string& name) const {
     return tp_ ? tp_->plan->weight(name).strategy : TpStrategy::REPLICATE;
   }
+  bool splits(const std::string& name) const { return strategy_traits(strategy(name)).weight_dim >= 0; }
 
-  // Refuses strategies this backend does not execute for the module, by name.
+  // Refuses strategies this model does not execute for the module, by name.
   void require(const std::string& name, std::initializer_list<TpStrategy> executed) const {
     const TpStrategy used = strategy(name);
     if (std::find(executed.begin(), executed.end(), used) != executed.end()) return;
     std::string names;
     for (TpStrategy s : executed) names += (names.empty() ? "" : ", ") + std::string(strategy_traits(s).name);
-    fail("tp plan: {} uses {}, which the CPU backend does not execute for this module (it runs {})", name,
-         strategy_traits(used).name, names);
+    fail("tp plan: {} uses {}, which is not executed for this module (it runs {})", name, strategy_traits(used).name,
+         names);
+  }
+
+  // Whether the plan all-reduces the output of `module` (an all_reduce entry, Transformers 4.5x "gather").
+  bool all_reduces(const std::string& module) const {
+    if (!tp_) return false;
+    const std::vector<TpModule>& modules = tp_->plan->modules();
+    return std::any_of(modules.begin(), modules.end(), [&](const TpModule& m) { return m.name == module; });
   }
 
   const TensorSlice& slice(const std::string& name) const { return tp_->plan->slice(name, tp_->rank); }
@@ -59,51 +70,80 @@ class WeightBinder {
   const TensorParallelRank* tp_;
 };
 
-// Every layer must hold the same local shapes, consistent with whole heads.
-void check_layer_shapes(const ModelConfig& config, const LlamaShard& shard, const LlamaLayerWeights& layer, int il) {
-  const auto mismatch = [&](const char* what, int64_t actual, int64_t expected) {
-    if (actual != expected)
-      fail("tp plan: model.layers.{} {} is {} on this rank, but the layer's other projections imply {}", il, what,
-           actual, expected);
-  };
-  mismatch("k_proj rows", layer.k_proj.rows, shard.kv_dim);
-  mismatch("v_proj rows", layer.v_proj.rows, shard.kv_dim);
-  mismatch("o_proj columns", layer.o_proj.cols, shard.q_dim);
-  mismatch("up_proj rows", layer.up_proj.rows, shard.ff_dim);
-  mismatch("down_proj columns", layer.down_proj.cols, shard.ff_dim);
-  mismatch("o_proj rows", layer.o_proj.rows, config.hidden_size);
-  mismatch("down_proj rows", layer.down_proj.rows, config.hidden_size);
+// A linear module `module` (its name without ".weight"): weight, bias when it has one, and the
+// collective of its strategy.
+Linear bind_linear(const WeightBinder& bind, const std::string& module, int64_t out_features, int64_t in_features,
+                   bool has_bias, std::initializer_list<TpStrategy> executed) {
+  const std::string weight_name = module + ".weight";
+  bind.require(weight_name, executed);
+  Linear linear;
+  linear.weight = bind.bind(weight_name, {out_features, in_features});
+  if (has_bias) linear.bias = bind.bind(module + ".bias", {out_features});
+  linear.collective = strategy_traits(bind.strategy(weight_name)).collective;
+  return linear;
 }
 
-LlamaShard describe_shard(const ModelConfig& config, const WeightBinder& bind, const LlamaWeights& weights) {
-  const LlamaLayerWeights& first = weights.layers.front();
-  LlamaShard shard;
-  shard.q_dim = first.q_proj.rows;
-  shard.kv_dim = first.k_proj.rows;
-  shard.ff_dim = first.gate_proj.rows;
-  if (shard.q_dim % config.head_dim != 0 || shard.kv_dim % config.head_dim != 0)
-    fail("tp plan: q_proj/k_proj slices of {}/{} rows are not whole heads of {}", shard.q_dim, shard.kv_dim,
-         config.head_dim);
-  shard.n_heads = int(shard.q_dim / config.head_dim);
-  shard.n_kv_heads = int(shard.kv_dim / config.head_dim);
-  if (shard.n_kv_heads == 0 || shard.n_heads % shard.n_kv_heads != 0)
-    fail("tp plan: this rank holds {} query heads and {} KV heads, which do not group", shard.n_heads,
-         shard.n_kv_heads);
-  if (!bind.parallel()) return shard;
+// The last projection of a block (o_proj of self_attn, down_proj of mlp) is summed over the ranks
+// either by its own strategy (rowwise) or, when local_rowwise, by an all_reduce entry on the block.
+void complete_block(const WeightBinder& bind, const std::string& block, const std::string& projection,
+                    Linear& linear) {
+  const std::string weight_name = block + "." + projection + ".weight";
+  const TpStrategy strategy = bind.strategy(weight_name);
+  if (!bind.all_reduces(block)) {
+    if (strategy == S::LOCAL_ROWWISE)
+      fail("tp plan: {} is local_rowwise, but no all_reduce entry sums the output of {}", weight_name, block);
+    return;
+  }
+  if (strategy != S::LOCAL_ROWWISE)
+    fail("tp plan: {} is all_reduce, so {} must be local_rowwise, not {} (its output would be summed wrongly)", block,
+         weight_name, strategy_traits(strategy).name);
+  linear.collective = TpCollective::ALL_REDUCE;
+}
 
-  const std::string layer0 = "model.layers.0.";
-  shard.attention_partial = bind.strategy(layer0 + "self_attn.o_proj.weight") == TpStrategy::ROWWISE;
-  shard.mlp_partial = bind.strategy(layer0 + "mlp.down_proj.weight") == TpStrategy::ROWWISE;
-  if (bind.strategy("model.embed_tokens.weight") == TpStrategy::EMBEDDING_ROWWISE) {
-    shard.embed_partial = true;
-    shard.embed_vocab_begin = bind.slice("model.embed_tokens.weight").segments.at(0).offset;
+// The pieces of one layer must fit together on this rank: whole heads that group, k and v alike,
+// and each block's last projection taking what the ones before it produce.
+void check_layer(const ModelConfig& config, const WeightBinder& bind, LlamaLayerWeights& layer, int il) {
+  const std::string attn = fmt::format("model.layers.{}.self_attn.", il);
+  const std::string mlp = fmt::format("model.layers.{}.mlp.", il);
+  if (bind.splits(attn + "q_proj.weight") != bind.splits(attn + "k_proj.weight") ||
+      bind.splits(attn + "k_proj.weight") != bind.splits(attn + "v_proj.weight"))
+    fail("tp plan: {}q_proj, k_proj and v_proj must be split alike (all by heads, or all whole): they are {}, {} and {}",
+         attn, strategy_traits(bind.strategy(attn + "q_proj.weight")).name,
+         strategy_traits(bind.strategy(attn + "k_proj.weight")).name,
+         strategy_traits(bind.strategy(attn + "v_proj.weight")).name);
+  if (bind.splits(mlp + "gate_proj.weight") != bind.splits(mlp + "up_proj.weight"))
+    fail("tp plan: {}gate_proj and up_proj must be split alike: they are {} and {}", mlp,
+         strategy_traits(bind.strategy(mlp + "gate_proj.weight")).name,
+         strategy_traits(bind.strategy(mlp + "up_proj.weight")).name);
+  const int64_t q_dim = layer.q_dim(), kv_dim = layer.kv_dim();
+  if (q_dim % config.head_dim != 0 || kv_dim % config.head_dim != 0)
+    fail("tp plan: {}q_proj/k_proj slices of {}/{} rows are not whole heads of {}", attn, q_dim, kv_dim,
+         config.head_dim);
+  layer.n_heads = int(q_dim / config.head_dim);
+  layer.n_kv_heads = int(kv_dim / config.head_dim);
+  if (layer.n_kv_heads == 0 || layer.n_heads % layer.n_kv_heads != 0)
+    fail("tp plan: {} holds {} query heads and {} KV heads on this rank, which do not group", attn, layer.n_heads,
+         layer.n_kv_heads);
+  const auto fits = [](const std::string& name, const Linear& linear, int64_t produced, const char* producer) {
+    if (linear.in_features() != produced)
+      fail("tp plan: {} takes {} input features on this rank, but {} gives {} (a block split by its first "
+           "projections needs its last one rowwise, a whole block needs it whole)",
+           name, linear.in_features(), producer, produced);
+  };
+  fits(attn + "o_proj", layer.o_proj, q_dim, "q_proj");
+  fits(mlp + "down_proj", layer.down_proj, layer.ff_dim(), "gate_proj/up_proj");
+}
+
+Embedding bind_embedding(const WeightBinder& bind, int64_t vocab, int64_t dim) {
+  const std::string name = "model.embed_tokens.weight";
+  bind.require(name, {S::REPLICATE, S::EMBEDDING_ROWWISE});
+  Embedding embedding;
+  embedding.table = bind.bind(name, {vocab, dim});
+  if (bind.strategy(name) == S::EMBEDDING_ROWWISE) {
+    embedding.collective = TpCollective::ALL_REDUCE;
+    embedding.vocab_begin = bind.slice(name).segments.at(0).offset;
   }
-  if (bind.strategy("lm_head.weight") == TpStrategy::COLWISE_GATHER_OUTPUT) {
-    const TensorSlice& slice = bind.slice("lm_head.weight");
-    shard.head_gathered = true;
-    shard.head_block = slice.block;
-  }
-  return shard;
+  return embedding;
 }
 
 }  // namespace
@@ -115,60 +155,58 @@ LlamaWeights bind_llama_weights(const ModelConfig& config, const Checkpoint& che
   const int64_t kv_dim = int64_t(config.num_key_value_heads) * config.head_dim;
   const int64_t ff_dim = config.intermediate_size;
   const int64_t vocab = config.vocab_size;
-  using S = TpStrategy;
 
   LlamaWeights weights;
-  bind.require("model.embed_tokens.weight", {S::REPLICATE, S::EMBEDDING_ROWWISE});
-  weights.embed_tokens = bind.bind("model.embed_tokens.weight", {vocab, dim});
+  weights.embed_tokens = bind_embedding(bind, vocab, dim);
   bind.require("model.norm.weight", {S::REPLICATE});
   weights.final_norm = bind.bind("model.norm.weight", {dim});
   if (config.tie_word_embeddings && !bind.parallel()) {
-    weights.lm_head = weights.embed_tokens;
+    weights.lm_head.weight = weights.embed_tokens.table;
   } else {
-    bind.require("lm_head.weight", {S::REPLICATE, S::COLWISE_GATHER_OUTPUT});
-    weights.lm_head = bind.bind("lm_head.weight", {vocab, dim});
+    weights.lm_head = bind_linear(bind, "lm_head", vocab, dim, false, {S::REPLICATE, S::COLWISE_GATHER_OUTPUT});
+    if (weights.lm_head.collective == TpCollective::ALL_GATHER)
+      weights.lm_head.gather_block = bind.slice("lm_head.weight").block;
   }
 
+  const std::initializer_list<TpStrategy> first_projections = {S::REPLICATE, S::COLWISE, S::LOCAL_COLWISE};
+  const std::initializer_list<TpStrategy> last_projections = {S::REPLICATE, S::ROWWISE, S::LOCAL_ROWWISE};
   weights.layers.resize(size_t(config.num_hidden_layers));
   for (int il = 0; il < config.num_hidden_layers; ++il) {
     const std::string prefix = fmt::format("model.layers.{}.", il);
-    const std::string attn = prefix + "self_attn.";
-    const std::string mlp = prefix + "mlp.";
-    for (const std::string& name : {attn + "q_proj.weight", attn + "k_proj.weight", attn + "v_proj.weight",
-                                    mlp + "gate_proj.weight", mlp + "up_proj.weight"})
-      bind.require(name, {S::REPLICATE, S::COLWISE});
-    for (const std::string& name : {attn + "o_proj.weight", mlp + "down_proj.weight"})
-      bind.require(name, {S::REPLICATE, S::ROWWISE});
+    const std::string attn = prefix + "self_attn";
+    const std::string mlp = prefix + "mlp";
     LlamaLayerWeights& layer = weights.layers[size_t(il)];
     layer.attn_norm = bind.bind(prefix + "input_layernorm.weight", {dim});
     layer.mlp_norm = bind.bind(prefix + "post_attention_layernorm.weight", {dim});
-    layer.q_proj = bind.bind(attn + "q_proj.weight", {q_dim, dim});
-    layer.k_proj = bind.bind(attn + "k_proj.weight", {kv_dim, dim});
-    layer.v_proj = bind.bind(attn + "v_proj.weight", {kv_dim, dim});
-    layer.o_proj = bind.bind(attn + "o_proj.weight", {dim, q_dim});
-    if (config.attention_bias) {
-      layer.q_bias = bind.bind(attn + "q_proj.bias", {q_dim});
-      layer.k_bias = bind.bind(attn + "k_proj.bias", {kv_dim});
-      layer.v_bias = bind.bind(attn + "v_proj.bias", {kv_dim});
-    }
-    if (config.attention_output_bias) layer.o_bias = bind.bind(attn + "o_proj.bias", {dim});
+    layer.q_proj = bind_linear(bind, attn + ".q_proj", q_dim, dim, config.attention_bias, first_projections);
+    layer.k_proj = bind_linear(bind, attn + ".k_proj", kv_dim, dim, config.attention_bias, first_projections);
+    layer.v_proj = bind_linear(bind, attn + ".v_proj", kv_dim, dim, config.attention_bias, first_projections);
+    layer.o_proj = bind_linear(bind, attn + ".o_proj", dim, q_dim, config.attention_output_bias, last_projections);
+    complete_block(bind, attn, "o_proj", layer.o_proj);
     if (config.qk_norm) {
-      layer.q_norm = bind.bind(attn + "q_norm.weight", {config.head_dim});
-      layer.k_norm = bind.bind(attn + "k_norm.weight", {config.head_dim});
+      layer.q_norm = bind.bind(attn + ".q_norm.weight", {config.head_dim});
+      layer.k_norm = bind.bind(attn + ".k_norm.weight", {config.head_dim});
     }
-    layer.gate_proj = bind.bind(mlp + "gate_proj.weight", {ff_dim, dim});
-    layer.up_proj = bind.bind(mlp + "up_proj.weight", {ff_dim, dim});
-    layer.down_proj = bind.bind(mlp + "down_proj.weight", {dim, ff_dim});
-    if (config.mlp_bias) {
-      layer.gate_bias = bind.bind(mlp + "gate_proj.bias", {ff_dim});
-      layer.up_bias = bind.bind(mlp + "up_proj.bias", {ff_dim});
-      layer.down_bias = bind.bind(mlp + "down_proj.bias", {dim});
+    layer.gate_proj = bind_linear(bind, mlp + ".gate_proj", ff_dim, dim, config.mlp_bias, first_projections);
+    layer.up_proj = bind_linear(bind, mlp + ".up_proj", ff_dim, dim, config.mlp_bias, first_projections);
+    layer.down_proj = bind_linear(bind, mlp + ".down_proj", dim, ff_dim, config.mlp_bias, last_projections);
+    complete_block(bind, mlp, "down_proj", layer.down_proj);
+    check_layer(config, bind, layer, il);
+  }
+  if (tp) {
+    for (const TpModule& module : tp->plan->modules()) {
+      const bool is_block = module.name.ends_with(".self_attn") || module.name.ends_with(".mlp");
+      if (!is_block || !module.name.starts_with("model.layers."))
+        fail("tp plan: \"{}\" ({}) applies to {}; this model sums only the output of a layer's self_attn or mlp",
+             module.pattern, module.strategy_name, module.name);
     }
   }
-  weights.shard = describe_shard(config, bind, weights);
-  for (int il = 0; il < config.num_hidden_layers; ++il)
-    check_layer_shapes(config, weights.shard, weights.layers[size_t(il)], il);
   return weights;
+}
+
+bool same_layer_split(const LlamaLayerWeights& a, const LlamaLayerWeights& b) {
+  return a.n_heads == b.n_heads && a.n_kv_heads == b.n_kv_heads && a.ff_dim() == b.ff_dim() &&
+         a.o_proj.collective == b.o_proj.collective && a.down_proj.collective == b.down_proj.collective;
 }
 
 }  // namespace shardlm

@@ -1,64 +1,77 @@
 // The weights of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3), as views into the mapped
 // checkpoint. Shapes use HF's [out_features, in_features] orientation; dim = hidden_size,
-// q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size.
+// q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size, each
+// the rank's own under tensor parallelism (a layer's own: every layer follows its own plan entries).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "core/weight_view.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/tensor_parallel_rank.h"
+#include "plan/tp_plan_strategy.h"
 
 namespace shardlm {
 
-struct LlamaLayerWeights {
-  WeightView attn_norm;  // (dim)                   input_layernorm
-  WeightView q_proj;     // (q_dim, dim)
-  WeightView k_proj;     // (kv_dim, dim)
-  WeightView v_proj;     // (kv_dim, dim)
-  WeightView o_proj;     // (dim, q_dim)
-  WeightView q_bias;     // (q_dim)   Qwen2, or Llama with attention_bias; absent otherwise
-  WeightView k_bias;     // (kv_dim)
-  WeightView v_bias;     // (kv_dim)
-  WeightView o_bias;     // (dim)     Llama with attention_bias only
-  WeightView q_norm;     // (head_dim) Qwen3 only
-  WeightView k_norm;     // (head_dim) Qwen3 only
-  WeightView mlp_norm;   // (dim)                   post_attention_layernorm
-  WeightView gate_proj;  // (ff_dim, dim)
-  WeightView up_proj;    // (ff_dim, dim)
-  WeightView down_proj;  // (dim, ff_dim)
-  WeightView gate_bias;  // (ff_dim) with mlp_bias only
-  WeightView up_bias;    // (ff_dim)
-  WeightView down_bias;  // (dim)
+// A linear layer as this rank holds it, with the collective its plan strategy implies. Without
+// tensor parallelism: the whole weight, and no collective.
+struct Linear {
+  WeightView weight;  // (out_features, in_features): whole, a colwise rank's rows or a rowwise rank's columns
+  WeightView bias;    // (out_features) or absent; a summed output's bias is whole and added once, after the sum
+  // What turns this rank's output into the module's full output: nothing, a sum over the ranks
+  // (rowwise: each holds a partial sum) or a gather of the ranks' blocks of output features.
+  TpCollective collective = TpCollective::NONE;
+  int64_t gather_block = 0;  // ALL_GATHER: output features per rank in the gather, padded for uneven splits
+
+  int64_t out_features() const { return weight.rows; }
+  int64_t in_features() const { return weight.cols; }
+  bool partial() const { return collective == TpCollective::ALL_REDUCE; }
 };
 
-// What this rank holds of the model, and which collective completes each split module. Without
-// tensor parallelism everything is whole and no collective runs.
-struct LlamaShard {
-  int n_heads = 0, n_kv_heads = 0;  // local query and KV heads
-  int64_t q_dim = 0, kv_dim = 0, ff_dim = 0;
-  int64_t embed_vocab_begin = 0;    // first token id of a vocabulary-parallel embedding's rows
-  bool embed_partial = false;       // embedding output is all-reduced (vocabulary-parallel)
-  bool attention_partial = false;   // o_proj output is all-reduced (rowwise)
-  bool mlp_partial = false;         // down_proj output is all-reduced (rowwise)
-  int64_t head_block = 0;           // logits per rank in the all-gather (padded for uneven splits)
-  bool head_gathered = false;       // logits are all-gathered (colwise lm_head)
+struct Embedding {
+  WeightView table;          // (vocab, dim), or this rank's vocabulary rows
+  int64_t vocab_begin = 0;   // token id of table's first row
+  TpCollective collective = TpCollective::NONE;  // ALL_REDUCE: vocabulary-parallel (other rows are zero here)
+};
+
+struct LlamaLayerWeights {
+  int n_heads = 0, n_kv_heads = 0;  // this rank's query and KV heads in this layer
+  WeightView attn_norm;  // (dim)                   input_layernorm
+  Linear q_proj;         // (q_dim, dim)   bias (q_dim): Qwen2, or Llama with attention_bias
+  Linear k_proj;         // (kv_dim, dim)  bias (kv_dim) likewise
+  Linear v_proj;         // (kv_dim, dim)  bias (kv_dim) likewise
+  WeightView q_norm;     // (head_dim) Qwen3 only
+  WeightView k_norm;     // (head_dim) Qwen3 only
+  Linear o_proj;         // (dim, q_dim)   bias (dim): Llama with attention_bias only
+  WeightView mlp_norm;   // (dim)                   post_attention_layernorm
+  Linear gate_proj;      // (ff_dim, dim)  bias (ff_dim) with mlp_bias only
+  Linear up_proj;        // (ff_dim, dim)  bias (ff_dim) likewise
+  Linear down_proj;      // (dim, ff_dim)  bias (dim) likewise
+
+  int64_t q_dim() const { return q_proj.out_features(); }
+  int64_t kv_dim() const { return k_proj.out_features(); }
+  int64_t ff_dim() const { return gate_proj.out_features(); }
 };
 
 struct LlamaWeights {
-  WeightView embed_tokens;  // (vocab, dim), or this rank's vocabulary rows
-  std::vector<LlamaLayerWeights> layers;  // local shapes: q_dim, kv_dim, ff_dim of `shard`
-  WeightView final_norm;    // (dim)
-  WeightView lm_head;       // (vocab, dim) or this rank's rows; the embedding table when tied and whole
-  LlamaShard shard;
+  Embedding embed_tokens;
+  std::vector<LlamaLayerWeights> layers;
+  WeightView final_norm;  // (dim)
+  Linear lm_head;         // (vocab, dim) or this rank's rows (gathered); the embedding table when tied and whole
 };
 
 // Binds every tensor the config calls for, checking each one's shape; throws Error naming the
 // tensor and the expected and actual shapes. With `tp`, binds the rank's slices straight from the
-// mapped checkpoint (nothing is copied) and works out which collectives the plan implies. The
-// checkpoint must outlive the result.
+// mapped checkpoint (nothing is copied) and gives each linear layer the collective its plan entry
+// implies; a plan that cannot run (a strategy this model does not execute for the module, or
+// layers whose pieces do not fit together) is refused by name. The checkpoint must outlive the
+// result.
 LlamaWeights bind_llama_weights(const ModelConfig& config, const Checkpoint& checkpoint,
                                 const TensorParallelRank* tp = nullptr);
+
+// Whether two layers are split alike: the same heads, intermediate size and collectives.
+bool same_layer_split(const LlamaLayerWeights& a, const LlamaLayerWeights& b);
 
 }  // namespace shardlm

@@ -17,6 +17,7 @@
 #include "backend/cuda/cuda_llama_model.h"
 #include "parallel/cuda/host_staged_communicator.h"
 #include "parallel/cuda/peer_communicator.h"
+#include "../unit/error_message.h"
 #include "core/error.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"
@@ -132,6 +133,27 @@ TEST(CudaTensorParallel, RefusesRandomWeightsAndDeviceMaps) {
     const DeviceId gpu = DeviceId::cuda(0);
     tp_options.placement = LayerPlacement{gpu, {gpu, gpu}, gpu, gpu, std::nullopt};
     EXPECT_THROW(cuda::CudaLlamaModel(config, checkpoint, tp_options), Error);
+  });
+}
+
+// CPU ranks run plans whose layers differ; the CUDA model's fused per-layer blocks need layers split
+// alike, so it names the first layer that is not, before any weight is uploaded.
+TEST(CudaTensorParallel, RefusesPlansWhoseLayersSplitDifferently) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint),
+                                      TpPlanSource::from_json(R"({"model.layers.0.mlp.gate_proj": "colwise",
+                                          "model.layers.0.mlp.up_proj": "colwise", "model.layers.0.mlp.down_proj": "rowwise"})",
+                                                              "per-layer.json"),
+                                      2);
+  ThreadGroup::run(1, [&](Communicator& host) {
+    cuda::HostStagedCommunicator comm(host);
+    cuda::CudaModelOptions tp_options = options();
+    tp_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
+    EXPECT_ERROR_NAMES(cuda::CudaLlamaModel(config, checkpoint, tp_options), "model.layers.1 is split differently",
+                       "intermediate size 176 on rank 0, against 4, 1, 88");
   });
 }
 

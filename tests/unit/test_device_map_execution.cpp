@@ -32,8 +32,8 @@ TEST(DeviceMapExecution, ResidentLayersAreCopiesAndGiveIdenticalLogits) {
   mixed.keep_layers_in_memory({0});
   const TensorInfo& q0 = mixed.checkpoint().get("model.layers.0.self_attn.q_proj.weight");
   const TensorInfo& q1 = mixed.checkpoint().get("model.layers.1.self_attn.q_proj.weight");
-  EXPECT_NE(mixed.weights().layers[0].q_proj.data, static_cast<const void*>(q0.data)) << "layer 0 should be a copy";
-  EXPECT_EQ(mixed.weights().layers[1].q_proj.data, static_cast<const void*>(q1.data)) << "layer 1 should be in place";
+  EXPECT_NE(mixed.weights().layers[0].q_proj.weight.data, static_cast<const void*>(q0.data)) << "layer 0 should be a copy";
+  EXPECT_EQ(mixed.weights().layers[1].q_proj.weight.data, static_cast<const void*>(q1.data)) << "layer 1 should be in place";
   EXPECT_EQ(prompt_logits(mixed), prompt_logits(in_place));
   EXPECT_THROW(mixed.keep_layers_in_memory({99}), Error);
 }

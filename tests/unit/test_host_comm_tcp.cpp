@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "error_message.h"
 #include "parallel/comm/tcp_communicator.h"
 
 namespace shardlm {
@@ -30,7 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

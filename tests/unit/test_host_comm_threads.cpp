@@ -28,7 +28,6 @@ const std::vector<size_t> kCounts = {1, 2, 7, 1000, size_t(1) << 20};
 // Integer-valued floats keep every sum exact, so results compare with ==.
 float value_of(int rank, size_t i) { return float(i % 97) + float(3 * rank); }
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 TEST(ThreadGroupCollectives, AllReduceSum) {
   for (int world : kWorldSizes) {

@@ -63,10 +63,10 @@ RunResult run_model(const LlamaModel& model) {
   return result;
 }
 
-RunResult run_tensor_parallel(const fs::path& dir, int tp_size) {
+RunResult run_tensor_parallel(const fs::path& dir, int tp_size, const TpPlanSource& source) {
   const ModelConfig config = ModelConfig::from_dir(dir);
   const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
-  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), tp_size);
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), source, tp_size);
   std::vector<RunResult> per_rank(static_cast<size_t>(tp_size));
   ThreadGroup::run(tp_size, [&](Communicator& comm) {
     const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm});
@@ -79,9 +79,10 @@ RunResult run_tensor_parallel(const fs::path& dir, int tp_size) {
   return per_rank[0];
 }
 
-void expect_same_as_single_rank(const fs::path& dir, int tp_size) {
+void expect_same_as_single_rank(const fs::path& dir, int tp_size,
+                                const TpPlanSource& source = TpPlanSource::auto_plan()) {
   const RunResult single = run_model(LlamaModel::load(dir));
-  const RunResult parallel = run_tensor_parallel(dir, tp_size);
+  const RunResult parallel = run_tensor_parallel(dir, tp_size, source);
   ASSERT_EQ(parallel.logits.size(), single.logits.size());
   for (size_t p = 0; p < single.logits.size(); ++p) {
     ASSERT_EQ(parallel.logits[p].size(), single.logits[p].size());
@@ -164,6 +165,55 @@ TEST(TensorParallel, EightRanksWithOneReplicatedKvHeadMatchOne) {
   const fs::path dir = write_mqa_model(16);
   expect_same_as_single_rank(dir, 8);
   fs::remove_all(dir);
+}
+
+// Every layer follows its own plan entries: layer 0 splits attention by heads and sums its MLP
+// through an all_reduce entry over local_colwise/local_rowwise projections (Transformers 4.5x's
+// "gather"); layer 1 keeps attention whole and splits its MLP colwise/rowwise.
+constexpr const char* kPerLayerPlan = R"({
+  "model.embed_tokens": "embedding_rowwise",
+  "model.layers.0.self_attn.q_proj": "colwise", "model.layers.0.self_attn.k_proj": "colwise",
+  "model.layers.0.self_attn.v_proj": "colwise", "model.layers.0.self_attn.o_proj": "rowwise",
+  "model.layers.0.mlp.gate_proj": "local_colwise", "model.layers.0.mlp.up_proj": "local_colwise",
+  "model.layers.0.mlp.down_proj": "local_rowwise", "model.layers.0.mlp": "gather",
+  "model.layers.1.mlp.gate_proj": "colwise", "model.layers.1.mlp.up_proj": "colwise",
+  "model.layers.1.mlp.down_proj": "rowwise",
+  "lm_head": "colwise_gather_output"})";
+
+TEST(TensorParallel, PlanWhoseLayersDifferMatchesOneRank) {
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+  expect_same_as_single_rank(dir, 2, TpPlanSource::from_json(kPerLayerPlan, "per-layer.json"));
+}
+
+// Binds a rank of `plan_json` over TP=2 and returns the error it fails with.
+std::string binding_error(const std::string& plan_json) {
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan =
+      resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_json(plan_json, "plan.json"), 2);
+  return error_message([&] {
+    ThreadGroup::run(2, [&](Communicator& comm) {
+      LlamaModel model(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm});
+    });
+  });
+}
+
+TEST(TensorParallel, LayerPlansWhosePiecesDoNotFitAreRefusedByName) {
+  EXPECT_CONTAINS(binding_error(R"({"model.layers.1.self_attn.q_proj": "colwise"})"),
+                  "model.layers.1.self_attn.q_proj, k_proj and v_proj must be split alike");
+  EXPECT_CONTAINS(binding_error(R"({"model.layers.1.self_attn.o_proj": "rowwise"})"),
+                  "model.layers.1.self_attn.o_proj takes 32 input features on this rank, but q_proj gives 64");
+  EXPECT_CONTAINS(binding_error(R"({"model.layers.0.mlp.gate_proj": "colwise", "model.layers.0.mlp.up_proj": "colwise",
+                                   "model.layers.0.mlp.down_proj": "local_rowwise"})"),
+                  "model.layers.0.mlp.down_proj.weight is local_rowwise, but no all_reduce entry sums the output of "
+                  "model.layers.0.mlp");
+  EXPECT_CONTAINS(binding_error(R"({"model.layers.0.mlp.gate_proj": "colwise", "model.layers.0.mlp.up_proj": "colwise",
+                                   "model.layers.0.mlp.down_proj": "rowwise", "model.layers.0.mlp": "all_reduce"})"),
+                  "model.layers.0.mlp is all_reduce, so model.layers.0.mlp.down_proj.weight must be local_rowwise, not "
+                  "rowwise");
+  EXPECT_CONTAINS(binding_error(R"({"model.layers.0.mlp.gate_proj": "colwise", "model.layers.0.mlp.up_proj": "replicate"})"),
+                  "model.layers.0.mlp.gate_proj and up_proj must be split alike");
 }
 
 TEST(TensorParallel, PlansThatDoNotDivideFailBeforeLoading) {

@@ -17,7 +17,6 @@
 namespace shardlm {
 namespace {
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 nlohmann::json base_config(const std::string& architecture) {
   return {{"architectures", {architecture}},

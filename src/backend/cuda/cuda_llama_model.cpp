@@ -85,6 +85,7 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const C
   if (options_.tensor_parallel)
     fail("random weights cannot be split for tensor parallelism: save the model and pass --model DIR");
   embed_rows_ = head_rows_ = config_.vocab_size;
+  layer_collectives_.assign(size_t(config_.num_hidden_layers), LayerCollectives{});
   place_units();
   if (offloads() || embed_gpu_ == kOnHost)
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
@@ -100,16 +101,27 @@ LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
     rank = TensorParallelRank{options_.tensor_parallel->plan, comm_->rank(), nullptr};
   }
   LlamaWeights host = bind_llama_weights(config_, checkpoint, rank ? &*rank : nullptr);
-  // Without tensor parallelism the shard is the whole model, and these change nothing.
-  shard_ = host.shard;
-  layer_config_.num_attention_heads = shard_.n_heads;
-  layer_config_.num_key_value_heads = shard_.n_kv_heads;
-  layer_config_.intermediate_size = shard_.ff_dim;
-  embed_rows_ = host.embed_tokens.rows;
-  head_rows_ = host.lm_head.rows;
-  if (!shard_.head_gathered && head_rows_ != config_.vocab_size)
-    fail("tp plan: lm_head holds {} of {} rows on rank {} but is not gathered", head_rows_, config_.vocab_size,
-         rank ? rank->rank : 0);
+  // The fused per-layer blocks and workspaces have one shape for every layer.
+  const LlamaLayerWeights& first = host.layers.front();
+  for (size_t il = 1; il < host.layers.size(); ++il) {
+    if (!same_layer_split(host.layers[il], first))
+      fail("tp plan: model.layers.{} is split differently from model.layers.0 ({} query heads, {} KV heads, "
+           "intermediate size {} on rank {}, against {}, {}, {}); the CUDA backend runs plans whose layers split "
+           "alike (CPU ranks run per-layer plans)",
+           il, host.layers[il].n_heads, host.layers[il].n_kv_heads, host.layers[il].ff_dim(), rank ? rank->rank : 0,
+           first.n_heads, first.n_kv_heads, first.ff_dim());
+  }
+  // Without tensor parallelism the layers are whole, and these change nothing.
+  layer_config_.num_attention_heads = first.n_heads;
+  layer_config_.num_key_value_heads = first.n_kv_heads;
+  layer_config_.intermediate_size = first.ff_dim();
+  for (const LlamaLayerWeights& layer : host.layers)
+    layer_collectives_.push_back({layer.o_proj.partial(), layer.down_proj.partial()});
+  embed_rows_ = host.embed_tokens.table.rows;
+  embed_vocab_begin_ = host.embed_tokens.vocab_begin;
+  embed_partial_ = host.embed_tokens.collective == TpCollective::ALL_REDUCE;
+  head_rows_ = host.lm_head.out_features();
+  if (host.lm_head.collective == TpCollective::ALL_GATHER) head_gather_block_ = host.lm_head.gather_block;
   return host;
 }
 
@@ -244,8 +256,8 @@ void CudaLlamaModel::allocate() {
   host_inputs_ = PinnedBuffer(kInputArrays * rows * sizeof(int32_t));
   host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
   if (offloads() || embed_gpu_ == kOnHost) pinned_hidden_ = PinnedBuffer(rows * size_t(s.dim) * sizeof(float));
-  if (shard_.head_gathered) {
-    const size_t block_floats = size_t(logit_rows) * size_t(shard_.head_block);
+  if (head_gather_block_ > 0) {
+    const size_t block_floats = size_t(logit_rows) * size_t(head_gather_block_);
     local_logits_ = DeviceBuffer(block_floats * sizeof(float));
     gathered_logits_ = DeviceBuffer(block_floats * size_t(comm_->size()) * sizeof(float));
   }
@@ -289,10 +301,10 @@ void CudaLlamaModel::upload(const LlamaWeights& host) {
     per_gpu[size_t(g)].push_back({source, destination});
     total_bytes += double(source.numel()) * double(dtype_size(source.dtype));
   };
-  if (embed_gpu_ != kOnHost) add(embed_gpu_, host.embed_tokens, embed_tokens_);
+  if (embed_gpu_ != kOnHost) add(embed_gpu_, host.embed_tokens.table, embed_tokens_);
   if (head_gpu_ != kOnHost) {
     add(head_gpu_, host.final_norm, head_.final_norm);
-    if (head_.lm_head != embed_tokens_) add(head_gpu_, host.lm_head, head_.lm_head);
+    if (head_.lm_head != embed_tokens_) add(head_gpu_, host.lm_head.weight, head_.lm_head);
   }
   for (size_t il = 0; il < layers_.size(); ++il) {
     if (layer_gpu_[il] == kOnHost) continue;
@@ -346,7 +358,7 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
     if (pinned) {
       const Strides s = strides_of(layer_config_);
       cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
-      cpu_views.lm_head = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
+      cpu_views.lm_head.weight = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
     }
   }
   cpu_model_->use_weights(cpu_views);
@@ -505,8 +517,8 @@ void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerCache& cache, const St
   }
 }
 
-void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
-                                   const StepShape& shape) {
+void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCollectives& collectives,
+                                   const LayerCache& cache, const StepShape& shape) {
   const Strides s = strides_of(layer_config_);
   const float eps = config_.rms_norm_eps;
   const int n = shape.n_rows;
@@ -520,12 +532,12 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
     launch_gemv(qkv, gpu.stream);
     if (qkv.output != GemvOutput::QKV_ROPE) launch_qkv_rope(qkv.rope, gpu.stream);
     attend(gpu, cache, shape);
-    add_decode_projection(gpu, gpu.attention_out.get<bf16>(), layer.o_proj, s.q_dim, shard_.attention_partial,
+    add_decode_projection(gpu, gpu.attention_out.get<bf16>(), layer.o_proj, s.q_dim, collectives.o_proj_partial,
                           gpu.projected.get<bf16>(), n);
     launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
                  GemvOutput::SWIGLU_BF16},
                 gpu.stream);
-    add_decode_projection(gpu, gpu.activated.get<bf16>(), layer.down, s.ff_dim, shard_.mlp_partial,
+    add_decode_projection(gpu, gpu.activated.get<bf16>(), layer.down, s.ff_dim, collectives.down_partial,
                           gpu.mlp_out.get<bf16>(), n);
     return;
   }
@@ -537,14 +549,14 @@ void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer,
   attend(gpu, cache, shape);
   gpu.gemm->linear(gpu.attention_out.get<bf16>(), n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
                    GemmOutput::BF16, gpu.stream);
-  if (shard_.attention_partial) reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, false);
+  if (collectives.o_proj_partial) reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, false);
   launch_add_rmsnorm(residual, gpu.projected.get<bf16>(), layer.mlp_norm, eps, n, int(s.dim), nullptr, normed,
                      gpu.stream);
   gpu.gemm->gate_up_swiglu(normed, n, layer.gate_up, s.ff_dim, s.dim, gpu.gate_up.get<bf16>(),
                            gpu.activated.get<bf16>(), gpu.stream);
   gpu.gemm->linear(gpu.activated.get<bf16>(), n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(), GemmOutput::BF16,
                    gpu.stream);
-  if (shard_.mlp_partial) reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, false);
+  if (collectives.down_partial) reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, false);
   gpu.mlp_out_pending = true;
 }
 
@@ -569,9 +581,9 @@ void CudaLlamaModel::reduce_and_fold(GpuWorkspace& gpu, bf16* partial, int n_row
 }
 
 void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {
-  const size_t block_floats = size_t(n_rows) * size_t(shard_.head_block);
+  const size_t block_floats = size_t(n_rows) * size_t(head_gather_block_);
   comm_->all_gather(local_logits_.get(), gathered_logits_.get(), block_floats, DType::F32, gpu.stream);
-  launch_gather_logits(gathered_logits_.get<float>(), n_rows, shard_.head_block, config_.vocab_size,
+  launch_gather_logits(gathered_logits_.get<float>(), n_rows, head_gather_block_, config_.vocab_size,
                        gpu.logits.get<float>(), gpu.stream);
 }
 
@@ -580,12 +592,13 @@ void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, co
   const float eps = config_.rms_norm_eps;
   float* residual = gpu.residual.get<float>();
   // A split head writes this rank's block of the vocabulary, then the blocks are gathered.
-  void* logits = shard_.head_gathered ? local_logits_.get() : gpu.logits.get();
+  const bool gathered = head_gather_block_ > 0;
+  void* logits = gathered ? local_logits_.get() : gpu.logits.get();
   if (shape.gemv) {
     launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, head_rows_, s.dim, logits,
                  GemvOutput::F32},
                 gpu.stream);
-    if (shard_.head_gathered) gather_head_logits(gpu, shape.n_rows);
+    if (gathered) gather_head_logits(gpu, shape.n_rows);
     return;
   }
   // The last MLP output joins the residual; then only the rows that want logits are normalised.
@@ -598,7 +611,7 @@ void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, co
                      gpu.selected.get<bf16>(), gpu.stream);
   gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, head_rows_, s.dim, logits,
                    GemmOutput::F32, gpu.stream);
-  if (shard_.head_gathered) gather_head_logits(gpu, shape.n_logit_rows);
+  if (gathered) gather_head_logits(gpu, shape.n_logit_rows);
 }
 
 void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
@@ -671,8 +684,8 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     GpuWorkspace& gpu = *gpus_[size_t(embed_gpu_)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     launch_embedding(embed_tokens_, gpu.input(0), shape.n_rows, config_.hidden_size, gpu.residual.get<float>(),
-                     gpu.stream, int(shard_.embed_vocab_begin), int(embed_rows_));
-    if (shard_.embed_partial)
+                     gpu.stream, int(embed_vocab_begin_), int(embed_rows_));
+    if (embed_partial_)
       comm_->all_reduce_sum(gpu.residual.get(), size_t(shape.n_rows) * size_t(config_.hidden_size), DType::F32,
                             gpu.stream);
     gpu.mlp_out_pending = false;
@@ -694,14 +707,14 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     GpuWorkspace& gpu = *gpus_[size_t(target)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     if (layer_gpu_[size_t(il)] != kOnHost) {
-      run_gpu_layer(gpu, layers_[size_t(il)], layer_caches_[size_t(il)], shape);
+      run_gpu_layer(gpu, layers_[size_t(il)], layer_collectives_[size_t(il)], layer_caches_[size_t(il)], shape);
     } else {
       bf16* block = streamer_->acquire(gpu.stream);
       auto at_offset = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
       const LayerWeights streamed{at_offset(lo.attn_norm), at_offset(lo.qkv),    at_offset(lo.qkv_bias),
                                   at_offset(lo.q_norm),    at_offset(lo.k_norm), at_offset(lo.o_proj),
                                   at_offset(lo.mlp_norm),  at_offset(lo.gate_up), at_offset(lo.down)};
-      run_gpu_layer(gpu, streamed, layer_caches_[size_t(il)], shape);
+      run_gpu_layer(gpu, streamed, layer_collectives_[size_t(il)], layer_caches_[size_t(il)], shape);
       streamer_->release(gpu.stream);
     }
     ++il;

@@ -116,6 +116,11 @@ class CudaLlamaModel {
     __nv_bfloat16* final_norm = nullptr;
     __nv_bfloat16* lm_head = nullptr;
   };
+  // Which of a layer's projections a tensor-parallel rank sums over the group (rowwise).
+  struct LayerCollectives {
+    bool o_proj_partial = false;
+    bool down_partial = false;
+  };
   struct LayerCache {
     __nv_bfloat16* keys = nullptr;  // (slots, max_seq_len, kv_dim) of this layer
     __nv_bfloat16* values = nullptr;
@@ -147,7 +152,8 @@ class CudaLlamaModel {
   void check_rows(std::span<const TokenRow> rows) const;
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped);
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
-  void run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, const StepShape& shape);
+  void run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCollectives& collectives,
+                     const LayerCache& cache, const StepShape& shape);
   void run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape);
   // Where a layer's bias, q/k norm, RoPE and KV-cache store take q/k/v from and put them.
   QkvRopeParams rope_params(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache, int n_rows) const;
@@ -178,8 +184,11 @@ class CudaLlamaModel {
   ModelConfig layer_config_;
   CudaModelOptions options_;
   DeviceCommunicator* comm_ = nullptr;  // with tensor parallelism
-  LlamaShard shard_;                    // what this rank holds and which outputs need a collective
   int64_t embed_rows_ = 0, head_rows_ = 0;  // rows of the embedding table and LM head held here
+  int64_t embed_vocab_begin_ = 0;           // token id of the first row held here
+  bool embed_partial_ = false;              // vocabulary-parallel: rows of other ranks' tokens are zero here
+  int64_t head_gather_block_ = 0;           // logits per rank in the all-gather of a split head; 0: whole head
+  std::vector<LayerCollectives> layer_collectives_;  // [il]
   DeviceBuffer local_logits_, gathered_logits_;
   int64_t max_seq_len_ = 0;
   RopeFrequencies rope_;

@@ -49,24 +49,24 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
   const Strides s = strides_of(config);
   const LayerOffsets o = layer_offsets(config);
   std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
-                                    {h.q_proj, o.qkv},
-                                    {h.k_proj, o.qkv + s.q_dim * s.dim},
-                                    {h.v_proj, o.qkv + (s.q_dim + s.kv_dim) * s.dim},
-                                    {h.o_proj, o.o_proj},
+                                    {h.q_proj.weight, o.qkv},
+                                    {h.k_proj.weight, o.qkv + s.q_dim * s.dim},
+                                    {h.v_proj.weight, o.qkv + (s.q_dim + s.kv_dim) * s.dim},
+                                    {h.o_proj.weight, o.o_proj},
                                     {h.mlp_norm, o.mlp_norm},
-                                    {h.gate_proj, o.gate_up},
-                                    {h.up_proj, o.gate_up + s.ff_dim * s.dim},
-                                    {h.down_proj, o.down}};
+                                    {h.gate_proj.weight, o.gate_up},
+                                    {h.up_proj.weight, o.gate_up + s.ff_dim * s.dim},
+                                    {h.down_proj.weight, o.down}};
   if (o.qkv_bias >= 0)
-    pieces.insert(pieces.end(), {{h.q_bias, o.qkv_bias}, {h.k_bias, o.qkv_bias + s.q_dim},
-                                 {h.v_bias, o.qkv_bias + s.q_dim + s.kv_dim}});
+    pieces.insert(pieces.end(), {{h.q_proj.bias, o.qkv_bias}, {h.k_proj.bias, o.qkv_bias + s.q_dim},
+                                 {h.v_proj.bias, o.qkv_bias + s.q_dim + s.kv_dim}});
   if (o.q_norm >= 0) pieces.insert(pieces.end(), {{h.q_norm, o.q_norm}, {h.k_norm, o.k_norm}});
   return pieces;
 }
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host) {
   const HeadOffsets o = head_offsets(config);
-  return {{host.final_norm, o.final_norm}, {host.lm_head, o.lm_head}};
+  return {{host.final_norm, o.final_norm}, {host.lm_head.weight, o.lm_head}};
 }
 
 LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block) {
@@ -76,20 +76,22 @@ LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block)
     return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
   };
   LlamaLayerWeights w;
+  w.n_heads = config.num_attention_heads;
+  w.n_kv_heads = config.num_key_value_heads;
   w.attn_norm = view(o.attn_norm, 1, s.dim);
-  w.q_proj = view(o.qkv, s.q_dim, s.dim);
-  w.k_proj = view(o.qkv + s.q_dim * s.dim, s.kv_dim, s.dim);
-  w.v_proj = view(o.qkv + (s.q_dim + s.kv_dim) * s.dim, s.kv_dim, s.dim);
-  w.q_bias = view(o.qkv_bias, 1, s.q_dim);
-  w.k_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim, 1, s.kv_dim);
-  w.v_bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim + s.kv_dim, 1, s.kv_dim);
+  w.q_proj.weight = view(o.qkv, s.q_dim, s.dim);
+  w.k_proj.weight = view(o.qkv + s.q_dim * s.dim, s.kv_dim, s.dim);
+  w.v_proj.weight = view(o.qkv + (s.q_dim + s.kv_dim) * s.dim, s.kv_dim, s.dim);
+  w.q_proj.bias = view(o.qkv_bias, 1, s.q_dim);
+  w.k_proj.bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim, 1, s.kv_dim);
+  w.v_proj.bias = view(o.qkv_bias < 0 ? -1 : o.qkv_bias + s.q_dim + s.kv_dim, 1, s.kv_dim);
   w.q_norm = view(o.q_norm, 1, config.head_dim);
   w.k_norm = view(o.k_norm, 1, config.head_dim);
-  w.o_proj = view(o.o_proj, s.dim, s.q_dim);
+  w.o_proj.weight = view(o.o_proj, s.dim, s.q_dim);
   w.mlp_norm = view(o.mlp_norm, 1, s.dim);
-  w.gate_proj = view(o.gate_up, s.ff_dim, s.dim);
-  w.up_proj = view(o.gate_up + s.ff_dim * s.dim, s.ff_dim, s.dim);
-  w.down_proj = view(o.down, s.dim, s.ff_dim);
+  w.gate_proj.weight = view(o.gate_up, s.ff_dim, s.dim);
+  w.up_proj.weight = view(o.gate_up + s.ff_dim * s.dim, s.ff_dim, s.dim);
+  w.down_proj.weight = view(o.down, s.dim, s.ff_dim);
   return w;
 }
 

@@ -60,7 +60,7 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host);
 
-// The CPU backend's views of a layer kept as a bf16 block in host memory.
+// The CPU backend's views of a whole layer (no tensor parallelism) kept as a bf16 block in host memory.
 LlamaLayerWeights host_layer_views(const ModelConfig& config, const __nv_bfloat16* block);
 
 double source_bytes(const std::vector<BlockPiece>& pieces);

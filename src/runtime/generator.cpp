@@ -11,6 +11,7 @@ namespace shardlm {
 namespace {
 
 struct SequenceState {
+  int id = 0;  // the engine's sequence
   GenerationResult result;
   StreamingDetokenizer detokenizer;
   std::string decoded;   // everything the detokenizer has released
@@ -20,7 +21,7 @@ struct SequenceState {
 
 }  // namespace
 
-std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& tokenizer,
+std::vector<GenerationResult> generate(Engine& engine, const Tokenizer& tokenizer,
                                        const std::vector<std::vector<int32_t>>& prompts,
                                        const GenerationOptions& options, const TextCallback& on_text) {
   if (options.max_new_tokens < 0) fail("--max-new-tokens must be >= 0, got {}", options.max_new_tokens);
@@ -30,42 +31,43 @@ std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& 
     for (const std::vector<int32_t>& prompt : prompts) results.push_back({prompt, {}, {}, "length"});
     return results;
   }
-  const int64_t max_positions = runner.config().max_position_embeddings;
+  const int64_t max_positions = engine.config().max_position_embeddings;
 
   std::vector<SequenceState> sequences;
   sequences.reserve(prompts.size());
-  int64_t capacity = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty()) fail("prompt {} has no tokens: nothing to condition generation on", i);
     const int64_t needed = int64_t(prompts[i].size()) + options.max_new_tokens;
     if (needed > max_positions)
       fail("prompt of {} tokens plus --max-new-tokens {} exceeds the model's max_position_embeddings {}",
            prompts[i].size(), options.max_new_tokens, max_positions);
-    capacity = std::max(capacity, needed);
-    sequences.push_back(SequenceState{GenerationResult{prompts[i], {}, {}, "length"}, StreamingDetokenizer(tokenizer),
-                                      {}, 0, false});
   }
-  runner.begin(int(prompts.size()), capacity, options.sampling);
-
-  // Prefill: every prompt's rows in one packed batch; logits only at each prompt's last position.
-  std::vector<TokenRow> rows;
+  if (prompts.size() > size_t(engine.max_sequences()))
+    fail("{} prompts, but the engine holds {} sequences at once", prompts.size(), engine.max_sequences());
   for (size_t i = 0; i < prompts.size(); ++i)
-    for (size_t position = 0; position < prompts[i].size(); ++position)
-      rows.push_back({int(i), int64_t(position), prompts[i][position], position + 1 == prompts[i].size()});
+    sequences.push_back(SequenceState{engine.add_sequence(options.sampling), GenerationResult{prompts[i], {}, {}, "length"},
+                                      StreamingDetokenizer(tokenizer), {}, 0, false});
+
+  // Prefill: every prompt in one packed step; a token after each prompt's last position. Then each
+  // step brings every live sequence's last token.
+  std::vector<std::vector<int32_t>> next_input = prompts;
+  std::vector<size_t> live(prompts.size());
+  for (size_t i = 0; i < live.size(); ++i) live[i] = i;
 
   auto emit = [&](size_t index, SequenceState& sequence, size_t end) {
     if (end > sequence.emitted && on_text) on_text(index, std::string_view(sequence.decoded).substr(sequence.emitted, end - sequence.emitted));
     sequence.emitted = std::max(sequence.emitted, end);
   };
 
-  while (!rows.empty()) {
-    const std::vector<int32_t> next_tokens = runner.step(rows);
-    std::vector<TokenRow> next_rows;
-    size_t next_token = 0;
-    for (const TokenRow& row : rows) {
-      if (!row.wants_logits) continue;
-      SequenceState& sequence = sequences[size_t(row.sequence)];
-      const int32_t token = next_tokens[next_token++];
+  while (!live.empty()) {
+    std::vector<SequenceChunk> chunks;
+    for (size_t index : live) chunks.push_back({sequences[index].id, next_input[index], true});
+    const std::vector<int32_t> next_tokens = engine.step(chunks);
+    std::vector<size_t> still_live;
+    for (size_t n = 0; n < live.size(); ++n) {
+      const size_t index = live[n];
+      SequenceState& sequence = sequences[index];
+      const int32_t token = next_tokens[n];
       sequence.result.output_ids.push_back(token);
 
       const bool is_eos = std::find(options.eos_token_ids.begin(), options.eos_token_ids.end(), token) !=
@@ -82,11 +84,15 @@ std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& 
         sequence.finished = true;
         sequence.result.finish_reason = "stop";
       }
-      emit(size_t(row.sequence), sequence,
-           sequence.finished ? sequence.decoded.size() : stop_strings.safe_length(sequence.decoded));
-      if (!sequence.finished) next_rows.push_back({row.sequence, row.position + 1, token, true});
+      emit(index, sequence, sequence.finished ? sequence.decoded.size() : stop_strings.safe_length(sequence.decoded));
+      if (sequence.finished) {
+        engine.remove_sequence(sequence.id);
+        continue;
+      }
+      next_input[index] = {token};
+      still_live.push_back(index);
     }
-    rows = std::move(next_rows);
+    live = std::move(still_live);
   }
 
   for (SequenceState& sequence : sequences) {

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/engine.h"
 #include "ops/sampler.h"
-#include "runtime/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm {
@@ -31,7 +31,9 @@ struct GenerationResult {
 // Receives text as it becomes final: (prompt index, piece).
 using TextCallback = std::function<void(size_t, std::string_view)>;
 
-std::vector<GenerationResult> generate(SequenceRunner& runner, const Tokenizer& tokenizer,
+// Runs the prompts as sequences of `engine` (which must have a free slot for each) and removes them
+// when they end.
+std::vector<GenerationResult> generate(Engine& engine, const Tokenizer& tokenizer,
                                        const std::vector<std::vector<int32_t>>& prompts,
                                        const GenerationOptions& options, const TextCallback& on_text = {});
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -59,9 +60,7 @@ TEST_P(ModelFixture, LastPositionLogitsMatchTransformers) {
 }
 
 TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
-  const LlamaModel model = LlamaModel::load(dir_);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir_);
-  CpuSequenceRunner runner(model);
   std::vector<std::vector<int32_t>> prompts, expected;
   for (const nlohmann::json& prompt : reference_["prompts"]) {
     prompts.push_back(prompt["prompt_ids"]);
@@ -71,11 +70,18 @@ TEST_P(ModelFixture, GreedyContinuationsMatchTransformersAloneAndBatched) {
   }
   GenerationOptions options;
   options.max_new_tokens = int(expected[0].size());
+  // One engine for all the runs: each sequence takes a slot and gives it back when it ends.
+  EngineOptions engine_options;
+  engine_options.model_dir = dir_;
+  engine_options.max_sequences = int(prompts.size());
+  for (const std::vector<int32_t>& prompt : prompts)
+    engine_options.max_seq_len = std::max(engine_options.max_seq_len, int64_t(prompt.size()) + options.max_new_tokens);
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const std::vector<GenerationResult> alone = generate(runner, tokenizer, {prompts[i]}, options);
+    const std::vector<GenerationResult> alone = generate(*engine, tokenizer, {prompts[i]}, options);
     EXPECT_EQ(alone[0].output_ids, expected[i]) << "prompt " << i;
   }
-  const std::vector<GenerationResult> batched = generate(runner, tokenizer, prompts, options);
+  const std::vector<GenerationResult> batched = generate(*engine, tokenizer, prompts, options);
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(batched[i].output_ids, expected[i]) << "batched prompt " << i;
 }
 

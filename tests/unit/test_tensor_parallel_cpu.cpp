@@ -16,6 +16,8 @@
 #include "model/llama_model.h"
 #include "parallel/comm/thread_group.h"
 #include "plan/tp_plan.h"
+#include "engine/cpu_rank_model.h"
+#include "engine/engine.h"
 #include "runtime/generator.h"
 
 namespace shardlm {
@@ -35,7 +37,7 @@ std::vector<std::vector<int32_t>> test_prompts(const ModelConfig& config) {
   return prompts;
 }
 
-RunResult run_model(const LlamaModel& model) {
+RunResult run_model(LlamaModel model) {
   RunResult result;
   const std::vector<std::vector<int32_t>> prompts = test_prompts(model.config());
   for (const std::vector<int32_t>& prompt : prompts) {
@@ -45,15 +47,15 @@ RunResult run_model(const LlamaModel& model) {
     for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
     result.logits.push_back(model.forward(rows, caches));
   }
-  CpuSequenceRunner runner(model);
-  runner.begin(int(prompts.size()), 64, SamplingParams{});
+  CpuRankModel rank_model(std::move(model), int(prompts.size()), 64);
+  const std::vector<SamplingParams> greedy(prompts.size());
   // Greedy decode through the packed-batch path, without the tokenizer.
   std::vector<TokenRow> rows;
   for (size_t s = 0; s < prompts.size(); ++s)
     for (size_t i = 0; i < prompts[s].size(); ++i) rows.push_back({int(s), int64_t(i), prompts[s][i], i + 1 == prompts[s].size()});
   result.greedy_ids.resize(prompts.size());
   for (int step = 0; step < 8; ++step) {
-    const std::vector<int32_t> tokens = runner.step(rows);
+    const std::vector<int32_t> tokens = rank_model.forward_sample(rows, greedy);
     rows.clear();
     for (size_t s = 0; s < prompts.size(); ++s) {
       result.greedy_ids[s].push_back(tokens[s]);
@@ -69,8 +71,7 @@ RunResult run_tensor_parallel(const fs::path& dir, int tp_size, const TpPlanSour
   const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), source, tp_size);
   std::vector<RunResult> per_rank(static_cast<size_t>(tp_size));
   ThreadGroup::run(tp_size, [&](Communicator& comm) {
-    const LlamaModel model(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm});
-    per_rank[size_t(comm.rank())] = run_model(model);
+    per_rank[size_t(comm.rank())] = run_model(LlamaModel(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm}));
   });
   for (int rank = 1; rank < tp_size; ++rank) {
     EXPECT_EQ(per_rank[size_t(rank)].logits, per_rank[0].logits) << "rank " << rank << " differs from rank 0";

@@ -11,7 +11,8 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "model_loader.h"
+#include "common_options.h"
+#include "engine/engine_options.h"
 #include "parallel/comm/thread_group.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "parallel/cuda/host_staged_communicator.h"

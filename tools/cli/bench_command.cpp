@@ -19,8 +19,8 @@
 #include "common_options.h"
 #include "core/error.h"
 #include "device_map_options.h"
+#include "engine/engine.h"
 #include "model/llama_model.h"
-#include "model_loader.h"
 #include "ops/sampler.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/copy_bandwidth.h"
@@ -96,6 +96,31 @@ Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step
   return timings;
 }
 
+// time_generation's steps through an Engine: each sequence's rows become its chunk, and a prefill
+// (rows from position 0) starts the engine's sequences afresh.
+class EngineSteps {
+ public:
+  EngineSteps(Engine& engine, int batch) : engine_(engine), batch_(batch) {}
+
+  std::vector<int32_t> operator()(std::span<const TokenRow> rows) {
+    if (rows.front().position == 0) {
+      for (int id : ids_) engine_.remove_sequence(id);
+      ids_.clear();
+      for (int sequence = 0; sequence < batch_; ++sequence) ids_.push_back(engine_.add_sequence(SamplingParams{}));
+    }
+    std::vector<std::vector<int32_t>> tokens(ids_.size());
+    for (const TokenRow& row : rows) tokens[size_t(row.sequence)].push_back(row.token);
+    std::vector<SequenceChunk> chunks;
+    for (size_t sequence = 0; sequence < ids_.size(); ++sequence) chunks.push_back({ids_[sequence], tokens[sequence], true});
+    return engine_.step(chunks);
+  }
+
+ private:
+  Engine& engine_;
+  int batch_;
+  std::vector<int> ids_;
+};
+
 #ifdef SHARDLM_WITH_CUDA
 // A short untimed run first (cuBLASLt plans, the decode graph capture and clocks), then the timed one.
 template <typename Step>
@@ -142,18 +167,23 @@ void check_lengths(const BenchOptions& options, const ModelConfig& config) {
 }
 
 void run_bench_cpu(const BenchOptions& options) {
-  const LlamaModel model = LlamaModel::load(prepare_model_dir(options.model));
-  check_lengths(options, model.config());
-  CpuSequenceRunner runner(model);
+  EngineOptions engine_options;
+  engine_options.model_dir = prepare_model_dir(options.model);
+  const ModelConfig config = ModelConfig::from_dir(engine_options.model_dir);
+  check_lengths(options, config);
+  engine_options.max_sequences = options.batch;
+  engine_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
   // Warm-up: one token through every layer faults the mapped weights in before anything is timed.
-  runner.begin(1, 1, SamplingParams{});
-  runner.step(std::vector<TokenRow>{{0, 0, 0, true}});
+  const int warm_up = engine->add_sequence(SamplingParams{});
+  const std::vector<int32_t> first_token = {0};
+  engine->step(std::vector<SequenceChunk>{{warm_up, first_token, true}});
+  engine->remove_sequence(warm_up);
 
-  runner.begin(options.batch, int64_t(options.prompt_len) + options.new_tokens, SamplingParams{});
-  const Timings timings = time_generation(options, model.config().vocab_size,
-                                          [&](std::span<const TokenRow> rows) { return runner.step(rows); });
+  const Timings timings = time_generation(options, config.vocab_size, EngineSteps(*engine, options.batch));
   double weight_bytes = 0;
-  for (const auto& [name, tensor] : model.checkpoint().tensors()) weight_bytes += double(tensor.n_bytes);
+  for (const auto& [name, tensor] : Checkpoint::open(engine_options.model_dir).tensors())
+    weight_bytes += double(tensor.n_bytes);
   nlohmann::json result = report(options, timings, weight_bytes, cpu::measure_read_bandwidth());
   result["device"] = "cpu";
   result["threads"] = omp_get_max_threads();
@@ -170,7 +200,7 @@ double decode_weight_bytes(const ModelConfig& config) {
                 double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
 }
 
-// --tp N: one thread per GPU; every rank runs the same steps, rank 0's are reported. The floor is
+// --tp N: one thread per GPU; rank 0 leads the steps, which every rank runs. The floor is
 // a rank's share of the weights over one GPU's copy bandwidth.
 void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& device) {
   if (!options.random_shape.empty()) fail("--tp needs --model DIR: random weights cannot be split");
@@ -178,15 +208,16 @@ void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& de
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const ModelConfig config = ModelConfig::from_dir(dir);
   check_lengths(options, config);
-  const int64_t max_tokens = int64_t(options.prompt_len) + options.new_tokens;
-  Timings timings;
-  run_tensor_parallel_cuda(dir, options.tp, options.tp_plan, device.index, options.batch, max_tokens,
-                           [&](SequenceRunner& runner, bool first) {
-                             runner.begin(options.batch, max_tokens, SamplingParams{});
-                             auto step = [&](std::span<const TokenRow> rows) { return runner.step(rows); };
-                             Timings measured = time_generation_after_warm_up(options, config.vocab_size, step);
-                             if (first) timings = std::move(measured);
-                           });
+  EngineOptions engine_options;
+  engine_options.model_dir = dir;
+  engine_options.device = device;
+  engine_options.max_sequences = options.batch;
+  engine_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
+  engine_options.tp = options.tp;
+  engine_options.tp_plan = options.tp_plan;
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
+  const Timings timings =
+      time_generation_after_warm_up(options, config.vocab_size, EngineSteps(*engine, options.batch));
   nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
                                  cuda::measure_copy_bandwidth(device.index));
   result["device"] = fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1);

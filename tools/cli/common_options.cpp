@@ -37,4 +37,8 @@ ModelConfig random_shape_config(const std::string& shape) {
   return ModelConfig::parse(text.str(), file.string());
 }
 
+void add_device_option(CLI::App& command, std::string& device) {
+  command.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
 }  // namespace shardlm::cli

@@ -1,4 +1,4 @@
-// Options shared by the subcommands: which model, and how many CPU threads.
+// Options shared by the subcommands: which model, how many CPU threads, which device.
 #pragma once
 
 #include <filesystem>
@@ -20,5 +20,7 @@ void add_model_options(CLI::App& command, ModelOptions& options);
 std::filesystem::path prepare_model_dir(const ModelOptions& options);
 // The config of a built-in shape for --random (bench/shapes/NAME.json) or of a config.json path.
 ModelConfig random_shape_config(const std::string& shape);
+// --device: cpu, cuda or cuda:N (parsed by parse_device in engine/engine_options.h).
+void add_device_option(CLI::App& command, std::string& device);
 
 }  // namespace shardlm::cli

@@ -14,7 +14,7 @@
 #include "common_options.h"
 #include "io/generation_config.h"
 #include "device_map_options.h"
-#include "model_loader.h"
+#include "engine/engine.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 
@@ -93,45 +93,30 @@ void run_generate(const GenerateOptions& options) {
     };
   }
   const auto start = std::chrono::steady_clock::now();
-  std::vector<GenerationResult> results;
-  bool is_first_rank = true;
-  const LaunchEnv launch = detect_launch_env(current_environment());
-  if (!options.device_map.device_map.empty() && (launch.distributed() || options.tp > 1))
-    fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
-  if (launch.distributed()) {
-    // Started by a launcher: one process per rank; --tp, if given, must agree with it.
-    if (options.tp != 1 && options.tp != launch.world_size)
-      fail("--tp {}: the launcher ({}) started {} ranks", options.tp, launcher_name(launch.launcher), launch.world_size);
-    is_first_rank = launch.rank == 0;
-    std::optional<GpuRankOptions> gpu;
-    if (device.is_cuda) gpu = GpuRankOptions{device.index, int(prompt_ids.size()), max_tokens};
-    run_tensor_parallel_process(dir, launch, options.tp_plan, gpu, [&](SequenceRunner& runner, bool first) {
-      results = generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
-    });
-  } else if (options.tp > 1 && device.is_cuda) {
-    run_tensor_parallel_cuda(dir, options.tp, options.tp_plan, device.index, int(prompt_ids.size()), max_tokens,
-                             [&](SequenceRunner& runner, bool first) {
-                               std::vector<GenerationResult> rank_results = generate(
-                                   runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
-                               if (first) results = std::move(rank_results);
-                             });
-  } else if (options.tp > 1) {
-    run_tensor_parallel_cpu(dir, options.tp, options.tp_plan, [&](SequenceRunner& runner, bool first) {
-      std::vector<GenerationResult> rank_results =
-          generate(runner, tokenizer, prompt_ids, generation_options, first ? on_text : TextCallback{});
-      if (first) results = std::move(rank_results);
-    });
-  } else {
-    std::optional<DevicePlan> plan;
-    if (!options.device_map.device_map.empty())
-      plan = plan_on_this_machine(options.device_map, dir, config, max_tokens, int(prompt_ids.size()), device.is_cuda);
-    const std::unique_ptr<LoadedModel> model =
-        load_model(dir, device, int(prompt_ids.size()), max_tokens, plan ? &*plan : nullptr,
-                   parse_offload_exec(options.device_map.offload_exec));
-    results = generate(model->runner(), tokenizer, prompt_ids, generation_options, on_text);
+  EngineOptions engine_options;
+  engine_options.model_dir = dir;
+  engine_options.device = device;
+  engine_options.max_sequences = int(prompt_ids.size());
+  engine_options.max_seq_len = max_tokens;
+  engine_options.tp = options.tp;
+  engine_options.tp_plan = options.tp_plan;
+  engine_options.launch = detect_launch_env(current_environment());
+  if (!options.device_map.device_map.empty()) {
+    if (engine_options.launch.distributed() || options.tp > 1)
+      fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
+    engine_options.device_map =
+        plan_on_this_machine(options.device_map, dir, config, max_tokens, int(prompt_ids.size()), device.is_cuda);
+    engine_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
   }
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
+  if (const std::string summary = engine->load_summary(); !summary.empty() && engine->leads())
+    fmt::print(stderr, "[shardlm] {}\n", summary);
+  if (!engine->leads()) {
+    engine->follow();  // a launched rank > 0: rank 0 tokenizes, schedules and prints
+    return;
+  }
+  const std::vector<GenerationResult> results = generate(*engine, tokenizer, prompt_ids, generation_options, on_text);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!is_first_rank) return;  // only rank 0 of a launched group prints
 
   size_t n_generated = 0;
   for (size_t i = 0; i < results.size(); ++i) {

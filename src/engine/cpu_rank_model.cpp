@@ -1,0 +1,38 @@
+// Slot s samples with seed + s: sequence i of a batch draws from its own stream, as it did when
+// each generate() call numbered its prompts from 0.
+#include "engine/cpu_rank_model.h"
+
+#include "core/error.h"
+
+namespace shardlm {
+
+CpuRankModel::CpuRankModel(LlamaModel model, int max_sequences, int64_t max_seq_len)
+    : model_(std::move(model)), max_seq_len_(max_seq_len), samplers_(size_t(max_sequences)) {
+  for (int i = 0; i < max_sequences; ++i) caches_.push_back(model_.make_cache(max_seq_len));
+  for (KvCache& cache : caches_) cache_pointers_.push_back(&cache);
+}
+
+std::vector<float> CpuRankModel::forward_logits(std::span<const TokenRow> rows) {
+  return model_.forward(rows, cache_pointers_);
+}
+
+std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows,
+                                                  std::span<const SamplingParams> sampling) {
+  const std::vector<float> logits = model_.forward(rows, cache_pointers_);
+  const size_t vocab = size_t(model_.config().vocab_size);
+  std::vector<int32_t> tokens;
+  for (const TokenRow& row : rows) {
+    if (!row.wants_logits) continue;
+    if (tokens.size() >= sampling.size()) fail("{} rows want a token, but sampling settings came for {}", tokens.size() + 1, sampling.size());
+    std::optional<Sampler>& sampler = samplers_[size_t(row.sequence)];
+    if (!sampler) {
+      SamplingParams own = sampling[tokens.size()];
+      own.seed += uint64_t(row.sequence);
+      sampler.emplace(own);
+    }
+    tokens.push_back(sampler->sample(std::span<const float>(logits.data() + tokens.size() * vocab, vocab)));
+  }
+  return tokens;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,88 @@
+// The GPU rank's collectives: NCCL always (CUDA graphs capture it), with the peer all-reduce in
+// front of it where the GPUs reach each other; ranks in different processes cannot share the peer
+// kernel's pointers, so their launcher leaves it off.
+#include "engine/cuda/cuda_rank_model.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "backend/cuda/device_query.h"
+#include "core/error.h"
+
+namespace shardlm::cuda {
+
+void NcclAbortList::add(NcclCommunicator* comm) {
+  const std::lock_guard lock(mutex_);
+  comms_.push_back(comm);
+}
+
+void NcclAbortList::remove(NcclCommunicator* comm) {
+  const std::lock_guard lock(mutex_);
+  comms_.erase(std::remove(comms_.begin(), comms_.end(), comm), comms_.end());
+}
+
+void NcclAbortList::abort_all() {
+  const std::lock_guard lock(mutex_);
+  for (NcclCommunicator* comm : comms_) comm->abort();
+}
+
+CudaRankModel::CudaRankModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+                             const CudaRankSetup& setup)
+    : abort_list_(setup.abort_list) {
+  CudaModelOptions options = setup.options;
+  if (setup.plan) {
+    nccl_.emplace(*setup.host, options.device);
+    if (abort_list_) abort_list_->add(&*nccl_);
+    if (setup.peer_all_reduce) peer_.emplace(*setup.host, options.device, *nccl_);
+    options.tensor_parallel =
+        CudaTensorParallel{setup.plan, peer_ ? static_cast<DeviceCommunicator*>(&*peer_) : &*nccl_};
+  }
+  try {
+    model_ = std::make_unique<CudaLlamaModel>(config, std::move(checkpoint), options);
+  } catch (...) {
+    if (abort_list_ && nccl_) abort_list_->remove(&*nccl_);
+    throw;
+  }
+}
+
+CudaRankModel::~CudaRankModel() {
+  if (abort_list_ && nccl_) abort_list_->remove(&*nccl_);
+}
+
+std::vector<int32_t> CudaRankModel::forward_sample(std::span<const TokenRow> rows,
+                                                   std::span<const SamplingParams> sampling) {
+  if (sampling.empty()) return model_->forward_sample(rows, SamplingParams{});
+  // The device sampler takes one setting per step; rows tell their streams apart by slot and position.
+  const SamplingParams& first = sampling.front();
+  for (const SamplingParams& params : sampling) {
+    if (params.temperature != first.temperature || params.top_k != first.top_k || params.top_p != first.top_p ||
+        params.seed != first.seed)
+      fail("the CUDA backend samples the sequences of one step with one setting; this step mixes temperature {} "
+           "top-k {} top-p {} seed {} with temperature {} top-k {} top-p {} seed {}",
+           first.temperature, first.top_k, first.top_p, first.seed, params.temperature, params.top_k, params.top_p,
+           params.seed);
+  }
+  return model_->forward_sample(rows, first);
+}
+
+std::string CudaRankModel::load_summary() const {
+  const LoadReport& report = model_->load_report();
+  std::string summary = fmt::format("loaded {:.2f} GB in {:.2f} s ({:.1f} GB/s)", report.bytes / 1e9, report.seconds,
+                                    report.bytes / 1e9 / report.seconds);
+  const OffloadReport& offload = model_->offload_report();
+  if (offload.speeds.offloaded_bytes > 0)
+    summary += fmt::format("; offloaded {:.2f} GB ({}): host-to-device {:.1f} GB/s, CPU reads {:.1f} GB/s",
+                           offload.speeds.offloaded_bytes / 1e9, offload_exec_name(offload.exec),
+                           offload.speeds.host_to_device_gbps, offload.speeds.cpu_read_gbps);
+  return summary;
+}
+
+bool peer_access_everywhere(int first_device, int n_devices) {
+  for (int a = first_device; a < first_device + n_devices; ++a)
+    for (int b = first_device; b < first_device + n_devices; ++b)
+      if (a != b && !can_access_peer(a, b)) return false;
+  return true;
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,346 @@
+// Opening an Engine resolves everything that can fail without touching a weight first (the plan,
+// the devices), then loads every rank. Ranks of one process are threads: rank 0 is the caller's,
+// the others follow the steps it sends until it stops them. A rank that fails aborts the group
+// (and the NCCL communicators of this process), so no rank waits forever on another.
+#include "engine/engine.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <thread>
+
+#include "core/error.h"
+#include "engine/cpu_rank_model.h"
+#include "engine/step_message.h"
+#include "parallel/comm/tcp_communicator.h"
+#include "parallel/comm/thread_group.h"
+#include "plan/tp_plan.h"
+#ifdef SHARDLM_WITH_CUDA
+#include "engine/cuda/cuda_rank_model.h"
+#endif
+
+namespace shardlm {
+
+DeviceSpec parse_device(const std::string& text) {
+  if (text == "cpu") return {};
+  if (text == "cuda") return {true, 0};
+  if (text.rfind("cuda:", 0) == 0) {
+    int index = -1;
+    const char* first = text.data() + 5;
+    const char* last = text.data() + text.size();
+    const auto [end, error] = std::from_chars(first, last, index);
+    if (error == std::errc() && end == last && first != last && index >= 0) return {true, index};
+  }
+  fail("--device: expected cpu, cuda or cuda:N, got \"{}\"", text);
+}
+
+struct Engine::Ranks {
+  EngineOptions options;
+  ModelConfig config;
+  std::shared_ptr<const Checkpoint> checkpoint;
+  int64_t max_seq_len = 0;
+  int n_ranks = 1;
+  int rank = 0;  // this process's own rank
+  std::optional<TpPlan> plan;
+  std::shared_ptr<ThreadGroup> threads;  // --tp N: ranks as threads of this process
+  std::unique_ptr<TcpCommunicator> tcp;  // a launcher's processes
+  Communicator* comm = nullptr;          // this rank's; null for one rank
+  bool peer_all_reduce = false;
+#ifdef SHARDLM_WITH_CUDA
+  cuda::NcclAbortList nccl_aborts;
+#endif
+  std::unique_ptr<RankModel> own;
+  std::vector<std::thread> followers;
+  bool stopped = false;  // the followers were sent STOP or the group was aborted
+
+  ~Ranks() {
+    if (comm && rank == 0 && !stopped) {
+      try {
+        send_step(*comm, StepMessage{StepKind::STOP, {}, {}, 0});
+      } catch (const std::exception& error) {
+        abort(error.what());
+      }
+    }
+    for (std::thread& follower : followers) follower.join();
+  }
+
+  void abort(const std::string& reason) {
+    stopped = true;
+#ifdef SHARDLM_WITH_CUDA
+    nccl_aborts.abort_all();
+#endif
+    if (threads) threads->abort(reason);
+    if (tcp) tcp->abort(reason);
+  }
+
+  std::unique_ptr<RankModel> make_model(int model_rank, Communicator* rank_comm) {
+    if (!options.device.is_cuda) {
+      LlamaModel model = rank_comm ? LlamaModel(config, checkpoint, TensorParallelRank{&*plan, model_rank, rank_comm})
+                                   : LlamaModel(config, checkpoint);
+      if (options.device_map) {
+        // cpu units are copied into RAM; disk units are read in place from the mapped checkpoint.
+        std::vector<int> resident_layers;
+        const std::vector<DeviceId>& layers = options.device_map->placement.layers;
+        for (size_t il = 0; il < layers.size(); ++il) {
+          if (layers[il].is_gpu())
+            fail("--device-map puts model.layers.{} on {}; run with --device cuda", il, layers[il].name());
+          if (layers[il].kind == DeviceKind::CPU) resident_layers.push_back(int(il));
+        }
+        model.keep_layers_in_memory(resident_layers);
+      }
+      return std::make_unique<CpuRankModel>(std::move(model), options.max_sequences, max_seq_len);
+    }
+#ifdef SHARDLM_WITH_CUDA
+    cuda::CudaRankSetup setup;
+    setup.options.device = options.device.index + (options.launch.distributed() ? options.launch.local_rank : model_rank);
+    setup.options.max_sequences = options.max_sequences;
+    setup.options.max_seq_len = max_seq_len;
+    if (options.device_map) setup.options.placement = options.device_map->placement;
+    setup.options.offload_exec = options.offload_exec;
+    if (rank_comm) {
+      setup.plan = &*plan;
+      setup.host = rank_comm;
+      setup.peer_all_reduce = peer_all_reduce;
+      setup.abort_list = &nccl_aborts;
+    }
+    return std::make_unique<cuda::CudaRankModel>(config, checkpoint, setup);
+#else
+    (void)model_rank;
+    fail("--device cuda:{}: this shardlm was built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)",
+         options.device.index);
+#endif
+  }
+
+  void follow_steps(RankModel& model, Communicator& rank_comm) {
+    for (;;) {
+      const StepMessage message = receive_step(rank_comm);
+      switch (message.kind) {
+        case StepKind::SAMPLE: model.forward_sample(message.rows, message.sampling); break;
+        case StepKind::LOGITS: model.forward_logits(message.rows); break;
+        case StepKind::RESET_SLOT: model.reset_slot(message.slot); break;
+        case StepKind::STOP: return;
+      }
+    }
+  }
+
+  // A follower thread: loads its rank, waits until every rank has, then runs the leader's steps.
+  void run_follower(int follower_rank) {
+    Communicator& rank_comm = threads->communicator(follower_rank);
+    try {
+      {
+        const std::unique_ptr<RankModel> model = make_model(follower_rank, &rank_comm);
+        rank_comm.barrier();
+        follow_steps(*model, rank_comm);
+      }
+      threads->leave(follower_rank);
+    } catch (const std::exception& error) {
+      abort(fmt::format("rank {} failed: {}", follower_rank, error.what()));
+    }
+  }
+};
+
+namespace {
+
+void check_devices(const EngineOptions& options, int n_ranks) {
+  if (!options.device.is_cuda || options.launch.distributed()) return;
+#ifdef SHARDLM_WITH_CUDA
+  int n_devices = 0;
+  if (cudaGetDeviceCount(&n_devices) != cudaSuccess) n_devices = 0;
+  // NCCL needs a GPU per rank; checked first, since a rank that cannot start would leave the
+  // others waiting in ncclCommInitRank.
+  const int first = options.device.index;
+  if (n_ranks > 1 && first + n_ranks > n_devices)
+    fail("--tp {} from cuda:{} needs cuda:{}..cuda:{}, but {} CUDA devices are visible", n_ranks, first, first,
+         first + n_ranks - 1, n_devices);
+#else
+  (void)n_ranks;
+#endif
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
+  auto ranks = std::make_unique<Ranks>();
+  Ranks& r = *ranks;
+  r.options = options;
+  if (options.max_sequences < 1) fail("--batch must be >= 1, got {}", options.max_sequences);
+  if (options.tp < 1) fail("--tp must be >= 1, got {}", options.tp);
+  if (options.launch.distributed() && options.tp != 1 && options.tp != options.launch.world_size)
+    fail("--tp {}: the launcher ({}) started {} ranks", options.tp, launcher_name(options.launch.launcher),
+         options.launch.world_size);
+  r.n_ranks = options.launch.distributed() ? options.launch.world_size : options.tp;
+  r.rank = options.launch.distributed() ? options.launch.rank : 0;
+  if (options.device_map && r.n_ranks > 1)
+    fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
+  check_devices(options, r.n_ranks);
+
+  // A launched rank joins its group first, so that an error on it reaches the others.
+  if (options.launch.distributed()) {
+    const LaunchEnv& env = options.launch;
+    r.tcp = TcpCommunicator::connect({env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{}});
+    r.comm = r.tcp.get();
+  }
+  try {
+    r.config = ModelConfig::from_dir(options.model_dir);
+    r.checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(options.model_dir));
+    r.max_seq_len = options.max_seq_len > 0 ? options.max_seq_len
+                                            : std::min<int64_t>(r.config.max_position_embeddings, 4096);
+    if (r.max_seq_len > r.config.max_position_embeddings)
+      fail("{} tokens per sequence exceed the model's max_position_embeddings {}", r.max_seq_len,
+           r.config.max_position_embeddings);
+    if (r.n_ranks > 1)
+      r.plan = resolve_tp_plan(r.config, weight_specs(*r.checkpoint), TpPlanSource::from_argument(options.tp_plan),
+                               r.n_ranks);
+  } catch (const std::exception& error) {
+    if (r.tcp) r.abort(fmt::format("rank {}: {}", r.rank, error.what()));
+    throw;
+  }
+
+  if (r.tcp) {
+    // Processes cannot share the peer all-reduce's pointers: NCCL does every collective.
+    try {
+      r.own = r.make_model(r.rank, r.comm);
+      r.comm->barrier();  // every rank has loaded before any collective of a step is issued
+    } catch (const std::exception& error) {
+      r.abort(fmt::format("rank {}: {}", r.rank, error.what()));
+      throw;
+    }
+  } else if (r.n_ranks > 1) {
+#ifdef SHARDLM_WITH_CUDA
+    // Decode's small all-reduces take the one-shot peer path where every GPU reaches every other.
+    if (options.device.is_cuda) r.peer_all_reduce = cuda::peer_access_everywhere(options.device.index, r.n_ranks);
+#endif
+    r.threads = ThreadGroup::create(r.n_ranks);
+    r.comm = &r.threads->communicator(0);
+    for (int follower = 1; follower < r.n_ranks; ++follower)
+      r.followers.emplace_back([&r, follower] { r.run_follower(follower); });
+    try {
+      r.own = r.make_model(0, r.comm);
+      r.comm->barrier();
+    } catch (const std::exception& error) {
+      r.abort(fmt::format("rank 0 failed: {}", error.what()));
+      throw;
+    }
+  } else {
+    r.own = r.make_model(0, nullptr);
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(ranks)));
+}
+
+Engine::Engine(std::unique_ptr<Ranks> ranks) : ranks_(std::move(ranks)) {
+  leads_ = ranks_->rank == 0;
+  slots_.resize(size_t(ranks_->own->max_sequences()));
+}
+
+Engine::~Engine() = default;
+
+const ModelConfig& Engine::config() const { return ranks_->config; }
+int Engine::max_sequences() const { return int(slots_.size()); }
+int64_t Engine::max_seq_len() const { return ranks_->own->max_seq_len(); }
+std::string Engine::load_summary() const { return ranks_->own->load_summary(); }
+
+template <typename Work>
+auto Engine::guarded(Work&& work) {
+  if (!leads_) fail("rank {} follows the leader's steps: call follow(), not step()", ranks_->rank);
+  if (ranks_->stopped) fail("the engine's ranks have stopped after an earlier error");
+  try {
+    return work();
+  } catch (const std::exception& error) {
+    // Followers may be inside the failed step's collectives: stop them all.
+    if (ranks_->comm) ranks_->abort(fmt::format("rank 0 failed: {}", error.what()));
+    throw;
+  }
+}
+
+int Engine::add_sequence(const SamplingParams& sampling) {
+  validate_sampling_params(sampling);
+  for (size_t slot = 0; slot < slots_.size(); ++slot) {
+    if (slots_[slot].live) continue;
+    slots_[slot] = Slot{true, 0, sampling};
+    return int(slot);
+  }
+  fail("all {} sequence slots are in use (the engine was opened for {} sequences at once)", slots_.size(),
+       slots_.size());
+}
+
+void Engine::remove_sequence(int sequence) {
+  if (sequence < 0 || size_t(sequence) >= slots_.size() || !slots_[size_t(sequence)].live)
+    fail("sequence {} is not running", sequence);
+  guarded([&] {
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence});
+    ranks_->own->reset_slot(sequence);
+  });
+  slots_[size_t(sequence)] = Slot{};
+}
+
+int64_t Engine::length(int sequence) const {
+  if (sequence < 0 || size_t(sequence) >= slots_.size() || !slots_[size_t(sequence)].live)
+    fail("sequence {} is not running", sequence);
+  return slots_[size_t(sequence)].length;
+}
+
+std::vector<TokenRow> Engine::rows_of(std::span<const SequenceChunk> chunks) {
+  // Everything is checked here, before any rank starts the step.
+  std::vector<bool> seen(slots_.size(), false);
+  std::vector<TokenRow> rows;
+  for (const SequenceChunk& chunk : chunks) {
+    if (chunk.sequence < 0 || size_t(chunk.sequence) >= slots_.size() || !slots_[size_t(chunk.sequence)].live)
+      fail("step: sequence {} is not running", chunk.sequence);
+    if (seen[size_t(chunk.sequence)]) fail("step: sequence {} appears twice in one step", chunk.sequence);
+    seen[size_t(chunk.sequence)] = true;
+    if (chunk.tokens.empty()) fail("step: sequence {} brings no tokens", chunk.sequence);
+    const Slot& slot = slots_[size_t(chunk.sequence)];
+    if (slot.length + int64_t(chunk.tokens.size()) > max_seq_len())
+      fail("sequence {} would hold {} tokens, more than the {} the engine was opened for per sequence", chunk.sequence,
+           slot.length + int64_t(chunk.tokens.size()), max_seq_len());
+    for (size_t i = 0; i < chunk.tokens.size(); ++i) {
+      const int32_t token = chunk.tokens[i];
+      if (token < 0 || token >= config().vocab_size)
+        fail("token id {} is outside the vocabulary (vocab_size {})", token, config().vocab_size);
+      rows.push_back({chunk.sequence, slot.length + int64_t(i), token, chunk.wants_token && i + 1 == chunk.tokens.size()});
+    }
+  }
+  return rows;
+}
+
+void Engine::advance(std::span<const SequenceChunk> chunks) {
+  for (const SequenceChunk& chunk : chunks) slots_[size_t(chunk.sequence)].length += int64_t(chunk.tokens.size());
+}
+
+std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
+  const std::vector<TokenRow> rows = rows_of(chunks);
+  std::vector<SamplingParams> sampling;
+  for (const SequenceChunk& chunk : chunks)
+    if (chunk.wants_token) sampling.push_back(slots_[size_t(chunk.sequence)].sampling);
+  std::vector<int32_t> tokens = guarded([&] {
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0});
+    return ranks_->own->forward_sample(rows, sampling);
+  });
+  advance(chunks);
+  return tokens;
+}
+
+std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
+  const std::vector<TokenRow> rows = rows_of(chunks);
+  std::vector<float> logits = guarded([&] {
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::LOGITS, rows, {}, 0});
+    return ranks_->own->forward_logits(rows);
+  });
+  advance(chunks);
+  return logits;
+}
+
+void Engine::follow() {
+  if (leads_) fail("the leading rank schedules the steps: call step(), not follow()");
+  try {
+    ranks_->follow_steps(*ranks_->own, *ranks_->comm);
+    ranks_->stopped = true;
+  } catch (const std::exception& error) {
+    ranks_->abort(fmt::format("rank {}: {}", ranks_->rank, error.what()));
+    throw;
+  }
+}
+
+}  // namespace shardlm

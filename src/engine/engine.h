@@ -1,0 +1,83 @@
+// The library's way to run a model: open it on a device (whole, on a device map, or over
+// tensor-parallel ranks), add and remove sequences, and run one forward pass at a time over a
+// ragged batch in which each sequence brings its next tokens: a chunk of its prompt, or the one
+// token it decodes. The command line and the server drive this same API, one step after another.
+//
+// Under tensor parallelism the Engine is the leading rank: before every step it sends the step to
+// the other ranks (threads it started, or processes a launcher started, which call follow()), so
+// every rank runs the same forward pass while only the leader schedules.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/engine_options.h"
+#include "io/model_config.h"
+#include "model/llama_model.h"
+#include "ops/sampler.h"
+
+namespace shardlm {
+
+// A sequence's next tokens in a step, appended at the positions after those it already holds.
+struct SequenceChunk {
+  int sequence = 0;
+  std::span<const int32_t> tokens;
+  bool wants_token = true;  // sample a token after the last one (false: a prompt chunk before its end)
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> open(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& config() const;
+  int max_sequences() const;
+  int64_t max_seq_len() const;
+  // False in a launched process of rank > 0: it runs the leader's steps with follow().
+  bool leads() const { return leads_; }
+  // What loading this rank took, for people; empty when there is nothing to say (the CPU maps the
+  // checkpoint in place).
+  std::string load_summary() const;
+
+  // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
+  int add_sequence(const SamplingParams& sampling);
+  // Frees the slot; the sequence's tokens are forgotten.
+  void remove_sequence(int sequence);
+  int64_t length(int sequence) const;  // tokens the sequence holds
+
+  // One forward pass over the chunks (at most one per sequence): returns the sampled token of every
+  // chunk that wants one, in chunk order. The tokens are not appended: pass each back as the
+  // sequence's next chunk.
+  std::vector<int32_t> step(std::span<const SequenceChunk> chunks);
+  // The same pass, returning the f32 logits (vocab_size each) of the chunks that want a token.
+  std::vector<float> step_logits(std::span<const SequenceChunk> chunks);
+
+  // A launched follower: runs the leader's steps until the leader closes its Engine.
+  void follow();
+
+  struct Ranks;  // this process's ranks and their communicator; defined in engine.cpp
+
+ private:
+  explicit Engine(std::unique_ptr<Ranks> ranks);
+  struct Slot {
+    bool live = false;
+    int64_t length = 0;
+    SamplingParams sampling;
+  };
+  std::vector<TokenRow> rows_of(std::span<const SequenceChunk> chunks);
+  void advance(std::span<const SequenceChunk> chunks);
+  // Runs work on the leader; if it fails, the other ranks are stopped before the error propagates.
+  template <typename Work>
+  auto guarded(Work&& work);
+
+  std::unique_ptr<Ranks> ranks_;
+  bool leads_ = true;
+  std::vector<Slot> slots_;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,41 @@
+// What an Engine is opened with: the model, the device, and how it is spread (a device map, or
+// tensor-parallel ranks as threads of this process or as launched processes).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "parallel/launch_env.h"
+#include "plan/device_map/offload_policy.h"
+#include "plan/device_map/planner.h"
+
+namespace shardlm {
+
+struct DeviceSpec {
+  bool is_cuda = false;
+  int index = 0;  // cuda:index; with tensor parallelism, the first rank's GPU
+};
+
+// "cpu", "cuda" (= cuda:0) or "cuda:N"; anything else is an error naming --device.
+DeviceSpec parse_device(const std::string& text);
+
+struct EngineOptions {
+  std::filesystem::path model_dir;
+  DeviceSpec device;
+  int max_sequences = 1;    // sequences held at once (KV-cache slots)
+  int64_t max_seq_len = 0;  // tokens per sequence, prompt included; 0: the model's context, capped at 4096
+
+  // A device map (planned for this model): units on GPUs, in RAM or on disk. Not with tp.
+  std::optional<DevicePlan> device_map;
+  OffloadExec offload_exec = OffloadExec::AUTO;
+
+  // Tensor parallelism over `tp` ranks, threads of this process: CPU ranks, or GPUs cuda:index..
+  // (NCCL). Under a launcher (launch.distributed()), this process is one rank of launch.world_size.
+  int tp = 1;
+  std::string tp_plan = "auto";  // "auto" (Transformers' plan for the architecture) or a JSON file
+  LaunchEnv launch;
+};
+
+}  // namespace shardlm

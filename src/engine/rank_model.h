@@ -1,0 +1,36 @@
+// One rank's model on its device, as the Engine drives it: a forward pass over packed token rows
+// (TokenRow::sequence is the KV-cache slot) that samples, or returns the logits of, the rows that
+// want logits. Under tensor parallelism every rank runs every step; each returns the same result.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "model/llama_model.h"
+#include "ops/sampler.h"
+
+namespace shardlm {
+
+class RankModel {
+ public:
+  virtual ~RankModel() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual int max_sequences() const = 0;
+  virtual int64_t max_seq_len() const = 0;
+
+  // One token for every row that wants logits, in row order; sampling[i] is the i-th such row's.
+  // A sequence's random stream follows from its seed and its slot, so runs repeat.
+  virtual std::vector<int32_t> forward_sample(std::span<const TokenRow> rows,
+                                              std::span<const SamplingParams> sampling) = 0;
+  // (rows wanting logits, vocab_size) f32 logits, in row order.
+  virtual std::vector<float> forward_logits(std::span<const TokenRow> rows) = 0;
+  // The slot's sequence has ended: the next one there starts a fresh random stream.
+  virtual void reset_slot(int slot) = 0;
+  // What loading took, for people (bytes, time, speed, offloading); empty when there is nothing to say.
+  virtual std::string load_summary() const { return {}; }
+};
+
+}  // namespace shardlm

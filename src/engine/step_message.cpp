@@ -1,0 +1,63 @@
+// Messages are packed into 32-bit words: a header (kind, rows, sampling entries, slot), then four
+// words per row and five per sampling entry. The header goes first so that receivers can size the
+// rest. Broadcast copies elements without arithmetic, so the words travel as 4-byte F32 elements.
+#include "engine/step_message.h"
+
+#include <bit>
+
+#include "core/error.h"
+
+namespace shardlm {
+namespace {
+
+constexpr size_t kHeaderWords = 4;
+constexpr size_t kRowWords = 4;
+constexpr size_t kSamplingWords = 5;
+
+int32_t float_bits(float value) { return std::bit_cast<int32_t>(value); }
+float bits_float(int32_t bits) { return std::bit_cast<float>(bits); }
+
+void broadcast_words(Communicator& comm, std::vector<int32_t>& words) {
+  static_assert(sizeof(float) == sizeof(int32_t));
+  comm.broadcast(words.data(), words.size(), DType::F32, 0);
+}
+
+}  // namespace
+
+void send_step(Communicator& comm, const StepMessage& message) {
+  std::vector<int32_t> header = {int32_t(message.kind), int32_t(message.rows.size()), int32_t(message.sampling.size()),
+                                 message.slot};
+  broadcast_words(comm, header);
+  if (message.rows.empty() && message.sampling.empty()) return;
+  std::vector<int32_t> body;
+  body.reserve(message.rows.size() * kRowWords + message.sampling.size() * kSamplingWords);
+  for (const TokenRow& row : message.rows)
+    body.insert(body.end(), {row.sequence, int32_t(row.position), row.token, int32_t(row.wants_logits)});
+  for (const SamplingParams& params : message.sampling)
+    body.insert(body.end(), {float_bits(params.temperature), params.top_k, float_bits(params.top_p),
+                             int32_t(uint32_t(params.seed)), int32_t(uint32_t(params.seed >> 32))});
+  broadcast_words(comm, body);
+}
+
+StepMessage receive_step(Communicator& comm) {
+  std::vector<int32_t> header(kHeaderWords);
+  broadcast_words(comm, header);
+  if (header[0] < int32_t(StepKind::SAMPLE) || header[0] > int32_t(StepKind::STOP) || header[1] < 0 || header[2] < 0)
+    fail("tensor parallel: rank {} received a malformed step header", comm.rank());
+  StepMessage message;
+  message.kind = StepKind(header[0]);
+  message.slot = header[3];
+  const size_t n_rows = size_t(header[1]), n_sampling = size_t(header[2]);
+  if (n_rows == 0 && n_sampling == 0) return message;
+  std::vector<int32_t> body(n_rows * kRowWords + n_sampling * kSamplingWords);
+  broadcast_words(comm, body);
+  const int32_t* word = body.data();
+  for (size_t i = 0; i < n_rows; ++i, word += kRowWords)
+    message.rows.push_back({word[0], int64_t(word[1]), word[2], word[3] != 0});
+  for (size_t i = 0; i < n_sampling; ++i, word += kSamplingWords)
+    message.sampling.push_back({bits_float(word[0]), word[1], bits_float(word[2]),
+                                uint64_t(uint32_t(word[3])) | (uint64_t(uint32_t(word[4])) << 32)});
+  return message;
+}
+
+}  // namespace shardlm

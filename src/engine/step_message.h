@@ -1,0 +1,28 @@
+// What the leading rank of a tensor-parallel group sends the others before each forward pass, so
+// every rank runs the same step: the packed rows and their sampling settings, a slot to reset, or
+// the end. It travels as a broadcast over the group's host communicator.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/communicator.h"
+#include "model/llama_model.h"
+#include "ops/sampler.h"
+
+namespace shardlm {
+
+enum class StepKind : int32_t { SAMPLE, LOGITS, RESET_SLOT, STOP };
+
+struct StepMessage {
+  StepKind kind = StepKind::STOP;
+  std::vector<TokenRow> rows;             // SAMPLE, LOGITS
+  std::vector<SamplingParams> sampling;   // SAMPLE: one per row that wants logits
+  int slot = 0;                           // RESET_SLOT
+};
+
+// Rank 0 sends; every other rank receives the same message.
+void send_step(Communicator& comm, const StepMessage& message);
+StepMessage receive_step(Communicator& comm);
+
+}  // namespace shardlm

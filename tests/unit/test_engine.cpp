@@ -1,0 +1,132 @@
+// The Engine API as the server will drive it: sequences join and leave between steps, a step mixes
+// prompt chunks with decoding sequences, and the tokens equal those of each sequence run alone;
+// tensor-parallel ranks (threads) follow the leader's steps and give the same tokens as one rank.
+// Bad steps are refused by name before any rank starts them.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "engine/engine.h"
+#include "error_message.h"
+#include "model_fixtures.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+
+std::unique_ptr<Engine> open_engine(int max_sequences, int tp = 1) {
+  EngineOptions options;
+  options.model_dir = kFixture;
+  options.max_sequences = max_sequences;
+  options.max_seq_len = 64;
+  options.tp = tp;
+  return Engine::open(options);
+}
+
+std::vector<int32_t> prompt(int length, int salt) {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < length; ++i) tokens.push_back((i * 37 + salt * 11 + 5) % 600);
+  return tokens;
+}
+
+// Greedy: the whole prompt in one step, then n tokens one step each.
+std::vector<int32_t> greedy_alone(Engine& engine, const std::vector<int32_t>& tokens, int n) {
+  const int id = engine.add_sequence(SamplingParams{});
+  std::vector<int32_t> out;
+  std::vector<int32_t> input = tokens;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(engine.step(std::vector<SequenceChunk>{{id, input, true}}).at(0));
+    input = {out.back()};
+  }
+  engine.remove_sequence(id);
+  return out;
+}
+
+TEST(Engine, RaggedStepsOfPromptChunksAndDecodesMatchEachSequenceAlone) {
+  const std::unique_ptr<Engine> engine = open_engine(2);
+  const std::vector<int32_t> first = prompt(9, 1), second = prompt(14, 2);
+  const std::vector<int32_t> first_alone = greedy_alone(*engine, first, 6);
+  const std::vector<int32_t> second_alone = greedy_alone(*engine, second, 6);
+
+  // The first sequence decodes while the second arrives and prefills in two chunks beside it.
+  const int a = engine->add_sequence(SamplingParams{});
+  std::vector<int32_t> a_out = engine->step(std::vector<SequenceChunk>{{a, first, true}});
+  const int b = engine->add_sequence(SamplingParams{});
+  const std::vector<int32_t> b_head(second.begin(), second.begin() + 5), b_tail(second.begin() + 5, second.end());
+  std::vector<int32_t> a_next = {a_out.back()};
+  std::vector<int32_t> tokens = engine->step(std::vector<SequenceChunk>{{a, a_next, true}, {b, b_head, false}});
+  ASSERT_EQ(tokens.size(), 1u);
+  a_out.push_back(tokens[0]);
+  a_next = {a_out.back()};
+  tokens = engine->step(std::vector<SequenceChunk>{{b, b_tail, true}, {a, a_next, true}});
+  ASSERT_EQ(tokens.size(), 2u);
+  std::vector<int32_t> b_out = {tokens[0]};
+  a_out.push_back(tokens[1]);
+  EXPECT_EQ(engine->length(b), int64_t(second.size()));
+  while (b_out.size() < 6) {
+    std::vector<SequenceChunk> chunks;
+    const std::vector<int32_t> b_next = {b_out.back()};
+    a_next = {a_out.back()};
+    chunks.push_back({b, b_next, true});
+    if (a_out.size() < 6) chunks.push_back({a, a_next, true});
+    tokens = engine->step(chunks);
+    b_out.push_back(tokens[0]);
+    if (tokens.size() > 1) a_out.push_back(tokens[1]);
+  }
+  EXPECT_EQ(a_out, first_alone);
+  EXPECT_EQ(b_out, second_alone);
+}
+
+TEST(Engine, TwoRankThreadsFollowTheLeaderAndMatchOneRank) {
+  const std::vector<int32_t> tokens = prompt(12, 3);
+  const std::unique_ptr<Engine> single = open_engine(1);
+  const std::unique_ptr<Engine> parallel = open_engine(1, 2);
+  EXPECT_EQ(greedy_alone(*parallel, tokens, 8), greedy_alone(*single, tokens, 8));
+  // Logits too, through the same ranks.
+  const int id = parallel->add_sequence(SamplingParams{});
+  const std::vector<float> logits = parallel->step_logits(std::vector<SequenceChunk>{{id, tokens, true}});
+  EXPECT_EQ(logits.size(), size_t(parallel->config().vocab_size));
+}
+
+TEST(Engine, BadStepsAreRefusedByName) {
+  const std::unique_ptr<Engine> engine = open_engine(1);
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  EXPECT_ERROR_NAMES(engine->step(std::vector<SequenceChunk>{{0, tokens, true}}), "sequence 0 is not running");
+  const int id = engine->add_sequence(SamplingParams{});
+  EXPECT_ERROR_NAMES(engine->add_sequence(SamplingParams{}), "all 1 sequence slots are in use");
+  EXPECT_ERROR_NAMES(engine->add_sequence(SamplingParams{-1.0f}), "temperature");
+  EXPECT_ERROR_NAMES(engine->step(std::vector<SequenceChunk>{{id, tokens, true}, {id, tokens, true}}),
+                     "sequence 0 appears twice");
+  const std::vector<int32_t> outside = {1, 612};
+  EXPECT_ERROR_NAMES(engine->step(std::vector<SequenceChunk>{{id, outside, true}}), "token id 612",
+                     "vocab_size 612");
+  const std::vector<int32_t> too_long(65, 1);
+  EXPECT_ERROR_NAMES(engine->step(std::vector<SequenceChunk>{{id, too_long, true}}), "would hold 65 tokens",
+                     "64 the engine was opened for");
+  // A refused step changes nothing: the sequence still starts at position 0.
+  EXPECT_EQ(engine->length(id), 0);
+  EXPECT_EQ(engine->step(std::vector<SequenceChunk>{{id, tokens, true}}).size(), 1u);
+  EXPECT_EQ(engine->length(id), 3);
+  EXPECT_ERROR_NAMES(engine->follow(), "call step(), not follow()");
+}
+
+TEST(Engine, OpeningRefusesImpossibleSetUpsByName) {
+  EngineOptions options;
+  options.model_dir = kFixture;
+  options.tp = 3;
+  EXPECT_ERROR_NAMES(Engine::open(options), "tp=3");  // 8 query heads do not split over 3 ranks
+  options.tp = 1;
+  options.max_sequences = 0;
+  EXPECT_ERROR_NAMES(Engine::open(options), "--batch must be >= 1");
+  options.max_sequences = 1;
+  options.max_seq_len = 100000;
+  EXPECT_ERROR_NAMES(Engine::open(options), "max_position_embeddings 512");
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -24,7 +24,9 @@ std::vector<int32_t> CpuSequenceRunner::step(std::span<const TokenRow> rows) {
   for (const TokenRow& row : rows) {
     if (!row.wants_logits) continue;
     const std::span<const float> row_logits(logits.data() + tokens.size() * vocab, vocab);
-    tokens.push_back(samplers_[size_t(row.sequence)].sample(row_logits));
+    const int32_t token = samplers_[size_t(row.sequence)].sample(row_logits);
+    if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
+    tokens.push_back(token);
   }
   return tokens;
 }

@@ -1,6 +1,7 @@
 // `shardlm generate`: streams the continuation of one prompt to stdout (or prints one JSON object
-// per prompt with --json). Several --prompt options run as one batch. Sampling defaults come from
-// the model's generation_config.json, as transformers' generate() takes them; without one, greedy.
+// per prompt with --json). Several prompts (--prompt, --prompt-file) run as one batch. Sampling
+// defaults come from the model's generation_config.json, as transformers' generate() takes them;
+// without one, greedy.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -48,9 +49,11 @@ uint64_t sampling_seed(const GenerateOptions& options, const LaunchEnv& launch) 
   if (options.seed >= 0) return uint64_t(options.seed);
   // Every launched process would draw its own, and ranks that sample differently diverge.
   if (launch.distributed()) fail("--seed -1 draws a seed in each launched rank: give one seed to all of them");
-  const uint64_t seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
-  fmt::print(stderr, "[shardlm] --seed -1: sampling with seed {}\n", seed & uint64_t(INT64_MAX));
-  return seed & uint64_t(INT64_MAX);
+  // 63 bits, so the printed seed is one --seed accepts.
+  std::random_device random;
+  const uint64_t seed = ((uint64_t(random()) << 32) | random()) & uint64_t(INT64_MAX);
+  fmt::print(stderr, "[shardlm] --seed -1: sampling with seed {}\n", seed);
+  return seed;
 }
 
 SamplingParams sampling_params(const GenerateOptions& options, const GenerationConfig& defaults, uint64_t seed) {

@@ -30,7 +30,9 @@ std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows
       own.seed += uint64_t(row.sequence);
       sampler.emplace(own);
     }
-    tokens.push_back(sampler->sample(std::span<const float>(logits.data() + tokens.size() * vocab, vocab)));
+    const int32_t token = sampler->sample(std::span<const float>(logits.data() + tokens.size() * vocab, vocab));
+    if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
+    tokens.push_back(token);
   }
   return tokens;
 }

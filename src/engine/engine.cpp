@@ -18,6 +18,7 @@
 #include "parallel/comm/thread_group.h"
 #include "plan/tp_plan.h"
 #ifdef SHARDLM_WITH_CUDA
+#include "backend/cuda/device_query.h"
 #include "engine/cuda/cuda_rank_model.h"
 #endif
 
@@ -151,6 +152,7 @@ void check_devices(const EngineOptions& options, int n_ranks) {
   // NCCL needs a GPU per rank; checked first, since a rank that cannot start would leave the
   // others waiting in ncclCommInitRank.
   const int first = options.device.index;
+  if (n_ranks == 1 && !options.device_map) cuda::require_cuda_device(first);
   if (n_ranks > 1 && first + n_ranks > n_devices)
     fail("--tp {} from cuda:{} needs cuda:{}..cuda:{}, but {} CUDA devices are visible", n_ranks, first, first,
          first + n_ranks - 1, n_devices);

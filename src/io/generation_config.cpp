@@ -39,6 +39,15 @@ GenerationConfig GenerationConfig::parse(std::string_view json_text, const std::
   return config;
 }
 
+void check_generation_token_ids(const GenerationConfig& config, int vocab_size, const std::string& source_name) {
+  auto check = [&](std::string_view key, int id) {
+    if (id >= vocab_size)
+      fail("{}: \"{}\" is {}, outside the vocabulary (config.json's vocab_size {})", source_name, key, id, vocab_size);
+  };
+  if (config.bos_token_id) check("bos_token_id", *config.bos_token_id);
+  for (int id : config.eos_token_ids) check("eos_token_id", id);
+}
+
 GenerationConfig GenerationConfig::from_dir(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "generation_config.json";
   std::error_code error;

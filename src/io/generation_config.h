@@ -23,4 +23,8 @@ struct GenerationConfig {
   static GenerationConfig parse(std::string_view json_text, const std::string& source_name);
 };
 
+// Fails, naming source_name and the key, when a token id lies outside the model's vocabulary (the
+// file alone does not know its size): such an eos id would never be generated.
+void check_generation_token_ids(const GenerationConfig& config, int vocab_size, const std::string& source_name);
+
 }  // namespace shardlm

@@ -31,7 +31,9 @@ struct FileDescriptor {
 }  // namespace
 
 MappedFile MappedFile::open(const std::filesystem::path& path) {
-  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever, before the
+  // regular-file check below could refuse it. It changes nothing for a regular file.
+  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (file.fd < 0) fail("{}: cannot open: {}", path.string(), errno_text(errno));
 
   struct stat status {};

@@ -238,6 +238,11 @@ void read_rope(const JsonFields& fields, ModelConfig& config) {
   scaling.truncate = rope->get_bool("truncate").value_or(true);
 }
 
+void check_token_id_in_vocabulary(const JsonFields& fields, std::string_view key, int id, int vocab_size) {
+  if (id >= vocab_size)
+    fields.fail_key(key, fmt::format("is {}, outside the vocabulary (vocab_size {})", id, vocab_size));
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& source_name) {
@@ -300,6 +305,11 @@ ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& so
   } else if (defaults.eos_token_id) {
     config.eos_token_ids = {*defaults.eos_token_id};
   }
+  // An id past the embedding table is never generated (so generation would never stop) or is read
+  // out of bounds; Transformers would fail on it later, here it fails naming the key.
+  if (fields.has_value("bos_token_id")) check_token_id_in_vocabulary(fields, "bos_token_id", *config.bos_token_id, config.vocab_size);
+  for (int id : fields.has_value("eos_token_id") ? config.eos_token_ids : std::vector<int>{})
+    check_token_id_in_vocabulary(fields, "eos_token_id", id, config.vocab_size);
   config.torch_dtype = read_torch_dtype(fields);
   return config;
 }

@@ -18,6 +18,12 @@ void validate_sampling_params(const SamplingParams& params) {
   if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got {}", params.top_p);
 }
 
+void fail_non_finite_logits(int sequence, int64_t position) {
+  fail("non-finite logits (NaN or Inf) at position {} of sequence {}: the model computed no usable "
+       "distribution; check the weights with `shardlm info --check-weights`",
+       position, sequence);
+}
+
 int32_t argmax(std::span<const float> logits) {
   return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
@@ -27,6 +33,10 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
+  // Checked first: a NaN would also break the sort's ordering below. One pass over the row is
+  // small beside the head's matmul that produced it.
+  if (!std::all_of(logits.begin(), logits.end(), [](float logit) { return std::isfinite(logit); }))
+    return kNonFiniteLogits;
   if (params_.temperature == 0.0f) return argmax(logits);
 
   std::vector<int32_t> order(logits.size());

@@ -18,9 +18,17 @@ struct SamplingParams {
 // Throws Error naming the option when a parameter is out of range.
 void validate_sampling_params(const SamplingParams& params);
 
+// What a sampler returns for a row with a NaN or infinite logit (the CPU sampler and the CUDA
+// sampling kernel alike): no token can be chosen from it, and greedy would silently pick one.
+constexpr int32_t kNonFiniteLogits = -1;
+
+// The error for a sampled row whose logits were not all finite, naming where generation stopped.
+[[noreturn]] void fail_non_finite_logits(int sequence, int64_t position);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
+  // The next token, or kNonFiniteLogits when any logit is NaN or infinite.
   int32_t sample(std::span<const float> logits);
 
  private:

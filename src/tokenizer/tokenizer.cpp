@@ -54,6 +54,10 @@ struct Tokenizer::Impl {
 namespace {
 
 std::string read_file(const std::filesystem::path& path) {
+  // Opening a FIFO would wait for a writer forever, and a device may never end: regular files only.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && status.type() != std::filesystem::file_type::regular) fail("{}: not a regular file", path.string());
   std::ifstream file(path, std::ios::binary);
   if (!file) fail("{}: cannot open file", path.string());
   std::ostringstream contents;

@@ -1,8 +1,10 @@
 // The device sampler: greedy is argmax with torch's tie rule, top-k 1 and a tiny top-p collapse to
-// greedy, seeds repeat, and the sampled frequencies follow the temperature-scaled softmax.
+// greedy, seeds repeat, the sampled frequencies follow the temperature-scaled softmax, and a row
+// with a NaN or infinite logit anywhere gets the non-finite sentinel instead of a token.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
@@ -80,6 +82,32 @@ TEST(CudaSampling, SeedsRepeatAndTopKBoundsTheSupport) {
   EXPECT_NE(sample_rows(logits, 256, 2.0f, 3, 1.0f, 42), sample_rows(logits, 256, 2.0f, 3, 1.0f, 43));
   for (int32_t token : sample_rows(logits, 512, 2.0f, 3, 1.0f, 5))
     EXPECT_TRUE(token == 4321 || token == 17 || token == 18) << token;
+}
+
+TEST(CudaSampling, NonFiniteLogitsGiveTheSentinelInEveryMode) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  // Positions in the lead, the unrolled body and the tail of a row that is not 16-byte aligned.
+  const int vocab = 4 * 4 * 1024 * 2 + 4 * 300 + 3;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (int i = 0; i < vocab; ++i) logits[size_t(i)] = std::sin(float(i) * 0.3f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  struct Mode {
+    float temperature;
+    int top_k;
+    float top_p;
+  };
+  for (const Mode mode : {Mode{0.0f, 0, 1.0f}, Mode{1.0f, 0, 1.0f}, Mode{0.7f, 40, 0.9f}}) {
+    for (const float bad : {nan, inf, -inf}) {
+      for (int position : {1, 4 * 4 * 1024 + 9, vocab - 1}) {
+        std::vector<float> broken = logits;
+        broken[size_t(position)] = bad;
+        EXPECT_EQ(sample_rows(broken, 2, mode.temperature, mode.top_k, mode.top_p, 3),
+                  std::vector<int32_t>(2, kNonFiniteLogitsToken))
+            << "temperature " << mode.temperature << ", logit " << bad << " at " << position;
+      }
+    }
+    EXPECT_NE(sample_rows(logits, 1, mode.temperature, mode.top_k, mode.top_p, 3).at(0), kNonFiniteLogitsToken);
+  }
 }
 
 TEST(CudaSampling, FrequenciesFollowTheSoftmax) {

@@ -1,6 +1,7 @@
 // Sampler and stop-string behaviour.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 
 #include "core/error.h"
@@ -37,6 +38,17 @@ TEST(Sampler, TopPKeepsSmallestSetReachingP) {
   Sampler sampler({1.0f, 0, 0.5f, 1});
   const std::vector<float> peaked = {5.0f, 2.7f, 0.0f, -1.0f};
   for (int i = 0; i < 50; ++i) EXPECT_EQ(sampler.sample(peaked), 0);
+}
+
+TEST(Sampler, NonFiniteLogitsGiveTheSentinelInEveryMode) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> logits = kLogits;
+    logits[4] = bad;
+    for (const SamplingParams params : {SamplingParams{0.0f, 0, 1.0f, 0}, SamplingParams{1.0f, 2, 0.9f, 5}})
+      EXPECT_EQ(Sampler(params).sample(logits), kNonFiniteLogits) << bad;
+  }
+  EXPECT_THROW(fail_non_finite_logits(2, 17), Error);
 }
 
 TEST(Sampler, RejectsBadParameters) {

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "common_options.h"
 #include "engine/engine_options.h"
+#include "option_checks.h"
 #include "parallel/comm/thread_group.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "parallel/cuda/host_staged_communicator.h"
@@ -122,7 +123,7 @@ void add_bench_comm_command(CLI::App& app) {
       app.add_subcommand("bench-comm", "Measure all-reduce latency by message size between GPU ranks (peer, NCCL)");
   add_device_option(*command, options->device);
   command->add_option("--tp", options->tp, "Ranks, one GPU each from --device on")
-      ->check(CLI::Range(2, 8))
+      ->check(integer_in(2, 8))
       ->capture_default_str();
   command->add_flag("--shared-gpu", options->shared_gpu,
                     "Put every rank on --device (the peer protocol only; NCCL needs a GPU per rank)");

@@ -1,4 +1,4 @@
-// `shardlm bench`: prefill and decode speed on random prompt tokens, as JSON. Decode steps are
+// `shardlm bench`: prefill and decode speed on random prompt tokens (or a given prompt), as JSON. Decode steps are
 // timed one by one (each ends when its token ids are on the host) so the median and p90 time per
 // output token can be reported, next to the bandwidth floor: weight bytes over measured memory
 // bandwidth. `--random SHAPE` benchmarks a built-in shape with random weights on the GPU, so big
@@ -22,9 +22,13 @@
 #include "engine/engine.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
+#include "option_checks.h"
+#include "prompt_options.h"
+#include "tokenizer/tokenizer.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/copy_bandwidth.h"
 #include "backend/cuda/cuda_llama_model.h"
+#include "backend/cuda/device_query.h"
 #endif
 
 namespace shardlm::cli {
@@ -34,6 +38,8 @@ struct BenchOptions {
   ModelOptions model;
   std::string device = "cpu";
   std::string random_shape;
+  PromptOptions prompt;            // --prompt/--prompt-file: one real prompt instead of random tokens
+  std::vector<int32_t> prompt_ids;  // that prompt's tokens (then prompt_len is their count)
   int prompt_len = 128;
   int new_tokens = 32;
   int batch = 1;
@@ -56,14 +62,17 @@ double percentile(std::vector<double> values, double fraction) {
   return values[std::min(values.size() - 1, size_t(fraction * double(values.size())))];
 }
 
-// The prompt rows of every sequence (random tokens), logits wanted at each prompt's end.
-std::vector<TokenRow> random_prompt_rows(const BenchOptions& options, int vocab_size) {
+// The prompt rows of every sequence (the given prompt, or random tokens), logits wanted at each
+// prompt's end.
+std::vector<TokenRow> prompt_rows(const BenchOptions& options, int vocab_size) {
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> random_token(0, vocab_size - 1);
   std::vector<TokenRow> rows;
   for (int sequence = 0; sequence < options.batch; ++sequence)
-    for (int position = 0; position < options.prompt_len; ++position)
-      rows.push_back({sequence, position, random_token(rng), position + 1 == options.prompt_len});
+    for (int position = 0; position < options.prompt_len; ++position) {
+      const int32_t token = options.prompt_ids.empty() ? random_token(rng) : options.prompt_ids[size_t(position)];
+      rows.push_back({sequence, position, token, position + 1 == options.prompt_len});
+    }
   return rows;
 }
 
@@ -80,7 +89,7 @@ using BetweenSteps = std::function<void(int step_index)>;
 template <typename Step>
 Timings time_generation(const BenchOptions& options, int vocab_size, Step&& step, const BetweenSteps& between = {}) {
   Timings timings;
-  std::vector<TokenRow> rows = random_prompt_rows(options, vocab_size);
+  std::vector<TokenRow> rows = prompt_rows(options, vocab_size);
   const Clock::time_point prefill_start = Clock::now();
   std::vector<int32_t> tokens = step(rows);
   timings.prefill_ms = milliseconds_since(prefill_start);
@@ -157,9 +166,6 @@ nlohmann::json report(const BenchOptions& options, const Timings& timings, doubl
 }
 
 void check_lengths(const BenchOptions& options, const ModelConfig& config) {
-  if (options.prompt_len < 1) fail("--prompt-len must be >= 1, got {}", options.prompt_len);
-  if (options.new_tokens < 1) fail("--new-tokens must be >= 1, got {}", options.new_tokens);
-  if (options.batch < 1) fail("--batch must be >= 1, got {}", options.batch);
   const int64_t needed = int64_t(options.prompt_len) + options.new_tokens;
   if (needed > config.max_position_embeddings)
     fail("--prompt-len + --new-tokens = {} exceeds the model's max_position_embeddings {}", needed,
@@ -271,6 +277,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     run_bench_tensor_parallel(options, device);
     return;
   }
+  cuda::require_cuda_device(device.index);
   const bool random_weights = !options.random_shape.empty();
   std::shared_ptr<const Checkpoint> checkpoint;
   std::filesystem::path dir;
@@ -334,7 +341,16 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
 }
 #endif
 
-void run_bench(const BenchOptions& options) {
+void run_bench(const BenchOptions& given) {
+  BenchOptions options = given;
+  const std::vector<std::string> prompts = read_prompts(options.prompt);
+  if (prompts.size() > 1) fail("bench takes one prompt (--prompt or --prompt-file); --batch repeats it");
+  if (!prompts.empty()) {
+    if (!options.random_shape.empty()) fail("--prompt needs --model DIR: a --random shape has no tokenizer");
+    options.prompt_ids = Tokenizer::from_dir(prepare_model_dir(options.model)).encode(prompts[0]);
+    if (options.prompt_ids.empty()) fail("--prompt: the prompt has no tokens");
+    options.prompt_len = int(options.prompt_ids.size());
+  }
   const DeviceSpec device = parse_device(options.device);
   if (!options.device_map.cuda_devices.empty() && options.device_map.device_map.empty())
     fail("--cuda-devices says where a device map's GPUs run: it needs --device-map");
@@ -362,13 +378,22 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--random", options->random_shape,
                       "Random weights of a built-in shape (bench/shapes: llama3-8b, llama3-70b, qwen2.5-7b, "
                       "qwen3-8b, mistral-7b) or a config.json path; GPU only");
-  command->add_option("--prompt-len", options->prompt_len, "Prompt length in tokens")->capture_default_str();
-  command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")->capture_default_str();
-  command->add_option("--batch", options->batch, "Sequences decoded together")->capture_default_str();
+  add_prompt_options(*command, options->prompt);
+  command->add_option("--prompt-len", options->prompt_len, "Prompt length in random tokens")
+      ->check(integer_in(1, INT32_MAX))
+      ->excludes(command->get_option("--prompt"))
+      ->excludes(command->get_option("--prompt-file"))
+      ->capture_default_str();
+  command->add_option("--new-tokens", options->new_tokens, "Tokens to decode")
+      ->check(integer_in(1, INT32_MAX))
+      ->capture_default_str();
+  command->add_option("--batch", options->batch, "Sequences decoded together")
+      ->check(integer_in(1, INT32_MAX))
+      ->capture_default_str();
   add_device_map_options(*command, options->device_map);
   add_cuda_devices_option(*command, options->device_map);
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL)")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
       ->capture_default_str();

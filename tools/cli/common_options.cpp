@@ -2,13 +2,17 @@
 // overrides it without a flag, as HF users set a model through the environment.
 #include "common_options.h"
 
+#include <fmt/core.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "plan/device_map/model_layout.h"
+#include "option_checks.h"
 
 namespace shardlm::cli {
 
@@ -17,7 +21,9 @@ void add_model_options(CLI::App& command, ModelOptions& options) {
                      "Model directory (config.json, *.safetensors, tokenizer.json); default: $SHARDLM_MODEL or "
                      "the bundled KJV model")
       ->envname("SHARDLM_MODEL");
-  command.add_option("--threads,-t", options.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  // More threads than CPUs only slows OpenMP down, and tens of thousands crash libgomp.
+  command.add_option("--threads,-t", options.threads, "CPU threads (default: all cores)")
+      ->check(integer_in(1, omp_get_num_procs(), "the CPUs this process may use"));
 }
 
 std::filesystem::path prepare_model_dir(const ModelOptions& options) {
@@ -25,6 +31,17 @@ std::filesystem::path prepare_model_dir(const ModelOptions& options) {
   const std::filesystem::path dir = options.model_dir.empty() ? SHARDLM_DEFAULT_MODEL_DIR : options.model_dir;
   if (!std::filesystem::is_directory(dir)) fail("--model: {} is not a directory", dir.string());
   return dir;
+}
+
+void warn_about_unused_tensors(const std::filesystem::path& dir, const ModelConfig& config) {
+  constexpr size_t kNamed = 5;
+  const std::vector<std::string> unused = unused_tensor_names(config, Checkpoint::open(dir));
+  if (unused.empty()) return;
+  std::string named;
+  for (size_t i = 0; i < std::min(unused.size(), kNamed); ++i) named += (i == 0 ? "" : ", ") + unused[i];
+  if (unused.size() > kNamed) named += fmt::format(" and {} more", unused.size() - kNamed);
+  fmt::print(stderr, "[shardlm] warning: {} tensors of the checkpoint are not used by {} with {} layers ({}): {}\n",
+             unused.size(), config.architecture_name, config.num_hidden_layers, (dir / "config.json").string(), named);
 }
 
 ModelConfig random_shape_config(const std::string& shape) {

@@ -12,12 +12,16 @@ namespace shardlm::cli {
 
 struct ModelOptions {
   std::string model_dir;  // empty: the default model
-  int threads = 0;        // 0: OpenMP's default (all cores)
+  int threads = 0;        // 0 (not given): OpenMP's default, all cores
 };
 
 void add_model_options(CLI::App& command, ModelOptions& options);
 // The model directory to load (the default model when --model is absent); applies --threads.
 std::filesystem::path prepare_model_dir(const ModelOptions& options);
+// Warns on stderr, as Transformers does when it loads, about the checkpoint's tensors that a model
+// with this config does not read (a config with fewer layers than the checkpoint, a stray tensor),
+// naming the first few.
+void warn_about_unused_tensors(const std::filesystem::path& dir, const ModelConfig& config);
 // The config of a built-in shape for --random (bench/shapes/NAME.json) or of a config.json path.
 ModelConfig random_shape_config(const std::string& shape);
 // --device: cpu, cuda or cuda:N (parsed by parse_device in engine/engine_options.h).

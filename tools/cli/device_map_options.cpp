@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "option_checks.h"
 #include "plan/device_map/explicit_map.h"
 #include "plan/device_map/model_layout.h"
 #include "plan/device_map/offload_policy.h"
@@ -46,14 +47,20 @@ std::vector<DeviceBudget> this_machines_devices() {
 }
 
 void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
-  command.add_option("--device-map", request.device_map,
-                     "Place whole layers as `shardlm plan` does: auto, balanced, balanced_low_0, sequential, or a "
-                     "FILE.json / inline JSON map of module prefixes to 0, cuda:1, cpu or disk");
-  command.add_option("--max-memory", request.max_memory,
-                     "Cap per device for --device-map, e.g. 0=8GiB,cpu=64GiB,disk (only the devices named are used)");
-  command.add_option("--offload-exec", request.offload_exec,
-                     "How layers on cpu or disk run with a GPU: stream (copied to the GPU just in time), cpu (the "
-                     "CPU computes them), auto (per step, whichever measures faster)")
+  CLI::Option* device_map =
+      command.add_option("--device-map", request.device_map,
+                         "Place whole layers as `shardlm plan` does: auto, balanced, balanced_low_0, sequential, or a "
+                         "FILE.json / inline JSON map of module prefixes to 0, cuda:1, cpu or disk");
+  // Without a device map these would be ignored, and a typo in them never noticed: refused instead.
+  command
+      .add_option("--max-memory", request.max_memory,
+                  "Cap per device for --device-map, e.g. 0=8GiB,cpu=64GiB,disk (only the devices named are used)")
+      ->needs(device_map);
+  command
+      .add_option("--offload-exec", request.offload_exec,
+                  "How layers on cpu or disk run with a GPU: stream (copied to the GPU just in time), cpu (the "
+                  "CPU computes them), auto (per step, whichever measures faster)")
+      ->needs(device_map)
       ->capture_default_str();
 }
 
@@ -63,7 +70,7 @@ void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request) {
                   "The CUDA device each cuda:N of --device-map runs on, e.g. 0,0 runs a two-GPU map on one GPU "
                   "(each gets its own workspace and hand-offs; the device's memory is shared)")
       ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, INT32_MAX));
 }
 
 namespace {

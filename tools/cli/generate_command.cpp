@@ -1,6 +1,7 @@
 // `shardlm generate`: streams the continuation of one prompt to stdout (or prints one JSON object
-// per prompt with --json). Several --prompt options run as one batch. Sampling defaults come from
-// the model's generation_config.json, as transformers' generate() takes them; without one, greedy.
+// per prompt with --json). Several prompts (--prompt, --prompt-file) run as one batch. Sampling
+// defaults come from the model's generation_config.json, as transformers' generate() takes them;
+// without one, greedy.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -9,14 +10,20 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <random>
 
 #include "commands.h"
 #include "common_options.h"
 #include "io/generation_config.h"
 #include "device_map_options.h"
 #include "engine/engine.h"
+#include "option_checks.h"
+#include "prompt_options.h"
 #include "core/error.h"
 #include "runtime/generator.h"
+#ifdef SHARDLM_WITH_CUDA
+#include "backend/cuda/device_query.h"
+#endif
 
 namespace shardlm::cli {
 namespace {
@@ -27,19 +34,31 @@ struct GenerateOptions {
   int tp = 1;
   std::string tp_plan = "auto";
   DeviceMapRequest device_map;
-  std::vector<std::string> prompts;
+  PromptOptions prompt;
   int max_new_tokens = 128;
   std::optional<float> temperature;
   std::optional<int> top_k;
   std::optional<float> top_p;
-  uint64_t seed = 0;
+  int64_t seed = 0;  // -1: a random seed, as llama.cpp takes it
   std::vector<std::string> stop;
   bool json = false;
 };
 
-SamplingParams sampling_params(const GenerateOptions& options, const GenerationConfig& defaults) {
+// The seed to sample with: --seed, or for -1 one drawn now and printed, so a run can be repeated.
+uint64_t sampling_seed(const GenerateOptions& options, const LaunchEnv& launch) {
+  if (options.seed >= 0) return uint64_t(options.seed);
+  // Every launched process would draw its own, and ranks that sample differently diverge.
+  if (launch.distributed()) fail("--seed -1 draws a seed in each launched rank: give one seed to all of them");
+  // 63 bits, so the printed seed is one --seed accepts.
+  std::random_device random;
+  const uint64_t seed = ((uint64_t(random()) << 32) | random()) & uint64_t(INT64_MAX);
+  fmt::print(stderr, "[shardlm] --seed -1: sampling with seed {}\n", seed);
+  return seed;
+}
+
+SamplingParams sampling_params(const GenerateOptions& options, const GenerationConfig& defaults, uint64_t seed) {
   SamplingParams params;
-  params.seed = options.seed;
+  params.seed = seed;
   if (defaults.do_sample.value_or(false)) {
     params.temperature = defaults.temperature.value_or(1.0f);
     params.top_k = defaults.top_k.value_or(50);  // transformers' GenerationConfig default
@@ -58,35 +77,50 @@ std::vector<int32_t> eos_ids(const ModelConfig& config, const GenerationConfig& 
   return {};
 }
 
+// Options that would have no effect in this run are refused, saying what they need.
+void check_option_combination(const GenerateOptions& options, const LaunchEnv& launch) {
+  if (options.tp_plan != "auto" && options.tp == 1 && !launch.distributed())
+    fail("--tp-plan {} splits the model over tensor-parallel ranks: it needs --tp N (N >= 2) or a launcher",
+         options.tp_plan);
+  if (launch.distributed() && std::find(options.prompt.texts.begin(), options.prompt.texts.end(), "-") != options.prompt.texts.end())
+    fail("--prompt - under a launcher: every rank needs the prompt, and standard input reaches only one; use --prompt-file");
+}
+
 void run_generate(const GenerateOptions& options) {
+  const LaunchEnv launch = detect_launch_env(current_environment());
+  check_option_combination(options, launch);
+  const std::vector<std::string> prompts = read_prompts(options.prompt);
+  if (prompts.empty()) fail("generate needs a prompt: --prompt TEXT, --prompt - (standard input) or --prompt-file FILE");
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const DeviceSpec device = parse_device(options.device);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
+  check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
+  if (launch.rank == 0) warn_about_unused_tensors(dir, config);
 
   GenerationOptions generation_options;
   generation_options.max_new_tokens = options.max_new_tokens;
-  generation_options.sampling = sampling_params(options, generation);
+  generation_options.sampling = sampling_params(options, generation, sampling_seed(options, launch));
   generation_options.stop = options.stop;
   generation_options.eos_token_ids = eos_ids(config, generation, tokenizer);
 
   std::vector<std::vector<int32_t>> prompt_ids;
   size_t longest_prompt = 0;
-  for (const std::string& prompt : options.prompts) {
+  for (const std::string& prompt : prompts) {
     prompt_ids.push_back(tokenizer.encode(prompt));
     longest_prompt = std::max(longest_prompt, prompt_ids.back().size());
   }
-  const int64_t max_tokens = int64_t(longest_prompt) + std::max(options.max_new_tokens, 0);
+  const int64_t max_tokens = int64_t(longest_prompt) + options.max_new_tokens;
 
   // One prompt streams as it goes (echoed with the first piece, so nothing is printed when loading
   // fails); a batch prints each result when it is complete.
-  const bool stream = !options.json && options.prompts.size() == 1;
+  const bool stream = !options.json && prompts.size() == 1;
   bool echoed = false;
   TextCallback on_text;
   if (stream) {
     on_text = [&](size_t, std::string_view piece) {
-      if (!echoed) fmt::print("{}", options.prompts[0]);
+      if (!echoed) fmt::print("{}", prompts[0]);
       echoed = true;
       fmt::print("{}", piece);
       std::fflush(stdout);
@@ -100,9 +134,9 @@ void run_generate(const GenerateOptions& options) {
   engine_options.max_seq_len = max_tokens;
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
-  engine_options.launch = detect_launch_env(current_environment());
+  engine_options.launch = launch;
   if (!options.device_map.device_map.empty()) {
-    if (engine_options.launch.distributed() || options.tp > 1)
+    if (launch.distributed() || options.tp > 1)
       fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
     engine_options.device_map =
         plan_on_this_machine(options.device_map, dir, config, max_tokens, int(prompt_ids.size()), device.is_cuda);
@@ -129,9 +163,9 @@ void run_generate(const GenerateOptions& options) {
                                      {"finish_reason", result.finish_reason}};
       fmt::print("{}\n", object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (stream) {
-      fmt::print("{}\n", echoed ? "" : options.prompts[0]);
+      fmt::print("{}\n", echoed ? "" : prompts[0]);
     } else {
-      fmt::print("--- prompt {} ---\n{}{}\n", i, options.prompts[i], result.text);
+      fmt::print("--- prompt {} ---\n{}{}\n", i, prompts[i], result.text);
     }
   }
   std::fflush(stdout);  // the text first, then the timing line on stderr
@@ -147,18 +181,24 @@ void add_generate_command(CLI::App& app) {
   add_model_options(*command, options->model);
   add_device_option(*command, options->device);
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each: GPUs cuda:N.. with --device cuda:N (NCCL), else CPU ranks")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
       ->capture_default_str();
   add_device_map_options(*command, options->device_map);
-  command->add_option("--prompt,-p", options->prompts, "Prompt text (repeat for a batch of prompts)")->required();
+  add_prompt_options(*command, options->prompt);
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
+      ->check(integer_in(0, INT32_MAX))
       ->capture_default_str();
-  command->add_option("--temperature", options->temperature, "Sampling temperature; 0 is greedy");
-  command->add_option("--top-k", options->top_k, "Keep the k most likely tokens (0 disables)");
-  command->add_option("--top-p", options->top_p, "Keep the smallest set of tokens with probability >= p");
-  command->add_option("--seed", options->seed, "Random seed for sampling")->capture_default_str();
+  command->add_option("--temperature", options->temperature, "Sampling temperature; 0 is greedy")
+      ->check(finite_number());
+  command->add_option("--top-k", options->top_k, "Keep the k most likely tokens (0 disables)")
+      ->check(integer_in(0, INT32_MAX));
+  command->add_option("--top-p", options->top_p, "Keep the smallest set of tokens with probability >= p")
+      ->check(finite_number());
+  command->add_option("--seed", options->seed, "Random seed for sampling; -1 draws one (printed on stderr)")
+      ->check(integer_in(-1, INT64_MAX))
+      ->capture_default_str();
   command->add_option("--stop", options->stop, "Stop when this text appears (repeatable)");
   command->add_flag("--json", options->json,
                     R"(Print {"prompt_ids": [...], "output_ids": [...], "text": "..."} for each prompt)");

@@ -1,8 +1,10 @@
 // `shardlm launch --nproc-per-node N -- PROGRAM ARGS...`: starts N copies of a program with the
 // environment torchrun gives its workers (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT), so `shardlm generate` runs as N ranks that find each other over TCP.
-// When one worker fails, the others are stopped and launch exits with the failing worker's status,
-// so a dead rank never leaves the rest hanging.
+// When one worker fails, the others are stopped and launch fails (exit code 1, like every other
+// error) with a message saying how the worker ended, so a dead rank never leaves the rest hanging.
+// The worker's own status is not passed on: 137 from a killed worker would read as if launch itself
+// had been killed.
 #include <fmt/core.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,11 +12,13 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
 #include "commands.h"
 #include "core/error.h"
+#include "option_checks.h"
 #include "parallel/launch_env.h"
 
 namespace shardlm::cli {
@@ -42,8 +46,11 @@ pid_t spawn(const std::vector<std::string>& command, const EnvMap& environment) 
   _exit(127);
 }
 
-// Exit status of a waited-for child as a shell reports it (128 + signal when killed).
-int status_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+// How a waited-for child ended, in words.
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
 
 void stop_all(std::vector<pid_t>& running) {
   for (pid_t pid : running) kill(pid, SIGTERM);
@@ -59,7 +66,7 @@ void stop_all(std::vector<pid_t>& running) {
   running.clear();
 }
 
-int run_launch(const LaunchOptions& options) {
+void run_launch(const LaunchOptions& options) {
   if (options.command.empty()) fail("launch: no program given (usage: shardlm launch --nproc-per-node N -- PROGRAM ARGS...)");
   LaunchSpec spec;
   spec.nproc_per_node = options.nproc_per_node;
@@ -73,14 +80,12 @@ int run_launch(const LaunchOptions& options) {
     const pid_t done = waitpid(-1, &status, 0);
     if (done < 0) break;
     std::erase(running, done);
-    if (status_code(status) != 0) {
-      fmt::print(stderr, "error: launch: a worker (pid {}) exited with status {}; stopping the other {}\n", done,
-                 status_code(status), running.size());
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      const size_t n_others = running.size();
       stop_all(running);
-      return status_code(status);
+      fail("launch: a worker (pid {}) {}; stopped the other {}", done, describe_status(status), n_others);
     }
   }
-  return 0;
 }
 
 }  // namespace
@@ -90,15 +95,14 @@ void add_launch_command(CLI::App& app) {
   CLI::App* command =
       app.add_subcommand("launch", "Start N ranks of a program with torchrun's environment (shardlm launch -- ...)");
   command->add_option("--nproc-per-node", options->nproc_per_node, "Processes (ranks) to start")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   command->add_option("--master-addr", options->master_addr, "Address of rank 0")->capture_default_str();
-  command->add_option("--master-port", options->master_port, "Port rank 0 listens on")->capture_default_str();
+  command->add_option("--master-port", options->master_port, "Port rank 0 listens on")
+      ->check(integer_in(1, 65535))
+      ->capture_default_str();
   command->add_option("command", options->command, "The program and its arguments, after --")->required();
-  command->callback([options] {
-    const int code = run_launch(*options);
-    if (code != 0) std::exit(code);
-  });
+  command->callback([options] { run_launch(*options); });
 }
 
 }  // namespace shardlm::cli

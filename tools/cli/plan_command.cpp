@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "option_checks.h"
 #include "plan/device_map/plan_report.h"
 #include "plan/device_map/planner.h"
 #include "plan/memory_size.h"
@@ -139,27 +140,40 @@ void add_plan_command(CLI::App& app) {
                       "Plan a built-in shape instead (bench/shapes: llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, "
                       "mistral-7b) or a config.json path")
       ->excludes(model);
-  command->add_option("--device-map", options->device_map,
-                      "auto, balanced, balanced_low_0, sequential, a FILE.json mapping module prefixes to devices, or "
-                      "that JSON inline")
-      ->capture_default_str();
-  command->add_option("--max-memory", options->max_memory,
-                      "Cap per device, e.g. 0=20GiB,1=40GiB,cpu=64GiB,disk or {\"0\": \"20GiB\"}; only the devices "
-                      "named are used");
-  command->add_option("--devices", options->devices,
-                      "Hypothetical devices and their free memory, e.g. cuda:0=80GiB,cuda:1=80GiB,cpu=256GiB,disk "
-                      "(default: this machine's)");
-  command->add_option("--max-seq-len", options->max_seq_len,
-                      "Tokens per sequence the KV cache holds (default: the model's context, at most 4096)");
-  command->add_option("--batch", options->batch, "Sequences generated together")->capture_default_str();
+  CLI::Option* device_map =
+      command->add_option("--device-map", options->device_map,
+                          "auto, balanced, balanced_low_0, sequential, a FILE.json mapping module prefixes to devices, "
+                          "or that JSON inline")
+          ->capture_default_str();
+  CLI::Option* max_memory =
+      command->add_option("--max-memory", options->max_memory,
+                          "Cap per device, e.g. 0=20GiB,1=40GiB,cpu=64GiB,disk or {\"0\": \"20GiB\"}; only the "
+                          "devices named are used");
+  CLI::Option* devices =
+      command->add_option("--devices", options->devices,
+                          "Hypothetical devices and their free memory, e.g. cuda:0=80GiB,cuda:1=80GiB,cpu=256GiB,disk "
+                          "(default: this machine's)");
+  CLI::Option* max_seq_len =
+      command->add_option("--max-seq-len", options->max_seq_len,
+                          "Tokens per sequence the KV cache holds (default: the model's context, at most 4096)")
+          ->check(integer_in(0, INT32_MAX));
+  CLI::Option* batch = command->add_option("--batch", options->batch, "Sequences generated together")
+                           ->check(integer_in(1, INT32_MAX))
+                           ->capture_default_str();
   command->add_option("--dtype", options->dtype,
                       "Weight dtype after loading: bf16 (what the CUDA backend holds), f16, f32, or stored")
       ->capture_default_str();
   command->add_option("--tp", options->tp,
                       "Show the tensor-parallel plan over N ranks instead: each weight's shard, bytes per rank, "
                       "what is replicated")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, INT32_MAX));
+  // A tensor-parallel plan places no layers and sizes no cache: the device-map options do nothing
+  // with --tp, and a plan file does nothing without it.
+  CLI::Option* tp = command->get_option("--tp");
+  for (CLI::Option* device_map_option : {device_map, max_memory, devices, max_seq_len, batch})
+    tp->excludes(device_map_option);
   command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
+      ->needs(tp)
       ->capture_default_str();
   command->add_flag("--json", options->json, "Print the plan as JSON");
   command->add_flag("--verbose,-v", options->verbose, "Also print why each module is where it is");

@@ -774,6 +774,16 @@ std::vector<int32_t> CudaLlamaModel::read_tokens(int n_logit_rows) {
                              cudaMemcpyDeviceToHost, gpu.stream));
   CUDA_CHECK(cudaStreamSynchronize(gpu.stream));
   const int32_t* tokens = host_tokens_.get<int32_t>();
+  // The sampler marks a row with non-finite logits; the staged inputs of this step (unchanged since
+  // stage_rows) say which sequence and position it was.
+  static_assert(kNonFiniteLogitsToken == kNonFiniteLogits);
+  const int32_t* staged = host_inputs_.get<int32_t>();
+  const size_t stride = size_t(options_.max_rows);
+  for (int r = 0; r < n_logit_rows; ++r) {
+    if (tokens[r] != kNonFiniteLogitsToken) continue;
+    const size_t row = size_t(staged[3 * stride + size_t(r)]);
+    fail_non_finite_logits(staged[2 * stride + row], staged[stride + row]);
+  }
   return std::vector<int32_t>(tokens, tokens + n_logit_rows);
 }
 

@@ -2,8 +2,21 @@
 #include "backend/cuda/device_query.h"
 
 #include "core/cuda/cuda_check.h"
+#include "core/error.h"
 
 namespace shardlm::cuda {
+
+void require_cuda_device(int index) {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    fail("--device cuda:{}: no CUDA device is visible ({}: {})", index, cudaGetErrorName(error),
+         cudaGetErrorString(error));
+  }
+  if (count == 0) fail("--device cuda:{}: no CUDA device is visible", index);
+  if (index >= count) fail("--device cuda:{}: only {} CUDA devices are visible (cuda:0..cuda:{})", index, count, count - 1);
+}
 
 std::vector<DeviceBudget> detect_cuda_devices() {
   int count = 0;

@@ -4,6 +4,9 @@
 // every tied token, as a sort-based top-k would keep an arbitrary subset of them. Every pass reads
 // the row with 16-byte loads, several in flight per thread: one block reads a whole vocabulary, so
 // its passes are bound by load latency (greedy took 51 us per token on an H100 with scalar loads).
+// A thread that saw a NaN or infinite logit in its first pass enters the final argmax as
+// (+Inf, kNonFiniteLogitsToken), which beats every real candidate (-1 wins the tie with a real +Inf),
+// so the row's answer becomes the sentinel without another block-wide reduction.
 #include <cfloat>
 #include <cmath>
 
@@ -81,6 +84,12 @@ __device__ void warp_argmax(float& value, int& index) {
     keep_better(value, index, __shfl_xor_sync(0xffffffffu, value, offset), __shfl_xor_sync(0xffffffffu, index, offset));
 }
 
+// Makes this thread's candidate the row's answer: kNonFiniteLogitsToken, ahead of every index.
+__device__ __forceinline__ void flag_non_finite(float& best, int& best_index) {
+  best = INFINITY;
+  best_index = kNonFiniteLogitsToken;
+}
+
 // The same over the whole block; every thread gets the index.
 __device__ int block_argmax(float value, int index) {
   __shared__ float best_values[32];
@@ -112,10 +121,15 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
   wait_for_predecessor();
   allow_successor();
   const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
+  bool saw_non_finite = false;
   if (p.temperature == 0.0f) {
     float best = -INFINITY;
     int best_index = INT_MAX;
-    for_each_logit(logits, p.vocab, [&](int i, float logit) { keep_better(best, best_index, logit, i); });
+    for_each_logit(logits, p.vocab, [&](int i, float logit) {
+      saw_non_finite |= !isfinite(logit);
+      keep_better(best, best_index, logit, i);
+    });
+    if (saw_non_finite) flag_non_finite(best, best_index);
     const int token = block_argmax(best, best_index);
     if (threadIdx.x == 0) p.tokens[blockIdx.x] = token;
     return;
@@ -123,6 +137,7 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
 
   float local_max = -FLT_MAX, local_min = FLT_MAX;
   for_each_logit(logits, p.vocab, [&](int, float logit) {
+    saw_non_finite |= !isfinite(logit);
     local_max = fmaxf(local_max, logit);
     local_min = fminf(local_min, logit);
   });
@@ -170,6 +185,9 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
     const float gumbel = -__logf(-__logf(uniform_open(p.seed, stream, uint64_t(i))));
     keep_better(best, best_index, logit * inverse_temperature + gumbel, i);
   });
+  // The thresholds above are meaningless for such a row, but every pass still ends: it only costs
+  // time on the way to the error.
+  if (saw_non_finite) flag_non_finite(best, best_index);
   const int token = block_argmax(best, best_index);
   if (threadIdx.x == 0) p.tokens[blockIdx.x] = token;
 }

@@ -1,5 +1,7 @@
 // Token selection on the GPU, so only token ids cross to the host: greedy argmax, or temperature
-// with top-k and top-p, sampled by the Gumbel-max trick from a counter-based random stream.
+// with top-k and top-p, sampled by the Gumbel-max trick from a counter-based random stream. A row
+// with a NaN or infinite logit gets kNonFiniteLogitsToken instead of a token, found in the pass
+// that already reads every logit, so the check costs no extra kernel, pass or synchronisation.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -7,6 +9,9 @@
 #include <cstdint>
 
 namespace shardlm::cuda {
+
+// The token of a row whose logits are not all finite (shardlm::kNonFiniteLogits on the host side).
+constexpr int32_t kNonFiniteLogitsToken = -1;
 
 struct SamplingKernelParams {
   const float* logits;            // (n_rows, vocab)
@@ -16,7 +21,7 @@ struct SamplingKernelParams {
   float top_p;                    // 1: off
   uint64_t seed;
   const int32_t* stream_offsets;  // (n_rows): distinct per row and step (e.g. slot·2^20 + position)
-  int32_t* tokens;                // (n_rows) out
+  int32_t* tokens;                // (n_rows) out: a token id, or kNonFiniteLogitsToken
 };
 
 void launch_sampling(const SamplingKernelParams& params, cudaStream_t stream);

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <numeric>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -112,6 +113,18 @@ std::vector<TensorShape> llama_tensor_shapes(const ModelConfig& config) {
   tensors.push_back({"model.norm.weight", {dim}});
   if (!config.tie_word_embeddings) tensors.push_back({"lm_head.weight", {vocab, dim}});
   return tensors;
+}
+
+std::vector<std::string> unused_tensor_names(const ModelConfig& config, const Checkpoint& checkpoint) {
+  std::set<std::string> used;
+  for (TensorShape& tensor : llama_tensor_shapes(config)) used.insert(std::move(tensor.name));
+  std::vector<std::string> unused;
+  for (const auto& [name, tensor] : checkpoint.tensors()) {
+    if (used.contains(name) || name.ends_with(".rotary_emb.inv_freq")) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
+    unused.push_back(name);
+  }
+  return unused;
 }
 
 int64_t activation_bytes_per_row(const ModelConfig& config) {

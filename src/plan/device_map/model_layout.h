@@ -48,6 +48,13 @@ struct TensorShape {
 // same set bind_llama_weights binds). Lets a --random shape be planned without a checkpoint.
 std::vector<TensorShape> llama_tensor_shapes(const ModelConfig& config);
 
+// The checkpoint's tensors that a model with this config never reads, in name order, as
+// Transformers lists them when it loads ("Some weights of the model checkpoint ... were not
+// used"): layers beyond num_hidden_layers, biases the config does not call for, stray names. Like
+// Transformers, leaves out a tied model's stored lm_head.weight and the rotary inv_freq buffers
+// that old Llama checkpoints carry.
+std::vector<std::string> unused_tensor_names(const ModelConfig& config, const Checkpoint& checkpoint);
+
 // Bytes per row of the activation buffers the CUDA backend allocates for a forward pass: f32
 // residual, bf16 normed input, fused qkv, q, attention output, projection, fused gate_up, SwiGLU
 // output and MLP output.

@@ -188,8 +188,8 @@ void run_bench_cpu(const BenchOptions& options) {
 
   const Timings timings = time_generation(options, config.vocab_size, EngineSteps(*engine, options.batch));
   double weight_bytes = 0;
-  for (const auto& [name, tensor] : Checkpoint::open(engine_options.model_dir).tensors())
-    weight_bytes += double(tensor.n_bytes);
+  const Checkpoint checkpoint = Checkpoint::open(engine_options.model_dir);
+  for (const auto& [name, tensor] : checkpoint.tensors()) weight_bytes += double(tensor.n_bytes);
   nlohmann::json result = report(options, timings, weight_bytes, cpu::measure_read_bandwidth());
   result["device"] = "cpu";
   result["threads"] = omp_get_max_threads();

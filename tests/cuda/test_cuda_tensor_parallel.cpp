@@ -153,7 +153,7 @@ TEST(CudaTensorParallel, RefusesPlansWhoseLayersSplitDifferently) {
     cuda::CudaModelOptions tp_options = options();
     tp_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
     EXPECT_ERROR_NAMES(cuda::CudaLlamaModel(config, checkpoint, tp_options), "model.layers.1 is split differently",
-                       "intermediate size 176 on rank 0, against 4, 1, 88");
+                       "8 query heads, 2 KV heads, intermediate size 176 on rank 0, against 8, 2, 88");
   });
 }
 

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <optional>
 #include <thread>
@@ -54,7 +55,7 @@ struct Engine::Ranks {
 #endif
   std::unique_ptr<RankModel> own;
   std::vector<std::thread> followers;
-  bool stopped = false;  // the followers were sent STOP or the group was aborted
+  std::atomic<bool> stopped = false;  // the followers were sent STOP or the group was aborted (set from any rank)
 
   ~Ranks() {
     if (comm && rank == 0 && !stopped) {

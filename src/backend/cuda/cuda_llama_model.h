@@ -7,7 +7,8 @@
 // where the map puts it: layers on a GPU run there, and the residual stream is handed from GPU to
 // GPU at each boundary; layers on cpu or disk are offloaded and run as --offload-exec says (see
 // plan/device_map/offload_policy.h): streamed through two slots on the offload GPU, or
-// computed by the CPU backend with only activations crossing.
+// computed by the CPU backend with only activations crossing. That side of the model, placing the
+// units and walking them in a step, is cuda_llama_model_placement.cpp.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -111,7 +112,19 @@ class CudaLlamaModel {
   size_t device_memory_used() const;
 
  private:
-  struct LayerWeights;
+  // A resident or streamed layer's weights on its GPU, in the fused layout of weight_blocks.h.
+  struct LayerWeights {
+    __nv_bfloat16* attn_norm = nullptr;  // (dim)
+    __nv_bfloat16* qkv = nullptr;        // (q_dim + 2 kv_dim, dim): rows of q_proj, then k_proj, then v_proj
+    __nv_bfloat16* qkv_bias = nullptr;   // (q_dim + 2 kv_dim) or nullptr
+    __nv_bfloat16* q_norm = nullptr;     // (head_dim) or nullptr
+    __nv_bfloat16* k_norm = nullptr;     // (head_dim) or nullptr
+    __nv_bfloat16* o_proj = nullptr;     // (dim, q_dim)
+    __nv_bfloat16* mlp_norm = nullptr;   // (dim)
+    __nv_bfloat16* gate_up = nullptr;    // (2 ff_dim, dim): rows of gate_proj, then up_proj
+    __nv_bfloat16* down = nullptr;       // (dim, ff_dim)
+  };
+
   struct HeadWeights {
     __nv_bfloat16* final_norm = nullptr;
     __nv_bfloat16* lm_head = nullptr;

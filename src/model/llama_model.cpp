@@ -1,22 +1,17 @@
-// The forward pass, written to be read against transformers' modeling_llama.py:
-//   h = x + o_proj(attention(rope(q_proj(norm(x))), rope(k_proj(...)), v_proj(...)))
-//   out = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
-// Weights stay in their stored dtype; activations and the KV cache are f32.
+// The CPU forward pass: the embedding, decoder_layer (model/decoder_layer.h) over CpuLayerOps for
+// every layer, then the final norm and LM head. Weights stay in their stored dtype; activations
+// and the KV cache are f32.
 #include "model/llama_model.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
-#include "ops/cpu/attention.h"
+#include "core/error.h"
+#include "model/cpu_layer_ops.h"
+#include "model/decoder_layer.h"
 #include "ops/cpu/embedding.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/rmsnorm.h"
-#include "ops/cpu/rope.h"
-#include "ops/cpu/swiglu.h"
-#include "core/error.h"
 
 namespace shardlm {
 
@@ -113,16 +108,6 @@ std::vector<float> LlamaModel::lm_head_logits(const std::vector<float>& normed, 
   return logits;
 }
 
-void LlamaModel::add_projection(std::vector<float>& x, const float* input, int64_t n_rows,
-                                const Linear& projection) const {
-  std::vector<float> projected(x.size());
-  cpu::matmul(input, n_rows, projection.weight, WeightView{}, projected.data());
-  if (projection.partial()) tp_->comm->all_reduce_sum(projected.data(), projected.size());
-  const WeightView& bias = projection.bias;
-  const int64_t dim = config_.hidden_size;
-  for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
-}
-
 void LlamaModel::check_rows(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
   for (const TokenRow& row : rows) {
     if (row.token < 0 || row.token >= config_.vocab_size)
@@ -149,11 +134,8 @@ std::vector<float> LlamaModel::embed_rows(std::span<const TokenRow> rows) const 
 
 void LlamaModel::run_layers(std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& x,
                             int first_layer, int end_layer) const {
-  for (int il = first_layer; il < end_layer; ++il) {
-    const LlamaLayerWeights& layer = weights_.layers[size_t(il)];
-    attention_block(layer, il, rows, caches, x);
-    mlp_block(layer, x, int64_t(rows.size()));
-  }
+  CpuLayerOps ops(config_, rope_, tp_ ? tp_->comm : nullptr, rows, caches, x);
+  for (int il = first_layer; il < end_layer; ++il) decoder_layer(ops, weights_.layers[size_t(il)], il);
 }
 
 std::vector<float> LlamaModel::head_logits(std::span<const TokenRow> rows, const std::vector<float>& x) const {
@@ -195,85 +177,6 @@ void LlamaModel::use_weights(LlamaWeights weights) {
   }
   same(weights_.lm_head.weight, weights.lm_head.weight, "lm_head");
   weights_ = std::move(weights);
-}
-
-void LlamaModel::attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
-                                 std::span<KvCache* const> caches, std::vector<float>& x) const {
-  const int64_t n_rows = int64_t(rows.size());
-  const int64_t dim = config_.hidden_size;
-  const int head_dim = config_.head_dim;
-  const int n_heads = layer.n_heads;  // this rank's heads in this layer (all of them without TP)
-  const int n_kv_heads = layer.n_kv_heads;
-  const int64_t q_dim = layer.q_dim();
-  const int64_t kv_dim = layer.kv_dim();
-  const float eps = config_.rms_norm_eps;
-
-  std::vector<float> normed(x.size());
-  cpu::rmsnorm(x.data(), n_rows, dim, layer.attn_norm, eps, normed.data());
-  std::vector<float> q(size_t(n_rows * q_dim)), k(size_t(n_rows * kv_dim)), v(size_t(n_rows * kv_dim));
-  cpu::matmul(normed.data(), n_rows, layer.q_proj.weight, layer.q_proj.bias, q.data());
-  cpu::matmul(normed.data(), n_rows, layer.k_proj.weight, layer.k_proj.bias, k.data());
-  cpu::matmul(normed.data(), n_rows, layer.v_proj.weight, layer.v_proj.bias, v.data());
-  if (config_.qk_norm) {
-    cpu::rmsnorm(q.data(), n_rows * n_heads, head_dim, layer.q_norm, eps, q.data());
-    cpu::rmsnorm(k.data(), n_rows * n_kv_heads, head_dim, layer.k_norm, eps, k.data());
-  }
-  for (int64_t i = 0; i < n_rows; ++i) {
-    const TokenRow& row = rows[size_t(i)];
-    cpu::apply_rope(q.data() + i * q_dim, n_heads, head_dim, row.position, rope_.inv_freq, rope_.attention_scaling);
-    cpu::apply_rope(k.data() + i * kv_dim, n_kv_heads, head_dim, row.position, rope_.inv_freq,
-                    rope_.attention_scaling);
-    KvCache& cache = *caches[size_t(row.sequence)];
-    std::copy_n(k.data() + i * kv_dim, kv_dim, cache.keys(il, row.position));
-    std::copy_n(v.data() + i * kv_dim, kv_dim, cache.values(il, row.position));
-  }
-
-  // Every row's keys are in the cache before any row attends, so a prompt's rows see each other
-  // causally (row at position p reads positions <= p of its own sequence only).
-  const cpu::AttentionShape shape{n_heads, n_kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim))};
-  int64_t max_position = 0;
-  for (const TokenRow& row : rows) max_position = std::max(max_position, row.position);
-  std::vector<float> attended(size_t(n_rows * q_dim));
-  // Work items are (row, KV head, part of its group): the query heads of a part read each key and
-  // value row once together. A group is split only as far as it takes to give every thread an
-  // item, which a decode step of few rows would not (Llama-3-8B: 8 KV heads of 4 query heads).
-  const int group = cpu::heads_per_kv_head(shape);
-  const int64_t n_groups = std::max<int64_t>(n_rows * n_kv_heads, 1);
-  const int64_t wanted_parts = std::clamp<int64_t>((omp_get_max_threads() + n_groups - 1) / n_groups, 1, group);
-  const int heads_per_part = int((group + wanted_parts - 1) / wanted_parts);
-  const int parts = (group + heads_per_part - 1) / heads_per_part;  // none left empty
-#pragma omp parallel
-  {
-    std::vector<float> scores(size_t(heads_per_part * (max_position + 1)));
-#pragma omp for collapse(3) schedule(dynamic)
-    for (int64_t i = 0; i < n_rows; ++i) {
-      for (int kv_head = 0; kv_head < n_kv_heads; ++kv_head) {
-        for (int part = 0; part < parts; ++part) {
-          const int head_begin = kv_head * group + part * heads_per_part;
-          const int head_end = std::min(head_begin + heads_per_part, (kv_head + 1) * group);
-          const TokenRow& row = rows[size_t(i)];
-          const KvCache& cache = *caches[size_t(row.sequence)];
-          const int64_t first =
-              config_.sliding_window ? std::max<int64_t>(0, row.position - *config_.sliding_window + 1) : 0;
-          cpu::attend_heads(q.data() + i * q_dim, cache.keys(il), cache.values(il), first, row.position, shape,
-                            head_begin, head_end, attended.data() + i * q_dim, scores.data());
-        }
-      }
-    }
-  }
-  add_projection(x, attended.data(), n_rows, layer.o_proj);
-}
-
-void LlamaModel::mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const {
-  const int64_t dim = config_.hidden_size;
-  const int64_t ff_dim = layer.ff_dim();
-  std::vector<float> normed(x.size());
-  cpu::rmsnorm(x.data(), n_rows, dim, layer.mlp_norm, config_.rms_norm_eps, normed.data());
-  std::vector<float> gate(size_t(n_rows * ff_dim)), up(size_t(n_rows * ff_dim));
-  cpu::matmul(normed.data(), n_rows, layer.gate_proj.weight, layer.gate_proj.bias, gate.data());
-  cpu::matmul(normed.data(), n_rows, layer.up_proj.weight, layer.up_proj.bias, up.data());
-  cpu::silu_mul(gate.data(), up.data(), n_rows * ff_dim, gate.data());
-  add_projection(x, gate.data(), n_rows, layer.down_proj);
 }
 
 }  // namespace shardlm

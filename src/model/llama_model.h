@@ -18,16 +18,9 @@
 #include "model/rope_frequencies.h"
 #include "model/tensor_parallel_rank.h"
 #include "model/kv_cache.h"
+#include "model/token_row.h"
 
 namespace shardlm {
-
-// One row of a packed batch: a token of sequence `sequence` at `position`.
-struct TokenRow {
-  int sequence = 0;       // index into the caches passed to forward()
-  int64_t position = 0;   // rows of one sequence come in increasing, consecutive positions
-  int32_t token = 0;
-  bool wants_logits = false;
-};
 
 class LlamaModel {
  public:
@@ -63,12 +56,6 @@ class LlamaModel {
   void use_weights(LlamaWeights weights);
 
  private:
-  void attention_block(const LlamaLayerWeights& layer, int il, std::span<const TokenRow> rows,
-                       std::span<KvCache* const> caches, std::vector<float>& x) const;
-  void mlp_block(const LlamaLayerWeights& layer, std::vector<float>& x, int64_t n_rows) const;
-  // x += input · projectionᵀ + bias: a partial projection (rowwise) is summed over the ranks first,
-  // and its bias joins once, after the sum.
-  void add_projection(std::vector<float>& x, const float* input, int64_t n_rows, const Linear& projection) const;
   void embed(std::span<const int32_t> tokens, float* out) const;
   std::vector<float> lm_head_logits(const std::vector<float>& normed, int64_t n_rows) const;
 

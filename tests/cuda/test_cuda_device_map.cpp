@@ -107,6 +107,22 @@ TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
   }
 }
 
+// The embedding alone on the host (the rest on the GPU) is looked up there and handed over at every
+// step, decode steps included: they run without a CUDA graph, which cannot capture the hand-off.
+TEST(CudaDeviceMap, AnEmbeddingAloneOnTheHostMatchesTheWholeModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::string fixture = "llama-gqa-llama3rope-f32";
+  const auto checkpoint = open(fixture);
+  const ModelConfig config = ModelConfig::from_dir(fixture_dir(fixture));
+  const DeviceId gpu = DeviceId::cuda(0);
+  cuda::CudaLlamaModel plain(config, checkpoint, base_options());
+  cuda::CudaModelOptions options = base_options();
+  options.placement = LayerPlacement{DeviceId::cpu(), {gpu, gpu}, gpu, gpu, gpu};
+  cuda::CudaLlamaModel mapped(config, checkpoint, options);
+  expect_same_run(plain, mapped, 3e-2);  // the host's embedding rows are f32, the GPU's bf16
+  EXPECT_EQ(mapped.offload_report().speeds.offloaded_bytes, 0);
+}
+
 // Under auto with a CPU that reads barely faster than the copy engine: decode steps run the first
 // offloaded layers on the CPU while the last layer and the head are copied to the GPU, which runs
 // them; the tail's KV cache stays on the GPU throughout, and every step matches the plain model.

@@ -1,30 +1,26 @@
-// The GPU forward pass. Per layer, with the residual stream r kept in f32:
-//   n = rmsnorm(r += mlp_out of the previous layer)          (fused add + norm)
-//   qkv = n · [Wq; Wk; Wv]ᵀ                                    (one GEMM over the fused weight)
-//   q, cache ← rope(qknorm(qkv + bias))                        (one kernel)
-//   a = attention(q, cache);  p = a · Woᵀ
-//   n = rmsnorm(r += p);  a = silu(n · Wgateᵀ) · (n · Wupᵀ) (one GEMV in decode);  mlp_out = a · Wdownᵀ
-// Q/K/V and gate/up are fused at upload so a decode step reads each layer's weights in 4 GEMMs.
-// Each layer's weights are one contiguous block in that layout, so an offloaded layer is one copy.
+// The CUDA model: binding and uploading the weights, staging each step's rows, and the step itself:
+// the embedding, decoder_layer (model/decoder_layer.h) over CudaLayerOps for every layer, the final
+// norm and LM head, and sampling, with the LayerMapper deciding where each unit runs. Q/K/V and
+// gate/up are fused at upload (weight_blocks.h), so a decode step reads each layer's weights in 4
+// GEMVs, and each layer's weights are one contiguous block, so an offloaded layer is one copy.
 #include "backend/cuda/cuda_llama_model.h"
-
 
 #include <algorithm>
 #include <chrono>
 #include <set>
 
 #include "backend/cuda/device_query.h"
-#include "ops/cuda/attention.h"
-#include "ops/cuda/convert.h"
-#include "ops/cuda/flash_attention.h"
-#include "ops/cuda/gather_logits.h"
-#include "ops/cuda/gemv.h"
-#include "ops/cuda/qkv_rope.h"
-#include "ops/cuda/rmsnorm.h"
-#include "ops/cuda/sampling.h"
 #include "backend/cuda/weight_blocks.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
+#include "model/decoder_layer.h"
+#include "ops/cuda/attention.h"
+#include "ops/cuda/convert.h"
+#include "ops/cuda/embedding.h"
+#include "ops/cuda/gather_logits.h"
+#include "ops/cuda/gemv.h"
+#include "ops/cuda/rmsnorm.h"
+#include "ops/cuda/sampling.h"
 
 namespace shardlm::cuda {
 
@@ -47,26 +43,40 @@ int attention_splits(int n_rows, int blocks_per_row, int n_heads, int64_t length
   return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
 }
 
+// Points a layer's weights into its block, laid out as layer_offsets says.
+void point_into(bf16* block, const LayerOffsets& lo, GpuLayer& layer) {
+  auto at = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
+  layer.attn_norm = at(lo.attn_norm);
+  layer.qkv = at(lo.qkv);
+  layer.qkv_bias = at(lo.qkv_bias);
+  layer.q_norm = at(lo.q_norm);
+  layer.k_norm = at(lo.k_norm);
+  layer.o_proj.weight = at(lo.o_proj);
+  layer.mlp_norm = at(lo.mlp_norm);
+  layer.gate_up = at(lo.gate_up);
+  layer.down_proj.weight = at(lo.down);
+}
+
 }  // namespace
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
                                const CudaModelOptions& options)
-    : config_(config), layer_config_(config), options_(options), checkpoint_(std::move(checkpoint)) {
-  const LlamaWeights host = bind_checkpoint(*checkpoint_);
-  place_units();
+    : config_(config), layer_config_(config), options_(options) {
+  const LlamaWeights host = bind_checkpoint(*checkpoint);
+  mapper_ = std::make_unique<LayerMapper>(config_, options_);
   allocate();
   upload(host);
-  if (offloads() || embed_gpu_ == kOnHost) keep_offloaded_units(host);
+  if (mapper_->holds_host_units()) mapper_->keep_host_units(std::move(checkpoint), host, gpus_, layers_, max_seq_len_);
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
     : config_(config), layer_config_(config), options_(options) {
   if (options_.tensor_parallel)
     fail("random weights cannot be split for tensor parallelism: save the model and pass --model DIR");
-  embed_rows_ = head_rows_ = config_.vocab_size;
-  layer_collectives_.assign(size_t(config_.num_hidden_layers), LayerCollectives{});
-  place_units();
-  if (offloads() || embed_gpu_ == kOnHost)
+  embedding_.rows = head_.rows = config_.vocab_size;
+  shape_layers(false, false);
+  mapper_ = std::make_unique<LayerMapper>(config_, options_);
+  if (mapper_->holds_host_units())
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
   allocate();
   fill_random(seed);
@@ -94,14 +104,24 @@ LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
   layer_config_.num_attention_heads = first.n_heads;
   layer_config_.num_key_value_heads = first.n_kv_heads;
   layer_config_.intermediate_size = first.ff_dim();
-  for (const LlamaLayerWeights& layer : host.layers)
-    layer_collectives_.push_back({layer.o_proj.partial(), layer.down_proj.partial()});
-  embed_rows_ = host.embed_tokens.table.rows;
-  embed_vocab_begin_ = host.embed_tokens.vocab_begin;
-  embed_partial_ = host.embed_tokens.collective == TpCollective::ALL_REDUCE;
-  head_rows_ = host.lm_head.out_features();
-  if (host.lm_head.collective == TpCollective::ALL_GATHER) head_gather_block_ = host.lm_head.gather_block;
+  shape_layers(first.o_proj.partial(), first.down_proj.partial());
+  embedding_.rows = host.embed_tokens.table.rows;
+  embedding_.vocab_begin = host.embed_tokens.vocab_begin;
+  embedding_.partial = host.embed_tokens.collective == TpCollective::ALL_REDUCE;
+  head_.rows = host.lm_head.out_features();
+  if (host.lm_head.collective == TpCollective::ALL_GATHER) head_.gather_block = host.lm_head.gather_block;
   return host;
+}
+
+void CudaLlamaModel::shape_layers(bool o_proj_partial, bool down_partial) {
+  const Strides s = strides_of(layer_config_);
+  GpuLayer shape;
+  shape.n_heads = layer_config_.num_attention_heads;
+  shape.n_kv_heads = layer_config_.num_key_value_heads;
+  shape.ff_dim = s.ff_dim;
+  shape.o_proj = {nullptr, s.q_dim, o_proj_partial};
+  shape.down_proj = {nullptr, s.ff_dim, down_partial};
+  layers_.assign(size_t(config_.num_hidden_layers), shape);
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -124,60 +144,55 @@ void CudaLlamaModel::allocate() {
 
   const Strides s = strides_of(layer_config_);
   const int logit_rows = std::max(options_.max_sequences, 1);
-  for (int device : gpu_devices_)
+  const std::vector<int>& devices = mapper_->gpu_devices();
+  for (int device : devices)
     gpus_.push_back(
         std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, kSplitStates));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
-  for (int a : gpu_devices_)
-    for (int b : gpu_devices_)
+  for (int a : devices)
+    for (int b : devices)
       if (can_access_peer(a, b)) enable_peer_access(a, b);  // false for a workspace's own device
 
   const LayerOffsets lo = layer_offsets(layer_config_);
-  const bool gpu_kv_for_offloaded = options_.offload_exec != OffloadExec::CPU;
-  layers_.assign(size_t(config_.num_hidden_layers), LayerWeights{});
-  layer_caches_.assign(size_t(config_.num_hidden_layers), LayerCache{});
   for (int g = 0; g < int(gpus_.size()); ++g) {
     GpuWorkspace& gpu = *gpus_[size_t(g)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     ArenaLayout layout;
-    const int64_t embed_offset = embed_gpu_ == g ? layout.take(embed_rows_ * s.dim) : -1;
-    const int64_t final_norm_offset = head_gpu_ == g ? layout.take(s.dim) : -1;
+    const int64_t embed_offset = mapper_->embed_gpu() == g ? layout.take(embedding_.rows * s.dim) : -1;
+    const int64_t final_norm_offset = mapper_->head_gpu() == g ? layout.take(s.dim) : -1;
     // A tensor-parallel rank's head is its own slice, bound separately from the embedding's.
-    const bool head_shares_embedding = config_.tie_word_embeddings && embed_gpu_ == g && !comm_;
+    const bool head_shares_embedding = config_.tie_word_embeddings && mapper_->embed_gpu() == g && !comm_;
     const int64_t lm_head_offset =
-        head_gpu_ != g ? -1 : head_shares_embedding ? embed_offset : layout.take(head_rows_ * s.dim);
+        mapper_->head_gpu() != g ? -1 : head_shares_embedding ? embed_offset : layout.take(head_.rows * s.dim);
     std::vector<int> resident, cached;
     for (int il = 0; il < config_.num_hidden_layers; ++il) {
-      if (layer_gpu_[size_t(il)] == g) resident.push_back(il);
-      const bool offloaded_here = layer_gpu_[size_t(il)] == kOnHost && g == offload_gpu_ && gpu_kv_for_offloaded;
-      if (layer_gpu_[size_t(il)] == g || offloaded_here) cached.push_back(il);
+      if (mapper_->layer_gpu(il) == g) resident.push_back(il);
+      if (mapper_->caches_layer(il, g)) cached.push_back(il);
     }
     std::vector<int64_t> layer_base;
     for (size_t i = 0; i < resident.size(); ++i) layer_base.push_back(layout.take(lo.elements));
     gpu.weights = DeviceBuffer(size_t(layout.n_elements) * sizeof(bf16));
     bf16* base = gpu.weights.get<bf16>();
-    if (embed_offset >= 0) embed_tokens_ = base + embed_offset;
-    if (final_norm_offset >= 0) head_ = {base + final_norm_offset, base + lm_head_offset};
-    for (size_t i = 0; i < resident.size(); ++i) {
-      bf16* block = base + layer_base[i];
-      auto at = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
-      layers_[size_t(resident[i])] = {at(lo.attn_norm), at(lo.qkv), at(lo.qkv_bias), at(lo.q_norm), at(lo.k_norm),
-                                      at(lo.o_proj), at(lo.mlp_norm), at(lo.gate_up), at(lo.down)};
+    if (embed_offset >= 0) embedding_.table = base + embed_offset;
+    if (final_norm_offset >= 0) {
+      head_.final_norm = base + final_norm_offset;
+      head_.lm_head = base + lm_head_offset;
     }
+    for (size_t i = 0; i < resident.size(); ++i) point_into(base + layer_base[i], lo, layers_[size_t(resident[i])]);
     const size_t layer_cache = size_t(options_.max_sequences) * size_t(max_seq_len_) * size_t(s.kv_dim);
     gpu.k_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
     gpu.v_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
-    for (size_t i = 0; i < cached.size(); ++i)
-      layer_caches_[size_t(cached[i])] = {gpu.k_cache.get<bf16>() + i * layer_cache,
-                                          gpu.v_cache.get<bf16>() + i * layer_cache};
+    for (size_t i = 0; i < cached.size(); ++i) {
+      layers_[size_t(cached[i])].keys = gpu.k_cache.get<bf16>() + i * layer_cache;
+      layers_[size_t(cached[i])].values = gpu.v_cache.get<bf16>() + i * layer_cache;
+    }
   }
 
   const size_t rows = size_t(options_.max_rows);
   host_inputs_ = PinnedBuffer(kInputArrays * rows * sizeof(int32_t));
   host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
-  if (offloads() || embed_gpu_ == kOnHost) pinned_hidden_ = PinnedBuffer(rows * size_t(s.dim) * sizeof(float));
-  if (head_gather_block_ > 0) {
-    const size_t block_floats = size_t(logit_rows) * size_t(head_gather_block_);
+  if (head_.gather_block > 0) {
+    const size_t block_floats = size_t(logit_rows) * size_t(head_.gather_block);
     local_logits_ = DeviceBuffer(block_floats * sizeof(float));
     gathered_logits_ = DeviceBuffer(block_floats * size_t(comm_->size()) * sizeof(float));
   }
@@ -191,23 +206,23 @@ void CudaLlamaModel::fill_random(uint64_t seed) {
     const cudaStream_t stream = gpus_[size_t(g)]->stream;
     auto matrix = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 0.0f, 0.02f, stream); };
     auto norm = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 1.0f, 0.0f, stream); };
-    if (embed_gpu_ == g) matrix(embed_tokens_, s.vocab * s.dim);
-    if (head_gpu_ == g) {
+    if (mapper_->embed_gpu() == g) matrix(embedding_.table, s.vocab * s.dim);
+    if (mapper_->head_gpu() == g) {
       norm(head_.final_norm, s.dim);
-      if (head_.lm_head != embed_tokens_) matrix(head_.lm_head, s.vocab * s.dim);
+      if (head_.lm_head != embedding_.table) matrix(head_.lm_head, s.vocab * s.dim);
     }
     for (size_t il = 0; il < layers_.size(); ++il) {
-      if (layer_gpu_[il] != g) continue;
-      const LayerWeights& layer = layers_[il];
+      if (mapper_->layer_gpu(int(il)) != g) continue;
+      const GpuLayer& layer = layers_[il];
       norm(layer.attn_norm, s.dim);
       matrix(layer.qkv, s.qkv_dim * s.dim);
       if (layer.qkv_bias) matrix(layer.qkv_bias, s.qkv_dim);
       if (layer.q_norm) norm(layer.q_norm, config_.head_dim);
       if (layer.k_norm) norm(layer.k_norm, config_.head_dim);
-      matrix(layer.o_proj, s.dim * s.q_dim);
+      matrix(layer.o_proj.weight, s.dim * s.q_dim);
       norm(layer.mlp_norm, s.dim);
       matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
-      matrix(layer.down, s.dim * s.ff_dim);
+      matrix(layer.down_proj.weight, s.dim * s.ff_dim);
     }
     CUDA_CHECK(cudaStreamSynchronize(stream));
   }
@@ -221,16 +236,17 @@ void CudaLlamaModel::upload(const LlamaWeights& host) {
     per_gpu[size_t(g)].push_back({source, destination});
     total_bytes += double(source.numel()) * double(dtype_size(source.dtype));
   };
-  if (embed_gpu_ != kOnHost) add(embed_gpu_, host.embed_tokens.table, embed_tokens_);
-  if (head_gpu_ != kOnHost) {
-    add(head_gpu_, host.final_norm, head_.final_norm);
-    if (head_.lm_head != embed_tokens_) add(head_gpu_, host.lm_head.weight, head_.lm_head);
+  const int embed_gpu = mapper_->embed_gpu(), head_gpu = mapper_->head_gpu();
+  if (embed_gpu != LayerMapper::kOnHost) add(embed_gpu, host.embed_tokens.table, embedding_.table);
+  if (head_gpu != LayerMapper::kOnHost) {
+    add(head_gpu, host.final_norm, head_.final_norm);
+    if (head_.lm_head != embedding_.table) add(head_gpu, host.lm_head.weight, head_.lm_head);
   }
   for (size_t il = 0; il < layers_.size(); ++il) {
-    if (layer_gpu_[il] == kOnHost) continue;
+    const int g = mapper_->layer_gpu(int(il));
+    if (g == LayerMapper::kOnHost) continue;
     bf16* block = layers_[il].attn_norm - lo.attn_norm;
-    for (const BlockPiece& piece : layer_pieces(layer_config_, host.layers[il]))
-      add(layer_gpu_[il], piece.source, block + piece.offset);
+    for (const BlockPiece& piece : layer_pieces(layer_config_, host.layers[il])) add(g, piece.source, block + piece.offset);
   }
   ProgressBar progress("loading weights", int64_t(total_bytes));
   const auto start = std::chrono::steady_clock::now();
@@ -256,7 +272,7 @@ void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
   }
 }
 
-CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped) {
+StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped) {
   const size_t stride = size_t(options_.max_rows);
   int32_t* host = host_inputs_.get<int32_t>();
   StepShape shape;
@@ -308,128 +324,64 @@ CudaLlamaModel::StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> r
   return shape;
 }
 
-QkvRopeParams CudaLlamaModel::rope_params(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCache& cache,
-                                          int n_rows) const {
-  return {gpu.qkv.get<bf16>(), layer.qkv_bias, layer.q_norm, layer.k_norm, config_.rms_norm_eps, gpu.input(1),
-          gpu.input(2), gpu.inv_freq.get<float>(), rope_.attention_scaling, n_rows, layer_config_.num_attention_heads,
-          layer_config_.num_key_value_heads, config_.head_dim, gpu.q.get<bf16>(), cache.keys, cache.values,
-          max_seq_len_};
-}
-
-void CudaLlamaModel::attend(GpuWorkspace& gpu, const LayerCache& cache, const StepShape& shape) {
-  const Strides s = strides_of(layer_config_);
-  const int32_t* positions = gpu.input(1);
-  const int32_t* slots = gpu.input(2);
-  const float scale = 1.0f / std::sqrt(float(config_.head_dim));
-  if (shape.run && prefill_attention_supports(config_.head_dim)) {
-    const size_t slot_offset = size_t(shape.run->slot) * max_seq_len_ * s.kv_dim;
-    launch_prefill_attention({gpu.q.get<bf16>(), cache.keys + slot_offset, cache.values + slot_offset, shape.n_rows,
-                              shape.run->first_position, layer_config_.num_attention_heads, layer_config_.num_key_value_heads,
-                              config_.head_dim, config_.sliding_window.value_or(0), scale,
-                              gpu.attention_out.get<bf16>()},
-                             gpu.stream);
-  } else {
-    launch_attention({gpu.q.get<bf16>(), cache.keys, cache.values, positions, slots, shape.n_rows,
-                      layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim, max_seq_len_,
-                      config_.sliding_window.value_or(0), scale, shape.n_splits, gpu.attention_partial.get<float>(),
-                      gpu.attention_split_counters.get<int>(), gpu.attention_out.get<bf16>()},
-                     gpu.stream);
-  }
-}
-
-void CudaLlamaModel::run_gpu_layer(GpuWorkspace& gpu, const LayerWeights& layer, const LayerCollectives& collectives,
-                                   const LayerCache& cache, const StepShape& shape) {
-  const Strides s = strides_of(layer_config_);
-  const float eps = config_.rms_norm_eps;
-  const int n = shape.n_rows;
-  float* residual = gpu.residual.get<float>();
-  if (shape.gemv) {
-    // Decode: five kernels (six with q/k norms, which need whole heads before the rotation); the
-    // residual stream is complete after each layer.
-    GemvParams qkv{residual, layer.attn_norm, eps, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemvOutput::BF16};
-    qkv.rope = rope_params(gpu, layer, cache, n);
-    if (!layer.q_norm && !layer.k_norm) qkv.output = GemvOutput::QKV_ROPE;
-    launch_gemv(qkv, gpu.stream);
-    if (qkv.output != GemvOutput::QKV_ROPE) launch_qkv_rope(qkv.rope, gpu.stream);
-    attend(gpu, cache, shape);
-    add_decode_projection(gpu, gpu.attention_out.get<bf16>(), layer.o_proj, s.q_dim, collectives.o_proj_partial,
-                          gpu.projected.get<bf16>(), n);
-    launch_gemv({residual, layer.mlp_norm, eps, n, layer.gate_up, s.ff_dim, s.dim, gpu.activated.get(),
-                 GemvOutput::SWIGLU_BF16},
-                gpu.stream);
-    add_decode_projection(gpu, gpu.activated.get<bf16>(), layer.down, s.ff_dim, collectives.down_partial,
-                          gpu.mlp_out.get<bf16>(), n);
-    return;
-  }
-  bf16* normed = gpu.normed.get<bf16>();
-  launch_add_rmsnorm(residual, gpu.mlp_out_pending ? gpu.mlp_out.get<bf16>() : nullptr, layer.attn_norm, eps, n,
-                     int(s.dim), nullptr, normed, gpu.stream);
-  gpu.gemm->linear(normed, n, layer.qkv, s.qkv_dim, s.dim, gpu.qkv.get(), GemmOutput::BF16, gpu.stream);
-  launch_qkv_rope(rope_params(gpu, layer, cache, n), gpu.stream);
-  attend(gpu, cache, shape);
-  gpu.gemm->linear(gpu.attention_out.get<bf16>(), n, layer.o_proj, s.dim, s.q_dim, gpu.projected.get(),
-                   GemmOutput::BF16, gpu.stream);
-  if (collectives.o_proj_partial) reduce_and_fold(gpu, gpu.projected.get<bf16>(), n, false);
-  launch_add_rmsnorm(residual, gpu.projected.get<bf16>(), layer.mlp_norm, eps, n, int(s.dim), nullptr, normed,
-                     gpu.stream);
-  gpu.gemm->gate_up_swiglu(normed, n, layer.gate_up, s.ff_dim, s.dim, gpu.gate_up.get<bf16>(),
-                           gpu.activated.get<bf16>(), gpu.stream);
-  gpu.gemm->linear(gpu.activated.get<bf16>(), n, layer.down, s.dim, s.ff_dim, gpu.mlp_out.get(), GemmOutput::BF16,
-                   gpu.stream);
-  if (collectives.down_partial) reduce_and_fold(gpu, gpu.mlp_out.get<bf16>(), n, false);
-  gpu.mlp_out_pending = true;
-}
-
-void CudaLlamaModel::add_decode_projection(GpuWorkspace& gpu, const bf16* input, const bf16* weight, int64_t k,
-                                           bool partial, bf16* partial_out, int n_rows) {
-  const int64_t dim = config_.hidden_size;
-  if (!partial) {
-    launch_gemv({input, nullptr, 0.0f, n_rows, weight, dim, k, gpu.residual.get(), GemvOutput::ADD_TO_F32},
-                gpu.stream);
-    return;
-  }
-  // A rowwise projection's partial sums are summed over the ranks before they join the residual.
-  launch_gemv({input, nullptr, 0.0f, n_rows, weight, dim, k, partial_out, GemvOutput::BF16}, gpu.stream);
-  reduce_and_fold(gpu, partial_out, n_rows, true);
-}
-
-void CudaLlamaModel::reduce_and_fold(GpuWorkspace& gpu, bf16* partial, int n_rows, bool fold) {
-  comm_->all_reduce_sum(partial, size_t(n_rows) * size_t(config_.hidden_size), DType::BF16, gpu.stream);
-  if (fold)
-    launch_add_rmsnorm(gpu.residual.get<float>(), partial, nullptr, 0.0f, n_rows, config_.hidden_size, nullptr,
-                       nullptr, gpu.stream);
-}
-
 void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {
-  const size_t block_floats = size_t(n_rows) * size_t(head_gather_block_);
+  const size_t block_floats = size_t(n_rows) * size_t(head_.gather_block);
   comm_->all_gather(local_logits_.get(), gathered_logits_.get(), block_floats, DType::F32, gpu.stream);
-  launch_gather_logits(gathered_logits_.get<float>(), n_rows, head_gather_block_, config_.vocab_size,
+  launch_gather_logits(gathered_logits_.get<float>(), n_rows, head_.gather_block, config_.vocab_size,
                        gpu.logits.get<float>(), gpu.stream);
 }
 
-void CudaLlamaModel::run_gpu_head(GpuWorkspace& gpu, const HeadWeights& head, const StepShape& shape) {
-  const Strides s = strides_of(layer_config_);
+void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& shape) {
+  const LayerOffsets lo = layer_offsets(layer_config_);
+  const HeadOffsets ho = head_offsets(layer_config_);
+  mapper_->run_step(
+      rows, gpus_,
+      {[&](GpuWorkspace& gpu) { run_embedding(gpu, shape); },
+       [&](GpuWorkspace& gpu, int il, bf16* streamed) {
+         CudaLayerOps ops(config_, rope_.attention_scaling, max_seq_len_, comm_, gpu, shape);
+         if (!streamed) return decoder_layer(ops, layers_[size_t(il)], il);
+         GpuLayer layer = layers_[size_t(il)];  // its cache and shape; the weights are in the slot
+         point_into(streamed, lo, layer);
+         decoder_layer(ops, layer, il);
+       },
+       [&](GpuWorkspace& gpu, bf16* streamed) {
+         if (!streamed) return run_head(gpu, head_, shape);
+         GpuHead head = head_;
+         head.final_norm = streamed + ho.final_norm;
+         head.lm_head = streamed + ho.lm_head;
+         run_head(gpu, head, shape);
+       }});
+}
+
+void CudaLlamaModel::run_embedding(GpuWorkspace& gpu, const StepShape& shape) {
+  launch_embedding(embedding_.table, gpu.input(0), shape.n_rows, config_.hidden_size, gpu.residual.get<float>(),
+                   gpu.stream, int(embedding_.vocab_begin), int(embedding_.rows));
+  if (embedding_.partial)
+    comm_->all_reduce_sum(gpu.residual.get(), size_t(shape.n_rows) * size_t(config_.hidden_size), DType::F32,
+                          gpu.stream);
+}
+
+void CudaLlamaModel::run_head(GpuWorkspace& gpu, const GpuHead& head, const StepShape& shape) {
+  const int64_t dim = config_.hidden_size;
   const float eps = config_.rms_norm_eps;
   float* residual = gpu.residual.get<float>();
   // A split head writes this rank's block of the vocabulary, then the blocks are gathered.
-  const bool gathered = head_gather_block_ > 0;
+  const bool gathered = head.gather_block > 0;
   void* logits = gathered ? local_logits_.get() : gpu.logits.get();
   if (shape.gemv) {
-    launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, head_rows_, s.dim, logits,
-                 GemvOutput::F32},
+    launch_gemv({residual, head.final_norm, eps, shape.n_rows, head.lm_head, head.rows, dim, logits, GemvOutput::F32},
                 gpu.stream);
     if (gathered) gather_head_logits(gpu, shape.n_rows);
     return;
   }
-  // The last MLP output joins the residual; then only the rows that want logits are normalised.
-  if (gpu.mlp_out_pending)
-    launch_add_rmsnorm(residual, gpu.mlp_out.get<bf16>(), nullptr, 0.0f, shape.n_rows, int(s.dim), nullptr, nullptr,
-                       gpu.stream);
-  gpu.mlp_out_pending = false;
+  // The last projection joins the residual; then only the rows that want logits are normalised.
+  if (gpu.pending_add)
+    launch_add_rmsnorm(residual, gpu.pending_add, nullptr, 0.0f, shape.n_rows, int(dim), nullptr, nullptr, gpu.stream);
+  gpu.pending_add = nullptr;
   if (shape.n_logit_rows == 0) return;  // a prompt chunk before the prompt's last row
-  launch_add_rmsnorm(residual, nullptr, head.final_norm, eps, shape.n_logit_rows, int(s.dim), gpu.input(3),
+  launch_add_rmsnorm(residual, nullptr, head.final_norm, eps, shape.n_logit_rows, int(dim), gpu.input(3),
                      gpu.selected.get<bf16>(), gpu.stream);
-  gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, head_rows_, s.dim, logits,
+  gpu.gemm->linear(gpu.selected.get<bf16>(), shape.n_logit_rows, head.lm_head, head.rows, dim, logits,
                    GemmOutput::F32, gpu.stream);
   if (gathered) gather_head_logits(gpu, shape.n_logit_rows);
 }
@@ -499,7 +451,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   check_rows(rows);
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              std::all_of(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; });
-  if (decode_shaped && !offloads() && (!comm_ || comm_->capturable())) {
+  if (decode_shaped && !mapper_->holds_host_units() && (!comm_ || comm_->capturable())) {
     const int n_rows = int(rows.size());
     const StepShape shape = stage_rows(rows, true);
     const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);
@@ -560,7 +512,7 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
 
 size_t CudaLlamaModel::device_memory_used() const {
   size_t used = 0;
-  for (int device : std::set<int>(gpu_devices_.begin(), gpu_devices_.end())) {  // workspaces may share one
+  for (int device : std::set<int>(mapper_->gpu_devices().begin(), mapper_->gpu_devices().end())) {  // workspaces may share one
     CUDA_CHECK(cudaSetDevice(device));
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));

@@ -29,7 +29,6 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const Ro
   projected = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
   gate_up = DeviceBuffer(rows * 2 * ff_dim * sizeof(__nv_bfloat16));
   activated = DeviceBuffer(rows * ff_dim * sizeof(__nv_bfloat16));
-  mlp_out = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
   // Logit rows: one per sequence at most in any forward (its last prompt row, or its decode row).
   selected = DeviceBuffer(size_t(logit_rows) * dim * sizeof(__nv_bfloat16));
   logits = DeviceBuffer(size_t(logit_rows) * size_t(config.vocab_size) * sizeof(float));

@@ -38,12 +38,12 @@ struct GpuWorkspace {
   DeviceBuffer inv_freq;
   DeviceBuffer inputs;            // kInputArrays arrays of max_rows int32
   // The residual stream (f32) and the rest of a layer's activations.
-  DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated, mlp_out;
+  DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated;
   DeviceBuffer selected, logits, sampled;
   DeviceBuffer attention_partial, attention_split_counters;  // split attention's states and arrivals
-  // The last layer's MLP output is added to the residual by the next RMSNorm (prefill-shaped
-  // steps) and is still pending in mlp_out until then.
-  bool mlp_out_pending = false;
+  // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next
+  // RMSNorm's kernel, and is pending here until then.
+  const __nv_bfloat16* pending_add = nullptr;
 };
 
 }  // namespace shardlm::cuda

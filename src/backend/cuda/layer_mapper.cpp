@@ -1,8 +1,5 @@
-// The device map's side of the CUDA model: where each unit is placed (place_units), how offloaded
-// units are kept (pinned blocks or readers of the mapped file, the CPU model over them, the
-// streamer, the KV sync, the policy) and, in run_step, the walk over the units of one step:
-// resident layers run on their GPU, offloaded ones are streamed or computed by the CPU, and the
-// hidden states are handed over at every boundary (move_hidden).
+#include "backend/cuda/layer_mapper.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -12,10 +9,8 @@
 
 #include "backend/cpu/read_bandwidth.h"
 #include "backend/cuda/copy_bandwidth.h"
-#include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/weight_blocks.h"
 #include "core/error.h"
-#include "ops/cuda/embedding.h"
 #include "ops/cuda/rmsnorm.h"
 
 namespace shardlm::cuda {
@@ -30,7 +25,8 @@ constexpr double kAssumedGflopsPerThread = 20.0;
 
 }  // namespace
 
-void CudaLlamaModel::place_units() {
+LayerMapper::LayerMapper(const ModelConfig& config, const CudaModelOptions& options)
+    : config_(config), options_(options) {
   const int n_layers = config_.num_hidden_layers;
   LayerPlacement placement;
   if (options_.placement) {
@@ -67,7 +63,7 @@ void CudaLlamaModel::place_units() {
     if (ordinal < 0 || ordinal >= n_devices)
       fail("{} cuda:{}{} does not exist ({} CUDA devices visible)",
            options_.placement ? "--device-map uses" : "--device", ordinal, runs_as, n_devices);
-    gpu_devices_.push_back(ordinal);  // workspaces are made in allocate(), once the sizes are checked
+    gpu_devices_.push_back(ordinal);
   }
 
   const std::vector<int> device_list(devices.begin(), devices.end());
@@ -86,15 +82,26 @@ void CudaLlamaModel::place_units() {
     layer_on_disk_.push_back(where.kind == DeviceKind::DISK);
     if (!where.is_gpu()) offloaded_layers_.push_back(il);
   }
-  offload_report_.exec = options_.offload_exec;
+  report_.exec = options_.offload_exec;
 }
 
-void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
-  const LayerOffsets lo = layer_offsets(layer_config_);
-  const HeadOffsets ho = head_offsets(layer_config_);
-  cpu_model_ = std::make_unique<LlamaModel>(config_, checkpoint_);
+LayerMapper::~LayerMapper() = default;
+
+bool LayerMapper::caches_layer(int il, int g) const {
+  const int home = layer_gpu_[size_t(il)];
+  if (home != kOnHost) return home == g;
+  return g == offload_gpu_ && options_.offload_exec != OffloadExec::CPU;
+}
+
+void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, const LlamaWeights& host,
+                                  std::span<const std::unique_ptr<GpuWorkspace>> gpus,
+                                  std::span<const GpuLayer> layers, int64_t max_seq_len) {
+  const LayerOffsets lo = layer_offsets(config_);
+  const HeadOffsets ho = head_offsets(config_);
+  cpu_model_ = std::make_unique<LlamaModel>(config_, std::move(checkpoint));
   LlamaWeights cpu_views = cpu_model_->weights();
-  OffloadSpeeds& speeds = offload_report_.speeds;
+  OffloadSpeeds& speeds = report_.speeds;
+  pinned_hidden_ = PinnedBuffer(size_t(options_.max_rows) * size_t(config_.hidden_size) * sizeof(float));
 
   // cpu: narrowed once into pinned memory, which both the DMA engine and the CPU backend read;
   // disk: narrowed from the mapped file into staging each time it is streamed.
@@ -112,17 +119,17 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
     narrow_block(pieces, block);
     return {OffloadBlock{block, {}, size_t(elements)}, block};
   };
-  layer_blocks_.resize(layers_.size());
+  layer_blocks_.resize(layer_gpu_.size());
   for (int il : offloaded_layers_) {
-    const auto [block, pinned] = keep(layer_pieces(layer_config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
+    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
     layer_blocks_[size_t(il)] = block;
-    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(layer_config_, pinned);
+    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, pinned);
   }
   if (head_gpu_ == kOnHost) {
-    const auto [block, pinned] = keep(head_pieces(layer_config_, host), ho.elements, head_on_disk_);
+    const auto [block, pinned] = keep(head_pieces(config_, host), ho.elements, head_on_disk_);
     head_block_ = block;
     if (pinned) {
-      const Strides s = strides_of(layer_config_);
+      const Strides s = strides_of(config_);
       cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
       cpu_views.lm_head.weight = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
     }
@@ -131,7 +138,7 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
   if (!offloads()) return;  // only the embedding is on the host: looked up there
 
   const OffloadExec exec = options_.offload_exec;
-  GpuWorkspace& offload_gpu = *gpus_[size_t(offload_gpu_)];
+  GpuWorkspace& offload_gpu = *gpus[size_t(offload_gpu_)];
   if (options_.offload_speeds) {
     speeds.host_to_device_gbps = options_.offload_speeds->host_to_device_gbps;
     speeds.cpu_read_gbps = options_.offload_speeds->cpu_read_gbps;
@@ -146,7 +153,7 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
     // Only these layers ever run on the CPU (f32 caches of every layer would be 1 GB per sequence
     // for Llama-3-8B at 4096 positions).
     for (int i = 0; i < options_.max_sequences; ++i)
-      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len_, cpu_layers_));
+      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len, cpu_layers_));
     for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
   }
   if (exec != OffloadExec::CPU) {
@@ -155,20 +162,20 @@ void CudaLlamaModel::keep_offloaded_units(const LlamaWeights& host) {
   }
   if (exec == OffloadExec::AUTO && !cpu_layers_.empty()) {
     std::vector<DeviceLayerCache> caches;
-    for (int il : cpu_layers_) caches.push_back({il, layer_caches_[size_t(il)].keys, layer_caches_[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(layer_config_).kv_dim, max_seq_len_,
+    for (int il : cpu_layers_) caches.push_back({il, layers[size_t(il)].keys, layers[size_t(il)].values});
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_).kv_dim, max_seq_len,
                                                options_.max_sequences, offload_gpu.device, offload_gpu.stream);
   }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
 }
 
-void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
+void LayerMapper::choose_gpu_tail(std::span<const double> unit_bytes) {
   cpu_layers_ = offloaded_layers_;
   gpu_tail_begin_ = config_.num_hidden_layers;
   constexpr int kStreamerSlots = 2;
   const bool head_offloaded = head_gpu_ == kOnHost;
   const int tail = options_.offload_exec == OffloadExec::AUTO
-                       ? overlapped_tail_units(unit_bytes, kStreamerSlots, offload_report_.speeds)
+                       ? overlapped_tail_units(unit_bytes, kStreamerSlots, report_.speeds)
                        : 0;
   size_t first_tail_unit = unit_bytes.size();
   for (int left = tail; left > 0; --left) {
@@ -183,23 +190,23 @@ void CudaLlamaModel::choose_gpu_tail(std::span<const double> unit_bytes) {
       cpu_layers_.pop_back();
     }
     first_tail_unit = unit;
-    ++offload_report_.overlapped_tail_units;
+    ++report_.overlapped_tail_units;
   }
-  offload_report_.cpu_step_bytes =
+  report_.cpu_step_bytes =
       std::accumulate(unit_bytes.begin(), unit_bytes.begin() + std::ptrdiff_t(first_tail_unit), 0.0);
 }
 
-void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
+void LayerMapper::move_hidden(std::span<const std::unique_ptr<GpuWorkspace>> gpus, int from, int to, int n_rows) {
   if (from == to) return;
   const size_t count = size_t(n_rows) * size_t(config_.hidden_size);
   float* pinned = pinned_hidden_.get<float>();
   if (from != kOnHost) {
-    GpuWorkspace& source = *gpus_[size_t(from)];
+    GpuWorkspace& source = *gpus[size_t(from)];
     CUDA_CHECK(cudaSetDevice(source.device));
-    if (source.mlp_out_pending)
-      launch_add_rmsnorm(source.residual.get<float>(), source.mlp_out.get<bf16>(), nullptr, 0.0f, n_rows,
-                         config_.hidden_size, nullptr, nullptr, source.stream);
-    source.mlp_out_pending = false;
+    if (source.pending_add)
+      launch_add_rmsnorm(source.residual.get<float>(), source.pending_add, nullptr, 0.0f, n_rows, config_.hidden_size,
+                         nullptr, nullptr, source.stream);
+    source.pending_add = nullptr;
     if (to == kOnHost) {
       CUDA_CHECK(cudaMemcpyAsync(pinned, source.residual.get(), count * sizeof(float), cudaMemcpyDeviceToHost,
                                  source.stream));
@@ -207,7 +214,7 @@ void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
       host_hidden_.assign(pinned, pinned + count);
       return;
     }
-    GpuWorkspace& target = *gpus_[size_t(to)];
+    GpuWorkspace& target = *gpus[size_t(to)];
     // A plain copy between unified addresses, not cudaMemcpyPeerAsync, which a decode graph's
     // capture refuses; with peer access enabled it goes GPU to GPU directly all the same.
     CUDA_CHECK(cudaMemcpyAsync(target.residual.get(), source.residual.get(), count * sizeof(float), cudaMemcpyDefault,
@@ -215,21 +222,23 @@ void CudaLlamaModel::move_hidden(int from, int to, int n_rows) {
     CUDA_CHECK(cudaEventRecord(source.handoff, source.stream));
     CUDA_CHECK(cudaSetDevice(target.device));
     CUDA_CHECK(cudaStreamWaitEvent(target.stream, source.handoff));
-    target.mlp_out_pending = false;
+    target.pending_add = nullptr;
     return;
   }
-  GpuWorkspace& target = *gpus_[size_t(to)];
+  GpuWorkspace& target = *gpus[size_t(to)];
   std::copy_n(host_hidden_.data(), count, pinned);
   CUDA_CHECK(cudaSetDevice(target.device));
   CUDA_CHECK(cudaMemcpyAsync(target.residual.get(), pinned, count * sizeof(float), cudaMemcpyHostToDevice,
                              target.stream));
   CUDA_CHECK(cudaStreamSynchronize(target.stream));  // the pinned buffer is reused by the next hand-off
-  target.mlp_out_pending = false;
+  target.pending_add = nullptr;
 }
 
-void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& shape) {
+void LayerMapper::run_step(std::span<const TokenRow> rows, std::span<const std::unique_ptr<GpuWorkspace>> gpus,
+                           const GpuUnitRunners& run) {
   const int n_layers = config_.num_hidden_layers;
-  const OffloadExec exec = offloads() ? policy_->choose(shape.n_rows) : OffloadExec::STREAM;
+  const int n_rows = int(rows.size());
+  const OffloadExec exec = offloads() ? policy_->choose(n_rows) : OffloadExec::STREAM;
   // A CPU step computes the offloaded layers on the host, except a tail that the GPU runs from
   // weights copied meanwhile; a stream step runs every offloaded unit on the offload GPU.
   const bool cpu_step = exec == OffloadExec::CPU;
@@ -253,24 +262,27 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
     work();
     cpu_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
+  auto on_gpu = [&](int g) -> GpuWorkspace& {
+    GpuWorkspace& gpu = *gpus[size_t(g)];
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    return gpu;
+  };
+  auto streamed = [&](GpuWorkspace& gpu, auto&& work) {
+    work(streamer_->acquire(gpu.stream));
+    streamer_->release(gpu.stream);
+  };
 
   int at = embed_gpu_;
   if (embed_gpu_ != kOnHost) {
-    GpuWorkspace& gpu = *gpus_[size_t(embed_gpu_)];
-    CUDA_CHECK(cudaSetDevice(gpu.device));
-    launch_embedding(embed_tokens_, gpu.input(0), shape.n_rows, config_.hidden_size, gpu.residual.get<float>(),
-                     gpu.stream, int(embed_vocab_begin_), int(embed_rows_));
-    if (embed_partial_)
-      comm_->all_reduce_sum(gpu.residual.get(), size_t(shape.n_rows) * size_t(config_.hidden_size), DType::F32,
-                            gpu.stream);
-    gpu.mlp_out_pending = false;
+    GpuWorkspace& gpu = on_gpu(embed_gpu_);
+    run.embed(gpu);
+    gpu.pending_add = nullptr;
   } else {
     host_hidden_ = cpu_model_->embed_rows(rows);
   }
-  const LayerOffsets lo = layer_offsets(layer_config_);
   for (int il = 0; il < n_layers;) {
     const int target = where(il);
-    move_hidden(at, target, shape.n_rows);
+    move_hidden(gpus, at, target, n_rows);
     at = target;
     if (target == kOnHost) {
       int end = il + 1;
@@ -279,59 +291,45 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
       il = end;
       continue;
     }
-    GpuWorkspace& gpu = *gpus_[size_t(target)];
-    CUDA_CHECK(cudaSetDevice(gpu.device));
-    if (layer_gpu_[size_t(il)] != kOnHost) {
-      run_gpu_layer(gpu, layers_[size_t(il)], layer_collectives_[size_t(il)], layer_caches_[size_t(il)], shape);
-    } else {
-      bf16* block = streamer_->acquire(gpu.stream);
-      auto at_offset = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
-      const LayerWeights streamed{at_offset(lo.attn_norm), at_offset(lo.qkv),    at_offset(lo.qkv_bias),
-                                  at_offset(lo.q_norm),    at_offset(lo.k_norm), at_offset(lo.o_proj),
-                                  at_offset(lo.mlp_norm),  at_offset(lo.gate_up), at_offset(lo.down)};
-      run_gpu_layer(gpu, streamed, layer_collectives_[size_t(il)], layer_caches_[size_t(il)], shape);
-      streamer_->release(gpu.stream);
-    }
+    GpuWorkspace& gpu = on_gpu(target);
+    if (layer_gpu_[size_t(il)] != kOnHost) run.layer(gpu, il, nullptr);
+    else streamed(gpu, [&](bf16* block) { run.layer(gpu, il, block); });
     ++il;
   }
 
   const int head_at = head_gpu_ != kOnHost ? head_gpu_ : head_streamed ? offload_gpu_ : kOnHost;
-  move_hidden(at, head_at, shape.n_rows);
+  move_hidden(gpus, at, head_at, n_rows);
   if (head_at == kOnHost) {
     on_cpu([&] { host_logits_ = cpu_model_->head_logits(rows, host_hidden_); });
-    GpuWorkspace& gpu = sampling_gpu();
-    CUDA_CHECK(cudaSetDevice(gpu.device));
+    GpuWorkspace& gpu = on_gpu(sampling_gpu());
     CUDA_CHECK(cudaMemcpyAsync(gpu.logits.get(), host_logits_.data(), host_logits_.size() * sizeof(float),
                                cudaMemcpyHostToDevice, gpu.stream));
   } else if (head_gpu_ != kOnHost) {
-    CUDA_CHECK(cudaSetDevice(gpus_[size_t(head_at)]->device));
-    run_gpu_head(*gpus_[size_t(head_at)], head_, shape);
+    run.head(on_gpu(head_at), nullptr);
   } else {
-    GpuWorkspace& gpu = *gpus_[size_t(head_at)];
-    CUDA_CHECK(cudaSetDevice(gpu.device));
-    bf16* block = streamer_->acquire(gpu.stream);
-    const HeadOffsets ho = head_offsets(layer_config_);
-    run_gpu_head(gpu, {block + ho.final_norm, block + ho.lm_head}, shape);
-    streamer_->release(gpu.stream);
+    GpuWorkspace& gpu = on_gpu(head_at);
+    streamed(gpu, [&](bf16* block) { run.head(gpu, block); });
   }
 
   if (!offloads()) return;
   if (kv_sync_) kv_sync_->written(side, rows);
-  if (exec == OffloadExec::CPU) {
-    ++offload_report_.cpu_steps;
-    if (shape.n_rows == 1) {
-      OffloadReport& report = offload_report_;
-      report.cpu_one_row_seconds += cpu_seconds;
-      report.cpu_one_row_seconds_fastest = report.cpu_one_row_steps == 0
-                                               ? cpu_seconds
-                                               : std::min(report.cpu_one_row_seconds_fastest, cpu_seconds);
-      ++report.cpu_one_row_steps;
-    }
-    policy_->observe_cpu(shape.n_rows, cpu_seconds);
-  } else {
-    ++offload_report_.stream_steps;
-    policy_->observe_stream(shape.n_rows);
+  record_step(exec, n_rows, cpu_seconds);
+}
+
+void LayerMapper::record_step(OffloadExec exec, int n_rows, double cpu_seconds) {
+  if (exec != OffloadExec::CPU) {
+    ++report_.stream_steps;
+    policy_->observe_stream(n_rows);
+    return;
   }
+  ++report_.cpu_steps;
+  if (n_rows == 1) {
+    report_.cpu_one_row_seconds += cpu_seconds;
+    report_.cpu_one_row_seconds_fastest =
+        report_.cpu_one_row_steps == 0 ? cpu_seconds : std::min(report_.cpu_one_row_seconds_fastest, cpu_seconds);
+    ++report_.cpu_one_row_steps;
+  }
+  policy_->observe_cpu(n_rows, cpu_seconds);
 }
 
 }  // namespace shardlm::cuda

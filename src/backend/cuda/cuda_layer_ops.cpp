@@ -1,0 +1,114 @@
+#include "backend/cuda/cuda_layer_ops.h"
+
+#include <cmath>
+
+#include "ops/cuda/attention.h"
+#include "ops/cuda/flash_attention.h"
+#include "ops/cuda/gemv.h"
+#include "ops/cuda/qkv_rope.h"
+#include "ops/cuda/rmsnorm.h"
+
+namespace shardlm::cuda {
+
+using bf16 = __nv_bfloat16;
+
+CudaLayerOps::CudaLayerOps(const ModelConfig& config, float attention_scaling, int64_t max_seq_len,
+                           DeviceCommunicator* comm, GpuWorkspace& gpu, const StepShape& step)
+    : config_(config),
+      attention_scaling_(attention_scaling),
+      max_seq_len_(max_seq_len),
+      comm_(comm),
+      gpu_(gpu),
+      step_(step) {}
+
+NormedRows CudaLayerOps::rms_norm(const bf16* weight) {
+  if (step_.gemv) return {nullptr, weight};
+  bf16* normed = gpu_.normed.get<bf16>();
+  launch_add_rmsnorm(gpu_.residual.get<float>(), gpu_.pending_add, weight, config_.rms_norm_eps, step_.n_rows,
+                     config_.hidden_size, nullptr, normed, gpu_.stream);
+  gpu_.pending_add = nullptr;
+  return {normed, nullptr};
+}
+
+const bf16* CudaLayerOps::qkv_rope(const NormedRows& normed, const GpuLayer& layer, int /*il: in layer.keys*/) {
+  const int n = step_.n_rows;
+  const int64_t qkv_dim = int64_t(layer.n_heads + 2 * layer.n_kv_heads) * config_.head_dim;
+  const QkvRopeParams rope{gpu_.qkv.get<bf16>(), layer.qkv_bias,   layer.q_norm,        layer.k_norm,
+                           config_.rms_norm_eps, gpu_.input(1),    gpu_.input(2),       gpu_.inv_freq.get<float>(),
+                           attention_scaling_,   n,                layer.n_heads,       layer.n_kv_heads,
+                           config_.head_dim,     gpu_.q.get<bf16>(), layer.keys,        layer.values,
+                           max_seq_len_};
+  if (step_.gemv) {
+    GemvParams qkv{gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, n, layer.qkv, qkv_dim,
+                   config_.hidden_size, gpu_.qkv.get(), GemvOutput::BF16};
+    qkv.rope = rope;
+    // q/k norms need whole heads before the rotation, so they keep a kernel of their own.
+    if (!layer.q_norm && !layer.k_norm) qkv.output = GemvOutput::QKV_ROPE;
+    launch_gemv(qkv, gpu_.stream);
+    if (qkv.output != GemvOutput::QKV_ROPE) launch_qkv_rope(rope, gpu_.stream);
+  } else {
+    gpu_.gemm->linear(normed.rows, n, layer.qkv, qkv_dim, config_.hidden_size, gpu_.qkv.get(), GemmOutput::BF16,
+                      gpu_.stream);
+    launch_qkv_rope(rope, gpu_.stream);
+  }
+  return gpu_.q.get<bf16>();
+}
+
+const bf16* CudaLayerOps::attention(const bf16* queries, const GpuLayer& layer, int /*il: in layer.keys*/) {
+  const float scale = 1.0f / std::sqrt(float(config_.head_dim));
+  bf16* out = gpu_.attention_out.get<bf16>();
+  if (step_.run && prefill_attention_supports(config_.head_dim)) {
+    const size_t slot_offset =
+        size_t(step_.run->slot) * size_t(max_seq_len_) * size_t(layer.n_kv_heads) * size_t(config_.head_dim);
+    launch_prefill_attention({queries, layer.keys + slot_offset, layer.values + slot_offset, step_.n_rows,
+                              step_.run->first_position, layer.n_heads, layer.n_kv_heads, config_.head_dim,
+                              config_.sliding_window.value_or(0), scale, out},
+                             gpu_.stream);
+  } else {
+    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), step_.n_rows, layer.n_heads,
+                      layer.n_kv_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0), scale,
+                      step_.n_splits, gpu_.attention_partial.get<float>(), gpu_.attention_split_counters.get<int>(),
+                      out},
+                     gpu_.stream);
+  }
+  return out;
+}
+
+void CudaLayerOps::add_projection(const bf16* input, const GpuLinear& projection) {
+  const int n = step_.n_rows;
+  const int64_t dim = config_.hidden_size;
+  float* residual = gpu_.residual.get<float>();
+  bf16* projected = gpu_.projected.get<bf16>();
+  if (step_.gemv && !projection.partial) {
+    launch_gemv({input, nullptr, 0.0f, n, projection.weight, dim, projection.in_features, residual,
+                 GemvOutput::ADD_TO_F32},
+                gpu_.stream);
+    return;
+  }
+  if (step_.gemv)
+    launch_gemv({input, nullptr, 0.0f, n, projection.weight, dim, projection.in_features, projected, GemvOutput::BF16},
+                gpu_.stream);
+  else
+    gpu_.gemm->linear(input, n, projection.weight, dim, projection.in_features, projected, GemmOutput::BF16,
+                      gpu_.stream);
+  // A rowwise projection's partial sums are summed over the ranks before they join the residual.
+  if (projection.partial) comm_->all_reduce_sum(projected, size_t(n) * size_t(dim), DType::BF16, gpu_.stream);
+  if (step_.gemv)
+    launch_add_rmsnorm(residual, projected, nullptr, 0.0f, n, int(dim), nullptr, nullptr, gpu_.stream);
+  else
+    gpu_.pending_add = projected;
+}
+
+const bf16* CudaLayerOps::gate_up_swiglu(const NormedRows& normed, const GpuLayer& layer) {
+  bf16* activated = gpu_.activated.get<bf16>();
+  if (step_.gemv)
+    launch_gemv({gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, step_.n_rows, layer.gate_up,
+                 layer.ff_dim, config_.hidden_size, activated, GemvOutput::SWIGLU_BF16},
+                gpu_.stream);
+  else
+    gpu_.gemm->gate_up_swiglu(normed.rows, step_.n_rows, layer.gate_up, layer.ff_dim, config_.hidden_size,
+                              gpu_.gate_up.get<bf16>(), activated, gpu_.stream);
+  return activated;
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,76 @@
+// The decoder layer's ops (model/decoder_layer.h) on one GPU: bf16 weights and activations, the
+// residual stream in f32, keys and values in the layer's bf16 cache slots. A decode-shaped step
+// (StepShape::gemv) runs every projection as one GEMV that absorbs its neighbours: the RMSNorm of
+// its input, the bias, q/k rotation and cache store of q/k/v, SwiGLU of gate/up and the residual
+// add. Other steps run cuBLASLt GEMMs, and a projection's output joins the residual stream in the
+// next RMSNorm's kernel (GpuWorkspace::pending_add).
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/gpu_workspace.h"
+#include "backend/cuda/step_shape.h"
+#include "core/cuda/device_communicator.h"
+#include "io/model_config.h"
+
+namespace shardlm::cuda {
+
+// A projection into the residual stream (o_proj, down_proj): weight (hidden_size, in_features).
+struct GpuLinear {
+  __nv_bfloat16* weight = nullptr;
+  int64_t in_features = 0;
+  bool partial = false;  // rowwise under tensor parallelism: summed over the ranks before it joins
+};
+
+// A layer as its GPU runs it: where its weights are (resident, or a streamed block), its heads and
+// widths (a tensor-parallel rank's share) and its KV cache.
+struct GpuLayer {
+  int n_heads = 0, n_kv_heads = 0;
+  int64_t ff_dim = 0;
+  __nv_bfloat16* attn_norm = nullptr;  // (dim)
+  __nv_bfloat16* qkv = nullptr;        // (q_dim + 2 kv_dim, dim): rows of q_proj, then k_proj, then v_proj
+  __nv_bfloat16* qkv_bias = nullptr;   // (q_dim + 2 kv_dim) or nullptr
+  __nv_bfloat16* q_norm = nullptr;     // (head_dim) or nullptr
+  __nv_bfloat16* k_norm = nullptr;     // (head_dim) or nullptr
+  GpuLinear o_proj;                          // in_features q_dim
+  __nv_bfloat16* mlp_norm = nullptr;   // (dim)
+  __nv_bfloat16* gate_up = nullptr;    // (2 ff_dim, dim): rows of gate_proj, then up_proj
+  GpuLinear down_proj;                       // in_features ff_dim
+  __nv_bfloat16* keys = nullptr;             // (slots, max_seq_len, kv_dim) of this layer
+  __nv_bfloat16* values = nullptr;
+};
+
+// The input of a projection that reads the normalised residual stream: rows normalised already (a
+// GEMM step), or nothing yet, and the norm's weight, which the GEMV applies as it reads the
+// residual (decode).
+struct NormedRows {
+  const __nv_bfloat16* rows = nullptr;
+  const __nv_bfloat16* fold_norm = nullptr;
+};
+
+class CudaLayerOps {
+ public:
+  using Layer = GpuLayer;
+
+  // `comm`: the tensor-parallel group (null without one).
+  CudaLayerOps(const ModelConfig& config, float attention_scaling, int64_t max_seq_len, DeviceCommunicator* comm,
+               GpuWorkspace& gpu, const StepShape& step);
+
+  NormedRows rms_norm(const __nv_bfloat16* weight);
+  const __nv_bfloat16* qkv_rope(const NormedRows& normed, const GpuLayer& layer, int il);
+  const __nv_bfloat16* attention(const __nv_bfloat16* queries, const GpuLayer& layer, int il);
+  void add_projection(const __nv_bfloat16* input, const GpuLinear& projection);
+  const __nv_bfloat16* gate_up_swiglu(const NormedRows& normed, const GpuLayer& layer);
+
+ private:
+  const ModelConfig& config_;
+  float attention_scaling_;
+  int64_t max_seq_len_;
+  DeviceCommunicator* comm_;
+  GpuWorkspace& gpu_;
+  const StepShape& step_;
+};
+
+}  // namespace shardlm::cuda

@@ -17,7 +17,6 @@
 #include "backend/cuda/cuda_llama_model.h"
 #include "parallel/cuda/host_staged_communicator.h"
 #include "parallel/cuda/peer_communicator.h"
-#include "../unit/error_message.h"
 #include "core/error.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"
@@ -62,7 +61,8 @@ RunResult run_model(cuda::CudaLlamaModel& model, const std::vector<int32_t>& for
 // tp ranks on this GPU against the whole model; with peer, decode's small all-reduces take the
 // one-shot peer kernel (its ranks spin on each other, so compute-sanitizer, which runs one kernel at
 // a time, can only check the host-staged runs).
-void expect_ranks_match_one_gpu(const std::string& fixture, int tp, bool peer_all_reduce) {
+void expect_ranks_match_one_gpu(const std::string& fixture, int tp, bool peer_all_reduce,
+                                const TpPlanSource& source = TpPlanSource::auto_plan()) {
   const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / fixture;
   const ModelConfig config = ModelConfig::from_dir(dir);
   const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
@@ -79,7 +79,7 @@ void expect_ranks_match_one_gpu(const std::string& fixture, int tp, bool peer_al
   forced.pop_back();
   reference = run_model(whole, forced);
 
-  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::auto_plan(), tp);
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), source, tp);
   std::vector<RunResult> per_rank(static_cast<size_t>(tp));
   ThreadGroup::run(tp, [&](Communicator& host) {
     cuda::HostStagedCommunicator staged(host);
@@ -136,25 +136,24 @@ TEST(CudaTensorParallel, RefusesRandomWeightsAndDeviceMaps) {
   });
 }
 
-// CPU ranks run plans whose layers differ; the CUDA model's fused per-layer blocks need layers split
-// alike, so it names the first layer that is not, before any weight is uploaded.
-TEST(CudaTensorParallel, RefusesPlansWhoseLayersSplitDifferently) {
+// Every layer follows its own plan entries: layer 0 splits its attention and its MLP (the MLP in
+// Transformers 4.5x's local_* + gather spelling), layer 1 keeps its attention whole on every rank
+// and splits only its MLP; a vocabulary-parallel embedding and a gathered head around them. The
+// layers' heads, widths, weight blocks and KV caches differ per layer, and the ranks still match
+// the whole model (as CPU ranks do: TensorParallel.PlanWhoseLayersDifferMatchesOneRank).
+TEST(CudaTensorParallel, PlanWhoseLayersDifferMatchesOneGpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
-  const ModelConfig config = ModelConfig::from_dir(dir);
-  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
-  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint),
-                                      TpPlanSource::from_json(R"({"model.layers.0.mlp.gate_proj": "colwise",
-                                          "model.layers.0.mlp.up_proj": "colwise", "model.layers.0.mlp.down_proj": "rowwise"})",
-                                                              "per-layer.json"),
-                                      2);
-  ThreadGroup::run(1, [&](Communicator& host) {
-    cuda::HostStagedCommunicator comm(host);
-    cuda::CudaModelOptions tp_options = options();
-    tp_options.tensor_parallel = cuda::CudaTensorParallel{&plan, &comm};
-    EXPECT_ERROR_NAMES(cuda::CudaLlamaModel(config, checkpoint, tp_options), "model.layers.1 is split differently",
-                       "8 query heads, 2 KV heads, intermediate size 176 on rank 0, against 8, 2, 88");
-  });
+  constexpr const char* kPerLayerPlan = R"({
+    "model.embed_tokens": "embedding_rowwise",
+    "model.layers.0.self_attn.q_proj": "colwise", "model.layers.0.self_attn.k_proj": "colwise",
+    "model.layers.0.self_attn.v_proj": "colwise", "model.layers.0.self_attn.o_proj": "rowwise",
+    "model.layers.0.mlp.gate_proj": "local_colwise", "model.layers.0.mlp.up_proj": "local_colwise",
+    "model.layers.0.mlp.down_proj": "local_rowwise", "model.layers.0.mlp": "gather",
+    "model.layers.1.mlp.gate_proj": "colwise", "model.layers.1.mlp.up_proj": "colwise",
+    "model.layers.1.mlp.down_proj": "rowwise",
+    "lm_head": "colwise_gather_output"})";
+  expect_ranks_match_one_gpu("llama-gqa-llama3rope-f32", 2, false,
+                             TpPlanSource::from_json(kPerLayerPlan, "per-layer.json"));
 }
 
 }  // namespace

@@ -32,10 +32,10 @@ NormedRows CudaLayerOps::rms_norm(const bf16* weight) {
 
 const bf16* CudaLayerOps::qkv_rope(const NormedRows& normed, const GpuLayer& layer, int /*il: in layer.keys*/) {
   const int n = step_.n_rows;
-  const int64_t qkv_dim = int64_t(layer.n_heads + 2 * layer.n_kv_heads) * config_.head_dim;
+  const int64_t qkv_dim = int64_t(layer.shape.n_heads + 2 * layer.shape.n_kv_heads) * config_.head_dim;
   const QkvRopeParams rope{gpu_.qkv.get<bf16>(), layer.qkv_bias,   layer.q_norm,        layer.k_norm,
                            config_.rms_norm_eps, gpu_.input(1),    gpu_.input(2),       gpu_.inv_freq.get<float>(),
-                           attention_scaling_,   n,                layer.n_heads,       layer.n_kv_heads,
+                           attention_scaling_,   n,                layer.shape.n_heads,       layer.shape.n_kv_heads,
                            config_.head_dim,     gpu_.q.get<bf16>(), layer.keys,        layer.values,
                            max_seq_len_};
   if (step_.gemv) {
@@ -59,14 +59,14 @@ const bf16* CudaLayerOps::attention(const bf16* queries, const GpuLayer& layer, 
   bf16* out = gpu_.attention_out.get<bf16>();
   if (step_.run && prefill_attention_supports(config_.head_dim)) {
     const size_t slot_offset =
-        size_t(step_.run->slot) * size_t(max_seq_len_) * size_t(layer.n_kv_heads) * size_t(config_.head_dim);
+        size_t(step_.run->slot) * size_t(max_seq_len_) * size_t(layer.shape.n_kv_heads) * size_t(config_.head_dim);
     launch_prefill_attention({queries, layer.keys + slot_offset, layer.values + slot_offset, step_.n_rows,
-                              step_.run->first_position, layer.n_heads, layer.n_kv_heads, config_.head_dim,
+                              step_.run->first_position, layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim,
                               config_.sliding_window.value_or(0), scale, out},
                              gpu_.stream);
   } else {
-    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), step_.n_rows, layer.n_heads,
-                      layer.n_kv_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0), scale,
+    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), step_.n_rows, layer.shape.n_heads,
+                      layer.shape.n_kv_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0), scale,
                       step_.n_splits, gpu_.attention_partial.get<float>(), gpu_.attention_split_counters.get<int>(),
                       out},
                      gpu_.stream);
@@ -103,10 +103,10 @@ const bf16* CudaLayerOps::gate_up_swiglu(const NormedRows& normed, const GpuLaye
   bf16* activated = gpu_.activated.get<bf16>();
   if (step_.gemv)
     launch_gemv({gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, step_.n_rows, layer.gate_up,
-                 layer.ff_dim, config_.hidden_size, activated, GemvOutput::SWIGLU_BF16},
+                 layer.shape.ff_dim, config_.hidden_size, activated, GemvOutput::SWIGLU_BF16},
                 gpu_.stream);
   else
-    gpu_.gemm->gate_up_swiglu(normed.rows, step_.n_rows, layer.gate_up, layer.ff_dim, config_.hidden_size,
+    gpu_.gemm->gate_up_swiglu(normed.rows, step_.n_rows, layer.gate_up, layer.shape.ff_dim, config_.hidden_size,
                               gpu_.gate_up.get<bf16>(), activated, gpu_.stream);
   return activated;
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "backend/cuda/gpu_workspace.h"
+#include "backend/cuda/layer_shape.h"
 #include "backend/cuda/step_shape.h"
 #include "core/cuda/device_communicator.h"
 #include "io/model_config.h"
@@ -27,8 +28,7 @@ struct GpuLinear {
 // A layer as its GPU runs it: where its weights are (resident, or a streamed block), its heads and
 // widths (a tensor-parallel rank's share) and its KV cache.
 struct GpuLayer {
-  int n_heads = 0, n_kv_heads = 0;
-  int64_t ff_dim = 0;
+  LayerShape shape;
   __nv_bfloat16* attn_norm = nullptr;  // (dim)
   __nv_bfloat16* qkv = nullptr;        // (q_dim + 2 kv_dim, dim): rows of q_proj, then k_proj, then v_proj
   __nv_bfloat16* qkv_bias = nullptr;   // (q_dim + 2 kv_dim) or nullptr

@@ -61,7 +61,7 @@ void point_into(bf16* block, const LayerOffsets& lo, GpuLayer& layer) {
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
                                const CudaModelOptions& options)
-    : config_(config), layer_config_(config), options_(options) {
+    : config_(config), options_(options) {
   const LlamaWeights host = bind_checkpoint(*checkpoint);
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
   allocate();
@@ -70,11 +70,16 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const 
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
-    : config_(config), layer_config_(config), options_(options) {
+    : config_(config), options_(options) {
   if (options_.tensor_parallel)
     fail("random weights cannot be split for tensor parallelism: save the model and pass --model DIR");
   embedding_.rows = head_.rows = config_.vocab_size;
-  shape_layers(false, false);
+  GpuLayer whole;
+  whole.shape = whole_layer_shape(config_);
+  const Strides s = strides_of(config_, whole.shape);
+  whole.o_proj = {nullptr, s.q_dim, false};
+  whole.down_proj = {nullptr, s.ff_dim, false};
+  layers_.assign(size_t(config_.num_hidden_layers), whole);
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
   if (mapper_->holds_host_units())
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
@@ -90,38 +95,21 @@ LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
     rank = TensorParallelRank{options_.tensor_parallel->plan, comm_->rank(), nullptr};
   }
   LlamaWeights host = bind_llama_weights(config_, checkpoint, rank ? &*rank : nullptr);
-  // The fused per-layer blocks and workspaces have one shape for every layer.
-  const LlamaLayerWeights& first = host.layers.front();
-  for (size_t il = 1; il < host.layers.size(); ++il) {
-    if (!same_layer_split(host.layers[il], first))
-      fail("tp plan: model.layers.{} is split differently from model.layers.0 ({} query heads, {} KV heads, "
-           "intermediate size {} on rank {}, against {}, {}, {}); the CUDA backend runs plans whose layers split "
-           "alike (CPU ranks run per-layer plans)",
-           il, host.layers[il].n_heads, host.layers[il].n_kv_heads, host.layers[il].ff_dim(), rank ? rank->rank : 0,
-           first.n_heads, first.n_kv_heads, first.ff_dim());
+  // Each layer its own heads and widths (its plan entries' split) and collectives.
+  layers_.clear();
+  for (const LlamaLayerWeights& layer : host.layers) {
+    GpuLayer shaped;
+    shaped.shape = shape_of(layer);
+    shaped.o_proj = {nullptr, layer.q_dim(), layer.o_proj.partial()};
+    shaped.down_proj = {nullptr, layer.ff_dim(), layer.down_proj.partial()};
+    layers_.push_back(shaped);
   }
-  // Without tensor parallelism the layers are whole, and these change nothing.
-  layer_config_.num_attention_heads = first.n_heads;
-  layer_config_.num_key_value_heads = first.n_kv_heads;
-  layer_config_.intermediate_size = first.ff_dim();
-  shape_layers(first.o_proj.partial(), first.down_proj.partial());
   embedding_.rows = host.embed_tokens.table.rows;
   embedding_.vocab_begin = host.embed_tokens.vocab_begin;
   embedding_.partial = host.embed_tokens.collective == TpCollective::ALL_REDUCE;
   head_.rows = host.lm_head.out_features();
   if (host.lm_head.collective == TpCollective::ALL_GATHER) head_.gather_block = host.lm_head.gather_block;
   return host;
-}
-
-void CudaLlamaModel::shape_layers(bool o_proj_partial, bool down_partial) {
-  const Strides s = strides_of(layer_config_);
-  GpuLayer shape;
-  shape.n_heads = layer_config_.num_attention_heads;
-  shape.n_kv_heads = layer_config_.num_key_value_heads;
-  shape.ff_dim = s.ff_dim;
-  shape.o_proj = {nullptr, s.q_dim, o_proj_partial};
-  shape.down_proj = {nullptr, s.ff_dim, down_partial};
-  layers_.assign(size_t(config_.num_hidden_layers), shape);
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -142,35 +130,34 @@ void CudaLlamaModel::allocate() {
          config_.max_position_embeddings);
   rope_ = compute_rope_frequencies(config_);
 
-  const Strides s = strides_of(layer_config_);
+  const int64_t dim = config_.hidden_size;
   const int logit_rows = std::max(options_.max_sequences, 1);
   const std::vector<int>& devices = mapper_->gpu_devices();
   for (int device : devices)
-    gpus_.push_back(
-        std::make_unique<GpuWorkspace>(device, layer_config_, rope_, options_.max_rows, logit_rows, kSplitStates));
+    gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, widest_layer(), rope_, options_.max_rows,
+                                                   logit_rows, kSplitStates));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : devices)
     for (int b : devices)
       if (can_access_peer(a, b)) enable_peer_access(a, b);  // false for a workspace's own device
 
-  const LayerOffsets lo = layer_offsets(layer_config_);
   for (int g = 0; g < int(gpus_.size()); ++g) {
     GpuWorkspace& gpu = *gpus_[size_t(g)];
     CUDA_CHECK(cudaSetDevice(gpu.device));
     ArenaLayout layout;
-    const int64_t embed_offset = mapper_->embed_gpu() == g ? layout.take(embedding_.rows * s.dim) : -1;
-    const int64_t final_norm_offset = mapper_->head_gpu() == g ? layout.take(s.dim) : -1;
+    const int64_t embed_offset = mapper_->embed_gpu() == g ? layout.take(embedding_.rows * dim) : -1;
+    const int64_t final_norm_offset = mapper_->head_gpu() == g ? layout.take(dim) : -1;
     // A tensor-parallel rank's head is its own slice, bound separately from the embedding's.
     const bool head_shares_embedding = config_.tie_word_embeddings && mapper_->embed_gpu() == g && !comm_;
     const int64_t lm_head_offset =
-        mapper_->head_gpu() != g ? -1 : head_shares_embedding ? embed_offset : layout.take(head_.rows * s.dim);
+        mapper_->head_gpu() != g ? -1 : head_shares_embedding ? embed_offset : layout.take(head_.rows * dim);
     std::vector<int> resident, cached;
     for (int il = 0; il < config_.num_hidden_layers; ++il) {
       if (mapper_->layer_gpu(il) == g) resident.push_back(il);
       if (mapper_->caches_layer(il, g)) cached.push_back(il);
     }
     std::vector<int64_t> layer_base;
-    for (size_t i = 0; i < resident.size(); ++i) layer_base.push_back(layout.take(lo.elements));
+    for (int il : resident) layer_base.push_back(layout.take(layer_offsets(config_, layers_[size_t(il)].shape).elements));
     gpu.weights = DeviceBuffer(size_t(layout.n_elements) * sizeof(bf16));
     bf16* base = gpu.weights.get<bf16>();
     if (embed_offset >= 0) embedding_.table = base + embed_offset;
@@ -178,13 +165,24 @@ void CudaLlamaModel::allocate() {
       head_.final_norm = base + final_norm_offset;
       head_.lm_head = base + lm_head_offset;
     }
-    for (size_t i = 0; i < resident.size(); ++i) point_into(base + layer_base[i], lo, layers_[size_t(resident[i])]);
-    const size_t layer_cache = size_t(options_.max_sequences) * size_t(max_seq_len_) * size_t(s.kv_dim);
-    gpu.k_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
-    gpu.v_cache = DeviceBuffer(cached.size() * layer_cache * sizeof(bf16));
-    for (size_t i = 0; i < cached.size(); ++i) {
-      layers_[size_t(cached[i])].keys = gpu.k_cache.get<bf16>() + i * layer_cache;
-      layers_[size_t(cached[i])].values = gpu.v_cache.get<bf16>() + i * layer_cache;
+    for (size_t i = 0; i < resident.size(); ++i) {
+      GpuLayer& layer = layers_[size_t(resident[i])];
+      point_into(base + layer_base[i], layer_offsets(config_, layer.shape), layer);
+    }
+    // Each cached layer's (slots, max_seq_len, kv_dim) keys and values, one after another.
+    auto cache_elements = [&](int il) {
+      return size_t(options_.max_sequences) * size_t(max_seq_len_) *
+             size_t(strides_of(config_, layers_[size_t(il)].shape).kv_dim);
+    };
+    size_t cache_total = 0;
+    for (int il : cached) cache_total += cache_elements(il);
+    gpu.k_cache = DeviceBuffer(cache_total * sizeof(bf16));
+    gpu.v_cache = DeviceBuffer(cache_total * sizeof(bf16));
+    size_t cache_offset = 0;
+    for (int il : cached) {
+      layers_[size_t(il)].keys = gpu.k_cache.get<bf16>() + cache_offset;
+      layers_[size_t(il)].values = gpu.v_cache.get<bf16>() + cache_offset;
+      cache_offset += cache_elements(il);
     }
   }
 
@@ -199,7 +197,7 @@ void CudaLlamaModel::allocate() {
 }
 
 void CudaLlamaModel::fill_random(uint64_t seed) {
-  const Strides s = strides_of(layer_config_);
+  const Strides s = strides_of(config_, whole_layer_shape(config_));  // random weights are never split
   uint64_t stream_id = seed;
   for (int g = 0; g < int(gpus_.size()); ++g) {
     CUDA_CHECK(cudaSetDevice(gpus_[size_t(g)]->device));
@@ -229,7 +227,6 @@ void CudaLlamaModel::fill_random(uint64_t seed) {
 }
 
 void CudaLlamaModel::upload(const LlamaWeights& host) {
-  const LayerOffsets lo = layer_offsets(layer_config_);
   std::vector<std::vector<UploadPiece>> per_gpu(gpus_.size());
   double total_bytes = 0;
   auto add = [&](int g, const WeightView& source, bf16* destination) {
@@ -245,8 +242,8 @@ void CudaLlamaModel::upload(const LlamaWeights& host) {
   for (size_t il = 0; il < layers_.size(); ++il) {
     const int g = mapper_->layer_gpu(int(il));
     if (g == LayerMapper::kOnHost) continue;
-    bf16* block = layers_[il].attn_norm - lo.attn_norm;
-    for (const BlockPiece& piece : layer_pieces(layer_config_, host.layers[il])) add(g, piece.source, block + piece.offset);
+    bf16* block = layers_[il].attn_norm - layer_offsets(config_, layers_[il].shape).attn_norm;
+    for (const BlockPiece& piece : layer_pieces(config_, host.layers[il])) add(g, piece.source, block + piece.offset);
   }
   ProgressBar progress("loading weights", int64_t(total_bytes));
   const auto start = std::chrono::steady_clock::now();
@@ -295,18 +292,22 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
   if (shape.n_logit_rows > options_.max_sequences)
     fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
          shape.n_logit_rows, options_.max_sequences);
-  const Strides s = strides_of(layer_config_);
-  const int attention_blocks = attention_blocks_per_row(
-      layer_config_.num_attention_heads, layer_config_.num_key_value_heads, config_.head_dim);
+  // One split count for every layer, sized by the layer with the most heads (the scratch holds its
+  // states, so it holds any other layer's).
+  const LayerShape widest = widest_layer();
+  const int attention_blocks = attention_blocks_per_row(widest.n_heads, widest.n_kv_heads, config_.head_dim);
   if (decode_shaped) {
     // Splits are sized for the whole cache, since a graph replays at every context length; each
     // block reads its own row's length on the device.
-    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, layer_config_.num_attention_heads, max_seq_len_);
-    shape.gemv = shape.n_rows <= kGemvMaxRows && s.dim % 8 == 0 && s.q_dim % 8 == 0 && s.ff_dim % 8 == 0 &&
-                 gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
+    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest.n_heads, max_seq_len_);
+    const Strides s = strides_of(config_, widest);
+    const bool aligned = std::all_of(layers_.begin(), layers_.end(), [&](const GpuLayer& layer) {
+      const Strides own = strides_of(config_, layer.shape);
+      return own.dim % 8 == 0 && own.q_dim % 8 == 0 && own.ff_dim % 8 == 0;
+    });
+    shape.gemv = shape.n_rows <= kGemvMaxRows && aligned && gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
-    shape.n_splits =
-        attention_splits(shape.n_rows, attention_blocks, layer_config_.num_attention_heads, max_position + 1);
+    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest.n_heads, max_position + 1);
     // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
     if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
   }
@@ -324,6 +325,12 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
   return shape;
 }
 
+LayerShape CudaLlamaModel::widest_layer() const {
+  std::vector<LayerShape> shapes;
+  for (const GpuLayer& layer : layers_) shapes.push_back(layer.shape);
+  return widest_shape(shapes);
+}
+
 void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {
   const size_t block_floats = size_t(n_rows) * size_t(head_.gather_block);
   comm_->all_gather(local_logits_.get(), gathered_logits_.get(), block_floats, DType::F32, gpu.stream);
@@ -332,8 +339,7 @@ void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {
 }
 
 void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& shape) {
-  const LayerOffsets lo = layer_offsets(layer_config_);
-  const HeadOffsets ho = head_offsets(layer_config_);
+  const HeadOffsets ho = head_offsets(config_);
   mapper_->run_step(
       rows, gpus_,
       {[&](GpuWorkspace& gpu) { run_embedding(gpu, shape); },
@@ -341,7 +347,7 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
          CudaLayerOps ops(config_, rope_.attention_scaling, max_seq_len_, comm_, gpu, shape);
          if (!streamed) return decoder_layer(ops, layers_[size_t(il)], il);
          GpuLayer layer = layers_[size_t(il)];  // its cache and shape; the weights are in the slot
-         point_into(streamed, lo, layer);
+         point_into(streamed, layer_offsets(config_, layer.shape), layer);
          decoder_layer(ops, layer, il);
        },
        [&](GpuWorkspace& gpu, bf16* streamed) {

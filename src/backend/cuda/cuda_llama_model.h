@@ -80,12 +80,10 @@ class CudaLlamaModel {
   };
 
   // The checkpoint's views (a tensor-parallel rank's slices), every name and shape checked against
-  // the config; sets the dimensions of this model's layers from them.
+  // the config; sets each layer's heads, widths and collectives from them.
   LlamaWeights bind_checkpoint(const Checkpoint& checkpoint);
-  // Every layer's heads, widths and collectives (alike: the weight blocks share one layout); their
-  // weights and caches are set by allocate().
-  void shape_layers(bool o_proj_partial, bool down_partial);
   void allocate();
+  LayerShape widest_layer() const;
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
@@ -103,9 +101,6 @@ class CudaLlamaModel {
   GpuWorkspace& first_gpu() { return *gpus_[size_t(mapper_->first_gpu())]; }
 
   ModelConfig config_;
-  // The dimensions of this model's layers, which every layer shares: config_ itself, or a
-  // tensor-parallel rank's heads and intermediate size.
-  ModelConfig layer_config_;
   CudaModelOptions options_;
   DeviceCommunicator* comm_ = nullptr;  // with tensor parallelism
   int64_t max_seq_len_ = 0;
@@ -115,7 +110,8 @@ class CudaLlamaModel {
   std::unique_ptr<LayerMapper> mapper_;
   std::vector<std::unique_ptr<GpuWorkspace>> gpus_;  // one per GPU of the map, in mapper_->gpu_devices() order
   GpuEmbedding embedding_;
-  std::vector<GpuLayer> layers_;  // an offloaded layer's weights are null (streamed), its cache is not
+  // Each layer's shape, collectives, weights and cache; an offloaded layer's weights are null (streamed).
+  std::vector<GpuLayer> layers_;
   GpuHead head_;
   DeviceBuffer local_logits_, gathered_logits_;  // a split head's block and the gathered blocks
 

@@ -5,8 +5,8 @@
 
 namespace shardlm::cuda {
 
-GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const RopeFrequencies& rope, int rows_per_forward,
-                           int logit_rows, int split_states)
+GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const LayerShape& widest,
+                           const RopeFrequencies& rope, int rows_per_forward, int logit_rows, int split_states)
     : device(device_index), max_rows(rows_per_forward) {
   CUDA_CHECK(cudaSetDevice(device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -16,10 +16,8 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const Ro
   CUDA_CHECK(cudaMemcpy(inv_freq.get(), rope.inv_freq.data(), inv_freq.bytes(), cudaMemcpyHostToDevice));
 
   const size_t rows = size_t(max_rows);
-  const size_t dim = size_t(config.hidden_size);
-  const size_t q_dim = size_t(config.num_attention_heads) * size_t(config.head_dim);
-  const size_t qkv_dim = q_dim + 2 * size_t(config.num_key_value_heads) * size_t(config.head_dim);
-  const size_t ff_dim = size_t(config.intermediate_size);
+  const Strides s = strides_of(config, widest);
+  const size_t dim = size_t(s.dim), q_dim = size_t(s.q_dim), qkv_dim = size_t(s.qkv_dim), ff_dim = size_t(s.ff_dim);
   inputs = DeviceBuffer(kInputArrays * rows * sizeof(int32_t));
   residual = DeviceBuffer(rows * dim * sizeof(float));
   normed = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
@@ -34,7 +32,7 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const Ro
   logits = DeviceBuffer(size_t(logit_rows) * size_t(config.vocab_size) * sizeof(float));
   sampled = DeviceBuffer(size_t(logit_rows) * sizeof(int32_t));
   attention_partial = DeviceBuffer(size_t(split_states) * size_t(attention_state_floats(config.head_dim)) * sizeof(float));
-  attention_split_counters = DeviceBuffer(rows * size_t(config.num_attention_heads) * sizeof(int));
+  attention_split_counters = DeviceBuffer(rows * size_t(widest.n_heads) * sizeof(int));
   CUDA_CHECK(cudaMemset(attention_split_counters.get(), 0, attention_split_counters.bytes()));
 }
 

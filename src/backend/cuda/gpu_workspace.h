@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "backend/cuda/layer_shape.h"
 #include "ops/cuda/cublaslt_gemm.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
@@ -19,9 +20,10 @@ namespace shardlm::cuda {
 constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
 
 struct GpuWorkspace {
-  // split_states: the most (row, head, split) partial attention states a step may leave for merging.
-  GpuWorkspace(int device, const ModelConfig& config, const RopeFrequencies& rope, int max_rows, int logit_rows,
-               int split_states);
+  // widest: every layer's widths fit (layers may differ under tensor parallelism); split_states:
+  // the most (row, head, split) partial attention states a step may leave for merging.
+  GpuWorkspace(int device, const ModelConfig& config, const LayerShape& widest, const RopeFrequencies& rope,
+               int max_rows, int logit_rows, int split_states);
   ~GpuWorkspace();
   GpuWorkspace(const GpuWorkspace&) = delete;
   GpuWorkspace& operator=(const GpuWorkspace&) = delete;

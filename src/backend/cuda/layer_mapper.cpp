@@ -96,7 +96,9 @@ bool LayerMapper::caches_layer(int il, int g) const {
 void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, const LlamaWeights& host,
                                   std::span<const std::unique_ptr<GpuWorkspace>> gpus,
                                   std::span<const GpuLayer> layers, int64_t max_seq_len) {
-  const LayerOffsets lo = layer_offsets(config_);
+  // Offloaded units are whole (a device map does not combine with tensor parallelism).
+  const LayerShape whole = whole_layer_shape(config_);
+  const LayerOffsets lo = layer_offsets(config_, whole);
   const HeadOffsets ho = head_offsets(config_);
   cpu_model_ = std::make_unique<LlamaModel>(config_, std::move(checkpoint));
   LlamaWeights cpu_views = cpu_model_->weights();
@@ -129,7 +131,7 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
     const auto [block, pinned] = keep(head_pieces(config_, host), ho.elements, head_on_disk_);
     head_block_ = block;
     if (pinned) {
-      const Strides s = strides_of(config_);
+      const Strides s = strides_of(config_, whole);
       cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
       cpu_views.lm_head.weight = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
     }
@@ -163,7 +165,7 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   if (exec == OffloadExec::AUTO && !cpu_layers_.empty()) {
     std::vector<DeviceLayerCache> caches;
     for (int il : cpu_layers_) caches.push_back({il, layers[size_t(il)].keys, layers[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_).kv_dim, max_seq_len,
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_, whole).kv_dim, max_seq_len,
                                                options_.max_sequences, offload_gpu.device, offload_gpu.stream);
   }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);

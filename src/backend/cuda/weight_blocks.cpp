@@ -12,14 +12,8 @@ namespace shardlm::cuda {
 
 using bf16 = __nv_bfloat16;
 
-Strides strides_of(const ModelConfig& config) {
-  const int64_t q_dim = int64_t(config.num_attention_heads) * config.head_dim;
-  const int64_t kv_dim = int64_t(config.num_key_value_heads) * config.head_dim;
-  return {config.hidden_size, q_dim, kv_dim, q_dim + 2 * kv_dim, config.intermediate_size, config.vocab_size};
-}
-
-LayerOffsets layer_offsets(const ModelConfig& config) {
-  const Strides s = strides_of(config);
+LayerOffsets layer_offsets(const ModelConfig& config, const LayerShape& shape) {
+  const Strides s = strides_of(config, shape);
   ArenaLayout layout;
   LayerOffsets o{};
   o.attn_norm = layout.take(s.dim);
@@ -36,18 +30,17 @@ LayerOffsets layer_offsets(const ModelConfig& config) {
 }
 
 HeadOffsets head_offsets(const ModelConfig& config) {
-  const Strides s = strides_of(config);
   ArenaLayout layout;
   HeadOffsets o{};
-  o.final_norm = layout.take(s.dim);
-  o.lm_head = layout.take(s.vocab * s.dim);
+  o.final_norm = layout.take(config.hidden_size);
+  o.lm_head = layout.take(int64_t(config.vocab_size) * config.hidden_size);
   o.elements = layout.n_elements;
   return o;
 }
 
 std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h) {
-  const Strides s = strides_of(config);
-  const LayerOffsets o = layer_offsets(config);
+  const Strides s = strides_of(config, shape_of(h));
+  const LayerOffsets o = layer_offsets(config, shape_of(h));
   std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
                                     {h.q_proj.weight, o.qkv},
                                     {h.k_proj.weight, o.qkv + s.q_dim * s.dim},
@@ -70,8 +63,8 @@ std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeight
 }
 
 LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block) {
-  const Strides s = strides_of(config);
-  const LayerOffsets o = layer_offsets(config);
+  const Strides s = strides_of(config, whole_layer_shape(config));
+  const LayerOffsets o = layer_offsets(config, whole_layer_shape(config));
   auto view = [block](int64_t offset, int64_t rows, int64_t cols) {
     return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
   };

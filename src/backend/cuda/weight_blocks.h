@@ -11,19 +11,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cuda/layer_shape.h"
 #include "core/weight_view.h"
 #include "io/model_config.h"
 #include "model/llama_weights.h"
 #include "core/progress_bar.h"
 
 namespace shardlm::cuda {
-
-// A model's (or a tensor-parallel rank's) matrix dimensions, in elements.
-struct Strides {
-  int64_t dim, q_dim, kv_dim, qkv_dim, ff_dim, vocab;
-};
-
-Strides strides_of(const ModelConfig& config);
 
 // Where every weight goes inside an arena or block, in elements, before the memory exists.
 struct ArenaLayout {
@@ -41,7 +35,7 @@ struct LayerOffsets {
   int64_t elements;
 };
 
-LayerOffsets layer_offsets(const ModelConfig& config);
+LayerOffsets layer_offsets(const ModelConfig& config, const LayerShape& shape);
 
 // The head's block: the final norm, then the LM head.
 struct HeadOffsets {
@@ -56,6 +50,7 @@ struct BlockPiece {
   int64_t offset;
 };
 
+// A layer's tensors (its shape is theirs) and where each goes in its block.
 std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h);
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host);

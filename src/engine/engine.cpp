@@ -99,8 +99,11 @@ struct Engine::Ranks {
     setup.options.device = options.device.index + (options.launch.distributed() ? options.launch.local_rank : model_rank);
     setup.options.max_sequences = options.max_sequences;
     setup.options.max_seq_len = max_seq_len;
+    setup.options.max_rows = options.max_rows_per_pass;
     if (options.device_map) setup.options.placement = options.device_map->placement;
     setup.options.offload_exec = options.offload_exec;
+    setup.options.cuda_devices = options.cuda_devices;
+    setup.random_seed = options.random_seed;
     if (rank_comm) {
       setup.plan = &*plan;
       setup.host = rank_comm;
@@ -185,9 +188,15 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
     r.tcp = TcpCommunicator::connect({env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{}});
     r.comm = r.tcp.get();
   }
+  if (options.random_weights && (!options.device.is_cuda || r.n_ranks > 1 || options.device_map))
+    fail("random weights run on one GPU, the model whole (--device cuda:N, no --tp, no --device-map)");
   try {
-    r.config = ModelConfig::from_dir(options.model_dir);
-    r.checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(options.model_dir));
+    if (options.random_weights) {
+      r.config = *options.random_weights;
+    } else {
+      r.config = ModelConfig::from_dir(options.model_dir);
+      r.checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(options.model_dir));
+    }
     r.max_seq_len = options.max_seq_len > 0 ? options.max_seq_len
                                             : std::min<int64_t>(r.config.max_position_embeddings, 4096);
     if (r.max_seq_len > r.config.max_position_embeddings)
@@ -243,6 +252,7 @@ const ModelConfig& Engine::config() const { return ranks_->config; }
 int Engine::max_sequences() const { return int(slots_.size()); }
 int64_t Engine::max_seq_len() const { return ranks_->own->max_seq_len(); }
 std::string Engine::load_summary() const { return ranks_->own->load_summary(); }
+RankReport Engine::report() const { return ranks_->own->report(); }
 
 template <typename Work>
 auto Engine::guarded(Work&& work) {

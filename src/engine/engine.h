@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/engine_options.h"
+#include "engine/rank_report.h"
 #include "io/model_config.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
@@ -43,6 +44,8 @@ class Engine {
   // What loading this rank took, for people; empty when there is nothing to say (the CPU maps the
   // checkpoint in place).
   std::string load_summary() const;
+  // The same for programs: load time and bytes, device memory in use, what offloaded units cost.
+  RankReport report() const;
 
   // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
   int add_sequence(const SamplingParams& sampling);

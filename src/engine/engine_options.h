@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "io/model_config.h"
 #include "parallel/launch_env.h"
 #include "plan/device_map/offload_policy.h"
 #include "plan/device_map/planner.h"
@@ -23,13 +25,21 @@ DeviceSpec parse_device(const std::string& text);
 
 struct EngineOptions {
   std::filesystem::path model_dir;
+  // Instead of model_dir: random bf16 weights of this shape, from random_seed (benchmarks; one GPU,
+  // the model whole).
+  std::optional<ModelConfig> random_weights;
+  uint64_t random_seed = 1234;
   DeviceSpec device;
   int max_sequences = 1;    // sequences held at once (KV-cache slots)
   int64_t max_seq_len = 0;  // tokens per sequence, prompt included; 0: the model's context, capped at 4096
+  int max_rows_per_pass = 512;  // token rows a GPU forward pass takes; longer steps run in several
 
   // A device map (planned for this model): units on GPUs, in RAM or on disk. Not with tp.
   std::optional<DevicePlan> device_map;
   OffloadExec offload_exec = OffloadExec::AUTO;
+  // The CUDA device each cuda:N of the map runs on; empty: device N. Entries may repeat (one GPU
+  // runs a map over several: tests, benchmarks of the hand-offs).
+  std::vector<int> cuda_devices;
 
   // Tensor parallelism over `tp` ranks, threads of this process: CPU ranks, or GPUs cuda:index..
   // (NCCL). Under a launcher (launch.distributed()), this process is one rank of launch.world_size.

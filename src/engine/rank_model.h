@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/model_config.h"
+#include "engine/rank_report.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
 
@@ -31,6 +32,7 @@ class RankModel {
   virtual void reset_slot(int slot) = 0;
   // What loading took, for people (bytes, time, speed, offloading); empty when there is nothing to say.
   virtual std::string load_summary() const { return {}; }
+  virtual RankReport report() const { return {}; }
 };
 
 }  // namespace shardlm

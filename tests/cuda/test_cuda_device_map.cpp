@@ -95,7 +95,7 @@ TEST(CudaDeviceMap, OffloadedLayersMatchTheWholeModelOnOneGpu) {
       // on the GPU and streams is the GPU's exact arithmetic.
       const bool same_arithmetic = exec == OffloadExec::STREAM && layout.placement.embed.is_gpu();
       expect_same_run(plain, mapped, same_arithmetic ? 1e-3 : 3e-2);
-      const cuda::OffloadReport& report = mapped.offload_report();
+      const OffloadReport& report = mapped.offload_report();
       EXPECT_GT(report.speeds.offloaded_bytes, 0);
       if (exec == OffloadExec::STREAM) EXPECT_EQ(report.cpu_steps, 0);
       if (exec == OffloadExec::CPU) EXPECT_EQ(report.stream_steps, 0);
@@ -142,7 +142,7 @@ TEST(CudaDeviceMap, AutoLeavesTheLastUnitsToTheGpuWhileTheCpuComputes) {
   options.offload_speeds = OffloadSpeeds{0, 0, 1e-3, 1.05e-3, 2e-3};
   cuda::CudaLlamaModel mapped(config, checkpoint, options);
   expect_same_run(plain, mapped, 3e-2);
-  const cuda::OffloadReport& report = mapped.offload_report();
+  const OffloadReport& report = mapped.offload_report();
   EXPECT_EQ(report.overlapped_tail_units, 2);
   EXPECT_GE(report.stream_steps, 4) << "the prompt and the continuation stream";
   EXPECT_GE(report.cpu_steps, 10) << "single rows run on the CPU and the tail on the GPU";

@@ -126,6 +126,9 @@ TEST(Engine, OpeningRefusesImpossibleSetUpsByName) {
   options.max_sequences = 1;
   options.max_seq_len = 100000;
   EXPECT_ERROR_NAMES(Engine::open(options), "max_position_embeddings 512");
+  options.max_seq_len = 0;
+  options.random_weights = ModelConfig::from_dir(kFixture);  // random weights need one GPU
+  EXPECT_ERROR_NAMES(Engine::open(options), "random weights run on one GPU");
 }
 
 }  // namespace

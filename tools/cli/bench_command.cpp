@@ -27,7 +27,6 @@
 #include "tokenizer/tokenizer.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/copy_bandwidth.h"
-#include "backend/cuda/cuda_llama_model.h"
 #include "backend/cuda/device_query.h"
 #endif
 
@@ -206,36 +205,10 @@ double decode_weight_bytes(const ModelConfig& config) {
                 double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
 }
 
-// --tp N: one thread per GPU; rank 0 leads the steps, which every rank runs. The floor is
-// a rank's share of the weights over one GPU's copy bandwidth.
-void run_bench_tensor_parallel(const BenchOptions& options, const DeviceSpec& device) {
-  if (!options.random_shape.empty()) fail("--tp needs --model DIR: random weights cannot be split");
-  if (!options.device_map.device_map.empty()) fail("--tp and --device-map cannot be combined");
-  const std::filesystem::path dir = prepare_model_dir(options.model);
-  const ModelConfig config = ModelConfig::from_dir(dir);
-  check_lengths(options, config);
-  EngineOptions engine_options;
-  engine_options.model_dir = dir;
-  engine_options.device = device;
-  engine_options.max_sequences = options.batch;
-  engine_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
-  engine_options.tp = options.tp;
-  engine_options.tp_plan = options.tp_plan;
-  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
-  const Timings timings =
-      time_generation_after_warm_up(options, config.vocab_size, EngineSteps(*engine, options.batch));
-  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
-                                 cuda::measure_copy_bandwidth(device.index));
-  result["device"] = fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1);
-  result["tp"] = options.tp;
-  result["model"] = dir.string();
-  fmt::print("{}\n", result.dump(2));
-}
-
 // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the
 // two floors. The CPU's is given for the median of the read-bandwidth samples taken around the
 // decode and, strictest, for the fastest sample.
-nlohmann::json offload_json(const cuda::OffloadReport& offload, const std::vector<double>& cpu_read_samples,
+nlohmann::json offload_json(const OffloadReport& offload, const std::vector<double>& cpu_read_samples,
                             double median_step_ms) {
   if (cpu_read_samples.empty()) fail("the offload benchmark took no sample of the CPU's read bandwidth");
   const double bytes = offload.speeds.offloaded_bytes;
@@ -272,70 +245,68 @@ nlohmann::json offload_json(const cuda::OffloadReport& offload, const std::vecto
   return json;
 }
 
+// One GPU (checkpoint or random weights, whole or on a device map), or --tp N GPUs, one thread each
+// (rank 0 leads the steps, which every rank runs). The floor is a rank's share of the weights over
+// one GPU's copy bandwidth.
 void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
-  if (options.tp > 1) {
-    run_bench_tensor_parallel(options, device);
-    return;
-  }
-  cuda::require_cuda_device(device.index);
   const bool random_weights = !options.random_shape.empty();
-  std::shared_ptr<const Checkpoint> checkpoint;
-  std::filesystem::path dir;
-  if (!random_weights) {
-    dir = prepare_model_dir(options.model);
-    checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
-  }
-  const ModelConfig config = random_weights ? random_shape_config(options.random_shape) : ModelConfig::from_dir(dir);
+  if (options.tp > 1 && random_weights) fail("--tp needs --model DIR: random weights cannot be split");
+  if (options.tp > 1 && !options.device_map.device_map.empty()) fail("--tp and --device-map cannot be combined");
+  if (random_weights && !options.device_map.device_map.empty())
+    fail("--device-map needs --model DIR: random weights have no checkpoint to offload from");
+  if (options.tp == 1) cuda::require_cuda_device(device.index);
+  EngineOptions engine_options;
+  if (random_weights) engine_options.random_weights = random_shape_config(options.random_shape);
+  else engine_options.model_dir = prepare_model_dir(options.model);
+  const ModelConfig config = random_weights ? *engine_options.random_weights : ModelConfig::from_dir(engine_options.model_dir);
   check_lengths(options, config);
-  cuda::CudaModelOptions model_options;
-  model_options.device = device.index;
-  model_options.max_sequences = options.batch;
-  model_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
-  model_options.max_rows = std::max(options.prompt_len, 16);
-  std::optional<DevicePlan> plan;
+  engine_options.device = device;
+  engine_options.max_sequences = options.batch;
+  engine_options.max_seq_len = int64_t(options.prompt_len) + options.new_tokens;
+  engine_options.max_rows_per_pass = std::max(options.prompt_len, 16);
+  engine_options.tp = options.tp;
+  engine_options.tp_plan = options.tp_plan;
   if (!options.device_map.device_map.empty()) {
-    if (random_weights) fail("--device-map needs --model DIR: random weights have no checkpoint to offload from");
-    plan = plan_on_this_machine(options.device_map, dir, config, model_options.max_seq_len, options.batch, true);
-    model_options.placement = plan->placement;
-    model_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
-    model_options.cuda_devices = options.device_map.cuda_devices;
+    engine_options.device_map = plan_on_this_machine(options.device_map, engine_options.model_dir, config,
+                                                     engine_options.max_seq_len, options.batch, true);
+    engine_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
+    engine_options.cuda_devices = options.device_map.cuda_devices;
   }
-  std::unique_ptr<cuda::CudaLlamaModel> model =
-      random_weights ? std::make_unique<cuda::CudaLlamaModel>(config, 1234, model_options)
-                     : std::make_unique<cuda::CudaLlamaModel>(config, checkpoint, model_options);
-  const SamplingParams greedy;
-  auto step = [&](std::span<const TokenRow> rows) { return model->forward_sample(rows, greedy); };
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
+  const RankReport loaded = engine->report();
   // With weights offloaded, the CPU's read bandwidth is sampled before the run and after every
   // kDecodeStepsPerProbe timed steps: on a shared host it moves with other tenants' load, and the
   // one probe taken at load does not say what the decode had.
   std::optional<cpu::ReadBandwidthProbe> probe;
   std::vector<double> cpu_read_samples;
-  if (model->offload_report().speeds.offloaded_bytes > 0) {
+  if (loaded.offload) {
     probe.emplace();
     cpu_read_samples.push_back(probe->measure());
   }
-  const Timings timings = time_generation_after_warm_up(options, config.vocab_size, step, [&](int index) {
-    if (probe && (index + 1) % kDecodeStepsPerProbe == 0) cpu_read_samples.push_back(probe->measure());
-  });
+  const Timings timings = time_generation_after_warm_up(
+      options, config.vocab_size, EngineSteps(*engine, options.batch), [&](int index) {
+        if (probe && (index + 1) % kDecodeStepsPerProbe == 0) cpu_read_samples.push_back(probe->measure());
+      });
 
-  const double weight_bytes = decode_weight_bytes(config);
-  nlohmann::json result = report(options, timings, weight_bytes, cuda::measure_copy_bandwidth(device.index));
-  result["device"] = fmt::format("cuda:{}", device.index);
-  result["model"] = random_weights ? "random:" + options.random_shape : dir.string();
-  result["device_memory_used_bytes"] = model->device_memory_used();
-  if (!random_weights) {
-    const cuda::LoadReport& load = model->load_report();
+  const RankReport ran = engine->report();
+  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
+                                 cuda::measure_copy_bandwidth(device.index));
+  result["device"] = options.tp > 1 ? fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1)
+                                    : fmt::format("cuda:{}", device.index);
+  if (options.tp > 1) result["tp"] = options.tp;
+  result["model"] = random_weights ? "random:" + options.random_shape : engine_options.model_dir.string();
+  result["device_memory_used_bytes"] = ran.device_memory_used;
+  if (!random_weights && ran.load_bytes > 0) {
     const double h2d_gb_per_s = cuda::measure_host_to_device_bandwidth(device.index);
-    result["load_seconds"] = load.seconds;
-    result["load_gb_per_s"] = load.bytes / 1e9 / load.seconds;
+    result["load_seconds"] = ran.load_seconds;
+    result["load_gb_per_s"] = ran.load_bytes / 1e9 / ran.load_seconds;
     result["host_to_device_gb_per_s"] = h2d_gb_per_s;
-    result["load_over_copy_time"] = load.seconds / (load.bytes / 1e9 / h2d_gb_per_s);
+    result["load_over_copy_time"] = ran.load_seconds / (ran.load_bytes / 1e9 / h2d_gb_per_s);
   }
-  if (plan) {
-    result["device_map"] = strategy_name(plan->applied);
-    const cuda::OffloadReport& offload = model->offload_report();
-    if (offload.speeds.offloaded_bytes > 0)
-      result["offload"] = offload_json(offload, cpu_read_samples, result["time_per_output_token_ms_median"].get<double>());
+  if (engine_options.device_map) {
+    result["device_map"] = strategy_name(engine_options.device_map->applied);
+    if (ran.offload)
+      result["offload"] = offload_json(*ran.offload, cpu_read_samples, result["time_per_output_token_ms_median"].get<double>());
   }
   fmt::print("{}\n", result.dump(2));
 }

@@ -30,22 +30,9 @@
 #include "model/llama_model.h"
 #include "model/token_row.h"
 #include "plan/device_map/offload_policy.h"
+#include "plan/device_map/offload_report.h"
 
 namespace shardlm::cuda {
-
-// What the offloaded units cost and how the steps ran them.
-struct OffloadReport {
-  OffloadSpeeds speeds;  // zero bytes: nothing offloaded
-  OffloadExec exec = OffloadExec::AUTO;
-  int64_t stream_steps = 0, cpu_steps = 0;
-  int overlapped_tail_units = 0;  // offloaded units a CPU step leaves to the GPU (auto)
-  double cpu_step_bytes = 0;      // offloaded weights a CPU step reads on the host (all but the tail)
-  // Host compute time of the CPU steps of one row (decode at batch 1), for its achieved bandwidth:
-  // in all, and the fastest (what the CPU does while the host's other tenants are quiet).
-  double cpu_one_row_seconds = 0;
-  double cpu_one_row_seconds_fastest = 0;
-  int64_t cpu_one_row_steps = 0;
-};
 
 // How the model runs a unit on a GPU. `streamed` is the unit's block in an offload slot (laid out
 // as weight_blocks.h says), or null when the unit is resident on that GPU.

@@ -39,7 +39,8 @@ CudaRankModel::CudaRankModel(const ModelConfig& config, std::shared_ptr<const Ch
         CudaTensorParallel{setup.plan, peer_ ? static_cast<DeviceCommunicator*>(&*peer_) : &*nccl_};
   }
   try {
-    model_ = std::make_unique<CudaLlamaModel>(config, std::move(checkpoint), options);
+    model_ = checkpoint ? std::make_unique<CudaLlamaModel>(config, std::move(checkpoint), options)
+                        : std::make_unique<CudaLlamaModel>(config, setup.random_seed, options);
   } catch (...) {
     if (abort_list_ && nccl_) abort_list_->remove(&*nccl_);
     throw;
@@ -76,6 +77,15 @@ std::string CudaRankModel::load_summary() const {
                            offload.speeds.offloaded_bytes / 1e9, offload_exec_name(offload.exec),
                            offload.speeds.host_to_device_gbps, offload.speeds.cpu_read_gbps);
   return summary;
+}
+
+RankReport CudaRankModel::report() const {
+  RankReport report;
+  report.load_seconds = model_->load_report().seconds;
+  report.load_bytes = model_->load_report().bytes;
+  report.device_memory_used = model_->device_memory_used();
+  if (model_->offload_report().speeds.offloaded_bytes > 0) report.offload = model_->offload_report();
+  return report;
 }
 
 bool peer_access_everywhere(int first_device, int n_devices) {

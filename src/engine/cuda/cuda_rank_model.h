@@ -30,6 +30,8 @@ class NcclAbortList {
 
 struct CudaRankSetup {
   CudaModelOptions options;  // device, KV-cache size, device map
+  // Random weights (the constructor's checkpoint is null): filled on the device from this seed.
+  uint64_t random_seed = 0;
   // Tensor parallelism: this rank's plan and host communicator (its rank and size are the group's).
   const TpPlan* plan = nullptr;
   Communicator* host = nullptr;
@@ -39,6 +41,7 @@ struct CudaRankSetup {
 
 class CudaRankModel final : public RankModel {
  public:
+  // A null checkpoint: random weights of the config's shape (setup.random_seed).
   CudaRankModel(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint, const CudaRankSetup& setup);
   ~CudaRankModel() override;
 
@@ -50,6 +53,7 @@ class CudaRankModel final : public RankModel {
   // Random streams follow from the seed, slot and position on the device: nothing to reset.
   void reset_slot(int) override {}
   std::string load_summary() const override;
+  RankReport report() const override;
 
   const CudaLlamaModel& model() const { return *model_; }
 

@@ -1,0 +1,24 @@
+// What a device map's offloaded units cost and how the steps ran them (--offload-exec), as a
+// backend reports it after a run.
+#pragma once
+
+#include <cstdint>
+
+#include "plan/device_map/offload_policy.h"
+
+namespace shardlm {
+
+struct OffloadReport {
+  OffloadSpeeds speeds;  // zero bytes: nothing offloaded
+  OffloadExec exec = OffloadExec::AUTO;
+  int64_t stream_steps = 0, cpu_steps = 0;
+  int overlapped_tail_units = 0;  // offloaded units a CPU step leaves to the GPU (auto)
+  double cpu_step_bytes = 0;      // offloaded weights a CPU step reads on the host (all but the tail)
+  // Host compute time of the CPU steps of one row (decode at batch 1), for its achieved bandwidth:
+  // in all, and the fastest (what the CPU does while the host's other tenants are quiet).
+  double cpu_one_row_seconds = 0;
+  double cpu_one_row_seconds_fastest = 0;
+  int64_t cpu_one_row_steps = 0;
+};
+
+}  // namespace shardlm

@@ -14,7 +14,24 @@
 namespace shardlm::cuda {
 namespace {
 
-// Samples `draws` rows that all hold the same logits (each row its own random stream).
+// Samples rows of these logits (vocab each), row i with settings[i] and random stream offsets[i].
+std::vector<int32_t> sample_each(const std::vector<float>& logits, const std::vector<RowSampling>& settings,
+                                 const std::vector<int32_t>& offsets) {
+  const int rows = int(settings.size());
+  DeviceBuffer device_logits(logits.size() * sizeof(float)), device_settings(settings.size() * sizeof(RowSampling)),
+      device_offsets(offsets.size() * sizeof(int32_t)), device_tokens(size_t(rows) * sizeof(int32_t));
+  CUDA_CHECK(cudaMemcpy(device_logits.get(), logits.data(), device_logits.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_settings.get(), settings.data(), device_settings.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_offsets.get(), offsets.data(), device_offsets.bytes(), cudaMemcpyHostToDevice));
+  launch_sampling({device_logits.get<float>(), rows, int(logits.size() / settings.size()),
+                   device_settings.get<RowSampling>(), device_offsets.get<int32_t>(), device_tokens.get<int32_t>()},
+                  nullptr);
+  std::vector<int32_t> tokens(static_cast<size_t>(rows));
+  CUDA_CHECK(cudaMemcpy(tokens.data(), device_tokens.get(), device_tokens.bytes(), cudaMemcpyDeviceToHost));
+  return tokens;
+}
+
+// Samples `draws` rows that all hold the same logits and settings (each row its own random stream).
 std::vector<int32_t> sample_rows(const std::vector<float>& logits, int draws, float temperature, int top_k, float top_p,
                                  uint64_t seed) {
   const int vocab = int(logits.size());
@@ -24,16 +41,8 @@ std::vector<int32_t> sample_rows(const std::vector<float>& logits, int draws, fl
     std::copy(logits.begin(), logits.end(), all.begin() + int64_t(row) * vocab);
     offsets[size_t(row)] = row;
   }
-  DeviceBuffer device_logits(all.size() * sizeof(float)), device_offsets(offsets.size() * sizeof(int32_t)),
-      device_tokens(size_t(draws) * sizeof(int32_t));
-  CUDA_CHECK(cudaMemcpy(device_logits.get(), all.data(), device_logits.bytes(), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMemcpy(device_offsets.get(), offsets.data(), device_offsets.bytes(), cudaMemcpyHostToDevice));
-  launch_sampling({device_logits.get<float>(), draws, vocab, temperature, top_k, top_p, seed,
-                   device_offsets.get<int32_t>(), device_tokens.get<int32_t>()},
-                  nullptr);
-  std::vector<int32_t> tokens(static_cast<size_t>(draws));
-  CUDA_CHECK(cudaMemcpy(tokens.data(), device_tokens.get(), device_tokens.bytes(), cudaMemcpyDeviceToHost));
-  return tokens;
+  return sample_each(all, std::vector<RowSampling>(size_t(draws), RowSampling{temperature, top_k, top_p, seed}),
+                     offsets);
 }
 
 std::vector<float> test_logits() {
@@ -43,6 +52,29 @@ std::vector<float> test_logits() {
   logits[17] = 8.0f;
   logits[18] = 8.0f;
   return logits;
+}
+
+// A server's batch: every row its own temperature, top-k, top-p and seed, each as if sampled alone.
+TEST(CudaSampling, EachRowFollowsItsOwnSettings) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::vector<float> logits = test_logits();
+  const std::vector<RowSampling> settings = {
+      {0.0f, 0, 1.0f, 0}, {0.8f, 0, 1.0f, 11}, {1.0f, 40, 1.0f, 12}, {1.2f, 0, 0.9f, 13}, {0.7f, 100, 0.8f, 14}};
+  const int rows = int(settings.size());
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<float> batch;
+    std::vector<int32_t> offsets;
+    for (int row = 0; row < rows; ++row) {
+      batch.insert(batch.end(), logits.begin(), logits.end());
+      offsets.push_back(trial * rows + row);
+    }
+    const std::vector<int32_t> together = sample_each(batch, settings, offsets);
+    for (int row = 0; row < rows; ++row) {
+      const int32_t alone = sample_each(logits, {settings[size_t(row)]}, {offsets[size_t(row)]}).at(0);
+      EXPECT_EQ(together[size_t(row)], alone) << "row " << row << ", trial " << trial;
+    }
+    EXPECT_EQ(together[0], 4321) << "the greedy row";
+  }
 }
 
 TEST(CudaSampling, GreedyIsArgmaxWithFirstIndexOnTies) {

@@ -186,8 +186,7 @@ void CudaLlamaModel::allocate() {
     }
   }
 
-  const size_t rows = size_t(options_.max_rows);
-  host_inputs_ = PinnedBuffer(kInputArrays * rows * sizeof(int32_t));
+  host_inputs_ = PinnedBuffer(input_bytes(options_.max_rows, logit_rows));
   host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
   if (head_.gather_block > 0) {
     const size_t block_floats = size_t(logit_rows) * size_t(head_.gather_block);
@@ -269,9 +268,11 @@ void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
   }
 }
 
-StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped) {
+StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped,
+                                     std::span<const SamplingParams> sampling) {
   const size_t stride = size_t(options_.max_rows);
   int32_t* host = host_inputs_.get<int32_t>();
+  RowSampling* settings = reinterpret_cast<RowSampling*>(host_inputs_.get<char>() + input_sampling_offset(options_.max_rows));
   StepShape shape;
   shape.n_rows = int(rows.size());
   int64_t max_position = 0;
@@ -284,6 +285,10 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
       host[3 * stride + size_t(shape.n_logit_rows)] = int32_t(i);
       // A distinct random stream per (sequence, position), so sampling never reuses draws.
       host[4 * stride + size_t(shape.n_logit_rows)] = int32_t(rows[i].sequence * max_seq_len_ + rows[i].position);
+      if (!sampling.empty() && shape.n_logit_rows < options_.max_sequences) {
+        const SamplingParams& own = sampling[size_t(shape.n_logit_rows)];
+        settings[shape.n_logit_rows] = {own.temperature, own.top_k, own.top_p, own.seed};
+      }
       ++shape.n_logit_rows;
     }
     max_position = std::max(max_position, rows[i].position);
@@ -392,11 +397,11 @@ void CudaLlamaModel::run_head(GpuWorkspace& gpu, const GpuHead& head, const Step
   if (gathered) gather_head_logits(gpu, shape.n_logit_rows);
 }
 
-void CudaLlamaModel::sample(const StepShape& shape, const SamplingParams& sampling) {
+void CudaLlamaModel::sample(const StepShape& shape) {
   GpuWorkspace& gpu = sampling_gpu();
   CUDA_CHECK(cudaSetDevice(gpu.device));
-  launch_sampling({gpu.logits.get<float>(), shape.n_logit_rows, config_.vocab_size, sampling.temperature,
-                   sampling.top_k, sampling.top_p, sampling.seed, gpu.input(4), gpu.sampled.get<int32_t>()},
+  launch_sampling({gpu.logits.get<float>(), shape.n_logit_rows, config_.vocab_size, gpu.row_sampling(), gpu.input(4),
+                   gpu.sampled.get<int32_t>()},
                   gpu.stream);
 }
 
@@ -421,7 +426,7 @@ std::vector<int32_t> CudaLlamaModel::read_tokens(int n_logit_rows) {
 }
 
 void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape,
-                                          const SamplingParams& sampling, cudaGraphExec_t* exec) {
+                                          cudaGraphExec_t* exec) {
   // Capture begins on the first GPU's stream; hand-offs fork the other GPUs' streams into the
   // capture through their events, and every one is joined back before it ends.
   GpuWorkspace& origin = first_gpu();
@@ -430,7 +435,7 @@ void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const 
   CUDA_CHECK(cudaStreamBeginCapture(origin.stream, cudaStreamCaptureModeThreadLocal));
   try {
     run_step(rows, shape);
-    sample(shape, sampling);
+    sample(shape);
     for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
       if (gpu.get() == &origin) continue;
       CUDA_CHECK(cudaSetDevice(gpu->device));
@@ -453,24 +458,33 @@ void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const 
 }
 
 std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling) {
-  validate_sampling_params(sampling);
+  const size_t n_logit_rows = size_t(std::count_if(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; }));
+  const std::vector<SamplingParams> each(n_logit_rows, sampling);
+  return forward_sample(rows, std::span<const SamplingParams>(each));
+}
+
+std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> rows,
+                                                    std::span<const SamplingParams> sampling) {
   check_rows(rows);
-  const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
-                             std::all_of(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; });
+  const size_t n_logit_rows = size_t(std::count_if(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; }));
+  if (sampling.size() != n_logit_rows)
+    fail("{} sampling settings for {} rows that want a token", sampling.size(), n_logit_rows);
+  for (const SamplingParams& params : sampling) validate_sampling_params(params);
+  const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences && n_logit_rows == rows.size();
   if (decode_shaped && !mapper_->holds_host_units() && (!comm_ || comm_->capturable())) {
+    // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());
-    const StepShape shape = stage_rows(rows, true);
-    const auto key = std::make_tuple(n_rows, sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed);
-    const auto found = decode_graphs_.find(key);
+    const StepShape shape = stage_rows(rows, true, sampling);
+    const auto found = decode_graphs_.find(n_rows);
     if (found == decode_graphs_.end()) {
-      // First step of this (rows, sampling) shape: run it eagerly, so that cuBLASLt plans are made
-      // and autotuned outside a capture, then capture the same work (capture executes nothing).
+      // First step of this batch size: run it eagerly, so that cuBLASLt plans are made and
+      // autotuned outside a capture, then capture the same work (capture executes nothing).
       run_step(rows, shape);
-      sample(shape, sampling);
+      sample(shape);
       const std::vector<int32_t> tokens = read_tokens(n_rows);
       cudaGraphExec_t exec = nullptr;
-      capture_decode_graph(rows, shape, sampling, &exec);
-      decode_graphs_.emplace(key, exec);
+      capture_decode_graph(rows, shape, &exec);
+      decode_graphs_.emplace(n_rows, exec);
       return tokens;
     }
     GpuWorkspace& origin = first_gpu();
@@ -488,9 +502,9 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   std::vector<int32_t> tokens;
   for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
     const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
-    const StepShape shape = stage_rows(chunk, decode_shaped);
+    const StepShape shape = stage_rows(chunk, decode_shaped, sampling.subspan(tokens.size()));
     run_step(chunk, shape);
-    sample(shape, sampling);
+    sample(shape);
     const std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
     tokens.insert(tokens.end(), chunk_tokens.begin(), chunk_tokens.end());
   }
@@ -502,7 +516,7 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
   std::vector<float> logits;
   for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
     const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
-    const StepShape shape = stage_rows(chunk, false);
+    const StepShape shape = stage_rows(chunk, false, {});
     run_step(chunk, shape);
     const size_t count = size_t(shape.n_logit_rows) * size_t(config_.vocab_size);
     const size_t old_size = logits.size();

@@ -14,7 +14,6 @@
 #include <map>
 #include <memory>
 #include <span>
-#include <tuple>
 #include <vector>
 
 #include "backend/cuda/cuda_layer_ops.h"
@@ -57,6 +56,9 @@ class CudaLlamaModel {
   // Runs the rows (TokenRow::sequence is the KV slot), then picks one token for every row that
   // wants logits. Decode-shaped calls (every row wants logits, at most max_sequences rows) replay
   // a CUDA graph captured on first use, unless a unit is on the host (a host step cannot be captured).
+  // sampling[i]: the settings of the i-th row that wants logits (each sequence its own).
+  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling);
+  // Every row with the same settings.
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling);
   // The logits (f32, on the host) of the rows that want them; for tests and tools.
   std::vector<float> forward_logits(std::span<const TokenRow> rows);
@@ -87,16 +89,16 @@ class CudaLlamaModel {
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
-  StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped);
+  // Copies the rows' inputs (and, to sample, each logit row's settings) to every GPU.
+  StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling);
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
   void run_embedding(GpuWorkspace& gpu, const StepShape& shape);
   void run_head(GpuWorkspace& gpu, const GpuHead& head, const StepShape& shape);
   // Logits of this rank's vocabulary block into local_logits_, gathered into gpu.logits.
   void gather_head_logits(GpuWorkspace& gpu, int n_rows);
-  void sample(const StepShape& shape, const SamplingParams& sampling);
+  void sample(const StepShape& shape);
   std::vector<int32_t> read_tokens(int n_logit_rows);
-  void capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape, const SamplingParams& sampling,
-                            cudaGraphExec_t* exec);
+  void capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape, cudaGraphExec_t* exec);
   GpuWorkspace& sampling_gpu() { return *gpus_[size_t(mapper_->sampling_gpu())]; }
   GpuWorkspace& first_gpu() { return *gpus_[size_t(mapper_->first_gpu())]; }
 
@@ -117,7 +119,7 @@ class CudaLlamaModel {
 
   PinnedBuffer host_inputs_;
   PinnedBuffer host_tokens_;
-  std::map<std::tuple<int, float, int, float, uint64_t>, cudaGraphExec_t> decode_graphs_;
+  std::map<int, cudaGraphExec_t> decode_graphs_;  // by batch size
 };
 
 }  // namespace shardlm::cuda

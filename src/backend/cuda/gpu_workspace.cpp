@@ -18,7 +18,7 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
   const size_t rows = size_t(max_rows);
   const Strides s = strides_of(config, widest);
   const size_t dim = size_t(s.dim), q_dim = size_t(s.q_dim), qkv_dim = size_t(s.qkv_dim), ff_dim = size_t(s.ff_dim);
-  inputs = DeviceBuffer(kInputArrays * rows * sizeof(int32_t));
+  inputs = DeviceBuffer(input_bytes(max_rows, logit_rows));
   residual = DeviceBuffer(rows * dim * sizeof(float));
   normed = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
   qkv = DeviceBuffer(rows * qkv_dim * sizeof(__nv_bfloat16));

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/layer_shape.h"
 #include "ops/cuda/cublaslt_gemm.h"
+#include "ops/cuda/sampling.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
 #include "model/rope_frequencies.h"
@@ -18,6 +19,15 @@
 namespace shardlm::cuda {
 
 constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
+
+// A step's inputs travel in one copy: kInputArrays int32 arrays of max_rows, then the sampling
+// settings of each row that wants logits (RowSampling, at the offset below).
+constexpr size_t input_sampling_offset(int max_rows) {
+  return (size_t(kInputArrays) * size_t(max_rows) * sizeof(int32_t) + 15) / 16 * 16;
+}
+constexpr size_t input_bytes(int max_rows, int logit_rows) {
+  return input_sampling_offset(max_rows) + size_t(logit_rows) * sizeof(RowSampling);
+}
 
 struct GpuWorkspace {
   // widest: every layer's widths fit (layers may differ under tensor parallelism); split_states:
@@ -29,6 +39,9 @@ struct GpuWorkspace {
   GpuWorkspace& operator=(const GpuWorkspace&) = delete;
 
   const int32_t* input(int array) const { return inputs.get<int32_t>() + size_t(array) * size_t(max_rows); }
+  const RowSampling* row_sampling() const {
+    return reinterpret_cast<const RowSampling*>(static_cast<const char*>(inputs.get()) + input_sampling_offset(max_rows));
+  }
 
   int device;
   int max_rows;
@@ -38,7 +51,7 @@ struct GpuWorkspace {
   DeviceBuffer weights;           // the units resident here
   DeviceBuffer k_cache, v_cache;  // (layers cached here, slots, max_seq_len, kv_dim) bf16
   DeviceBuffer inv_freq;
-  DeviceBuffer inputs;            // kInputArrays arrays of max_rows int32
+  DeviceBuffer inputs;            // input_bytes(max_rows, logit_rows)
   // The residual stream (f32) and the rest of a layer's activations.
   DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated;
   DeviceBuffer selected, logits, sampled;

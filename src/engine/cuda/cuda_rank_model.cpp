@@ -54,17 +54,7 @@ CudaRankModel::~CudaRankModel() {
 std::vector<int32_t> CudaRankModel::forward_sample(std::span<const TokenRow> rows,
                                                    std::span<const SamplingParams> sampling) {
   if (sampling.empty()) return model_->forward_sample(rows, SamplingParams{});
-  // The device sampler takes one setting per step; rows tell their streams apart by slot and position.
-  const SamplingParams& first = sampling.front();
-  for (const SamplingParams& params : sampling) {
-    if (params.temperature != first.temperature || params.top_k != first.top_k || params.top_p != first.top_p ||
-        params.seed != first.seed)
-      fail("the CUDA backend samples the sequences of one step with one setting; this step mixes temperature {} "
-           "top-k {} top-p {} seed {} with temperature {} top-k {} top-p {} seed {}",
-           first.temperature, first.top_k, first.top_p, first.seed, params.temperature, params.top_k, params.top_p,
-           params.seed);
-  }
-  return model_->forward_sample(rows, first);
+  return model_->forward_sample(rows, sampling);
 }
 
 std::string CudaRankModel::load_summary() const {

@@ -121,8 +121,9 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
   wait_for_predecessor();
   allow_successor();
   const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
+  const RowSampling settings = p.settings[blockIdx.x];
   bool saw_non_finite = false;
-  if (p.temperature == 0.0f) {
+  if (settings.temperature == 0.0f) {
     float best = -INFINITY;
     int best_index = INT_MAX;
     for_each_logit(logits, p.vocab, [&](int i, float logit) {
@@ -143,23 +144,23 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
   });
   const float max_logit = block_max(local_max);
   const float min_logit = -block_max(-local_min);
-  const float inverse_temperature = 1.0f / p.temperature;
+  const float inverse_temperature = 1.0f / settings.temperature;
 
   // top-k: the largest threshold that still keeps at least k tokens.
   float threshold = min_logit;
-  if (p.top_k > 0 && p.top_k < p.vocab) {
+  if (settings.top_k > 0 && settings.top_k < p.vocab) {
     float low = min_logit, high = max_logit;
     for (int step = 0; step < kBisectionSteps; ++step) {
       const float middle = 0.5f * (low + high);
       float count = 0.0f;
       for_each_logit(logits, p.vocab, [&](int, float logit) { count += logit >= middle ? 1.0f : 0.0f; });
-      if (block_sum(count) >= float(p.top_k)) low = middle;
+      if (block_sum(count) >= float(settings.top_k)) low = middle;
       else high = middle;
     }
     threshold = low;
   }
   // top-p over what top-k kept: the largest threshold whose kept mass is still >= top_p.
-  if (p.top_p < 1.0f) {
+  if (settings.top_p < 1.0f) {
     auto kept_mass = [&](float cut) {
       float mass = 0.0f;
       for_each_logit(logits, p.vocab, [&](int, float logit) {
@@ -167,7 +168,7 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
       });
       return block_sum(mass);
     };
-    const float target = p.top_p * kept_mass(threshold);
+    const float target = settings.top_p * kept_mass(threshold);
     float low = threshold, high = max_logit;
     for (int step = 0; step < kBisectionSteps; ++step) {
       const float middle = 0.5f * (low + high);
@@ -182,7 +183,7 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
   int best_index = INT_MAX;
   for_each_logit(logits, p.vocab, [&](int i, float logit) {
     if (logit < threshold) return;
-    const float gumbel = -__logf(-__logf(uniform_open(p.seed, stream, uint64_t(i))));
+    const float gumbel = -__logf(-__logf(uniform_open(settings.seed, stream, uint64_t(i))));
     keep_better(best, best_index, logit * inverse_temperature + gumbel, i);
   });
   // The thresholds above are meaningless for such a row, but every pass still ends: it only costs

@@ -13,13 +13,18 @@ namespace shardlm::cuda {
 // The token of a row whose logits are not all finite (shardlm::kNonFiniteLogits on the host side).
 constexpr int32_t kNonFiniteLogitsToken = -1;
 
+// One row's settings: every row of a step may have its own (each request of a server its own).
+struct RowSampling {
+  float temperature = 0.0f;  // 0: greedy
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // 1: off
+  uint64_t seed = 0;
+};
+
 struct SamplingKernelParams {
   const float* logits;            // (n_rows, vocab)
   int n_rows, vocab;
-  float temperature;              // 0: greedy
-  int top_k;                      // 0: off
-  float top_p;                    // 1: off
-  uint64_t seed;
+  const RowSampling* settings;    // (n_rows), in device memory
   const int32_t* stream_offsets;  // (n_rows): distinct per row and step (e.g. slot·2^20 + position)
   int32_t* tokens;                // (n_rows) out: a token id, or kNonFiniteLogitsToken
 };

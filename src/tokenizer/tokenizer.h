@@ -57,6 +57,7 @@ class Tokenizer {
 // character is cut in half; the context keeps leading-space rules (Strip, Metaspace) consistent.
 class StreamingDetokenizer {
  public:
+  // The tokenizer must outlive this (a server holds one detokenizer per stream, not a tokenizer each).
   explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens = true);
   // Newly complete text, possibly empty.
   std::string push(int32_t id);
@@ -64,7 +65,7 @@ class StreamingDetokenizer {
   std::string flush();
 
  private:
-  Tokenizer tokenizer_;
+  const Tokenizer* tokenizer_;
   bool skip_special_tokens_;
   std::vector<int32_t> ids_;
   size_t prefix_offset_ = 0;  // start of the context window

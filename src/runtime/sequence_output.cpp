@@ -6,7 +6,7 @@ namespace shardlm {
 
 SequenceOutput::SequenceOutput(const Tokenizer& tokenizer, const StopStrings& stops,
                                std::vector<int32_t> eos_token_ids, int max_tokens)
-    : stops_(stops), detokenizer_(tokenizer), eos_token_ids_(std::move(eos_token_ids)), max_tokens_(max_tokens) {}
+    : stops_(&stops), detokenizer_(tokenizer), eos_token_ids_(std::move(eos_token_ids)), max_tokens_(max_tokens) {}
 
 std::string SequenceOutput::push(int32_t token) {
   tokens_.push_back(token);
@@ -17,13 +17,13 @@ std::string SequenceOutput::push(int32_t token) {
     finished_ = true;
     if (is_eos) finish_reason_ = "stop";
   }
-  const size_t stop_at = stops_.find_stop(decoded_);
+  const size_t stop_at = stops_->find_stop(decoded_);
   if (stop_at != std::string::npos) {
     decoded_.resize(stop_at);
     finished_ = true;
     finish_reason_ = "stop";
   }
-  const size_t end = std::max(emitted_, finished_ ? decoded_.size() : stops_.safe_length(decoded_));
+  const size_t end = std::max(emitted_, finished_ ? decoded_.size() : stops_->safe_length(decoded_));
   std::string piece = decoded_.substr(emitted_, end - emitted_);
   emitted_ = end;
   return piece;

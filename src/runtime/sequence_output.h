@@ -29,7 +29,7 @@ class SequenceOutput {
   std::string_view text() const { return std::string_view(decoded_).substr(0, emitted_); }
 
  private:
-  const StopStrings& stops_;
+  const StopStrings* stops_;
   StreamingDetokenizer detokenizer_;
   std::vector<int32_t> eos_token_ids_;
   int max_tokens_;

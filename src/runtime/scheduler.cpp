@@ -1,0 +1,116 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <span>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+Scheduler::Scheduler(Engine& engine, const Tokenizer& tokenizer, SchedulerOptions options)
+    : engine_(engine), tokenizer_(tokenizer), options_(options) {
+  if (options_.max_num_batched_tokens < 1)
+    fail("--max-num-batched-tokens must be >= 1, got {}", options_.max_num_batched_tokens);
+}
+
+Scheduler::~Scheduler() {
+  for (const Active& active : running_) engine_.remove_sequence(active.sequence);
+}
+
+uint64_t Scheduler::submit(SchedulerRequest request) {
+  if (request.prompt.empty()) fail("prompt: the prompt has no tokens");
+  if (request.max_tokens < 1) fail("max_tokens must be >= 1, got {}", request.max_tokens);
+  const int64_t needed = int64_t(request.prompt.size()) + request.max_tokens;
+  if (needed > engine_.max_seq_len())
+    fail("max_tokens: the prompt's {} tokens plus max_tokens {} exceed the {} tokens a sequence may hold "
+         "(--max-model-len)",
+         request.prompt.size(), request.max_tokens, engine_.max_seq_len());
+  for (int32_t token : request.prompt)
+    if (token < 0 || token >= engine_.config().vocab_size)
+      fail("prompt: token id {} is outside the vocabulary (vocab_size {})", token, engine_.config().vocab_size);
+  validate_sampling_params(request.sampling);
+  Active active;
+  active.id = next_id_++;
+  active.stops = std::make_unique<StopStrings>(request.stop);
+  active.output.emplace(tokenizer_, *active.stops, request.eos_token_ids, request.max_tokens);
+  active.request = std::move(request);
+  waiting_.push_back(std::move(active));
+  return waiting_.back().id;
+}
+
+void Scheduler::cancel(uint64_t id) {
+  const auto waiting = std::find_if(waiting_.begin(), waiting_.end(), [id](const Active& a) { return a.id == id; });
+  if (waiting != waiting_.end()) {
+    waiting_.erase(waiting);
+    return;
+  }
+  const auto running = std::find_if(running_.begin(), running_.end(), [id](const Active& a) { return a.id == id; });
+  if (running == running_.end()) return;
+  engine_.remove_sequence(running->sequence);
+  running_.erase(running);
+}
+
+std::vector<RequestUpdate> Scheduler::step() {
+  int budget = options_.max_num_batched_tokens;
+  std::vector<SequenceChunk> chunks;
+  std::vector<Active*> chunk_owner;
+  // Decodes first: a running stream never waits for a prompt.
+  for (Active& active : running_) {
+    if (active.prefilled < active.request.prompt.size() || budget == 0) continue;
+    chunks.push_back({active.sequence, std::span<const int32_t>(&active.next_token, 1), true});
+    chunk_owner.push_back(&active);
+    --budget;
+  }
+  auto prefill_chunk = [&](Active& active) {
+    const std::vector<int32_t>& prompt = active.request.prompt;
+    const size_t count = std::min(prompt.size() - active.prefilled, size_t(budget));
+    const bool ends_prompt = active.prefilled + count == prompt.size();
+    chunks.push_back({active.sequence, std::span<const int32_t>(prompt).subspan(active.prefilled, count), ends_prompt});
+    chunk_owner.push_back(&active);
+    budget -= int(count);
+  };
+  for (Active& active : running_) {
+    if (budget == 0) break;
+    if (active.prefilled < active.request.prompt.size()) prefill_chunk(active);
+  }
+  while (budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences()) {
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    Active& admitted = running_.back();
+    admitted.sequence = engine_.add_sequence(admitted.request.sampling);
+    prefill_chunk(admitted);
+  }
+  if (chunks.empty()) return {};
+
+  const std::vector<int32_t> tokens = engine_.step(chunks);
+  std::vector<RequestUpdate> updates;
+  size_t next = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Active& active = *chunk_owner[i];
+    if (active.prefilled < active.request.prompt.size()) active.prefilled += chunks[i].tokens.size();
+    if (!chunks[i].wants_token) continue;
+    const int32_t token = tokens[next++];
+    RequestUpdate update;
+    update.id = active.id;
+    update.token = token;
+    update.text = active.output->push(token);
+    update.finished = active.output->finished();
+    update.prompt_tokens = int(active.request.prompt.size());
+    update.completion_tokens = int(active.output->tokens().size());
+    if (update.finished) update.finish_reason = active.output->finish_reason();
+    active.next_token = token;
+    updates.push_back(std::move(update));
+  }
+  // Finished requests leave the engine after the step, so no chunk pointed into a freed element.
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (!it->output->finished()) {
+      ++it;
+      continue;
+    }
+    engine_.remove_sequence(it->sequence);
+    it = running_.erase(it);
+  }
+  return updates;
+}
+
+}  // namespace shardlm

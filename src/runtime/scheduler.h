@@ -1,0 +1,83 @@
+// Continuous batching over an Engine: requests join and leave at any step. Each step first gives
+// every decoding sequence its next token, then spends what is left of the step's token budget on
+// prompt chunks, oldest request first, admitting waiting requests (first come, first served) while
+// the engine has a free sequence slot. A long prompt is prefilled over several steps, so the streams
+// already running keep their pace. Single-threaded: the server's engine thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "ops/sampler.h"
+#include "runtime/sequence_output.h"
+#include "runtime/stop_strings.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm {
+
+struct SchedulerOptions {
+  int max_num_batched_tokens = 2048;  // tokens one step takes: decodes and prompt chunks together
+};
+
+struct SchedulerRequest {
+  std::vector<int32_t> prompt;
+  int max_tokens = 16;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  std::vector<int32_t> eos_token_ids;
+};
+
+// What one step did for one request.
+struct RequestUpdate {
+  uint64_t id = 0;
+  int32_t token = 0;       // the token sampled this step
+  std::string text;        // text that became final with it (may be empty)
+  bool finished = false;
+  std::string finish_reason;  // when finished: "stop" or "length"
+  int prompt_tokens = 0, completion_tokens = 0;
+};
+
+class Scheduler {
+ public:
+  // The engine and tokenizer must outlive the scheduler.
+  Scheduler(Engine& engine, const Tokenizer& tokenizer, SchedulerOptions options);
+  ~Scheduler();
+
+  // Queues a request; throws Error naming what does not fit (an empty prompt, max_tokens < 1, a
+  // prompt and max_tokens longer than a sequence may be, bad sampling settings).
+  uint64_t submit(SchedulerRequest request);
+  // Forgets a request; a running one frees its engine slot now. Unknown ids are ignored.
+  void cancel(uint64_t id);
+  size_t running() const { return running_.size(); }
+  size_t waiting() const { return waiting_.size(); }
+  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  // Runs one engine step (nothing when there is no work) and returns an update for every request
+  // that received a token; finished requests have left the engine.
+  std::vector<RequestUpdate> step();
+
+ private:
+  struct Active {
+    uint64_t id = 0;
+    SchedulerRequest request;
+    std::unique_ptr<StopStrings> stops;
+    std::optional<SequenceOutput> output;
+    int sequence = -1;     // the engine's, once admitted
+    size_t prefilled = 0;  // prompt tokens already in the engine
+    int32_t next_token = 0;
+  };
+
+  Engine& engine_;
+  const Tokenizer& tokenizer_;
+  SchedulerOptions options_;
+  uint64_t next_id_ = 1;
+  std::deque<Active> waiting_;
+  std::list<Active> running_;  // in admission order; elements stay put while chunks point into them
+};
+
+}  // namespace shardlm

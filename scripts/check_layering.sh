@@ -9,7 +9,8 @@
 #   5 backend     what runs a model on a device: the CUDA context, offload streaming
 #   6 parallel    communicators and the ranks of a tensor-parallel group
 #   7 runtime     sequences, sampling loops, generation     7 engine: the library's Engine API
-#   8 tools       the command line
+#   8 serve       the HTTP server over the Engine and scheduler
+#   9 tools       the command line
 # Usage: check_layering.sh [ROOT] (default: this repository), ROOT holding src/ and tools/.
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
@@ -24,7 +25,8 @@ layer_of() {
     backend/*) echo 5 ;;
     parallel/*) echo 6 ;;
     runtime/* | engine/*) echo 7 ;;
-    tools/*) echo 8 ;;
+    serve/*) echo 8 ;;
+    tools/*) echo 9 ;;
     *) echo "" ;;
   esac
 }

@@ -2,20 +2,22 @@
 # Runs every test suite; scripts/setup.sh test calls this after the Release build in build/.
 #  1. the parsers' and the CPU model's tests under AddressSanitizer + UBSan (build-asan/)
 #  2. libFuzzer targets for the safetensors, config and tokenizer parsers, a short run each (build-fuzz/)
-#  3. the whole CTest suite on the Release build, including the npm tokenizer oracle (last, so its
-#     summary line closes the log)
+#  3. the whole CTest suite on the Release build, including the npm tokenizer oracle and the server
+#     driven by curl and the openai npm client (last, so its summary line closes the log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${SHARDLM_FUZZ_SECONDS:-30}
 
-echo "== npm oracle packages"
+echo "== npm packages (the tokenizer oracle, the openai client)"
 npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/serve --no-audit --no-fund --loglevel=error
 
 echo "== parsers and the CPU model under ASan/UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -DSHARDLM_CUDA=OFF >/dev/null
 sanitized_tests=(test_safetensors test_model_config test_generation_config test_tokenizer test_tokenizer_fixtures
-                 test_cpu_kernels test_model_fixtures test_tensor_parallel_cpu test_host_comm_threads test_engine)
+                 test_cpu_kernels test_model_fixtures test_tensor_parallel_cpu test_host_comm_threads test_engine
+                 test_scheduler test_completion_request)
 cmake --build build-asan -j "$jobs" --target "${sanitized_tests[@]}"
 for target in "${sanitized_tests[@]}"; do
   echo "-- $target"

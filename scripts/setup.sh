@@ -7,7 +7,7 @@ mode=${1:-run}
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libfmt-dev
-          libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev)
+          libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libboost-dev)
 if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 
 missing=()

@@ -15,6 +15,12 @@ case "$target" in
     printf '{"model.embed_tokens": 0, "model.layers.0-3": "cuda:1", "model.norm": "cpu", "lm_head": "disk"}' >"$corpus/seed-map"
     printf '{"model.layers.*.self_attn.q_proj": "colwise", "layers.*.mlp.down_proj": "rowwise", "lm_head": "colwise_rep"}' >"$corpus/seed-plan"
     exit 0 ;;
+  fuzz_completion_request)
+    printf '{"model": "kjv", "prompt": "In the beginning", "max_tokens": 16, "temperature": 0}' >"$corpus/seed-text"
+    printf '{"model": "kjv", "prompt": [[1, 2, 3], "x"], "stop": ["a", "b"], "seed": -5, "top_k": -1}' >"$corpus/seed-lists"
+    printf '{"model": "kjv", "prompt": "a", "stream": true, "stream_options": {"include_usage": true}, "top_p": 0.5}' >"$corpus/seed-stream"
+    printf '{"model": "kjv", "prompt": "a", "n": 2, "echo": true, "logprobs": 3, "presence_penalty": 1}' >"$corpus/seed-refused"
+    exit 0 ;;
   *) pattern='' ;;
 esac
 [ -n "$pattern" ] || exit 0

@@ -12,5 +12,6 @@ void add_bench_command(CLI::App& app);
 void add_bench_comm_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace shardlm::cli

@@ -20,6 +20,7 @@
 #include "option_checks.h"
 #include "prompt_options.h"
 #include "core/error.h"
+#include "runtime/eos_tokens.h"
 #include "runtime/generator.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/device_query.h"
@@ -70,13 +71,6 @@ SamplingParams sampling_params(const GenerateOptions& options, const GenerationC
   return params;
 }
 
-std::vector<int32_t> eos_ids(const ModelConfig& config, const GenerationConfig& generation, const Tokenizer& tokenizer) {
-  if (!generation.eos_token_ids.empty()) return {generation.eos_token_ids.begin(), generation.eos_token_ids.end()};
-  if (!config.eos_token_ids.empty()) return {config.eos_token_ids.begin(), config.eos_token_ids.end()};
-  if (tokenizer.eos_token_id()) return {*tokenizer.eos_token_id()};
-  return {};
-}
-
 // Options that would have no effect in this run are refused, saying what they need.
 void check_option_combination(const GenerateOptions& options, const LaunchEnv& launch) {
   if (options.tp_plan != "auto" && options.tp == 1 && !launch.distributed())
@@ -103,7 +97,7 @@ void run_generate(const GenerateOptions& options) {
   generation_options.max_new_tokens = options.max_new_tokens;
   generation_options.sampling = sampling_params(options, generation, sampling_seed(options, launch));
   generation_options.stop = options.stop;
-  generation_options.eos_token_ids = eos_ids(config, generation, tokenizer);
+  generation_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
 
   std::vector<std::vector<int32_t>> prompt_ids;
   size_t longest_prompt = 0;

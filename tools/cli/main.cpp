@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   shardlm::cli::add_bench_comm_command(app);
   shardlm::cli::add_launch_command(app);
   shardlm::cli::add_plan_command(app);
+  shardlm::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,0 +1,32 @@
+// The body of POST /v1/completions, checked field by field against OpenAI's API (field names as the
+// `openai` package's CompletionCreateParams): every error names its field. Fields this server does
+// not act on yet (n > 1, echo, logprobs, penalties) are refused by name rather than ignored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "ops/sampler.h"
+
+namespace shardlm::serve {
+
+// Text to tokenize, or token ids as given.
+using Prompt = std::variant<std::string, std::vector<int32_t>>;
+
+struct CompletionRequest {
+  std::vector<Prompt> prompts;  // one choice each
+  int max_tokens = 16;          // OpenAI's default
+  SamplingParams sampling;      // temperature 1 unless given, as OpenAI; a drawn seed unless given
+  bool seeded = false;          // `seed` was given
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;   // stream_options.include_usage
+};
+
+// Throws ApiError (400) naming the field; `model` must be the served model's name.
+CompletionRequest parse_completion_request(std::string_view body, const std::string& served_model_name);
+
+}  // namespace shardlm::serve

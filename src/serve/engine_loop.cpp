@@ -1,0 +1,105 @@
+#include "serve/engine_loop.h"
+
+#include <exception>
+
+namespace shardlm::serve {
+namespace {
+
+// The request field a scheduler refusal names (its messages start with the field).
+std::string param_of(const std::string& message) {
+  for (const char* field : {"prompt", "max_tokens", "temperature", "top_p", "top_k"})
+    if (message.rfind(field, 0) == 0) return field;
+  return {};
+}
+
+}  // namespace
+
+EngineLoop::EngineLoop(Scheduler& scheduler) : scheduler_(scheduler), thread_([this] { run(); }) {}
+
+EngineLoop::~EngineLoop() {
+  stop("the server is shutting down");
+  thread_.join();
+}
+
+std::shared_ptr<RequestTicket> EngineLoop::submit(SchedulerRequest request, RequestSink sink) {
+  auto ticket = std::make_shared<RequestTicket>();
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_) {
+      sink.on_error(503, stop_reason_, "");
+      return ticket;
+    }
+    inbox_.push_back({std::move(request), std::move(sink), ticket});
+    ++waiting_;
+  }
+  wake_.notify_one();
+  return ticket;
+}
+
+void EngineLoop::stop(const std::string& reason) {
+  {
+    const std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    stop_reason_ = reason;
+  }
+  wake_.notify_one();
+}
+
+void EngineLoop::fail_all(int status, const std::string& message) {
+  for (auto& [id, live] : live_) {
+    scheduler_.cancel(id);
+    live.sink.on_error(status, message, "");
+  }
+  live_.clear();
+}
+
+void EngineLoop::run() {
+  for (;;) {
+    std::vector<Pending> arrived;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || scheduler_.has_work(); });
+      arrived.swap(inbox_);
+      if (stopping_) {
+        for (Pending& pending : arrived) pending.sink.on_error(503, stop_reason_, "");
+        lock.unlock();
+        fail_all(503, stop_reason_);
+        running_ = waiting_ = 0;
+        return;
+      }
+    }
+    for (Pending& pending : arrived) {
+      try {
+        const uint64_t id = scheduler_.submit(std::move(pending.request));
+        live_.emplace(id, Live{std::move(pending.sink), std::move(pending.ticket)});
+      } catch (const std::exception& error) {
+        pending.sink.on_error(400, error.what(), param_of(error.what()));
+      }
+    }
+    for (auto it = live_.begin(); it != live_.end();) {
+      if (!it->second.ticket->cancelled()) {
+        ++it;
+        continue;
+      }
+      scheduler_.cancel(it->first);
+      it = live_.erase(it);
+    }
+    std::vector<RequestUpdate> updates;
+    try {
+      updates = scheduler_.step();
+    } catch (const std::exception& error) {
+      fail_all(500, std::string("the engine failed: ") + error.what());
+    }
+    for (const RequestUpdate& update : updates) {
+      const auto found = live_.find(update.id);
+      if (found == live_.end()) continue;
+      found->second.sink.on_update(update);
+      if (update.finished) live_.erase(found);
+    }
+    running_ = int(scheduler_.running());
+    waiting_ = int(scheduler_.waiting());
+  }
+}
+
+}  // namespace shardlm::serve

@@ -1,0 +1,469 @@
+#include "serve/http_server.h"
+
+#include <fmt/core.h>
+
+#include <utility>  // before Asio, whose awaitable.hpp uses std::exchange without it (Boost 1.74)
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/error.h"
+#include "serve/api_error.h"
+#include "serve/completion_request.h"
+
+namespace shardlm::serve {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+
+namespace {
+
+// JSON text that never throws: text from the model or a client that is not UTF-8 is replaced.
+std::string to_text(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int64_t unix_time() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// One choice of a completion as its updates arrive.
+struct Choice {
+  std::shared_ptr<RequestTicket> ticket;
+  std::string text;
+  std::string finish_reason;
+  int prompt_tokens = 0, completion_tokens = 0;
+  bool finished = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  EngineLoop& loop;
+  const Tokenizer& tokenizer;
+  net::io_context io{1};
+  tcp::acceptor acceptor{io};
+  net::signal_set signals{io, SIGINT, SIGTERM};
+  bool stopping = false;
+  uint64_t next_completion = 1;
+  std::mt19937_64 seeds{std::random_device{}()};
+
+  Impl(ServerOptions o, EngineLoop& l, const Tokenizer& t) : options(std::move(o)), loop(l), tokenizer(t) {}
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl& server) : socket_(std::move(socket)), server_(server) {}
+
+  void start() { read_request(); }
+
+ private:
+  void read_request() {
+    parser_.emplace();
+    parser_->body_limit(server_.options.max_body_bytes);
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code error, size_t) { self->on_request(error); });
+  }
+
+  void on_request(beast::error_code error) {
+    started_ = std::chrono::steady_clock::now();
+    if (error == http::error::end_of_stream || error == net::error::eof || error == net::error::operation_aborted)
+      return close();
+    if (error) {
+      // What the parser read of the head, for the log line.
+      request_ = {};
+      request_.method_string(parser_->get().method_string());
+      request_.target(parser_->get().target());
+    }
+    if (error == http::error::body_limit) {
+      keep_alive_ = false;
+      return send_error(ApiError(413, fmt::format("the body is larger than {} bytes", server_.options.max_body_bytes)));
+    }
+    if (error) {
+      keep_alive_ = false;
+      return send_error(ApiError(400, "malformed HTTP request: " + error.message()));
+    }
+    request_ = parser_->release();
+    keep_alive_ = request_.keep_alive();
+    try {
+      route();
+    } catch (const ApiError& api_error) {
+      send_error(api_error);
+    } catch (const std::exception& other) {
+      send_error(ApiError(400, other.what()));
+    }
+  }
+
+  void route() {
+    const std::string target(request_.target());
+    const std::string path = target.substr(0, target.find('?'));
+    const http::verb method = request_.method();
+    if (server_.stopping) throw ApiError(503, "the server is shutting down");
+    if (path.rfind("/v1/", 0) == 0 && !server_.options.api_key.empty() &&
+        request_[http::field::authorization] != "Bearer " + server_.options.api_key)
+      throw ApiError(401, "a valid API key is required: Authorization: Bearer KEY");
+    if (method == http::verb::get && path == "/health") return send(http::status::ok, "", "text/plain");
+    if (method == http::verb::get && path == "/v1/models") return send_json(http::status::ok, models());
+    if (method == http::verb::post && path == "/v1/completions") return completions();
+    if (method == http::verb::post && path == "/tokenize") return send_json(http::status::ok, tokenize());
+    if (method == http::verb::post && path == "/detokenize") return send_json(http::status::ok, detokenize());
+    throw ApiError(404, fmt::format("no route for {} {}", std::string(request_.method_string()), path));
+  }
+
+  json models() const {
+    return {{"object", "list"},
+            {"data",
+             {{{"id", server_.options.served_model_name},
+               {"object", "model"},
+               {"created", unix_time()},
+               {"owned_by", "shardlm"},
+               {"max_model_len", server_.options.max_model_len}}}}};
+  }
+
+  json body_json() const {
+    try {
+      json body = json::parse(request_.body());
+      if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
+      return body;
+    } catch (const json::parse_error& error) {
+      throw ApiError(400, std::string("the body is not valid JSON: ") + error.what());
+    }
+  }
+
+  json tokenize() const {
+    const json body = body_json();
+    if (!body.contains("prompt") || !body.at("prompt").is_string()) throw ApiError(400, "prompt must be a string", "prompt");
+    bool add_special = true;
+    if (body.contains("add_special_tokens")) {
+      if (!body.at("add_special_tokens").is_boolean())
+        throw ApiError(400, "add_special_tokens must be a boolean", "add_special_tokens");
+      add_special = body.at("add_special_tokens").get<bool>();
+    }
+    const std::vector<int32_t> tokens = server_.tokenizer.encode(body.at("prompt").get<std::string>(), add_special);
+    return {{"tokens", tokens}, {"count", tokens.size()}, {"max_model_len", server_.options.max_model_len}};
+  }
+
+  json detokenize() const {
+    const json body = body_json();
+    if (!body.contains("tokens") || !body.at("tokens").is_array()) throw ApiError(400, "tokens must be a list of token ids", "tokens");
+    std::vector<int32_t> tokens;
+    for (const json& id : body.at("tokens")) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+        throw ApiError(400, "tokens must be non-negative integers, got " + id.dump(), "tokens");
+      tokens.push_back(int32_t(id.get<int64_t>()));
+    }
+    try {
+      return {{"prompt", server_.tokenizer.decode(tokens)}};
+    } catch (const std::exception& error) {
+      throw ApiError(400, error.what(), "tokens");
+    }
+  }
+
+  void completions() {
+    // The connection closes after a completion: the read that watches for a disconnect stays
+    // pending until then, and no second read may start beside it.
+    keep_alive_ = false;
+    CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name);
+    if (!request.seeded) request.sampling.seed = server_.seeds();
+    id_ = fmt::format("cmpl-{}", server_.next_completion++);
+    created_ = unix_time();
+    stream_ = request.stream;
+    include_usage_ = request.include_usage;
+    std::vector<SchedulerRequest> scheduled;
+    for (const Prompt& prompt : request.prompts) {
+      SchedulerRequest each;
+      each.prompt = std::holds_alternative<std::string>(prompt) ? server_.tokenizer.encode(std::get<std::string>(prompt))
+                                                                 : std::get<std::vector<int32_t>>(prompt);
+      if (each.prompt.empty()) throw ApiError(400, "prompt: the prompt has no tokens", "prompt");
+      for (int32_t token : each.prompt)
+        if (token >= server_.options.vocab_size)
+          throw ApiError(400, fmt::format("prompt: token id {} is outside the vocabulary (vocab_size {})", token,
+                                          server_.options.vocab_size),
+                         "prompt");
+      if (int64_t(each.prompt.size()) + request.max_tokens > server_.options.max_model_len)
+        throw ApiError(400,
+                       fmt::format("the prompt's {} tokens plus max_tokens {} exceed the model's context of {} tokens",
+                                   each.prompt.size(), request.max_tokens, server_.options.max_model_len),
+                       "max_tokens");
+      each.max_tokens = request.max_tokens;
+      each.sampling = request.sampling;
+      each.stop = request.stop;
+      each.eos_token_ids = server_.options.eos_token_ids;
+      scheduled.push_back(std::move(each));
+    }
+    if (stream_) start_stream();
+    choices_.resize(scheduled.size());
+    for (size_t index = 0; index < scheduled.size(); ++index) {
+      auto self = shared_from_this();
+      net::any_io_executor executor = socket_.get_executor();
+      RequestSink sink;
+      sink.on_update = [self, executor, index](const RequestUpdate& update) {
+        net::post(executor, [self, index, update] { self->on_update(index, update); });
+      };
+      sink.on_error = [self, executor](int status, const std::string& message, const std::string& param) {
+        net::post(executor, [self, status, message, param] { self->on_failure(ApiError(status, message, param)); });
+      };
+      choices_[index].ticket = server_.loop.submit(std::move(scheduled[index]), std::move(sink));
+    }
+    watch_for_disconnect();
+  }
+
+  // While a completion runs, a read that ends means the client has gone: its requests are cancelled.
+  void watch_for_disconnect() {
+    socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code error, size_t bytes) {
+      self->buffer_.commit(bytes);
+      if (error && !self->done_) {
+        self->client_gone();
+      } else if (!error && !self->done_) {
+        self->watch_for_disconnect();
+      }
+    });
+  }
+
+  // The client closed its connection before the completion finished (nginx's 499): its requests
+  // leave the engine at the next step.
+  void client_gone() {
+    client_gone_ = true;
+    cancel_all();
+    if (done_) return;
+    done_ = true;
+    log(499);
+  }
+
+  void cancel_all() {
+    for (Choice& choice : choices_)
+      if (choice.ticket) choice.ticket->cancel();
+  }
+
+  void on_update(size_t index, const RequestUpdate& update) {
+    if (done_) return;
+    Choice& choice = choices_[index];
+    choice.text += update.text;
+    choice.prompt_tokens = update.prompt_tokens;
+    choice.completion_tokens = update.completion_tokens;
+    if (update.finished) {
+      choice.finished = true;
+      choice.finish_reason = update.finish_reason;
+    }
+    if (stream_) {
+      if (!update.text.empty() || update.finished) {
+        json delta = chunk();
+        delta["choices"] = json::array({{{"index", index},
+                                         {"text", update.text},
+                                         {"logprobs", nullptr},
+                                         {"finish_reason", update.finished ? json(update.finish_reason) : json(nullptr)}}});
+        queue_event(to_text(delta));
+      }
+    }
+    if (std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.finished; })) finish();
+  }
+
+  json usage() const {
+    int prompt = 0, completion = 0;
+    for (const Choice& choice : choices_) {
+      prompt += choice.prompt_tokens;
+      completion += choice.completion_tokens;
+    }
+    return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+  }
+
+  json chunk() const {
+    return {{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", server_.options.served_model_name}};
+  }
+
+  void finish() {
+    done_ = true;
+    log(200);
+    if (stream_) {
+      if (include_usage_) {
+        json last = chunk();
+        last["choices"] = json::array();
+        last["usage"] = usage();
+        queue_event(to_text(last));
+      }
+      queue_event("[DONE]");
+      close_after_writes_ = true;
+      return;
+    }
+    json body = chunk();
+    json choices = json::array();
+    for (size_t index = 0; index < choices_.size(); ++index)
+      choices.push_back({{"index", index},
+                         {"text", choices_[index].text},
+                         {"logprobs", nullptr},
+                         {"finish_reason", choices_[index].finish_reason}});
+    body["choices"] = choices;
+    body["usage"] = usage();
+    send_json(http::status::ok, body);
+  }
+
+  void on_failure(const ApiError& error) {
+    if (done_) return;
+    done_ = true;
+    cancel_all();
+    log(error.status());
+    if (stream_) {
+      queue_event(error.body_text());
+      queue_event("[DONE]");
+      close_after_writes_ = true;
+      return;
+    }
+    send_error(error);
+  }
+
+  // Server-sent events: the head, then one `data:` event per chunk; the body ends when the
+  // connection closes.
+  void start_stream() {
+    pending_.push_back(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n");
+    write_pending();
+  }
+
+  void queue_event(const std::string& data) {
+    if (client_gone_) return;
+    pending_.push_back("data: " + data + "\n\n");
+    write_pending();
+  }
+
+  void write_pending() {
+    if (writing_ || pending_.empty()) return;
+    writing_ = true;
+    net::async_write(socket_, net::buffer(pending_.front()),
+                     [self = shared_from_this()](beast::error_code error, size_t) {
+                       self->writing_ = false;
+                       self->pending_.pop_front();
+                       if (error) {
+                         self->client_gone();
+                         return self->close();
+                       }
+                       if (!self->pending_.empty()) return self->write_pending();
+                       if (self->close_after_writes_) self->close();
+                     });
+  }
+
+  void send_error(const ApiError& error) {
+    if (!done_) log(error.status());
+    done_ = true;
+    auto response = std::make_shared<http::response<http::string_body>>(http::status(error.status()), 11);
+    response->set(http::field::content_type, "application/json");
+    if (error.status() == 503) response->set(http::field::retry_after, "1");
+    response->body() = error.body_text();
+    write_response(response);
+  }
+
+  void send_json(http::status status, const json& body) { send(status, to_text(body), "application/json"); }
+
+  void send(http::status status, std::string body, const char* content_type) {
+    auto response = std::make_shared<http::response<http::string_body>>(status, 11);
+    response->set(http::field::content_type, content_type);
+    response->body() = std::move(body);
+    write_response(response);
+  }
+
+  void write_response(std::shared_ptr<http::response<http::string_body>> response) {
+    if (client_gone_) return close();
+    response->set(http::field::server, "shardlm");
+    response->keep_alive(keep_alive_ && !server_.stopping);
+    response->prepare_payload();
+    http::async_write(socket_, *response, [self = shared_from_this(), response](beast::error_code error, size_t) {
+      if (error || !response->keep_alive()) return self->close();
+      self->reset();
+      self->read_request();
+    });
+  }
+
+  void reset() {
+    choices_.clear();
+    done_ = stream_ = include_usage_ = close_after_writes_ = false;
+  }
+
+  void log(int status) const {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+    const json u = choices_.empty() ? json() : usage();
+    fmt::print("[shardlm] {} {} {}{} {:.1f} ms\n", std::string(request_.method_string()), std::string(request_.target()),
+               status, u.is_null() ? "" : fmt::format(" prompt={} completion={}", u["prompt_tokens"].get<int>(),
+                                                      u["completion_tokens"].get<int>()),
+               ms);
+    std::fflush(stdout);
+  }
+
+  void close() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  HttpServer::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> request_;
+  std::chrono::steady_clock::time_point started_;
+  bool keep_alive_ = true;
+  // The completion in flight on this connection.
+  std::string id_;
+  int64_t created_ = 0;
+  std::vector<Choice> choices_;
+  bool stream_ = false, include_usage_ = false, done_ = false, client_gone_ = false;
+  std::deque<std::string> pending_;  // stream bytes not yet written
+  bool writing_ = false, close_after_writes_ = false;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept([this](beast::error_code error, tcp::socket socket) {
+    if (error) return;  // the acceptor was closed
+    std::make_shared<Session>(std::move(socket), *this)->start();
+    accept();
+  });
+}
+
+HttpServer::HttpServer(ServerOptions options, EngineLoop& loop, const Tokenizer& tokenizer)
+    : impl_(std::make_unique<Impl>(std::move(options), loop, tokenizer)) {}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::listen() {
+  Impl& s = *impl_;
+  beast::error_code error;
+  const net::ip::address address = net::ip::make_address(s.options.host, error);
+  if (error) fail("--host: \"{}\" is not an IP address", s.options.host);
+  if (s.options.port < 0 || s.options.port > 65535) fail("--port must be between 0 and 65535, got {}", s.options.port);
+  const tcp::endpoint endpoint(address, uint16_t(s.options.port));
+  s.acceptor.open(endpoint.protocol());
+  s.acceptor.set_option(net::socket_base::reuse_address(true));
+  s.acceptor.bind(endpoint, error);
+  if (error) fail("--host {} --port {}: cannot listen there: {}", s.options.host, s.options.port, error.message());
+  s.acceptor.listen(net::socket_base::max_listen_connections);
+  return s.acceptor.local_endpoint().port();
+}
+
+void HttpServer::run() {
+  Impl& s = *impl_;
+  s.accept();
+  s.signals.async_wait([&s](beast::error_code error, int) {
+    if (error) return;
+    s.stopping = true;
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+    s.loop.stop("the server is shutting down");
+    // Streams get their error events through the io thread; give them a moment to be written.
+    auto timer = std::make_shared<net::steady_timer>(s.io, std::chrono::milliseconds(500));
+    timer->async_wait([&s, timer](beast::error_code) { s.io.stop(); });
+  });
+  s.io.run();
+}
+
+}  // namespace shardlm::serve

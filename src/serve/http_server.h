@@ -1,0 +1,50 @@
+// `shardlm serve`'s HTTP side: OpenAI's completions API, /v1/models, /health, /tokenize and
+// /detokenize over HTTP/1.1 with keep-alive, and server-sent events for streams. Boost.Asio runs
+// every connection on one thread without blocking: a stream's events are queued per connection and
+// written as its client reads them, so a slow or stalled reader holds only its own memory and never
+// the engine thread; a client that disconnects has its request cancelled at the next step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "serve/engine_loop.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0: any free port (listen() says which)
+  std::string served_model_name;
+  std::string api_key;                    // empty: no authentication
+  size_t max_body_bytes = size_t(1) << 20;  // larger bodies get 413
+  int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
+  int vocab_size = 0;
+  std::vector<int32_t> eos_token_ids;
+};
+
+class HttpServer {
+ public:
+  // The loop and tokenizer must outlive the server.
+  HttpServer(ServerOptions options, EngineLoop& loop, const Tokenizer& tokenizer);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens; returns the port (the one chosen when options.port is 0).
+  int listen();
+  // Serves until SIGINT or SIGTERM: then no new connections or requests, running streams end with
+  // an error event, and it returns.
+  void run();
+
+  struct Impl;  // the io context, acceptor and options; defined in http_server.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardlm::serve

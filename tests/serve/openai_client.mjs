@@ -1,0 +1,125 @@
+// The official openai client against a running `shardlm serve` (test_serve.sh starts it): greedy
+// completions of 32 concurrent requests equal `shardlm generate`, streams concatenate to the same
+// text and end with usage, errors arrive as the SDK's typed errors naming the field, and a client
+// that aborts a stream leaves the server serving.
+// Usage: node openai_client.mjs BASE_URL MODEL API_KEY SHARDLM_BINARY
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import OpenAI from "openai";
+
+const [baseURL, model, apiKey, shardlm] = process.argv.slice(2);
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0 });
+let passed = 0;
+async function check(name, body) {
+  await body();
+  passed += 1;
+  console.log(`ok - ${name}`);
+}
+
+const words = ["In the beginning", "And God said", "The LORD is my shepherd", "Blessed are", "And it came to pass",
+               "For God so loved", "Let there be", "Thou shalt", "Behold", "And the earth was"];
+// 32 prompts of different lengths.
+const prompts = Array.from({ length: 32 }, (_, i) => words[i % 10] + (i >= 10 ? ` ${words[(i * 3) % 10]}` : "") +
+                                                     (i >= 20 ? ` ${words[(i * 7) % 10]}` : ""));
+const maxTokens = 12;
+const reference = execFileSync(shardlm, ["generate", "--json", "-n", String(maxTokens), "--temperature", "0",
+                                         ...prompts.flatMap((p) => ["-p", p])], { encoding: "utf8" })
+  .trim().split("\n").map((line) => JSON.parse(line));
+assert.equal(reference.length, prompts.length);
+
+await check("models.list names the served model", async () => {
+  const models = await client.models.list();
+  assert.equal(models.data[0].id, model);
+});
+
+await check("32 concurrent greedy completions equal shardlm generate", async () => {
+  const results = await Promise.all(prompts.map((prompt) =>
+    client.completions.create({ model, prompt, max_tokens: maxTokens, temperature: 0 })));
+  results.forEach((result, i) => {
+    assert.equal(result.object, "text_completion");
+    assert.equal(result.choices[0].text, reference[i].text, `prompt ${i}: ${prompts[i]}`);
+    assert.equal(result.choices[0].finish_reason, reference[i].finish_reason);
+    assert.equal(result.usage.prompt_tokens, reference[i].prompt_ids.length);
+    assert.equal(result.usage.completion_tokens, reference[i].output_ids.length);
+  });
+});
+
+await check("a stream concatenates to the same text and ends with usage", async () => {
+  const stream = await client.completions.create({ model, prompt: prompts[0], max_tokens: maxTokens, temperature: 0,
+                                                   stream: true, stream_options: { include_usage: true } });
+  let text = "";
+  let usage = null;
+  let finish = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      text += choice.text;
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.equal(text, reference[0].text);
+  assert.equal(finish, reference[0].finish_reason);
+  assert.equal(usage.completion_tokens, reference[0].output_ids.length);
+});
+
+await check("token-id prompts and lists of prompts", async () => {
+  const ids = await client.completions.create({ model, prompt: reference[1].prompt_ids, max_tokens: maxTokens,
+                                                temperature: 0 });
+  assert.equal(ids.choices[0].text, reference[1].text);
+  const both = await client.completions.create({ model, prompt: [prompts[2], prompts[3]], max_tokens: maxTokens,
+                                                 temperature: 0 });
+  assert.deepEqual(both.choices.map((c) => c.text), [reference[2].text, reference[3].text]);
+});
+
+await check("a seed repeats a sampled completion", async () => {
+  const request = { model, prompt: prompts[4], max_tokens: maxTokens, temperature: 1.0, top_p: 0.9, seed: 7 };
+  const first = await client.completions.create(request);
+  const second = await client.completions.create(request);
+  assert.equal(first.choices[0].text, second.choices[0].text);
+});
+
+async function expectError(kind, status, param, body, options = {}) {
+  const target = options.client ?? client;
+  await assert.rejects(() => target.completions.create(body), (error) => {
+    assert.ok(error instanceof kind, `expected ${kind.name}, got ${error.constructor.name}: ${error.message}`);
+    assert.equal(error.status, status);
+    if (param !== undefined) assert.equal(error.param, param);
+    return true;
+  });
+}
+
+await check("bad fields are 400s naming the field", async () => {
+  await expectError(OpenAI.BadRequestError, 400, "max_tokens", { model, prompt: "a", max_tokens: 0 });
+  await expectError(OpenAI.BadRequestError, 400, "temperature", { model, prompt: "a", temperature: -1 });
+  await expectError(OpenAI.BadRequestError, 400, "model", { model: "no-such-model", prompt: "a" });
+  await expectError(OpenAI.BadRequestError, 400, "max_tokens", { model, prompt: "a", max_tokens: 100000 });
+  await expectError(OpenAI.BadRequestError, 400, "prompt", { model, prompt: [1, 99999999] });
+});
+
+await check("a wrong API key is a 401", async () => {
+  const wrong = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
+  await expectError(OpenAI.AuthenticationError, 401, undefined, { model, prompt: "a" }, { client: wrong });
+});
+
+await check("an aborted stream leaves the server serving", async () => {
+  const controller = new AbortController();
+  const stream = await client.completions.create({ model, prompt: prompts[5], max_tokens: 400, temperature: 0,
+                                                   stream: true }, { signal: controller.signal });
+  let chunks = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks += chunk.choices.length;
+      if (chunks === 3) {
+        controller.abort();
+        break;
+      }
+    }
+  } catch (error) {
+    assert.ok(error instanceof OpenAI.APIUserAbortError, `${error}`);
+  }
+  assert.equal(chunks, 3);
+  const after = await client.completions.create({ model, prompt: prompts[6], max_tokens: maxTokens, temperature: 0 });
+  assert.equal(after.choices[0].text, reference[6].text);
+});
+
+console.log(`openai client: ${passed} passed, 0 failed`);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `shardlm serve` as users reach it: started on a free loopback port with the bundled model, probed
+# with curl (health, models, routes, limits, a completion equal to `shardlm generate`), driven by
+# the official openai npm client (openai_client.mjs), then stopped with SIGTERM, which must exit 0.
+# Usage: test_serve.sh SHARDLM_BINARY
+set -euo pipefail
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$here/node_modules/openai" ]; then
+  echo "tests/serve/node_modules is missing: run npm ci --prefix tests/serve" >&2
+  exit 1
+fi
+log=$(mktemp)
+"$bin" serve --port 0 --max-num-seqs 8 --max-num-batched-tokens 48 --max-model-len 512 --api-key test-key \
+  --served-model-name kjv >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 300); do grep -q "serving kjv at" "$log" && break; sleep 0.1; done
+port=$(sed -n 's/.*serving kjv at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+[ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
+url=http://127.0.0.1:$port
+passed=0
+expect() {  # expect NAME EXPECTED ACTUAL
+  if [ "$2" != "$3" ]; then
+    echo "FAILED: $1: expected [$2], got [$3]"
+    exit 1
+  fi
+  passed=$((passed + 1))
+}
+auth=(-H "Authorization: Bearer test-key")
+expect "GET /health" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")"
+expect "GET /v1/models without a key" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/models")"
+expect "GET /v1/models" kjv "$(curl -s "${auth[@]}" "$url/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
+expect "unknown route" 404 "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$url/v1/nothing")"
+head -c 2000000 /dev/zero | tr '\0' a >"$log.big"
+expect "a body over the limit" 413 "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" --data-binary @"$log.big" "$url/v1/completions")"
+rm -f "$log.big"
+expect "malformed JSON" 400 "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -d '{"model":' "$url/v1/completions")"
+expect "invalid UTF-8" 400 "$(printf '{"model":"kjv","prompt":"\xff"}' | curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" --data-binary @- "$url/v1/completions")"
+expected=$("$bin" generate --json -p "In the beginning" -n 16 --temperature 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+actual=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":"In the beginning","max_tokens":16,"temperature":0}' \
+  "$url/v1/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+expect "curl completion equals shardlm generate" "$expected" "$actual"
+expect "tokenize" 4 "$(curl -s -d '{"prompt":"In the beginning"}' "$url/tokenize" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
+echo "curl: $passed passed, 0 failed"
+
+node "$here/openai_client.mjs" "$url/v1" kjv test-key "$bin"
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+expect "exit status after SIGTERM" 0 "$status"
+grep -q "POST /v1/completions 200" "$log" || { echo "FAILED: no request log line"; exit 1; }
+# The aborted stream was noticed and cancelled (logged as 499, client closed request).
+grep -q "POST /v1/completions 499" "$log" || { echo "FAILED: the aborted stream was not cancelled"; cat "$log"; exit 1; }
+echo "serve: $passed passed, 0 failed"

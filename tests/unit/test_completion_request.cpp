@@ -1,0 +1,96 @@
+// POST /v1/completions bodies: OpenAI's defaults, every prompt form, and every bad field refused
+// with a 400 that names it.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "serve/api_error.h"
+#include "serve/completion_request.h"
+
+namespace shardlm::serve {
+namespace {
+
+CompletionRequest parse(const std::string& body) { return parse_completion_request(body, "kjv"); }
+
+// The field a refused body names, and its status.
+std::pair<int, std::string> refusal(const std::string& body) {
+  try {
+    parse(body);
+  } catch (const ApiError& error) {
+    const nlohmann::json json = error.body();
+    return {error.status(), json["error"]["param"].is_null() ? "" : json["error"]["param"].get<std::string>()};
+  }
+  return {200, ""};
+}
+
+TEST(CompletionRequest, DefaultsAreOpenAIs) {
+  const CompletionRequest request = parse(R"({"model": "kjv", "prompt": "In the beginning"})");
+  ASSERT_EQ(request.prompts.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(request.prompts[0]), "In the beginning");
+  EXPECT_EQ(request.max_tokens, 16);
+  EXPECT_EQ(request.sampling.temperature, 1.0f);
+  EXPECT_EQ(request.sampling.top_p, 1.0f);
+  EXPECT_EQ(request.sampling.top_k, 0);
+  EXPECT_FALSE(request.seeded);
+  EXPECT_FALSE(request.stream);
+}
+
+TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
+  const CompletionRequest request = parse(R"({"model": "kjv", "prompt": [[1, 2], "text", [3]], "max_tokens": 5,
+      "temperature": 0, "top_p": 0.5, "top_k": -1, "seed": 42, "stop": ["a", "bc"], "stream": true,
+      "stream_options": {"include_usage": true}, "n": 1, "echo": false, "logprobs": null, "user": "ignored"})");
+  ASSERT_EQ(request.prompts.size(), 3u);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(request.prompts[0]), (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(std::get<std::string>(request.prompts[1]), "text");
+  EXPECT_EQ(request.max_tokens, 5);
+  EXPECT_EQ(request.sampling.temperature, 0.0f);
+  EXPECT_EQ(request.sampling.top_p, 0.5f);
+  EXPECT_EQ(request.sampling.top_k, 0);
+  EXPECT_EQ(request.sampling.seed, 42u);
+  EXPECT_TRUE(request.seeded);
+  EXPECT_EQ(request.stop, (std::vector<std::string>{"a", "bc"}));
+  EXPECT_TRUE(request.stream);
+  EXPECT_TRUE(request.include_usage);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(parse(R"({"model": "kjv", "prompt": [7, 8]})").prompts[0]),
+            (std::vector<int32_t>{7, 8}));
+}
+
+TEST(CompletionRequest, BadFieldsAreRefusedByName) {
+  using Expected = std::pair<int, std::string>;
+  EXPECT_EQ(refusal(R"({"model": "kjv"})"), Expected(400, "prompt"));
+  EXPECT_EQ(refusal(R"({"prompt": "a"})"), Expected(400, "model"));
+  EXPECT_EQ(refusal(R"({"model": "other", "prompt": "a"})"), Expected(400, "model"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": 5})"), Expected(400, "prompt"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": [1, -2]})"), Expected(400, "prompt"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": []})"), Expected(400, "prompt"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "max_tokens": 0})"), Expected(400, "max_tokens"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "max_tokens": "5"})"), Expected(400, "max_tokens"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "temperature": -0.5})"), Expected(400, "temperature"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "top_p": 0})"), Expected(400, "top_p"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "top_k": -2})"), Expected(400, "top_k"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "seed": 1.5})"), Expected(400, "seed"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stop": [1]})"), Expected(400, "stop"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stop": ""})"), Expected(400, "stop"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream": "yes"})"), Expected(400, "stream"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream_options": {"include_usage": true}})"),
+            Expected(400, "stream_options"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 2})"), Expected(400, "n"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "echo": true})"), Expected(400, "echo"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 2})"), Expected(400, "logprobs"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 0.5})"), Expected(400, "frequency_penalty"));
+  EXPECT_EQ(refusal("{\"model\": \"kjv\", \"prompt\": \"a\xff\"}"), Expected(400, ""));  // the JSON parser refuses it
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a")"), Expected(400, ""));
+  EXPECT_EQ(refusal(R"([1, 2])"), Expected(400, ""));
+}
+
+TEST(CompletionRequest, ErrorBodiesAreOpenAIsShapeEvenForBytesThatAreNotUtf8) {
+  const ApiError error(400, "model \"\xff\" does not exist", "model");
+  const nlohmann::json body = nlohmann::json::parse(error.body_text());
+  EXPECT_EQ(body["error"]["param"], "model");
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(body["error"]["code"], 400);
+  EXPECT_EQ(ApiError(401, "key").body()["error"]["type"], "authentication_error");
+}
+
+}  // namespace
+}  // namespace shardlm::serve

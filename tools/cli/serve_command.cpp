@@ -1,0 +1,123 @@
+// `shardlm serve`: an OpenAI-compatible server (POST /v1/completions, GET /v1/models, /health,
+// /tokenize, /detokenize) over one Engine with continuous batching. Option names are vLLM's.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+#include "commands.h"
+#include "common_options.h"
+#include "core/error.h"
+#include "device_map_options.h"
+#include "engine/engine.h"
+#include "io/generation_config.h"
+#include "option_checks.h"
+#include "runtime/eos_tokens.h"
+#include "runtime/scheduler.h"
+#include "serve/engine_loop.h"
+#include "serve/http_server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm::cli {
+namespace {
+
+struct ServeOptions {
+  ModelOptions model;
+  std::string device = "cpu";
+  int tp = 1;
+  std::string tp_plan = "auto";
+  DeviceMapRequest device_map;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string served_model_name;
+  int max_num_seqs = 16;
+  int max_num_batched_tokens = 2048;
+  int64_t max_model_len = 0;
+  std::string api_key;
+};
+
+void run_serve(const ServeOptions& options) {
+  const std::filesystem::path dir = prepare_model_dir(options.model);
+  const Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const GenerationConfig generation = GenerationConfig::from_dir(dir);
+  check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
+  const int64_t max_model_len =
+      options.max_model_len > 0 ? options.max_model_len : std::min<int64_t>(config.max_position_embeddings, 4096);
+  if (max_model_len > config.max_position_embeddings)
+    fail("--max-model-len {} exceeds the model's max_position_embeddings {}", max_model_len,
+         config.max_position_embeddings);
+
+  EngineOptions engine_options;
+  engine_options.model_dir = dir;
+  engine_options.device = parse_device(options.device);
+  engine_options.max_sequences = options.max_num_seqs;
+  engine_options.max_seq_len = max_model_len;
+  engine_options.tp = options.tp;
+  engine_options.tp_plan = options.tp_plan;
+  if (!options.device_map.device_map.empty()) {
+    if (options.tp > 1) fail("--device-map with --tp is not supported: use one or the other");
+    engine_options.device_map = plan_on_this_machine(options.device_map, dir, config, max_model_len,
+                                                     options.max_num_seqs, engine_options.device.is_cuda);
+    engine_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
+  }
+  const std::unique_ptr<Engine> engine = Engine::open(engine_options);
+  if (const std::string summary = engine->load_summary(); !summary.empty()) fmt::print(stderr, "[shardlm] {}\n", summary);
+
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{options.max_num_batched_tokens});
+  serve::ServerOptions server_options;
+  server_options.host = options.host;
+  server_options.port = options.port;
+  server_options.served_model_name =
+      options.served_model_name.empty() ? std::filesystem::absolute(dir).lexically_normal().filename().string()
+                                        : options.served_model_name;
+  if (server_options.served_model_name.empty()) server_options.served_model_name = dir.string();
+  server_options.api_key = options.api_key;
+  server_options.max_model_len = max_model_len;
+  server_options.vocab_size = config.vocab_size;
+  server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
+  serve::EngineLoop loop(scheduler);
+  serve::HttpServer server(server_options, loop, tokenizer);
+  const int port = server.listen();
+  fmt::print("[shardlm] serving {} at http://{}:{} (max {} sequences of {} tokens)\n",
+             server_options.served_model_name, options.host, port, options.max_num_seqs, max_model_len);
+  std::fflush(stdout);
+  server.run();
+  fmt::print("[shardlm] stopped\n");
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto options = std::make_shared<ServeOptions>();
+  CLI::App* command = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API");
+  add_model_options(*command, options->model);
+  add_device_option(*command, options->device);
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each")
+      ->check(integer_in(1, INT32_MAX))
+      ->capture_default_str();
+  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
+      ->capture_default_str();
+  add_device_map_options(*command, options->device_map);
+  command->add_option("--host", options->host, "Address to listen on")->capture_default_str();
+  command->add_option("--port", options->port, "Port to listen on (0: any free port)")
+      ->check(integer_in(0, 65535))
+      ->capture_default_str();
+  command->add_option("--served-model-name", options->served_model_name,
+                      "The model name requests must give (default: the model directory's name)");
+  command->add_option("--max-num-seqs", options->max_num_seqs, "Sequences running at once (KV-cache slots)")
+      ->check(integer_in(1, 65536))
+      ->capture_default_str();
+  command->add_option("--max-num-batched-tokens", options->max_num_batched_tokens,
+                      "Tokens one step takes: every running sequence's next token, then prompt chunks")
+      ->check(integer_in(1, INT32_MAX))
+      ->capture_default_str();
+  command->add_option("--max-model-len", options->max_model_len,
+                      "Tokens a sequence may hold, prompt and completion (default: the model's context, at most 4096)")
+      ->check(integer_in(1, INT32_MAX));
+  command->add_option("--api-key", options->api_key, "Require Authorization: Bearer KEY on /v1 routes");
+  command->callback([options] { run_serve(*options); });
+}
+
+}  // namespace shardlm::cli

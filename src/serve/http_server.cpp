@@ -109,6 +109,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string path = target.substr(0, target.find('?'));
     const http::verb method = request_.method();
     if (server_.stopping) throw ApiError(503, "the server is shutting down");
+    if (method == http::verb::post && path == "/v1/completions" &&
+        server_.loop.running() + server_.loop.waiting() >= server_.options.max_queued_requests)
+      throw ApiError(503, fmt::format("the server holds {} requests already: retry later",
+                                      server_.options.max_queued_requests));
     if (path.rfind("/v1/", 0) == 0 && !server_.options.api_key.empty() &&
         request_[http::field::authorization] != "Bearer " + server_.options.api_key)
       throw ApiError(401, "a valid API key is required: Authorization: Bearer KEY");
@@ -424,9 +428,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void HttpServer::Impl::accept() {
   acceptor.async_accept([this](beast::error_code error, tcp::socket socket) {
-    if (error) return;  // the acceptor was closed
-    std::make_shared<Session>(std::move(socket), *this)->start();
-    accept();
+    if (error == net::error::operation_aborted || !acceptor.is_open()) return;  // stopping
+    if (!error) {
+      std::make_shared<Session>(std::move(socket), *this)->start();
+      return accept();
+    }
+    // Out of file descriptors (or another transient failure): the connections already open go on;
+    // accepting resumes shortly, when some may have closed.
+    fmt::print(stderr, "[shardlm] accept: {}\n", error.message());
+    auto retry = std::make_shared<net::steady_timer>(io, std::chrono::milliseconds(50));
+    retry->async_wait([this, retry](beast::error_code) { accept(); });
   });
 }
 

@@ -22,6 +22,7 @@ struct ServerOptions {
   std::string served_model_name;
   std::string api_key;                    // empty: no authentication
   size_t max_body_bytes = size_t(1) << 20;  // larger bodies get 413
+  int max_queued_requests = 8192;           // running and waiting; beyond, 503 with Retry-After
   int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
   int vocab_size = 0;
   std::vector<int32_t> eos_token_ids;

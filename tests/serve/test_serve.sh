@@ -46,6 +46,22 @@ echo "curl: $passed passed, 0 failed"
 
 node "$here/openai_client.mjs" "$url/v1" kjv test-key "$bin"
 
+# 1,024 streams at once: every one completes, and the server's threads stay bounded meanwhile (one
+# io thread, the engine thread and its compute threads: none per connection).
+node "$here/many_streams.mjs" "$url/v1" kjv test-key 1024 &
+client=$!
+most_threads=0
+while kill -0 "$client" 2>/dev/null; do
+  threads=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$pid/status")
+  [ "$threads" -gt "$most_threads" ] && most_threads=$threads
+  sleep 0.05
+done
+wait "$client"
+limit=$(( $(nproc) + 8 ))
+[ "$most_threads" -le "$limit" ] || { echo "FAILED: $most_threads server threads with 1024 streams (limit $limit)"; exit 1; }
+echo "server threads with 1024 streams open: at most $most_threads"
+passed=$((passed + 1))
+
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

@@ -1,6 +1,7 @@
 // `shardlm serve`: an OpenAI-compatible server (POST /v1/completions, GET /v1/models, /health,
 // /tokenize, /detokenize) over one Engine with continuous batching. Option names are vLLM's.
 #include <fmt/core.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -37,7 +38,16 @@ struct ServeOptions {
   std::string api_key;
 };
 
+// Every connection holds a file descriptor: the soft limit (often 1024) goes up to the hard one.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 void run_serve(const ServeOptions& options) {
+  raise_open_file_limit();
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
   const ModelConfig config = ModelConfig::from_dir(dir);

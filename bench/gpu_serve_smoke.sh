@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `shardlm serve` on the GPU machine (which has curl but no node): the bundled model on cuda:0,
+# greedy completions against `shardlm generate --device cuda:0` for four prompts, then 16 requests
+# at once that mix greedy and seeded sampling (per-row sampling on the device): the greedy ones must
+# still equal generate. Ends with SIGTERM and the server's exit status. Output under $OUT.
+set -u
+mkdir -p /work && ln -sfn "$(pwd)" /work/main
+export NCCL_NVLS_ENABLE=0 LD_LIBRARY_PATH=$(pwd)/.device-carry/lib
+bin=.device-carry/bin/shardlm
+$bin serve --device cuda:0 --port 0 --max-num-seqs 8 --max-num-batched-tokens 64 > $OUT/serve.log 2>&1 &
+pid=$!
+for i in $(seq 200); do grep -q "serving" $OUT/serve.log && break; sleep 0.2; done
+port=$(sed -n 's/.*http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' $OUT/serve.log)
+echo "port $port"
+for p in "In the beginning" "And God said" "The LORD is my shepherd" "Behold"; do
+  gen=$($bin generate --device cuda:0 --json -p "$p" -n 24 --temperature 0 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+  srv=$(curl -s localhost:$port/v1/completions -d "{\"model\":\"kjv-llama\",\"prompt\":\"$p\",\"max_tokens\":24,\"temperature\":0}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+  [ "$gen" = "$srv" ] && echo "same: $p" || echo "DIFF: $p | $gen | $srv"
+done
+for i in $(seq 16); do
+  if [ $((i % 2)) = 0 ]; then body="{\"model\":\"kjv-llama\",\"prompt\":\"And God said\",\"max_tokens\":24,\"temperature\":0}";
+  else body="{\"model\":\"kjv-llama\",\"prompt\":\"And God said\",\"max_tokens\":24,\"temperature\":0.9,\"top_p\":0.9,\"seed\":$i}"; fi
+  curl -s localhost:$port/v1/completions -d "$body" > $OUT/mixed-$i.json &
+done
+wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
+sleep 1
+gen=$($bin generate --device cuda:0 --json -p "And God said" -n 24 --temperature 0 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+for i in $(seq 2 2 16); do python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"] == sys.argv[2])' $OUT/mixed-$i.json "$gen"; done | sort | uniq -c
+for i in 1 3; do python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["choices"][0]["text"]))' $OUT/mixed-$i.json; done
+kill -TERM $pid; wait $pid; echo "serve exit $?"
+tail -5 $OUT/serve.log

@@ -78,7 +78,7 @@ CompletionRequest parse_completion_request(std::string_view text, const std::str
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // a syntax error, or a number too large to hold
     bad("", std::string("the body is not valid JSON: ") + error.what());
   }
   if (!body.is_object()) bad("", "the body must be a JSON object");

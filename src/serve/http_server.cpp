@@ -139,7 +139,7 @@ class Session : public std::enable_shared_from_this<Session> {
       json body = json::parse(request_.body());
       if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
       return body;
-    } catch (const json::parse_error& error) {
+    } catch (const json::exception& error) {  // a syntax error, or a number too large to hold
       throw ApiError(400, std::string("the body is not valid JSON: ") + error.what());
     }
   }

@@ -81,6 +81,7 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal("{\"model\": \"kjv\", \"prompt\": \"a\xff\"}"), Expected(400, ""));  // the JSON parser refuses it
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a")"), Expected(400, ""));
   EXPECT_EQ(refusal(R"([1, 2])"), Expected(400, ""));
+  EXPECT_EQ(refusal(R"({"model": 1e999999, "prompt": "a"})"), Expected(400, ""));  // found by the fuzzer
 }
 
 TEST(CompletionRequest, ErrorBodiesAreOpenAIsShapeEvenForBytesThatAreNotUtf8) {

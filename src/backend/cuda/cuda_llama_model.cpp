@@ -130,11 +130,18 @@ void CudaLlamaModel::allocate() {
          config_.max_position_embeddings);
   rope_ = compute_rope_frequencies(config_);
 
+  std::vector<LayerShape> shapes;
+  for (const GpuLayer& layer : layers_) shapes.push_back(layer.shape);
+  widest_ = widest_shape(shapes);
+  gemv_aligned_ = std::all_of(layers_.begin(), layers_.end(), [&](const GpuLayer& layer) {
+    const Strides own = strides_of(config_, layer.shape);
+    return own.dim % 8 == 0 && own.q_dim % 8 == 0 && own.ff_dim % 8 == 0;
+  });
   const int64_t dim = config_.hidden_size;
   const int logit_rows = std::max(options_.max_sequences, 1);
   const std::vector<int>& devices = mapper_->gpu_devices();
   for (int device : devices)
-    gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, widest_layer(), rope_, options_.max_rows,
+    gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, widest_, rope_, options_.max_rows,
                                                    logit_rows, kSplitStates));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : devices)
@@ -299,20 +306,16 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
          shape.n_logit_rows, options_.max_sequences);
   // One split count for every layer, sized by the layer with the most heads (the scratch holds its
   // states, so it holds any other layer's).
-  const LayerShape widest = widest_layer();
-  const int attention_blocks = attention_blocks_per_row(widest.n_heads, widest.n_kv_heads, config_.head_dim);
+  const int attention_blocks = attention_blocks_per_row(widest_.n_heads, widest_.n_kv_heads, config_.head_dim);
   if (decode_shaped) {
     // Splits are sized for the whole cache, since a graph replays at every context length; each
     // block reads its own row's length on the device.
-    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest.n_heads, max_seq_len_);
-    const Strides s = strides_of(config_, widest);
-    const bool aligned = std::all_of(layers_.begin(), layers_.end(), [&](const GpuLayer& layer) {
-      const Strides own = strides_of(config_, layer.shape);
-      return own.dim % 8 == 0 && own.q_dim % 8 == 0 && own.ff_dim % 8 == 0;
-    });
-    shape.gemv = shape.n_rows <= kGemvMaxRows && aligned && gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
+    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest_.n_heads, max_seq_len_);
+    const Strides s = strides_of(config_, widest_);
+    shape.gemv = shape.n_rows <= kGemvMaxRows && gemv_aligned_ &&
+                 gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
-    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest.n_heads, max_position + 1);
+    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest_.n_heads, max_position + 1);
     // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
     if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
   }
@@ -328,12 +331,6 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
     CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
   }
   return shape;
-}
-
-LayerShape CudaLlamaModel::widest_layer() const {
-  std::vector<LayerShape> shapes;
-  for (const GpuLayer& layer : layers_) shapes.push_back(layer.shape);
-  return widest_shape(shapes);
 }
 
 void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {

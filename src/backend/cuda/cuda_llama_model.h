@@ -85,7 +85,6 @@ class CudaLlamaModel {
   // the config; sets each layer's heads, widths and collectives from them.
   LlamaWeights bind_checkpoint(const Checkpoint& checkpoint);
   void allocate();
-  LayerShape widest_layer() const;
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
@@ -114,6 +113,11 @@ class CudaLlamaModel {
   GpuEmbedding embedding_;
   // Each layer's shape, collectives, weights and cache; an offloaded layer's weights are null (streamed).
   std::vector<GpuLayer> layers_;
+  // Fixed once the layers are shaped (allocate()), read at every step: the widest of each width,
+  // which the shared buffers and the attention split count are sized by, and whether every layer's
+  // widths suit the decode GEMV.
+  LayerShape widest_;
+  bool gemv_aligned_ = false;
   GpuHead head_;
   DeviceBuffer local_logits_, gathered_logits_;  // a split head's block and the gathered blocks
 

@@ -17,7 +17,7 @@ Scheduler::~Scheduler() {
   for (const Active& active : running_) engine_.remove_sequence(active.sequence);
 }
 
-uint64_t Scheduler::submit(SchedulerRequest request) {
+void Scheduler::check(const SchedulerRequest& request) const {
   if (request.prompt.empty()) fail("prompt: the prompt has no tokens");
   if (request.max_tokens < 1) fail("max_tokens must be >= 1, got {}", request.max_tokens);
   const int64_t needed = int64_t(request.prompt.size()) + request.max_tokens;
@@ -29,6 +29,10 @@ uint64_t Scheduler::submit(SchedulerRequest request) {
     if (token < 0 || token >= engine_.config().vocab_size)
       fail("prompt: token id {} is outside the vocabulary (vocab_size {})", token, engine_.config().vocab_size);
   validate_sampling_params(request.sampling);
+}
+
+uint64_t Scheduler::submit(SchedulerRequest request) {
+  check(request);
   Active active;
   active.id = next_id_++;
   active.stops = std::make_unique<StopStrings>(request.stop);

@@ -49,8 +49,11 @@ class Scheduler {
   Scheduler(Engine& engine, const Tokenizer& tokenizer, SchedulerOptions options);
   ~Scheduler();
 
-  // Queues a request; throws Error naming what does not fit (an empty prompt, max_tokens < 1, a
-  // prompt and max_tokens longer than a sequence may be, bad sampling settings).
+  // Throws Error naming what does not fit (an empty prompt, a token outside the vocabulary,
+  // max_tokens < 1, a prompt and max_tokens longer than a sequence may be, bad sampling settings).
+  // It reads only what opening the engine fixed, so any thread may call it.
+  void check(const SchedulerRequest& request) const;
+  // Queues a request, checked as above.
   uint64_t submit(SchedulerRequest request);
   // Forgets a request; a running one frees its engine slot now. Unknown ids are ignored.
   void cancel(uint64_t id);

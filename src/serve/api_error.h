@@ -13,6 +13,7 @@ class ApiError : public std::runtime_error {
  public:
   ApiError(int status, const std::string& message, std::string param = {}, std::string type = {});
   int status() const { return status_; }
+  const std::string& param() const { return param_; }
   nlohmann::json body() const;
   // The body as text; never throws (bytes that are not UTF-8 are replaced).
   std::string body_text() const;

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "serve/api_error.h"
+#include "serve/token_ids.h"
 #include "tokenizer/utf8.h"
 
 namespace shardlm::serve {
@@ -39,16 +40,6 @@ int64_t integer_field(const json& body, const char* name, int64_t low, int64_t h
 
 bool given(const json& body, const char* name) { return body.contains(name) && !body.at(name).is_null(); }
 
-std::vector<int32_t> token_ids(const json& array) {
-  std::vector<int32_t> ids;
-  for (const json& id : array) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      bad("prompt", "prompt: token ids must be non-negative integers, got " + id.dump());
-    ids.push_back(int32_t(id.get<int64_t>()));
-  }
-  return ids;
-}
-
 // JSON strings must be UTF-8; the parser passes other bytes through, so they are refused here.
 std::string text_field(const json& value, const char* param) {
   std::string text = value.get<std::string>();
@@ -62,11 +53,11 @@ std::vector<Prompt> prompts_of(const json& prompt) {
   if (prompt.is_string()) return {text_field(prompt, "prompt")};
   if (!prompt.is_array() || prompt.empty())
     bad("prompt", "prompt must be a string, a list of strings, a list of token ids or a list of such lists");
-  if (prompt.front().is_number()) return {token_ids(prompt)};
+  if (prompt.front().is_number()) return {parse_token_ids(prompt, "prompt")};
   std::vector<Prompt> prompts;
   for (const json& each : prompt) {
     if (each.is_string()) prompts.emplace_back(text_field(each, "prompt"));
-    else if (each.is_array() && !each.empty()) prompts.emplace_back(token_ids(each));
+    else if (each.is_array() && !each.empty()) prompts.emplace_back(parse_token_ids(each, "prompt"));
     else bad("prompt", "prompt: each entry of a list must be a string or a non-empty list of token ids");
   }
   return prompts;

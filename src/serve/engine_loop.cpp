@@ -5,11 +5,12 @@
 namespace shardlm::serve {
 namespace {
 
-// The request field a scheduler refusal names (its messages start with the field).
-std::string param_of(const std::string& message) {
+// A scheduler refusal as the client sees it: a 400 naming the field its message starts with.
+ApiError refusal(const std::exception& error) {
+  const std::string message = error.what();
   for (const char* field : {"prompt", "max_tokens", "temperature", "top_p", "top_k"})
-    if (message.rfind(field, 0) == 0) return field;
-  return {};
+    if (message.rfind(field, 0) == 0) return ApiError(400, message, field);
+  return ApiError(400, message);
 }
 
 }  // namespace
@@ -19,6 +20,14 @@ EngineLoop::EngineLoop(Scheduler& scheduler) : scheduler_(scheduler), thread_([t
 EngineLoop::~EngineLoop() {
   stop("the server is shutting down");
   thread_.join();
+}
+
+void EngineLoop::check(const SchedulerRequest& request) const {
+  try {
+    scheduler_.check(request);
+  } catch (const std::exception& error) {
+    throw refusal(error);
+  }
 }
 
 std::shared_ptr<RequestTicket> EngineLoop::submit(SchedulerRequest request, RequestSink sink) {
@@ -74,7 +83,8 @@ void EngineLoop::run() {
         const uint64_t id = scheduler_.submit(std::move(pending.request));
         live_.emplace(id, Live{std::move(pending.sink), std::move(pending.ticket)});
       } catch (const std::exception& error) {
-        pending.sink.on_error(400, error.what(), param_of(error.what()));
+        const ApiError refused = refusal(error);
+        pending.sink.on_error(refused.status(), refused.what(), refused.param());
       }
     }
     for (auto it = live_.begin(); it != live_.end();) {

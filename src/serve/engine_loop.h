@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/scheduler.h"
+#include "serve/api_error.h"
 
 namespace shardlm::serve {
 
@@ -41,6 +42,8 @@ class EngineLoop {
   EngineLoop(const EngineLoop&) = delete;
   EngineLoop& operator=(const EngineLoop&) = delete;
 
+  // Throws ApiError (400, naming the field) for a request the scheduler would refuse; any thread.
+  void check(const SchedulerRequest& request) const;
   std::shared_ptr<RequestTicket> submit(SchedulerRequest request, RequestSink sink);
   // No new requests; every request still queued or running gets on_error(503, reason).
   void stop(const std::string& reason);

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
+#include "serve/token_ids.h"
 
 namespace shardlm::serve {
 
@@ -160,12 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
   json detokenize() const {
     const json body = body_json();
     if (!body.contains("tokens") || !body.at("tokens").is_array()) throw ApiError(400, "tokens must be a list of token ids", "tokens");
-    std::vector<int32_t> tokens;
-    for (const json& id : body.at("tokens")) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-        throw ApiError(400, "tokens must be non-negative integers, got " + id.dump(), "tokens");
-      tokens.push_back(int32_t(id.get<int64_t>()));
-    }
+    const std::vector<int32_t> tokens = parse_token_ids(body.at("tokens"), "tokens");
     try {
       return {{"prompt", server_.tokenizer.decode(tokens)}};
     } catch (const std::exception& error) {
@@ -188,21 +184,12 @@ class Session : public std::enable_shared_from_this<Session> {
       SchedulerRequest each;
       each.prompt = std::holds_alternative<std::string>(prompt) ? server_.tokenizer.encode(std::get<std::string>(prompt))
                                                                  : std::get<std::vector<int32_t>>(prompt);
-      if (each.prompt.empty()) throw ApiError(400, "prompt: the prompt has no tokens", "prompt");
-      for (int32_t token : each.prompt)
-        if (token >= server_.options.vocab_size)
-          throw ApiError(400, fmt::format("prompt: token id {} is outside the vocabulary (vocab_size {})", token,
-                                          server_.options.vocab_size),
-                         "prompt");
-      if (int64_t(each.prompt.size()) + request.max_tokens > server_.options.max_model_len)
-        throw ApiError(400,
-                       fmt::format("the prompt's {} tokens plus max_tokens {} exceed the model's context of {} tokens",
-                                   each.prompt.size(), request.max_tokens, server_.options.max_model_len),
-                       "max_tokens");
       each.max_tokens = request.max_tokens;
       each.sampling = request.sampling;
       each.stop = request.stop;
       each.eos_token_ids = server_.options.eos_token_ids;
+      // Refused here, before a stream's 200 head is sent, rather than as an event after it.
+      server_.loop.check(each);
       scheduled.push_back(std::move(each));
     }
     if (stream_) start_stream();

@@ -24,7 +24,6 @@ struct ServerOptions {
   size_t max_body_bytes = size_t(1) << 20;  // larger bodies get 413
   int max_queued_requests = 8192;           // running and waiting; beyond, 503 with Retry-After
   int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
-  int vocab_size = 0;
   std::vector<int32_t> eos_token_ids;
 };
 

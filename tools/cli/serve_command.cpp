@@ -85,7 +85,6 @@ void run_serve(const ServeOptions& options) {
   if (server_options.served_model_name.empty()) server_options.served_model_name = dir.string();
   server_options.api_key = options.api_key;
   server_options.max_model_len = max_model_len;
-  server_options.vocab_size = config.vocab_size;
   server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
   serve::EngineLoop loop(scheduler);
   serve::HttpServer server(server_options, loop, tokenizer);

@@ -14,6 +14,7 @@
 
 #include "../unit/logit_comparison.h"
 #include "../unit/model_fixtures.h"
+#include "../unit/per_layer_plan.h"
 #include "backend/cuda/cuda_llama_model.h"
 #include "parallel/cuda/host_staged_communicator.h"
 #include "parallel/cuda/peer_communicator.h"
@@ -136,22 +137,11 @@ TEST(CudaTensorParallel, RefusesRandomWeightsAndDeviceMaps) {
   });
 }
 
-// Every layer follows its own plan entries: layer 0 splits its attention and its MLP (the MLP in
-// Transformers 4.5x's local_* + gather spelling), layer 1 keeps its attention whole on every rank
-// and splits only its MLP; a vocabulary-parallel embedding and a gathered head around them. The
-// layers' heads, widths, weight blocks and KV caches differ per layer, and the ranks still match
-// the whole model (as CPU ranks do: TensorParallel.PlanWhoseLayersDifferMatchesOneRank).
+// Every layer follows its own plan entries (the CPU ranks' per-layer plan, per_layer_plan.h): the
+// layers' heads, widths, weight blocks and KV caches differ, and the ranks still match the whole
+// model (as CPU ranks do: TensorParallel.PlanWhoseLayersDifferMatchesOneRank).
 TEST(CudaTensorParallel, PlanWhoseLayersDifferMatchesOneGpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  constexpr const char* kPerLayerPlan = R"({
-    "model.embed_tokens": "embedding_rowwise",
-    "model.layers.0.self_attn.q_proj": "colwise", "model.layers.0.self_attn.k_proj": "colwise",
-    "model.layers.0.self_attn.v_proj": "colwise", "model.layers.0.self_attn.o_proj": "rowwise",
-    "model.layers.0.mlp.gate_proj": "local_colwise", "model.layers.0.mlp.up_proj": "local_colwise",
-    "model.layers.0.mlp.down_proj": "local_rowwise", "model.layers.0.mlp": "gather",
-    "model.layers.1.mlp.gate_proj": "colwise", "model.layers.1.mlp.up_proj": "colwise",
-    "model.layers.1.mlp.down_proj": "rowwise",
-    "lm_head": "colwise_gather_output"})";
   expect_ranks_match_one_gpu("llama-gqa-llama3rope-f32", 2, false,
                              TpPlanSource::from_json(kPerLayerPlan, "per-layer.json"));
 }

@@ -12,6 +12,7 @@
 
 #include "logit_comparison.h"
 #include "model_fixtures.h"
+#include "per_layer_plan.h"
 #include "error_message.h"
 #include "model/llama_model.h"
 #include "parallel/comm/thread_group.h"
@@ -168,19 +169,7 @@ TEST(TensorParallel, EightRanksWithOneReplicatedKvHeadMatchOne) {
   fs::remove_all(dir);
 }
 
-// Every layer follows its own plan entries: layer 0 splits attention by heads and sums its MLP
-// through an all_reduce entry over local_colwise/local_rowwise projections (Transformers 4.5x's
-// "gather"); layer 1 keeps attention whole and splits its MLP colwise/rowwise.
-constexpr const char* kPerLayerPlan = R"({
-  "model.embed_tokens": "embedding_rowwise",
-  "model.layers.0.self_attn.q_proj": "colwise", "model.layers.0.self_attn.k_proj": "colwise",
-  "model.layers.0.self_attn.v_proj": "colwise", "model.layers.0.self_attn.o_proj": "rowwise",
-  "model.layers.0.mlp.gate_proj": "local_colwise", "model.layers.0.mlp.up_proj": "local_colwise",
-  "model.layers.0.mlp.down_proj": "local_rowwise", "model.layers.0.mlp": "gather",
-  "model.layers.1.mlp.gate_proj": "colwise", "model.layers.1.mlp.up_proj": "colwise",
-  "model.layers.1.mlp.down_proj": "rowwise",
-  "lm_head": "colwise_gather_output"})";
-
+// Every layer follows its own plan entries (per_layer_plan.h).
 TEST(TensorParallel, PlanWhoseLayersDifferMatchesOneRank) {
   const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
   expect_same_as_single_rank(dir, 2, TpPlanSource::from_json(kPerLayerPlan, "per-layer.json"));

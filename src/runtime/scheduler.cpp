@@ -54,6 +54,12 @@ void Scheduler::cancel(uint64_t id) {
   running_.erase(running);
 }
 
+double Scheduler::kv_cache_usage() const {
+  int64_t held = 0;
+  for (const Active& active : running_) held += engine_.length(active.sequence);
+  return double(held) / (double(engine_.max_sequences()) * double(engine_.max_seq_len()));
+}
+
 std::vector<RequestUpdate> Scheduler::step() {
   int budget = options_.max_num_batched_tokens;
   std::vector<SequenceChunk> chunks;

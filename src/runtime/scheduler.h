@@ -60,6 +60,10 @@ class Scheduler {
   size_t running() const { return running_.size(); }
   size_t waiting() const { return waiting_.size(); }
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  // The share (0..1) of the engine's KV capacity that running sequences hold: their token positions
+  // over max_sequences x max_seq_len, since each slot reserves a whole sequence's length. With a
+  // paged KV cache this becomes blocks in use over all blocks.
+  double kv_cache_usage() const;
   // Runs one engine step (nothing when there is no work) and returns an update for every request
   // that received a token; finished requests have left the engine.
   std::vector<RequestUpdate> step();

@@ -13,6 +13,8 @@ ApiError refusal(const std::exception& error) {
   return ApiError(400, message);
 }
 
+double seconds(std::chrono::steady_clock::duration duration) { return std::chrono::duration<double>(duration).count(); }
+
 }  // namespace
 
 EngineLoop::EngineLoop(Scheduler& scheduler) : scheduler_(scheduler), thread_([this] { run(); }) {}
@@ -38,7 +40,7 @@ std::shared_ptr<RequestTicket> EngineLoop::submit(SchedulerRequest request, Requ
       sink.on_error(503, stop_reason_, "");
       return ticket;
     }
-    inbox_.push_back({std::move(request), std::move(sink), ticket});
+    inbox_.push_back({std::move(request), std::move(sink), ticket, Clock::now()});
     ++waiting_;
   }
   wake_.notify_one();
@@ -56,8 +58,10 @@ void EngineLoop::stop(const std::string& reason) {
 }
 
 void EngineLoop::fail_all(int status, const std::string& message) {
+  const Clock::time_point now = Clock::now();
   for (auto& [id, live] : live_) {
     scheduler_.cancel(id);
+    metrics_.record_end(RequestEnd::error, seconds(now - live.submitted));
     live.sink.on_error(status, message, "");
   }
   live_.clear();
@@ -81,7 +85,7 @@ void EngineLoop::run() {
     for (Pending& pending : arrived) {
       try {
         const uint64_t id = scheduler_.submit(std::move(pending.request));
-        live_.emplace(id, Live{std::move(pending.sink), std::move(pending.ticket)});
+        live_.emplace(id, Live{std::move(pending.sink), std::move(pending.ticket), pending.submitted, std::nullopt});
       } catch (const std::exception& error) {
         const ApiError refused = refusal(error);
         pending.sink.on_error(refused.status(), refused.what(), refused.param());
@@ -93,6 +97,7 @@ void EngineLoop::run() {
         continue;
       }
       scheduler_.cancel(it->first);
+      metrics_.record_end(RequestEnd::cancelled, seconds(Clock::now() - it->second.submitted));
       it = live_.erase(it);
     }
     std::vector<RequestUpdate> updates;
@@ -101,15 +106,31 @@ void EngineLoop::run() {
     } catch (const std::exception& error) {
       fail_all(500, std::string("the engine failed: ") + error.what());
     }
+    const Clock::time_point stepped = Clock::now();
     for (const RequestUpdate& update : updates) {
       const auto found = live_.find(update.id);
       if (found == live_.end()) continue;
+      record_token(found->second, update, stepped);
       found->second.sink.on_update(update);
       if (update.finished) live_.erase(found);
     }
     running_ = int(scheduler_.running());
     waiting_ = int(scheduler_.waiting());
+    metrics_.record_load(running_, waiting_, scheduler_.kv_cache_usage());
   }
+}
+
+// Every token of a step appeared when the step returned, so they all share its end as their time.
+void EngineLoop::record_token(Live& live, const RequestUpdate& update, Clock::time_point now) {
+  if (live.last_token) {
+    metrics_.record_next_token(seconds(now - *live.last_token));
+  } else {
+    metrics_.record_first_token(update.prompt_tokens, seconds(now - live.submitted));
+  }
+  live.last_token = now;
+  if (update.finished)
+    metrics_.record_end(update.finish_reason == "stop" ? RequestEnd::stop : RequestEnd::length,
+                        seconds(now - live.submitted));
 }
 
 }  // namespace shardlm::serve

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
+#include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
 
 namespace shardlm::serve {
@@ -118,6 +119,10 @@ class Session : public std::enable_shared_from_this<Session> {
         request_[http::field::authorization] != "Bearer " + server_.options.api_key)
       throw ApiError(401, "a valid API key is required: Authorization: Bearer KEY");
     if (method == http::verb::get && path == "/health") return send(http::status::ok, "", "text/plain");
+    // Outside /v1, so open without the API key, as vLLM leaves it: a Prometheus scraper is set up
+    // apart from the API's clients, and the series hold counts and timings, never a prompt or text.
+    if (method == http::verb::get && path == "/metrics")
+      return send(http::status::ok, server_.loop.metrics().render(), kPrometheusContentType);
     if (method == http::verb::get && path == "/v1/models") return send_json(http::status::ok, models());
     if (method == http::verb::post && path == "/v1/completions") return completions();
     if (method == http::verb::post && path == "/tokenize") return send_json(http::status::ok, tokenize());

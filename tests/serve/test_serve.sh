@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `shardlm serve` as users reach it: started on a free loopback port with the bundled model, probed
-# with curl (health, models, routes, limits, a completion equal to `shardlm generate`), driven by
-# the official openai npm client (openai_client.mjs), then stopped with SIGTERM, which must exit 0.
+# with curl (health, models, routes, limits, a completion equal to `shardlm generate`, /metrics
+# against the usage the completions reported), driven by the official openai npm client
+# (openai_client.mjs), then stopped with SIGTERM, which must exit 0.
 # Usage: test_serve.sh SHARDLM_BINARY
 set -euo pipefail
 bin=$1
@@ -38,10 +39,47 @@ rm -f "$log.big"
 expect "malformed JSON" 400 "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -d '{"model":' "$url/v1/completions")"
 expect "invalid UTF-8" 400 "$(printf '{"model":"kjv","prompt":"\xff"}' | curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" --data-binary @- "$url/v1/completions")"
 expected=$("$bin" generate --json -p "In the beginning" -n 16 --temperature 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
-actual=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":"In the beginning","max_tokens":16,"temperature":0}' \
-  "$url/v1/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+first=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":"In the beginning","max_tokens":16,"temperature":0}' \
+  "$url/v1/completions")
+actual=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["choices"][0]["text"])' "$first")
 expect "curl completion equals shardlm generate" "$expected" "$actual"
 expect "tokenize" 4 "$(curl -s -d '{"prompt":"In the beginning"}' "$url/tokenize" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
+
+# GET /metrics after the completion above, a batch of two prompts and a stream with usage (four
+# requests to the engine): open without the API key (as vLLM's), Prometheus' content type, and
+# counters equal to the usage and finish reasons the responses reported.
+batch=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":["And God said","Behold"],"max_tokens":5}' "$url/v1/completions")
+stream=$(curl -s -N "${auth[@]}" \
+  -d '{"model":"kjv","prompt":"Let there be","max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}' \
+  "$url/v1/completions")
+reported=$(python3 - "$first" "$batch" "$stream" <<'PY'
+import json, sys
+bodies = [json.loads(sys.argv[1]), json.loads(sys.argv[2])]
+events = [json.loads(line[len("data: "):]) for line in sys.argv[3].splitlines()
+          if line.startswith("data: ") and line != "data: [DONE]"]
+usages = [body["usage"] for body in bodies] + [event["usage"] for event in events if event.get("usage")]
+reasons = [choice["finish_reason"] for body in bodies for choice in body["choices"]] + \
+          [choice["finish_reason"] for event in events for choice in event["choices"] if choice["finish_reason"]]
+print(sum(u["prompt_tokens"] for u in usages), sum(u["completion_tokens"] for u in usages), len(reasons),
+      reasons.count("length"), reasons.count("stop"))
+PY
+)
+read -r prompt_tokens completion_tokens requests lengths stops <<<"$reported"
+expect "requests the engine served" 4 "$requests"
+scrape=$(curl -s -w '\n%{http_code} %{content_type}' "$url/metrics")
+metrics=${scrape%$'\n'*}
+expect "GET /metrics without a key" "200 text/plain; version=0.0.4; charset=utf-8" "${scrape##*$'\n'}"
+metric() { awk -v series="$1" '$1 == series { print $2 }' <<<"$metrics"; }
+expect "metric families, each with # TYPE" 9 "$(grep -c '^# TYPE shardlm:' <<<"$metrics")"
+expect "prompt tokens counted" "$prompt_tokens" "$(metric shardlm:prompt_tokens_total)"
+expect "generation tokens counted" "$completion_tokens" "$(metric shardlm:generation_tokens_total)"
+expect "requests finished by length" "$lengths" "$(metric 'shardlm:request_success_total{finished_reason="length"}')"
+expect "requests finished by stop" "$stops" "$(metric 'shardlm:request_success_total{finished_reason="stop"}')"
+expect "a first token per request" "$requests" "$(metric shardlm:time_to_first_token_seconds_count)"
+expect "TTFT +Inf bucket holds them all" "$requests" "$(metric 'shardlm:time_to_first_token_seconds_bucket{le="+Inf"}')"
+expect "an inter-token latency per later token" $((completion_tokens - requests)) \
+  "$(metric shardlm:inter_token_latency_seconds_count)"
+expect "an e2e latency per request" "$requests" "$(metric shardlm:e2e_request_latency_seconds_count)"
 echo "curl: $passed passed, 0 failed"
 
 node "$here/openai_client.mjs" "$url/v1" kjv test-key "$bin"

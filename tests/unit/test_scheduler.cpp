@@ -1,7 +1,8 @@
 // Continuous batching: 32 requests of different prompt lengths and token budgets share an engine of
 // 8 slots with a small token budget per step (so prompts are prefilled in chunks beside running
 // decodes, and most requests wait for a slot); greedy outputs equal generate() of each prompt alone.
-// Cancellation frees a slot within the step, and requests that cannot run are refused by field.
+// Cancellation frees a slot within the step, KV usage counts the positions running sequences hold,
+// and requests that cannot run are refused by field.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -121,6 +122,22 @@ TEST(Scheduler, CancellingFreesTheSlotForTheNextRequest) {
   ASSERT_EQ(updates.size(), 1u);
   EXPECT_EQ(updates[0].id, second);
   scheduler.cancel(12345);  // unknown: ignored
+}
+
+TEST(Scheduler, KvCacheUsageIsThePositionsRunningSequencesHoldOverAllSlots) {
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  const std::unique_ptr<Engine> engine = open_engine(2);  // 2 slots of 96 tokens: 192 positions
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{64});
+  EXPECT_EQ(scheduler.kv_cache_usage(), 0.0);
+  const uint64_t first = scheduler.submit(SchedulerRequest{prompt(10, 1), 5, {}, {}, {}});
+  scheduler.submit(SchedulerRequest{prompt(20, 2), 5, {}, {}, {}});
+  EXPECT_EQ(scheduler.kv_cache_usage(), 0.0) << "a waiting request holds no positions";
+  scheduler.step();  // both prompts
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 30.0 / 192);
+  scheduler.step();  // a token each
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 32.0 / 192);
+  scheduler.cancel(first);
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 21.0 / 192);
 }
 
 TEST(Scheduler, RequestsThatCannotRunAreRefusedByField) {

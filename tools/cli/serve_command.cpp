@@ -1,5 +1,6 @@
 // `shardlm serve`: an OpenAI-compatible server (POST /v1/completions, GET /v1/models, /health,
-// /tokenize, /detokenize) over one Engine with continuous batching. Option names are vLLM's.
+// /metrics, /tokenize, /detokenize) over one Engine with continuous batching. Option names are
+// vLLM's.
 #include <fmt/core.h>
 #include <sys/resource.h>
 

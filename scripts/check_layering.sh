@@ -4,6 +4,7 @@
 #   0 core        types, errors, collective interfaces, CUDA runtime basics (core/cuda)
 #   1 io          safetensors, config.json        1 tokenizer
 #   2 plan        tensor-parallel plans and device maps: data computed from config and headers
+#   2 chat        chat templates: a Jinja subset and the model's template over it
 #   3 ops         one header per operation; CPU (ops/cpu) and CUDA (ops/cuda) kernels behind them
 #   4 model       weights bound by name, the forward pass over ops, KV caches
 #   5 backend     what runs a model on a device: the CUDA context, offload streaming
@@ -19,7 +20,7 @@ layer_of() {
   case "$1" in
     core/*) echo 0 ;;
     io/* | tokenizer/*) echo 1 ;;
-    plan/*) echo 2 ;;
+    plan/* | chat/*) echo 2 ;;
     ops/*) echo 3 ;;
     model/*) echo 4 ;;
     backend/*) echo 5 ;;

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test suite; scripts/setup.sh test calls this after the Release build in build/.
 #  1. the parsers' and the CPU model's tests under AddressSanitizer + UBSan (build-asan/)
-#  2. libFuzzer targets for the safetensors, config and tokenizer parsers, a short run each (build-fuzz/)
-#  3. the whole CTest suite on the Release build, including the npm tokenizer oracle and the server
-#     driven by curl and the openai npm client (last, so its summary line closes the log)
+#  2. libFuzzer targets for the safetensors, config, tokenizer, plan and request parsers and the chat
+#     template engine, a short run each (build-fuzz/)
+#  3. the whole CTest suite on the Release build, including the npm tokenizer and chat-template
+#     oracles and the server driven by curl and the openai npm client (last, so its summary line
+#     closes the log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${SHARDLM_FUZZ_SECONDS:-30}
 
-echo "== npm packages (the tokenizer oracle, the openai client)"
+echo "== npm packages (the tokenizer and chat-template oracles, the openai client)"
 npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/chat --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/serve --no-audit --no-fund --loglevel=error
 
 echo "== parsers and the CPU model under ASan/UBSan"

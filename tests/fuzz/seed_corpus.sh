@@ -8,6 +8,7 @@ case "$target" in
   fuzz_safetensors) pattern='*.safetensors' ;;
   fuzz_model_config) pattern='config.json' ;;
   fuzz_tokenizer) pattern='tokenizer.json' ;;
+  fuzz_chat_template) pattern='*.jinja' ;;
   fuzz_parallel_plans)
     # Hand-written seeds: the forms each parser accepts.
     printf '0=20GiB,1=40GiB,cpu=64GiB,disk' >"$corpus/seed-memory"

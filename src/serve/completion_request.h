@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "ops/sampler.h"
+#include "serve/request_fields.h"
 
 namespace shardlm::serve {
 
@@ -18,12 +18,7 @@ using Prompt = std::variant<std::string, std::vector<int32_t>>;
 
 struct CompletionRequest {
   std::vector<Prompt> prompts;  // one choice each
-  int max_tokens = 16;          // OpenAI's default
-  SamplingParams sampling;      // temperature 1 unless given, as OpenAI; a drawn seed unless given
-  bool seeded = false;          // `seed` was given
-  std::vector<std::string> stop;
-  bool stream = false;
-  bool include_usage = false;   // stream_options.include_usage
+  GenerationFields generation;
 };
 
 // Throws ApiError (400) naming the field; `model` must be the served model's name.

@@ -14,7 +14,9 @@
 
 #include "core/error.h"
 #include "serve/api_error.h"
+#include "serve/chat_request.h"
 #include "serve/completion_request.h"
+#include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
 
@@ -111,7 +113,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string path = target.substr(0, target.find('?'));
     const http::verb method = request_.method();
     if (server_.stopping) throw ApiError(503, "the server is shutting down");
-    if (method == http::verb::post && path == "/v1/completions" &&
+    const bool generates = method == http::verb::post && (path == "/v1/completions" || path == "/v1/chat/completions");
+    if (generates &&
         server_.loop.running() + server_.loop.waiting() >= server_.options.max_queued_requests)
       throw ApiError(503, fmt::format("the server holds {} requests already: retry later",
                                       server_.options.max_queued_requests));
@@ -119,12 +122,14 @@ class Session : public std::enable_shared_from_this<Session> {
         request_[http::field::authorization] != "Bearer " + server_.options.api_key)
       throw ApiError(401, "a valid API key is required: Authorization: Bearer KEY");
     if (method == http::verb::get && path == "/health") return send(http::status::ok, "", "text/plain");
+    // Open like /health: the page holds nothing secret, and asks for the API key to send on its calls.
     // Outside /v1, so open without the API key, as vLLM leaves it: a Prometheus scraper is set up
     // apart from the API's clients, and the series hold counts and timings, never a prompt or text.
     if (method == http::verb::get && path == "/metrics")
       return send(http::status::ok, server_.loop.metrics().render(), kPrometheusContentType);
     if (method == http::verb::get && path == "/v1/models") return send_json(http::status::ok, models());
     if (method == http::verb::post && path == "/v1/completions") return completions();
+    if (method == http::verb::post && path == "/v1/chat/completions") return chat_completions();
     if (method == http::verb::post && path == "/tokenize") return send_json(http::status::ok, tokenize());
     if (method == http::verb::post && path == "/detokenize") return send_json(http::status::ok, detokenize());
     throw ApiError(404, fmt::format("no route for {} {}", std::string(request_.method_string()), path));
@@ -140,18 +145,8 @@ class Session : public std::enable_shared_from_this<Session> {
                {"max_model_len", server_.options.max_model_len}}}}};
   }
 
-  json body_json() const {
-    try {
-      json body = json::parse(request_.body());
-      if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
-      return body;
-    } catch (const json::exception& error) {  // a syntax error, or a number too large to hold
-      throw ApiError(400, std::string("the body is not valid JSON: ") + error.what());
-    }
-  }
-
   json tokenize() const {
-    const json body = body_json();
+    const RequestJson body = parse_body(request_.body());
     if (!body.contains("prompt") || !body.at("prompt").is_string()) throw ApiError(400, "prompt must be a string", "prompt");
     bool add_special = true;
     if (body.contains("add_special_tokens")) {
@@ -164,7 +159,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   json detokenize() const {
-    const json body = body_json();
+    const RequestJson body = parse_body(request_.body());
     if (!body.contains("tokens") || !body.at("tokens").is_array()) throw ApiError(400, "tokens must be a list of token ids", "tokens");
     const std::vector<int32_t> tokens = parse_token_ids(body.at("tokens"), "tokens");
     try {
@@ -175,29 +170,69 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void completions() {
+    const CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const Prompt& prompt : request.prompts)
+      prompts.push_back(std::holds_alternative<std::string>(prompt) ? server_.tokenizer.encode(std::get<std::string>(prompt))
+                                                                     : std::get<std::vector<int32_t>>(prompt));
+    generate(Endpoint::Completions, request.generation, std::move(prompts));
+  }
+
+  void chat_completions() {
+    const ChatRequest request = parse_chat_request(request_.body(), server_.options.served_model_name);
+    const chat::ChatTemplate* chat_template = server_.options.chat_template;
+    if (chat_template == nullptr)
+      throw ApiError(400, "the model has no chat template (none in tokenizer_config.json, no chat_template.jinja): "
+                          "start the server with --chat-template FILE, or use /v1/completions", "messages");
+    std::string prompt;
+    try {
+      prompt = chat_template->render(request.messages, request.tools, request.add_generation_prompt, request.template_kwargs);
+    } catch (const Error& error) {
+      throw ApiError(400, std::string("messages: the chat template cannot render them: ") + error.what(), "messages");
+    }
+    // The template writes the special tokens itself, as Transformers' apply_chat_template tokenizes.
+    std::vector<int32_t> ids = server_.tokenizer.encode(prompt, /*add_special_tokens=*/false);
+    GenerationFields generation = request.generation;
+    // Without a limit a reply may run to the end of the context, as OpenAI's and vLLM's do.
+    if (!generation.max_tokens)
+      generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
+    std::vector<std::vector<int32_t>> prompts;
+    prompts.push_back(std::move(ids));
+    generate(Endpoint::ChatCompletions, generation, std::move(prompts));
+  }
+
+  // Submits one engine request per prompt and answers as they finish or stream.
+  void generate(Endpoint endpoint, GenerationFields generation, std::vector<std::vector<int32_t>> prompts) {
     // The connection closes after a completion: the read that watches for a disconnect stays
     // pending until then, and no second read may start beside it.
     keep_alive_ = false;
-    CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name);
-    if (!request.seeded) request.sampling.seed = server_.seeds();
-    id_ = fmt::format("cmpl-{}", server_.next_completion++);
+    if (!generation.seeded) generation.sampling.seed = server_.seeds();
+    endpoint_ = endpoint;
+    id_ = response_id(endpoint, server_.next_completion++);
     created_ = unix_time();
-    stream_ = request.stream;
-    include_usage_ = request.include_usage;
+    stream_ = generation.stream;
+    include_usage_ = generation.include_usage;
     std::vector<SchedulerRequest> scheduled;
-    for (const Prompt& prompt : request.prompts) {
+    for (std::vector<int32_t>& prompt : prompts) {
       SchedulerRequest each;
-      each.prompt = std::holds_alternative<std::string>(prompt) ? server_.tokenizer.encode(std::get<std::string>(prompt))
-                                                                 : std::get<std::vector<int32_t>>(prompt);
-      each.max_tokens = request.max_tokens;
-      each.sampling = request.sampling;
-      each.stop = request.stop;
-      each.eos_token_ids = server_.options.eos_token_ids;
+      each.prompt = std::move(prompt);
+      each.max_tokens = *generation.max_tokens;
+      each.sampling = generation.sampling;
+      each.stop = generation.stop;
+      if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
       // Refused here, before a stream's 200 head is sent, rather than as an event after it.
       server_.loop.check(each);
       scheduled.push_back(std::move(each));
     }
-    if (stream_) start_stream();
+    if (stream_) {
+      start_stream();
+      for (size_t index = 0; index < scheduled.size(); ++index)
+        if (const auto opening = opening_choice(endpoint_, index)) {
+          json event = chunk();
+          event["choices"] = json::array({*opening});
+          queue_event(to_text(event));
+        }
+    }
     choices_.resize(scheduled.size());
     for (size_t index = 0; index < scheduled.size(); ++index) {
       auto self = shared_from_this();
@@ -253,12 +288,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (stream_) {
       if (!update.text.empty() || update.finished) {
-        json delta = chunk();
-        delta["choices"] = json::array({{{"index", index},
-                                         {"text", update.text},
-                                         {"logprobs", nullptr},
-                                         {"finish_reason", update.finished ? json(update.finish_reason) : json(nullptr)}}});
-        queue_event(to_text(delta));
+        json event = chunk();
+        event["choices"] = json::array({streamed_choice(endpoint_, index, update.text,
+                                                        update.finished ? std::optional(update.finish_reason) : std::nullopt)});
+        queue_event(to_text(event));
       }
     }
     if (std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.finished; })) finish();
@@ -273,9 +306,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
   }
 
-  json chunk() const {
-    return {{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", server_.options.served_model_name}};
-  }
+  json chunk() const { return response_head(endpoint_, true, id_, created_, server_.options.served_model_name); }
 
   void finish() {
     done_ = true;
@@ -291,13 +322,10 @@ class Session : public std::enable_shared_from_this<Session> {
       close_after_writes_ = true;
       return;
     }
-    json body = chunk();
+    json body = response_head(endpoint_, false, id_, created_, server_.options.served_model_name);
     json choices = json::array();
     for (size_t index = 0; index < choices_.size(); ++index)
-      choices.push_back({{"index", index},
-                         {"text", choices_[index].text},
-                         {"logprobs", nullptr},
-                         {"finish_reason", choices_[index].finish_reason}});
+      choices.push_back(whole_choice(endpoint_, index, choices_[index].text, choices_[index].finish_reason));
     body["choices"] = choices;
     body["usage"] = usage();
     send_json(http::status::ok, body);
@@ -408,6 +436,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point started_;
   bool keep_alive_ = true;
   // The completion in flight on this connection.
+  Endpoint endpoint_ = Endpoint::Completions;
   std::string id_;
   int64_t created_ = 0;
   std::vector<Choice> choices_;

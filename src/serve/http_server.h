@@ -1,7 +1,7 @@
-// `shardlm serve`'s HTTP side: OpenAI's completions API, /v1/models, /health, /tokenize and
-// /detokenize over HTTP/1.1 with keep-alive, and server-sent events for streams. Boost.Asio runs
-// every connection on one thread without blocking: a stream's events are queued per connection and
-// written as its client reads them, so a slow or stalled reader holds only its own memory and never
+// `shardlm serve`'s HTTP side: OpenAI's completions and chat completions APIs, /v1/models, /health,
+// /metrics, /tokenize and /detokenize over HTTP/1.1 with keep-alive, and server-sent events for
+// streams. Boost.Asio runs every connection on one thread without blocking: a stream's events are
+// queued per connection and written as its client reads them, so a slow or stalled reader holds only its own memory and never
 // the engine thread; a client that disconnects has its request cancelled at the next step.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_template.h"
 #include "serve/engine_loop.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   int max_queued_requests = 8192;           // running and waiting; beyond, 503 with Retry-After
   int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
   std::vector<int32_t> eos_token_ids;
+  const chat::ChatTemplate* chat_template = nullptr;  // none: chat completions get a 400 saying so
 };
 
 class HttpServer {

@@ -21,6 +21,8 @@ case "$target" in
     printf '{"model": "kjv", "prompt": [[1, 2, 3], "x"], "stop": ["a", "b"], "seed": -5, "top_k": -1}' >"$corpus/seed-lists"
     printf '{"model": "kjv", "prompt": "a", "stream": true, "stream_options": {"include_usage": true}, "top_p": 0.5}' >"$corpus/seed-stream"
     printf '{"model": "kjv", "prompt": "a", "n": 2, "echo": true, "logprobs": 3, "presence_penalty": 1}' >"$corpus/seed-refused"
+    printf '{"model": "kjv", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}], "max_completion_tokens": 3}' >"$corpus/seed-chat"
+    printf '%s' '{"model": "kjv", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}], "tools": [{"type": "function", "function": {"name": "f"}}], "chat_template_kwargs": {"enable_thinking": false}}' >"$corpus/seed-chat-tools"
     exit 0 ;;
   *) pattern='' ;;
 esac

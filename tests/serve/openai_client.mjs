@@ -1,11 +1,15 @@
 // The official openai client against a running `shardlm serve` (test_serve.sh starts it): greedy
 // completions of 32 concurrent requests equal `shardlm generate`, streams concatenate to the same
 // text and end with usage, errors arrive as the SDK's typed errors naming the field, and a client
-// that aborts a stream leaves the server serving.
+// that aborts a stream leaves the server serving. Chat completions equal completions of the
+// conversation as @huggingface/jinja renders the model's template (tests/chat's oracle package).
 // Usage: node openai_client.mjs BASE_URL MODEL API_KEY SHARDLM_BINARY
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import OpenAI from "openai";
+// Installed by `npm ci --prefix tests/chat`, the chat-template oracle's package.
+import { Template } from "../chat/node_modules/@huggingface/jinja/dist/index.js";
 
 const [baseURL, model, apiKey, shardlm] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0 });
@@ -120,6 +124,75 @@ await check("an aborted stream leaves the server serving", async () => {
   assert.equal(chunks, 3);
   const after = await client.completions.create({ model, prompt: prompts[6], max_tokens: maxTokens, temperature: 0 });
   assert.equal(after.choices[0].text, reference[6].text);
+});
+
+// The bundled model's template, rendered as Transformers.js renders it, then tokenized by the server
+// without added special tokens (the template writes them): the ids a chat request must be run on.
+const chatTemplate = new Template(readFileSync(new URL("../../models/kjv-llama/chat_template.jinja", import.meta.url), "utf8"));
+async function renderedIds(messages) {
+  const prompt = chatTemplate.render({ messages, add_generation_prompt: true, bos_token: "<|begin_of_text|>",
+                                       eos_token: "<|end_of_text|>" });
+  const response = await fetch(`${baseURL.replace(/\/v1$/, "")}/tokenize`, {
+    method: "POST", body: JSON.stringify({ prompt, add_special_tokens: false }) });
+  return (await response.json()).tokens;
+}
+const conversations = prompts.slice(0, 8).map((prompt, i) => [
+  ...(i % 2 ? [{ role: "system", content: "Answer as the scripture does." }] : []),
+  { role: "user", content: prompt },
+  ...(i % 3 === 0 ? [{ role: "assistant", content: words[(i + 1) % 10] }, { role: "user", content: words[(i + 2) % 10] }] : []),
+]);
+
+await check("8 concurrent greedy chats equal completions of the rendered template", async () => {
+  const [chats, expected] = await Promise.all([
+    Promise.all(conversations.map((messages) =>
+      client.chat.completions.create({ model, messages, max_completion_tokens: maxTokens, temperature: 0 }))),
+    Promise.all(conversations.map(async (messages) => {
+      const ids = await renderedIds(messages);
+      const completion = await client.completions.create({ model, prompt: ids, max_tokens: maxTokens, temperature: 0 });
+      return { ids, completion };
+    })),
+  ]);
+  chats.forEach((chat, i) => {
+    assert.equal(chat.object, "chat.completion");
+    assert.equal(chat.choices[0].message.role, "assistant");
+    assert.equal(chat.choices[0].message.content, expected[i].completion.choices[0].text, `conversation ${i}`);
+    assert.equal(chat.choices[0].finish_reason, expected[i].completion.choices[0].finish_reason);
+    assert.equal(chat.usage.prompt_tokens, expected[i].ids.length);
+  });
+});
+
+await check("a chat stream names the role first and concatenates to the same reply", async () => {
+  const request = { model, messages: conversations[3], max_tokens: maxTokens, temperature: 0 };
+  const whole = await client.chat.completions.create(request);
+  const stream = await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  const deltas = [];
+  let usage = null;
+  let finish = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, "chat.completion.chunk");
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      deltas.push(choice.delta);
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.equal(deltas[0].role, "assistant");
+  assert.equal(deltas.map((delta) => delta.content ?? "").join(""), whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.deepEqual(usage, whole.usage);
+});
+
+await check("chat errors name the field", async () => {
+  const expectChatError = (param, body) => assert.rejects(() => client.chat.completions.create(body), (error) => {
+    assert.ok(error instanceof OpenAI.BadRequestError, `${error.constructor.name}: ${error.message}`);
+    assert.equal(error.param, param);
+    return true;
+  });
+  await expectChatError("messages", { model, messages: [] });
+  await expectChatError("max_completion_tokens", { model, messages: conversations[0], max_completion_tokens: 0 });
+  await expectChatError("messages", { model, messages: [{ role: "tool", content: "x", tool_call_id: "1" }] });
+  await expectChatError("messages[0].content[0].type",
+                        { model, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] });
 });
 
 console.log(`openai client: ${passed} passed, 0 failed`);

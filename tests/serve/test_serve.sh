@@ -44,17 +44,21 @@ first=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":"In the beginning","max
 actual=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["choices"][0]["text"])' "$first")
 expect "curl completion equals shardlm generate" "$expected" "$actual"
 expect "tokenize" 4 "$(curl -s -d '{"prompt":"In the beginning"}' "$url/tokenize" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
+# Chat with the bundled model's own template (models/kjv-llama/chat_template.jinja).
+chat=$(curl -s "${auth[@]}" -d '{"model":"kjv","messages":[{"role":"user","content":"In the beginning"}],"max_tokens":6,"temperature":0}' "$url/v1/chat/completions")
+expect "chat completion" "chat.completion assistant 6" "$(python3 -c 'import json,sys; b=json.loads(sys.argv[1]); print(b["object"], b["choices"][0]["message"]["role"], b["usage"]["completion_tokens"])' "$chat")"
+expect "a role the template refuses" "400 messages" "$(curl -s -w ' %{http_code}' "${auth[@]}" -d '{"model":"kjv","messages":[{"role":"tool","content":"x"}]}' "$url/v1/chat/completions" | python3 -c 'import json,sys; body, code = sys.stdin.read().rsplit(" ", 1); print(code, json.loads(body)["error"]["param"])')"
 
-# GET /metrics after the completion above, a batch of two prompts and a stream with usage (four
-# requests to the engine): open without the API key (as vLLM's), Prometheus' content type, and
+# GET /metrics after the completion and chat above, a batch of two prompts and a stream with usage
+# (five requests to the engine): open without the API key (as vLLM's), Prometheus' content type, and
 # counters equal to the usage and finish reasons the responses reported.
 batch=$(curl -s "${auth[@]}" -d '{"model":"kjv","prompt":["And God said","Behold"],"max_tokens":5}' "$url/v1/completions")
 stream=$(curl -s -N "${auth[@]}" \
   -d '{"model":"kjv","prompt":"Let there be","max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}' \
   "$url/v1/completions")
-reported=$(python3 - "$first" "$batch" "$stream" <<'PY'
+reported=$(python3 - "$first" "$batch" "$stream" "$chat" <<'PY'
 import json, sys
-bodies = [json.loads(sys.argv[1]), json.loads(sys.argv[2])]
+bodies = [json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[4])]
 events = [json.loads(line[len("data: "):]) for line in sys.argv[3].splitlines()
           if line.startswith("data: ") and line != "data: [DONE]"]
 usages = [body["usage"] for body in bodies] + [event["usage"] for event in events if event.get("usage")]
@@ -65,7 +69,7 @@ print(sum(u["prompt_tokens"] for u in usages), sum(u["completion_tokens"] for u 
 PY
 )
 read -r prompt_tokens completion_tokens requests lengths stops <<<"$reported"
-expect "requests the engine served" 4 "$requests"
+expect "requests the engine served" 5 "$requests"
 scrape=$(curl -s -w '\n%{http_code} %{content_type}' "$url/metrics")
 metrics=${scrape%$'\n'*}
 expect "GET /metrics without a key" "200 text/plain; version=0.0.4; charset=utf-8" "${scrape##*$'\n'}"

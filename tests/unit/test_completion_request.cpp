@@ -27,30 +27,32 @@ TEST(CompletionRequest, DefaultsAreOpenAIs) {
   const CompletionRequest request = parse(R"({"model": "kjv", "prompt": "In the beginning"})");
   ASSERT_EQ(request.prompts.size(), 1u);
   EXPECT_EQ(std::get<std::string>(request.prompts[0]), "In the beginning");
-  EXPECT_EQ(request.max_tokens, 16);
-  EXPECT_EQ(request.sampling.temperature, 1.0f);
-  EXPECT_EQ(request.sampling.top_p, 1.0f);
-  EXPECT_EQ(request.sampling.top_k, 0);
-  EXPECT_FALSE(request.seeded);
-  EXPECT_FALSE(request.stream);
+  EXPECT_EQ(request.generation.max_tokens, std::optional<int>(16));
+  EXPECT_EQ(request.generation.sampling.temperature, 1.0f);
+  EXPECT_EQ(request.generation.sampling.top_p, 1.0f);
+  EXPECT_EQ(request.generation.sampling.top_k, 0);
+  EXPECT_FALSE(request.generation.seeded);
+  EXPECT_FALSE(request.generation.stream);
 }
 
 TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   const CompletionRequest request = parse(R"({"model": "kjv", "prompt": [[1, 2], "text", [3]], "max_tokens": 5,
       "temperature": 0, "top_p": 0.5, "top_k": -1, "seed": 42, "stop": ["a", "bc"], "stream": true,
-      "stream_options": {"include_usage": true}, "n": 1, "echo": false, "logprobs": null, "user": "ignored"})");
+      "stream_options": {"include_usage": true}, "n": 1, "echo": false, "logprobs": null, "user": "ignored",
+      "ignore_eos": true})");
   ASSERT_EQ(request.prompts.size(), 3u);
   EXPECT_EQ(std::get<std::vector<int32_t>>(request.prompts[0]), (std::vector<int32_t>{1, 2}));
   EXPECT_EQ(std::get<std::string>(request.prompts[1]), "text");
-  EXPECT_EQ(request.max_tokens, 5);
-  EXPECT_EQ(request.sampling.temperature, 0.0f);
-  EXPECT_EQ(request.sampling.top_p, 0.5f);
-  EXPECT_EQ(request.sampling.top_k, 0);
-  EXPECT_EQ(request.sampling.seed, 42u);
-  EXPECT_TRUE(request.seeded);
-  EXPECT_EQ(request.stop, (std::vector<std::string>{"a", "bc"}));
-  EXPECT_TRUE(request.stream);
-  EXPECT_TRUE(request.include_usage);
+  EXPECT_EQ(request.generation.max_tokens, std::optional<int>(5));
+  EXPECT_EQ(request.generation.sampling.temperature, 0.0f);
+  EXPECT_EQ(request.generation.sampling.top_p, 0.5f);
+  EXPECT_EQ(request.generation.sampling.top_k, 0);
+  EXPECT_EQ(request.generation.sampling.seed, 42u);
+  EXPECT_TRUE(request.generation.seeded);
+  EXPECT_EQ(request.generation.stop, (std::vector<std::string>{"a", "bc"}));
+  EXPECT_TRUE(request.generation.stream);
+  EXPECT_TRUE(request.generation.include_usage);
+  EXPECT_TRUE(request.generation.ignore_eos);
   EXPECT_EQ(std::get<std::vector<int32_t>>(parse(R"({"model": "kjv", "prompt": [7, 8]})").prompts[0]),
             (std::vector<int32_t>{7, 8}));
 }
@@ -72,6 +74,7 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stop": [1]})"), Expected(400, "stop"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stop": ""})"), Expected(400, "stop"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream": "yes"})"), Expected(400, "stream"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "ignore_eos": 1})"), Expected(400, "ignore_eos"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream_options": {"include_usage": true}})"),
             Expected(400, "stream_options"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 2})"), Expected(400, "n"));

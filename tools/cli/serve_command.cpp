@@ -1,6 +1,6 @@
-// `shardlm serve`: an OpenAI-compatible server (POST /v1/completions, GET /v1/models, /health,
-// /metrics, /tokenize, /detokenize) over one Engine with continuous batching. Option names are
-// vLLM's.
+// `shardlm serve`: an OpenAI-compatible server (POST /v1/completions and /v1/chat/completions,
+// GET /v1/models, /health, /metrics, /tokenize, /detokenize) over one Engine with continuous
+// batching. Option names are vLLM's.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "common_options.h"
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "device_map_options.h"
 #include "engine/engine.h"
@@ -37,6 +38,7 @@ struct ServeOptions {
   int max_num_batched_tokens = 2048;
   int64_t max_model_len = 0;
   std::string api_key;
+  std::string chat_template;
 };
 
 // Every connection holds a file descriptor: the soft limit (often 1024) goes up to the hard one.
@@ -51,6 +53,7 @@ void run_serve(const ServeOptions& options) {
   raise_open_file_limit();
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  const std::optional<chat::ChatTemplate> chat_template = chat::ChatTemplate::load(dir, options.chat_template);
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
   check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
@@ -87,9 +90,11 @@ void run_serve(const ServeOptions& options) {
   server_options.api_key = options.api_key;
   server_options.max_model_len = max_model_len;
   server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
+  server_options.chat_template = chat_template ? &*chat_template : nullptr;
   serve::EngineLoop loop(scheduler);
   serve::HttpServer server(server_options, loop, tokenizer);
   const int port = server.listen();
+  fmt::print("[shardlm] chat template: {}\n", chat_template ? chat_template->origin() : "none (chat completions answer 400)");
   fmt::print("[shardlm] serving {} at http://{}:{} (max {} sequences of {} tokens)\n",
              server_options.served_model_name, options.host, port, options.max_num_seqs, max_model_len);
   std::fflush(stdout);
@@ -127,6 +132,8 @@ void add_serve_command(CLI::App& app) {
                       "Tokens a sequence may hold, prompt and completion (default: the model's context, at most 4096)")
       ->check(integer_in(1, INT32_MAX));
   command->add_option("--api-key", options->api_key, "Require Authorization: Bearer KEY on /v1 routes");
+  command->add_option("--chat-template", options->chat_template,
+                      "A Jinja chat template FILE (or the template text) instead of the model's own");
   command->callback([options] { run_serve(*options); });
 }
 

@@ -1,0 +1,145 @@
+#include "serve/request_fields.h"
+
+#include <cmath>
+#include <limits>
+
+#include "serve/api_error.h"
+#include "tokenizer/utf8.h"
+
+namespace shardlm::serve {
+namespace {
+
+double number_field(const RequestJson& body, const char* name, double low, double high) {
+  const RequestJson& value = body.at(name);
+  if (!value.is_number()) bad_field(name, std::string(name) + " must be a number");
+  const double number = value.get<double>();
+  if (!std::isfinite(number) || number < low || number > high)
+    bad_field(name, std::string(name) + " must be between " + RequestJson(low).dump() + " and " + RequestJson(high).dump() +
+                        ", got " + value.dump());
+  return number;
+}
+
+int64_t integer_field(const RequestJson& body, const char* name, int64_t low, int64_t high) {
+  const RequestJson& value = body.at(name);
+  if (!value.is_number_integer()) bad_field(name, std::string(name) + " must be an integer, got " + value.dump());
+  const int64_t number = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX)
+                             ? INT64_MAX
+                             : value.get<int64_t>();
+  if (number < low || number > high)
+    bad_field(name, std::string(name) + " must be between " + std::to_string(low) + " and " + std::to_string(high) +
+                        ", got " + value.dump());
+  return number;
+}
+
+}  // namespace
+
+void bad_field(const std::string& param, const std::string& message) { throw ApiError(400, message, param); }
+
+bool given(const RequestJson& body, const char* name) { return body.contains(name) && !body.at(name).is_null(); }
+
+std::string text_field(const RequestJson& value, const std::string& param) {
+  if (!value.is_string()) bad_field(param, param + " must be a string");
+  std::string text = value.get<std::string>();
+  const size_t invalid = utf8::first_invalid_offset(text);
+  if (invalid != utf8::kInvalidOffset)
+    bad_field(param, param + " is not valid UTF-8 (byte " + std::to_string(invalid) + ")");
+  return text;
+}
+
+void check_utf8_throughout(const RequestJson& value, const std::string& param) {
+  if (value.is_string()) {
+    text_field(value, param);
+  } else if (value.is_array()) {
+    for (const RequestJson& item : value) check_utf8_throughout(item, param);
+  } else if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) {
+      text_field(RequestJson(key), param);
+      check_utf8_throughout(item, param);
+    }
+  }
+}
+
+RequestJson parse_body(std::string_view text) {
+  RequestJson body;
+  try {
+    body = RequestJson::parse(text);
+  } catch (const RequestJson::exception& error) {  // a syntax error, or a number too large to hold
+    bad_field("", std::string("the body is not valid JSON: ") + error.what());
+  }
+  if (!body.is_object()) bad_field("", "the body must be a JSON object");
+  return body;
+}
+
+void check_model(const RequestJson& body, const std::string& served_model_name) {
+  if (!given(body, "model") || !body.at("model").is_string()) bad_field("model", "model must be a string");
+  if (body.at("model").get<std::string>() != served_model_name)
+    bad_field("model", "model \"" + text_field(body.at("model"), "model") + "\" does not exist: this server serves \"" +
+                           served_model_name + "\"");
+}
+
+GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields) {
+  GenerationFields fields;
+  fields.sampling.temperature = 1.0f;
+  for (const char* name : max_tokens_fields)
+    if (given(body, name)) fields.max_tokens = int(integer_field(body, name, 1, INT32_MAX));
+  if (given(body, "temperature")) fields.sampling.temperature = float(number_field(body, "temperature", 0.0, 2.0));
+  if (given(body, "top_p")) {
+    fields.sampling.top_p = float(number_field(body, "top_p", 0.0, 1.0));
+    if (fields.sampling.top_p <= 0.0f) bad_field("top_p", "top_p must be greater than 0");
+  }
+  // -1 turns top-k off, as in vLLM.
+  if (given(body, "top_k")) fields.sampling.top_k = std::max(0, int(integer_field(body, "top_k", -1, INT32_MAX)));
+  if (given(body, "seed")) {
+    fields.sampling.seed = uint64_t(integer_field(body, "seed", std::numeric_limits<int64_t>::min(), INT64_MAX));
+    fields.seeded = true;
+  }
+  if (given(body, "stop")) {
+    const RequestJson& stop = body.at("stop");
+    if (stop.is_string()) {
+      fields.stop.push_back(text_field(stop, "stop"));
+    } else if (stop.is_array()) {
+      for (const RequestJson& each : stop) {
+        if (!each.is_string()) bad_field("stop", "stop must be a string or a list of strings");
+        fields.stop.push_back(text_field(each, "stop"));
+      }
+    } else {
+      bad_field("stop", "stop must be a string or a list of strings");
+    }
+    for (const std::string& each : fields.stop)
+      if (each.empty()) bad_field("stop", "stop strings must not be empty");
+  }
+  if (given(body, "stream")) {
+    if (!body.at("stream").is_boolean()) bad_field("stream", "stream must be a boolean");
+    fields.stream = body.at("stream").get<bool>();
+  }
+  if (given(body, "stream_options")) {
+    const RequestJson& options = body.at("stream_options");
+    if (!options.is_object()) bad_field("stream_options", "stream_options must be an object");
+    if (!fields.stream) bad_field("stream_options", "stream_options is only allowed with stream: true");
+    if (given(options, "include_usage")) {
+      if (!options.at("include_usage").is_boolean())
+        bad_field("stream_options.include_usage", "stream_options.include_usage must be a boolean");
+      fields.include_usage = options.at("include_usage").get<bool>();
+    }
+  }
+  if (given(body, "ignore_eos")) {
+    if (!body.at("ignore_eos").is_boolean()) bad_field("ignore_eos", "ignore_eos must be a boolean");
+    fields.ignore_eos = body.at("ignore_eos").get<bool>();
+  }
+  if (given(body, "n") && integer_field(body, "n", 1, 128) != 1) bad_field("n", "n > 1 is not supported yet");
+  if (given(body, "best_of") && integer_field(body, "best_of", 1, 128) != 1)
+    bad_field("best_of", "best_of > 1 is not supported yet");
+  if (given(body, "echo") && (!body.at("echo").is_boolean() || body.at("echo").get<bool>()))
+    bad_field("echo", "echo is not supported yet");
+  // Completions' logprobs is a count, chat's a boolean: either way only "none" is served yet.
+  if (given(body, "logprobs") && !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>()))
+    bad_field("logprobs", "logprobs are not supported yet");
+  if (given(body, "top_logprobs")) bad_field("top_logprobs", "top_logprobs are not supported yet");
+  for (const char* penalty : {"presence_penalty", "frequency_penalty"})
+    if (given(body, penalty) && number_field(body, penalty, -2.0, 2.0) != 0.0)
+      bad_field(penalty, std::string(penalty) + " is not supported yet");
+  if (given(body, "logit_bias") && !body.at("logit_bias").empty()) bad_field("logit_bias", "logit_bias is not supported yet");
+  return fields;
+}
+
+}  // namespace shardlm::serve

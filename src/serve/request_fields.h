@@ -1,0 +1,46 @@
+// The request fields that completions and chat completions share, checked one by one against
+// OpenAI's API (names as the `openai` package's types): the model, the sampling settings, stop,
+// stream and stream_options, and the fields this server refuses by name rather than ignores (n > 1,
+// best_of, echo, logprobs, penalties, logit_bias). Every error is an ApiError (400) naming its field.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ops/sampler.h"
+
+namespace shardlm::serve {
+
+using RequestJson = nlohmann::ordered_json;  // key order kept: a template may write tools back out
+
+struct GenerationFields {
+  std::optional<int> max_tokens;  // absent: completions take 16, chat what the context leaves
+  SamplingParams sampling;   // temperature 1 unless given, as OpenAI; a drawn seed unless given
+  bool seeded = false;       // `seed` was given
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // vLLM's extension: generate max_tokens whatever the model says
+};
+
+// The body as a JSON object, or a 400.
+RequestJson parse_body(std::string_view text);
+// 400 unless `model` names the served model.
+void check_model(const RequestJson& body, const std::string& served_model_name);
+// Reads the shared fields; `max_tokens_fields` lists the names a length limit may come under
+// (chat accepts max_completion_tokens beside the older max_tokens).
+GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields);
+
+bool given(const RequestJson& body, const char* name);
+// A JSON string that must be UTF-8 (the parser passes other bytes through).
+std::string text_field(const RequestJson& value, const std::string& param);
+// Every string inside `value` (keys too) must be UTF-8; the 400 names `param`.
+void check_utf8_throughout(const RequestJson& value, const std::string& param);
+[[noreturn]] void bad_field(const std::string& param, const std::string& message);
+
+}  // namespace shardlm::serve

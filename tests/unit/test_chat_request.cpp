@@ -1,0 +1,97 @@
+// POST /v1/chat/completions bodies: what the chat template receives (text parts joined, tool-call
+// arguments as objects, tools, vLLM's extensions), and every bad field refused with a 400 naming it.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "serve/api_error.h"
+#include "serve/chat_request.h"
+
+namespace shardlm::serve {
+namespace {
+
+ChatRequest parse(const std::string& body) { return parse_chat_request(body, "kjv"); }
+
+std::pair<int, std::string> refusal(const std::string& body) {
+  try {
+    parse(body);
+  } catch (const ApiError& error) {
+    const nlohmann::json json = error.body();
+    return {error.status(), json["error"]["param"].is_null() ? "" : json["error"]["param"].get<std::string>()};
+  }
+  return {200, ""};
+}
+
+TEST(ChatRequest, MessagesReachTheTemplateAsGiven) {
+  const ChatRequest request = parse(R"({"model": "kjv", "messages": [
+      {"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "Hi", "name": "ann"}]})");
+  ASSERT_EQ(request.messages.size(), 2u);
+  EXPECT_EQ(request.messages[0]["role"], "system");
+  EXPECT_EQ(request.messages[0]["content"], "Be brief.");
+  EXPECT_EQ(request.messages[1]["name"], "ann");
+  EXPECT_TRUE(request.tools.is_null());
+  EXPECT_TRUE(request.add_generation_prompt);
+  // No limit given: the server fills in what the context leaves.
+  EXPECT_FALSE(request.generation.max_tokens.has_value());
+  EXPECT_EQ(request.generation.sampling.temperature, 1.0f);
+}
+
+TEST(ChatRequest, TextPartsJoinWithNewlines) {
+  const ChatRequest request = parse(R"({"model": "kjv", "messages": [{"role": "user", "content": [
+      {"type": "text", "text": "first"}, {"type": "text", "text": "second"}]}]})");
+  EXPECT_EQ(request.messages[0]["content"], "first\nsecond");
+}
+
+TEST(ChatRequest, ToolCallArgumentsBecomeObjectsAndKeepTheirOrder) {
+  const ChatRequest request = parse(R"({"model": "kjv",
+      "messages": [{"role": "user", "content": "weather?"},
+                   {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                        "function": {"name": "get", "arguments": "{\"zeta\": 1, \"alpha\": \"x\"}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "21C"}],
+      "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object", "b": 1, "a": 2}}}]})");
+  const auto& arguments = request.messages[1]["tool_calls"][0]["function"]["arguments"];
+  ASSERT_TRUE(arguments.is_object());
+  EXPECT_EQ(arguments.dump(), R"({"zeta":1,"alpha":"x"})");
+  EXPECT_TRUE(request.messages[1]["content"].is_null());
+  ASSERT_TRUE(request.tools.is_array());
+  EXPECT_EQ(request.tools[0]["function"]["parameters"].dump(), R"({"type":"object","b":1,"a":2})");
+}
+
+TEST(ChatRequest, ExtensionsAndLimits) {
+  const ChatRequest request = parse(R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}],
+      "add_generation_prompt": false, "chat_template_kwargs": {"enable_thinking": false},
+      "max_completion_tokens": 7, "temperature": 0, "stream": true, "logprobs": false})");
+  EXPECT_FALSE(request.add_generation_prompt);
+  EXPECT_EQ(request.template_kwargs["enable_thinking"], false);
+  EXPECT_EQ(request.generation.max_tokens, std::optional<int>(7));
+  EXPECT_EQ(request.generation.sampling.temperature, 0.0f);
+  EXPECT_TRUE(request.generation.stream);
+}
+
+TEST(ChatRequest, BadFieldsAreNamed) {
+  const std::string user = R"("messages": [{"role": "user", "content": "x"}])";
+  EXPECT_EQ(refusal(R"({"model": "kjv"})"), std::make_pair(400, std::string("messages")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": []})"), std::make_pair(400, std::string("messages")));
+  EXPECT_EQ(refusal(R"({"model": "other", )" + user + "}"), std::make_pair(400, std::string("model")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"content": "x"}]})"), std::make_pair(400, std::string("messages[0].role")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"role": "user", "content": 5}]})"),
+            std::make_pair(400, std::string("messages[0].content")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]})"),
+            std::make_pair(400, std::string("messages[0].content[0].type")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]}]})"),
+            std::make_pair(400, std::string("messages[0].tool_calls[0].function.arguments")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "tools": {}})"), std::make_pair(400, std::string("tools")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "tool_choice": "required"})"), std::make_pair(400, std::string("tool_choice")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "max_completion_tokens": 0})"),
+            std::make_pair(400, std::string("max_completion_tokens")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "logprobs": true})"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "chat_template_kwargs": []})"),
+            std::make_pair(400, std::string("chat_template_kwargs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "response_format": {"type": "json_object"}})"),
+            std::make_pair(400, std::string("response_format")));
+  EXPECT_EQ(refusal("{\"model\": \"kjv\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\"}]}").first, 400);
+}
+
+}  // namespace
+}  // namespace shardlm::serve

@@ -213,11 +213,12 @@ class Interpreter {
         else
           scope.set(name, fallback ? evaluate(*fallback, scope) : Value());
       }
-      for (const auto& [name, value] : arguments.keyword) {
+      for (const auto& keyword : arguments.keyword) {
+        const std::string& name = keyword.first;
         const bool known = name == "caller" || std::any_of(node.parameters.begin(), node.parameters.end(),
                                                            [&](const auto& parameter) { return parameter.first == name; });
         if (!known) fail("macro {}() got an unexpected keyword argument '{}'", node.name, name);
-        scope.set(name, value);
+        scope.set(name, keyword.second);
       }
       std::string out;
       ++call_depth_;

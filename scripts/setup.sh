@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libfmt-dev
           libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libboost-dev)
-if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev); fi
+# Chromium runs the chat page's test headless (tests/serve/test_chat_page.sh); without its
+# recommended packages it still does.
+if [ "$mode" = test ]; then packages+=(clang-14 libclang-rt-14-dev chromium); fi
 
 missing=()
 for package in "${packages[@]}"; do

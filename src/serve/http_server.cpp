@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "serve/api_error.h"
+#include "serve/chat_page.h"
 #include "serve/chat_request.h"
 #include "serve/completion_request.h"
 #include "serve/openai_responses.h"
@@ -123,6 +124,8 @@ class Session : public std::enable_shared_from_this<Session> {
       throw ApiError(401, "a valid API key is required: Authorization: Bearer KEY");
     if (method == http::verb::get && path == "/health") return send(http::status::ok, "", "text/plain");
     // Open like /health: the page holds nothing secret, and asks for the API key to send on its calls.
+    if (method == http::verb::get && path == "/")
+      return send(http::status::ok, std::string(chat_page_html()), "text/html; charset=utf-8");
     // Outside /v1, so open without the API key, as vLLM leaves it: a Prometheus scraper is set up
     // apart from the API's clients, and the series hold counts and timings, never a prompt or text.
     if (method == http::verb::get && path == "/metrics")

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The chat page `shardlm serve` answers GET /, driven in headless Chromium by chat_page.mjs against
+# the bundled model on a free loopback port, with an API key so that the page's key field is used.
+# The page's Stop button must have cancelled its request on the server (logged as 499).
+# Usage: test_chat_page.sh SHARDLM_BINARY SCREENSHOT_PATH
+set -euo pipefail
+bin=$1
+screenshot=$2
+here=$(cd "$(dirname "$0")" && pwd)
+chromium=/usr/bin/chromium
+# CI installs Chromium (scripts/setup.sh test), so a missing one fails rather than skips.
+if [ ! -x "$chromium" ]; then
+  echo "FAILED: no Chromium at $chromium: apt-get install chromium" >&2
+  exit 1
+fi
+if [ ! -d "$here/node_modules/puppeteer-core" ]; then
+  echo "tests/serve/node_modules is missing puppeteer-core: run npm ci --prefix tests/serve" >&2
+  exit 1
+fi
+log=$(mktemp)
+"$bin" serve --port 0 --max-num-seqs 2 --api-key test-key >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 300); do grep -q "serving kjv-llama at" "$log" && break; sleep 0.1; done
+port=$(sed -n 's/.*serving kjv-llama at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+[ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
+
+node "$here/chat_page.mjs" "http://127.0.0.1:$port" kjv-llama test-key "$screenshot" "$chromium" ||
+  { echo "server log:"; cat "$log"; exit 1; }
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+[ "$status" -eq 0 ] || { echo "FAILED: exit status $status after SIGTERM"; cat "$log"; exit 1; }
+grep -q "POST /v1/chat/completions 499" "$log" || { echo "FAILED: Stop did not cancel the request"; cat "$log"; exit 1; }
+echo "chat page, server side: 2 passed, 0 failed"

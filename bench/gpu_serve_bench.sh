@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: `shardlm serve` under bench/bench_serve.py against Transformers'
+# continuous batching (generate_batch), on one saved random-weight Llama-3-8B-shape checkpoint
+# (bf16) that both read. Runs: one stream alone (against `shardlm bench` time per output token),
+# 500 requests at once of 202/179 and of 462/256 tokens, Poisson arrivals at 16 requests/s of
+# 202/179, and a 2,000-token shared prefix; then the Transformers peer on 500 x 202/179. Expects
+# bench/prepare_device_carry.sh's .device-carry. JSON results and logs go to $OUT.
+# SECTIONS picks what runs (default: alone burst long poisson prefix peer).
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+root=$(pwd)
+out=${OUT:-/tmp/out}
+mkdir -p "$out" /work
+[ "$root" = /work/main ] || ln -sfn "$root" /work/main
+export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
+bin=$root/.device-carry/bin
+sections=${SECTIONS:-alone burst long poisson prefix peer}
+wants() { [[ " $sections " == *" $1 "* ]]; }
+checkpoint=/tmp/llama3-8b
+max_num_seqs=${MAX_NUM_SEQS:-256}
+batched_tokens=${MAX_NUM_BATCHED_TOKENS:-8192}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
+[ -f "$checkpoint/config.json" ] ||
+  python3 bench/transformers_peer.py --shape bench/shapes/llama3-8b.json --save "$checkpoint" --skip-timing
+python3 bench/make_bench_tokenizer.py "$checkpoint"
+
+if wants alone; then
+  "$bin/shardlm" bench --model "$checkpoint" --device cuda:0 --prompt-len 512 --new-tokens 128 2>&1 | tee "$out/bench-b1.txt" | tail -n 4
+fi
+
+"$bin/shardlm" serve --model "$checkpoint" --device cuda:0 --port 0 --served-model-name llama3-8b \
+  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len 2560 >"$out/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "serving llama3-8b at" "$out/serve.log" && break; sleep 0.2; done
+port=$(sed -n 's/.*serving llama3-8b at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$out/serve.log")
+[ -n "$port" ] || { echo "the server did not start"; cat "$out/serve.log"; exit 1; }
+load() {  # load NAME ARGS...: one bench_serve run, its JSON kept, its headline printed
+  local name=$1
+  shift
+  python3 bench/bench_serve.py --url "http://127.0.0.1:$port" --model llama3-8b --vocab-size 128000 \
+    --output "$out/$name.json" "$@" >/dev/null 2>"$out/$name.err"
+  python3 - "$out/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{sys.argv[2]:>14}: {r['completed']}/{r['num_requests']} ok, {r['requests_per_s']:.2f} req/s, "
+      f"{r['output_tokens_per_s']:.0f} out tok/s, TTFT p50 {r['ttft_ms']['p50']:.1f} p99 {r['ttft_ms']['p99']:.1f} ms, "
+      f"ITL p50 {r['itl_ms']['p50']:.2f} p99 {r['itl_ms']['p99']:.2f} ms, TPOT p50 {r['tpot_ms']['p50']:.2f} ms")
+PY
+}
+load warmup --num-requests 16 --input-len 64 --output-len 16
+wants alone && load alone --num-requests 1 --input-len 512 --output-len 128 && load alone2 --num-requests 1 --input-len 512 --output-len 128
+wants burst && load burst-202-179 --num-requests 500 --input-len 202 --output-len 179
+wants long && load burst-462-256 --num-requests 500 --input-len 462 --output-len 256
+wants poisson && load poisson16 --num-requests 480 --request-rate 16 --input-len 202 --output-len 179
+if wants prefix; then
+  load prefix-first --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --seed 5
+  load prefix-again --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --seed 5
+fi
+curl -s "http://127.0.0.1:$port/metrics" >"$out/metrics.txt"
+kill -TERM "$pid"
+wait "$pid"
+echo "serve exit $?"
+
+if wants peer; then
+  python3 bench/transformers_generate_batch.py --load "$checkpoint" --num-requests 500 --input-len 202 --output-len 179 \
+    --output "$out/peer-202-179.json" >"$out/peer.log" 2>&1 || { echo "peer failed:"; tail -n 20 "$out/peer.log"; }
+  [ -f "$out/peer-202-179.json" ] && python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"transformers generate_batch: {r[\"requests_per_s\"]:.2f} req/s, {r[\"output_tokens_per_s\"]:.0f} out tok/s ({r[\"attn_implementation\"]})")' "$out/peer-202-179.json"
+fi

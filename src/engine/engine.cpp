@@ -99,7 +99,8 @@ struct Engine::Ranks {
     setup.options.device = options.device.index + (options.launch.distributed() ? options.launch.local_rank : model_rank);
     setup.options.max_sequences = options.max_sequences;
     setup.options.max_seq_len = max_seq_len;
-    setup.options.max_rows = options.max_rows_per_pass;
+    // A decode step (one row per sequence) always fits one pass, so it runs as one CUDA graph.
+    setup.options.max_rows = std::max(options.max_rows_per_pass, options.max_sequences);
     if (options.device_map) setup.options.placement = options.device_map->placement;
     setup.options.offload_exec = options.offload_exec;
     setup.options.cuda_devices = options.cuda_devices;

@@ -32,7 +32,9 @@ struct EngineOptions {
   DeviceSpec device;
   int max_sequences = 1;    // sequences held at once (KV-cache slots)
   int64_t max_seq_len = 0;  // tokens per sequence, prompt included; 0: the model's context, capped at 4096
-  int max_rows_per_pass = 512;  // token rows a GPU forward pass takes; longer steps run in several
+  // Token rows a GPU forward pass takes (at least max_sequences, so that a decode step is one
+  // pass); longer steps run in several.
+  int max_rows_per_pass = 512;
 
   // A device map (planned for this model): units on GPUs, in RAM or on disk. Not with tp.
   std::optional<DevicePlan> device_map;

@@ -70,5 +70,49 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);
 
+// A decode step with more rows (sequences) than a pass holds runs in chunks, as a long prompt does.
+// It once ran as one pass and wrote its rows past the staged inputs and the workspace: garbage
+// positions, KV writes out of bounds (`shardlm bench --batch 17 --prompt-len 16` crashed).
+TEST(CudaModel, DecodeStepWiderThanAPassRunsInChunks) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / model_fixture_names().front();
+  const LlamaModel cpu_model = LlamaModel::load(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  constexpr int kSequences = 8;
+  constexpr int64_t kLength = 16;
+  cuda::CudaModelOptions options;
+  options.max_sequences = kSequences;
+  options.max_seq_len = kLength;
+  options.max_rows = 3;  // fewer than the sequences a decode step carries
+  cuda::CudaLlamaModel gpu_model(cpu_model.config(), checkpoint, options);
+  const size_t vocab = size_t(cpu_model.config().vocab_size);
+  std::vector<KvCache> caches;
+  for (int s = 0; s < kSequences; ++s) caches.push_back(cpu_model.make_cache(kLength));
+  std::vector<KvCache*> cache_pointers;
+  for (KvCache& cache : caches) cache_pointers.push_back(&cache);
+
+  std::vector<TokenRow> rows;
+  for (int s = 0; s < kSequences; ++s)
+    for (int64_t i = 0; i < 3; ++i) rows.push_back({s, i, int32_t((s * 37 + i * 11 + 5) % int64_t(vocab)), i == 2});
+  int decided = 0;
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<float> cpu_logits = cpu_model.forward(rows, cache_pointers);
+    const std::vector<int32_t> gpu_tokens = gpu_model.forward_sample(rows, SamplingParams{});
+    ASSERT_EQ(gpu_tokens.size(), size_t(kSequences));
+    std::vector<TokenRow> next;
+    for (int s = 0; s < kSequences; ++s) {
+      const std::span<const float> logits(cpu_logits.data() + size_t(s) * vocab, vocab);
+      const int32_t cpu_token = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      if (!near_tie(logits)) {
+        ++decided;
+        EXPECT_EQ(gpu_tokens[size_t(s)], cpu_token) << "sequence " << s << ", step " << step;
+      }
+      next.push_back({s, 3 + step, cpu_token, true});  // both models follow the CPU's choice
+    }
+    rows = std::move(next);
+  }
+  EXPECT_GT(decided, 6 * kSequences / 2) << "too many near ties to judge";
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -467,7 +467,10 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   if (sampling.size() != n_logit_rows)
     fail("{} sampling settings for {} rows that want a token", sampling.size(), n_logit_rows);
   for (const SamplingParams& params : sampling) validate_sampling_params(params);
-  const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences && n_logit_rows == rows.size();
+  // One pass (and one graph) takes a decode step only when its rows fit the workspace; otherwise the
+  // rows go through in chunks of max_rows below, as a long prompt does.
+  const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
+                             int(rows.size()) <= options_.max_rows && n_logit_rows == rows.size();
   if (decode_shaped && !mapper_->holds_host_units() && (!comm_ || comm_->capturable())) {
     // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());

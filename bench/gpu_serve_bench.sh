@@ -5,7 +5,8 @@
 # 500 requests at once of 202/179 and of 462/256 tokens, Poisson arrivals at 16 requests/s of
 # 202/179, and a 2,000-token shared prefix; then the Transformers peer on 500 x 202/179. Expects
 # bench/prepare_device_carry.sh's .device-carry. JSON results and logs go to $OUT.
-# SECTIONS picks what runs (default: alone burst long poisson prefix peer).
+# SECTIONS picks what runs (default: alone burst long poisson prefix peer); MAX_NUM_SEQS,
+# MAX_NUM_BATCHED_TOKENS and MAX_MODEL_LEN set the server's options of those names.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -19,6 +20,7 @@ wants() { [[ " $sections " == *" $1 "* ]]; }
 checkpoint=/tmp/llama3-8b
 max_num_seqs=${MAX_NUM_SEQS:-256}
 batched_tokens=${MAX_NUM_BATCHED_TOKENS:-8192}
+max_model_len=${MAX_MODEL_LEN:-2560}  # each sequence slot holds this many tokens (no paged cache yet)
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
@@ -31,7 +33,7 @@ if wants alone; then
 fi
 
 "$bin/shardlm" serve --model "$checkpoint" --device cuda:0 --port 0 --served-model-name llama3-8b \
-  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len 2560 >"$out/serve.log" 2>&1 &
+  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len "$max_model_len" >"$out/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q "serving llama3-8b at" "$out/serve.log" && break; sleep 0.2; done
 port=$(sed -n 's/.*serving llama3-8b at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$out/serve.log")
@@ -66,5 +68,10 @@ echo "serve exit $?"
 if wants peer; then
   python3 bench/transformers_generate_batch.py --load "$checkpoint" --num-requests 500 --input-len 202 --output-len 179 \
     --output "$out/peer-202-179.json" >"$out/peer.log" 2>&1 || { echo "peer failed:"; tail -n 20 "$out/peer.log"; }
-  [ -f "$out/peer-202-179.json" ] && python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"transformers generate_batch: {r[\"requests_per_s\"]:.2f} req/s, {r[\"output_tokens_per_s\"]:.0f} out tok/s ({r[\"attn_implementation\"]})")' "$out/peer-202-179.json"
+  [ -f "$out/peer-202-179.json" ] && python3 - "$out/peer-202-179.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"transformers generate_batch: {r['completed']}/{r['num_requests']} ok, {r['requests_per_s']:.2f} req/s, "
+      f"{r['output_tokens_per_s']:.0f} out tok/s ({r['attn_implementation']}, transformers {r['transformers']})")
+PY
 fi

@@ -2,7 +2,8 @@
 # `shardlm serve` on the GPU machine (which has curl but no node): the bundled model on cuda:0,
 # greedy completions against `shardlm generate --device cuda:0` for four prompts, then 16 requests
 # at once that mix greedy and seeded sampling (per-row sampling on the device): the greedy ones must
-# still equal generate. Ends with SIGTERM and the server's exit status. Output under $OUT.
+# still equal generate; a chat completion equals the completion of its rendered prompt. Ends with
+# SIGTERM and the server's exit status. Output under $OUT.
 set -u
 mkdir -p /work && ln -sfn "$(pwd)" /work/main
 export NCCL_NVLS_ENABLE=0 LD_LIBRARY_PATH=$(pwd)/.device-carry/lib
@@ -27,5 +28,11 @@ sleep 1
 gen=$($bin generate --device cuda:0 --json -p "And God said" -n 24 --temperature 0 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
 for i in $(seq 2 2 16); do python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"] == sys.argv[2])' $OUT/mixed-$i.json "$gen"; done | sort | uniq -c
 for i in 1 3; do python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["choices"][0]["text"]))' $OUT/mixed-$i.json; done
+# A chat completion on the GPU with the bundled model's template equals the completion of the same
+# rendered prompt, sent as the ids /tokenize gives for it without added special tokens.
+chat=$(curl -s localhost:$port/v1/chat/completions -d '{"model":"kjv-llama","messages":[{"role":"user","content":"In the beginning"}],"max_tokens":16,"temperature":0}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])')
+ids=$(curl -s localhost:$port/tokenize -d '{"prompt":"<|begin_of_text|>User: In the beginning\nAssistant:","add_special_tokens":false}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])')
+completion=$(curl -s localhost:$port/v1/completions -d "{\"model\":\"kjv-llama\",\"prompt\":$ids,\"max_tokens\":16,\"temperature\":0}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+[ "$chat" = "$completion" ] && echo "chat same: $chat" || echo "CHAT DIFF: $chat | $completion"
 kill -TERM $pid; wait $pid; echo "serve exit $?"
 tail -5 $OUT/serve.log

@@ -45,6 +45,7 @@ struct Choice {
   std::string finish_reason;
   int prompt_tokens = 0, completion_tokens = 0;
   bool finished = false;
+  bool counts_prompt = true;  // a prompt's tokens count once in usage, however many choices it has
 };
 
 }  // namespace
@@ -175,10 +176,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void completions() {
     const CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name);
     std::vector<std::vector<int32_t>> prompts;
-    for (const Prompt& prompt : request.prompts)
-      prompts.push_back(std::holds_alternative<std::string>(prompt) ? server_.tokenizer.encode(std::get<std::string>(prompt))
-                                                                     : std::get<std::vector<int32_t>>(prompt));
-    generate(Endpoint::Completions, request.generation, std::move(prompts));
+    std::vector<std::string> echoes;
+    for (const Prompt& prompt : request.prompts) {
+      const auto* text = std::get_if<std::string>(&prompt);
+      prompts.push_back(text ? server_.tokenizer.encode(*text) : std::get<std::vector<int32_t>>(prompt));
+      if (request.generation.echo) echoes.push_back(text ? *text : server_.tokenizer.decode(prompts.back()));
+    }
+    generate(Endpoint::Completions, request.generation, std::move(prompts), std::move(echoes));
   }
 
   void chat_completions() {
@@ -204,8 +208,10 @@ class Session : public std::enable_shared_from_this<Session> {
     generate(Endpoint::ChatCompletions, generation, std::move(prompts));
   }
 
-  // Submits one engine request per prompt and answers as they finish or stream.
-  void generate(Endpoint endpoint, GenerationFields generation, std::vector<std::vector<int32_t>> prompts) {
+  // Submits `n` engine requests per prompt (choice p * n + j) and answers as they finish or stream;
+  // `echoes` (none, or one per prompt) open the choices' text.
+  void generate(Endpoint endpoint, GenerationFields generation, std::vector<std::vector<int32_t>> prompts,
+                std::vector<std::string> echoes = {}) {
     // The connection closes after a completion: the read that watches for a disconnect stays
     // pending until then, and no second read may start beside it.
     keep_alive_ = false;
@@ -216,27 +222,38 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_ = generation.stream;
     include_usage_ = generation.include_usage;
     std::vector<SchedulerRequest> scheduled;
-    for (std::vector<int32_t>& prompt : prompts) {
-      SchedulerRequest each;
-      each.prompt = std::move(prompt);
-      each.max_tokens = *generation.max_tokens;
-      each.sampling = generation.sampling;
-      each.stop = generation.stop;
-      if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
-      // Refused here, before a stream's 200 head is sent, rather than as an event after it.
-      server_.loop.check(each);
-      scheduled.push_back(std::move(each));
+    for (const std::vector<int32_t>& prompt : prompts) {
+      for (int j = 0; j < generation.n; ++j) {
+        SchedulerRequest each;
+        each.prompt = prompt;
+        each.max_tokens = *generation.max_tokens;
+        each.sampling = generation.sampling;
+        // The choices of one prompt draw different samples, each still repeatable from the seed.
+        each.sampling.seed = generation.sampling.seed + uint64_t(j);
+        each.stop = generation.stop;
+        if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
+        // Refused here, before a stream's 200 head is sent, rather than as an event after it.
+        if (j == 0) server_.loop.check(each);
+        scheduled.push_back(std::move(each));
+      }
+    }
+    choices_.resize(scheduled.size());
+    for (size_t index = 0; index < choices_.size(); ++index) {
+      choices_[index].counts_prompt = index % size_t(generation.n) == 0;
+      if (!echoes.empty() && !stream_) choices_[index].text = echoes[index / size_t(generation.n)];
     }
     if (stream_) {
       start_stream();
-      for (size_t index = 0; index < scheduled.size(); ++index)
-        if (const auto opening = opening_choice(endpoint_, index)) {
-          json event = chunk();
-          event["choices"] = json::array({*opening});
-          queue_event(to_text(event));
-        }
+      for (size_t index = 0; index < scheduled.size(); ++index) {
+        std::optional<json> opening = opening_choice(endpoint_, index);
+        if (!opening && !echoes.empty())
+          opening = streamed_choice(endpoint_, index, echoes[index / size_t(generation.n)], std::nullopt);
+        if (!opening) continue;
+        json event = chunk();
+        event["choices"] = json::array({*opening});
+        queue_event(to_text(event));
+      }
     }
-    choices_.resize(scheduled.size());
     for (size_t index = 0; index < scheduled.size(); ++index) {
       auto self = shared_from_this();
       net::any_io_executor executor = socket_.get_executor();
@@ -303,7 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
   json usage() const {
     int prompt = 0, completion = 0;
     for (const Choice& choice : choices_) {
-      prompt += choice.prompt_tokens;
+      if (choice.counts_prompt) prompt += choice.prompt_tokens;
       completion += choice.completion_tokens;
     }
     return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};

@@ -126,11 +126,13 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
     if (!body.at("ignore_eos").is_boolean()) bad_field("ignore_eos", "ignore_eos must be a boolean");
     fields.ignore_eos = body.at("ignore_eos").get<bool>();
   }
-  if (given(body, "n") && integer_field(body, "n", 1, 128) != 1) bad_field("n", "n > 1 is not supported yet");
+  if (given(body, "n")) fields.n = int(integer_field(body, "n", 1, 128));
   if (given(body, "best_of") && integer_field(body, "best_of", 1, 128) != 1)
     bad_field("best_of", "best_of > 1 is not supported yet");
-  if (given(body, "echo") && (!body.at("echo").is_boolean() || body.at("echo").get<bool>()))
-    bad_field("echo", "echo is not supported yet");
+  if (given(body, "echo")) {
+    if (!body.at("echo").is_boolean()) bad_field("echo", "echo must be a boolean");
+    fields.echo = body.at("echo").get<bool>();
+  }
   // Completions' logprobs is a count, chat's a boolean: either way only "none" is served yet.
   if (given(body, "logprobs") && !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>()))
     bad_field("logprobs", "logprobs are not supported yet");

@@ -1,7 +1,7 @@
 // The request fields that completions and chat completions share, checked one by one against
 // OpenAI's API (names as the `openai` package's types): the model, the sampling settings, stop,
-// stream and stream_options, and the fields this server refuses by name rather than ignores (n > 1,
-// best_of, echo, logprobs, penalties, logit_bias). Every error is an ApiError (400) naming its field.
+// stream and stream_options, n, echo, and the fields this server refuses by name rather than ignores
+// (best_of, logprobs, penalties, logit_bias). Every error is an ApiError (400) naming its field.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,6 +26,8 @@ struct GenerationFields {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool ignore_eos = false;     // vLLM's extension: generate max_tokens whatever the model says
+  int n = 1;                   // choices per prompt
+  bool echo = false;           // the prompt's text opens each choice (completions)
 };
 
 // The body as a JSON object, or a 400.

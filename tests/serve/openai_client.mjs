@@ -82,6 +82,28 @@ await check("a seed repeats a sampled completion", async () => {
   assert.equal(first.choices[0].text, second.choices[0].text);
 });
 
+await check("n choices per prompt and echo, whole and streamed", async () => {
+  const greedy = await client.completions.create({ model, prompt: [prompts[0], prompts[1]], n: 2, echo: true,
+                                                   max_tokens: maxTokens, temperature: 0 });
+  assert.deepEqual(greedy.choices.map((c) => c.index), [0, 1, 2, 3]);
+  greedy.choices.forEach((choice, i) => {
+    const which = Math.floor(i / 2);
+    assert.equal(choice.text, prompts[which] + reference[which].text, `choice ${i}`);
+  });
+  // A prompt's tokens count once, however many choices it has.
+  assert.equal(greedy.usage.prompt_tokens, reference[0].prompt_ids.length + reference[1].prompt_ids.length);
+  assert.equal(greedy.usage.completion_tokens, 2 * (reference[0].output_ids.length + reference[1].output_ids.length));
+  const sampled = { model, prompt: prompts[7], n: 3, max_tokens: maxTokens, temperature: 1.0, seed: 11 };
+  const first = await client.completions.create(sampled);
+  const again = await client.completions.create(sampled);
+  assert.deepEqual(first.choices.map((c) => c.text), again.choices.map((c) => c.text));
+  assert.ok(new Set(first.choices.map((c) => c.text)).size > 1, "n samples of one prompt should differ");
+  const stream = await client.completions.create({ ...sampled, echo: true, stream: true });
+  const texts = ["", "", ""];
+  for await (const chunk of stream) for (const choice of chunk.choices) texts[choice.index] += choice.text;
+  assert.deepEqual(texts, first.choices.map((c) => prompts[7] + c.text));
+});
+
 async function expectError(kind, status, param, body, options = {}) {
   const target = options.client ?? client;
   await assert.rejects(() => target.completions.create(body), (error) => {

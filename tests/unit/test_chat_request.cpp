@@ -86,6 +86,7 @@ TEST(ChatRequest, BadFieldsAreNamed) {
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "max_completion_tokens": 0})"),
             std::make_pair(400, std::string("max_completion_tokens")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "logprobs": true})"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "echo": true})"), std::make_pair(400, std::string("echo")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "chat_template_kwargs": []})"),
             std::make_pair(400, std::string("chat_template_kwargs")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "response_format": {"type": "json_object"}})"),

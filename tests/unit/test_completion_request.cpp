@@ -38,7 +38,7 @@ TEST(CompletionRequest, DefaultsAreOpenAIs) {
 TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   const CompletionRequest request = parse(R"({"model": "kjv", "prompt": [[1, 2], "text", [3]], "max_tokens": 5,
       "temperature": 0, "top_p": 0.5, "top_k": -1, "seed": 42, "stop": ["a", "bc"], "stream": true,
-      "stream_options": {"include_usage": true}, "n": 1, "echo": false, "logprobs": null, "user": "ignored",
+      "stream_options": {"include_usage": true}, "n": 3, "echo": true, "logprobs": null, "user": "ignored",
       "ignore_eos": true})");
   ASSERT_EQ(request.prompts.size(), 3u);
   EXPECT_EQ(std::get<std::vector<int32_t>>(request.prompts[0]), (std::vector<int32_t>{1, 2}));
@@ -53,6 +53,8 @@ TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   EXPECT_TRUE(request.generation.stream);
   EXPECT_TRUE(request.generation.include_usage);
   EXPECT_TRUE(request.generation.ignore_eos);
+  EXPECT_EQ(request.generation.n, 3);
+  EXPECT_TRUE(request.generation.echo);
   EXPECT_EQ(std::get<std::vector<int32_t>>(parse(R"({"model": "kjv", "prompt": [7, 8]})").prompts[0]),
             (std::vector<int32_t>{7, 8}));
 }
@@ -77,8 +79,11 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "ignore_eos": 1})"), Expected(400, "ignore_eos"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream_options": {"include_usage": true}})"),
             Expected(400, "stream_options"));
-  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 2})"), Expected(400, "n"));
-  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "echo": true})"), Expected(400, "echo"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 0})"), Expected(400, "n"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 129})"), Expected(400, "n"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": ["a", "b", "c", "d", "e", "f", "g", "h", "i"], "n": 128})"),
+            Expected(400, "n"));  // 1,152 choices
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "echo": 1})"), Expected(400, "echo"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 2})"), Expected(400, "logprobs"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 0.5})"), Expected(400, "frequency_penalty"));
   EXPECT_EQ(refusal("{\"model\": \"kjv\", \"prompt\": \"a\xff\"}"), Expected(400, ""));  // the JSON parser refuses it

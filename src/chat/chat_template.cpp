@@ -26,7 +26,7 @@ std::optional<std::string> template_in_config(const ordered_json& config, const 
   if (value.is_string()) return value.get<std::string>();
   if (value.is_array()) {
     for (const ordered_json& named : value)
-      if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
+      if (named.is_object() && named.contains("name") && named.at("name") == "default" && named.contains("template") &&
           named.at("template").is_string())
         return named.at("template").get<std::string>();
     fail("{}: chat_template lists named templates but none named \"default\"", source);

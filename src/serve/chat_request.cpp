@@ -40,10 +40,9 @@ RequestJson tool_calls_of(const RequestJson& calls, const std::string& param) {
     if (!function.contains("name") || !function.at("name").is_string())
       bad_field(call_param + ".function.name", call_param + ".function.name must be a string");
     if (function.contains("arguments") && function.at("arguments").is_string()) {
-      const std::string text = function.at("arguments").get<std::string>();
-      RequestJson parsed = RequestJson::parse(text, nullptr, false);
-      if (parsed.is_discarded() || !parsed.is_object())
-        bad_field(call_param + ".function.arguments", call_param + ".function.arguments must be a JSON object");
+      const std::string arguments_param = call_param + ".function.arguments";
+      RequestJson parsed = parse_json(function.at("arguments").get<std::string>(), arguments_param);
+      if (!parsed.is_object()) bad_field(arguments_param, arguments_param + " must be a JSON object");
       function["arguments"] = std::move(parsed);
     }
   }
@@ -60,7 +59,7 @@ RequestJson messages_of(const RequestJson& messages) {
     if (!message.contains("role") || !message.at("role").is_string())
       bad_field(param + ".role", param + ".role must be a string");
     RequestJson copy = message;
-    copy["content"] = content_of(message.value("content", RequestJson()), param + ".content");
+    copy["content"] = content_of(message.contains("content") ? message.at("content") : RequestJson(), param + ".content");
     if (given(message, "tool_calls")) copy["tool_calls"] = tool_calls_of(message.at("tool_calls"), param + ".tool_calls");
     converted.push_back(std::move(copy));
   }
@@ -103,7 +102,8 @@ ChatRequest parse_chat_request(std::string_view text, const std::string& served_
     request.template_kwargs = body.at("chat_template_kwargs");
   }
   if (given(body, "response_format") &&
-      !(body.at("response_format").is_object() && body.at("response_format").value("type", "") == "text"))
+      !(body.at("response_format").is_object() && body.at("response_format").contains("type") &&
+        body.at("response_format").at("type") == "text"))
     bad_field("response_format", "response_format: only {\"type\": \"text\"} is supported");
   request.generation = parse_generation_fields(body, {"max_tokens", "max_completion_tokens"});
   if (request.generation.echo) bad_field("echo", "echo is a completions field: a chat reply does not repeat the messages");

@@ -1,5 +1,7 @@
 #include "serve/request_fields.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <limits>
 
@@ -59,13 +61,32 @@ void check_utf8_throughout(const RequestJson& value, const std::string& param) {
   }
 }
 
-RequestJson parse_body(std::string_view text) {
-  RequestJson body;
+RequestJson parse_json(std::string_view text, const std::string& param) {
+  // Checked while parsing, before anything walks the tree: code that recurses over it (UTF-8
+  // checks, copies, the template's values) must not run out of stack, and an ordered object's
+  // linear key lookup must not turn a body of many keys into seconds on the connections' thread.
+  std::vector<size_t> keys_of_open_objects;
+  auto bounded = [&](int depth, RequestJson::parse_event_t event, RequestJson&) {
+    if (depth > kMaxJsonDepth)
+      bad_field(param, fmt::format("{} nests deeper than {} levels", param.empty() ? "the body" : param, kMaxJsonDepth));
+    if (event == RequestJson::parse_event_t::object_start) {
+      keys_of_open_objects.push_back(0);
+    } else if (event == RequestJson::parse_event_t::object_end) {
+      keys_of_open_objects.pop_back();
+    } else if (event == RequestJson::parse_event_t::key && ++keys_of_open_objects.back() > kMaxJsonKeys) {
+      bad_field(param, fmt::format("an object in {} has more than {} keys", param.empty() ? "the body" : param, kMaxJsonKeys));
+    }
+    return true;
+  };
   try {
-    body = RequestJson::parse(text);
+    return RequestJson::parse(text, bounded);
   } catch (const RequestJson::exception& error) {  // a syntax error, or a number too large to hold
-    bad_field("", std::string("the body is not valid JSON: ") + error.what());
+    bad_field(param, fmt::format("{} is not valid JSON: {}", param.empty() ? "the body" : param, error.what()));
   }
+}
+
+RequestJson parse_body(std::string_view text) {
+  RequestJson body = parse_json(text, "");
   if (!body.is_object()) bad_field("", "the body must be a JSON object");
   return body;
 }

@@ -30,6 +30,12 @@ struct GenerationFields {
   bool echo = false;           // the prompt's text opens each choice (completions)
 };
 
+// Bounds on a request's JSON, checked while it is parsed.
+inline constexpr int kMaxJsonDepth = 64;
+inline constexpr size_t kMaxJsonKeys = 512;  // per object
+
+// JSON text within those bounds, or a 400 naming `param` ("" for the body).
+RequestJson parse_json(std::string_view text, const std::string& param);
 // The body as a JSON object, or a 400.
 RequestJson parse_body(std::string_view text);
 // 400 unless `model` names the served model.

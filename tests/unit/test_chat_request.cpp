@@ -92,6 +92,19 @@ TEST(ChatRequest, BadFieldsAreNamed) {
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "response_format": {"type": "json_object"}})"),
             std::make_pair(400, std::string("response_format")));
   EXPECT_EQ(refusal("{\"model\": \"kjv\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\"}]}").first, 400);
+  // Bounds checked while parsing: deep nesting (here and in tool-call arguments) and wide objects.
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"role": "user", "content": "x", "extra": )" + deep + "}]}").first, 400);
+  const std::string deep_arguments = std::string(20000, '[') + std::string(20000, ']');
+  EXPECT_EQ(refusal(R"({"model": "kjv", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": ")" +
+                    deep_arguments + R"("}}]}]})"),
+            std::make_pair(400, std::string("messages[0].tool_calls[0].function.arguments")));
+  std::string wide = "{";
+  for (int k = 0; k < 600; ++k) wide += (k ? ",\"k" : "\"k") + std::to_string(k) + "\": 0";
+  wide += "}";
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "chat_template_kwargs": )" + wide + "}").first, 400);
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "response_format": {"type": 5}})"),
+            std::make_pair(400, std::string("response_format")));
 }
 
 }  // namespace

@@ -168,9 +168,7 @@ Value apply_filter(std::string_view name, const Value& operand, const CallArgume
       style.item_separator = expect_string(separators.as_array()[0], "tojson()'s item separator");
       style.key_separator = expect_string(separators.as_array()[1], "tojson()'s key separator");
     }
-    std::string json = operand.to_json(style);
-    check_string_size(json.size(), "tojson");
-    return done(Value(std::move(json)));
+    return done(Value(operand.to_json(style)));
   }
   if (name == "join") {
     const std::string separator = reader.take("d", Value(std::string())).to_output();
@@ -206,7 +204,9 @@ Value apply_filter(std::string_view name, const Value& operand, const CallArgume
     if (operand.is_array()) return done(operand);
     Array items;
     if (operand.is_string()) {
-      for (char32_t point : text::code_points(operand.as_string())) items.emplace_back(text::from_code_points({point}));
+      const std::vector<char32_t> points = text::code_points(operand.as_string());
+      check_array_size(points.size(), "the list filter");
+      for (char32_t point : points) items.emplace_back(text::from_code_points({point}));
     } else if (operand.is_object()) {
       for (const auto& entry : operand.as_object().entries()) items.emplace_back(entry.first);
     } else {
@@ -251,17 +251,18 @@ Value apply_filter(std::string_view name, const Value& operand, const CallArgume
     const std::string& old = expect_string(reader.take("old"), "replace()'s old");
     const std::string& replacement = expect_string(reader.take("new"), "replace()'s new");
     const Value count = reader.take("count");
-    std::string replaced = text::replace(operand.to_output(), old, replacement,
-                                         count.is_undefined() || count.is_none() ? -1 : expect_integer(count, "replace()'s count"));
-    check_string_size(replaced.size(), "replace");
-    return done(Value(std::move(replaced)));
+    return done(Value(text::replace(operand.to_output(), old, replacement,
+                                    count.is_undefined() || count.is_none() ? -1 : expect_integer(count, "replace()'s count"))));
   }
   // As JS's parseInt / parseFloat: the longest number at the start ("12abc" is 12, "3.9"|int is 3).
   if (name == "int") {
     const Value fallback = reader.take("default", Value(0));
     if (operand.is_integer()) return done(operand);
     if (operand.is_bool()) return done(Value(int64_t(operand.as_bool())));
-    if (operand.is_float()) return done(std::isfinite(operand.as_number()) ? Value(int64_t(operand.as_number())) : fallback);
+    if (operand.is_float()) {
+      const double number = operand.as_number();
+      return done(number > -9.2e18 && number < 9.2e18 ? Value(int64_t(number)) : fallback);
+    }
     if (operand.is_string()) {
       const std::string trimmed = text::strip(operand.as_string(), true, false);
       errno = 0;

@@ -1,5 +1,6 @@
 #include "chat/jinja/globals.h"
 
+#include <cmath>
 #include <ctime>
 
 #include "chat/jinja/arguments.h"
@@ -22,11 +23,14 @@ Value range(const CallArguments& arguments) {
     if (given.size() == 3) step = expect_integer(given[2], "range()'s step");
   }
   if (step == 0) fail("range() step must not be zero");
-  const long double count = step > 0 ? (stop > start ? ((long double)stop - start + step - 1) / step : 0)
-                                     : (stop < start ? ((long double)start - stop - step - 1) / -step : 0);
+  // In long double (64-bit mantissa): exact for any int64 bounds, and no negation overflows.
+  const long double span = step > 0 ? (long double)stop - start : (long double)start - stop;
+  const long double stride = step > 0 ? (long double)step : -(long double)step;
+  const long double count = span <= 0 ? 0 : std::floor((span - 1) / stride) + 1;
   check_array_size(size_t(std::min<long double>(count, (long double)kMaxArrayItems + 1)), "range()");
+  // Counted, not stepped to the end: the last step may overflow past INT64_MAX.
   Array numbers;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) numbers.emplace_back(i);
+  for (int64_t k = 0; k < int64_t(count); ++k) numbers.emplace_back(int64_t((long double)start + (long double)k * step));
   return Value(std::move(numbers));
 }
 

@@ -1,5 +1,6 @@
 #include "chat/jinja/interpreter.h"
 
+#include <chrono>
 #include <cmath>
 #include <deque>
 
@@ -19,6 +20,8 @@ namespace {
 class Scope {
  public:
   explicit Scope(Scope* parent) : parent_(parent) {}
+  // A macro or caller() made here may run after the block that made it: the scope then stays.
+  bool captured = false;
   const Value* find(const std::string& name) const {
     for (const Scope* scope = this; scope != nullptr; scope = scope->parent_)
       if (const Value* value = scope->variables_.find(name)) return value;
@@ -58,9 +61,32 @@ class Interpreter {
   }
 
  private:
-  // Scopes live until the render ends, so a macro or caller() that outlives the block it was made in
-  // never points at a freed scope.
+  // Scopes are made and released in stack order. One that a macro or caller() captured is kept
+  // until the render ends (and so are the scopes below it), so a callable that outlives its block
+  // never points at a freed scope; the others are freed when their block ends.
   Scope& new_scope(Scope* parent) { return scopes_.emplace_back(parent); }
+  void release(Scope& scope) {
+    if (!scope.captured && &scopes_.back() == &scope) scopes_.pop_back();
+  }
+  template <typename Work>
+  auto in_new_scope(Scope& parent, Work&& work) {
+    Scope& scope = new_scope(&parent);
+    struct Release {
+      Interpreter& interpreter;
+      Scope& scope;
+      ~Release() { interpreter.release(scope); }
+    } release{*this, scope};
+    return work(scope);
+  }
+
+  struct CallDepth {
+    explicit CallDepth(Interpreter& interpreter) : interpreter_(interpreter) {
+      if (interpreter_.call_depth_ >= kMaxCallDepth) fail("macro calls nest deeper than {}", kMaxCallDepth);
+      ++interpreter_.call_depth_;
+    }
+    ~CallDepth() { --interpreter_.call_depth_; }
+    Interpreter& interpreter_;
+  };
 
   void at(int line, int column) {
     line_ = line;
@@ -69,6 +95,9 @@ class Interpreter {
 
   void step() {
     if (++steps_ > kMaxSteps) fail("the template runs more than {} loop iterations and macro calls", kMaxSteps);
+    if (steps_ % 1024 == 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() > kMaxRenderSeconds)
+      fail("the template runs longer than {} s", kMaxRenderSeconds);
   }
 
   static void append(std::string& out, std::string_view text) {
@@ -105,7 +134,9 @@ class Interpreter {
     if (iterable.is_object()) {
       for (const auto& [key, value] : iterable.as_object().entries()) items.emplace_back(key);
     } else if (iterable.is_string()) {
-      for (char32_t point : text::code_points(iterable.as_string())) items.emplace_back(text::from_code_points({point}));
+      const std::vector<char32_t> points = text::code_points(iterable.as_string());
+      check_array_size(points.size(), "a loop over a string");
+      for (char32_t point : points) items.emplace_back(text::from_code_points({point}));
     } else {
       fail("cannot loop over {}", iterable.type_name());
     }
@@ -128,9 +159,11 @@ class Interpreter {
       Array kept;
       for (const Value& item : items) {
         step();
-        Scope& test_scope = new_scope(&scope);
-        bind_targets(test_scope, node.targets, item);
-        if (evaluate(*node.condition, test_scope).truthy()) kept.push_back(item);
+        const bool keep = in_new_scope(scope, [&](Scope& test_scope) {
+          bind_targets(test_scope, node.targets, item);
+          return evaluate(*node.condition, test_scope).truthy();
+        });
+        if (keep) kept.push_back(item);
       }
       items = std::move(kept);
     }
@@ -138,24 +171,25 @@ class Interpreter {
     const int64_t length = int64_t(items.size());
     for (int64_t i = 0; i < length; ++i) {
       step();
-      Scope& iteration = new_scope(&scope);
-      bind_targets(iteration, node.targets, items[size_t(i)]);
-      Object loop;
-      loop.set("index", Value(i + 1));
-      loop.set("index0", Value(i));
-      loop.set("revindex", Value(length - i));
-      loop.set("revindex0", Value(length - i - 1));
-      loop.set("first", Value(i == 0));
-      loop.set("last", Value(i == length - 1));
-      loop.set("length", Value(length));
-      loop.set("previtem", i > 0 ? items[size_t(i - 1)] : Value());
-      loop.set("nextitem", i + 1 < length ? items[size_t(i + 1)] : Value());
-      loop.set("cycle", Value(Callable([i](const CallArguments& arguments) {
-                 if (arguments.positional.empty()) fail("loop.cycle() needs at least one value");
-                 return arguments.positional[size_t(i) % arguments.positional.size()];
-               })));
-      iteration.set("loop", Value(std::move(loop)));
-      const Flow flow = execute(node.body, iteration, out);
+      const Flow flow = in_new_scope(scope, [&](Scope& iteration) {
+        bind_targets(iteration, node.targets, items[size_t(i)]);
+        Object loop;
+        loop.set("index", Value(i + 1));
+        loop.set("index0", Value(i));
+        loop.set("revindex", Value(length - i));
+        loop.set("revindex0", Value(length - i - 1));
+        loop.set("first", Value(i == 0));
+        loop.set("last", Value(i == length - 1));
+        loop.set("length", Value(length));
+        loop.set("previtem", i > 0 ? items[size_t(i - 1)] : Value());
+        loop.set("nextitem", i + 1 < length ? items[size_t(i + 1)] : Value());
+        loop.set("cycle", Value(Callable([i](const CallArguments& arguments) {
+                   if (arguments.positional.empty()) fail("loop.cycle() needs at least one value");
+                   return arguments.positional[size_t(i) % arguments.positional.size()];
+                 })));
+        iteration.set("loop", Value(std::move(loop)));
+        return execute(node.body, iteration, out);
+      });
       if (flow == Flow::Break) break;
     }
     return Flow::Normal;
@@ -167,7 +201,7 @@ class Interpreter {
       value = evaluate(*node.value, scope);
     } else {
       std::string block;
-      execute(node.body, new_scope(&scope), block);
+      in_new_scope(scope, [&](Scope& inner) { return execute(node.body, inner, block); });
       value = Value(std::move(block));
     }
     const Expression& target = *node.target;
@@ -195,6 +229,7 @@ class Interpreter {
   }
 
   Flow run_statement(const Macro& node, Scope& scope, std::string&) {
+    scope.captured = true;
     scope.set(node.name, Value(make_macro(node, scope)));
     return Flow::Normal;
   }
@@ -202,31 +237,30 @@ class Interpreter {
   Callable make_macro(const Macro& node, Scope& defined_in) {
     return [this, &node, &defined_in](const CallArguments& arguments) -> Value {
       step();
-      if (call_depth_ >= kMaxCallDepth) fail("macro calls nest deeper than {}", kMaxCallDepth);
-      Scope& scope = new_scope(&defined_in);
-      if (arguments.positional.size() > node.parameters.size())
-        fail("macro {}() takes {} argument(s), got {}", node.name, node.parameters.size(), arguments.positional.size());
-      for (size_t i = 0; i < node.parameters.size(); ++i) {
-        const auto& [name, fallback] = node.parameters[i];
-        if (i < arguments.positional.size())
-          scope.set(name, arguments.positional[i]);
-        else
-          scope.set(name, fallback ? evaluate(*fallback, scope) : Value());
-      }
-      for (const auto& keyword : arguments.keyword) {
-        const std::string& name = keyword.first;
-        const bool known = name == "caller" || std::any_of(node.parameters.begin(), node.parameters.end(),
-                                                           [&](const auto& parameter) { return parameter.first == name; });
-        if (!known) fail("macro {}() got an unexpected keyword argument '{}'", node.name, name);
-        scope.set(name, keyword.second);
-      }
-      std::string out;
-      ++call_depth_;
-      const int line = line_, column = column_;
-      execute(node.body, scope, out);
-      at(line, column);
-      --call_depth_;
-      return Value(std::move(out));
+      const CallDepth depth(*this);
+      return in_new_scope(defined_in, [&](Scope& scope) {
+        if (arguments.positional.size() > node.parameters.size())
+          fail("macro {}() takes {} argument(s), got {}", node.name, node.parameters.size(), arguments.positional.size());
+        for (size_t i = 0; i < node.parameters.size(); ++i) {
+          const auto& [name, fallback] = node.parameters[i];
+          if (i < arguments.positional.size())
+            scope.set(name, arguments.positional[i]);
+          else
+            scope.set(name, fallback ? evaluate(*fallback, scope) : Value());
+        }
+        for (const auto& keyword : arguments.keyword) {
+          const std::string& name = keyword.first;
+          const bool known = name == "caller" || std::any_of(node.parameters.begin(), node.parameters.end(),
+                                                             [&](const auto& parameter) { return parameter.first == name; });
+          if (!known) fail("macro {}() got an unexpected keyword argument '{}'", node.name, name);
+          scope.set(name, keyword.second);
+        }
+        std::string out;
+        const int line = line_, column = column_;
+        execute(node.body, scope, out);
+        at(line, column);
+        return Value(std::move(out));
+      });
     };
   }
 
@@ -236,9 +270,12 @@ class Interpreter {
     if (!callee.is_callable()) fail("{{% call %}} needs a macro, got {}", callee.type_name());
     CallArguments arguments = evaluate_arguments(call.arguments, scope);
     const Body* body = &node.body;
+    scope.captured = true;
     arguments.keyword.emplace_back("caller", Value(Callable([this, body, &scope](const CallArguments&) -> Value {
+                                     step();
+                                     const CallDepth depth(*this);
                                      std::string rendered;
-                                     execute(*body, new_scope(&scope), rendered);
+                                     in_new_scope(scope, [&](Scope& inner) { return execute(*body, inner, rendered); });
                                      return Value(std::move(rendered));
                                    })));
     append(out, callee.as_callable()(arguments).to_output());
@@ -247,7 +284,7 @@ class Interpreter {
 
   Flow run_statement(const FilterBlock& node, Scope& scope, std::string& out) {
     std::string block;
-    execute(node.body, new_scope(&scope), block);
+    in_new_scope(scope, [&](Scope& inner) { return execute(node.body, inner, block); });
     append(out, apply_filter(node.name, Value(std::move(block)), evaluate_arguments(node.arguments, scope)).to_output());
     return Flow::Normal;
   }
@@ -338,6 +375,7 @@ class Interpreter {
     if (node.op == "not") return Value(!operand.truthy());
     if (operand.is_bool() || operand.is_integer()) {
       const int64_t number = expect_integer(operand, "an operand of unary -");
+      if (node.op == "-" && number == INT64_MIN) fail("-({}) overflows a 64-bit integer", number);
       return Value(node.op == "-" ? -number : number);
     }
     if (!operand.is_float()) fail("bad operand type for unary {}: {}", node.op, operand.type_name());
@@ -357,6 +395,7 @@ class Interpreter {
     return node.otherwise ? evaluate(*node.otherwise, scope) : Value();
   }
 
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::deque<Scope> scopes_;
   Scope* root_ = nullptr;
   int64_t steps_ = 0;

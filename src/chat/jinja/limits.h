@@ -9,8 +9,10 @@ namespace shardlm::jinja {
 
 inline constexpr size_t kMaxStringBytes = size_t(16) << 20;  // any one string, the output included
 inline constexpr size_t kMaxArrayItems = size_t(1) << 20;    // any one array, range() included
-inline constexpr int64_t kMaxSteps = int64_t(1) << 22;       // loop iterations and macro calls, all told
+inline constexpr int64_t kMaxSteps = int64_t(1) << 20;       // loop iterations and macro calls, all told
 inline constexpr int kMaxCallDepth = 32;                     // nested macro calls
+inline constexpr int kMaxNesting = 256;                      // lists and objects within each other
+inline constexpr double kMaxRenderSeconds = 2.0;             // a render's wall-clock time
 
 // Throws Error when a string or array built by `what` is over its bound.
 void check_string_size(size_t bytes, const char* what);

@@ -1,5 +1,7 @@
 #include "chat/jinja/members.h"
 
+#include <cmath>
+
 #include "chat/jinja/arguments.h"
 #include "chat/jinja/limits.h"
 #include "chat/jinja/text.h"
@@ -62,9 +64,7 @@ Value string_method(const std::string& text, const std::string& name) {
       const std::string& old = expect_string(reader.take("old"), "replace()'s old");
       const std::string& replacement = expect_string(reader.take("new"), "replace()'s new");
       const int64_t count = expect_integer(reader.take("count", Value(-1)), "replace()'s count");
-      std::string replaced = text::replace(text, old, replacement, count);
-      check_string_size(replaced.size(), "replace()");
-      return Value(std::move(replaced));
+      return Value(text::replace(text, old, replacement, count));
     });
   if (name == "find")
     return method([text](ArgumentReader& reader) {
@@ -143,7 +143,7 @@ Value member(const Value& object, const std::string& name) {
 }
 
 Value subscript(const Value& object, const Value& key) {
-  if (object.is_undefined() || object.is_none()) fail("cannot index {} with {}", object.type_name(), key.to_output());
+  if (object.is_undefined() || object.is_none()) fail("cannot index {} with a {}", object.type_name(), key.type_name());
   if (object.is_array()) {
     if (!key.is_integer()) fail("a list index must be an integer, got {}", key.type_name());
     const auto index = index_into(key.as_integer(), object.as_array().size());
@@ -180,8 +180,14 @@ std::vector<size_t> slice_positions(size_t size, std::optional<int64_t> start, s
   };
   const int64_t first = clamp(start, stride > 0 ? 0 : n - 1);
   const int64_t last = clamp(stop, stride > 0 ? n : -1);
+  // Counted first: stepping by a huge stride must not overflow past the end.
+  // In long double (64-bit mantissa), exact for int64 values, so no step or negation overflows.
+  const long double span = stride > 0 ? (long double)last - first : (long double)first - last;
+  const long double magnitude = stride > 0 ? (long double)stride : -(long double)stride;
+  const int64_t count = span <= 0 ? 0 : int64_t(std::floor((span - 1) / magnitude) + 1);  // at most the length
   std::vector<size_t> positions;
-  for (int64_t i = first; stride > 0 ? i < last : i > last; i += stride) positions.push_back(size_t(i));
+  for (int64_t k = 0; k < count; ++k)
+    positions.push_back(size_t((long double)first + (stride > 0 ? 1.0L : -1.0L) * (long double)k * magnitude));
   return positions;
 }
 

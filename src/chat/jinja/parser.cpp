@@ -1,5 +1,7 @@
 #include "chat/jinja/parser.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <set>
 
@@ -8,8 +10,9 @@
 namespace shardlm::jinja {
 namespace {
 
-// Deeper nesting than any template needs; a bound keeps hostile input off the end of the stack.
-constexpr int kMaxDepth = 256;
+// Deeper nesting than any template needs (each precedence level of an expression counts one); a
+// bound keeps hostile input off the end of the stack.
+constexpr int kMaxDepth = 1024;
 
 class Parser {
  public:
@@ -72,11 +75,16 @@ class Parser {
   }
 
   struct DepthGuard {
-    explicit DepthGuard(Parser& parser) : parser_(parser) {
+    explicit DepthGuard(Parser& parser) : parser_(parser) { deeper(); }
+    // Each link of a chain (a + b + c, x|f|g, a.b.c, elif) nests the tree one level more, though
+    // a loop builds it: count it too, as the evaluation and the tree's destruction recurse.
+    void deeper() {
+      ++links_;
       if (++parser_.depth_ > kMaxDepth) parser_.error("the template nests deeper than " + std::to_string(kMaxDepth));
     }
-    ~DepthGuard() { --parser_.depth_; }
+    ~DepthGuard() { parser_.depth_ -= links_; }
     Parser& parser_;
+    int links_ = 0;
   };
 
   template <typename Node>
@@ -165,6 +173,7 @@ class Parser {
   }
 
   If parse_if() {
+    DepthGuard guard(*this);  // an elif is an If inside the last one
     If node;
     node.condition = parse_expression();
     close_tag();
@@ -321,8 +330,10 @@ class Parser {
   }
 
   ExpressionPtr parse_or() {
+    DepthGuard guard(*this);
     ExpressionPtr left = parse_and();
     while (is_keyword("or")) {
+      guard.deeper();
       const Token at = current();
       advance();
       left = expression(Binary{"or", std::move(left), parse_and()}, at);
@@ -331,8 +342,10 @@ class Parser {
   }
 
   ExpressionPtr parse_and() {
+    DepthGuard guard(*this);
     ExpressionPtr left = parse_not();
     while (is_keyword("and")) {
+      guard.deeper();
       const Token at = current();
       advance();
       left = expression(Binary{"and", std::move(left), parse_not()}, at);
@@ -351,7 +364,9 @@ class Parser {
   ExpressionPtr parse_comparison() {
     ExpressionPtr left = parse_additive();
     static const std::set<std::string, std::less<>> kComparisons = {"==", "!=", "<", ">", "<=", ">="};
+    DepthGuard guard(*this);
     while (true) {
+      guard.deeper();
       const Token at = current();
       std::string op;
       if (current().kind == TokenKind::Operator && kComparisons.contains(current().text)) {
@@ -372,8 +387,10 @@ class Parser {
   }
 
   ExpressionPtr parse_additive() {
+    DepthGuard guard(*this);
     ExpressionPtr left = parse_multiplicative();
     while (is_operator("+") || is_operator("-") || is_operator("~")) {
+      guard.deeper();
       const Token at = current();
       advance();
       left = expression(Binary{at.text, std::move(left), parse_multiplicative()}, at);
@@ -382,8 +399,10 @@ class Parser {
   }
 
   ExpressionPtr parse_multiplicative() {
+    DepthGuard guard(*this);
     ExpressionPtr left = parse_test();
     while (is_operator("*") || is_operator("/") || is_operator("//") || is_operator("%") || is_operator("**")) {
+      guard.deeper();
       const Token at = current();
       advance();
       left = expression(Binary{at.text, std::move(left), parse_test()}, at);
@@ -400,8 +419,10 @@ class Parser {
   }
 
   ExpressionPtr parse_test() {
+    DepthGuard guard(*this);
     ExpressionPtr operand = parse_filter();
     while (is_keyword("is")) {
+      guard.deeper();
       const Token at = current();
       advance();
       TestApplication node;
@@ -423,8 +444,10 @@ class Parser {
   }
 
   ExpressionPtr parse_filter() {
+    DepthGuard guard(*this);
     ExpressionPtr operand = parse_unary();
     while (is_operator("|")) {
+      guard.deeper();
       const Token at = current();
       advance();
       FilterApplication node;
@@ -458,8 +481,10 @@ class Parser {
   }
 
   ExpressionPtr parse_postfix() {
+    DepthGuard guard(*this);
     ExpressionPtr operand = parse_primary();
     while (true) {
+      guard.deeper();
       const Token at = current();
       if (is_operator(".")) {
         advance();
@@ -516,9 +541,12 @@ class Parser {
           fail("chat template: line {} column {}: the integer {} is too large", at.line, at.column, at.text);
         }
       }
-      case TokenKind::Float:
+      case TokenKind::Float: {
         advance();
-        return expression(Literal{Value(std::stod(at.text))}, at);
+        const double number = std::strtod(at.text.c_str(), nullptr);
+        if (!std::isfinite(number)) fail("chat template: line {} column {}: the number {} is too large", at.line, at.column, at.text);
+        return expression(Literal{Value(number)}, at);
+      }
       case TokenKind::Identifier: {
         advance();
         if (at.text == "true" || at.text == "True") return expression(Literal{Value(true)}, at);

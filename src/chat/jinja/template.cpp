@@ -16,8 +16,12 @@ Template::Template(std::string_view source) {
 
 std::string Template::render(const nlohmann::ordered_json& context) const {
   if (!context.is_object()) fail("chat template: the render context must be a JSON object");
-  const Value variables = Value::from_json(context);
-  return jinja::render(body_, variables.as_object());
+  try {
+    const Value variables = Value::from_json(context);
+    return jinja::render(body_, variables.as_object());
+  } catch (const std::bad_alloc&) {
+    fail("chat template: the render ran out of memory");
+  }
 }
 
 }  // namespace shardlm::jinja

@@ -4,6 +4,7 @@
 
 #include <utf8proc.h>
 
+#include "chat/jinja/limits.h"
 #include "core/error.h"
 #include "tokenizer/utf8.h"
 
@@ -102,6 +103,7 @@ std::vector<std::string> split(std::string_view text, const std::optional<std::s
       if (i == points.size()) break;
       size_t end = i;
       while (end < points.size() && !is_space(points[end])) ++end;
+      check_array_size(words.size() + 1, "split");
       words.emplace_back(i, end);
       i = end;
     }
@@ -130,6 +132,7 @@ std::vector<std::string> split(std::string_view text, const std::optional<std::s
     while (max_split < 0 || int64_t(parts.size()) < max_split) {
       const size_t found = text.find(sep, start);
       if (found == std::string_view::npos) break;
+      check_array_size(parts.size() + 1, "split");
       parts.emplace_back(text.substr(start, found - start));
       start = found + sep.size();
     }
@@ -142,6 +145,7 @@ std::vector<std::string> split(std::string_view text, const std::optional<std::s
     if (end < sep.size()) break;
     const size_t found = text.rfind(sep, end - sep.size());
     if (found == std::string_view::npos) break;
+    check_array_size(reversed.size() + 1, "rsplit");
     reversed.emplace_back(text.substr(found + sep.size(), end - found - sep.size()));
     end = found;
   }
@@ -150,6 +154,17 @@ std::vector<std::string> split(std::string_view text, const std::optional<std::s
 }
 
 std::string replace(std::string_view text, std::string_view old, std::string_view replacement, int64_t count) {
+  // Sized before it is built: a replacement of every character by a long string is huge.
+  size_t occurrences = 0;
+  if (old.empty()) {
+    occurrences = length(text) + 1;
+  } else {
+    for (size_t at = text.find(old); at != std::string_view::npos; at = text.find(old, at + old.size())) ++occurrences;
+  }
+  if (count >= 0) occurrences = std::min(occurrences, size_t(count));
+  const long double bytes =
+      (long double)text.size() + (long double)occurrences * ((long double)replacement.size() - (long double)old.size());
+  if (bytes > (long double)kMaxStringBytes) check_string_size(kMaxStringBytes + 1, "replace");
   std::string out;
   if (old.empty()) {
     // Python inserts the replacement before every character and at the end.

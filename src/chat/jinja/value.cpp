@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "chat/jinja/limits.h"
 #include "core/error.h"
 #include "tokenizer/utf8.h"
 
@@ -25,6 +26,32 @@ void Object::set(const std::string& key, Value value) {
       return;
     }
   entries_.emplace_back(key, std::move(value));
+}
+
+namespace {
+
+int nesting_of(const Value& child) { return child.is_array() || child.is_object() ? child.nesting() : 0; }
+
+void check_nesting(int nesting) {
+  if (nesting > kMaxNesting) fail("lists and objects nest deeper than {} levels", kMaxNesting);
+}
+
+}  // namespace
+
+Value::Value(Array a) {
+  int deepest = 0;
+  for (const Value& item : a) deepest = std::max(deepest, nesting_of(item));
+  check_nesting(deepest + 1);
+  nesting_ = deepest + 1;
+  data_ = std::make_shared<const Array>(std::move(a));
+}
+
+Value::Value(Object o) {
+  int deepest = 0;
+  for (const auto& entry : o.entries()) deepest = std::max(deepest, nesting_of(entry.second));
+  check_nesting(deepest + 1);
+  nesting_ = deepest + 1;
+  data_ = std::make_shared<const Object>(std::move(o));
 }
 
 Value Value::from_json(const nlohmann::ordered_json& json) {
@@ -141,6 +168,7 @@ void append_json_string(std::string& out, const std::string& text, bool ensure_a
     }
   }
   out += '"';
+  check_string_size(out.size(), "tojson");
 }
 
 void append_json(std::string& out, const Value& value, const JsonStyle& style, int depth) {
@@ -158,7 +186,8 @@ void append_json(std::string& out, const Value& value, const JsonStyle& style, i
   } else if (value.is_array() ? value.as_array().empty() : value.is_object() && value.as_object().entries().empty()) {
     out += value.is_array() ? "[]" : "{}";
   } else if (value.is_array() || value.is_object()) {
-    const std::string base = "\n" + std::string(size_t(indent) * size_t(depth), ' ');
+    std::string base(size_t(indent) * size_t(depth) + 1, ' ');
+    base[0] = '\n';
     const std::string child = base + std::string(size_t(indent), ' ');
     const bool array = value.is_array();
     out += array ? '[' : '{';
@@ -233,6 +262,7 @@ std::string joined_items(const Array& items) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) text += ',';
     text += item_text(items[i]);
+    check_string_size(text.size(), "a list written as text");
   }
   return text;
 }
@@ -258,6 +288,7 @@ std::string js_join(const Array& items, const std::string& separator) {
     if (i > 0) text += separator;
     const Value& item = items[i];
     if (!item.is_undefined() && !item.is_none()) text += item.to_js_string();
+    check_string_size(text.size(), "join");
   }
   return text;
 }

@@ -1,7 +1,8 @@
 // The values a template computes with, as @huggingface/jinja holds them: undefined, none, booleans,
 // integers, floats, strings, arrays, objects (keys kept in insertion order, as Python dicts and JS
-// Maps keep them) and callables (built-in functions, macros, bound methods). Arrays and objects are
-// shared and never changed in place, so copying a value is cheap.
+// Maps keep them) and callables (built-in functions, macros, bound methods). Strings, arrays and
+// objects are shared and never changed in place, so copying a value is cheap (a list of copies of
+// one long string holds it once). Containers nest at most kMaxNesting deep.
 #pragma once
 
 #include <cstdint>
@@ -57,10 +58,12 @@ class Value {
   Value(int64_t i) : data_(i) {}
   Value(int i) : data_(int64_t(i)) {}
   Value(double d) : data_(d) {}
-  Value(std::string s) : data_(std::move(s)) {}
-  Value(const char* s) : data_(std::string(s)) {}
-  Value(Array a) : data_(std::make_shared<const Array>(std::move(a))) {}
-  Value(Object o) : data_(std::make_shared<const Object>(std::move(o))) {}
+  Value(std::string s) : data_(std::make_shared<const std::string>(std::move(s))) {}
+  Value(const char* s) : data_(std::make_shared<const std::string>(s)) {}
+  // Throw Error when the container would nest deeper than kMaxNesting (its values are destroyed,
+  // written out and compared recursively).
+  Value(Array a);
+  Value(Object o);
   Value(Callable c) : data_(std::make_shared<const Callable>(std::move(c))) {}
 
   // From JSON as a chat request carries it, as it reaches @huggingface/jinja through JS: a number
@@ -74,15 +77,16 @@ class Value {
   bool is_integer() const { return std::holds_alternative<int64_t>(data_); }
   bool is_float() const { return std::holds_alternative<double>(data_); }
   bool is_number() const { return is_integer() || is_float(); }
-  bool is_string() const { return std::holds_alternative<std::string>(data_); }
+  bool is_string() const { return std::holds_alternative<std::shared_ptr<const std::string>>(data_); }
   bool is_array() const { return std::holds_alternative<std::shared_ptr<const Array>>(data_); }
   bool is_object() const { return std::holds_alternative<std::shared_ptr<const Object>>(data_); }
   bool is_callable() const { return std::holds_alternative<std::shared_ptr<const Callable>>(data_); }
+  int nesting() const { return nesting_; }
 
   bool as_bool() const { return std::get<bool>(data_); }
   int64_t as_integer() const { return std::get<int64_t>(data_); }
   double as_number() const { return is_integer() ? double(as_integer()) : std::get<double>(data_); }
-  const std::string& as_string() const { return std::get<std::string>(data_); }
+  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(data_); }
   const Array& as_array() const { return *std::get<std::shared_ptr<const Array>>(data_); }
   const Object& as_object() const { return *std::get<std::shared_ptr<const Object>>(data_); }
   const Callable& as_callable() const { return *std::get<std::shared_ptr<const Callable>>(data_); }
@@ -104,7 +108,8 @@ class Value {
   bool same_container(const Value& other) const;
 
  private:
-  std::variant<Undefined, None, bool, int64_t, double, std::string, std::shared_ptr<const Array>,
+  int nesting_ = 0;  // containers inside this one, plus one; 0 for a scalar
+  std::variant<Undefined, None, bool, int64_t, double, std::shared_ptr<const std::string>, std::shared_ptr<const Array>,
                std::shared_ptr<const Object>, std::shared_ptr<const Callable>>
       data_;
 };

@@ -303,6 +303,11 @@ TEST(Planner, ActivationsAreReservedOncePerComputingDevice) {
   EXPECT_EQ(usage_of(plan, DeviceId::cuda(0)).activation_bytes, 300 * 1024 + 256 * kMiB);
   EXPECT_EQ(usage_of(plan, DeviceId::cuda(1)).activation_bytes, 300 * 1024 + 256 * kMiB + 3 * kMiB);
   EXPECT_EQ(plan.placement.head, DeviceId::cuda(1));
+
+  // More sequences than rows per pass: a decode step still runs as one pass, so it is reserved.
+  options.batch = 1000;
+  const DevicePlan wide = plan_device_map(layout, devices("0=80GiB,1=80GiB"), options);
+  EXPECT_EQ(usage_of(wide, DeviceId::cuda(0)).activation_bytes, 1000 * 1024 + 256 * kMiB);
 }
 
 TEST(Planner, ImpossibleBudgetsSayHowMuchIsMissing) {

@@ -177,7 +177,9 @@ class Ledger {
   const std::vector<DeviceUsage>& usage() const { return usage_; }
 
   int64_t activation_reserve(size_t d) const {
-    const int64_t rows = std::min<int64_t>(options_.max_rows, int64_t(options_.batch) * options_.max_seq_len);
+    // As the Engine sizes a pass: at least one decode step (a row per sequence) fits it.
+    const int64_t rows = std::min<int64_t>(std::max<int64_t>(options_.max_rows, options_.batch),
+                                           int64_t(options_.batch) * options_.max_seq_len);
     return rows * layout_.activation_bytes_per_row +
            (budgets_[d].device.is_gpu() ? options_.gpu_runtime_overhead_bytes : 0);
   }

@@ -34,7 +34,7 @@ struct PlanOptions {
   ExplicitDeviceMap explicit_map;  // with EXPLICIT only
   int64_t max_seq_len = 4096;      // tokens per sequence the KV cache holds
   int batch = 1;                   // sequences generated together
-  int max_rows = 512;              // rows per forward pass (longer prefills are chunked), sizes activations
+  int max_rows = 512;              // rows per forward pass (longer prefills are chunked; at least batch), sizes activations
   int64_t gpu_runtime_overhead_bytes = kGpuRuntimeOverheadBytes;
 };
 

@@ -25,6 +25,7 @@ async function stream(i) {
 
 await Promise.all(Array.from({ length: streams }, (_, i) => stream(i)));
 const seconds = (Date.now() - started) / 1000;
-assert.ok(seconds < 120, `${streams} streams took ${seconds} s`);
+// A bound that catches a stall, not a speed target (those live in bench/): CI shares two cores.
+assert.ok(seconds < 240, `${streams} streams took ${seconds} s`);
 console.log(`many streams: ${streams} streams in ${seconds.toFixed(1)} s`);
 console.log("many streams: 1 passed, 0 failed");

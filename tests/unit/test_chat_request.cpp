@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "serve/api_error.h"
+#include "api_refusal.h"
 #include "serve/chat_request.h"
 
 namespace shardlm::serve {
@@ -12,15 +12,7 @@ namespace {
 
 ChatRequest parse(const std::string& body) { return parse_chat_request(body, "kjv"); }
 
-std::pair<int, std::string> refusal(const std::string& body) {
-  try {
-    parse(body);
-  } catch (const ApiError& error) {
-    const nlohmann::json json = error.body();
-    return {error.status(), json["error"]["param"].is_null() ? "" : json["error"]["param"].get<std::string>()};
-  }
-  return {200, ""};
-}
+std::pair<int, std::string> refusal(const std::string& body) { return refusal_of(parse, body); }
 
 TEST(ChatRequest, MessagesReachTheTemplateAsGiven) {
   const ChatRequest request = parse(R"({"model": "kjv", "messages": [

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "api_refusal.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
 
@@ -12,16 +13,7 @@ namespace {
 
 CompletionRequest parse(const std::string& body) { return parse_completion_request(body, "kjv"); }
 
-// The field a refused body names, and its status.
-std::pair<int, std::string> refusal(const std::string& body) {
-  try {
-    parse(body);
-  } catch (const ApiError& error) {
-    const nlohmann::json json = error.body();
-    return {error.status(), json["error"]["param"].is_null() ? "" : json["error"]["param"].get<std::string>()};
-  }
-  return {200, ""};
-}
+std::pair<int, std::string> refusal(const std::string& body) { return refusal_of(parse, body); }
 
 TEST(CompletionRequest, DefaultsAreOpenAIs) {
   const CompletionRequest request = parse(R"({"model": "kjv", "prompt": "In the beginning"})");

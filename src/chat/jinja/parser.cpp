@@ -329,28 +329,27 @@ class Parser {
     return expression(std::move(node), at);
   }
 
-  ExpressionPtr parse_or() {
+  // A left-associative chain of binary operators of one precedence level: operands from `operand`,
+  // each operator a token for which `is_operator_here` holds (its text names the operation).
+  template <typename Operand, typename IsOperator>
+  ExpressionPtr binary_chain(Operand operand, IsOperator is_operator_here) {
     DepthGuard guard(*this);
-    ExpressionPtr left = parse_and();
-    while (is_keyword("or")) {
+    ExpressionPtr left = (this->*operand)();
+    while (is_operator_here()) {
       guard.deeper();
       const Token at = current();
       advance();
-      left = expression(Binary{"or", std::move(left), parse_and()}, at);
+      left = expression(Binary{at.text, std::move(left), (this->*operand)()}, at);
     }
     return left;
   }
 
+  ExpressionPtr parse_or() {
+    return binary_chain(&Parser::parse_and, [this] { return is_keyword("or"); });
+  }
+
   ExpressionPtr parse_and() {
-    DepthGuard guard(*this);
-    ExpressionPtr left = parse_not();
-    while (is_keyword("and")) {
-      guard.deeper();
-      const Token at = current();
-      advance();
-      left = expression(Binary{"and", std::move(left), parse_not()}, at);
-    }
-    return left;
+    return binary_chain(&Parser::parse_not, [this] { return is_keyword("and"); });
   }
 
   ExpressionPtr parse_not() {
@@ -387,27 +386,14 @@ class Parser {
   }
 
   ExpressionPtr parse_additive() {
-    DepthGuard guard(*this);
-    ExpressionPtr left = parse_multiplicative();
-    while (is_operator("+") || is_operator("-") || is_operator("~")) {
-      guard.deeper();
-      const Token at = current();
-      advance();
-      left = expression(Binary{at.text, std::move(left), parse_multiplicative()}, at);
-    }
-    return left;
+    return binary_chain(&Parser::parse_multiplicative,
+                        [this] { return is_operator("+") || is_operator("-") || is_operator("~"); });
   }
 
   ExpressionPtr parse_multiplicative() {
-    DepthGuard guard(*this);
-    ExpressionPtr left = parse_test();
-    while (is_operator("*") || is_operator("/") || is_operator("//") || is_operator("%") || is_operator("**")) {
-      guard.deeper();
-      const Token at = current();
-      advance();
-      left = expression(Binary{at.text, std::move(left), parse_test()}, at);
-    }
-    return left;
+    return binary_chain(&Parser::parse_test, [this] {
+      return is_operator("*") || is_operator("/") || is_operator("//") || is_operator("%") || is_operator("**");
+    });
   }
 
   ExpressionPtr parse_unary() {

@@ -6,19 +6,16 @@
 
 namespace shardlm {
 
-CpuRankModel::CpuRankModel(LlamaModel model, int max_sequences, int64_t max_seq_len)
-    : model_(std::move(model)), max_seq_len_(max_seq_len), samplers_(size_t(max_sequences)) {
-  for (int i = 0; i < max_sequences; ++i) caches_.push_back(model_.make_cache(max_seq_len));
-  for (KvCache& cache : caches_) cache_pointers_.push_back(&cache);
-}
+CpuRankModel::CpuRankModel(LlamaModel model, const KvCacheShape& kv)
+    : model_(std::move(model)), cache_(model_.make_cache(kv)), samplers_(size_t(kv.sequences)) {}
 
 std::vector<float> CpuRankModel::forward_logits(std::span<const TokenRow> rows) {
-  return model_.forward(rows, cache_pointers_);
+  return model_.forward(rows, cache_);
 }
 
 std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows,
                                                   std::span<const SamplingParams> sampling) {
-  const std::vector<float> logits = model_.forward(rows, cache_pointers_);
+  const std::vector<float> logits = model_.forward(rows, cache_);
   const size_t vocab = size_t(model_.config().vocab_size);
   std::vector<int32_t> tokens;
   for (const TokenRow& row : rows) {

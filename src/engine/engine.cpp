@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -43,6 +44,7 @@ struct Engine::Ranks {
   ModelConfig config;
   std::shared_ptr<const Checkpoint> checkpoint;
   int64_t max_seq_len = 0;
+  KvCacheShape kv_shape;
   int n_ranks = 1;
   int rank = 0;  // this process's own rank
   std::optional<TpPlan> plan;
@@ -92,13 +94,15 @@ struct Engine::Ranks {
         }
         model.keep_layers_in_memory(resident_layers);
       }
-      return std::make_unique<CpuRankModel>(std::move(model), options.max_sequences, max_seq_len);
+      return std::make_unique<CpuRankModel>(std::move(model), kv_shape);
     }
 #ifdef SHARDLM_WITH_CUDA
     cuda::CudaRankSetup setup;
     setup.options.device = options.device.index + (options.launch.distributed() ? options.launch.local_rank : model_rank);
     setup.options.max_sequences = options.max_sequences;
     setup.options.max_seq_len = max_seq_len;
+    setup.options.kv_num_blocks = kv_shape.num_blocks;
+    setup.options.kv_block_size = kv_shape.block_size;
     // A decode step (one row per sequence) always fits one pass, so it runs as one CUDA graph.
     setup.options.max_rows = std::max(options.max_rows_per_pass, options.max_sequences);
     if (options.device_map) setup.options.placement = options.device_map->placement;
@@ -123,8 +127,14 @@ struct Engine::Ranks {
     for (;;) {
       const StepMessage message = receive_step(rank_comm);
       switch (message.kind) {
-        case StepKind::SAMPLE: model.forward_sample(message.rows, message.sampling); break;
-        case StepKind::LOGITS: model.forward_logits(message.rows); break;
+        case StepKind::SAMPLE:
+          model.update_kv_blocks(message.kv_updates);
+          model.forward_sample(message.rows, message.sampling);
+          break;
+        case StepKind::LOGITS:
+          model.update_kv_blocks(message.kv_updates);
+          model.forward_logits(message.rows);
+          break;
         case StepKind::RESET_SLOT: model.reset_slot(message.slot); break;
         case StepKind::STOP: return;
       }
@@ -148,6 +158,23 @@ struct Engine::Ranks {
 };
 
 namespace {
+
+// The paged cache the options ask for: kv_cache_tokens in whole blocks, or every sequence whole.
+KvCacheShape kv_cache_shape(const EngineOptions& options, int64_t max_seq_len) {
+  KvCacheShape shape = KvCacheShape::whole_sequences(options.max_sequences, max_seq_len, options.kv_block_size);
+  check_kv_cache_shape(shape);
+  if (options.kv_cache_tokens < 0) fail("the KV cache size must be positive, got {} tokens", options.kv_cache_tokens);
+  if (options.kv_cache_tokens > 0) {
+    const int64_t blocks = (options.kv_cache_tokens + shape.block_size - 1) / shape.block_size;
+    if (blocks < shape.blocks_per_sequence())
+      fail("the KV cache holds {} tokens, fewer than one sequence of --max-model-len {} needs: raise "
+           "--kv-cache-memory or lower --max-model-len",
+           blocks * shape.block_size, max_seq_len);
+    if (blocks > std::numeric_limits<int32_t>::max()) fail("the KV cache's {} blocks are too many", blocks);
+    shape.num_blocks = int(blocks);
+  }
+  return shape;
+}
 
 void check_devices(const EngineOptions& options, int n_ranks) {
   if (!options.device.is_cuda || options.launch.distributed()) return;
@@ -203,6 +230,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
     if (r.max_seq_len > r.config.max_position_embeddings)
       fail("{} tokens per sequence exceed the model's max_position_embeddings {}", r.max_seq_len,
            r.config.max_position_embeddings);
+    r.kv_shape = kv_cache_shape(options, r.max_seq_len);
     if (r.n_ranks > 1)
       r.plan = resolve_tp_plan(r.config, weight_specs(*r.checkpoint), TpPlanSource::from_argument(options.tp_plan),
                                r.n_ranks);
@@ -242,7 +270,9 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
   return std::unique_ptr<Engine>(new Engine(std::move(ranks)));
 }
 
-Engine::Engine(std::unique_ptr<Ranks> ranks) : ranks_(std::move(ranks)) {
+Engine::Engine(std::unique_ptr<Ranks> ranks)
+    : ranks_(std::move(ranks)),
+      pool_(ranks_->kv_shape.num_blocks, ranks_->kv_shape.block_size, ranks_->options.prefix_caching) {
   leads_ = ranks_->rank == 0;
   slots_.resize(size_t(ranks_->own->max_sequences()));
 }
@@ -286,7 +316,71 @@ void Engine::remove_sequence(int sequence) {
     if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence});
     ranks_->own->reset_slot(sequence);
   });
+  release_blocks(slots_[size_t(sequence)]);
   slots_[size_t(sequence)] = Slot{};
+  std::erase_if(pending_updates_, [sequence](const KvBlockUpdate& update) { return update.slot == sequence; });
+}
+
+void Engine::release_blocks(Slot& slot) {
+  // Last block first: eviction then takes a cached prefix's tail before its head.
+  for (auto block = slot.blocks.rbegin(); block != slot.blocks.rend(); ++block) pool_.release(*block);
+  slot.blocks.clear();
+}
+
+int64_t Engine::reuse_prefix(int sequence, std::span<const int32_t> prompt) {
+  if (sequence < 0 || size_t(sequence) >= slots_.size() || !slots_[size_t(sequence)].live)
+    fail("sequence {} is not running", sequence);
+  Slot& slot = slots_[size_t(sequence)];
+  if (slot.length != 0) fail("reuse_prefix: sequence {} already holds {} tokens", sequence, slot.length);
+  if (prompt.empty() || !pool_.prefix_caching()) return 0;
+  const int block_size = pool_.block_size();
+  // The last prompt token is always computed, so its block is never taken from the cache.
+  const std::vector<int32_t> blocks = pool_.match_prefix(prompt, int((int64_t(prompt.size()) - 1) / block_size));
+  if (blocks.empty()) return 0;
+  slot.blocks = blocks;
+  slot.length = int64_t(blocks.size()) * block_size;
+  slot.tokens.assign(prompt.begin(), prompt.begin() + slot.length);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    slot.last_key = KvBlockPool::block_key(slot.last_key, std::span(slot.tokens).subspan(i * size_t(block_size), size_t(block_size)));
+  slot.keyed_blocks = int(blocks.size());
+  pending_updates_.push_back({sequence, 0, blocks});
+  return slot.length;
+}
+
+int Engine::kv_blocks_needed(int sequence, int64_t new_tokens) const {
+  const Slot& slot = slots_.at(size_t(sequence));
+  const int64_t blocks = (slot.length + new_tokens + pool_.block_size() - 1) / pool_.block_size();
+  return int(std::max<int64_t>(0, blocks - int64_t(slot.blocks.size())));
+}
+
+int64_t Engine::kv_room(int sequence) const {
+  const Slot& slot = slots_.at(size_t(sequence));
+  return int64_t(slot.blocks.size()) * pool_.block_size() - slot.length;
+}
+
+int Engine::kv_blocks_needed(std::span<const SequenceChunk> chunks) const {
+  int needed = 0;
+  for (const SequenceChunk& chunk : chunks) needed += kv_blocks_needed(chunk.sequence, int64_t(chunk.tokens.size()));
+  return needed;
+}
+
+std::vector<KvBlockUpdate> Engine::take_blocks(std::span<const SequenceChunk> chunks) {
+  const int needed = kv_blocks_needed(chunks);
+  if (needed > pool_.free_blocks())
+    fail("KV cache: the step needs {} more blocks of {} tokens, but {} of {} are free (raise --kv-cache-memory)",
+         needed, pool_.block_size(), pool_.free_blocks(), pool_.num_blocks());
+  std::vector<KvBlockUpdate> updates = std::move(pending_updates_);
+  pending_updates_.clear();
+  for (const SequenceChunk& chunk : chunks) {
+    const int more = kv_blocks_needed(chunk.sequence, int64_t(chunk.tokens.size()));
+    if (more == 0) continue;
+    Slot& slot = slots_[size_t(chunk.sequence)];
+    KvBlockUpdate update{chunk.sequence, int(slot.blocks.size()), {}};
+    for (int i = 0; i < more; ++i) update.blocks.push_back(pool_.allocate());
+    slot.blocks.insert(slot.blocks.end(), update.blocks.begin(), update.blocks.end());
+    updates.push_back(std::move(update));
+  }
+  return updates;
 }
 
 int64_t Engine::length(int sequence) const {
@@ -320,7 +414,21 @@ std::vector<TokenRow> Engine::rows_of(std::span<const SequenceChunk> chunks) {
 }
 
 void Engine::advance(std::span<const SequenceChunk> chunks) {
-  for (const SequenceChunk& chunk : chunks) slots_[size_t(chunk.sequence)].length += int64_t(chunk.tokens.size());
+  const size_t block_size = size_t(pool_.block_size());
+  for (const SequenceChunk& chunk : chunks) {
+    Slot& slot = slots_[size_t(chunk.sequence)];
+    slot.length += int64_t(chunk.tokens.size());
+    if (!pool_.prefix_caching()) continue;
+    // Blocks that this step filled become matchable by later prompts.
+    slot.tokens.insert(slot.tokens.end(), chunk.tokens.begin(), chunk.tokens.end());
+    while (size_t(slot.keyed_blocks + 1) * block_size <= slot.tokens.size()) {
+      const std::span<const int32_t> tokens = std::span(slot.tokens).subspan(size_t(slot.keyed_blocks) * block_size, block_size);
+      const uint64_t key = KvBlockPool::block_key(slot.last_key, tokens);
+      pool_.register_full_block(slot.blocks[size_t(slot.keyed_blocks)], key, slot.last_key, tokens);
+      slot.last_key = key;
+      ++slot.keyed_blocks;
+    }
+  }
 }
 
 std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
@@ -328,8 +436,10 @@ std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
   std::vector<SamplingParams> sampling;
   for (const SequenceChunk& chunk : chunks)
     if (chunk.wants_token) sampling.push_back(slots_[size_t(chunk.sequence)].sampling);
+  const std::vector<KvBlockUpdate> updates = take_blocks(chunks);
   std::vector<int32_t> tokens = guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0});
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0, updates});
+    ranks_->own->update_kv_blocks(updates);
     return ranks_->own->forward_sample(rows, sampling);
   });
   advance(chunks);
@@ -338,8 +448,10 @@ std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
 
 std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);
+  const std::vector<KvBlockUpdate> updates = take_blocks(chunks);
   std::vector<float> logits = guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::LOGITS, rows, {}, 0});
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::LOGITS, rows, {}, 0, updates});
+    ranks_->own->update_kv_blocks(updates);
     return ranks_->own->forward_logits(rows);
   });
   advance(chunks);

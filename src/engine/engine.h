@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/engine_options.h"
+#include "engine/kv_block_pool.h"
 #include "engine/rank_report.h"
 #include "io/model_config.h"
 #include "model/llama_model.h"
@@ -49,13 +50,25 @@ class Engine {
 
   // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
   int add_sequence(const SamplingParams& sampling);
-  // Frees the slot; the sequence's tokens are forgotten.
+  // Frees the slot and its KV blocks (full blocks stay cached for later prompts until evicted).
   void remove_sequence(int sequence);
   int64_t length(int sequence) const;  // tokens the sequence holds
 
+  // Prefix caching: gives a new sequence (holding no tokens yet) the cached KV of the longest run
+  // of full blocks that `prompt` starts with, leaving at least its last token to compute (its
+  // logits pick the first new token). Returns the tokens now held; pass the prompt's rest next.
+  int64_t reuse_prefix(int sequence, std::span<const int32_t> prompt);
+  // The paged KV cache, for schedulers: blocks a step of these chunks would take, and blocks free.
+  int kv_blocks_needed(std::span<const SequenceChunk> chunks) const;
+  int kv_blocks_needed(int sequence, int64_t new_tokens) const;
+  // Positions left in the sequence's last block (tokens it can take without a new block).
+  int64_t kv_room(int sequence) const;
+  const KvBlockPool& kv_blocks() const { return pool_; }
+
   // One forward pass over the chunks (at most one per sequence): returns the sampled token of every
   // chunk that wants one, in chunk order. The tokens are not appended: pass each back as the
-  // sequence's next chunk.
+  // sequence's next chunk. Fails, before running anything, when the KV cache has fewer free blocks
+  // than the chunks need (kv_blocks_needed).
   std::vector<int32_t> step(std::span<const SequenceChunk> chunks);
   // The same pass, returning the f32 logits (vocab_size each) of the chunks that want a token.
   std::vector<float> step_logits(std::span<const SequenceChunk> chunks);
@@ -71,9 +84,17 @@ class Engine {
     bool live = false;
     int64_t length = 0;
     SamplingParams sampling;
+    std::vector<int32_t> blocks;  // the KV blocks of its positions, in order
+    std::vector<int32_t> tokens;  // what it holds, to key its full blocks by (with prefix caching)
+    int keyed_blocks = 0;         // leading full blocks already indexed in the pool
+    uint64_t last_key = KvBlockPool::kFirstBlockParentKey;  // the key of the last of those
   };
   std::vector<TokenRow> rows_of(std::span<const SequenceChunk> chunks);
+  // Gives the chunks' sequences the blocks their new positions need; returns the table changes for
+  // the ranks (with those pending from reuse_prefix).
+  std::vector<KvBlockUpdate> take_blocks(std::span<const SequenceChunk> chunks);
   void advance(std::span<const SequenceChunk> chunks);
+  void release_blocks(Slot& slot);
   // Runs work on the leader; if it fails, the other ranks are stopped before the error propagates.
   template <typename Work>
   auto guarded(Work&& work);
@@ -81,6 +102,8 @@ class Engine {
   std::unique_ptr<Ranks> ranks_;
   bool leads_ = true;
   std::vector<Slot> slots_;
+  KvBlockPool pool_;
+  std::vector<KvBlockUpdate> pending_updates_;  // from reuse_prefix, sent with the next step
 };
 
 }  // namespace shardlm

@@ -32,6 +32,14 @@ struct EngineOptions {
   DeviceSpec device;
   int max_sequences = 1;    // sequences held at once (KV-cache slots)
   int64_t max_seq_len = 0;  // tokens per sequence, prompt included; 0: the model's context, capped at 4096
+  // The paged KV cache: blocks of kv_block_size positions (a power of two), kv_cache_tokens
+  // positions in all, rounded up to whole blocks (0: max_sequences x max_seq_len, so that every
+  // sequence can reach its end at once and no step ever waits for blocks). Full blocks of a prompt
+  // are shared with later prompts that start the same way (Engine::reuse_prefix) unless
+  // prefix_caching is off.
+  int kv_block_size = 16;
+  int64_t kv_cache_tokens = 0;
+  bool prefix_caching = true;
   // Token rows a GPU forward pass takes (at least max_sequences, so that a decode step is one
   // pass); longer steps run in several.
   int max_rows_per_pass = 512;

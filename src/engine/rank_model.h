@@ -1,5 +1,5 @@
 // One rank's model on its device, as the Engine drives it: a forward pass over packed token rows
-// (TokenRow::sequence is the KV-cache slot) that samples, or returns the logits of, the rows that
+// (TokenRow::sequence is the KV-cache slot, whose block table the Engine keeps up to date) that samples, or returns the logits of, the rows that
 // want logits. Under tensor parallelism every rank runs every step; each returns the same result.
 #pragma once
 
@@ -10,6 +10,7 @@
 
 #include "io/model_config.h"
 #include "engine/rank_report.h"
+#include "model/kv_block_table.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
 
@@ -28,6 +29,8 @@ class RankModel {
                                               std::span<const SamplingParams> sampling) = 0;
   // (rows wanting logits, vocab_size) f32 logits, in row order.
   virtual std::vector<float> forward_logits(std::span<const TokenRow> rows) = 0;
+  // Changes to slots' KV block tables (model/kv_block_table.h), which the next forward reads through.
+  virtual void update_kv_blocks(std::span<const KvBlockUpdate> updates) = 0;
   // The slot's sequence has ended: the next one there starts a fresh random stream.
   virtual void reset_slot(int slot) = 0;
   // What loading took, for people (bytes, time, speed, offloading); empty when there is nothing to say.

@@ -1,5 +1,6 @@
-// Messages are packed into 32-bit words: a header (kind, rows, sampling entries, slot), then four
-// words per row and five per sampling entry. The header goes first so that receivers can size the
+// Messages are packed into 32-bit words: a header (kind, rows, sampling entries, slot, table words),
+// then four words per row, five per sampling entry, and each table update as (slot, first entry,
+// block count, blocks...). The header goes first so that receivers can size the
 // rest. Broadcast copies elements without arithmetic, so the words travel as 4-byte F32 elements.
 #include "engine/step_message.h"
 
@@ -10,7 +11,7 @@
 namespace shardlm {
 namespace {
 
-constexpr size_t kHeaderWords = 4;
+constexpr size_t kHeaderWords = 5;
 constexpr size_t kRowWords = 4;
 constexpr size_t kSamplingWords = 5;
 
@@ -25,31 +26,38 @@ void broadcast_words(Communicator& comm, std::vector<int32_t>& words) {
 }  // namespace
 
 void send_step(Communicator& comm, const StepMessage& message) {
+  std::vector<int32_t> tables;
+  for (const KvBlockUpdate& update : message.kv_updates) {
+    tables.insert(tables.end(), {update.slot, update.first, int32_t(update.blocks.size())});
+    tables.insert(tables.end(), update.blocks.begin(), update.blocks.end());
+  }
   std::vector<int32_t> header = {int32_t(message.kind), int32_t(message.rows.size()), int32_t(message.sampling.size()),
-                                 message.slot};
+                                 message.slot, int32_t(tables.size())};
   broadcast_words(comm, header);
-  if (message.rows.empty() && message.sampling.empty()) return;
+  if (message.rows.empty() && message.sampling.empty() && tables.empty()) return;
   std::vector<int32_t> body;
-  body.reserve(message.rows.size() * kRowWords + message.sampling.size() * kSamplingWords);
+  body.reserve(message.rows.size() * kRowWords + message.sampling.size() * kSamplingWords + tables.size());
   for (const TokenRow& row : message.rows)
     body.insert(body.end(), {row.sequence, int32_t(row.position), row.token, int32_t(row.wants_logits)});
   for (const SamplingParams& params : message.sampling)
     body.insert(body.end(), {float_bits(params.temperature), params.top_k, float_bits(params.top_p),
                              int32_t(uint32_t(params.seed)), int32_t(uint32_t(params.seed >> 32))});
+  body.insert(body.end(), tables.begin(), tables.end());
   broadcast_words(comm, body);
 }
 
 StepMessage receive_step(Communicator& comm) {
   std::vector<int32_t> header(kHeaderWords);
   broadcast_words(comm, header);
-  if (header[0] < int32_t(StepKind::SAMPLE) || header[0] > int32_t(StepKind::STOP) || header[1] < 0 || header[2] < 0)
+  if (header[0] < int32_t(StepKind::SAMPLE) || header[0] > int32_t(StepKind::STOP) || header[1] < 0 || header[2] < 0 ||
+      header[4] < 0)
     fail("tensor parallel: rank {} received a malformed step header", comm.rank());
   StepMessage message;
   message.kind = StepKind(header[0]);
   message.slot = header[3];
-  const size_t n_rows = size_t(header[1]), n_sampling = size_t(header[2]);
-  if (n_rows == 0 && n_sampling == 0) return message;
-  std::vector<int32_t> body(n_rows * kRowWords + n_sampling * kSamplingWords);
+  const size_t n_rows = size_t(header[1]), n_sampling = size_t(header[2]), n_table_words = size_t(header[4]);
+  if (n_rows == 0 && n_sampling == 0 && n_table_words == 0) return message;
+  std::vector<int32_t> body(n_rows * kRowWords + n_sampling * kSamplingWords + n_table_words);
   broadcast_words(comm, body);
   const int32_t* word = body.data();
   for (size_t i = 0; i < n_rows; ++i, word += kRowWords)
@@ -57,6 +65,13 @@ StepMessage receive_step(Communicator& comm) {
   for (size_t i = 0; i < n_sampling; ++i, word += kSamplingWords)
     message.sampling.push_back({bits_float(word[0]), word[1], bits_float(word[2]),
                                 uint64_t(uint32_t(word[3])) | (uint64_t(uint32_t(word[4])) << 32)});
+  const int32_t* end = body.data() + body.size();
+  while (word < end) {
+    if (end - word < 3 || word[2] < 0 || word[2] > end - word - 3)
+      fail("tensor parallel: rank {} received a malformed KV block table update", comm.rank());
+    message.kv_updates.push_back({word[0], word[1], std::vector<int32_t>(word + 3, word + 3 + word[2])});
+    word += 3 + word[2];
+  }
   return message;
 }
 

@@ -1,12 +1,13 @@
 // What the leading rank of a tensor-parallel group sends the others before each forward pass, so
-// every rank runs the same step: the packed rows and their sampling settings, a slot to reset, or
-// the end. It travels as a broadcast over the group's host communicator.
+// every rank runs the same step: the packed rows, their sampling settings and the changes to the
+// KV block tables they run over, a slot to reset, or the end. It travels as a broadcast over the group's host communicator.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "core/communicator.h"
+#include "model/kv_block_table.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
 
@@ -19,6 +20,7 @@ struct StepMessage {
   std::vector<TokenRow> rows;             // SAMPLE, LOGITS
   std::vector<SamplingParams> sampling;   // SAMPLE: one per row that wants logits
   int slot = 0;                           // RESET_SLOT
+  std::vector<KvBlockUpdate> kv_updates;  // SAMPLE, LOGITS: applied before the rows run
 };
 
 // Rank 0 sends; every other rank receives the same message.

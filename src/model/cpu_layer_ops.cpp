@@ -14,9 +14,8 @@
 namespace shardlm {
 
 CpuLayerOps::CpuLayerOps(const ModelConfig& config, const RopeFrequencies& rope, Communicator* comm,
-                         std::span<const TokenRow> rows, std::span<KvCache* const> caches,
-                         std::vector<float>& residual)
-    : config_(config), rope_(rope), comm_(comm), rows_(rows), caches_(caches), residual_(residual) {}
+                         std::span<const TokenRow> rows, KvCache& cache, std::vector<float>& residual)
+    : config_(config), rope_(rope), comm_(comm), rows_(rows), cache_(cache), residual_(residual) {}
 
 std::vector<float> CpuLayerOps::rms_norm(const WeightView& weight) const {
   std::vector<float> normed(residual_.size());
@@ -43,9 +42,8 @@ std::vector<float> CpuLayerOps::qkv_rope(const std::vector<float>& normed, const
                     rope_.attention_scaling);
     cpu::apply_rope(k.data() + i * kv_dim, layer.n_kv_heads, head_dim, row.position, rope_.inv_freq,
                     rope_.attention_scaling);
-    KvCache& cache = *caches_[size_t(row.sequence)];
-    std::copy_n(k.data() + i * kv_dim, kv_dim, cache.keys(il, row.position));
-    std::copy_n(v.data() + i * kv_dim, kv_dim, cache.values(il, row.position));
+    std::copy_n(k.data() + i * kv_dim, kv_dim, cache_.keys(il, row.sequence, row.position));
+    std::copy_n(v.data() + i * kv_dim, kv_dim, cache_.values(il, row.sequence, row.position));
   }
   return q;
 }
@@ -78,10 +76,10 @@ std::vector<float> CpuLayerOps::attention(const std::vector<float>& queries, con
           const int head_begin = kv_head * group + part * heads_per_part;
           const int head_end = std::min(head_begin + heads_per_part, (kv_head + 1) * group);
           const TokenRow& row = rows_[size_t(i)];
-          const KvCache& cache = *caches_[size_t(row.sequence)];
           const int64_t first =
               config_.sliding_window ? std::max<int64_t>(0, row.position - *config_.sliding_window + 1) : 0;
-          cpu::attend_heads(queries.data() + i * q_dim, cache.keys(il), cache.values(il), first, row.position, shape,
+          cpu::attend_heads(queries.data() + i * q_dim, cache_.key_rows(il, row.sequence),
+                            cache_.value_rows(il, row.sequence), first, row.position, shape,
                             head_begin, head_end, attended.data() + i * q_dim, scores.data());
         }
       }

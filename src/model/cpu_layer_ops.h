@@ -1,6 +1,6 @@
 // The decoder layer's ops (model/decoder_layer.h) on the CPU, for one forward pass over a packed
 // batch of rows: activations and the residual stream in f32, weights read in their stored dtype,
-// keys and values in the sequences' f32 caches.
+// keys and values in the f32 paged cache (TokenRow::sequence is the slot).
 #pragma once
 
 #include <span>
@@ -22,7 +22,7 @@ class CpuLayerOps {
 
   // `comm`: the tensor-parallel group (null without one); `residual`: (rows, hidden_size).
   CpuLayerOps(const ModelConfig& config, const RopeFrequencies& rope, Communicator* comm,
-              std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& residual);
+              std::span<const TokenRow> rows, KvCache& cache, std::vector<float>& residual);
 
   std::vector<float> rms_norm(const WeightView& weight) const;
   std::vector<float> qkv_rope(const std::vector<float>& normed, const Layer& layer, int il) const;
@@ -37,7 +37,7 @@ class CpuLayerOps {
   const RopeFrequencies& rope_;
   Communicator* comm_;
   std::span<const TokenRow> rows_;
-  std::span<KvCache* const> caches_;
+  KvCache& cache_;
   std::vector<float>& residual_;
 };
 

@@ -27,16 +27,22 @@ LlamaModel LlamaModel::load(const std::filesystem::path& model_dir) {
   return LlamaModel(ModelConfig::from_dir(model_dir), std::make_shared<const Checkpoint>(Checkpoint::open(model_dir)));
 }
 
-KvCache LlamaModel::make_cache(int64_t capacity) const {
-  std::vector<int64_t> kv_dims;
-  for (const LlamaLayerWeights& layer : weights_.layers) kv_dims.push_back(layer.kv_dim());
-  return KvCache(kv_dims, capacity);
+KvCache LlamaModel::make_cache(const KvCacheShape& shape) const {
+  std::vector<int> every_layer(weights_.layers.size());
+  for (size_t il = 0; il < every_layer.size(); ++il) every_layer[il] = int(il);
+  return make_cache(shape, every_layer);
 }
 
-KvCache LlamaModel::make_cache(int64_t capacity, std::span<const int> held_layers) const {
+KvCache LlamaModel::make_cache(const KvCacheShape& shape, std::span<const int> held_layers) const {
   std::vector<int64_t> kv_dims(weights_.layers.size(), 0);
   for (int il : held_layers) kv_dims.at(size_t(il)) = weights_.layers.at(size_t(il)).kv_dim();
-  return KvCache(kv_dims, capacity);
+  return KvCache(kv_dims, shape);
+}
+
+KvCache LlamaModel::make_whole_cache(int sequences, int64_t max_seq_len) const {
+  KvCache cache = make_cache(KvCacheShape::whole_sequences(sequences, max_seq_len));
+  cache.assign_whole_sequences();
+  return cache;
 }
 
 void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
@@ -108,15 +114,15 @@ std::vector<float> LlamaModel::lm_head_logits(const std::vector<float>& normed, 
   return logits;
 }
 
-void LlamaModel::check_rows(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
+void LlamaModel::check_rows(std::span<const TokenRow> rows, const KvCache& cache) const {
   for (const TokenRow& row : rows) {
     if (row.token < 0 || row.token >= config_.vocab_size)
       fail("token id {} is outside the vocabulary (vocab_size {})", row.token, config_.vocab_size);
-    if (row.sequence < 0 || size_t(row.sequence) >= caches.size())
-      fail("token row names sequence {}, but only {} caches were given", row.sequence, caches.size());
-    if (row.position < 0 || row.position >= caches[size_t(row.sequence)]->capacity())
-      fail("position {} is beyond the KV cache capacity {} (raise --max-seq-len)", row.position,
-           caches[size_t(row.sequence)]->capacity());
+    if (row.sequence < 0 || row.sequence >= cache.tables().shape().sequences)
+      fail("token row names sequence {}, but the KV cache has {} slots", row.sequence, cache.tables().shape().sequences);
+    if (row.position < 0 || row.position >= cache.capacity(row.sequence))
+      fail("position {} is beyond the {} positions sequence {} holds in the KV cache (raise --max-seq-len)",
+           row.position, cache.capacity(row.sequence), row.sequence);
   }
 }
 
@@ -132,9 +138,9 @@ std::vector<float> LlamaModel::embed_rows(std::span<const TokenRow> rows) const 
   return x;
 }
 
-void LlamaModel::run_layers(std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& x,
+void LlamaModel::run_layers(std::span<const TokenRow> rows, KvCache& cache, std::vector<float>& x,
                             int first_layer, int end_layer) const {
-  CpuLayerOps ops(config_, rope_, tp_ ? tp_->comm : nullptr, rows, caches, x);
+  CpuLayerOps ops(config_, rope_, tp_ ? tp_->comm : nullptr, rows, cache, x);
   for (int il = first_layer; il < end_layer; ++il) decoder_layer(ops, weights_.layers[size_t(il)], il);
 }
 
@@ -151,10 +157,10 @@ std::vector<float> LlamaModel::head_logits(std::span<const TokenRow> rows, const
   return lm_head_logits(last_hidden, n_wanted);
 }
 
-std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const {
-  check_rows(rows, caches);
+std::vector<float> LlamaModel::forward(std::span<const TokenRow> rows, KvCache& cache) const {
+  check_rows(rows, cache);
   std::vector<float> x = embed_rows(rows);
-  run_layers(rows, caches, x, 0, config_.num_hidden_layers);
+  run_layers(rows, cache, x, 0, config_.num_hidden_layers);
   return head_logits(rows, x);
 }
 

@@ -31,23 +31,28 @@ class LlamaModel {
 
   const ModelConfig& config() const { return config_; }
   const Checkpoint& checkpoint() const { return *checkpoint_; }
-  KvCache make_cache(int64_t capacity) const;
-  KvCache make_cache(int64_t capacity, std::span<const int> held_layers) const;  // storage for these only
+  // Storage for every layer (or for held_layers only) with empty block tables: the Engine fills them.
+  KvCache make_cache(const KvCacheShape& shape) const;
+  KvCache make_cache(const KvCacheShape& shape, std::span<const int> held_layers) const;
+  // `sequences` slots owning max_seq_len positions each from the start, for callers that run
+  // sequences whole (tests, tools).
+  KvCache make_whole_cache(int sequences, int64_t max_seq_len) const;
   // Copies these layers' weights into memory the process owns (a device map's "cpu"); the other
   // layers keep reading in place from the mapped checkpoint (its "disk"), which the kernel may page
   // out under memory pressure. Results are identical either way.
   void keep_layers_in_memory(const std::vector<int>& layers);
   const LlamaWeights& weights() const { return weights_; }
 
-  // Runs the rows through every layer, writing their keys and values into the caches, and returns
-  // the logits of the rows that want them, in row order: (n_wanted, vocab_size).
-  std::vector<float> forward(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const;
+  // Runs the rows through every layer, writing their keys and values into the cache (each row's
+  // sequence is its slot there), and returns the logits of the rows that want them, in row order:
+  // (n_wanted, vocab_size).
+  std::vector<float> forward(std::span<const TokenRow> rows, KvCache& cache) const;
 
   // forward() in pieces, for executors that run some layers elsewhere (a device map's GPU layers):
   // the hidden states x are (rows, hidden_size) f32 between the pieces.
-  void check_rows(std::span<const TokenRow> rows, std::span<KvCache* const> caches) const;
+  void check_rows(std::span<const TokenRow> rows, const KvCache& cache) const;
   std::vector<float> embed_rows(std::span<const TokenRow> rows) const;
-  void run_layers(std::span<const TokenRow> rows, std::span<KvCache* const> caches, std::vector<float>& x,
+  void run_layers(std::span<const TokenRow> rows, KvCache& cache, std::vector<float>& x,
                   int first_layer, int end_layer) const;
   // Final norm and LM head of the rows that want logits: (n_wanted, vocab_size).
   std::vector<float> head_logits(std::span<const TokenRow> rows, const std::vector<float>& x) const;

@@ -1,8 +1,10 @@
 // Both attention kernels against a double-precision reference on random bf16 inputs: the general
 // split-K kernel (decode and mixed batches) and the tensor-core prefill kernel (one sequence's run
-// of positions), with GQA, a chunk that starts mid-sequence, and a sliding window.
+// of positions), with GQA, a chunk that starts mid-sequence, and a sliding window. The keys and
+// values sit in a paged cache whose blocks are in reverse order, so the block-table lookups count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -42,12 +44,24 @@ double attention_error(const Case& c, bool tensor_core_kernel) {
   const std::vector<uint16_t> k = random_bf16(size_t(n_keys) * kv_dim), v = random_bf16(size_t(n_keys) * kv_dim);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
 
-  DeviceBuffer device_q = upload(q), device_k = upload(k), device_v = upload(v);
+  // Blocks of 16 positions, the sequence's first block last in memory.
+  constexpr int kBlockShift = 4, kBlockSize = 1 << kBlockShift;
+  const int n_blocks = (n_keys + kBlockSize - 1) / kBlockSize;
+  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+  for (int b = 0; b < n_blocks; ++b) table[size_t(b)] = n_blocks - 1 - b;
+  std::vector<uint16_t> paged_k(size_t(n_blocks) * kBlockSize * kv_dim), paged_v(paged_k.size());
+  for (int key = 0; key < n_keys; ++key) {
+    const size_t at = (size_t(table[size_t(key / kBlockSize)]) * kBlockSize + size_t(key % kBlockSize)) * size_t(kv_dim);
+    std::copy_n(k.begin() + size_t(key) * kv_dim, kv_dim, paged_k.begin() + at);
+    std::copy_n(v.begin() + size_t(key) * kv_dim, kv_dim, paged_v.begin() + at);
+  }
+  DeviceBuffer device_q = upload(q), device_k = upload(paged_k), device_v = upload(paged_v), device_table = upload(table);
+  const PagedKv kv{device_table.get<int32_t>(), n_blocks, kBlockShift};
   DeviceBuffer device_out(q.size() * 2);
   CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
   if (tensor_core_kernel) {
     launch_prefill_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
-                              c.n_rows, c.first_position, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, scale,
+                              kv, 0, c.n_rows, c.first_position, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, scale,
                               device_out.get<__nv_bfloat16>()},
                              nullptr);
   } else {
@@ -62,8 +76,8 @@ double attention_error(const Case& c, bool tensor_core_kernel) {
     for (int launch = 0; launch < 2; ++launch) {
       CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
       launch_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
-                        device_positions.get<int32_t>(), device_slots.get<int32_t>(), c.n_rows, c.n_heads, c.n_kv_heads,
-                        c.head_dim, n_keys, c.sliding_window, scale, n_splits, partial.get<float>(), counters.get<int>(),
+                        device_positions.get<int32_t>(), device_slots.get<int32_t>(), kv, c.n_rows, c.n_heads,
+                        c.n_kv_heads, c.head_dim, c.sliding_window, scale, n_splits, partial.get<float>(), counters.get<int>(),
                         device_out.get<__nv_bfloat16>()},
                        nullptr);
     }

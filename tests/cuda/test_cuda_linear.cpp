@@ -168,7 +168,8 @@ TEST(CudaLinear, GemvFusesRmsNormInputAndResidualAdd) {
 
 // Decode's fused q/k/v GEMV with the rotary epilogue writes the same q and KV-cache rows as a BF16
 // GEMV followed by launch_qkv_rope (up to the bf16 rounding of q/k/v that the fused path skips):
-// GQA heads, a bias, two rows at different positions and slots, and nothing else of the cache.
+// GQA heads, a bias, two rows at different positions and slots of a paged cache (slot 0's blocks
+// after slot 1's), and nothing else of the cache.
 TEST(CudaLinear, GemvRotaryEpilogueMatchesTheSeparateRopeKernel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int m = 2, n_heads = 4, n_kv_heads = 2, head_dim = 16, k = 64, capacity = 12, slots_count = 2;
@@ -182,13 +183,20 @@ TEST(CudaLinear, GemvRotaryEpilogueMatchesTheSeparateRopeKernel) {
                               bias = random_bf16(size_t(qkv_dim), rng),
                               cache_start = random_bf16(size_t(slots_count * capacity * kv_dim), rng);
   const std::vector<int32_t> positions = {5, 9}, slots = {1, 0};
+  constexpr int kBlockShift = 2, kBlocksPerSlot = 3;  // 3 blocks of 4 positions: the capacity of 12
+  const std::vector<int32_t> tables = {3, 4, 5, 0, 1, 2};
+  auto cache_row = [&](int slot, int position) {
+    return tables[size_t(slot * kBlocksPerSlot + (position >> kBlockShift))] * (1 << kBlockShift) +
+           position % (1 << kBlockShift);
+  };
   auto upload = [](const auto& values) {
     DeviceBuffer buffer(values.size() * sizeof(values[0]));
     CUDA_CHECK(cudaMemcpy(buffer.get(), values.data(), buffer.bytes(), cudaMemcpyHostToDevice));
     return buffer;
   };
   DeviceBuffer device_x = upload(x), device_gamma = upload(gamma), device_w = upload(w), device_bias = upload(bias),
-               device_inv_freq = upload(inv_freq), device_positions = upload(positions), device_slots = upload(slots);
+               device_inv_freq = upload(inv_freq), device_positions = upload(positions), device_slots = upload(slots),
+               device_tables = upload(tables);
   struct Outputs {
     std::vector<uint16_t> q, keys, values;
   };
@@ -201,7 +209,7 @@ TEST(CudaLinear, GemvRotaryEpilogueMatchesTheSeparateRopeKernel) {
     p.rope = {qkv.get<__nv_bfloat16>(), device_bias.get<__nv_bfloat16>(), nullptr, nullptr, 0.0f,
               device_positions.get<int32_t>(), device_slots.get<int32_t>(), device_inv_freq.get<float>(), 1.0f, m,
               n_heads, n_kv_heads, head_dim, q.get<__nv_bfloat16>(), keys.get<__nv_bfloat16>(),
-              values.get<__nv_bfloat16>(), capacity};
+              values.get<__nv_bfloat16>(), PagedKv{device_tables.get<int32_t>(), kBlocksPerSlot, kBlockShift}};
     launch_gemv(p, nullptr);
     if (!fused) launch_qkv_rope(p.rope, nullptr);
     Outputs out{std::vector<uint16_t>(size_t(m * q_dim)), std::vector<uint16_t>(cache_start.size()),
@@ -228,7 +236,7 @@ TEST(CudaLinear, GemvRotaryEpilogueMatchesTheSeparateRopeKernel) {
   for (int slot = 0; slot < slots_count; ++slot)
     for (int position = 0; position < capacity; ++position) {
       const bool written = (slot == 1 && position == 5) || (slot == 0 && position == 9);
-      const size_t at = size_t((slot * capacity + position) * kv_dim);
+      const size_t at = size_t(cache_row(slot, position) * kv_dim);
       const bool unchanged = std::equal(cache_start.begin() + at, cache_start.begin() + at + kv_dim, fused.keys.begin() + at);
       EXPECT_EQ(unchanged, !written) << "slot " << slot << " position " << position;
     }

@@ -40,11 +40,10 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
   for (const nlohmann::json& prompt : reference["prompts"]) {
     const std::vector<int32_t> prompt_ids = prompt["prompt_ids"];
     const std::vector<int32_t> greedy_ids = prompt["greedy_ids"];
-    KvCache cache = cpu_model.make_cache(int64_t(prompt_ids.size() + greedy_ids.size()));
-    KvCache* caches[] = {&cache};
+    KvCache cache = cpu_model.make_whole_cache(1, int64_t(prompt_ids.size() + greedy_ids.size()));
     std::vector<TokenRow> rows;
     for (size_t i = 0; i < prompt_ids.size(); ++i) rows.push_back({0, int64_t(i), prompt_ids[i], i + 1 == prompt_ids.size()});
-    const std::vector<float> cpu_logits = cpu_model.forward(rows, caches);
+    const std::vector<float> cpu_logits = cpu_model.forward(rows, cache);
     const std::vector<float> gpu_logits = gpu_model.forward_logits(rows);
     ASSERT_EQ(gpu_logits.size(), vocab);
     EXPECT_LT(relative_l2_error(gpu_logits, cpu_logits), 3e-2) << "prefill of " << prompt_ids.size() << " tokens";
@@ -61,7 +60,7 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
         EXPECT_EQ(gpu_choice, greedy_ids[step]) << "step " << step;
       }
       const TokenRow next{0, int64_t(prompt_ids.size() + step), greedy_ids[step], true};
-      step_logits = cpu_model.forward(std::span<const TokenRow>(&next, 1), caches);
+      step_logits = cpu_model.forward(std::span<const TokenRow>(&next, 1), cache);
       gpu_choice = gpu_model.forward_sample(std::span<const TokenRow>(&next, 1), SamplingParams{}).at(0);
     }
     EXPECT_GT(decided, int(greedy_ids.size()) / 2) << "too many near ties to judge";
@@ -86,17 +85,14 @@ TEST(CudaModel, DecodeStepWiderThanAPassRunsInChunks) {
   options.max_rows = 3;  // fewer than the sequences a decode step carries
   cuda::CudaLlamaModel gpu_model(cpu_model.config(), checkpoint, options);
   const size_t vocab = size_t(cpu_model.config().vocab_size);
-  std::vector<KvCache> caches;
-  for (int s = 0; s < kSequences; ++s) caches.push_back(cpu_model.make_cache(kLength));
-  std::vector<KvCache*> cache_pointers;
-  for (KvCache& cache : caches) cache_pointers.push_back(&cache);
+  KvCache cache = cpu_model.make_whole_cache(kSequences, kLength);
 
   std::vector<TokenRow> rows;
   for (int s = 0; s < kSequences; ++s)
     for (int64_t i = 0; i < 3; ++i) rows.push_back({s, i, int32_t((s * 37 + i * 11 + 5) % int64_t(vocab)), i == 2});
   int decided = 0;
   for (int step = 0; step < 6; ++step) {
-    const std::vector<float> cpu_logits = cpu_model.forward(rows, cache_pointers);
+    const std::vector<float> cpu_logits = cpu_model.forward(rows, cache);
     const std::vector<int32_t> gpu_tokens = gpu_model.forward_sample(rows, SamplingParams{});
     ASSERT_EQ(gpu_tokens.size(), size_t(kSequences));
     std::vector<TokenRow> next;

@@ -1,6 +1,7 @@
 // CPU kernels against naive double-precision references, for every weight dtype.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -99,10 +100,12 @@ TEST(Attention, SingleVisiblePositionReturnsItsValue) {
   const std::vector<float> q = {1, 0, 0, 1};
   const std::vector<float> keys = {1, 1, 5, 5};
   const std::vector<float> values = {3, 4, 7, 8};
+  const int32_t one_block[] = {0};
+  const cpu::PagedRows key_rows{keys.data(), one_block, 2, 2}, value_rows{values.data(), one_block, 2, 2};
   std::vector<float> out(4), scores(4);
-  cpu::attend_heads(q.data(), keys.data(), values.data(), 1, 1, shape, 0, 2, out.data(), scores.data());
+  cpu::attend_heads(q.data(), key_rows, value_rows, 1, 1, shape, 0, 2, out.data(), scores.data());
   EXPECT_EQ(out, (std::vector<float>{7, 8, 7, 8}));
-  cpu::attend_heads(q.data(), keys.data(), values.data(), 0, 1, shape, 0, 2, out.data(), scores.data());
+  cpu::attend_heads(q.data(), key_rows, value_rows, 0, 1, shape, 0, 2, out.data(), scores.data());
   // Each head's scores are softmax([1, 5]), weighting the two value rows.
   const double w1 = std::exp(5.0) / (std::exp(1.0) + std::exp(5.0));
   for (int head = 0; head < 2; ++head) {
@@ -113,7 +116,8 @@ TEST(Attention, SingleVisiblePositionReturnsItsValue) {
 
 TEST(Attention, ManyPositionsMatchTheDefinition) {
   // 6 query heads over 2 KV heads of 24 dims; windows whose lengths are and are not multiples of
-  // the kernel's four value rows per pass, starting at 0 and later (sliding window).
+  // the kernel's four value rows per pass, starting at 0 and later (sliding window). The positions
+  // live in blocks of 8 in a shuffled order, as a paged cache holds them.
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const cpu::AttentionShape shape{6, 2, 24, 0.2f};
@@ -121,13 +125,22 @@ TEST(Attention, ManyPositionsMatchTheDefinition) {
   std::vector<float> q(6 * 24), keys(size_t(n_positions * kv_stride)), values(keys.size());
   for (std::vector<float>* data : {&q, &keys, &values})
     for (float& value : *data) value = normal(rng);
+  const int32_t blocks[] = {3, 0, 4, 1, 2};
+  std::vector<float> key_store(keys.size()), value_store(values.size());
+  for (int64_t p = 0; p < n_positions; ++p) {
+    const int64_t at = (int64_t(blocks[p / 8]) * 8 + p % 8) * kv_stride;
+    std::copy_n(keys.begin() + p * kv_stride, kv_stride, key_store.begin() + at);
+    std::copy_n(values.begin() + p * kv_stride, kv_stride, value_store.begin() + at);
+  }
+  const cpu::PagedRows key_rows{key_store.data(), blocks, 8, kv_stride};
+  const cpu::PagedRows value_rows{value_store.data(), blocks, 8, kv_stride};
   for (auto [first, last] : {std::pair<int64_t, int64_t>{0, 39}, {0, 37}, {5, 26}, {9, 11}, {13, 13}}) {
     std::vector<float> out(q.size(), -1.0f);
     std::vector<float> scores(static_cast<size_t>(3 * (last + 1)));
     // KV head 0's group whole, KV head 1's in two parts of one and two heads.
-    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 0, 3, out.data(), scores.data());
-    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 3, 4, out.data(), scores.data());
-    cpu::attend_heads(q.data(), keys.data(), values.data(), first, last, shape, 4, 6, out.data(), scores.data());
+    cpu::attend_heads(q.data(), key_rows, value_rows, first, last, shape, 0, 3, out.data(), scores.data());
+    cpu::attend_heads(q.data(), key_rows, value_rows, first, last, shape, 3, 4, out.data(), scores.data());
+    cpu::attend_heads(q.data(), key_rows, value_rows, first, last, shape, 4, 6, out.data(), scores.data());
     for (int head = 0; head < 6; ++head) {
       const int64_t kv = head / 3 * 24;
       std::vector<double> weights;

@@ -19,11 +19,10 @@ const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa
 
 std::vector<float> prompt_logits(const LlamaModel& model) {
   const std::vector<int32_t> prompt = {5, 17, 42, 7, 99, 3, 250, 11};
-  KvCache cache = model.make_cache(int64_t(prompt.size()));
-  KvCache* caches[] = {&cache};
+  KvCache cache = model.make_whole_cache(1, int64_t(prompt.size()));
   std::vector<TokenRow> rows;
   for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
-  return model.forward(rows, caches);
+  return model.forward(rows, cache);
 }
 
 TEST(DeviceMapExecution, ResidentLayersAreCopiesAndGiveIdenticalLogits) {
@@ -50,18 +49,19 @@ TEST(DeviceMapExecution, CachesHoldingOnlyTheirLayersGiveTheSameLogits) {
     return layers;
   }();
   const std::vector<int32_t> prompt = {5, 17, 42, 7, 99, 3, 250, 11};
-  KvCache front = model.make_cache(int64_t(prompt.size()), first_half);
-  KvCache back = model.make_cache(int64_t(prompt.size()), rest);
-  KvCache* front_caches[] = {&front};
-  KvCache* back_caches[] = {&back};
+  const KvCacheShape shape = KvCacheShape::whole_sequences(1, int64_t(prompt.size()));
+  KvCache front = model.make_cache(shape, first_half);
+  KvCache back = model.make_cache(shape, rest);
+  front.assign_whole_sequences();
+  back.assign_whole_sequences();
   std::vector<TokenRow> rows;
   for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
   std::vector<float> x = model.embed_rows(rows);
-  model.run_layers(rows, front_caches, x, 0, 1);
-  model.run_layers(rows, back_caches, x, 1, n_layers);
+  model.run_layers(rows, front, x, 0, 1);
+  model.run_layers(rows, back, x, 1, n_layers);
   EXPECT_EQ(model.head_logits(rows, x), prompt_logits(model));
-  EXPECT_EQ(front.keys(1), nullptr) << "a layer the cache does not hold has no storage";
-  EXPECT_NE(back.keys(1), nullptr);
+  EXPECT_EQ(front.key_rows(1, 0).store, nullptr) << "a layer the cache does not hold has no storage";
+  EXPECT_NE(back.key_rows(1, 0).store, nullptr);
 }
 
 TEST(DeviceMapExecution, GenerateWithCpuAndDiskLayersMatchesPlainGeneration) {

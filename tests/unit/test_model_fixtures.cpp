@@ -49,11 +49,10 @@ TEST_P(ModelFixture, LastPositionLogitsMatchTransformers) {
     const std::vector<int32_t> ids = prompt["prompt_ids"];
     // Our CPU path computes in f32, so it is held to the f32 reference of the same stored weights.
     const std::vector<float> expected = prompt.contains("last_logits_f32") ? prompt["last_logits_f32"] : prompt["last_logits"];
-    KvCache cache = model.make_cache(int64_t(ids.size()));
-    KvCache* caches[] = {&cache};
+    KvCache cache = model.make_whole_cache(1, int64_t(ids.size()));
     std::vector<TokenRow> rows;
     for (size_t i = 0; i < ids.size(); ++i) rows.push_back({0, int64_t(i), ids[i], i + 1 == ids.size()});
-    const std::vector<float> logits = model.forward(rows, caches);
+    const std::vector<float> logits = model.forward(rows, cache);
     ASSERT_EQ(logits.size(), expected.size());
     EXPECT_LT(relative_l2_error(logits, expected), 1e-4) << "prompt of " << ids.size() << " tokens";
   }

@@ -42,13 +42,14 @@ RunResult run_model(LlamaModel model) {
   RunResult result;
   const std::vector<std::vector<int32_t>> prompts = test_prompts(model.config());
   for (const std::vector<int32_t>& prompt : prompts) {
-    KvCache cache = model.make_cache(int64_t(prompt.size()));
-    KvCache* caches[] = {&cache};
+    KvCache cache = model.make_whole_cache(1, int64_t(prompt.size()));
     std::vector<TokenRow> rows;
     for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], i + 1 == prompt.size()});
-    result.logits.push_back(model.forward(rows, caches));
+    result.logits.push_back(model.forward(rows, cache));
   }
-  CpuRankModel rank_model(std::move(model), int(prompts.size()), 64);
+  const KvCacheShape kv = KvCacheShape::whole_sequences(int(prompts.size()), 64);
+  CpuRankModel rank_model(std::move(model), kv);
+  rank_model.update_kv_blocks(whole_sequence_updates(kv));
   const std::vector<SamplingParams> greedy(prompts.size());
   // Greedy decode through the packed-batch path, without the tokenizer.
   std::vector<TokenRow> rows;

@@ -12,11 +12,10 @@ namespace shardlm::cuda {
 
 using bf16 = __nv_bfloat16;
 
-CudaLayerOps::CudaLayerOps(const ModelConfig& config, float attention_scaling, int64_t max_seq_len,
-                           DeviceCommunicator* comm, GpuWorkspace& gpu, const StepShape& step)
+CudaLayerOps::CudaLayerOps(const ModelConfig& config, float attention_scaling, DeviceCommunicator* comm,
+                           GpuWorkspace& gpu, const StepShape& step)
     : config_(config),
       attention_scaling_(attention_scaling),
-      max_seq_len_(max_seq_len),
       comm_(comm),
       gpu_(gpu),
       step_(step) {}
@@ -37,7 +36,7 @@ const bf16* CudaLayerOps::qkv_rope(const NormedRows& normed, const GpuLayer& lay
                            config_.rms_norm_eps, gpu_.input(1),    gpu_.input(2),       gpu_.inv_freq.get<float>(),
                            attention_scaling_,   n,                layer.shape.n_heads,       layer.shape.n_kv_heads,
                            config_.head_dim,     gpu_.q.get<bf16>(), layer.keys,        layer.values,
-                           max_seq_len_};
+                           gpu_.paged_kv()};
   if (step_.gemv) {
     GemvParams qkv{gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, n, layer.qkv, qkv_dim,
                    config_.hidden_size, gpu_.qkv.get(), GemvOutput::BF16};
@@ -58,15 +57,13 @@ const bf16* CudaLayerOps::attention(const bf16* queries, const GpuLayer& layer, 
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
   bf16* out = gpu_.attention_out.get<bf16>();
   if (step_.run && prefill_attention_supports(config_.head_dim)) {
-    const size_t slot_offset =
-        size_t(step_.run->slot) * size_t(max_seq_len_) * size_t(layer.shape.n_kv_heads) * size_t(config_.head_dim);
-    launch_prefill_attention({queries, layer.keys + slot_offset, layer.values + slot_offset, step_.n_rows,
+    launch_prefill_attention({queries, layer.keys, layer.values, gpu_.paged_kv(), step_.run->slot, step_.n_rows,
                               step_.run->first_position, layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim,
                               config_.sliding_window.value_or(0), scale, out},
                              gpu_.stream);
   } else {
-    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), step_.n_rows, layer.shape.n_heads,
-                      layer.shape.n_kv_heads, config_.head_dim, max_seq_len_, config_.sliding_window.value_or(0), scale,
+    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), gpu_.paged_kv(), step_.n_rows,
+                      layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim, config_.sliding_window.value_or(0), scale,
                       step_.n_splits, gpu_.attention_partial.get<float>(), gpu_.attention_split_counters.get<int>(),
                       out},
                      gpu_.stream);

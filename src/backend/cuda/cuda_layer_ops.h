@@ -38,7 +38,7 @@ struct GpuLayer {
   __nv_bfloat16* mlp_norm = nullptr;   // (dim)
   __nv_bfloat16* gate_up = nullptr;    // (2 ff_dim, dim): rows of gate_proj, then up_proj
   GpuLinear down_proj;                       // in_features ff_dim
-  __nv_bfloat16* keys = nullptr;             // (slots, max_seq_len, kv_dim) of this layer
+  __nv_bfloat16* keys = nullptr;             // (blocks, block_size, kv_dim) of this layer
   __nv_bfloat16* values = nullptr;
 };
 
@@ -55,8 +55,8 @@ class CudaLayerOps {
   using Layer = GpuLayer;
 
   // `comm`: the tensor-parallel group (null without one).
-  CudaLayerOps(const ModelConfig& config, float attention_scaling, int64_t max_seq_len, DeviceCommunicator* comm,
-               GpuWorkspace& gpu, const StepShape& step);
+  CudaLayerOps(const ModelConfig& config, float attention_scaling, DeviceCommunicator* comm, GpuWorkspace& gpu,
+               const StepShape& step);
 
   NormedRows rms_norm(const __nv_bfloat16* weight);
   const __nv_bfloat16* qkv_rope(const NormedRows& normed, const GpuLayer& layer, int il);
@@ -67,7 +67,6 @@ class CudaLayerOps {
  private:
   const ModelConfig& config_;
   float attention_scaling_;
-  int64_t max_seq_len_;
   DeviceCommunicator* comm_;
   GpuWorkspace& gpu_;
   const StepShape& step_;

@@ -66,7 +66,8 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const 
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
   allocate();
   upload(host);
-  if (mapper_->holds_host_units()) mapper_->keep_host_units(std::move(checkpoint), host, gpus_, layers_, max_seq_len_);
+  if (mapper_->holds_host_units()) mapper_->keep_host_units(std::move(checkpoint), host, gpus_, layers_, kv_shape());
+  if (options_.kv_num_blocks == 0) update_kv_blocks(whole_sequence_updates(kv_shape()));
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const CudaModelOptions& options)
@@ -85,6 +86,7 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const C
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
   allocate();
   fill_random(seed);
+  if (options_.kv_num_blocks == 0) update_kv_blocks(whole_sequence_updates(kv_shape()));
 }
 
 LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
@@ -139,10 +141,13 @@ void CudaLlamaModel::allocate() {
   });
   const int64_t dim = config_.hidden_size;
   const int logit_rows = std::max(options_.max_sequences, 1);
+  KvCacheShape kv = KvCacheShape::whole_sequences(options_.max_sequences, max_seq_len_, options_.kv_block_size);
+  if (options_.kv_num_blocks > 0) kv.num_blocks = options_.kv_num_blocks;
+  kv_tables_.emplace(kv);
   const std::vector<int>& devices = mapper_->gpu_devices();
   for (int device : devices)
     gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, widest_, rope_, options_.max_rows,
-                                                   logit_rows, kSplitStates));
+                                                   logit_rows, kSplitStates, kv));
   // Peer access lets hand-offs between GPUs go over NVLink/PCIe directly instead of through the host.
   for (int a : devices)
     for (int b : devices)
@@ -176,10 +181,9 @@ void CudaLlamaModel::allocate() {
       GpuLayer& layer = layers_[size_t(resident[i])];
       point_into(base + layer_base[i], layer_offsets(config_, layer.shape), layer);
     }
-    // Each cached layer's (slots, max_seq_len, kv_dim) keys and values, one after another.
+    // Each cached layer's (blocks, block_size, kv_dim) keys and values, one after another.
     auto cache_elements = [&](int il) {
-      return size_t(options_.max_sequences) * size_t(max_seq_len_) *
-             size_t(strides_of(config_, layers_[size_t(il)].shape).kv_dim);
+      return size_t(kv.num_blocks) * size_t(kv.block_size) * size_t(strides_of(config_, layers_[size_t(il)].shape).kv_dim);
     };
     size_t cache_total = 0;
     for (int il : cached) cache_total += cache_elements(il);
@@ -272,6 +276,21 @@ void CudaLlamaModel::check_rows(std::span<const TokenRow> rows) const {
     if (row.position < 0 || row.position >= max_seq_len_)
       fail("position {} is beyond the KV cache ({} tokens per sequence; raise --max-seq-len)", row.position,
            max_seq_len_);
+    // The kernels read and write through the tables: a position past a slot's blocks would land
+    // in another sequence's.
+    if (row.position >= kv_tables_->capacity(row.sequence))
+      fail("position {} of sequence {} is beyond the {} positions of its KV-cache blocks", row.position,
+           row.sequence, kv_tables_->capacity(row.sequence));
+  }
+}
+
+void CudaLlamaModel::update_kv_blocks(std::span<const KvBlockUpdate> updates) {
+  for (const KvBlockUpdate& update : updates) {
+    kv_tables_->apply(update);
+    mapper_->apply_kv_update(update);
+    if (dirty_first_slot_ == dirty_end_slot_) dirty_first_slot_ = dirty_end_slot_ = update.slot;
+    dirty_first_slot_ = std::min(dirty_first_slot_, update.slot);
+    dirty_end_slot_ = std::max(dirty_end_slot_, update.slot + 1);
   }
 }
 
@@ -319,11 +338,18 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
     // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
     if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
   }
-  // Every GPU gets the inputs on its own stream; the first GPU's stream (where a step and a graph
-  // begin) waits for all of them.
+  // Every GPU gets the inputs (and the tables changed since the last step, as one span of slots)
+  // on its own stream; the first GPU's stream (where a step and a graph begin) waits for all of them.
+  const int per_sequence = kv_shape().blocks_per_sequence();
+  const size_t table_offset = size_t(dirty_first_slot_) * size_t(per_sequence);
+  const size_t table_bytes = size_t(dirty_end_slot_ - dirty_first_slot_) * size_t(per_sequence) * sizeof(int32_t);
+  dirty_first_slot_ = dirty_end_slot_ = 0;
   GpuWorkspace& origin = first_gpu();
   for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
     CUDA_CHECK(cudaSetDevice(gpu->device));
+    if (table_bytes > 0)
+      CUDA_CHECK(cudaMemcpyAsync(gpu->kv_tables.get<int32_t>() + table_offset, kv_tables_->data() + table_offset,
+                                 table_bytes, cudaMemcpyHostToDevice, gpu->stream));
     CUDA_CHECK(cudaMemcpyAsync(gpu->inputs.get(), host, host_inputs_.bytes(), cudaMemcpyHostToDevice, gpu->stream));
     if (gpu.get() == &origin) continue;
     CUDA_CHECK(cudaEventRecord(gpu->handoff, gpu->stream));
@@ -346,7 +372,7 @@ void CudaLlamaModel::run_step(std::span<const TokenRow> rows, const StepShape& s
       rows, gpus_,
       {[&](GpuWorkspace& gpu) { run_embedding(gpu, shape); },
        [&](GpuWorkspace& gpu, int il, bf16* streamed) {
-         CudaLayerOps ops(config_, rope_.attention_scaling, max_seq_len_, comm_, gpu, shape);
+         CudaLayerOps ops(config_, rope_.attention_scaling, comm_, gpu, shape);
          if (!streamed) return decoder_layer(ops, layers_[size_t(il)], il);
          GpuLayer layer = layers_[size_t(il)];  // its cache and shape; the weights are in the slot
          point_into(streamed, layer_offsets(config_, layer.shape), layer);

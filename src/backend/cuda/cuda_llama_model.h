@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "model/kv_block_table.h"
 #include "model/llama_weights.h"
 #include "model/rope_frequencies.h"
 #include "model/token_row.h"
@@ -62,6 +64,9 @@ class CudaLlamaModel {
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling);
   // The logits (f32, on the host) of the rows that want them; for tests and tools.
   std::vector<float> forward_logits(std::span<const TokenRow> rows);
+  // Changes to slots' block tables, copied to the GPUs before the next step.
+  void update_kv_blocks(std::span<const KvBlockUpdate> updates);
+  const KvCacheShape& kv_shape() const { return kv_tables_->shape(); }
   // Device memory in use now on every GPU the model uses (cudaMemGetInfo), in bytes.
   size_t device_memory_used() const;
 
@@ -120,6 +125,9 @@ class CudaLlamaModel {
   bool gemv_aligned_ = false;
   GpuHead head_;
   DeviceBuffer local_logits_, gathered_logits_;  // a split head's block and the gathered blocks
+
+  std::optional<KvBlockTables> kv_tables_;  // the host's copy of every slot's table
+  int dirty_first_slot_ = 0, dirty_end_slot_ = 0;  // slots whose tables changed since the last copy
 
   PinnedBuffer host_inputs_;
   PinnedBuffer host_tokens_;

@@ -26,6 +26,10 @@ struct CudaModelOptions {
   int device = 0;            // the GPU of every unit when there is no placement
   int max_sequences = 1;     // KV-cache slots: sequences generated together
   int64_t max_seq_len = 0;   // tokens per sequence; 0: the model's max_position_embeddings, capped at 4096
+  // The paged KV cache: blocks of kv_block_size positions. 0 blocks: every slot owns max_seq_len
+  // positions from the start (its table fixed); otherwise the tables come from update_kv_blocks.
+  int kv_num_blocks = 0;
+  int kv_block_size = 16;
   int max_rows = 512;        // rows per forward pass; longer prefills are chunked
   // A device map; needs the checkpoint constructor when it offloads anything.
   std::optional<LayerPlacement> placement;

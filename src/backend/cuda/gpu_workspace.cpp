@@ -6,8 +6,9 @@
 namespace shardlm::cuda {
 
 GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const LayerShape& widest,
-                           const RopeFrequencies& rope, int rows_per_forward, int logit_rows, int split_states)
-    : device(device_index), max_rows(rows_per_forward) {
+                           const RopeFrequencies& rope, int rows_per_forward, int logit_rows, int split_states,
+                           const KvCacheShape& kv)
+    : device(device_index), max_rows(rows_per_forward), kv_shape(kv) {
   CUDA_CHECK(cudaSetDevice(device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&handoff, cudaEventDisableTiming));
@@ -34,6 +35,8 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
   attention_partial = DeviceBuffer(size_t(split_states) * size_t(attention_state_floats(config.head_dim)) * sizeof(float));
   attention_split_counters = DeviceBuffer(rows * size_t(widest.n_heads) * sizeof(int));
   CUDA_CHECK(cudaMemset(attention_split_counters.get(), 0, attention_split_counters.bytes()));
+  kv_tables = DeviceBuffer(size_t(kv.sequences) * size_t(kv.blocks_per_sequence()) * sizeof(int32_t));
+  CUDA_CHECK(cudaMemset(kv_tables.get(), 0, kv_tables.bytes()));
 }
 
 GpuWorkspace::~GpuWorkspace() {

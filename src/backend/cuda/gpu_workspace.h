@@ -14,7 +14,9 @@
 #include "ops/cuda/sampling.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
+#include "model/kv_block_table.h"
 #include "model/rope_frequencies.h"
+#include "ops/cuda/paged_kv.h"
 
 namespace shardlm::cuda {
 
@@ -31,14 +33,16 @@ constexpr size_t input_bytes(int max_rows, int logit_rows) {
 
 struct GpuWorkspace {
   // widest: every layer's widths fit (layers may differ under tensor parallelism); split_states:
-  // the most (row, head, split) partial attention states a step may leave for merging.
+  // the most (row, head, split) partial attention states a step may leave for merging; kv: the
+  // paged cache's shape, whose block tables live here.
   GpuWorkspace(int device, const ModelConfig& config, const LayerShape& widest, const RopeFrequencies& rope,
-               int max_rows, int logit_rows, int split_states);
+               int max_rows, int logit_rows, int split_states, const KvCacheShape& kv);
   ~GpuWorkspace();
   GpuWorkspace(const GpuWorkspace&) = delete;
   GpuWorkspace& operator=(const GpuWorkspace&) = delete;
 
   const int32_t* input(int array) const { return inputs.get<int32_t>() + size_t(array) * size_t(max_rows); }
+  PagedKv paged_kv() const { return {kv_tables.get<int32_t>(), kv_shape.blocks_per_sequence(), kv_shape.block_shift()}; }
   const RowSampling* row_sampling() const {
     return reinterpret_cast<const RowSampling*>(static_cast<const char*>(inputs.get()) + input_sampling_offset(max_rows));
   }
@@ -49,7 +53,9 @@ struct GpuWorkspace {
   cudaEvent_t handoff = nullptr;  // recorded where the residual stream leaves this GPU
   std::unique_ptr<CublasLtGemm> gemm;
   DeviceBuffer weights;           // the units resident here
-  DeviceBuffer k_cache, v_cache;  // (layers cached here, slots, max_seq_len, kv_dim) bf16
+  KvCacheShape kv_shape;
+  DeviceBuffer k_cache, v_cache;  // (layers cached here, blocks, block_size, kv_dim) bf16
+  DeviceBuffer kv_tables;         // (slots, blocks_per_sequence) int32: the host's tables, copied before a step
   DeviceBuffer inv_freq;
   DeviceBuffer inputs;            // input_bytes(max_rows, logit_rows)
   // The residual stream (f32) and the rest of a layer's activations.

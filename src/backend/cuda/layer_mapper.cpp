@@ -95,7 +95,7 @@ bool LayerMapper::caches_layer(int il, int g) const {
 
 void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, const LlamaWeights& host,
                                   std::span<const std::unique_ptr<GpuWorkspace>> gpus,
-                                  std::span<const GpuLayer> layers, int64_t max_seq_len) {
+                                  std::span<const GpuLayer> layers, const KvCacheShape& kv) {
   // Offloaded units are whole (a device map does not combine with tensor parallelism).
   const LayerShape whole = whole_layer_shape(config_);
   const LayerOffsets lo = layer_offsets(config_, whole);
@@ -154,9 +154,7 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   if (exec != OffloadExec::STREAM) {
     // Only these layers ever run on the CPU (f32 caches of every layer would be 1 GB per sequence
     // for Llama-3-8B at 4096 positions).
-    for (int i = 0; i < options_.max_sequences; ++i)
-      cpu_caches_.push_back(cpu_model_->make_cache(max_seq_len, cpu_layers_));
-    for (KvCache& cache : cpu_caches_) cpu_cache_pointers_.push_back(&cache);
+    cpu_cache_.emplace(cpu_model_->make_cache(kv, cpu_layers_));
   }
   if (exec != OffloadExec::CPU) {
     streamer_ = std::make_unique<OffloadStreamer>(
@@ -165,8 +163,8 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   if (exec == OffloadExec::AUTO && !cpu_layers_.empty()) {
     std::vector<DeviceLayerCache> caches;
     for (int il : cpu_layers_) caches.push_back({il, layers[size_t(il)].keys, layers[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_, whole).kv_dim, max_seq_len,
-                                               options_.max_sequences, offload_gpu.device, offload_gpu.stream);
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_, whole).kv_dim, kv,
+                                               offload_gpu.device, offload_gpu.stream);
   }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
 }
@@ -250,7 +248,7 @@ void LayerMapper::run_step(std::span<const TokenRow> rows, std::span<const std::
   };
   const bool head_streamed = head_gpu_ == kOnHost && (!cpu_step || head_in_gpu_tail_);
   const KvSide side = cpu_step ? KvSide::CPU : KvSide::GPU;
-  if (kv_sync_) kv_sync_->prepare(side, rows, cpu_cache_pointers_);
+  if (kv_sync_) kv_sync_->prepare(side, rows, *cpu_cache_);
   if (offloads() && streamer_) {
     std::vector<const OffloadBlock*> blocks;
     for (int il : offloaded_layers_)
@@ -289,7 +287,7 @@ void LayerMapper::run_step(std::span<const TokenRow> rows, std::span<const std::
     if (target == kOnHost) {
       int end = il + 1;
       while (end < n_layers && where(end) == kOnHost) ++end;
-      on_cpu([&] { cpu_model_->run_layers(rows, cpu_cache_pointers_, host_hidden_, il, end); });
+      on_cpu([&] { cpu_model_->run_layers(rows, *cpu_cache_, host_hidden_, il, end); });
       il = end;
       continue;
     }
@@ -314,7 +312,7 @@ void LayerMapper::run_step(std::span<const TokenRow> rows, std::span<const std::
   }
 
   if (!offloads()) return;
-  if (kv_sync_) kv_sync_->written(side, rows);
+  if (kv_sync_) kv_sync_->written(side, rows, *cpu_cache_);
   record_step(exec, n_rows, cpu_seconds);
 }
 

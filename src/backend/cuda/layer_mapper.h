@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -73,7 +74,11 @@ class LayerMapper {
   // execution; `layers` says where the layers' GPU caches are.
   void keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, const LlamaWeights& host,
                        std::span<const std::unique_ptr<GpuWorkspace>> gpus, std::span<const GpuLayer> layers,
-                       int64_t max_seq_len);
+                       const KvCacheShape& kv);
+  // A change to a slot's block table, which the CPU cache follows as the GPUs' do.
+  void apply_kv_update(const KvBlockUpdate& update) {
+    if (cpu_cache_) cpu_cache_->apply(update);
+  }
 
   // One forward pass over the rows (already staged on every GPU), ending with the logits of the
   // rows that want them on the sampling GPU.
@@ -108,8 +113,7 @@ class LayerMapper {
   std::unique_ptr<OffloadStreamer> streamer_;
   std::unique_ptr<OffloadPolicy> policy_;
   std::unique_ptr<LlamaModel> cpu_model_;
-  std::vector<KvCache> cpu_caches_;
-  std::vector<KvCache*> cpu_cache_pointers_;
+  std::optional<KvCache> cpu_cache_;  // the layers the CPU may compute
   std::unique_ptr<OffloadKvSync> kv_sync_;
   std::vector<float> host_hidden_, host_logits_;
   PinnedBuffer pinned_hidden_;

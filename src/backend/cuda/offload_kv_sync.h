@@ -1,8 +1,10 @@
 // Under --offload-exec auto the offloaded layers run on the GPU in some steps and on the CPU in
-// others, so their KV cache exists twice: bf16 on the offload GPU, f32 in the CPU caches. A
-// sequence's positions are written in order, so each copy is valid up to a length per sequence;
-// before a step runs on one side, that side is brought up to the step's first position from the
-// other (after a streamed prefill, the CPU side receives the prompt's keys and values once).
+// others, so their KV cache exists twice: bf16 on the offload GPU, f32 in the CPU cache, both
+// paged alike (the same block tables). Positions are written in order within a block, so each copy
+// of a block is valid up to a row count per side; before a step runs on one side, that side is
+// brought up to the step's first position from the other, block by block (after a streamed
+// prefill, the CPU side receives the prompt's keys and values once). Counting per block rather
+// than per sequence lets blocks that prefix caching shares between sequences be synced once.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,14 +15,14 @@
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
-#include "model/llama_model.h"
 #include "model/kv_cache.h"
+#include "model/token_row.h"
 
 namespace shardlm::cuda {
 
 enum class KvSide { GPU, CPU };
 
-// Where the GPU copy of one offloaded layer's cache is: (slots, max_seq_len, kv_dim) bf16 each.
+// Where the GPU copy of one offloaded layer's cache is: (blocks, block_size, kv_dim) bf16 each.
 struct DeviceLayerCache {
   int layer = 0;
   __nv_bfloat16* keys = nullptr;
@@ -29,23 +31,33 @@ struct DeviceLayerCache {
 
 class OffloadKvSync {
  public:
-  OffloadKvSync(std::vector<DeviceLayerCache> layers, int64_t kv_dim, int64_t max_seq_len, int slots, int device,
+  OffloadKvSync(std::vector<DeviceLayerCache> layers, int64_t kv_dim, const KvCacheShape& shape, int device,
                 cudaStream_t stream);
 
-  // Makes `side` hold every position before the rows' first one, for each sequence in rows.
-  void prepare(KvSide side, std::span<const TokenRow> rows, std::span<KvCache* const> cpu_caches);
+  // Makes `side` hold every position before the rows' first one, for each sequence in rows; the
+  // CPU cache's tables say which blocks those are (the GPU's are the same).
+  void prepare(KvSide side, std::span<const TokenRow> rows, KvCache& cpu_cache);
   // The rows' keys and values were written on `side`.
-  void written(KvSide side, std::span<const TokenRow> rows);
+  void written(KvSide side, std::span<const TokenRow> rows, const KvCache& cpu_cache);
 
  private:
-  void copy(KvSide to, int slot, int64_t first, int64_t end, KvCache& cpu_cache);
+  // Rows [first, end) of a block.
+  struct BlockRun {
+    int32_t block;
+    int first, end;
+  };
+  // The runs, to `to` from the other side, as many at a time as the scratch holds, so that each
+  // batch waits for the GPU once per layer.
+  void copy(KvSide to, std::span<const BlockRun> runs, KvCache& cpu_cache);
 
   std::vector<DeviceLayerCache> layers_;
-  int64_t kv_dim_, max_seq_len_;
+  int64_t kv_dim_;
+  int block_size_;
   int device_;
   cudaStream_t stream_;
-  std::vector<int64_t> valid_[2];  // [side][slot]: positions [0, valid) hold the current values
-  PinnedBuffer scratch_;           // one layer's keys or values of one sequence, bf16
+  std::vector<int> valid_[2];  // [side][block]: rows [0, valid) hold the current values
+  int64_t scratch_rows_;
+  PinnedBuffer scratch_;       // scratch_rows_ rows of one layer's keys or values, bf16
 };
 
 }  // namespace shardlm::cuda

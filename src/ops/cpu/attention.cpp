@@ -8,11 +8,10 @@
 
 namespace shardlm::cpu {
 
-void attend_heads(const float* q, const float* keys, const float* values, int64_t first, int64_t last,
+void attend_heads(const float* q, const PagedRows& keys, const PagedRows& values, int64_t first, int64_t last,
                   const AttentionShape& shape, int head_begin, int head_end, float* out, float* scores) {
   const int head_dim = shape.head_dim;
   const int n_heads_here = head_end - head_begin;
-  const int64_t kv_stride = int64_t(shape.n_kv_heads) * head_dim;
   const int64_t kv_offset = int64_t(head_begin / heads_per_kv_head(shape)) * head_dim;
   const int64_t scores_stride = last + 1;
   const float* queries = q + int64_t(head_begin) * head_dim;
@@ -23,8 +22,10 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   // units never wait on one dependent chain of adds.
   int64_t position = first;
   for (; position + 4 <= last + 1; position += 4) {
-    const float* key0 = keys + position * kv_stride + kv_offset;
-    const float *key1 = key0 + kv_stride, *key2 = key1 + kv_stride, *key3 = key2 + kv_stride;
+    const float* key0 = keys.row(position) + kv_offset;
+    const float* key1 = keys.row(position + 1) + kv_offset;
+    const float* key2 = keys.row(position + 2) + kv_offset;
+    const float* key3 = keys.row(position + 3) + kv_offset;
     for (int head = 0; head < n_heads_here; ++head) {
       const float* query = queries + int64_t(head) * head_dim;
       float dot0 = 0.0f, dot1 = 0.0f, dot2 = 0.0f, dot3 = 0.0f;
@@ -43,7 +44,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
     }
   }
   for (; position <= last; ++position) {
-    const float* key = keys + position * kv_stride + kv_offset;
+    const float* key = keys.row(position) + kv_offset;
     for (int head = 0; head < n_heads_here; ++head) {
       const float* query = queries + int64_t(head) * head_dim;
       float dot = 0.0f;
@@ -67,8 +68,10 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
   // Value rows four at a time: each output element is loaded and stored once per four rows.
   std::fill(results, results + int64_t(n_heads_here) * head_dim, 0.0f);
   for (position = first; position + 4 <= last + 1; position += 4) {
-    const float* value0 = values + position * kv_stride + kv_offset;
-    const float *value1 = value0 + kv_stride, *value2 = value1 + kv_stride, *value3 = value2 + kv_stride;
+    const float* value0 = values.row(position) + kv_offset;
+    const float* value1 = values.row(position + 1) + kv_offset;
+    const float* value2 = values.row(position + 2) + kv_offset;
+    const float* value3 = values.row(position + 3) + kv_offset;
     for (int head = 0; head < n_heads_here; ++head) {
       const float* weights = scores + head * scores_stride + position;
       float* result = results + int64_t(head) * head_dim;
@@ -78,7 +81,7 @@ void attend_heads(const float* q, const float* keys, const float* values, int64_
     }
   }
   for (; position <= last; ++position) {
-    const float* value = values + position * kv_stride + kv_offset;
+    const float* value = values.row(position) + kv_offset;
     for (int head = 0; head < n_heads_here; ++head) {
       const float weight = scores[head * scores_stride + position];
       float* result = results + int64_t(head) * head_dim;

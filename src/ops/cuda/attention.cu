@@ -6,7 +6,8 @@
 // memory. With several splits the unnormalised states go to scratch, and the split that finishes
 // last (a counter per row and block of heads) combines them, so a decode step's attention is one
 // kernel. At batch 16 on an H200 (Llama-3-8B, 520 keys, 16 splits) a layer's attention took 64 us
-// with a block per query head, 38 us with a block per KV head.
+// with a block per query head, 38 us with a block per KV head. Keys and values are read through the
+// sequence's block table (ops/cuda/paged_kv.h).
 #include <cmath>
 #include <type_traits>
 
@@ -90,8 +91,9 @@ __device__ void merge_splits(const AttentionParams& p, int row, BlockHeads heads
 
 template <int E, int H>
 __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(AttentionParams p) {
-  wait_for_predecessor();
-  allow_successor();
+  // The step's inputs and the block tables were copied before the step's first kernel, so they are
+  // read before waiting for the previous kernel (which writes q and this step's keys): the chain
+  // position -> table -> keys then overlaps that kernel's tail.
   const int row = blockIdx.x, split = blockIdx.z;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const BlockHeads heads = block_heads<H>(p);
@@ -104,6 +106,17 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
   const int begin = first + split * chunk;
   const int end = min(begin + chunk, position + 1);
   const bool lane_inside = lane * E < p.head_dim;  // head_dim is a multiple of E
+  // When the split's keys lie in at most 32 blocks (decode, whose splits are short), each lane
+  // holds one of their block ids and the loop fetches them by shuffle, with no load of its own
+  // besides the keys and values; longer ranges look each key's block up in the table.
+  const int32_t* table = p.kv.tables + int64_t(p.slots[row]) * p.kv.blocks_per_sequence;
+  const int shift = p.kv.block_shift;
+  const int row_mask = (1 << shift) - 1;
+  const int window = begin >> shift;
+  const bool windowed = end <= begin || ((end - 1) >> shift) - window < 32;
+  const int32_t lane_block = windowed && window + lane < p.kv.blocks_per_sequence ? table[window + lane] : 0;
+  wait_for_predecessor();
+  allow_successor();
 
   float q[H][E] = {};
 #pragma unroll
@@ -114,20 +127,33 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
       for (int e = 0; e < E; ++e) q[h][e] *= p.scale;
     }
 
-  const int64_t sequence_base = int64_t(p.slots[row]) * p.capacity * kv_dim + (heads.first / group) * p.head_dim;
+  const int lane_offset = (heads.first / group) * p.head_dim + lane * E;
+  const int64_t block_elements = int64_t(kv_dim) << shift;
   float running_max[H], running_sum[H] = {}, acc[H][E] = {};
 #pragma unroll
   for (int h = 0; h < H; ++h) running_max[h] = -INFINITY;
   // Each warp takes kKeysPerStep consecutive keys at a time: all their loads are issued before the
   // first reduction, so the loads' latency overlaps instead of adding up key by key.
   for (int base = begin + warp * kKeysPerStep; base < end; base += kAttentionWarps * kKeysPerStep) {
-    float k_values[kKeysPerStep][E] = {}, v_values[kKeysPerStep][E] = {};
+    // Keys past the end read the last key again (their scores are masked below): the loads need
+    // no branch of their own, so all of them are issued back to back. (A branch around each key's
+    // loads, with the block lookup in the address, doubled the time warps waited on memory: at
+    // batch 16 on an H200, 38 us per layer instead of 32.)
+    int64_t at[kKeysPerStep];
 #pragma unroll
     for (int j = 0; j < kKeysPerStep; ++j) {
-      if (base + j >= end || !lane_inside) continue;
-      const int64_t at = sequence_base + int64_t(base + j) * kv_dim + lane * E;
-      load_lane<E>(p.k_cache + at, k_values[j]);
-      load_lane<E>(p.v_cache + at, v_values[j]);
+      const int key = min(base + j, end - 1);
+      const int32_t block = windowed ? __shfl_sync(0xffffffffu, lane_block, min((key >> shift) - window, 31))
+                                     : table[key >> shift];
+      at[j] = int64_t(block) * block_elements + (key & row_mask) * kv_dim + lane_offset;
+    }
+    float k_values[kKeysPerStep][E] = {}, v_values[kKeysPerStep][E] = {};
+    if (lane_inside) {
+#pragma unroll
+      for (int j = 0; j < kKeysPerStep; ++j) {
+        load_lane<E>(p.k_cache + at[j], k_values[j]);
+        load_lane<E>(p.v_cache + at[j], v_values[j]);
+      }
     }
     float scores[H][kKeysPerStep];
 #pragma unroll

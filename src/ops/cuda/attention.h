@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/paged_kv.h"
+
 namespace shardlm::cuda {
 
 // Splits are merged by one warp, a lane per split.
@@ -16,12 +18,12 @@ constexpr int kMaxAttentionSplits = 32;
 
 struct AttentionParams {
   const __nv_bfloat16* q;        // (n_rows, n_heads * head_dim), rotated
-  const __nv_bfloat16* k_cache;  // (slots, capacity, n_kv_heads * head_dim) for this layer
+  const __nv_bfloat16* k_cache;  // (blocks, block_size, n_kv_heads * head_dim) for this layer
   const __nv_bfloat16* v_cache;
   const int32_t* positions;      // (n_rows)
   const int32_t* slots;          // (n_rows)
+  PagedKv kv;
   int n_rows, n_heads, n_kv_heads, head_dim;
-  int64_t capacity;
   int sliding_window;            // 0: none
   float scale;                   // head_dim^-0.5
   int n_splits;                  // blocks per (row, head) along the keys; 1 writes out directly

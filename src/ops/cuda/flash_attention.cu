@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
       const int key = index / kVectors, vector = index % kVectors;
       uint4 k_value = make_uint4(0, 0, 0, 0), v_value = make_uint4(0, 0, 0, 0);
       if (tile_start + key <= last_key) {
-        const int64_t offset = int64_t(tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
+        const int64_t offset = p.kv.row(p.slot, tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
         k_value = *reinterpret_cast<const uint4*>(p.k_cache + offset);
         v_value = *reinterpret_cast<const uint4*>(p.v_cache + offset);
       }

@@ -7,12 +7,16 @@
 
 #include <cstdint>
 
+#include "ops/cuda/paged_kv.h"
+
 namespace shardlm::cuda {
 
 struct PrefillAttentionParams {
   const __nv_bfloat16* q;        // (n_rows, n_heads * head_dim); row i is at position first_position + i
-  const __nv_bfloat16* k_cache;  // (max_seq_len, n_kv_heads * head_dim) of this sequence's slot
+  const __nv_bfloat16* k_cache;  // (blocks, block_size, n_kv_heads * head_dim) of this layer
   const __nv_bfloat16* v_cache;
+  PagedKv kv;
+  int slot;                      // the sequence's
   int n_rows, first_position, n_heads, n_kv_heads, head_dim;
   int sliding_window;            // 0: none
   float scale;

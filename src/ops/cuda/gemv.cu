@@ -97,7 +97,7 @@ __device__ __forceinline__ void store_rotated_pair(const QkvRopeParams& r, int m
   }
   const int kv_dim = r.n_kv_heads * r.head_dim;
   const int position = r.positions[m];
-  const int64_t cache_row = (int64_t(r.slots[m]) * r.capacity + position) * kv_dim;
+  const int64_t cache_row = r.kv.row(r.slots[m], position) * kv_dim;
   __nv_bfloat16* destination;
   if (head < r.n_heads + r.n_kv_heads) {
     // The angle is rounded to f32 before cos/sin, as torch computes position · inv_freq in f32.

@@ -17,15 +17,20 @@ constexpr int kHeadsPerBlock = 8;
 constexpr int kMaxPairsPerLane = 4;  // head_dim up to 256
 
 __global__ void __launch_bounds__(32 * kHeadsPerBlock) qkv_rope_kernel(QkvRopeParams p) {
-  wait_for_predecessor();
-  allow_successor();
   const int row = blockIdx.x;
   const int head = blockIdx.y * kHeadsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (head >= p.n_heads + p.n_kv_heads) return;
   const bool is_query = head < p.n_heads;
   const int kv_head = head - p.n_heads;
   const int q_dim = p.n_heads * p.head_dim, kv_dim = p.n_kv_heads * p.head_dim;
+  // The row's position and cache row come from the step's inputs and block tables, copied before
+  // the step's first kernel: looked up before waiting for the previous kernel, whose tail then
+  // hides the lookup.
+  const int position = p.positions[row];
+  const int64_t cache_row = is_query ? 0 : p.kv.row(p.slots[row], position) * kv_dim;
+  wait_for_predecessor();
+  allow_successor();
+  if (head >= p.n_heads + p.n_kv_heads) return;
   const int half = p.head_dim / 2;
   const int64_t qkv_row = int64_t(row) * (q_dim + 2 * kv_dim);
   const int offset = is_query ? head * p.head_dim : q_dim + kv_head * p.head_dim;
@@ -47,8 +52,6 @@ __global__ void __launch_bounds__(32 * kHeadsPerBlock) qkv_rope_kernel(QkvRopePa
   }
   const float inverse_rms = norm ? rsqrtf(warp_sum(sum_squares) / float(p.head_dim) + p.eps) : 1.0f;
 
-  const int position = p.positions[row];
-  const int64_t cache_row = (int64_t(p.slots[row]) * p.capacity + position) * kv_dim;
   __nv_bfloat16* destination = is_query ? p.q_out + int64_t(row) * q_dim + head * p.head_dim
                                         : p.k_cache + cache_row + kv_head * p.head_dim;
 #pragma unroll

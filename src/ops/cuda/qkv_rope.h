@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/paged_kv.h"
+
 namespace shardlm::cuda {
 
 struct QkvRopeParams {
@@ -21,9 +23,9 @@ struct QkvRopeParams {
   float attention_scaling;
   int n_rows, n_heads, n_kv_heads, head_dim;
   __nv_bfloat16* q_out;         // (n_rows, q_dim)
-  __nv_bfloat16* k_cache;       // (slots, capacity, kv_dim) for this layer
+  __nv_bfloat16* k_cache;       // (blocks, block_size, kv_dim) for this layer
   __nv_bfloat16* v_cache;
-  int64_t capacity;
+  PagedKv kv;
 };
 
 void launch_qkv_rope(const QkvRopeParams& params, cudaStream_t stream);

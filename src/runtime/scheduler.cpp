@@ -37,6 +37,7 @@ uint64_t Scheduler::submit(SchedulerRequest request) {
   active.id = next_id_++;
   active.stops = std::make_unique<StopStrings>(request.stop);
   active.output.emplace(tokenizer_, *active.stops, request.eos_token_ids, request.max_tokens);
+  active.prefill = request.prompt;
   active.request = std::move(request);
   waiting_.push_back(std::move(active));
   return waiting_.back().id;
@@ -55,40 +56,78 @@ void Scheduler::cancel(uint64_t id) {
 }
 
 double Scheduler::kv_cache_usage() const {
-  int64_t held = 0;
-  for (const Active& active : running_) held += engine_.length(active.sequence);
-  return double(held) / (double(engine_.max_sequences()) * double(engine_.max_seq_len()));
+  const KvBlockPool& blocks = engine_.kv_blocks();
+  return double(blocks.used_blocks()) / double(blocks.num_blocks());
+}
+
+void Scheduler::preempt(std::list<Active>::iterator running) {
+  engine_.remove_sequence(running->sequence);
+  running->sequence = -1;
+  running->prefill = running->request.prompt;
+  running->prefill.insert(running->prefill.end(), running->output->tokens().begin(), running->output->tokens().end());
+  running->prefilled = 0;
+  waiting_.push_front(std::move(*running));
+  running_.erase(running);
+  ++preemptions_;
 }
 
 std::vector<RequestUpdate> Scheduler::step() {
   int budget = options_.max_num_batched_tokens;
   std::vector<SequenceChunk> chunks;
   std::vector<Active*> chunk_owner;
-  // Decodes first: a running stream never waits for a prompt.
-  for (Active& active : running_) {
-    if (active.prefilled < active.request.prompt.size() || budget == 0) continue;
-    chunks.push_back({active.sequence, std::span<const int32_t>(&active.next_token, 1), true});
-    chunk_owner.push_back(&active);
+  // Blocks this step's chunks will take: the pool must hold them all when the step runs.
+  int planned_blocks = 0;
+  auto free_blocks = [&] { return engine_.kv_blocks().free_blocks() - planned_blocks; };
+  // Decodes first: a running stream never waits for a prompt. Where the blocks run out, the newest
+  // requests give theirs back (the one that needs a block, when it is the newest itself).
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (it->prefilling() || budget == 0) {
+      ++it;
+      continue;
+    }
+    const int needed = engine_.kv_blocks_needed(it->sequence, 1);
+    while (needed > free_blocks() && std::next(it) != running_.end()) preempt(std::prev(running_.end()));
+    if (needed > free_blocks()) {
+      preempt(it++);
+      continue;
+    }
+    planned_blocks += needed;
+    chunks.push_back({it->sequence, std::span<const int32_t>(&it->next_token, 1), true});
+    chunk_owner.push_back(&*it);
     --budget;
+    ++it;
   }
+  // A prompt chunk as long as the budget and the free blocks allow; false when not one token fits.
   auto prefill_chunk = [&](Active& active) {
-    const std::vector<int32_t>& prompt = active.request.prompt;
-    const size_t count = std::min(prompt.size() - active.prefilled, size_t(budget));
-    const bool ends_prompt = active.prefilled + count == prompt.size();
-    chunks.push_back({active.sequence, std::span<const int32_t>(prompt).subspan(active.prefilled, count), ends_prompt});
+    const int64_t fitting = engine_.kv_room(active.sequence) + int64_t(free_blocks()) * engine_.kv_blocks().block_size();
+    const size_t count = std::min({active.prefill.size() - active.prefilled, size_t(budget), size_t(std::max<int64_t>(fitting, 0))});
+    if (count == 0) return false;
+    const bool ends_prompt = active.prefilled + count == active.prefill.size();
+    chunks.push_back({active.sequence, std::span<const int32_t>(active.prefill).subspan(active.prefilled, count), ends_prompt});
     chunk_owner.push_back(&active);
+    planned_blocks += engine_.kv_blocks_needed(active.sequence, int64_t(count));
     budget -= int(count);
+    return true;
   };
   for (Active& active : running_) {
     if (budget == 0) break;
-    if (active.prefilled < active.request.prompt.size()) prefill_chunk(active);
+    if (active.prefilling()) prefill_chunk(active);
   }
-  while (budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences()) {
+  while (budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences() && free_blocks() > 0) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     Active& admitted = running_.back();
     admitted.sequence = engine_.add_sequence(admitted.request.sampling);
-    prefill_chunk(admitted);
+    admitted.prefilled = size_t(engine_.reuse_prefix(admitted.sequence, admitted.prefill));
+    if (!prefill_chunk(admitted)) {
+      // The cached prefix took the last free blocks: it waits, first in line, for the next step.
+      engine_.remove_sequence(admitted.sequence);
+      admitted.sequence = -1;
+      admitted.prefilled = 0;
+      waiting_.push_front(std::move(admitted));
+      running_.pop_back();
+      break;
+    }
   }
   if (chunks.empty()) return {};
 
@@ -97,7 +136,7 @@ std::vector<RequestUpdate> Scheduler::step() {
   size_t next = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     Active& active = *chunk_owner[i];
-    if (active.prefilled < active.request.prompt.size()) active.prefilled += chunks[i].tokens.size();
+    if (active.prefilling()) active.prefilled += chunks[i].tokens.size();
     if (!chunks[i].wants_token) continue;
     const int32_t token = tokens[next++];
     RequestUpdate update;

@@ -1,8 +1,12 @@
 // Continuous batching over an Engine: requests join and leave at any step. Each step first gives
 // every decoding sequence its next token, then spends what is left of the step's token budget on
 // prompt chunks, oldest request first, admitting waiting requests (first come, first served) while
-// the engine has a free sequence slot. A long prompt is prefilled over several steps, so the streams
-// already running keep their pace. Single-threaded: the server's engine thread owns it.
+// the engine has a free sequence slot and free KV blocks. A long prompt is prefilled over several
+// steps, so the streams already running keep their pace. A new request first takes what the
+// engine's prefix cache holds of its prompt. When the KV cache runs out of blocks for the running
+// decodes, the newest request is preempted: its blocks are freed and it waits at the head of the
+// queue to be recomputed (its prompt and the tokens it has produced), so nothing fails and no token
+// changes. Single-threaded: the server's engine thread owns it.
 #pragma once
 
 #include <cstdint>
@@ -60,10 +64,10 @@ class Scheduler {
   size_t running() const { return running_.size(); }
   size_t waiting() const { return waiting_.size(); }
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }
-  // The share (0..1) of the engine's KV capacity that running sequences hold: their token positions
-  // over max_sequences x max_seq_len, since each slot reserves a whole sequence's length. With a
-  // paged KV cache this becomes blocks in use over all blocks.
+  // The share (0..1) of the engine's KV blocks that sequences hold.
   double kv_cache_usage() const;
+  // Requests preempted so far (their blocks taken back to let older ones go on).
+  uint64_t preemptions() const { return preemptions_; }
   // Runs one engine step (nothing when there is no work) and returns an update for every request
   // that received a token; finished requests have left the engine.
   std::vector<RequestUpdate> step();
@@ -75,9 +79,15 @@ class Scheduler {
     std::unique_ptr<StopStrings> stops;
     std::optional<SequenceOutput> output;
     int sequence = -1;     // the engine's, once admitted
-    size_t prefilled = 0;  // prompt tokens already in the engine
+    // What admission prefills: the prompt, and after a preemption the tokens produced so far too
+    // (the last of them then samples the next token, as a decode step would have).
+    std::vector<int32_t> prefill;
+    size_t prefilled = 0;  // of those, already in the engine
     int32_t next_token = 0;
+    bool prefilling() const { return prefilled < prefill.size(); }
   };
+  // Frees the running request's sequence and puts it first in the queue, to be recomputed.
+  void preempt(std::list<Active>::iterator running);
 
   Engine& engine_;
   const Tokenizer& tokenizer_;
@@ -85,6 +95,7 @@ class Scheduler {
   uint64_t next_id_ = 1;
   std::deque<Active> waiting_;
   std::list<Active> running_;  // in admission order; elements stay put while chunks point into them
+  uint64_t preemptions_ = 0;
 };
 
 }  // namespace shardlm

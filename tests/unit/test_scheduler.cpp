@@ -1,8 +1,10 @@
 // Continuous batching: 32 requests of different prompt lengths and token budgets share an engine of
 // 8 slots with a small token budget per step (so prompts are prefilled in chunks beside running
 // decodes, and most requests wait for a slot); greedy outputs equal generate() of each prompt alone.
-// Cancellation frees a slot within the step, KV usage counts the positions running sequences hold,
-// and requests that cannot run are refused by field.
+// Cancellation frees a slot within the step, KV usage counts the blocks sequences hold, a KV cache
+// too small for every running request preempts and recomputes without changing a token, a prompt
+// that starts as an earlier one did reuses its cached blocks (same tokens), and requests that
+// cannot run are refused by field.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -23,11 +25,14 @@ namespace fs = std::filesystem;
 
 const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
 
-std::unique_ptr<Engine> open_engine(int max_sequences) {
+// 96 tokens a sequence: 6 blocks of 16. kv_cache_tokens 0: enough blocks for every slot.
+std::unique_ptr<Engine> open_engine(int max_sequences, int64_t kv_cache_tokens = 0, bool prefix_caching = true) {
   EngineOptions options;
   options.model_dir = kFixture;
   options.max_sequences = max_sequences;
   options.max_seq_len = 96;
+  options.kv_cache_tokens = kv_cache_tokens;
+  options.prefix_caching = prefix_caching;
   return Engine::open(options);
 }
 
@@ -42,6 +47,39 @@ struct Outcome {
   std::string text;
   std::string finish_reason;
 };
+
+// Submits the requests and steps until all have finished; outcomes in request order.
+std::vector<Outcome> serve_all(Scheduler& scheduler, const std::vector<SchedulerRequest>& requests) {
+  std::map<uint64_t, size_t> index_of;
+  for (size_t i = 0; i < requests.size(); ++i) index_of[scheduler.submit(requests[i])] = i;
+  std::vector<Outcome> served(requests.size());
+  for (int steps = 0; scheduler.has_work(); ++steps) {
+    if (steps > 4000) {
+      ADD_FAILURE() << "the requests did not finish in 4000 steps";
+      break;
+    }
+    for (const RequestUpdate& update : scheduler.step()) {
+      Outcome& outcome = served[index_of.at(update.id)];
+      outcome.tokens.push_back(update.token);
+      outcome.text += update.text;
+      if (update.finished) outcome.finish_reason = update.finish_reason;
+    }
+  }
+  return served;
+}
+
+// What generate() gives each request run alone on a fresh engine.
+std::vector<std::vector<int32_t>> alone_outputs(const Tokenizer& tokenizer, const std::vector<SchedulerRequest>& requests) {
+  const std::unique_ptr<Engine> alone = open_engine(1, 0, false);
+  std::vector<std::vector<int32_t>> outputs;
+  for (const SchedulerRequest& request : requests) {
+    GenerationOptions options;
+    options.max_new_tokens = request.max_tokens;
+    options.stop = request.stop;
+    outputs.push_back(generate(*alone, tokenizer, {request.prompt}, options).at(0).output_ids);
+  }
+  return outputs;
+}
 
 TEST(Scheduler, ThirtyTwoConcurrentRequestsMatchEachAlone) {
   const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
@@ -124,20 +162,61 @@ TEST(Scheduler, CancellingFreesTheSlotForTheNextRequest) {
   scheduler.cancel(12345);  // unknown: ignored
 }
 
-TEST(Scheduler, KvCacheUsageIsThePositionsRunningSequencesHoldOverAllSlots) {
+TEST(Scheduler, KvCacheUsageIsTheBlocksSequencesHold) {
   const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
-  const std::unique_ptr<Engine> engine = open_engine(2);  // 2 slots of 96 tokens: 192 positions
+  const std::unique_ptr<Engine> engine = open_engine(2);  // 2 slots of 6 blocks: 12 blocks of 16
   Scheduler scheduler(*engine, tokenizer, SchedulerOptions{64});
   EXPECT_EQ(scheduler.kv_cache_usage(), 0.0);
-  const uint64_t first = scheduler.submit(SchedulerRequest{prompt(10, 1), 5, {}, {}, {}});
+  const uint64_t first = scheduler.submit(SchedulerRequest{prompt(16, 1), 5, {}, {}, {}});
   scheduler.submit(SchedulerRequest{prompt(20, 2), 5, {}, {}, {}});
-  EXPECT_EQ(scheduler.kv_cache_usage(), 0.0) << "a waiting request holds no positions";
-  scheduler.step();  // both prompts
-  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 30.0 / 192);
-  scheduler.step();  // a token each
-  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 32.0 / 192);
-  scheduler.cancel(first);
-  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 21.0 / 192);
+  EXPECT_EQ(scheduler.kv_cache_usage(), 0.0) << "a waiting request holds no blocks";
+  scheduler.step();  // both prompts: 16 tokens in one block, 20 in two
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 3.0 / 12);
+  scheduler.step();  // a token each: the first needs its second block
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 4.0 / 12);
+  scheduler.cancel(first);  // its full block stays cached, but free to take
+  EXPECT_DOUBLE_EQ(scheduler.kv_cache_usage(), 2.0 / 12);
+}
+
+TEST(Scheduler, AFullKvCachePreemptsTheNewestAndChangesNoToken) {
+  // 8 blocks (128 tokens) for 4 requests that grow to 50-70 tokens (4-5 blocks) each: at most one
+  // or two run at a time, the others are preempted and recomputed.
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  const std::unique_ptr<Engine> engine = open_engine(4, 128);
+  EXPECT_EQ(engine->kv_blocks().num_blocks(), 8);
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{64});
+  std::vector<SchedulerRequest> requests;
+  for (int i = 0; i < 4; ++i) requests.push_back(SchedulerRequest{prompt(20 + 10 * i, i), 30, {}, {}, {}});
+  const std::vector<Outcome> served = serve_all(scheduler, requests);
+  EXPECT_GT(scheduler.preemptions(), 0u);
+  const std::vector<std::vector<int32_t>> expected = alone_outputs(tokenizer, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(served[i].tokens, expected[i]) << "request " << i;
+    EXPECT_EQ(served[i].finish_reason, "length") << "request " << i;
+  }
+  EXPECT_EQ(engine->kv_blocks().used_blocks(), 0) << "every block is back";
+}
+
+TEST(Scheduler, APromptStartingAsAnEarlierOneReusesItsCachedBlocks) {
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  const std::unique_ptr<Engine> engine = open_engine(2);
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{64});
+  const std::vector<int32_t> shared = prompt(40, 7);  // two full blocks and 8 tokens
+  std::vector<SchedulerRequest> requests = {SchedulerRequest{shared, 6, {}, {}, {}}};
+  serve_all(scheduler, requests);
+  const uint64_t hits_before = engine->kv_blocks().hit_tokens();
+  // The same 40 tokens and then others: the two full blocks come from the cache.
+  SchedulerRequest longer{shared, 6, {}, {}, {}};
+  for (int32_t token : prompt(9, 3)) longer.prompt.push_back(token);
+  // Exactly the cached prompt: its last token is computed, so only the first block is reused.
+  SchedulerRequest block_aligned{std::vector<int32_t>(shared.begin(), shared.begin() + 32), 6, {}, {}, {}};
+  const std::vector<Outcome> first = serve_all(scheduler, {longer});
+  EXPECT_EQ(engine->kv_blocks().hit_tokens() - hits_before, 32u);
+  const std::vector<Outcome> second = serve_all(scheduler, {block_aligned});
+  EXPECT_EQ(engine->kv_blocks().hit_tokens() - hits_before, 48u);
+  const std::vector<std::vector<int32_t>> expected = alone_outputs(tokenizer, {longer, block_aligned});
+  EXPECT_EQ(first[0].tokens, expected[0]);
+  EXPECT_EQ(second[0].tokens, expected[1]);
 }
 
 TEST(Scheduler, RequestsThatCannotRunAreRefusedByField) {

@@ -18,6 +18,7 @@ class CpuRankModel final : public RankModel {
   int64_t max_seq_len() const override { return cache_.tables().shape().max_seq_len; }
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override;
+  int kv_blocks() const override { return cache_.tables().shape().num_blocks; }
   void update_kv_blocks(std::span<const KvBlockUpdate> updates) override {
     for (const KvBlockUpdate& update : updates) cache_.apply(update);
   }

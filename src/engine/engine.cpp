@@ -103,6 +103,7 @@ struct Engine::Ranks {
     setup.options.max_seq_len = max_seq_len;
     setup.options.kv_num_blocks = kv_shape.num_blocks;
     setup.options.kv_block_size = kv_shape.block_size;
+    setup.options.kv_memory_fraction = options.gpu_memory_utilization;
     // A decode step (one row per sequence) always fits one pass, so it runs as one CUDA graph.
     setup.options.max_rows = std::max(options.max_rows_per_pass, options.max_sequences);
     if (options.device_map) setup.options.placement = options.device_map->placement;
@@ -159,13 +160,33 @@ struct Engine::Ranks {
 
 namespace {
 
-// The paged cache the options ask for: kv_cache_tokens in whole blocks, or every sequence whole.
-KvCacheShape kv_cache_shape(const EngineOptions& options, int64_t max_seq_len) {
+// The paged cache the options ask for: kv_cache_tokens (or kv_cache_bytes' worth) in whole blocks,
+// or every sequence whole. Under gpu_memory_utilization the GPU rank sizes it once its weights are
+// in place.
+KvCacheShape kv_cache_shape(const EngineOptions& options, const ModelConfig& config, int64_t max_seq_len,
+                            int n_ranks) {
   KvCacheShape shape = KvCacheShape::whole_sequences(options.max_sequences, max_seq_len, options.kv_block_size);
   check_kv_cache_shape(shape);
-  if (options.kv_cache_tokens < 0) fail("the KV cache size must be positive, got {} tokens", options.kv_cache_tokens);
-  if (options.kv_cache_tokens > 0) {
-    const int64_t blocks = (options.kv_cache_tokens + shape.block_size - 1) / shape.block_size;
+  if (options.kv_cache_tokens < 0 || options.kv_cache_bytes < 0)
+    fail("--kv-cache-memory must be positive, got {} bytes", options.kv_cache_bytes);
+  if (int(options.kv_cache_tokens > 0) + int(options.kv_cache_bytes > 0) + int(options.gpu_memory_utilization > 0) > 1)
+    fail("--kv-cache-memory and --gpu-memory-utilization both size the KV cache: give one");
+  if (options.gpu_memory_utilization > 0 &&
+      (!options.device.is_cuda || n_ranks > 1 || options.device_map || options.gpu_memory_utilization > 1))
+    fail("--gpu-memory-utilization (a share in (0, 1], got {}) sizes the KV cache of one GPU: with --tp, a "
+         "device map or the CPU give --kv-cache-memory",
+         options.gpu_memory_utilization);
+  int64_t tokens = options.kv_cache_tokens;
+  if (options.kv_cache_bytes > 0) {
+    // Each rank holds its share of the KV heads (all of them when they do not split evenly).
+    const int64_t heads = config.num_key_value_heads % n_ranks == 0 ? config.num_key_value_heads / n_ranks
+                                                                     : config.num_key_value_heads;
+    const int64_t element_bytes = options.device.is_cuda ? 2 : 4;
+    const int64_t bytes_per_token = int64_t(config.num_hidden_layers) * 2 * heads * config.head_dim * element_bytes;
+    tokens = options.kv_cache_bytes / bytes_per_token;
+  }
+  if (tokens > 0 || options.kv_cache_bytes > 0) {
+    const int64_t blocks = (tokens + shape.block_size - 1) / shape.block_size;
     if (blocks < shape.blocks_per_sequence())
       fail("the KV cache holds {} tokens, fewer than one sequence of --max-model-len {} needs: raise "
            "--kv-cache-memory or lower --max-model-len",
@@ -230,7 +251,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
     if (r.max_seq_len > r.config.max_position_embeddings)
       fail("{} tokens per sequence exceed the model's max_position_embeddings {}", r.max_seq_len,
            r.config.max_position_embeddings);
-    r.kv_shape = kv_cache_shape(options, r.max_seq_len);
+    r.kv_shape = kv_cache_shape(options, r.config, r.max_seq_len, r.n_ranks);
     if (r.n_ranks > 1)
       r.plan = resolve_tp_plan(r.config, weight_specs(*r.checkpoint), TpPlanSource::from_argument(options.tp_plan),
                                r.n_ranks);
@@ -272,7 +293,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
 
 Engine::Engine(std::unique_ptr<Ranks> ranks)
     : ranks_(std::move(ranks)),
-      pool_(ranks_->kv_shape.num_blocks, ranks_->kv_shape.block_size, ranks_->options.prefix_caching) {
+      pool_(ranks_->own->kv_blocks(), ranks_->kv_shape.block_size, ranks_->options.prefix_caching) {
   leads_ = ranks_->rank == 0;
   slots_.resize(size_t(ranks_->own->max_sequences()));
 }

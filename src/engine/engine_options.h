@@ -39,6 +39,11 @@ struct EngineOptions {
   // prefix_caching is off.
   int kv_block_size = 16;
   int64_t kv_cache_tokens = 0;
+  // Instead of kv_cache_tokens: the bytes each rank's keys and values may take (bf16 on GPUs, f32
+  // on the CPU), or (one GPU) the share of the GPU's memory the whole process may use, the KV
+  // cache taking what the weights and buffers leave of it.
+  int64_t kv_cache_bytes = 0;
+  double gpu_memory_utilization = 0;
   bool prefix_caching = true;
   // Token rows a GPU forward pass takes (at least max_sequences, so that a decode step is one
   // pass); longer steps run in several.

@@ -29,6 +29,9 @@ class RankModel {
                                               std::span<const SamplingParams> sampling) = 0;
   // (rows wanting logits, vocab_size) f32 logits, in row order.
   virtual std::vector<float> forward_logits(std::span<const TokenRow> rows) = 0;
+  // Blocks of keys and values this rank holds (as many as the Engine asked for, or as fitted the
+  // GPU's memory under a memory-utilization share).
+  virtual int kv_blocks() const = 0;
   // Changes to slots' KV block tables (model/kv_block_table.h), which the next forward reads through.
   virtual void update_kv_blocks(std::span<const KvBlockUpdate> updates) = 0;
   // The slot's sequence has ended: the next one there starts a fresh random stream.

@@ -68,6 +68,8 @@ class Scheduler {
   double kv_cache_usage() const;
   // Requests preempted so far (their blocks taken back to let older ones go on).
   uint64_t preemptions() const { return preemptions_; }
+  // The engine's KV blocks and prefix-cache counters.
+  const KvBlockPool& kv_blocks() const { return engine_.kv_blocks(); }
   // Runs one engine step (nothing when there is no work) and returns an update for every request
   // that received a token; finished requests have left the engine.
   std::vector<RequestUpdate> step();

@@ -116,7 +116,9 @@ void EngineLoop::run() {
     }
     running_ = int(scheduler_.running());
     waiting_ = int(scheduler_.waiting());
-    metrics_.record_load(running_, waiting_, scheduler_.kv_cache_usage());
+    const KvBlockPool& blocks = scheduler_.kv_blocks();
+    metrics_.record_load({running_, waiting_, scheduler_.kv_cache_usage(), blocks.used_blocks(),
+                          blocks.queried_tokens(), blocks.hit_tokens(), scheduler_.preemptions()});
   }
 }
 

@@ -41,11 +41,9 @@ ServerMetrics::ServerMetrics()
       inter_token_latency_(kInterTokenLatencyBuckets),
       e2e_request_latency_(kE2eRequestLatencyBuckets) {}
 
-void ServerMetrics::record_load(int running, int waiting, double kv_cache_usage) {
+void ServerMetrics::record_load(const EngineLoad& load) {
   const std::lock_guard lock(mutex_);
-  running_ = running;
-  waiting_ = waiting;
-  kv_cache_usage_ = kv_cache_usage;
+  load_ = load;
 }
 
 void ServerMetrics::record_first_token(int prompt_tokens, double seconds) {
@@ -73,11 +71,19 @@ std::string ServerMetrics::render() const {
   const std::lock_guard lock(mutex_);
   std::string out;
   append_scalar(out, "shardlm:num_requests_running", "gauge", "Number of requests in model execution batches.",
-                std::to_string(running_));
+                std::to_string(load_.running));
   append_scalar(out, "shardlm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
-                std::to_string(waiting_));
+                std::to_string(load_.waiting));
   append_scalar(out, "shardlm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.",
-                prometheus_number(kv_cache_usage_));
+                prometheus_number(load_.kv_cache_usage));
+  append_scalar(out, "shardlm:kv_cache_blocks_used", "gauge", "KV-cache blocks (--block-size tokens) in use.",
+                std::to_string(load_.kv_cache_blocks_used));
+  append_scalar(out, "shardlm:prefix_cache_queries_total", "counter",
+                "Prefix cache queries, in terms of number of queried tokens.", std::to_string(load_.prefix_cache_queries));
+  append_scalar(out, "shardlm:prefix_cache_hits_total", "counter",
+                "Prefix cache hits, in terms of number of cached tokens.", std::to_string(load_.prefix_cache_hits));
+  append_scalar(out, "shardlm:num_preemptions_total", "counter", "Cumulative number of preemptions from the engine.",
+                std::to_string(load_.preemptions));
   append_scalar(out, "shardlm:prompt_tokens_total", "counter", "Number of prefill tokens processed.",
                 std::to_string(prompt_tokens_));
   append_scalar(out, "shardlm:generation_tokens_total", "counter", "Number of generation tokens processed.",

@@ -3,8 +3,6 @@
 // records as it produces tokens and the connections' thread renders, so one mutex guards it all: a
 // step records a few values per request and a scrape reads them every few seconds, far too seldom
 // for the lock to be contended.
-//
-// Not reported yet: vLLM's prefix-cache hit rate, since there is no prefix cache to hit.
 #pragma once
 
 #include <array>
@@ -20,13 +18,21 @@ namespace shardlm::serve {
 // `cancelled`: its client went away; `error`: the engine failed or the server stopped under it.
 enum class RequestEnd { stop, length, cancelled, error };
 
+// The engine's state after a step, as the scheduler and the KV cache report it.
+struct EngineLoad {
+  int running = 0, waiting = 0;  // requests with a sequence slot, requests queued for one
+  double kv_cache_usage = 0;     // the share (0..1) of KV blocks sequences hold
+  int kv_cache_blocks_used = 0;
+  uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // prompt tokens looked up, found cached
+  uint64_t preemptions = 0;
+};
+
 class ServerMetrics {
  public:
   ServerMetrics();
 
-  // After each step: requests with a sequence slot, requests waiting for one, and the share of the
-  // KV cache the running ones hold (0..1).
-  void record_load(int running, int waiting, double kv_cache_usage);
+  // After each step.
+  void record_load(const EngineLoad& load);
   // A request's first token, `seconds` after it was submitted: its whole prompt has been prefilled.
   void record_first_token(int prompt_tokens, double seconds);
   // Each later token, `seconds` after the same request's previous one.
@@ -39,8 +45,7 @@ class ServerMetrics {
 
  private:
   mutable std::mutex mutex_;
-  int running_ = 0, waiting_ = 0;
-  double kv_cache_usage_ = 0;
+  EngineLoad load_;
   uint64_t prompt_tokens_ = 0, generation_tokens_ = 0;
   std::array<uint64_t, 4> ends_{};  // by RequestEnd
   Histogram time_to_first_token_, inter_token_latency_, e2e_request_latency_;

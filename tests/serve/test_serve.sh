@@ -74,8 +74,9 @@ scrape=$(curl -s -w '\n%{http_code} %{content_type}' "$url/metrics")
 metrics=${scrape%$'\n'*}
 expect "GET /metrics without a key" "200 text/plain; version=0.0.4; charset=utf-8" "${scrape##*$'\n'}"
 metric() { awk -v series="$1" '$1 == series { print $2 }' <<<"$metrics"; }
-expect "metric families, each with # TYPE" 9 "$(grep -c '^# TYPE shardlm:' <<<"$metrics")"
+expect "metric families, each with # TYPE" 13 "$(grep -c '^# TYPE shardlm:' <<<"$metrics")"
 expect "prompt tokens counted" "$prompt_tokens" "$(metric shardlm:prompt_tokens_total)"
+expect "every prompt token looked up in the prefix cache" "$prompt_tokens" "$(metric shardlm:prefix_cache_queries_total)"
 expect "generation tokens counted" "$completion_tokens" "$(metric shardlm:generation_tokens_total)"
 expect "requests finished by length" "$lengths" "$(metric 'shardlm:request_success_total{finished_reason="length"}')"
 expect "requests finished by stop" "$stops" "$(metric 'shardlm:request_success_total{finished_reason="stop"}')"

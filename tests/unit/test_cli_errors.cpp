@@ -51,6 +51,21 @@ TEST(CliErrors, ThreadCountOutsideTheMachineIsRefusedQuickly) {
 }
 
 // 2. A FIFO (or other non-regular file) in place of a model file fails instead of blocking in open().
+TEST(CliErrors, ServeKvCacheOptionsThatCannotWorkAreRefusedByName) {
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
+      {{"--block-size", "12"}, {"--block-size", "power of two"}},
+      {{"--kv-cache-memory", "1KiB"}, {"--kv-cache-memory", "fewer than one sequence", "--max-model-len"}},
+      {{"--kv-cache-memory", "lots"}, {"--kv-cache-memory"}},
+      {{"--gpu-memory-utilization", "0.5"}, {"--gpu-memory-utilization", "one GPU"}},
+      {{"--kv-cache-memory", "1GiB", "--gpu-memory-utilization", "0.5"}, {"give one"}},
+  };
+  for (const auto& [options, needles] : cases) {
+    std::vector<std::string> args = {"serve", "--model", kFixture.string(), "--port", "0"};
+    args.insert(args.end(), options.begin(), options.end());
+    expect_refused(run_cli_bounded(args, kBoundSeconds), needles);
+  }
+}
+
 TEST_F(BrokenModel, FifoInPlaceOfAModelFileFailsWithoutWaiting) {
   for (const std::string file : {"model.safetensors", "config.json", "tokenizer.json", "generation_config.json"}) {
     const fs::path backup = dir_ / (file + ".saved");

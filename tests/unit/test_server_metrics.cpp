@@ -165,7 +165,9 @@ TEST(Histogram, BoundsMustAscend) {
 
 const std::vector<std::string> kFamilies = {
     "shardlm:num_requests_running",        "shardlm:num_requests_waiting",
-    "shardlm:kv_cache_usage_perc",         "shardlm:prompt_tokens_total",
+    "shardlm:kv_cache_usage_perc",         "shardlm:kv_cache_blocks_used",
+    "shardlm:prefix_cache_queries_total",  "shardlm:prefix_cache_hits_total",
+    "shardlm:num_preemptions_total",       "shardlm:prompt_tokens_total",
     "shardlm:generation_tokens_total",     "shardlm:request_success_total",
     "shardlm:time_to_first_token_seconds", "shardlm:inter_token_latency_seconds",
     "shardlm:e2e_request_latency_seconds"};
@@ -193,7 +195,7 @@ TEST(ServerMetrics, BeforeAnyRequestEverySeriesIsThereAtZero) {
 
 TEST(ServerMetrics, CountersAndHistogramsFollowWhatWasRecorded) {
   ServerMetrics metrics;
-  metrics.record_load(3, 2, 0.25);
+  metrics.record_load({3, 2, 0.25, 12, 640, 256, 4});
   // Request A: 7 prompt tokens, 3 tokens, stopped. B: 5 prompt tokens, 2 tokens, length.
   // C: 4 prompt tokens, 1 token, then its client left. D: failed before its first token.
   metrics.record_first_token(7, 0.03);
@@ -211,6 +213,10 @@ TEST(ServerMetrics, CountersAndHistogramsFollowWhatWasRecorded) {
   EXPECT_EQ(e.at("shardlm:num_requests_running"), 3);
   EXPECT_EQ(e.at("shardlm:num_requests_waiting"), 2);
   EXPECT_EQ(e.at("shardlm:kv_cache_usage_perc"), 0.25);
+  EXPECT_EQ(e.at("shardlm:kv_cache_blocks_used"), 12);
+  EXPECT_EQ(e.at("shardlm:prefix_cache_queries_total"), 640);
+  EXPECT_EQ(e.at("shardlm:prefix_cache_hits_total"), 256);
+  EXPECT_EQ(e.at("shardlm:num_preemptions_total"), 4);
   EXPECT_EQ(e.at("shardlm:prompt_tokens_total"), 7 + 5 + 4);
   EXPECT_EQ(e.at("shardlm:generation_tokens_total"), 3 + 2 + 1);
   EXPECT_EQ(e.at("shardlm:request_success_total{finished_reason=\"stop\"}"), 1);

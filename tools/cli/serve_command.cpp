@@ -15,6 +15,7 @@
 #include "device_map_options.h"
 #include "engine/engine.h"
 #include "io/generation_config.h"
+#include "plan/memory_size.h"
 #include "option_checks.h"
 #include "runtime/eos_tokens.h"
 #include "runtime/scheduler.h"
@@ -37,6 +38,10 @@ struct ServeOptions {
   int max_num_seqs = 16;
   int max_num_batched_tokens = 2048;
   int64_t max_model_len = 0;
+  int block_size = 16;
+  std::string kv_cache_memory;
+  double gpu_memory_utilization = 0;
+  bool enable_prefix_caching = true;
   std::string api_key;
   std::string chat_template;
 };
@@ -70,6 +75,11 @@ void run_serve(const ServeOptions& options) {
   engine_options.max_seq_len = max_model_len;
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
+  engine_options.kv_block_size = options.block_size;
+  if (!options.kv_cache_memory.empty())
+    engine_options.kv_cache_bytes = parse_memory_size(options.kv_cache_memory, "--kv-cache-memory");
+  engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
+  engine_options.prefix_caching = options.enable_prefix_caching;
   if (!options.device_map.device_map.empty()) {
     if (options.tp > 1) fail("--device-map with --tp is not supported: use one or the other");
     engine_options.device_map = plan_on_this_machine(options.device_map, dir, config, max_model_len,
@@ -95,6 +105,10 @@ void run_serve(const ServeOptions& options) {
   serve::HttpServer server(server_options, loop, tokenizer);
   const int port = server.listen();
   fmt::print("[shardlm] chat template: {}\n", chat_template ? chat_template->origin() : "none (chat completions answer 400)");
+  const KvBlockPool& blocks = engine->kv_blocks();
+  fmt::print("[shardlm] KV cache: {} blocks of {} tokens ({} tokens), prefix caching {}\n", blocks.num_blocks(),
+             blocks.block_size(), int64_t(blocks.num_blocks()) * blocks.block_size(),
+             blocks.prefix_caching() ? "on" : "off");
   fmt::print("[shardlm] serving {} at http://{}:{} (max {} sequences of {} tokens)\n",
              server_options.served_model_name, options.host, port, options.max_num_seqs, max_model_len);
   std::fflush(stdout);
@@ -131,6 +145,17 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--max-model-len", options->max_model_len,
                       "Tokens a sequence may hold, prompt and completion (default: the model's context, at most 4096)")
       ->check(integer_in(1, INT32_MAX));
+  command->add_option("--block-size", options->block_size, "Tokens per KV-cache block (a power of two)")
+      ->check(integer_in(1, 1 << 16))
+      ->capture_default_str();
+  command->add_option("--kv-cache-memory", options->kv_cache_memory,
+                      "Memory for keys and values per rank, e.g. 20GiB (default: every sequence at --max-model-len)");
+  command->add_option("--gpu-memory-utilization", options->gpu_memory_utilization,
+                      "Share of the GPU's memory to use, the KV cache taking what the weights leave (one GPU)")
+      ->check(CLI::Range(0.0, 1.0));
+  command->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", options->enable_prefix_caching,
+                    "Reuse the KV blocks of earlier prompts' shared prefixes")
+      ->capture_default_str();
   command->add_option("--api-key", options->api_key, "Require Authorization: Bearer KEY on /v1 routes");
   command->add_option("--chat-template", options->chat_template,
                       "A Jinja chat template FILE (or the template text) instead of the model's own");

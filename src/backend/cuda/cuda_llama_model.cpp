@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include "backend/cuda/device_query.h"
@@ -143,7 +144,6 @@ void CudaLlamaModel::allocate() {
   const int logit_rows = std::max(options_.max_sequences, 1);
   KvCacheShape kv = KvCacheShape::whole_sequences(options_.max_sequences, max_seq_len_, options_.kv_block_size);
   if (options_.kv_num_blocks > 0) kv.num_blocks = options_.kv_num_blocks;
-  kv_tables_.emplace(kv);
   const std::vector<int>& devices = mapper_->gpu_devices();
   for (int device : devices)
     gpus_.push_back(std::make_unique<GpuWorkspace>(device, config_, widest_, rope_, options_.max_rows,
@@ -185,6 +185,10 @@ void CudaLlamaModel::allocate() {
     auto cache_elements = [&](int il) {
       return size_t(kv.num_blocks) * size_t(kv.block_size) * size_t(strides_of(config_, layers_[size_t(il)].shape).kv_dim);
     };
+    if (options_.kv_memory_fraction > 0) {
+      kv.num_blocks = blocks_fitting(options_.kv_memory_fraction, cached, kv);
+      gpu.kv_shape = kv;
+    }
     size_t cache_total = 0;
     for (int il : cached) cache_total += cache_elements(il);
     gpu.k_cache = DeviceBuffer(cache_total * sizeof(bf16));
@@ -197,6 +201,7 @@ void CudaLlamaModel::allocate() {
     }
   }
 
+  kv_tables_.emplace(kv);
   host_inputs_ = PinnedBuffer(input_bytes(options_.max_rows, logit_rows));
   host_tokens_ = PinnedBuffer(size_t(logit_rows) * sizeof(int32_t));
   if (head_.gather_block > 0) {
@@ -204,6 +209,25 @@ void CudaLlamaModel::allocate() {
     local_logits_ = DeviceBuffer(block_floats * sizeof(float));
     gathered_logits_ = DeviceBuffer(block_floats * size_t(comm_->size()) * sizeof(float));
   }
+}
+
+int CudaLlamaModel::blocks_fitting(double memory_fraction, std::span<const int> cached_layers,
+                                   const KvCacheShape& kv) const {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  // What the process may still take, less a reserve for what is allocated later (cuBLASLt's
+  // workspaces, CUDA graphs, the NCCL buffers of a communicator).
+  constexpr double kLaterAllocations = 512.0 * 1024 * 1024;
+  const double allowed = memory_fraction * double(total_bytes) - double(total_bytes - free_bytes) - kLaterAllocations;
+  double block_bytes = 0;
+  for (int il : cached_layers)
+    block_bytes += 2.0 * kv.block_size * double(strides_of(config_, layers_[size_t(il)].shape).kv_dim) * sizeof(bf16);
+  const int64_t blocks = block_bytes > 0 ? int64_t(std::max(allowed, 0.0) / block_bytes) : kv.num_blocks;
+  if (blocks < kv.blocks_per_sequence())
+    fail("--gpu-memory-utilization {}: the weights and buffers leave room for {} KV tokens on cuda:{}, fewer than "
+         "one sequence of --max-model-len {} needs (raise the share or lower --max-model-len)",
+         memory_fraction, blocks * kv.block_size, options_.device, kv.max_seq_len);
+  return int(std::min<int64_t>(blocks, std::numeric_limits<int32_t>::max()));
 }
 
 void CudaLlamaModel::fill_random(uint64_t seed) {

@@ -90,6 +90,8 @@ class CudaLlamaModel {
   // the config; sets each layer's heads, widths and collectives from them.
   LlamaWeights bind_checkpoint(const Checkpoint& checkpoint);
   void allocate();
+  // KV blocks that fit once the process uses memory_fraction of the GPU, for these layers' caches.
+  int blocks_fitting(double memory_fraction, std::span<const int> cached_layers, const KvCacheShape& kv) const;
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;

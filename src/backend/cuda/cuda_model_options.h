@@ -30,6 +30,9 @@ struct CudaModelOptions {
   // positions from the start (its table fixed); otherwise the tables come from update_kv_blocks.
   int kv_num_blocks = 0;
   int kv_block_size = 16;
+  // Above 0 (one GPU): instead of kv_num_blocks, as many blocks as fit once the process uses this
+  // share of the GPU's memory.
+  double kv_memory_fraction = 0;
   int max_rows = 512;        // rows per forward pass; longer prefills are chunked
   // A device map; needs the checkpoint constructor when it offloads anything.
   std::optional<LayerPlacement> placement;

@@ -50,6 +50,7 @@ class CudaRankModel final : public RankModel {
   int64_t max_seq_len() const override { return model_->max_seq_len(); }
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override { return model_->forward_logits(rows); }
+  int kv_blocks() const override { return model_->kv_shape().num_blocks; }
   void update_kv_blocks(std::span<const KvBlockUpdate> updates) override { model_->update_kv_blocks(updates); }
   // Random streams follow from the seed, slot and position on the device: nothing to reset.
   void reset_slot(int) override {}

@@ -80,7 +80,9 @@ async def run(args):
     def length(mean):
         low, high = int(mean * (1 - args.range_ratio)), int(mean * (1 + args.range_ratio))
         return max(1, rng.randint(low, high)) if args.range_ratio > 0 else mean
-    prefix = [rng.randrange(args.first_id, args.vocab_size) for _ in range(args.shared_prefix_len)]
+    # The prefix has a seed of its own when given, so runs can share a prefix and differ after it.
+    prefix_rng = random.Random(args.prefix_seed) if args.prefix_seed is not None else rng
+    prefix = [prefix_rng.randrange(args.first_id, args.vocab_size) for _ in range(args.shared_prefix_len)]
     requests = []
     for _ in range(args.num_requests):
         prompt = prefix + [rng.randrange(args.first_id, args.vocab_size) for _ in range(length(args.input_len))]
@@ -132,6 +134,7 @@ def main():
     parser.add_argument("--vocab-size", type=int, required=True, help="prompt ids are drawn below this")
     parser.add_argument("--first-id", type=int, default=1000, help="prompt ids are drawn from here (past special tokens)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prefix-seed", type=int, help="draw the shared prefix from this seed (default: --seed)")
     parser.add_argument("--output", help="write the JSON result here too")
     args = parser.parse_args()
     result = asyncio.run(run(args))

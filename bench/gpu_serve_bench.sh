@@ -6,7 +6,8 @@
 # 202/179, and a 2,000-token shared prefix; then the Transformers peer on 500 x 202/179. Expects
 # bench/prepare_device_carry.sh's .device-carry. JSON results and logs go to $OUT.
 # SECTIONS picks what runs (default: alone burst long poisson prefix peer); MAX_NUM_SEQS,
-# MAX_NUM_BATCHED_TOKENS and MAX_MODEL_LEN set the server's options of those names.
+# MAX_NUM_BATCHED_TOKENS, MAX_MODEL_LEN and GPU_MEMORY_UTILIZATION set the server's options of those
+# names.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -20,7 +21,8 @@ wants() { [[ " $sections " == *" $1 "* ]]; }
 checkpoint=/tmp/llama3-8b
 max_num_seqs=${MAX_NUM_SEQS:-256}
 batched_tokens=${MAX_NUM_BATCHED_TOKENS:-8192}
-max_model_len=${MAX_MODEL_LEN:-2560}  # each sequence slot holds this many tokens (no paged cache yet)
+max_model_len=${MAX_MODEL_LEN:-4096}
+gpu_memory_utilization=${GPU_MEMORY_UTILIZATION:-0.9}  # the KV cache takes what the weights leave of it
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
@@ -33,7 +35,8 @@ if wants alone; then
 fi
 
 "$bin/shardlm" serve --model "$checkpoint" --device cuda:0 --port 0 --served-model-name llama3-8b \
-  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len "$max_model_len" >"$out/serve.log" 2>&1 &
+  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len "$max_model_len" \
+  --gpu-memory-utilization "$gpu_memory_utilization" >"$out/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q "serving llama3-8b at" "$out/serve.log" && break; sleep 0.2; done
 port=$(sed -n 's/.*serving llama3-8b at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$out/serve.log")
@@ -57,10 +60,16 @@ wants burst && load burst-202-179 --num-requests 500 --input-len 202 --output-le
 wants long && load burst-462-256 --num-requests 500 --input-len 462 --output-len 256
 wants poisson && load poisson16 --num-requests 480 --request-rate 16 --input-len 202 --output-len 179
 if wants prefix; then
-  load prefix-first --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --seed 5
-  load prefix-again --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --seed 5
+  # A 2,000-token system prompt first seen (a miss), then with another user message after it (a hit
+  # of its 125 full blocks), then a different system prompt (a miss with the server warm).
+  load prefix-miss --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --prefix-seed 7 --seed 5
+  load prefix-hit --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --prefix-seed 7 --seed 6
+  load prefix-miss2 --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --prefix-seed 8 --seed 6
+  load prefix-hit2 --num-requests 1 --input-len 64 --output-len 8 --shared-prefix-len 2000 --prefix-seed 8 --seed 9
 fi
 curl -s "http://127.0.0.1:$port/metrics" >"$out/metrics.txt"
+grep -E "^shardlm:(prefix_cache|num_preemptions|kv_cache_blocks)" "$out/metrics.txt"
+grep "KV cache:" "$out/serve.log"
 kill -TERM "$pid"
 wait "$pid"
 echo "serve exit $?"

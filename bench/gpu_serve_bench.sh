@@ -54,11 +54,12 @@ print(f"{sys.argv[2]:>14}: {r['completed']}/{r['num_requests']} ok, {r['requests
       f"ITL p50 {r['itl_ms']['p50']:.2f} p99 {r['itl_ms']['p99']:.2f} ms, TPOT p50 {r['tpot_ms']['p50']:.2f} ms")
 PY
 }
+# Each run draws its own prompts (--seed), so no run hits the prefix cache with another's.
 load warmup --num-requests 16 --input-len 64 --output-len 16
 wants alone && load alone --num-requests 1 --input-len 512 --output-len 128 && load alone2 --num-requests 1 --input-len 512 --output-len 128
-wants burst && load burst-202-179 --num-requests 500 --input-len 202 --output-len 179
-wants long && load burst-462-256 --num-requests 500 --input-len 462 --output-len 256
-wants poisson && load poisson16 --num-requests 480 --request-rate 16 --input-len 202 --output-len 179
+wants burst && load burst-202-179 --num-requests 500 --input-len 202 --output-len 179 --seed 1
+wants long && load burst-462-256 --num-requests 500 --input-len 462 --output-len 256 --seed 2
+wants poisson && load poisson16 --num-requests 480 --request-rate 16 --input-len 202 --output-len 179 --seed 3
 if wants prefix; then
   # A 2,000-token system prompt first seen (a miss), then with another user message after it (a hit
   # of its 125 full blocks), then a different system prompt (a miss with the server warm).

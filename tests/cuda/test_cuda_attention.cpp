@@ -29,8 +29,9 @@ DeviceBuffer upload(const std::vector<T>& values) {
   return buffer;
 }
 
-// Runs one kernel on a case and returns its relative L2 error against the reference.
-double attention_error(const Case& c, bool tensor_core_kernel) {
+// Runs one kernel on a case and returns its relative L2 error against the reference. key_splits:
+// the tensor-core kernel's (0: as prefill_attention_key_splits chooses).
+double attention_error(const Case& c, bool tensor_core_kernel, int key_splits = 0) {
   std::mt19937 rng(unsigned(c.head_dim * 31 + c.n_rows + c.sliding_window));
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
@@ -60,9 +61,11 @@ double attention_error(const Case& c, bool tensor_core_kernel) {
   DeviceBuffer device_out(q.size() * 2);
   CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
   if (tensor_core_kernel) {
+    if (key_splits == 0) key_splits = prefill_attention_key_splits(c.n_rows, c.n_heads, n_keys);
+    DeviceBuffer partial(size_t(prefill_attention_max_partial_floats(c.head_dim)) * sizeof(float));
     launch_prefill_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
                               kv, 0, c.n_rows, c.first_position, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, scale,
-                              device_out.get<__nv_bfloat16>()},
+                              key_splits, partial.get<float>(), device_out.get<__nv_bfloat16>()},
                              nullptr);
   } else {
     std::vector<int32_t> positions(size_t(c.n_rows)), slots(size_t(c.n_rows), 0);
@@ -125,6 +128,19 @@ TEST(CudaAttention, TensorCorePrefillMatchesReference) {
     EXPECT_LT(attention_error(c, true), 2e-2) << "head_dim " << c.head_dim << " rows " << c.n_rows << " from "
                                               << c.first_position << " window " << c.sliding_window;
   }
+}
+
+TEST(CudaAttention, TensorCorePrefillWithKeySplitsMatchesReference) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  // A short run after a long context (a prompt's rest after a cached prefix) takes several splits.
+  EXPECT_GT(prefill_attention_key_splits(64, 8, 1064), 1);
+  EXPECT_EQ(prefill_attention_key_splits(512, 32, 512), 1) << "a long prompt chunk fills the GPU without splits";
+  EXPECT_LT(attention_error(Case{128, 8, 2, 64, 1000, 0}, true), 2e-2);
+  // Forced splits: some splits hold no key an early row sees, or no tile at all (5 splits of 3
+  // tiles); a sliding window.
+  EXPECT_LT(attention_error(Case{128, 4, 4, 130, 37, 0}, true, 2), 2e-2);
+  EXPECT_LT(attention_error(Case{64, 8, 2, 40, 100, 0}, true, 5), 2e-2);
+  EXPECT_LT(attention_error(Case{64, 8, 2, 40, 500, 100}, true, 3), 2e-2);
 }
 
 TEST(CudaAttention, SplitKernelMatchesReference) {

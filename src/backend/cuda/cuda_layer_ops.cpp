@@ -57,9 +57,12 @@ const bf16* CudaLayerOps::attention(const bf16* queries, const GpuLayer& layer, 
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
   bf16* out = gpu_.attention_out.get<bf16>();
   if (step_.run && prefill_attention_supports(config_.head_dim)) {
+    const int key_splits = prefill_attention_key_splits(step_.n_rows, layer.shape.n_heads,
+                                                        int64_t(step_.run->first_position) + step_.n_rows);
     launch_prefill_attention({queries, layer.keys, layer.values, gpu_.paged_kv(), step_.run->slot, step_.n_rows,
                               step_.run->first_position, layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim,
-                              config_.sliding_window.value_or(0), scale, out},
+                              config_.sliding_window.value_or(0), scale, key_splits,
+                              gpu_.prefill_partial.get<float>(), out},
                              gpu_.stream);
   } else {
     launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), gpu_.paged_kv(), step_.n_rows,

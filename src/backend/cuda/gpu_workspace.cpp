@@ -2,6 +2,7 @@
 #include "backend/cuda/gpu_workspace.h"
 
 #include "ops/cuda/attention.h"
+#include "ops/cuda/flash_attention.h"
 
 namespace shardlm::cuda {
 
@@ -35,6 +36,8 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
   attention_partial = DeviceBuffer(size_t(split_states) * size_t(attention_state_floats(config.head_dim)) * sizeof(float));
   attention_split_counters = DeviceBuffer(rows * size_t(widest.n_heads) * sizeof(int));
   CUDA_CHECK(cudaMemset(attention_split_counters.get(), 0, attention_split_counters.bytes()));
+  if (prefill_attention_supports(config.head_dim))
+    prefill_partial = DeviceBuffer(size_t(prefill_attention_max_partial_floats(config.head_dim)) * sizeof(float));
   kv_tables = DeviceBuffer(size_t(kv.sequences) * size_t(kv.blocks_per_sequence()) * sizeof(int32_t));
   CUDA_CHECK(cudaMemset(kv_tables.get(), 0, kv_tables.bytes()));
 }

@@ -62,6 +62,7 @@ struct GpuWorkspace {
   DeviceBuffer residual, normed, qkv, q, attention_out, projected, gate_up, activated;
   DeviceBuffer selected, logits, sampled;
   DeviceBuffer attention_partial, attention_split_counters;  // split attention's states and arrivals
+  DeviceBuffer prefill_partial;  // the tensor-core prefill's key splits' states
   // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next
   // RMSNorm's kernel, and is pending here until then.
   const __nv_bfloat16* pending_add = nullptr;

@@ -5,6 +5,7 @@
 // output accumulator lives in shared memory because WMMA fragments cannot be scaled per row.
 #include <mma.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/cuda/cuda_check.h"
@@ -79,12 +80,18 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   const int last_key = p.first_position + last_row;
   int first_key = 0;
   if (p.sliding_window > 0) first_key = max(0, p.first_position + first_row - p.sliding_window + 1);
-  for (int tile_start = first_key / kFlashKeys * kFlashKeys; tile_start <= last_key; tile_start += kFlashKeys) {
+  // This split's share of the key tiles (all of them without splits).
+  const int first_tile = first_key / kFlashKeys, n_tiles = last_key / kFlashKeys - first_tile + 1;
+  const int tiles_per_split = (n_tiles + p.n_key_splits - 1) / p.n_key_splits;
+  const int split = blockIdx.z;
+  const int split_begin = (first_tile + split * tiles_per_split) * kFlashKeys;
+  const int split_end = min(split_begin + tiles_per_split * kFlashKeys - 1, last_key);
+  for (int tile_start = split_begin; tile_start <= split_end; tile_start += kFlashKeys) {
     __syncthreads();  // the previous tile's K/V are no longer read
     for (int index = threadIdx.x; index < kFlashKeys * kVectors; index += kFlashThreads) {
       const int key = index / kVectors, vector = index % kVectors;
       uint4 k_value = make_uint4(0, 0, 0, 0), v_value = make_uint4(0, 0, 0, 0);
-      if (tile_start + key <= last_key) {
+      if (tile_start + key <= split_end) {
         const int64_t offset = p.kv.row(p.slot, tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
         k_value = *reinterpret_cast<const uint4*>(p.k_cache + offset);
         v_value = *reinterpret_cast<const uint4*>(p.v_cache + offset);
@@ -161,6 +168,22 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
     __syncwarp();
   }
 
+  if (p.n_key_splits > 1) {
+    // The split's unnormalised state of each row: its max, its sum and its weighted values.
+    const int64_t state_floats = kHeadDim + 2;
+    auto state_of = [&](int row) {
+      return p.partial + ((int64_t(split) * p.n_rows + first_row + row) * p.n_heads + head) * state_floats;
+    };
+    if (lane % 2 == 0 && my_row_valid) {
+      state_of(my_row)[0] = running_max;
+      state_of(my_row)[1] = running_sum;
+    }
+    for (int index = lane; index < 16 * kHeadDim; index += 32) {
+      const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
+      if (first_row + row < p.n_rows) state_of(row)[2 + d] = o_tile[row * L::kLdO + d];
+    }
+    return;
+  }
   // Normalise and write this warp's rows (both lanes of a pair hold the row's sum).
   if (lane % 2 == 0) alpha[my_row] = running_sum > 0.0f ? 1.0f / running_sum : 0.0f;
   __syncwarp();
@@ -172,23 +195,65 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   }
 }
 
+// One block per (row, head), a thread per element: the splits' states weighted by their maxima.
+__global__ void merge_key_splits_kernel(PrefillAttentionParams p) {
+  wait_for_predecessor();
+  allow_successor();
+  const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
+  const int64_t state_floats = p.head_dim + 2;
+  const int64_t split_stride = int64_t(p.n_rows) * p.n_heads * state_floats;
+  const float* states = p.partial + (int64_t(row) * p.n_heads + head) * state_floats;
+  float merged_max = -INFINITY;
+  for (int s = 0; s < p.n_key_splits; ++s) merged_max = fmaxf(merged_max, states[s * split_stride]);
+  float sum = 0.0f, value = 0.0f;
+  for (int s = 0; s < p.n_key_splits; ++s) {
+    const float* state = states + s * split_stride;
+    const float weight = state[0] == -INFINITY ? 0.0f : __expf(state[0] - merged_max);
+    sum += state[1] * weight;
+    value += state[2 + d] * weight;
+  }
+  p.out[(int64_t(row) * p.n_heads + head) * p.head_dim + d] = __float2bfloat16(sum > 0.0f ? value / sum : 0.0f);
+}
+
 template <int kHeadDim>
 void launch_flash(const PrefillAttentionParams& params, cudaStream_t stream) {
   constexpr size_t kShared = FlashLayout<kHeadDim>::kTotal;
   // Raising the dynamic shared-memory limit is per function; doing it every launch is cheap.
   CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(kShared)));
-  const dim3 grid((params.n_rows + kFlashRows - 1) / kFlashRows, params.n_heads);
+  const dim3 grid((params.n_rows + kFlashRows - 1) / kFlashRows, params.n_heads, params.n_key_splits);
   launch_pdl(flash_attention_kernel<kHeadDim>, grid, kFlashThreads, kShared, stream, params);
+  if (params.n_key_splits > 1)
+    launch_pdl(merge_key_splits_kernel, dim3(params.n_rows, params.n_heads), kHeadDim, 0, stream, params);
 }
+
+// Blocks that fill an H200 (132 multiprocessors) about twice, as the split kernel sizes its waves.
+constexpr int kFlashTargetBlocks = 264;
+constexpr int kFlashMaxKeySplits = 16;
 
 // ---------------------------------------------------------------------------------------------
 // launchers
 
 bool prefill_attention_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
+int prefill_attention_key_splits(int n_rows, int n_heads, int64_t n_keys) {
+  const int64_t blocks = int64_t((n_rows + kFlashRows - 1) / kFlashRows) * n_heads;
+  // At least two tiles of keys a split, so that a split's own work outweighs the merge.
+  const int64_t most_by_keys = std::max<int64_t>(1, n_keys / (2 * kFlashKeys));
+  return int(std::clamp<int64_t>(kFlashTargetBlocks / std::max<int64_t>(blocks, 1), 1,
+                                  std::min<int64_t>(kFlashMaxKeySplits, most_by_keys)));
+}
+
+// Splits above 1 only while (64-row tiles x heads) < kFlashTargetBlocks, so splits x tiles x heads
+// stays below kFlashTargetBlocks, and rows <= 64 x tiles.
+int64_t prefill_attention_max_partial_floats(int head_dim) {
+  return int64_t(kFlashTargetBlocks) * kFlashRows * (head_dim + 2);
+}
+
 void launch_prefill_attention(const PrefillAttentionParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
+  if (params.n_key_splits < 1 || params.n_key_splits > kFlashMaxKeySplits)
+    throw_unsupported("prefill attention key splits outside 1..16", params.n_key_splits);
   if (params.head_dim == 64) launch_flash<64>(params, stream);
   else if (params.head_dim == 128) launch_flash<128>(params, stream);
   else throw_unsupported("tensor-core prefill attention head_dim (64 or 128)", params.head_dim);

@@ -61,11 +61,14 @@ double attention_error(const Case& c, bool tensor_core_kernel, int key_splits = 
   DeviceBuffer device_out(q.size() * 2);
   CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
   if (tensor_core_kernel) {
-    if (key_splits == 0) key_splits = prefill_attention_key_splits(c.n_rows, c.n_heads, n_keys);
+    std::vector<PrefillTile> tiles;
+    append_prefill_tiles(tiles, 0, c.n_rows, 0, c.first_position);
+    DeviceBuffer device_tiles = upload(tiles);
+    if (key_splits == 0) key_splits = prefill_attention_key_splits(int(tiles.size()), c.n_heads, n_keys);
     DeviceBuffer partial(size_t(prefill_attention_max_partial_floats(c.head_dim)) * sizeof(float));
     launch_prefill_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
-                              kv, 0, c.n_rows, c.first_position, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window, scale,
-                              key_splits, partial.get<float>(), device_out.get<__nv_bfloat16>()},
+                              kv, device_tiles.get<PrefillTile>(), int(tiles.size()), c.n_heads, c.n_kv_heads, c.head_dim,
+                              c.sliding_window, scale, key_splits, partial.get<float>(), device_out.get<__nv_bfloat16>()},
                              nullptr);
   } else {
     std::vector<int32_t> positions(size_t(c.n_rows)), slots(size_t(c.n_rows), 0);
@@ -79,7 +82,7 @@ double attention_error(const Case& c, bool tensor_core_kernel, int key_splits = 
     for (int launch = 0; launch < 2; ++launch) {
       CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
       launch_attention({device_q.get<__nv_bfloat16>(), device_k.get<__nv_bfloat16>(), device_v.get<__nv_bfloat16>(),
-                        device_positions.get<int32_t>(), device_slots.get<int32_t>(), kv, c.n_rows, c.n_heads,
+                        device_positions.get<int32_t>(), device_slots.get<int32_t>(), nullptr, kv, c.n_rows, c.n_heads,
                         c.n_kv_heads, c.head_dim, c.sliding_window, scale, n_splits, partial.get<float>(), counters.get<int>(),
                         device_out.get<__nv_bfloat16>()},
                        nullptr);
@@ -133,8 +136,8 @@ TEST(CudaAttention, TensorCorePrefillMatchesReference) {
 TEST(CudaAttention, TensorCorePrefillWithKeySplitsMatchesReference) {
   SKIP_WITHOUT_CUDA_DEVICE();
   // A short run after a long context (a prompt's rest after a cached prefix) takes several splits.
-  EXPECT_GT(prefill_attention_key_splits(64, 8, 1064), 1);
-  EXPECT_EQ(prefill_attention_key_splits(512, 32, 512), 1) << "a long prompt chunk fills the GPU without splits";
+  EXPECT_GT(prefill_attention_key_splits(1, 8, 1064), 1);
+  EXPECT_EQ(prefill_attention_key_splits(8, 32, 512), 1) << "a 512-row prompt chunk fills the GPU without splits";
   EXPECT_LT(attention_error(Case{128, 8, 2, 64, 1000, 0}, true), 2e-2);
   // Forced splits: some splits hold no key an early row sees, or no tile at all (5 splits of 3
   // tiles); a sliding window.

@@ -110,5 +110,49 @@ TEST(CudaModel, DecodeStepWiderThanAPassRunsInChunks) {
   EXPECT_GT(decided, 6 * kSequences / 2) << "too many near ties to judge";
 }
 
+// A serving step: decode rows of some sequences beside prompt chunks of others (one longer than a
+// tensor-core tile), in one pass; the chunks take the tensor-core kernel and the decode rows the
+// split kernel, each for its own rows.
+TEST(CudaModel, APassMixingDecodeRowsAndPromptChunksMatchesTheCpu) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / model_fixture_names().front();
+  const LlamaModel cpu_model = LlamaModel::load(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  constexpr int kSequences = 4;
+  constexpr int64_t kLength = 96;
+  cuda::CudaModelOptions options;
+  options.max_sequences = kSequences;
+  options.max_seq_len = kLength;
+  options.max_rows = 128;
+  cuda::CudaLlamaModel gpu_model(cpu_model.config(), checkpoint, options);
+  const int64_t vocab = cpu_model.config().vocab_size;
+  KvCache cache = cpu_model.make_whole_cache(kSequences, kLength);
+  auto prompt = [&](std::vector<TokenRow>& rows, int sequence, int64_t first, int64_t count) {
+    for (int64_t i = 0; i < count; ++i)
+      rows.push_back({sequence, first + i, int32_t((sequence * 31 + (first + i) * 7 + 3) % vocab), i + 1 == count});
+  };
+  std::vector<TokenRow> first_pass, mixed_pass;
+  prompt(first_pass, 0, 0, 5);
+  prompt(first_pass, 1, 0, 3);
+  prompt(mixed_pass, 0, 5, 1);   // decode row
+  prompt(mixed_pass, 2, 0, 70);  // two tiles
+  prompt(mixed_pass, 1, 3, 1);   // decode row
+  prompt(mixed_pass, 3, 0, 2);   // a short chunk
+  int decided = 0;
+  for (const std::vector<TokenRow>* rows : {&first_pass, &mixed_pass}) {
+    const std::vector<float> cpu_logits = cpu_model.forward(*rows, cache);
+    const std::vector<int32_t> gpu_tokens = gpu_model.forward_sample(
+        *rows, std::vector<SamplingParams>(cpu_logits.size() / size_t(vocab)));
+    ASSERT_EQ(gpu_tokens.size() * size_t(vocab), cpu_logits.size());
+    for (size_t r = 0; r < gpu_tokens.size(); ++r) {
+      const std::span<const float> logits(cpu_logits.data() + r * size_t(vocab), size_t(vocab));
+      if (near_tie(logits)) continue;
+      ++decided;
+      EXPECT_EQ(gpu_tokens[r], int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin())) << "row " << r;
+    }
+  }
+  EXPECT_GE(decided, 4) << "too many near ties to judge";
+}
+
 }  // namespace
 }  // namespace shardlm

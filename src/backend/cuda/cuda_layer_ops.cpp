@@ -56,21 +56,21 @@ const bf16* CudaLayerOps::qkv_rope(const NormedRows& normed, const GpuLayer& lay
 const bf16* CudaLayerOps::attention(const bf16* queries, const GpuLayer& layer, int /*il: in layer.keys*/) {
   const float scale = 1.0f / std::sqrt(float(config_.head_dim));
   bf16* out = gpu_.attention_out.get<bf16>();
-  if (step_.run && prefill_attention_supports(config_.head_dim)) {
-    const int key_splits = prefill_attention_key_splits(step_.n_rows, layer.shape.n_heads,
-                                                        int64_t(step_.run->first_position) + step_.n_rows);
-    launch_prefill_attention({queries, layer.keys, layer.values, gpu_.paged_kv(), step_.run->slot, step_.n_rows,
-                              step_.run->first_position, layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim,
-                              config_.sliding_window.value_or(0), scale, key_splits,
-                              gpu_.prefill_partial.get<float>(), out},
+  const int window = config_.sliding_window.value_or(0);
+  const bool tiled = step_.n_prefill_tiles > 0;
+  if (tiled)
+    launch_prefill_attention({queries, layer.keys, layer.values, gpu_.paged_kv(),
+                              reinterpret_cast<const PrefillTile*>(gpu_.input(kPrefillTilesInput)),
+                              step_.n_prefill_tiles, layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim, window,
+                              scale, step_.n_key_splits, gpu_.prefill_partial.get<float>(), out},
                              gpu_.stream);
-  } else {
-    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2), gpu_.paged_kv(), step_.n_rows,
-                      layer.shape.n_heads, layer.shape.n_kv_heads, config_.head_dim, config_.sliding_window.value_or(0), scale,
-                      step_.n_splits, gpu_.attention_partial.get<float>(), gpu_.attention_split_counters.get<int>(),
-                      out},
+  if (!tiled || step_.n_single_rows > 0)
+    launch_attention({queries, layer.keys, layer.values, gpu_.input(1), gpu_.input(2),
+                      tiled ? gpu_.input(kSingleRowsInput) : nullptr, gpu_.paged_kv(),
+                      tiled ? step_.n_single_rows : step_.n_rows, layer.shape.n_heads, layer.shape.n_kv_heads,
+                      config_.head_dim, window, scale, step_.n_splits, gpu_.attention_partial.get<float>(),
+                      gpu_.attention_split_counters.get<int>(), out},
                      gpu_.stream);
-  }
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include "ops/cuda/attention.h"
 #include "ops/cuda/convert.h"
 #include "ops/cuda/embedding.h"
+#include "ops/cuda/flash_attention.h"
 #include "ops/cuda/gather_logits.h"
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/rmsnorm.h"
@@ -325,8 +326,6 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
   RowSampling* settings = reinterpret_cast<RowSampling*>(host_inputs_.get<char>() + input_sampling_offset(options_.max_rows));
   StepShape shape;
   shape.n_rows = int(rows.size());
-  int64_t max_position = 0;
-  bool contiguous = true;
   for (size_t i = 0; i < rows.size(); ++i) {
     host[i] = rows[i].token;
     host[stride + i] = int32_t(rows[i].position);
@@ -341,8 +340,6 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
       }
       ++shape.n_logit_rows;
     }
-    max_position = std::max(max_position, rows[i].position);
-    contiguous = contiguous && rows[i].sequence == rows[0].sequence && rows[i].position == rows[0].position + int64_t(i);
   }
   if (shape.n_logit_rows > options_.max_sequences)
     fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
@@ -358,9 +355,7 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
     shape.gemv = shape.n_rows <= kGemvMaxRows && gemv_aligned_ &&
                  gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
-    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest_.n_heads, max_position + 1);
-    // Single decode rows gain nothing from the tensor-core tiles; prompt chunks do.
-    if (contiguous && rows.size() > 1) shape.run = ContiguousRun{rows[0].sequence, int(rows[0].position)};
+    stage_attention(rows, shape, attention_blocks);
   }
   // Every GPU gets the inputs (and the tables changed since the last step, as one span of slots)
   // on its own stream; the first GPU's stream (where a step and a graph begin) waits for all of them.
@@ -381,6 +376,42 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
     CUDA_CHECK(cudaStreamWaitEvent(origin.stream, gpu->handoff));
   }
   return shape;
+}
+
+void CudaLlamaModel::stage_attention(std::span<const TokenRow> rows, StepShape& shape, int attention_blocks) {
+  // Runs of several consecutive positions of one sequence (prompt chunks) become tensor-core tiles;
+  // single rows (decode rows, which gain nothing from the tiles) go to the split kernel.
+  int32_t* host = host_inputs_.get<int32_t>();
+  const size_t stride = size_t(options_.max_rows);
+  std::vector<PrefillTile> tiles;
+  int64_t longest_run_context = 0, longest_single_context = 0;
+  int n_singles = 0;
+  for (size_t begin = 0; begin < rows.size();) {
+    size_t end = begin + 1;
+    while (end < rows.size() && rows[end].sequence == rows[begin].sequence &&
+           rows[end].position == rows[end - 1].position + 1)
+      ++end;
+    if (end - begin > 1 && prefill_attention_supports(config_.head_dim)) {
+      append_prefill_tiles(tiles, int(begin), int(end - begin), rows[begin].sequence, int(rows[begin].position));
+      longest_run_context = std::max(longest_run_context, rows[end - 1].position + 1);
+    } else {
+      for (size_t i = begin; i < end; ++i) {
+        host[size_t(kSingleRowsInput) * stride + size_t(n_singles++)] = int32_t(i);
+        longest_single_context = std::max(longest_single_context, rows[i].position + 1);
+      }
+    }
+    begin = end;
+  }
+  static_assert(sizeof(PrefillTile) == 4 * sizeof(int32_t));
+  std::copy(tiles.begin(), tiles.end(), reinterpret_cast<PrefillTile*>(host + size_t(kPrefillTilesInput) * stride));
+  shape.n_prefill_tiles = int(tiles.size());
+  shape.n_single_rows = n_singles;
+  if (!tiles.empty())
+    shape.n_key_splits = prefill_attention_key_splits(int(tiles.size()), widest_.n_heads, longest_run_context);
+  // Without tiles every row goes to the split kernel, as rows 0..n_rows-1.
+  const int split_rows = tiles.empty() ? shape.n_rows : n_singles;
+  shape.n_splits = attention_splits(std::max(split_rows, 1), attention_blocks, widest_.n_heads,
+                                    std::max<int64_t>(longest_single_context, 1));
 }
 
 void CudaLlamaModel::gather_head_logits(GpuWorkspace& gpu, int n_rows) {

@@ -97,6 +97,8 @@ class CudaLlamaModel {
   void check_rows(std::span<const TokenRow> rows) const;
   // Copies the rows' inputs (and, to sample, each logit row's settings) to every GPU.
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling);
+  // Which rows take which attention kernel (a non-decode-shaped pass), staged beside the inputs.
+  void stage_attention(std::span<const TokenRow> rows, StepShape& shape, int attention_blocks);
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
   void run_embedding(GpuWorkspace& gpu, const StepShape& shape);
   void run_head(GpuWorkspace& gpu, const GpuHead& head, const StepShape& shape);

@@ -20,7 +20,10 @@
 
 namespace shardlm::cuda {
 
-constexpr int kInputArrays = 5;  // tokens, positions, slots, logit row index, random stream offsets
+// tokens, positions, slots, logit row index, random stream offsets, single rows (attention), then
+// the prefill tiles (four arrays' worth: up to max_rows PrefillTiles).
+constexpr int kInputArrays = 10;
+constexpr int kSingleRowsInput = 5, kPrefillTilesInput = 6;
 
 // A step's inputs travel in one copy: kInputArrays int32 arrays of max_rows, then the sampling
 // settings of each row that wants logits (RowSampling, at the offset below).

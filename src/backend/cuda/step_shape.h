@@ -2,20 +2,15 @@
 // staged: which kernels each op picks (GEMV or GEMM, split or tensor-core attention).
 #pragma once
 
-#include <optional>
-
 namespace shardlm::cuda {
-
-// A chunk that is one run of consecutive positions of one sequence (a prompt), which the
-// tensor-core prefill attention handles.
-struct ContiguousRun {
-  int slot;
-  int first_position;
-};
 
 struct StepShape {
   int n_rows = 0, n_logit_rows = 0, n_splits = 1;
-  std::optional<ContiguousRun> run;
+  // Runs of several consecutive positions of a sequence (prompt chunks) take the tensor-core
+  // prefill attention, as n_prefill_tiles tiles among the staged inputs, its keys in n_key_splits;
+  // the other rows (decode rows) take the split kernel: n_single_rows of them, listed among the
+  // staged inputs (every row when there are no tiles).
+  int n_prefill_tiles = 0, n_key_splits = 1, n_single_rows = 0;
   bool gemv = false;  // decode-shaped: every linear layer is a GEMV with the norm or residual add folded in
 };
 

@@ -61,12 +61,12 @@ __device__ __forceinline__ BlockHeads block_heads(const AttentionParams& p) {
 // split, then combine their elements. The states were written by other blocks: they are read from
 // L2, where those blocks' fences made them visible.
 template <int E>
-__device__ void merge_splits(const AttentionParams& p, int row, BlockHeads heads) {
+__device__ void merge_splits(const AttentionParams& p, int row, int local_row, BlockHeads heads) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t state_floats = attention_state_floats(p.head_dim);
   for (int h = warp; h < heads.count; h += kAttentionWarps) {
     const int head = heads.first + h;
-    const float* states = p.partial + (int64_t(row) * p.n_heads + head) * p.n_splits * state_floats;
+    const float* states = p.partial + (int64_t(local_row) * p.n_heads + head) * p.n_splits * state_floats;
     const float split_max = lane < p.n_splits ? __ldcg(states + lane * state_floats) : -INFINITY;
     const float split_sum = lane < p.n_splits ? __ldcg(states + lane * state_floats + 1) : 0.0f;
     const float merged_max = warp_max(split_max);
@@ -94,7 +94,9 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
   // The step's inputs and the block tables were copied before the step's first kernel, so they are
   // read before waiting for the previous kernel (which writes q and this step's keys): the chain
   // position -> table -> keys then overlaps that kernel's tail.
-  const int row = blockIdx.x, split = blockIdx.z;
+  // local_row: the launch's row, which the scratch is indexed by; row: the pass's.
+  const int local_row = blockIdx.x, split = blockIdx.z;
+  const int row = p.row_index ? p.row_index[local_row] : local_row;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const BlockHeads heads = block_heads<H>(p);
   const int group = p.n_heads / p.n_kv_heads;
@@ -218,11 +220,11 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
       block_sum_value += warp_sums[w][h] * scale;
       value += warp_acc[w][h][d] * scale;
     }
-    const int64_t row_head = int64_t(row) * p.n_heads + heads.first + h;
     if (p.n_splits == 1) {
-      p.out[row_head * p.head_dim + d] = __float2bfloat16(value / block_sum_value);
+      p.out[(int64_t(row) * p.n_heads + heads.first + h) * p.head_dim + d] = __float2bfloat16(value / block_sum_value);
     } else {
-      float* state = p.partial + (row_head * p.n_splits + split) * attention_state_floats(p.head_dim);
+      const int64_t local_row_head = int64_t(local_row) * p.n_heads + heads.first + h;
+      float* state = p.partial + (local_row_head * p.n_splits + split) * attention_state_floats(p.head_dim);
       state[2 + d] = value;
       if (d == 0) {
         state[0] = block_max;
@@ -237,14 +239,14 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
-    int* arrived = p.split_counters + int64_t(row) * gridDim.y + blockIdx.y;
+    int* arrived = p.split_counters + int64_t(local_row) * gridDim.y + blockIdx.y;
     last_split = atomicAdd(arrived, 1) == p.n_splits - 1;
     if (last_split) *arrived = 0;
   }
   __syncthreads();
   if (!last_split) return;
   __threadfence();
-  merge_splits<E>(p, row, heads);
+  merge_splits<E>(p, row, local_row, heads);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ namespace shardlm::cuda {
 constexpr int kMaxAttentionSplits = 32;
 
 struct AttentionParams {
-  const __nv_bfloat16* q;        // (n_rows, n_heads * head_dim), rotated
+  const __nv_bfloat16* q;        // (the pass's rows, n_heads * head_dim), rotated
   const __nv_bfloat16* k_cache;  // (blocks, block_size, n_kv_heads * head_dim) for this layer
   const __nv_bfloat16* v_cache;
-  const int32_t* positions;      // (n_rows)
-  const int32_t* slots;          // (n_rows)
+  const int32_t* positions;      // (the pass's rows)
+  const int32_t* slots;          // (the pass's rows)
+  const int32_t* row_index;      // (n_rows): the pass's rows to attend for, or null for rows 0..n_rows-1
   PagedKv kv;
   int n_rows, n_heads, n_kv_heads, head_dim;
   int sliding_window;            // 0: none
@@ -30,7 +31,7 @@ struct AttentionParams {
   float* partial;                // (n_rows, n_heads, n_splits, head_dim + 2) scratch when n_splits > 1
   int* split_counters;           // (n_rows, n_heads) zeros when n_splits > 1; each merge resets its own
                                  // (one per row and block of heads: n_heads is always enough)
-  __nv_bfloat16* out;            // (n_rows, n_heads * head_dim)
+  __nv_bfloat16* out;            // (the pass's rows, n_heads * head_dim): the attended rows are written
 };
 
 // Floats of one split's state: its running max, its sum and head_dim weighted values.

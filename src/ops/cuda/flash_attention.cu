@@ -19,7 +19,7 @@ namespace shardlm::cuda {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kFlashRows = 64;   // query rows per block (16 per warp)
+constexpr int kFlashRows = kPrefillTileRows;  // query rows per block (16 per warp)
 constexpr int kFlashKeys = 64;   // keys per shared-memory tile
 constexpr int kFlashThreads = 128;
 
@@ -52,9 +52,10 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
 
   wait_for_predecessor();
   allow_successor();
+  const PrefillTile tile = p.tiles[blockIdx.x];
   const int head = blockIdx.y;
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
-  const int first_row = blockIdx.x * kFlashRows;
+  const int first_row = tile.row_begin;
   const int q_stride = p.n_heads * kHeadDim, kv_stride = p.n_kv_heads * kHeadDim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   constexpr int kVectors = kHeadDim / 8;  // 16-byte vectors per row
@@ -63,7 +64,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   for (int index = threadIdx.x; index < kFlashRows * kVectors; index += kFlashThreads) {
     const int row = index / kVectors, vector = index % kVectors;
     uint4 value = make_uint4(0, 0, 0, 0);
-    if (first_row + row < p.n_rows)
+    if (row < tile.n_rows)
       value = *reinterpret_cast<const uint4*>(p.q + int64_t(first_row + row) * q_stride + head * kHeadDim + vector * 8);
     *reinterpret_cast<uint4*>(q_tile + row * L::kLdQkv + vector * 8) = value;
   }
@@ -72,14 +73,13 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
 
   // Each lane pair owns one of the warp's 16 rows: lane/2 is the row, lane%2 the half of the keys.
   const int my_row = warp * 16 + lane / 2;
-  const int my_position = p.first_position + first_row + my_row;
-  const bool my_row_valid = first_row + my_row < p.n_rows;
+  const int my_position = tile.first_position + my_row;
+  const bool my_row_valid = my_row < tile.n_rows;
   float running_max = -INFINITY, running_sum = 0.0f;
 
-  const int last_row = min(first_row + kFlashRows, p.n_rows) - 1;
-  const int last_key = p.first_position + last_row;
+  const int last_key = tile.first_position + tile.n_rows - 1;
   int first_key = 0;
-  if (p.sliding_window > 0) first_key = max(0, p.first_position + first_row - p.sliding_window + 1);
+  if (p.sliding_window > 0) first_key = max(0, tile.first_position - p.sliding_window + 1);
   // This split's share of the key tiles (all of them without splits).
   const int first_tile = first_key / kFlashKeys, n_tiles = last_key / kFlashKeys - first_tile + 1;
   const int tiles_per_split = (n_tiles + p.n_key_splits - 1) / p.n_key_splits;
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
       const int key = index / kVectors, vector = index % kVectors;
       uint4 k_value = make_uint4(0, 0, 0, 0), v_value = make_uint4(0, 0, 0, 0);
       if (tile_start + key <= split_end) {
-        const int64_t offset = p.kv.row(p.slot, tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
+        const int64_t offset = p.kv.row(tile.slot, tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
         k_value = *reinterpret_cast<const uint4*>(p.k_cache + offset);
         v_value = *reinterpret_cast<const uint4*>(p.v_cache + offset);
       }
@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
     // The split's unnormalised state of each row: its max, its sum and its weighted values.
     const int64_t state_floats = kHeadDim + 2;
     auto state_of = [&](int row) {
-      return p.partial + ((int64_t(split) * p.n_rows + first_row + row) * p.n_heads + head) * state_floats;
+      return p.partial + (((int64_t(split) * p.n_tiles + blockIdx.x) * kFlashRows + row) * p.n_heads + head) * state_floats;
     };
     if (lane % 2 == 0 && my_row_valid) {
       state_of(my_row)[0] = running_max;
@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
     }
     for (int index = lane; index < 16 * kHeadDim; index += 32) {
       const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
-      if (first_row + row < p.n_rows) state_of(row)[2 + d] = o_tile[row * L::kLdO + d];
+      if (row < tile.n_rows) state_of(row)[2 + d] = o_tile[row * L::kLdO + d];
     }
     return;
   }
@@ -189,20 +189,23 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   __syncwarp();
   for (int index = lane; index < 16 * kHeadDim; index += 32) {
     const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
-    if (first_row + row < p.n_rows)
+    if (row < tile.n_rows)
       p.out[int64_t(first_row + row) * q_stride + head * kHeadDim + d] =
           __float2bfloat16(o_tile[row * L::kLdO + d] * alpha[row]);
   }
 }
 
-// One block per (row, head), a thread per element: the splits' states weighted by their maxima.
+// One block per (tile row, head), a thread per element: the splits' states weighted by their maxima.
 __global__ void merge_key_splits_kernel(PrefillAttentionParams p) {
   wait_for_predecessor();
   allow_successor();
-  const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
+  const int tile_row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
+  const PrefillTile tile = p.tiles[tile_row / kFlashRows];
+  if (tile_row % kFlashRows >= tile.n_rows) return;
+  const int row = tile.row_begin + tile_row % kFlashRows;
   const int64_t state_floats = p.head_dim + 2;
-  const int64_t split_stride = int64_t(p.n_rows) * p.n_heads * state_floats;
-  const float* states = p.partial + (int64_t(row) * p.n_heads + head) * state_floats;
+  const int64_t split_stride = int64_t(p.n_tiles) * kFlashRows * p.n_heads * state_floats;
+  const float* states = p.partial + (int64_t(tile_row) * p.n_heads + head) * state_floats;
   float merged_max = -INFINITY;
   for (int s = 0; s < p.n_key_splits; ++s) merged_max = fmaxf(merged_max, states[s * split_stride]);
   float sum = 0.0f, value = 0.0f;
@@ -221,10 +224,10 @@ void launch_flash(const PrefillAttentionParams& params, cudaStream_t stream) {
   // Raising the dynamic shared-memory limit is per function; doing it every launch is cheap.
   CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(kShared)));
-  const dim3 grid((params.n_rows + kFlashRows - 1) / kFlashRows, params.n_heads, params.n_key_splits);
+  const dim3 grid(params.n_tiles, params.n_heads, params.n_key_splits);
   launch_pdl(flash_attention_kernel<kHeadDim>, grid, kFlashThreads, kShared, stream, params);
   if (params.n_key_splits > 1)
-    launch_pdl(merge_key_splits_kernel, dim3(params.n_rows, params.n_heads), kHeadDim, 0, stream, params);
+    launch_pdl(merge_key_splits_kernel, dim3(params.n_tiles * kFlashRows, params.n_heads), kHeadDim, 0, stream, params);
 }
 
 // Blocks that fill an H200 (132 multiprocessors) about twice, as the split kernel sizes its waves.
@@ -236,8 +239,13 @@ constexpr int kFlashMaxKeySplits = 16;
 
 bool prefill_attention_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
-int prefill_attention_key_splits(int n_rows, int n_heads, int64_t n_keys) {
-  const int64_t blocks = int64_t((n_rows + kFlashRows - 1) / kFlashRows) * n_heads;
+void append_prefill_tiles(std::vector<PrefillTile>& tiles, int row_begin, int n_rows, int slot, int first_position) {
+  for (int offset = 0; offset < n_rows; offset += kFlashRows)
+    tiles.push_back({row_begin + offset, std::min(kFlashRows, n_rows - offset), slot, first_position + offset});
+}
+
+int prefill_attention_key_splits(int n_tiles, int n_heads, int64_t n_keys) {
+  const int64_t blocks = int64_t(n_tiles) * n_heads;
   // At least two tiles of keys a split, so that a split's own work outweighs the merge.
   const int64_t most_by_keys = std::max<int64_t>(1, n_keys / (2 * kFlashKeys));
   return int(std::clamp<int64_t>(kFlashTargetBlocks / std::max<int64_t>(blocks, 1), 1,
@@ -251,7 +259,7 @@ int64_t prefill_attention_max_partial_floats(int head_dim) {
 }
 
 void launch_prefill_attention(const PrefillAttentionParams& params, cudaStream_t stream) {
-  if (params.n_rows == 0) return;
+  if (params.n_tiles == 0) return;
   if (params.n_key_splits < 1 || params.n_key_splits > kFlashMaxKeySplits)
     throw_unsupported("prefill attention key splits outside 1..16", params.n_key_splits);
   if (params.head_dim == 64) launch_flash<64>(params, stream);

@@ -18,6 +18,7 @@ std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows
   const std::vector<float> logits = model_.forward(rows, cache_);
   const size_t vocab = size_t(model_.config().vocab_size);
   std::vector<int32_t> tokens;
+  logprobs_.clear();
   for (const TokenRow& row : rows) {
     if (!row.wants_logits) continue;
     if (tokens.size() >= sampling.size()) fail("{} rows want a token, but sampling settings came for {}", tokens.size() + 1, sampling.size());
@@ -27,8 +28,11 @@ std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows
       own.seed += uint64_t(row.sequence);
       sampler.emplace(own);
     }
-    const int32_t token = sampler->sample(std::span<const float>(logits.data() + tokens.size() * vocab, vocab));
+    const std::span<const float> row_logits(logits.data() + tokens.size() * vocab, vocab);
+    const int32_t token = sampler->sample(row_logits);
     if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
+    const int top_n = sampling[tokens.size()].logprobs;
+    logprobs_.push_back(top_n >= 0 ? std::optional(sampled_logprobs(row_logits, token, top_n)) : std::nullopt);
     tokens.push_back(token);
   }
   return tokens;

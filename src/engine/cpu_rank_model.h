@@ -17,6 +17,7 @@ class CpuRankModel final : public RankModel {
   int max_sequences() const override { return cache_.tables().shape().sequences; }
   int64_t max_seq_len() const override { return cache_.tables().shape().max_seq_len; }
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
+  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const override { return logprobs_; }
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override;
   int kv_blocks() const override { return cache_.tables().shape().num_blocks; }
   void update_kv_blocks(std::span<const KvBlockUpdate> updates) override {
@@ -30,6 +31,7 @@ class CpuRankModel final : public RankModel {
   LlamaModel model_;
   KvCache cache_;
   std::vector<std::optional<Sampler>> samplers_;  // made at a slot's first sampled token
+  std::vector<std::optional<SampledLogprobs>> logprobs_;
 };
 
 }  // namespace shardlm

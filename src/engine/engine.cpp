@@ -353,6 +353,8 @@ int64_t Engine::reuse_prefix(int sequence, std::span<const int32_t> prompt) {
     fail("sequence {} is not running", sequence);
   Slot& slot = slots_[size_t(sequence)];
   if (slot.length != 0) fail("reuse_prefix: sequence {} already holds {} tokens", sequence, slot.length);
+  // Blocks a failed step gave it hold nothing yet: they go back before the cached ones come in.
+  release_blocks(slot);
   if (prompt.empty() || !pool_.prefix_caching()) return 0;
   const int block_size = pool_.block_size();
   // The last prompt token is always computed, so its block is never taken from the cache.
@@ -466,6 +468,8 @@ std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
   advance(chunks);
   return tokens;
 }
+
+const std::vector<std::optional<SampledLogprobs>>& Engine::last_logprobs() const { return ranks_->own->last_logprobs(); }
 
 std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -70,6 +71,9 @@ class Engine {
   // sequence's next chunk. Fails, before running anything, when the KV cache has fewer free blocks
   // than the chunks need (kv_blocks_needed).
   std::vector<int32_t> step(std::span<const SequenceChunk> chunks);
+  // After step: for each token it returned, its log-probabilities when its sequence's sampling
+  // settings ask for them (SamplingParams::logprobs), else none.
+  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const;
   // The same pass, returning the f32 logits (vocab_size each) of the chunks that want a token.
   std::vector<float> step_logits(std::span<const SequenceChunk> chunks);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ class RankModel {
   // A sequence's random stream follows from its seed and its slot, so runs repeat.
   virtual std::vector<int32_t> forward_sample(std::span<const TokenRow> rows,
                                               std::span<const SamplingParams> sampling) = 0;
+  // After forward_sample: for each token it returned, its log-probabilities when its settings asked
+  // for them (SamplingParams::logprobs >= 0), else none.
+  virtual const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const = 0;
   // (rows wanting logits, vocab_size) f32 logits, in row order.
   virtual std::vector<float> forward_logits(std::span<const TokenRow> rows) = 0;
   // Blocks of keys and values this rank holds (as many as the Engine asked for, or as fitted the

@@ -2,6 +2,7 @@
 // then four words per row, five per sampling entry, and each table update as (slot, first entry,
 // block count, blocks...). The header goes first so that receivers can size the
 // rest. Broadcast copies elements without arithmetic, so the words travel as 4-byte F32 elements.
+// A sampling entry leaves out logprobs: only the leader reports them, so only it computes them.
 #include "engine/step_message.h"
 
 #include <bit>

@@ -16,6 +16,26 @@ void validate_sampling_params(const SamplingParams& params) {
     fail("--temperature must be a finite number >= 0, got {}", params.temperature);
   if (params.top_k < 0) fail("--top-k must be >= 0 (0 disables it), got {}", params.top_k);
   if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got {}", params.top_p);
+  if (params.logprobs < -1 || params.logprobs > kMaxTopLogprobs)
+    fail("logprobs must be between 0 and {}, got {}", kMaxTopLogprobs, params.logprobs);
+}
+
+SampledLogprobs sampled_logprobs(std::span<const float> logits, int32_t token, int top_n) {
+  // log_softmax in double: the sum of 100k+ exponentials loses nothing that way.
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float logit : logits) sum += std::exp(double(logit) - double(max_logit));
+  const double log_normaliser = double(max_logit) + std::log(sum);
+  auto logprob = [&](int32_t id) { return float(double(logits[size_t(id)]) - log_normaliser); };
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
+  const size_t n = std::min(size_t(std::max(top_n, 0)), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(n), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+  });
+  SampledLogprobs result{logprob(token), {}};
+  for (size_t i = 0; i < n; ++i) result.top.push_back({ids[i], logprob(ids[i])});
+  return result;
 }
 
 void fail_non_finite_logits(int sequence, int64_t position) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <vector>
 
 namespace shardlm {
 
@@ -13,7 +14,27 @@ struct SamplingParams {
   int top_k = 0;             // 0 disables
   float top_p = 1.0f;        // 1 disables
   uint64_t seed = 0;
+  // >= 0: report the sampled token's log-probability and those of this many most likely tokens
+  // (OpenAI's logprobs, at most kMaxTopLogprobs); -1: none.
+  int logprobs = -1;
 };
+
+inline constexpr int kMaxTopLogprobs = 20;
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+// A sampled token's log-probability and the most likely tokens', most likely first.
+struct SampledLogprobs {
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;
+};
+
+// From the raw logits (before temperature, top-k and top-p, as vLLM reports by default): the
+// log-softmax of `token` and of the top_n largest logits (ties: the lower id first).
+SampledLogprobs sampled_logprobs(std::span<const float> logits, int32_t token, int top_n);
 
 // Throws Error naming the option when a parameter is out of range.
 void validate_sampling_params(const SamplingParams& params);

@@ -77,6 +77,7 @@ std::vector<RequestUpdate> Scheduler::step() {
   std::vector<Active*> chunk_owner;
   // Blocks this step's chunks will take: the pool must hold them all when the step runs.
   int planned_blocks = 0;
+  const uint64_t preemptions_before = preemptions_;
   auto free_blocks = [&] { return engine_.kv_blocks().free_blocks() - planned_blocks; };
   // Decodes first: a running stream never waits for a prompt. Where the blocks run out, the newest
   // requests give theirs back (the one that needs a block, when it is the newest itself).
@@ -97,6 +98,9 @@ std::vector<RequestUpdate> Scheduler::step() {
     --budget;
     ++it;
   }
+  // A step that preempted admits nobody: the blocks just freed are for the running requests, and
+  // the preempted one would otherwise be taken back at once and thrash (as vLLM schedules).
+  const bool preempted = preemptions_ != preemptions_before;
   // A prompt chunk as long as the budget and the free blocks allow; false when not one token fits.
   auto prefill_chunk = [&](Active& active) {
     const int64_t fitting = engine_.kv_room(active.sequence) + int64_t(free_blocks()) * engine_.kv_blocks().block_size();
@@ -113,7 +117,8 @@ std::vector<RequestUpdate> Scheduler::step() {
     if (budget == 0) break;
     if (active.prefilling()) prefill_chunk(active);
   }
-  while (budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences() && free_blocks() > 0) {
+  while (!preempted && budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences() &&
+         free_blocks() > 0) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     Active& admitted = running_.back();
@@ -138,8 +143,10 @@ std::vector<RequestUpdate> Scheduler::step() {
     Active& active = *chunk_owner[i];
     if (active.prefilling()) active.prefilled += chunks[i].tokens.size();
     if (!chunks[i].wants_token) continue;
-    const int32_t token = tokens[next++];
+    const int32_t token = tokens[next];
     RequestUpdate update;
+    if (const auto& logprobs = engine_.last_logprobs(); next < logprobs.size()) update.logprobs = logprobs[next];
+    ++next;
     update.id = active.id;
     update.token = token;
     update.text = active.output->push(token);

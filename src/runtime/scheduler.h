@@ -5,8 +5,9 @@
 // steps, so the streams already running keep their pace. A new request first takes what the
 // engine's prefix cache holds of its prompt. When the KV cache runs out of blocks for the running
 // decodes, the newest request is preempted: its blocks are freed and it waits at the head of the
-// queue to be recomputed (its prompt and the tokens it has produced), so nothing fails and no token
-// changes. Single-threaded: the server's engine thread owns it.
+// queue to be recomputed (its prompt and the tokens it has produced), so nothing fails and a greedy
+// request's tokens do not change (a sampled one goes on with a fresh random stream, since its slot
+// may differ). Single-threaded: the server's engine thread owns it.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,7 @@ struct RequestUpdate {
   bool finished = false;
   std::string finish_reason;  // when finished: "stop" or "length"
   int prompt_tokens = 0, completion_tokens = 0;
+  std::optional<SampledLogprobs> logprobs;  // when the request's sampling asks for them
 };
 
 class Scheduler {

@@ -46,6 +46,11 @@ struct Choice {
   int prompt_tokens = 0, completion_tokens = 0;
   bool finished = false;
   bool counts_prompt = true;  // a prompt's tokens count once in usage, however many choices it has
+  // With logprobs asked for: every token's, and how many a stream has sent (a token whose text is
+  // held back, for a stop string or an incomplete character, goes out with the next text).
+  bool wants_logprobs = false;
+  std::vector<TokenLogprobs> logprobs;
+  size_t logprobs_sent = 0, logprobs_text_offset = 0;
 };
 
 }  // namespace
@@ -240,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
     choices_.resize(scheduled.size());
     for (size_t index = 0; index < choices_.size(); ++index) {
       choices_[index].counts_prompt = index % size_t(generation.n) == 0;
+      choices_[index].wants_logprobs = generation.sampling.logprobs >= 0;
       if (!echoes.empty() && !stream_) choices_[index].text = echoes[index / size_t(generation.n)];
     }
     if (stream_) {
@@ -302,15 +308,25 @@ class Session : public std::enable_shared_from_this<Session> {
     choice.text += update.text;
     choice.prompt_tokens = update.prompt_tokens;
     choice.completion_tokens = update.completion_tokens;
+    if (update.logprobs) choice.logprobs.push_back({update.token, *update.logprobs});
     if (update.finished) {
       choice.finished = true;
       choice.finish_reason = update.finish_reason;
     }
     if (stream_) {
       if (!update.text.empty() || update.finished) {
+        json logprobs = nullptr;
+        if (choice.wants_logprobs) {
+          const std::span<const TokenLogprobs> unsent = std::span(choice.logprobs).subspan(choice.logprobs_sent);
+          logprobs = logprobs_json(endpoint_, unsent, server_.tokenizer, choice.logprobs_text_offset);
+          for (const TokenLogprobs& each : unsent)
+            choice.logprobs_text_offset += text_characters(server_.tokenizer.decode(std::span<const int32_t>(&each.token, 1)));
+          choice.logprobs_sent = choice.logprobs.size();
+        }
         json event = chunk();
         event["choices"] = json::array({streamed_choice(endpoint_, index, update.text,
-                                                        update.finished ? std::optional(update.finish_reason) : std::nullopt)});
+                                                        update.finished ? std::optional(update.finish_reason) : std::nullopt,
+                                                        logprobs)});
         queue_event(to_text(event));
       }
     }
@@ -345,7 +361,10 @@ class Session : public std::enable_shared_from_this<Session> {
     json body = response_head(endpoint_, false, id_, created_, server_.options.served_model_name);
     json choices = json::array();
     for (size_t index = 0; index < choices_.size(); ++index)
-      choices.push_back(whole_choice(endpoint_, index, choices_[index].text, choices_[index].finish_reason));
+      choices.push_back(whole_choice(endpoint_, index, choices_[index].text, choices_[index].finish_reason,
+                                     choices_[index].wants_logprobs
+                                         ? logprobs_json(endpoint_, choices_[index].logprobs, server_.tokenizer, 0)
+                                         : json(nullptr)));
     body["choices"] = choices;
     body["usage"] = usage();
     send_json(http::status::ok, body);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace shardlm::serve {
 
 using nlohmann::json;
@@ -17,7 +19,49 @@ json response_head(Endpoint endpoint, bool chunk, const std::string& id, int64_t
   return {{"id", id}, {"object", object}, {"created", created}, {"model", model}};
 }
 
-json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, const std::optional<std::string>& finish_reason) {
+size_t text_characters(std::string_view text) {
+  // Every byte but a UTF-8 continuation byte starts a character.
+  return size_t(std::count_if(text.begin(), text.end(), [](char byte) { return (static_cast<unsigned char>(byte) & 0xC0) != 0x80; }));
+}
+
+json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, const Tokenizer& tokenizer, size_t text_offset) {
+  auto text_of = [&](int32_t id) { return tokenizer.decode(std::span<const int32_t>(&id, 1)); };
+  auto bytes_of = [](const std::string& text) {
+    json bytes = json::array();
+    for (unsigned char byte : text) bytes.push_back(int(byte));
+    return bytes;
+  };
+  if (endpoint == Endpoint::Completions) {
+    json texts = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
+    for (const TokenLogprobs& each : tokens) {
+      const std::string text = text_of(each.token);
+      texts.push_back(text);
+      token_logprobs.push_back(each.logprobs.logprob);
+      json top = json::object();
+      for (const TokenLogprob& alternative : each.logprobs.top) top[text_of(alternative.token)] = alternative.logprob;
+      // As vLLM, the sampled token is listed among the alternatives even when it is not the likeliest.
+      if (!top.contains(text)) top[text] = each.logprobs.logprob;
+      top_logprobs.push_back(std::move(top));
+      offsets.push_back(text_offset);
+      text_offset += text_characters(text);
+    }
+    return {{"tokens", texts}, {"token_logprobs", token_logprobs}, {"top_logprobs", top_logprobs}, {"text_offset", offsets}};
+  }
+  json content = json::array();
+  for (const TokenLogprobs& each : tokens) {
+    const std::string text = text_of(each.token);
+    json top = json::array();
+    for (const TokenLogprob& alternative : each.logprobs.top) {
+      const std::string alternative_text = text_of(alternative.token);
+      top.push_back({{"token", alternative_text}, {"logprob", alternative.logprob}, {"bytes", bytes_of(alternative_text)}});
+    }
+    content.push_back({{"token", text}, {"logprob", each.logprobs.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, const std::optional<std::string>& finish_reason,
+                     const json& logprobs) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
@@ -25,7 +69,7 @@ json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, c
     // The closing chunk carries an empty delta, as OpenAI's does.
     choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
   }
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
   return choice;
 }
@@ -38,13 +82,14 @@ std::optional<json> opening_choice(Endpoint endpoint, size_t index) {
               {"finish_reason", nullptr}};
 }
 
-json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason) {
+json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
+                  const json& logprobs) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions)
     choice["text"] = text;
   else
     choice["message"] = {{"role", "assistant"}, {"content", text}};
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason;
   return choice;
 }

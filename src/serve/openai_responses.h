@@ -7,7 +7,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+
+#include "ops/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardlm::serve {
 
@@ -20,15 +25,33 @@ std::string response_id(Endpoint endpoint, uint64_t number);
 nlohmann::json response_head(Endpoint endpoint, bool chunk, const std::string& id, int64_t created,
                              const std::string& model);
 
-// A streamed choice carrying new text, its finish reason on the last one (null before).
+// Characters (code points) of UTF-8 text: what OpenAI's text offsets count, as Python's len().
+size_t text_characters(std::string_view text);
+
+// A generated token and its log-probabilities.
+struct TokenLogprobs {
+  int32_t token = 0;
+  SampledLogprobs logprobs;
+};
+
+// The `logprobs` of a choice for these tokens, as the endpoint shapes them: completions' parallel
+// lists (tokens, token_logprobs, top_logprobs, text_offset counted from text_offset), chat's
+// `content` list of {token, logprob, bytes, top_logprobs}. A token shows as its own decoded text.
+nlohmann::json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, const Tokenizer& tokenizer,
+                             size_t text_offset);
+
+// A streamed choice carrying new text (and its tokens' logprobs, or null), its finish reason on the
+// last one (null before).
 nlohmann::json streamed_choice(Endpoint endpoint, size_t index, const std::string& text,
-                               const std::optional<std::string>& finish_reason);
+                               const std::optional<std::string>& finish_reason,
+                               const nlohmann::json& logprobs = nullptr);
 
 // The first streamed chat choice, which names the assistant role before any text (as OpenAI sends
 // it); nothing for completions.
 std::optional<nlohmann::json> opening_choice(Endpoint endpoint, size_t index);
 
 // A choice of a whole (not streamed) response.
-nlohmann::json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason);
+nlohmann::json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
+                            const nlohmann::json& logprobs = nullptr);
 
 }  // namespace shardlm::serve

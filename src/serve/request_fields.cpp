@@ -98,7 +98,8 @@ void check_model(const RequestJson& body, const std::string& served_model_name) 
                            served_model_name + "\"");
 }
 
-GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields) {
+GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields,
+                                         LogprobsField logprobs_field) {
   GenerationFields fields;
   fields.sampling.temperature = 1.0f;
   for (const char* name : max_tokens_fields)
@@ -154,10 +155,23 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
     if (!body.at("echo").is_boolean()) bad_field("echo", "echo must be a boolean");
     fields.echo = body.at("echo").get<bool>();
   }
-  // Completions' logprobs is a count, chat's a boolean: either way only "none" is served yet.
-  if (given(body, "logprobs") && !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>()))
-    bad_field("logprobs", "logprobs are not supported yet");
-  if (given(body, "top_logprobs")) bad_field("top_logprobs", "top_logprobs are not supported yet");
+  if (logprobs_field == LogprobsField::count) {
+    if (given(body, "logprobs")) fields.sampling.logprobs = int(integer_field(body, "logprobs", 0, kMaxTopLogprobs));
+    if (given(body, "top_logprobs"))
+      bad_field("top_logprobs", "top_logprobs is a chat field: completions take the count as logprobs");
+    if (fields.echo && fields.sampling.logprobs >= 0)
+      bad_field("logprobs", "logprobs with echo would need the prompt's log-probabilities, which are not served yet");
+  } else {
+    if (given(body, "logprobs")) {
+      if (!body.at("logprobs").is_boolean()) bad_field("logprobs", "logprobs must be a boolean");
+      if (body.at("logprobs").get<bool>()) fields.sampling.logprobs = 0;
+    }
+    if (given(body, "top_logprobs")) {
+      const int top = int(integer_field(body, "top_logprobs", 0, kMaxTopLogprobs));
+      if (fields.sampling.logprobs < 0 && top > 0) bad_field("top_logprobs", "top_logprobs needs logprobs: true");
+      if (fields.sampling.logprobs >= 0) fields.sampling.logprobs = top;
+    }
+  }
   for (const char* penalty : {"presence_penalty", "frequency_penalty"})
     if (given(body, penalty) && number_field(body, penalty, -2.0, 2.0) != 0.0)
       bad_field(penalty, std::string(penalty) + " is not supported yet");

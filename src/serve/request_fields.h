@@ -1,7 +1,7 @@
 // The request fields that completions and chat completions share, checked one by one against
 // OpenAI's API (names as the `openai` package's types): the model, the sampling settings, stop,
-// stream and stream_options, n, echo, and the fields this server refuses by name rather than ignores
-// (best_of, logprobs, penalties, logit_bias). Every error is an ApiError (400) naming its field.
+// stream and stream_options, n, echo, logprobs, and the fields this server refuses by name rather
+// than ignores (best_of, penalties, logit_bias). Every error is an ApiError (400) naming its field.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -40,9 +40,14 @@ RequestJson parse_json(std::string_view text, const std::string& param);
 RequestJson parse_body(std::string_view text);
 // 400 unless `model` names the served model.
 void check_model(const RequestJson& body, const std::string& served_model_name);
+// How a request asks for log-probabilities: completions' `logprobs` is the count of alternatives
+// (0..20); chat's is a boolean, with the count in `top_logprobs`.
+enum class LogprobsField { count, flag };
+
 // Reads the shared fields; `max_tokens_fields` lists the names a length limit may come under
 // (chat accepts max_completion_tokens beside the older max_tokens).
-GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields);
+GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields,
+                                         LogprobsField logprobs_field);
 
 bool given(const RequestJson& body, const char* name);
 // A JSON string that must be UTF-8 (the parser passes other bytes through).

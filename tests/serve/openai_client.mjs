@@ -104,6 +104,37 @@ await check("n choices per prompt and echo, whole and streamed", async () => {
   assert.deepEqual(texts, first.choices.map((c) => prompts[7] + c.text));
 });
 
+await check("logprobs: greedy tokens are the likeliest, whole and streamed, completions and chat", async () => {
+  const whole = await client.completions.create({ model, prompt: prompts[2], max_tokens: 6, temperature: 0, logprobs: 3,
+    ignore_eos: true });
+  const { logprobs } = whole.choices[0];
+  assert.equal(logprobs.tokens.length, 6);
+  assert.equal(logprobs.tokens.join(""), whole.choices[0].text);
+  logprobs.tokens.forEach((token, i) => {
+    const alternatives = Object.values(logprobs.top_logprobs[i]);
+    assert.ok(alternatives.length >= 3, "3 alternatives (the sampled token among them)");
+    assert.ok(logprobs.token_logprobs[i] <= 0);
+    assert.equal(logprobs.token_logprobs[i], Math.max(...alternatives), "greedy takes the likeliest");
+    assert.equal(logprobs.text_offset[i], [...logprobs.tokens.slice(0, i).join("")].length, "offsets count characters");
+  });
+  const stream = await client.completions.create({ model, prompt: prompts[2], max_tokens: 6, temperature: 0, logprobs: 3,
+    ignore_eos: true, stream: true });
+  const streamed = [];
+  for await (const chunk of stream) for (const choice of chunk.choices) if (choice.logprobs) streamed.push(...choice.logprobs.token_logprobs);
+  assert.deepEqual(streamed, logprobs.token_logprobs);
+  const chat = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Behold" }], max_tokens: 4,
+    temperature: 0, logprobs: true, top_logprobs: 2, ignore_eos: true });
+  const content = chat.choices[0].logprobs.content;
+  assert.equal(content.map((entry) => entry.token).join(""), chat.choices[0].message.content);
+  for (const entry of content) {
+    assert.equal(entry.top_logprobs.length, 2);
+    assert.equal(entry.logprob, entry.top_logprobs[0].logprob);
+    assert.deepEqual(entry.bytes, [...Buffer.from(entry.token, "utf8")]);
+  }
+  const plain = await client.completions.create({ model, prompt: prompts[2], max_tokens: 2, temperature: 0 });
+  assert.equal(plain.choices[0].logprobs, null, "no logprobs unless asked");
+});
+
 async function expectError(kind, status, param, body, options = {}) {
   const target = options.client ?? client;
   await assert.rejects(() => target.completions.create(body), (error) => {
@@ -120,6 +151,8 @@ await check("bad fields are 400s naming the field", async () => {
   await expectError(OpenAI.BadRequestError, 400, "model", { model: "no-such-model", prompt: "a" });
   await expectError(OpenAI.BadRequestError, 400, "max_tokens", { model, prompt: "a", max_tokens: 100000 });
   await expectError(OpenAI.BadRequestError, 400, "prompt", { model, prompt: [1, 99999999] });
+  await expectError(OpenAI.BadRequestError, 400, "logprobs", { model, prompt: "a", logprobs: 21 });
+  await expectError(OpenAI.BadRequestError, 400, "logprobs", { model, prompt: "a", logprobs: 2, echo: true });
 });
 
 await check("a wrong API key is a 401", async () => {

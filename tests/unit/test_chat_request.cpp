@@ -59,6 +59,11 @@ TEST(ChatRequest, ExtensionsAndLimits) {
   EXPECT_EQ(request.generation.max_tokens, std::optional<int>(7));
   EXPECT_EQ(request.generation.sampling.temperature, 0.0f);
   EXPECT_TRUE(request.generation.stream);
+  EXPECT_EQ(request.generation.sampling.logprobs, -1);
+  EXPECT_EQ(parse(R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}], "logprobs": true,
+      "top_logprobs": 3})").generation.sampling.logprobs, 3);
+  EXPECT_EQ(parse(R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}], "logprobs": true})")
+                .generation.sampling.logprobs, 0);
 }
 
 TEST(ChatRequest, BadFieldsAreNamed) {
@@ -77,7 +82,10 @@ TEST(ChatRequest, BadFieldsAreNamed) {
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "tool_choice": "required"})"), std::make_pair(400, std::string("tool_choice")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "max_completion_tokens": 0})"),
             std::make_pair(400, std::string("max_completion_tokens")));
-  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "logprobs": true})"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "logprobs": 2})"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "top_logprobs": 2})"), std::make_pair(400, std::string("top_logprobs")));
+  EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "logprobs": true, "top_logprobs": 21})"),
+            std::make_pair(400, std::string("top_logprobs")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "echo": true})"), std::make_pair(400, std::string("echo")));
   EXPECT_EQ(refusal(R"({"model": "kjv", )" + user + R"(, "chat_template_kwargs": []})"),
             std::make_pair(400, std::string("chat_template_kwargs")));

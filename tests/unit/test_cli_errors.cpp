@@ -56,6 +56,8 @@ TEST(CliErrors, ServeKvCacheOptionsThatCannotWorkAreRefusedByName) {
       {{"--block-size", "12"}, {"--block-size", "power of two"}},
       {{"--kv-cache-memory", "1KiB"}, {"--kv-cache-memory", "fewer than one sequence", "--max-model-len"}},
       {{"--kv-cache-memory", "lots"}, {"--kv-cache-memory"}},
+      {{"--kv-cache-memory", "0"}, {"--kv-cache-memory", "above 0"}},
+      {{"--gpu-memory-utilization", "0"}, {"--gpu-memory-utilization", "(0, 1]"}},
       {{"--gpu-memory-utilization", "0.5"}, {"--gpu-memory-utilization", "one GPU"}},
       {{"--kv-cache-memory", "1GiB", "--gpu-memory-utilization", "0.5"}, {"give one"}},
   };

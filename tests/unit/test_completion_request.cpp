@@ -40,6 +40,8 @@ TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   EXPECT_EQ(request.generation.sampling.top_p, 0.5f);
   EXPECT_EQ(request.generation.sampling.top_k, 0);
   EXPECT_EQ(request.generation.sampling.seed, 42u);
+  EXPECT_EQ(request.generation.sampling.logprobs, -1);
+  EXPECT_EQ(parse(R"({"model": "kjv", "prompt": "a", "logprobs": 3})").generation.sampling.logprobs, 3);
   EXPECT_TRUE(request.generation.seeded);
   EXPECT_EQ(request.generation.stop, (std::vector<std::string>{"a", "bc"}));
   EXPECT_TRUE(request.generation.stream);
@@ -76,7 +78,10 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": ["a", "b", "c", "d", "e", "f", "g", "h", "i"], "n": 128})"),
             Expected(400, "n"));  // 1,152 choices
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "echo": 1})"), Expected(400, "echo"));
-  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 2})"), Expected(400, "logprobs"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 21})"), Expected(400, "logprobs"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": true})"), Expected(400, "logprobs"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 2, "echo": true})"), Expected(400, "logprobs"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "top_logprobs": 2})"), Expected(400, "top_logprobs"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 0.5})"), Expected(400, "frequency_penalty"));
   EXPECT_EQ(refusal("{\"model\": \"kjv\", \"prompt\": \"a\xff\"}"), Expected(400, ""));  // the JSON parser refuses it
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a")"), Expected(400, ""));

@@ -1,6 +1,7 @@
 // Sampler and stop-string behaviour.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <map>
 
@@ -51,7 +52,26 @@ TEST(Sampler, NonFiniteLogitsGiveTheSentinelInEveryMode) {
   EXPECT_THROW(fail_non_finite_logits(2, 17), Error);
 }
 
+TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheTokenAndTheLikeliest) {
+  double sum = 0;
+  for (float logit : kLogits) sum += std::exp(double(logit));
+  auto expected = [&](int id) { return double(kLogits[size_t(id)]) - std::log(sum); };
+  const SampledLogprobs result = sampled_logprobs(kLogits, 4, 3);
+  EXPECT_NEAR(result.logprob, expected(4), 1e-6);
+  ASSERT_EQ(result.top.size(), 3u);
+  EXPECT_EQ(result.top[0].token, 1);  // 2.0, then 1.9, then 0.1
+  EXPECT_EQ(result.top[1].token, 3);
+  EXPECT_EQ(result.top[2].token, 0);
+  for (const TokenLogprob& each : result.top) EXPECT_NEAR(each.logprob, expected(each.token), 1e-6);
+  EXPECT_TRUE(sampled_logprobs(kLogits, 1, 0).top.empty());
+  EXPECT_EQ(sampled_logprobs(kLogits, 1, 50).top.size(), kLogits.size()) << "at most every token";
+  // Ties keep the lower id first, as argmax does.
+  EXPECT_EQ(sampled_logprobs(std::vector<float>{1.0f, 3.0f, 3.0f}, 0, 1).top[0].token, 1);
+}
+
 TEST(Sampler, RejectsBadParameters) {
+  EXPECT_THROW(validate_sampling_params(SamplingParams{0.0f, 0, 1.0f, 0, 21}), Error);
+  EXPECT_NO_THROW(validate_sampling_params(SamplingParams{0.0f, 0, 1.0f, 0, 20}));
   EXPECT_THROW(Sampler({-1.0f, 0, 1.0f, 0}), Error);
   EXPECT_THROW(Sampler({1.0f, -3, 1.0f, 0}), Error);
   EXPECT_THROW(Sampler({1.0f, 0, 0.0f, 0}), Error);

@@ -41,6 +41,7 @@ struct ServeOptions {
   int block_size = 16;
   std::string kv_cache_memory;
   double gpu_memory_utilization = 0;
+  bool gpu_memory_utilization_given = false;
   bool enable_prefix_caching = true;
   std::string api_key;
   std::string chat_template;
@@ -76,8 +77,12 @@ void run_serve(const ServeOptions& options) {
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
   engine_options.kv_block_size = options.block_size;
-  if (!options.kv_cache_memory.empty())
+  if (!options.kv_cache_memory.empty()) {
     engine_options.kv_cache_bytes = parse_memory_size(options.kv_cache_memory, "--kv-cache-memory");
+    if (engine_options.kv_cache_bytes <= 0) fail("--kv-cache-memory must be above 0, got \"{}\"", options.kv_cache_memory);
+  }
+  if (options.gpu_memory_utilization_given && options.gpu_memory_utilization <= 0)
+    fail("--gpu-memory-utilization must be a share in (0, 1], got {}", options.gpu_memory_utilization);
   engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
   engine_options.prefix_caching = options.enable_prefix_caching;
   if (!options.device_map.device_map.empty()) {
@@ -150,8 +155,14 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--kv-cache-memory", options->kv_cache_memory,
                       "Memory for keys and values per rank, e.g. 20GiB (default: every sequence at --max-model-len)");
-  command->add_option("--gpu-memory-utilization", options->gpu_memory_utilization,
-                      "Share of the GPU's memory to use, the KV cache taking what the weights leave (one GPU)")
+  command
+      ->add_option_function<double>(
+          "--gpu-memory-utilization",
+          [options](double share) {
+            options->gpu_memory_utilization = share;
+            options->gpu_memory_utilization_given = true;
+          },
+          "Share of the GPU's memory to use, the KV cache taking what the weights leave (one GPU)")
       ->check(CLI::Range(0.0, 1.0));
   command->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", options->enable_prefix_caching,
                     "Reuse the KV blocks of earlier prompts' shared prefixes")

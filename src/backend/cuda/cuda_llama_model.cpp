@@ -127,6 +127,8 @@ void CudaLlamaModel::allocate() {
     fail("CUDA backend: head_dim must be even and at most 256, got {}", config_.head_dim);
   if (options_.max_sequences < 1) fail("--batch must be >= 1, got {}", options_.max_sequences);
   if (options_.max_rows < 1) fail("max rows per forward must be >= 1, got {}", options_.max_rows);
+  if (options_.kv_memory_fraction > 0 && options_.placement)
+    fail("--gpu-memory-utilization sizes the KV cache of one GPU, not of a device map: give --kv-cache-memory");
   max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len
                                           : std::min<int64_t>(config_.max_position_embeddings, 4096);
   if (max_seq_len_ > config_.max_position_embeddings)
@@ -548,6 +550,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   if (sampling.size() != n_logit_rows)
     fail("{} sampling settings for {} rows that want a token", sampling.size(), n_logit_rows);
   for (const SamplingParams& params : sampling) validate_sampling_params(params);
+  logprobs_.clear();
   // One pass (and one graph) takes a decode step only when its rows fit the workspace; otherwise the
   // rows go through in chunks of max_rows below, as a long prompt does.
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
@@ -563,6 +566,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       run_step(rows, shape);
       sample(shape);
       const std::vector<int32_t> tokens = read_tokens(n_rows);
+      read_logprobs(tokens, sampling);
       cudaGraphExec_t exec = nullptr;
       capture_decode_graph(rows, shape, &exec);
       decode_graphs_.emplace(n_rows, exec);
@@ -577,7 +581,9 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       CUDA_CHECK(cudaSetDevice(sampler.device));
       CUDA_CHECK(cudaStreamWaitEvent(sampler.stream, origin.handoff));
     }
-    return read_tokens(n_rows);
+    const std::vector<int32_t> tokens = read_tokens(n_rows);
+    read_logprobs(tokens, sampling);
+    return tokens;
   }
 
   std::vector<int32_t> tokens;
@@ -587,9 +593,28 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
     run_step(chunk, shape);
     sample(shape);
     const std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
+    read_logprobs(chunk_tokens, sampling.subspan(tokens.size(), chunk_tokens.size()));
     tokens.insert(tokens.end(), chunk_tokens.begin(), chunk_tokens.end());
   }
   return tokens;
+}
+
+void CudaLlamaModel::read_logprobs(std::span<const int32_t> tokens, std::span<const SamplingParams> sampling) {
+  const size_t vocab = size_t(config_.vocab_size);
+  std::vector<float> logits;
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (sampling[r].logprobs < 0) {
+      logprobs_.emplace_back();
+      continue;
+    }
+    // Only the rows that ask cross to the host (a row is 0.5 MB at Llama-3's vocabulary).
+    GpuWorkspace& gpu = sampling_gpu();
+    CUDA_CHECK(cudaSetDevice(gpu.device));
+    logits.resize(vocab);
+    CUDA_CHECK(cudaMemcpy(logits.data(), gpu.logits.get<float>() + r * vocab, vocab * sizeof(float),
+                          cudaMemcpyDeviceToHost));
+    logprobs_.push_back(sampled_logprobs(logits, tokens[r], sampling[r].logprobs));
+  }
 }
 
 std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows) {

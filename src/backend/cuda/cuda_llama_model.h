@@ -60,6 +60,8 @@ class CudaLlamaModel {
   // a CUDA graph captured on first use, unless a unit is on the host (a host step cannot be captured).
   // sampling[i]: the settings of the i-th row that wants logits (each sequence its own).
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling);
+  // After forward_sample: each returned token's log-probabilities where its settings asked.
+  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const { return logprobs_; }
   // Every row with the same settings.
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling);
   // The logits (f32, on the host) of the rows that want them; for tests and tools.
@@ -106,6 +108,9 @@ class CudaLlamaModel {
   void gather_head_logits(GpuWorkspace& gpu, int n_rows);
   void sample(const StepShape& shape);
   std::vector<int32_t> read_tokens(int n_logit_rows);
+  // Appends to logprobs_ an entry per sampled row of the pass just run: computed on the host from
+  // the row's logits (copied from the device) where its settings ask, else none.
+  void read_logprobs(std::span<const int32_t> tokens, std::span<const SamplingParams> sampling);
   void capture_decode_graph(std::span<const TokenRow> rows, const StepShape& shape, cudaGraphExec_t* exec);
   GpuWorkspace& sampling_gpu() { return *gpus_[size_t(mapper_->sampling_gpu())]; }
   GpuWorkspace& first_gpu() { return *gpus_[size_t(mapper_->first_gpu())]; }
@@ -136,6 +141,7 @@ class CudaLlamaModel {
   PinnedBuffer host_inputs_;
   PinnedBuffer host_tokens_;
   std::map<int, cudaGraphExec_t> decode_graphs_;  // by batch size
+  std::vector<std::optional<SampledLogprobs>> logprobs_;
 };
 
 }  // namespace shardlm::cuda

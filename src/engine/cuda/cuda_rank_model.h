@@ -49,6 +49,7 @@ class CudaRankModel final : public RankModel {
   int max_sequences() const override { return model_->max_sequences(); }
   int64_t max_seq_len() const override { return model_->max_seq_len(); }
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
+  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const override { return model_->last_logprobs(); }
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override { return model_->forward_logits(rows); }
   int kv_blocks() const override { return model_->kv_shape().num_blocks; }
   void update_kv_blocks(std::span<const KvBlockUpdate> updates) override { model_->update_kv_blocks(updates); }

@@ -62,7 +62,7 @@ struct Engine::Ranks {
   ~Ranks() {
     if (comm && rank == 0 && !stopped) {
       try {
-        send_step(*comm, StepMessage{StepKind::STOP, {}, {}, 0});
+        send_step(*comm, StepMessage{StepKind::STOP, {}, {}, 0, {}});
       } catch (const std::exception& error) {
         abort(error.what());
       }
@@ -323,7 +323,9 @@ int Engine::add_sequence(const SamplingParams& sampling) {
   validate_sampling_params(sampling);
   for (size_t slot = 0; slot < slots_.size(); ++slot) {
     if (slots_[slot].live) continue;
-    slots_[slot] = Slot{true, 0, sampling};
+    slots_[slot] = Slot{};
+    slots_[slot].live = true;
+    slots_[slot].sampling = sampling;
     return int(slot);
   }
   fail("all {} sequence slots are in use (the engine was opened for {} sequences at once)", slots_.size(),
@@ -334,7 +336,7 @@ void Engine::remove_sequence(int sequence) {
   if (sequence < 0 || size_t(sequence) >= slots_.size() || !slots_[size_t(sequence)].live)
     fail("sequence {} is not running", sequence);
   guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence});
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence, {}});
     ranks_->own->reset_slot(sequence);
   });
   release_blocks(slots_[size_t(sequence)]);

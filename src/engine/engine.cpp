@@ -378,6 +378,17 @@ int Engine::kv_blocks_needed(int sequence, int64_t new_tokens) const {
   return int(std::max<int64_t>(0, blocks - int64_t(slot.blocks.size())));
 }
 
+int Engine::kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens) const {
+  const int64_t block_size = pool_.block_size();
+  const std::vector<int32_t> cached =
+      prompt.empty() ? std::vector<int32_t>{} : pool_.cached_prefix(prompt, int((int64_t(prompt.size()) - 1) / block_size));
+  const int unheld = int(std::count_if(cached.begin(), cached.end(), [&](int32_t block) { return pool_.ref_count(block) == 0; }));
+  const int64_t cached_tokens = int64_t(cached.size()) * block_size;
+  const int64_t chunk = std::min(int64_t(prompt.size()) - cached_tokens, chunk_tokens);
+  const int64_t new_blocks = (cached_tokens + chunk + block_size - 1) / block_size - int64_t(cached.size());
+  return unheld + int(new_blocks);
+}
+
 int64_t Engine::kv_room(int sequence) const {
   const Slot& slot = slots_.at(size_t(sequence));
   return int64_t(slot.blocks.size()) * pool_.block_size() - slot.length;

@@ -59,6 +59,10 @@ class Engine {
   // of full blocks that `prompt` starts with, leaving at least its last token to compute (its
   // logits pick the first new token). Returns the tokens now held; pass the prompt's rest next.
   int64_t reuse_prefix(int sequence, std::span<const int32_t> prompt);
+  // Free blocks a new sequence with this prompt would take to start: the cached prefix blocks no
+  // sequence holds (they stop counting as free) and the new blocks of its first chunk, at most
+  // chunk_tokens past the prefix. Looks only: nothing is taken or counted.
+  int kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens) const;
   // The paged KV cache, for schedulers: blocks a step of these chunks would take, and blocks free.
   int kv_blocks_needed(std::span<const SequenceChunk> chunks) const;
   int kv_blocks_needed(int sequence, int64_t new_tokens) const;

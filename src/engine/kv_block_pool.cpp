@@ -88,8 +88,7 @@ std::span<const int32_t> KvBlockPool::stored_tokens(int32_t block) const {
   return std::span<const int32_t>(tokens_).subspan(size_t(block) * size_t(block_size_), size_t(block_size_));
 }
 
-std::vector<int32_t> KvBlockPool::match_prefix(std::span<const int32_t> tokens, int max_blocks) {
-  queried_tokens_ += tokens.size();
+std::vector<int32_t> KvBlockPool::cached_prefix(std::span<const int32_t> tokens, int max_blocks) const {
   std::vector<int32_t> matched;
   if (!prefix_caching_ || max_blocks <= 0) return matched;
   const size_t candidates = std::min(tokens.size() / size_t(block_size_), size_t(max_blocks));
@@ -103,10 +102,18 @@ std::vector<int32_t> KvBlockPool::match_prefix(std::span<const int32_t> tokens, 
     // Stored tokens and parent must both agree: with the parent checked at every step, the whole
     // prefix up to here is verified, not just this block's hash.
     if (parent_keys_[size_t(block)] != parent_key || !std::ranges::equal(stored_tokens(block), query)) break;
-    if (ref_counts_[size_t(block)] == 0) lru_unlink(block);
-    ++ref_counts_[size_t(block)];
     matched.push_back(block);
     parent_key = key;
+  }
+  return matched;
+}
+
+std::vector<int32_t> KvBlockPool::match_prefix(std::span<const int32_t> tokens, int max_blocks) {
+  queried_tokens_ += tokens.size();
+  std::vector<int32_t> matched = cached_prefix(tokens, max_blocks);
+  for (int32_t block : matched) {
+    if (ref_counts_[size_t(block)] == 0) lru_unlink(block);
+    ++ref_counts_[size_t(block)];
   }
   hit_tokens_ += uint64_t(matched.size()) * uint64_t(block_size_);
   return matched;

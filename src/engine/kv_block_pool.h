@@ -55,6 +55,8 @@ class KvBlockPool {
   // another prefix's KV. Adds tokens.size() to queried_tokens() and the matched positions to
   // hit_tokens().
   std::vector<int32_t> match_prefix(std::span<const int32_t> tokens, int max_blocks);
+  // The blocks match_prefix would return, without taking them or counting the lookup.
+  std::vector<int32_t> cached_prefix(std::span<const int32_t> tokens, int max_blocks) const;
   // A referenced block has just been filled with block_size `tokens` whose key is `key`
   // (block_key(parent_key, tokens)): index it so later prompts can match it. When another block
   // already holds that key the first one stays, and this block stays unindexed (freed on its

@@ -101,38 +101,31 @@ std::vector<RequestUpdate> Scheduler::step() {
   // A step that preempted admits nobody: the blocks just freed are for the running requests, and
   // the preempted one would otherwise be taken back at once and thrash (as vLLM schedules).
   const bool preempted = preemptions_ != preemptions_before;
-  // A prompt chunk as long as the budget and the free blocks allow; false when not one token fits.
+  // A prompt chunk as long as the budget and the free blocks allow (none when not one token fits).
   auto prefill_chunk = [&](Active& active) {
     const int64_t fitting = engine_.kv_room(active.sequence) + int64_t(free_blocks()) * engine_.kv_blocks().block_size();
     const size_t count = std::min({active.prefill.size() - active.prefilled, size_t(budget), size_t(std::max<int64_t>(fitting, 0))});
-    if (count == 0) return false;
+    if (count == 0) return;
     const bool ends_prompt = active.prefilled + count == active.prefill.size();
     chunks.push_back({active.sequence, std::span<const int32_t>(active.prefill).subspan(active.prefilled, count), ends_prompt});
     chunk_owner.push_back(&active);
     planned_blocks += engine_.kv_blocks_needed(active.sequence, int64_t(count));
     budget -= int(count);
-    return true;
   };
   for (Active& active : running_) {
     if (budget == 0) break;
     if (active.prefilling()) prefill_chunk(active);
   }
+  // A request is admitted only when its first chunk fits beside the cached prefix it takes, so an
+  // admission is never undone (nor its prefix lookup counted twice).
   while (!preempted && budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences() &&
-         free_blocks() > 0) {
+         engine_.kv_blocks_to_start(waiting_.front().prefill, budget) <= free_blocks()) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     Active& admitted = running_.back();
     admitted.sequence = engine_.add_sequence(admitted.request.sampling);
     admitted.prefilled = size_t(engine_.reuse_prefix(admitted.sequence, admitted.prefill));
-    if (!prefill_chunk(admitted)) {
-      // The cached prefix took the last free blocks: it waits, first in line, for the next step.
-      engine_.remove_sequence(admitted.sequence);
-      admitted.sequence = -1;
-      admitted.prefilled = 0;
-      waiting_.push_front(std::move(admitted));
-      running_.pop_back();
-      break;
-    }
+    prefill_chunk(admitted);
   }
   if (chunks.empty()) return {};
 

@@ -219,6 +219,44 @@ TEST(Scheduler, APromptStartingAsAnEarlierOneReusesItsCachedBlocks) {
   EXPECT_EQ(second[0].tokens, expected[1]);
 }
 
+TEST(Scheduler, ARequestStartsOnlyWhenItsFirstChunkFitsBesideItsCachedPrefix) {
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  const std::unique_ptr<Engine> engine = open_engine(2, 128);  // 8 blocks of 16
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{64});
+  const std::vector<int32_t> shared = prompt(64, 4);  // four full blocks, cached once it has run
+  serve_all(scheduler, {SchedulerRequest{shared, 1, {}, {}, {}}});
+  SchedulerRequest longer{shared, 8, {}, {}, {}};
+  for (int32_t token : prompt(24, 5)) longer.prompt.push_back(token);
+  // The four cached blocks nobody holds leave the free count, and the rest of the prompt takes two.
+  EXPECT_EQ(engine->kv_blocks_to_start(longer.prompt, 64), 6);
+  EXPECT_EQ(engine->kv_blocks_to_start(longer.prompt, 4), 5) << "a first chunk of 4 tokens takes one";
+  EXPECT_EQ(engine->kv_blocks_to_start(prompt(40, 6), 64), 3) << "nothing cached: 40 tokens in 3 blocks";
+  EXPECT_EQ(engine->kv_blocks_to_start(prompt(40, 6), 16), 1) << "a first chunk of 16 tokens";
+  EXPECT_EQ(engine->kv_blocks().hit_tokens(), 0u) << "looking is not taking";
+  // Beside a request holding 3 blocks, 5 are free (one never used, four cached): `longer` waits,
+  // without taking its prefix and giving it back every step, until the other has finished.
+  const uint64_t queried_before = engine->kv_blocks().queried_tokens();
+  const SchedulerRequest other{prompt(40, 6), 8, {}, {}, {}};
+  const uint64_t first = scheduler.submit(other);
+  const uint64_t second = scheduler.submit(longer);
+  std::map<uint64_t, std::vector<int32_t>> tokens;
+  int steps_waiting = 0;
+  while (scheduler.has_work()) {
+    for (const RequestUpdate& update : scheduler.step()) tokens[update.id].push_back(update.token);
+    if (scheduler.waiting() == 1) ++steps_waiting;
+    ASSERT_LT(steps_waiting, 100);
+  }
+  EXPECT_GE(steps_waiting, 7) << "longer waits while the other decodes its 8 tokens";
+  EXPECT_EQ(scheduler.preemptions(), 0u);
+  EXPECT_EQ(engine->kv_blocks().queried_tokens() - queried_before, other.prompt.size() + longer.prompt.size())
+      << "each prompt looked up once";
+  EXPECT_EQ(engine->kv_blocks().hit_tokens(), 64u);
+  const std::vector<std::vector<int32_t>> expected = alone_outputs(tokenizer, {other, longer});
+  EXPECT_EQ(tokens[first], expected[0]);
+  EXPECT_EQ(tokens[second], expected[1]);
+  EXPECT_EQ(engine->kv_blocks().used_blocks(), 0);
+}
+
 TEST(Scheduler, RequestsThatCannotRunAreRefusedByField) {
   const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
   const std::unique_ptr<Engine> engine = open_engine(1);

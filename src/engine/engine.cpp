@@ -167,8 +167,8 @@ KvCacheShape kv_cache_shape(const EngineOptions& options, const ModelConfig& con
                             int n_ranks) {
   KvCacheShape shape = KvCacheShape::whole_sequences(options.max_sequences, max_seq_len, options.kv_block_size);
   check_kv_cache_shape(shape);
-  if (options.kv_cache_tokens < 0 || options.kv_cache_bytes < 0)
-    fail("--kv-cache-memory must be positive, got {} bytes", options.kv_cache_bytes);
+  if (options.kv_cache_tokens < 0) fail("the KV cache size must be positive, got {} tokens", options.kv_cache_tokens);
+  if (options.kv_cache_bytes < 0) fail("--kv-cache-memory must be positive, got {} bytes", options.kv_cache_bytes);
   if (int(options.kv_cache_tokens > 0) + int(options.kv_cache_bytes > 0) + int(options.gpu_memory_utilization > 0) > 1)
     fail("--kv-cache-memory and --gpu-memory-utilization both size the KV cache: give one");
   if (options.gpu_memory_utilization > 0 &&
@@ -359,8 +359,7 @@ int64_t Engine::reuse_prefix(int sequence, std::span<const int32_t> prompt) {
   release_blocks(slot);
   if (prompt.empty() || !pool_.prefix_caching()) return 0;
   const int block_size = pool_.block_size();
-  // The last prompt token is always computed, so its block is never taken from the cache.
-  const std::vector<int32_t> blocks = pool_.match_prefix(prompt, int((int64_t(prompt.size()) - 1) / block_size));
+  const std::vector<int32_t> blocks = pool_.match_prefix(prompt, reusable_blocks(prompt));
   if (blocks.empty()) return 0;
   slot.blocks = blocks;
   slot.length = int64_t(blocks.size()) * block_size;
@@ -378,10 +377,15 @@ int Engine::kv_blocks_needed(int sequence, int64_t new_tokens) const {
   return int(std::max<int64_t>(0, blocks - int64_t(slot.blocks.size())));
 }
 
+int Engine::reusable_blocks(std::span<const int32_t> prompt) const {
+  // The last prompt token is always computed (its logits pick the first new token), so its block is
+  // never taken from the cache.
+  return prompt.empty() ? 0 : int((int64_t(prompt.size()) - 1) / pool_.block_size());
+}
+
 int Engine::kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens) const {
   const int64_t block_size = pool_.block_size();
-  const std::vector<int32_t> cached =
-      prompt.empty() ? std::vector<int32_t>{} : pool_.cached_prefix(prompt, int((int64_t(prompt.size()) - 1) / block_size));
+  const std::vector<int32_t> cached = pool_.cached_prefix(prompt, reusable_blocks(prompt));
   const int unheld = int(std::count_if(cached.begin(), cached.end(), [&](int32_t block) { return pool_.ref_count(block) == 0; }));
   const int64_t cached_tokens = int64_t(cached.size()) * block_size;
   const int64_t chunk = std::min(int64_t(prompt.size()) - cached_tokens, chunk_tokens);

@@ -103,6 +103,8 @@ class Engine {
   std::vector<KvBlockUpdate> take_blocks(std::span<const SequenceChunk> chunks);
   void advance(std::span<const SequenceChunk> chunks);
   void release_blocks(Slot& slot);
+  // The most leading blocks of a prompt that may come from the prefix cache.
+  int reusable_blocks(std::span<const int32_t> prompt) const;
   // Runs work on the leader; if it fails, the other ranks are stopped before the error propagates.
   template <typename Work>
   auto guarded(Work&& work);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "../unit/logit_comparison.h"
 #include "../unit/model_fixtures.h"
@@ -69,23 +70,38 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);
 
+// The first fixture on the CPU (with a cache of whole sequences) and on the GPU, set up alike.
+struct CpuAndGpu {
+  LlamaModel cpu;
+  KvCache cache;
+  std::unique_ptr<cuda::CudaLlamaModel> gpu;
+};
+
+CpuAndGpu open_cpu_and_gpu(int sequences, int64_t length, int max_rows) {
+  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / model_fixture_names().front();
+  LlamaModel cpu = LlamaModel::load(dir);
+  KvCache cache = cpu.make_whole_cache(sequences, length);
+  cuda::CudaModelOptions options;
+  options.max_sequences = sequences;
+  options.max_seq_len = length;
+  options.max_rows = max_rows;
+  auto gpu = std::make_unique<cuda::CudaLlamaModel>(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)),
+                                                    options);
+  return {std::move(cpu), std::move(cache), std::move(gpu)};
+}
+
 // A decode step with more rows (sequences) than a pass holds runs in chunks, as a long prompt does.
 // It once ran as one pass and wrote its rows past the staged inputs and the workspace: garbage
 // positions, KV writes out of bounds (`shardlm bench --batch 17 --prompt-len 16` crashed).
 TEST(CudaModel, DecodeStepWiderThanAPassRunsInChunks) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / model_fixture_names().front();
-  const LlamaModel cpu_model = LlamaModel::load(dir);
-  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
   constexpr int kSequences = 8;
   constexpr int64_t kLength = 16;
-  cuda::CudaModelOptions options;
-  options.max_sequences = kSequences;
-  options.max_seq_len = kLength;
-  options.max_rows = 3;  // fewer than the sequences a decode step carries
-  cuda::CudaLlamaModel gpu_model(cpu_model.config(), checkpoint, options);
+  CpuAndGpu models = open_cpu_and_gpu(kSequences, kLength, /*max_rows=*/3);  // fewer than a decode step's rows
+  const LlamaModel& cpu_model = models.cpu;
+  cuda::CudaLlamaModel& gpu_model = *models.gpu;
+  KvCache& cache = models.cache;
   const size_t vocab = size_t(cpu_model.config().vocab_size);
-  KvCache cache = cpu_model.make_whole_cache(kSequences, kLength);
 
   std::vector<TokenRow> rows;
   for (int s = 0; s < kSequences; ++s)
@@ -115,18 +131,11 @@ TEST(CudaModel, DecodeStepWiderThanAPassRunsInChunks) {
 // split kernel, each for its own rows.
 TEST(CudaModel, APassMixingDecodeRowsAndPromptChunksMatchesTheCpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / model_fixture_names().front();
-  const LlamaModel cpu_model = LlamaModel::load(dir);
-  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
-  constexpr int kSequences = 4;
-  constexpr int64_t kLength = 96;
-  cuda::CudaModelOptions options;
-  options.max_sequences = kSequences;
-  options.max_seq_len = kLength;
-  options.max_rows = 128;
-  cuda::CudaLlamaModel gpu_model(cpu_model.config(), checkpoint, options);
+  CpuAndGpu models = open_cpu_and_gpu(/*sequences=*/4, /*length=*/96, /*max_rows=*/128);
+  const LlamaModel& cpu_model = models.cpu;
+  cuda::CudaLlamaModel& gpu_model = *models.gpu;
+  KvCache& cache = models.cache;
   const int64_t vocab = cpu_model.config().vocab_size;
-  KvCache cache = cpu_model.make_whole_cache(kSequences, kLength);
   auto prompt = [&](std::vector<TokenRow>& rows, int sequence, int64_t first, int64_t count) {
     for (int64_t i = 0; i < count; ++i)
       rows.push_back({sequence, first + i, int32_t((sequence * 31 + (first + i) * 7 + 3) % vocab), i + 1 == count});

@@ -1,5 +1,5 @@
 // config.json parsing. Defaults were read from the Transformers 5 config classes (LlamaConfig,
-// MistralConfig, Qwen2Config, Qwen3Config) and RoPE handling from modeling_rope_utils.py
+// MistralConfig, Qwen2Config, Qwen3Config, MixtralConfig, Qwen2MoeConfig, Qwen3MoeConfig) and RoPE handling from modeling_rope_utils.py
 // (RotaryEmbeddingConfigMixin); where a family ignores a key (Mistral and Qwen2 hard-code their
 // biases), so do we. Values the forward pass would divide by, or that would silently change the
 // model, are validated here so the model code can trust the struct.
@@ -28,20 +28,21 @@ struct ArchDefaults {
   int max_position_embeddings;
   std::optional<int> bos_token_id;
   std::optional<int> eos_token_id;
+  float rms_norm_eps;
+  float rope_theta;  // the class's default_theta (RotaryEmbeddingConfigMixin's 10000 unless overridden)
 };
 
-const std::array<ArchDefaults, 4> kArchitectures = {{
-    {"LlamaForCausalLM", ModelArch::LLAMA, std::nullopt, std::nullopt, 2048, 1, 2},
-    {"MistralForCausalLM", ModelArch::MISTRAL, 8, std::nullopt, 4096 * 32, 1, 2},
-    {"Qwen2ForCausalLM", ModelArch::QWEN2, 32, std::nullopt, 32768, std::nullopt, std::nullopt},
-    {"Qwen3ForCausalLM", ModelArch::QWEN3, 32, 128, 32768, std::nullopt, std::nullopt},
+const std::array<ArchDefaults, 7> kArchitectures = {{
+    {"LlamaForCausalLM", ModelArch::LLAMA, std::nullopt, std::nullopt, 2048, 1, 2, 1e-6f, 10000.0f},
+    {"MistralForCausalLM", ModelArch::MISTRAL, 8, std::nullopt, 4096 * 32, 1, 2, 1e-6f, 10000.0f},
+    {"Qwen2ForCausalLM", ModelArch::QWEN2, 32, std::nullopt, 32768, std::nullopt, std::nullopt, 1e-6f, 10000.0f},
+    {"Qwen3ForCausalLM", ModelArch::QWEN3, 32, 128, 32768, std::nullopt, std::nullopt, 1e-6f, 10000.0f},
+    {"MixtralForCausalLM", ModelArch::MIXTRAL, 8, std::nullopt, 4096 * 32, 1, 2, 1e-5f, 1000000.0f},
+    {"Qwen2MoeForCausalLM", ModelArch::QWEN2_MOE, 16, std::nullopt, 32768, std::nullopt, std::nullopt, 1e-6f, 10000.0f},
+    {"Qwen3MoeForCausalLM", ModelArch::QWEN3_MOE, 4, std::nullopt, 32768, std::nullopt, std::nullopt, 1e-6f, 10000.0f},
 }};
-
-// Shared by all four classes.
-constexpr float kDefaultRmsNormEps = 1e-6f;
-constexpr float kDefaultRopeTheta = 10000.0f;  // RotaryEmbeddingConfigMixin.default_theta
-constexpr int kDefaultSlidingWindow = 4096;     // Mistral, and Qwen2/Qwen3 when use_sliding_window
-constexpr int kDefaultMaxWindowLayers = 28;     // Qwen2/Qwen3
+constexpr int kDefaultSlidingWindow = 4096;     // Mistral, and the Qwen families when use_sliding_window
+constexpr int kDefaultMaxWindowLayers = 28;     // the Qwen families
 
 const ArchDefaults& read_architecture(const JsonFields& fields) {
   const auto found = fields.object().find("architectures");
@@ -153,14 +154,19 @@ std::optional<int> read_qwen_sliding_window(const JsonFields& fields, int num_hi
 std::optional<int> read_sliding_window(const JsonFields& fields, ModelArch arch, int num_hidden_layers) {
   switch (arch) {
     case ModelArch::LLAMA: return std::nullopt;
-    case ModelArch::MISTRAL: {
-      if (!fields.contains("sliding_window")) return kDefaultSlidingWindow;
+    case ModelArch::MISTRAL:
+    case ModelArch::MIXTRAL: {
+      // MistralConfig defaults to a 4096-token window, MixtralConfig to none.
+      if (!fields.contains("sliding_window"))
+        return arch == ModelArch::MISTRAL ? std::optional<int>(kDefaultSlidingWindow) : std::nullopt;
       const std::optional<int> window = fields.get_int("sliding_window");
       if (window) require_positive(fields, "sliding_window", *window);
       return window;
     }
     case ModelArch::QWEN2:
-    case ModelArch::QWEN3: return read_qwen_sliding_window(fields, num_hidden_layers);
+    case ModelArch::QWEN3:
+    case ModelArch::QWEN2_MOE:
+    case ModelArch::QWEN3_MOE: return read_qwen_sliding_window(fields, num_hidden_layers);
   }
   return std::nullopt;
 }
@@ -168,7 +174,7 @@ std::optional<int> read_sliding_window(const JsonFields& fields, ModelArch arch,
 // Transformers 5 moved RoPE settings (rope_theta included) into "rope_parameters" but still reads
 // the old "rope_scaling" first ("rope_scaling or rope_parameters"); theta then comes from that
 // object, else from the top-level "rope_theta", else the default.
-void read_rope(const JsonFields& fields, ModelConfig& config) {
+void read_rope(const JsonFields& fields, ModelConfig& config, float default_theta) {
   std::optional<JsonFields> rope = fields.get_object("rope_scaling");
   if (!rope || rope->object().empty()) rope = fields.get_object("rope_parameters");
 
@@ -176,7 +182,7 @@ void read_rope(const JsonFields& fields, ModelConfig& config) {
   if (rope) theta = rope->get_float("rope_theta");
   if (!theta) theta = fields.get_float("rope_theta");
   config.rope_theta = require_positive(rope && rope->has_value("rope_theta") ? *rope : fields, "rope_theta",
-                                       theta.value_or(kDefaultRopeTheta));
+                                       theta.value_or(default_theta));
 
   // Partial rotary embeddings (rotating only part of each head) are not implemented.
   auto refuse_partial_rotary = [](const JsonFields& holder) {
@@ -238,6 +244,56 @@ void read_rope(const JsonFields& fields, ModelConfig& config) {
   scaling.truncate = rope->get_bool("truncate").value_or(true);
 }
 
+// A list of layer indices below num_hidden_layers (absent or null: none).
+std::vector<int> read_layer_list(const JsonFields& fields, std::string_view key, int num_hidden_layers) {
+  if (!fields.has_value(key)) return {};
+  const nlohmann::json& list = *fields.object().find(key);
+  if (!list.is_array()) fields.fail_key(key, "must be a list of layer indices, got " + describe_json(list));
+  std::vector<int> layers;
+  for (const nlohmann::json& item : list) {
+    if (!item.is_number_integer() || item.get<int64_t>() < 0 || item.get<int64_t>() >= num_hidden_layers)
+      fields.fail_key(key, fmt::format("must hold layer indices below num_hidden_layers ({}), got {}", num_hidden_layers,
+                                       describe_json(item)));
+    layers.push_back(item.get<int>());
+  }
+  return layers;
+}
+
+// The MoE keys of Mixtral and the Qwen MoE families, under either spelling Transformers writes.
+MoeConfig read_moe(const JsonFields& fields, ModelArch arch, int intermediate_size, int num_hidden_layers) {
+  MoeConfig moe;
+  const std::string_view experts_key = fields.has_value("num_local_experts") ? "num_local_experts" : "num_experts";
+  const std::optional<int> experts = fields.get_int(experts_key);
+  if (!experts) fail("{}: missing required key \"{}\" for {}", fields.source_name(),
+                     arch == ModelArch::MIXTRAL ? "num_local_experts" : "num_experts",
+                     arch == ModelArch::MIXTRAL ? "MixtralForCausalLM" : "a Qwen MoE model");
+  moe.num_experts = require_positive(fields, experts_key, *experts);
+  const int default_top_k = arch == ModelArch::MIXTRAL ? 2 : arch == ModelArch::QWEN2_MOE ? 4 : 8;
+  moe.num_experts_per_tok =
+      require_positive(fields, "num_experts_per_tok", fields.get_int("num_experts_per_tok").value_or(default_top_k));
+  if (moe.num_experts_per_tok > moe.num_experts)
+    fields.fail_key("num_experts_per_tok", fmt::format("is {}, more than the {} experts", moe.num_experts_per_tok,
+                                                       moe.num_experts));
+  if (arch == ModelArch::MIXTRAL) {
+    moe.expert_intermediate_size = intermediate_size;
+    moe.norm_topk_prob = true;  // MixtralSparseMoeBlock always renormalises
+    return moe;
+  }
+  const std::optional<int> expert_size = fields.get_int("moe_intermediate_size");
+  if (!expert_size) fail("{}: missing required key \"moe_intermediate_size\"", fields.source_name());
+  moe.expert_intermediate_size = require_positive(fields, "moe_intermediate_size", *expert_size);
+  if (arch == ModelArch::QWEN2_MOE) {
+    const std::optional<int> shared = fields.get_int("shared_expert_intermediate_size");
+    if (!shared) fail("{}: missing required key \"shared_expert_intermediate_size\"", fields.source_name());
+    moe.shared_expert_intermediate_size = require_positive(fields, "shared_expert_intermediate_size", *shared);
+  }
+  moe.norm_topk_prob = fields.get_bool("norm_topk_prob").value_or(false);
+  moe.decoder_sparse_step =
+      require_positive(fields, "decoder_sparse_step", fields.get_int("decoder_sparse_step").value_or(1));
+  moe.mlp_only_layers = read_layer_list(fields, "mlp_only_layers", num_hidden_layers);
+  return moe;
+}
+
 void check_token_id_in_vocabulary(const JsonFields& fields, std::string_view key, int id, int vocab_size) {
   if (id >= vocab_size)
     fields.fail_key(key, fmt::format("is {}, outside the vocabulary (vocab_size {})", id, vocab_size));
@@ -273,8 +329,8 @@ ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& so
   // RoPE rotates pairs of head dimensions.
   if (config.head_dim % 2 != 0) fail("{}: head_dim {} must be even for rotary embeddings", source_name, config.head_dim);
 
-  config.rms_norm_eps = require_positive(fields, "rms_norm_eps", fields.get_float("rms_norm_eps").value_or(kDefaultRmsNormEps));
-  read_rope(fields, config);
+  config.rms_norm_eps = require_positive(fields, "rms_norm_eps", fields.get_float("rms_norm_eps").value_or(defaults.rms_norm_eps));
+  read_rope(fields, config, defaults.rope_theta);
 
   config.hidden_act = fields.get_string("hidden_act").value_or("silu");
   if (config.hidden_act != "silu") {
@@ -288,15 +344,22 @@ ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& so
       config.mlp_bias = fields.get_bool("mlp_bias").value_or(false);
       break;
     case ModelArch::MISTRAL:
-      break;  // MistralAttention and MistralMLP are built with bias=False whatever the config says.
+    case ModelArch::MIXTRAL:
+      break;  // Their attention, MLP and experts are built with bias=False whatever the config says.
     case ModelArch::QWEN2:
       config.attention_bias = true;  // Qwen2Attention: q/k/v with bias, o_proj without.
       break;
+    case ModelArch::QWEN2_MOE:
+      config.attention_bias = fields.get_bool("qkv_bias").value_or(true);  // o_proj never has one
+      break;
     case ModelArch::QWEN3:
+    case ModelArch::QWEN3_MOE:
       config.attention_bias = config.attention_output_bias = fields.get_bool("attention_bias").value_or(false);
       config.qk_norm = true;
       break;
   }
+  if (config.arch == ModelArch::MIXTRAL || config.arch == ModelArch::QWEN2_MOE || config.arch == ModelArch::QWEN3_MOE)
+    config.moe = read_moe(fields, config.arch, config.intermediate_size, config.num_hidden_layers);
   config.sliding_window = read_sliding_window(fields, config.arch, config.num_hidden_layers);
 
   config.bos_token_id = fields.contains("bos_token_id") ? fields.get_token_id("bos_token_id") : defaults.bos_token_id;
@@ -312,6 +375,12 @@ ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& so
     check_token_id_in_vocabulary(fields, "eos_token_id", id, config.vocab_size);
   config.torch_dtype = read_torch_dtype(fields);
   return config;
+}
+
+bool ModelConfig::is_sparse_layer(int layer) const {
+  if (!moe.present()) return false;
+  if (std::find(moe.mlp_only_layers.begin(), moe.mlp_only_layers.end(), layer) != moe.mlp_only_layers.end()) return false;
+  return (layer + 1) % moe.decoder_sparse_step == 0;
 }
 
 ModelConfig ModelConfig::from_dir(const std::filesystem::path& model_dir) {

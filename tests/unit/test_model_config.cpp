@@ -234,6 +234,84 @@ TEST(ModelConfig, FromDirReadsConfigJson) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Mixture-of-experts keys
+
+TEST(ModelConfigMoe, MixtralDefaultsAndItsExpertSize) {
+  const ModelConfig config =
+      ModelConfig::parse(minimal_config("MixtralForCausalLM", R"({"num_local_experts": 8})"), "config.json");
+  EXPECT_EQ(config.arch, ModelArch::MIXTRAL);
+  EXPECT_EQ(config.moe.num_experts, 8);
+  EXPECT_EQ(config.moe.num_experts_per_tok, 2);
+  EXPECT_EQ(config.moe.expert_intermediate_size, 5632);  // Mixtral's experts are intermediate_size wide
+  EXPECT_TRUE(config.moe.norm_topk_prob);
+  EXPECT_EQ(config.num_key_value_heads, 8);
+  EXPECT_FLOAT_EQ(config.rms_norm_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(config.rope_theta, 1e6f);
+  EXPECT_FALSE(config.sliding_window.has_value());  // MixtralConfig's default, unlike Mistral's 4096
+  EXPECT_FALSE(config.attention_bias);
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) EXPECT_TRUE(config.is_sparse_layer(layer));
+}
+
+TEST(ModelConfigMoe, QwenKeysUnderEitherSpelling) {
+  const ModelConfig qwen2 = ModelConfig::parse(
+      minimal_config("Qwen2MoeForCausalLM", R"({"num_experts": 60, "moe_intermediate_size": 1408,
+                                               "shared_expert_intermediate_size": 5632})"),
+      "config.json");
+  EXPECT_EQ(qwen2.moe.num_experts, 60);
+  EXPECT_EQ(qwen2.moe.num_experts_per_tok, 4);
+  EXPECT_EQ(qwen2.moe.expert_intermediate_size, 1408);
+  EXPECT_EQ(qwen2.moe.shared_expert_intermediate_size, 5632);
+  EXPECT_FALSE(qwen2.moe.norm_topk_prob);
+  EXPECT_TRUE(qwen2.attention_bias);  // qkv_bias defaults to true
+  EXPECT_FALSE(qwen2.attention_output_bias);
+  const ModelConfig qwen3 = ModelConfig::parse(
+      minimal_config("Qwen3MoeForCausalLM", R"({"num_local_experts": 128, "moe_intermediate_size": 768,
+                                               "norm_topk_prob": true})"),
+      "config.json");
+  EXPECT_EQ(qwen3.moe.num_experts, 128);  // Transformers may save num_experts as num_local_experts
+  EXPECT_EQ(qwen3.moe.num_experts_per_tok, 8);
+  EXPECT_TRUE(qwen3.moe.norm_topk_prob);
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_EQ(qwen3.moe.shared_expert_intermediate_size, 0);
+  EXPECT_EQ(qwen3.num_key_value_heads, 4);
+}
+
+TEST(ModelConfigMoe, SparseLayersFollowTheStepAndTheDenseList) {
+  const ModelConfig config = ModelConfig::parse(
+      minimal_config("Qwen3MoeForCausalLM", R"({"num_experts": 8, "moe_intermediate_size": 64,
+                                               "num_hidden_layers": 6, "decoder_sparse_step": 2,
+                                               "mlp_only_layers": [3]})"),
+      "config.json");
+  // (layer + 1) % 2 == 0 makes layers 1, 3 and 5 sparse; mlp_only_layers takes 3 back.
+  const std::vector<bool> sparse = {false, true, false, false, false, true};
+  for (int layer = 0; layer < 6; ++layer) EXPECT_EQ(config.is_sparse_layer(layer), sparse[size_t(layer)]) << layer;
+  const ModelConfig dense = ModelConfig::parse(minimal_config("Qwen3ForCausalLM"), "config.json");
+  EXPECT_FALSE(dense.moe.present());
+  EXPECT_FALSE(dense.is_sparse_layer(0));
+}
+
+TEST(ModelConfigMoe, Errors) {
+  expect_config_error(minimal_config("MixtralForCausalLM"), "missing required key \"num_local_experts\" for MixtralForCausalLM");
+  expect_config_error(minimal_config("Qwen3MoeForCausalLM", R"({"num_experts": 8})"),
+                      "missing required key \"moe_intermediate_size\"");
+  expect_config_error(minimal_config("Qwen2MoeForCausalLM", R"({"num_experts": 8, "moe_intermediate_size": 64})"),
+                      "missing required key \"shared_expert_intermediate_size\"");
+  expect_config_error(minimal_config("MixtralForCausalLM", R"({"num_local_experts": 4, "num_experts_per_tok": 5})"),
+                      "\"num_experts_per_tok\" is 5, more than the 4 experts");
+  expect_config_error(minimal_config("MixtralForCausalLM", R"({"num_local_experts": 0})"),
+                      "\"num_local_experts\" must be positive, got 0");
+  expect_config_error(minimal_config("Qwen3MoeForCausalLM", R"({"num_experts": 8, "moe_intermediate_size": 64,
+                                                               "mlp_only_layers": [1, 4]})"),
+                      "\"mlp_only_layers\" must hold layer indices below num_hidden_layers (4), got integer 4");
+  expect_config_error(minimal_config("Qwen3MoeForCausalLM", R"({"num_experts": 8, "moe_intermediate_size": 64,
+                                                               "mlp_only_layers": "1"})"),
+                      "\"mlp_only_layers\" must be a list of layer indices, got string");
+  expect_config_error(minimal_config("Qwen3MoeForCausalLM", R"({"num_experts": 8, "moe_intermediate_size": 64,
+                                                               "decoder_sparse_step": 0})"),
+                      "\"decoder_sparse_step\" must be positive, got 0");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 TEST(ModelConfigErrors, MalformedJson) { expect_config_error(R"({"architectures": ["LlamaForCausalLM"],)", "config is not valid JSON"); }
@@ -258,7 +336,8 @@ TEST(ModelConfigErrors, ArchitecturesNotAList) {
 TEST(ModelConfigErrors, UnknownArchitecture) {
   expect_config_error(minimal_config("GPT2LMHeadModel"),
                       "unknown architecture \"GPT2LMHeadModel\", supported: LlamaForCausalLM, MistralForCausalLM, "
-                      "Qwen2ForCausalLM, Qwen3ForCausalLM");
+                      "Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, "
+                      "Qwen3MoeForCausalLM");
 }
 
 TEST(ModelConfigErrors, MissingRequiredKeys) {

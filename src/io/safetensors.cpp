@@ -4,6 +4,8 @@
 // range-checked before it is used to form a pointer, and sizes are multiplied with overflow checks.
 #include "io/safetensors.h"
 
+#include "io/expert_tensors.h"
+
 #include <algorithm>
 #include <limits>
 #include <set>
@@ -204,7 +206,7 @@ std::vector<TensorInfo> parse_safetensors(std::span<const std::byte> bytes, cons
     }
 
     ranges.push_back(range);
-    tensors.push_back(TensorInfo{name, dtype, std::move(shape), data.data() + range.begin, size_t(stored_bytes), source_name});
+    tensors.push_back(TensorInfo{name, dtype, std::move(shape), data.data() + range.begin, size_t(stored_bytes), source_name, {}});
   }
   check_coverage(std::move(ranges), data.size(), source_name);
   return tensors;
@@ -219,12 +221,18 @@ Checkpoint Checkpoint::open(const std::filesystem::path& model_dir) {
   const std::filesystem::path index_file = model_dir / "model.safetensors.index.json";
   if (std::filesystem::exists(single_file, error)) {
     checkpoint.add_file(single_file);
-    return checkpoint;
-  }
-  if (std::filesystem::exists(index_file, error)) {
+  } else if (std::filesystem::exists(index_file, error)) {
     checkpoint.add_shards_from_index(index_file);
-    return checkpoint;
+  } else {
+    checkpoint.add_file(checkpoint.only_safetensors_file());
   }
+  name_experts_alike(checkpoint.tensors_);
+  return checkpoint;
+}
+
+std::filesystem::path Checkpoint::only_safetensors_file() const {
+  const std::filesystem::path& model_dir = dir_;
+  std::error_code error;
 
   std::vector<std::filesystem::path> candidates;
   for (std::filesystem::directory_iterator entry(model_dir, error), end; !error && entry != end; entry.increment(error)) {
@@ -241,8 +249,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& model_dir) {
     fail("{}: {} *.safetensors files ({}) but no model.safetensors.index.json to say which to load", model_dir.string(),
          names.size(), fmt::join(names, ", "));
   }
-  checkpoint.add_file(candidates.front());
-  return checkpoint;
+  return candidates.front();
 }
 
 void Checkpoint::add_file(const std::filesystem::path& path) {

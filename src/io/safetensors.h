@@ -27,7 +27,12 @@ struct TensorInfo {
   const std::byte* data;
   size_t n_bytes;
   std::filesystem::path file;  // which shard holds it
+  // The name in the file, when it differs (an expert tensor presented under its canonical name, or
+  // a slice of a fused one: io/expert_tensors.h); empty otherwise.
+  std::string stored_as;
   int64_t numel() const;
+  // The stored name, for messages.
+  const std::string& stored_name() const { return stored_as.empty() ? name : stored_as; }
 };
 
 // Parses and validates one safetensors byte buffer (8-byte little-endian header length, JSON
@@ -39,7 +44,8 @@ std::vector<TensorInfo> parse_safetensors(std::span<const std::byte> bytes, cons
 class Checkpoint {
  public:
   // DIR/model.safetensors, or DIR/model.safetensors.index.json ("weight_map": name -> shard file),
-  // or a single *.safetensors if exactly one; tried in that order, as Transformers does.
+  // or a single *.safetensors if exactly one; tried in that order, as Transformers does. Expert
+  // tensors of mixture-of-experts models are presented under one naming (io/expert_tensors.h).
   static Checkpoint open(const std::filesystem::path& model_dir);
 
   const TensorInfo& get(const std::string& name) const;   // throws Error: "<dir>: tensor model.norm.weight not found in checkpoint"
@@ -52,6 +58,8 @@ class Checkpoint {
   // Maps one file and adds its tensors; a name already held by another file is an error.
   void add_file(const std::filesystem::path& path);
   void add_shards_from_index(const std::filesystem::path& index_path);
+  // The directory's one *.safetensors file when there is neither model.safetensors nor an index.
+  std::filesystem::path only_safetensors_file() const;
 
   std::filesystem::path dir_;
   std::vector<MappedFile> files_;  // owns the memory every TensorInfo::data points into

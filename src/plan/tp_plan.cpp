@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "plan/expert_plan_entries.h"
 
 namespace shardlm {
 namespace {
@@ -80,12 +81,13 @@ class PlanResolver {
   PlanResolver(const ModelConfig& config, const TpPlanSource& source, int tp_size)
       : config_(config), label_(source.automatic ? "tp plan" : "tp plan " + source.origin), tp_(tp_size) {}
 
-  std::vector<ParsedEntry> parse_entries(const std::vector<TpPlanEntry>& entries) const {
+  std::vector<ParsedEntry> parse_entries(const std::vector<TpPlanEntry>& written) const {
+    const std::vector<TpPlanEntry> entries = config_.moe.present() ? per_expert_entries(written, label_) : written;
     std::vector<ParsedEntry> parsed;
     for (const TpPlanEntry& entry : entries) {
       const std::optional<TpStrategy> strategy = parse_strategy(entry.strategy);
-      if (!strategy) {
-        if (is_unsupported_transformers_strategy(entry.strategy)) {
+      if (!strategy || (is_expert_strategy(*strategy) && !config_.moe.present())) {
+        if (strategy || is_unsupported_transformers_strategy(entry.strategy)) {
           fail("{}: \"{}\": strategy \"{}\" is for mixture-of-experts or MLA layers, which {} does not have", label_,
                entry.pattern, entry.strategy, config_.architecture_name);
         }
@@ -175,6 +177,10 @@ class PlanResolver {
     }
 
     weight.slices.assign(size_t(tp_), TensorSlice{});
+    if (weight.strategy == TpStrategy::GROUPED_GEMM) {
+      split_by_expert(weight);
+      return;
+    }
     if (dim < 0) {
       weight.placement = Placement::replicate();
       for (TensorSlice& slice : weight.slices) slice.local_shape = weight.shape;
@@ -200,6 +206,29 @@ class PlanResolver {
   }
 
  private:
+  // grouped_gemm: rank r holds experts [r * E / tp, (r + 1) * E / tp) whole.
+  void split_by_expert(TpWeight& weight) const {
+    const std::vector<std::string_view> segments = split_dots(weight.name);
+    const auto experts = std::find(segments.begin(), segments.end(), "experts");
+    if (experts == segments.end() || experts + 1 == segments.end() || !is_layer_number(*(experts + 1)))
+      fail("{}: {} ({}) is not an expert's weight; grouped_gemm splits a layer's mlp.experts by expert", label_,
+           weight.name, weight.strategy_name);
+    const int n_experts = config_.moe.num_experts;
+    const std::string module = weight.name.substr(0, size_t(experts->data() + experts->size() - weight.name.data()));
+    if (n_experts % tp_ != 0)
+      fail("{}: {} ({}) splits {} experts over tp={}: not divisible", label_, module, weight.strategy_name, n_experts, tp_);
+    const int expert = std::stoi(std::string(*(experts + 1)));
+    const int owner = expert / (n_experts / tp_);
+    weight.placement = Placement::partial();
+    for (int rank = 0; rank < tp_; ++rank) {
+      TensorSlice& slice = weight.slices[size_t(rank)];
+      slice.local_shape = weight.shape;
+      if (rank == owner) continue;
+      slice.held = false;
+      slice.local_shape.assign(weight.shape.size(), 0);
+    }
+  }
+
   void match_module_entry(const ParsedEntry& parsed, const std::set<std::string>& all_modules,
                           const std::set<std::string>& weight_modules, std::vector<TpModule>& modules) const {
     const std::string& pattern = parsed.entry.pattern;
@@ -336,7 +365,7 @@ TpPlan resolve_tp_plan(const ModelConfig& config, const std::vector<WeightSpec>&
   if (tp_size < 1) fail("tp plan: tp size {} must be at least 1", tp_size);
   const PlanResolver resolver(config, source, tp_size);
   const std::vector<ParsedEntry> entries =
-      resolver.parse_entries(source.automatic ? default_tp_plan(config) : source.entries);
+      resolver.parse_entries(source.automatic ? default_tp_plan(config, source.expert_parallel) : source.entries);
 
   TpPlan plan;
   plan.tp_size_ = tp_size;
@@ -378,6 +407,7 @@ std::vector<ShardView> shard_views(const TpWeight& weight, int rank, const Tenso
   }
   if (rank < 0 || rank >= int(weight.slices.size())) fail("tp plan: rank {} outside tp={}", rank, weight.slices.size());
   const TensorSlice& slice = weight.slices[size_t(rank)];
+  if (!slice.held) fail("tp plan: rank {} does not hold {} ({})", rank, weight.name, weight.strategy_name);
   const size_t element = dtype_size(weight.dtype);
   const int64_t rows = weight.shape.size() == 2 ? weight.shape[0] : 1;
   const int64_t cols = weight.shape.back();

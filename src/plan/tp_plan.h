@@ -51,8 +51,11 @@ struct TensorSlice {
   // does not divide) give every rank ceil(n / tp) rows except the last ones: `block` is that
   // padded length, the all-gather block size. Equal to the local length for even splits.
   int64_t block = 0;
+  // Expert parallelism (grouped_gemm): an expert's weights are whole on the rank that holds the
+  // expert and absent (held false, no elements) on every other rank.
+  bool held = true;
 
-  bool whole() const { return dim < 0; }
+  bool whole() const { return dim < 0 && held; }
   int64_t numel() const;
 };
 
@@ -103,7 +106,9 @@ class TpPlan {
 // A tied lm_head (no lm_head.weight in the checkpoint) is planned as the weight "lm_head.weight"
 // read from model.embed_tokens.weight. Errors, all before any weight is read: an unknown strategy;
 // a pattern matching no module; a module matched by two patterns; a split that tp does not divide
-// (heads, rows or columns); a weight whose shape disagrees with config.json.
+// (heads, rows or columns) or experts; a weight whose shape disagrees with config.json. Plans for
+// mixture-of-experts layers may name the experts fused, as Transformers 5 does
+// (plan/expert_plan_entries.h).
 TpPlan resolve_tp_plan(const ModelConfig& config, const std::vector<WeightSpec>& weights, const TpPlanSource& source,
                        int tp_size);
 

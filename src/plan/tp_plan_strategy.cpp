@@ -13,7 +13,7 @@ using P = Placement;
 using C = TpCollective;
 
 // clang-format off
-const std::array<TpStrategyTraits, 14> kStrategies = {{
+const std::array<TpStrategyTraits, 17> kStrategies = {{
   // strategy                        name                     dim  bias   packed uneven module output          collective
   {TpStrategy::COLWISE,               "colwise",                 0, true,  false, false, false, P::shard(-1),  C::NONE},
   {TpStrategy::ROWWISE,               "rowwise",                 1, false, false, false, false, P::partial(),  C::ALL_REDUCE},
@@ -29,6 +29,9 @@ const std::array<TpStrategyTraits, 14> kStrategies = {{
   {TpStrategy::LOCAL_ROWWISE,         "local_rowwise",           1, false, false, false, false, P::partial(),  C::NONE},
   {TpStrategy::LOCAL_PACKED_ROWWISE,  "local_packed_rowwise",    1, false, true,  false, false, P::partial(),  C::NONE},
   {TpStrategy::ALL_REDUCE,            "all_reduce",            -1, false, false, false, true,  P::partial(),  C::ALL_REDUCE},
+  {TpStrategy::MOE_TP_EXPERTS,        "moe_tp_experts",        -1, false, false, false, true,  P::partial(),  C::ALL_REDUCE},
+  {TpStrategy::GROUPED_GEMM,          "grouped_gemm",          -1, false, false, false, false, P::partial(),  C::NONE},
+  {TpStrategy::EP_ROUTER,             "ep_router",             -1, false, false, false, false, P::replicate(), C::NONE},
 }};
 // clang-format on
 
@@ -45,9 +48,8 @@ const std::array<Alias, 4> kAliases = {{
     {"gather", TpStrategy::ALL_REDUCE},  // 4.5x GatherParallel all-reduces the module output
 }};
 
-const std::array<std::string_view, 9> kUnsupported = {
-    "grouped_gemm", "ep_router", "megamoe_router", "moe_tp_experts", "megamoe_experts",
-    "moe_identity_expert", "mla_kv_a_proj", "local", "isolated"};
+const std::array<std::string_view, 6> kUnsupported = {
+    "megamoe_router", "megamoe_experts", "moe_identity_expert", "mla_kv_a_proj", "local", "isolated"};
 
 }  // namespace
 
@@ -68,6 +70,10 @@ std::vector<std::string_view> strategy_names() {
   for (const TpStrategyTraits& traits : kStrategies) names.push_back(traits.name);
   for (const Alias& alias : kAliases) names.push_back(alias.name);
   return names;
+}
+
+bool is_expert_strategy(TpStrategy strategy) {
+  return strategy == TpStrategy::MOE_TP_EXPERTS || strategy == TpStrategy::GROUPED_GEMM || strategy == TpStrategy::EP_ROUTER;
 }
 
 bool is_unsupported_transformers_strategy(std::string_view name) {

@@ -29,6 +29,9 @@ enum class TpStrategy {
   LOCAL_ROWWISE,          // rowwise with no collective: an enclosing all_reduce module completes it
   LOCAL_PACKED_ROWWISE,   // packed_rowwise with no collective
   ALL_REDUCE,             // module-level: all-reduce the module's output (4.5x: gather); owns no weights
+  MOE_TP_EXPERTS,         // module-level on mlp.experts: all-reduce the experts' partial sums
+  GROUPED_GEMM,           // expert parallelism: each rank holds E / tp whole experts
+  EP_ROUTER,              // the router under expert parallelism: whole on every rank
 };
 
 // What the model does with its module output after the local matmul.
@@ -53,8 +56,10 @@ const TpStrategyTraits& strategy_traits(TpStrategy strategy);
 std::optional<TpStrategy> parse_strategy(std::string_view name);
 // The names parse_strategy accepts, for error messages.
 std::vector<std::string_view> strategy_names();
-// Transformers strategies for layers shardlm's architectures do not have (mixture-of-experts, MLA),
+// Transformers strategies for layers shardlm's architectures do not have (MLA, other MoE routers),
 // so that a plan copied from such a model fails with a reason instead of "unknown".
 bool is_unsupported_transformers_strategy(std::string_view name);
+// Strategies that only apply to mixture-of-experts layers.
+bool is_expert_strategy(TpStrategy strategy);
 
 }  // namespace shardlm

@@ -38,8 +38,12 @@ int64_t full_bytes(const TpWeight& weight) {
   return n;
 }
 
+bool whole_on_every_rank(const TpWeight& weight) {
+  return std::all_of(weight.slices.begin(), weight.slices.end(), [](const TensorSlice& slice) { return slice.whole(); });
+}
+
 bool same_elements(const TensorSlice& a, const TensorSlice& b) {
-  if (a.dim != b.dim || a.segments.size() != b.segments.size()) return false;
+  if (a.held != b.held || a.dim != b.dim || a.segments.size() != b.segments.size()) return false;
   for (size_t i = 0; i < a.segments.size(); ++i) {
     if (a.segments[i].offset != b.segments[i].offset || a.segments[i].length != b.segments[i].length) return false;
   }
@@ -86,7 +90,7 @@ TpSummary summarize_tp_plan(const TpPlan& plan) {
       const TensorSlice& slice = weight.slices[size_t(rank)];
       row.bytes_per_rank[size_t(rank)] += slice_bytes(weight, slice);
       if (slice.local_shape != row.rank0_shape) row.uneven = true;
-      row.n_copies = std::max(row.n_copies, slice.whole() ? tp : 1);
+      row.n_copies = std::max(row.n_copies, whole_on_every_rank(weight) ? tp : 1);
       for (const SliceSegment& segment : slice.segments) row.n_copies = std::max(row.n_copies, segment.n_copies);
     }
     uses_of_source[weight.source_name].push_back(&weight);
@@ -104,7 +108,7 @@ TpSummary summarize_tp_plan(const TpPlan& plan) {
   for (const auto& [source, uses] : uses_of_source) {
     const int64_t full = full_bytes(*uses.front());
     summary.model_bytes += full;
-    const bool replicated = std::any_of(uses.begin(), uses.end(), [](const TpWeight* use) { return use->slices[0].whole(); });
+    const bool replicated = std::any_of(uses.begin(), uses.end(), [](const TpWeight* use) { return whole_on_every_rank(*use); });
     if (replicated) summary.replicated_bytes += full;
     for (int rank = 0; rank < tp; ++rank) {
       if (replicated) {

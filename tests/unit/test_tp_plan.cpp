@@ -107,7 +107,8 @@ TEST(TpStrategy, TransformersFourNamesAreAliases) {
   EXPECT_EQ(parse_strategy("gather"), TpStrategy::ALL_REDUCE);
   EXPECT_EQ(parse_strategy("replicated_with_grad_allreduce"), TpStrategy::REPLICATE);
   EXPECT_EQ(parse_strategy("colwize"), std::nullopt);
-  EXPECT_TRUE(is_unsupported_transformers_strategy("moe_tp_experts"));
+  EXPECT_TRUE(is_unsupported_transformers_strategy("megamoe_experts"));
+  EXPECT_FALSE(is_unsupported_transformers_strategy("moe_tp_experts"));  // runs on MoE models
   EXPECT_FALSE(is_unsupported_transformers_strategy("colwise"));
 }
 
@@ -411,6 +412,9 @@ TEST(ResolveTpPlanErrors, UnknownAndUnsupportedStrategies) {
   EXPECT_CONTAINS(unknown, "colwise_gather_output");
   EXPECT_EQ(plan_error(config, 2, manual({{"model.layers.*.mlp.experts", "moe_tp_experts"}})),
             "tp plan plan.json: \"model.layers.*.mlp.experts\": strategy \"moe_tp_experts\" is for mixture-of-experts or "
+            "MLA layers, which LlamaForCausalLM does not have");
+  EXPECT_EQ(plan_error(config, 2, manual({{"model.layers.*.mlp.experts", "megamoe_experts"}})),
+            "tp plan plan.json: \"model.layers.*.mlp.experts\": strategy \"megamoe_experts\" is for mixture-of-experts or "
             "MLA layers, which LlamaForCausalLM does not have");
 }
 

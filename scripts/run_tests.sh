@@ -21,7 +21,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SA
 sanitized_tests=(test_safetensors test_model_config test_model_config_published test_generation_config test_tokenizer test_tokenizer_fixtures
                  test_cpu_kernels test_model_fixtures test_tensor_parallel_cpu test_host_comm_threads test_engine
                  test_scheduler test_kv_block_pool test_completion_request test_chat_request test_chat_template
-                 test_jinja_limits)
+                 test_jinja_limits test_moe)
 cmake --build build-asan -j "$jobs" --target "${sanitized_tests[@]}"
 for target in "${sanitized_tests[@]}"; do
   echo "-- $target"

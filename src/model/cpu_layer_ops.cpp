@@ -110,3 +110,67 @@ std::vector<float> CpuLayerOps::gate_up_swiglu(const std::vector<float>& normed,
 }
 
 }  // namespace shardlm
+
+namespace shardlm {
+
+std::vector<float> CpuLayerOps::run_expert(const float* x, int64_t m, const ExpertWeights& expert) const {
+  const int64_t ff_dim = expert.ff_dim();
+  std::vector<float> gate(size_t(m * ff_dim)), up(size_t(m * ff_dim)), out(size_t(m * config_.hidden_size));
+  cpu::matmul(x, m, expert.gate_proj.weight, WeightView{}, gate.data());
+  cpu::matmul(x, m, expert.up_proj.weight, WeightView{}, up.data());
+  cpu::silu_mul(gate.data(), up.data(), m * ff_dim, gate.data());
+  cpu::matmul(gate.data(), m, expert.down_proj.weight, WeightView{}, out.data());
+  return out;
+}
+
+cpu::ExpertRoutes CpuLayerOps::route(const std::vector<float>& normed, const SparseMoeWeights& moe) const {
+  std::vector<float> logits(size_t(n_rows() * moe.num_experts()));
+  cpu::matmul(normed.data(), n_rows(), moe.router.weight, WeightView{}, logits.data());
+  return cpu::route_top_k(logits.data(), n_rows(), moe.num_experts(), moe.top_k, moe.norm_topk_prob);
+}
+
+void CpuLayerOps::add_experts(const std::vector<float>& normed, const cpu::ExpertRoutes& routes,
+                              const SparseMoeWeights& moe) {
+  const int64_t dim = config_.hidden_size;
+  // Each expert this rank holds runs once, over the rows that chose it, in expert order (as
+  // Transformers' eager loop adds them).
+  std::vector<std::vector<int64_t>> slots_of(size_t(moe.num_experts()));
+  for (size_t slot = 0; slot < routes.experts.size(); ++slot) slots_of[size_t(routes.experts[slot])].push_back(int64_t(slot));
+  std::vector<float> experts_out(residual_.size(), 0.0f), chosen;
+  for (int e = 0; e < moe.num_experts(); ++e) {
+    const std::vector<int64_t>& slots = slots_of[size_t(e)];
+    if (slots.empty() || !moe.experts[size_t(e)].present()) continue;
+    chosen.resize(slots.size() * size_t(dim));
+    for (size_t i = 0; i < slots.size(); ++i)
+      std::copy_n(normed.data() + slots[i] / routes.top_k * dim, dim, chosen.data() + int64_t(i) * dim);
+    const std::vector<float> out = run_expert(chosen.data(), int64_t(slots.size()), moe.experts[size_t(e)]);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const float weight = routes.weights[size_t(slots[i])];
+      float* row = experts_out.data() + slots[i] / routes.top_k * dim;
+      for (int64_t j = 0; j < dim; ++j) row[j] += weight * out[i * size_t(dim) + size_t(j)];
+    }
+  }
+
+  std::vector<float> shared_out;
+  bool shared_partial = false;
+  if (moe.shared_expert) {
+    shared_out = run_expert(normed.data(), n_rows(), *moe.shared_expert);
+    shared_partial = moe.shared_expert->down_proj.partial();
+    std::vector<float> gate(static_cast<size_t>(n_rows()));
+    cpu::matmul(normed.data(), n_rows(), moe.shared_expert_gate.weight, WeightView{}, gate.data());
+    for (int64_t r = 0; r < n_rows(); ++r) {
+      const float scale = 1.0f / (1.0f + std::exp(-gate[size_t(r)]));
+      for (int64_t j = 0; j < dim; ++j) shared_out[size_t(r * dim + j)] *= scale;
+    }
+  }
+  // Partial sums are reduced together when both parts are partial, each on its own otherwise.
+  if (moe.shared_expert && shared_partial == moe.experts_partial) {
+    for (size_t i = 0; i < experts_out.size(); ++i) experts_out[i] += shared_out[i];
+    shared_out.clear();
+  }
+  if (moe.experts_partial) comm_->all_reduce_sum(experts_out.data(), experts_out.size());
+  if (!shared_out.empty() && shared_partial) comm_->all_reduce_sum(shared_out.data(), shared_out.size());
+  for (size_t i = 0; i < residual_.size(); ++i) residual_[i] += experts_out[i] + (shared_out.empty() ? 0.0f : shared_out[i]);
+}
+
+}  // namespace shardlm

@@ -13,6 +13,7 @@
 #include "model/llama_weights.h"
 #include "model/rope_frequencies.h"
 #include "model/token_row.h"
+#include "ops/cpu/expert_routing.h"
 
 namespace shardlm {
 
@@ -29,9 +30,13 @@ class CpuLayerOps {
   std::vector<float> attention(const std::vector<float>& queries, const Layer& layer, int il) const;
   void add_projection(const std::vector<float>& input, const Linear& projection);
   std::vector<float> gate_up_swiglu(const std::vector<float>& normed, const Layer& layer) const;
+  cpu::ExpertRoutes route(const std::vector<float>& normed, const SparseMoeWeights& moe) const;
+  void add_experts(const std::vector<float>& normed, const cpu::ExpertRoutes& routes, const SparseMoeWeights& moe);
 
  private:
   int64_t n_rows() const { return int64_t(rows_.size()); }
+  // silu(gate_proj(x)) * up_proj(x), then down_proj: (m, hidden_size).
+  std::vector<float> run_expert(const float* x, int64_t m, const ExpertWeights& expert) const;
 
   const ModelConfig& config_;
   const RopeFrequencies& rope_;

@@ -1,6 +1,8 @@
 // The decoder layer of transformers' modeling_llama.py, written once for every backend:
 //   hidden = hidden + o_proj(attention(rope(q_proj(h)), rope(k_proj(h)), v_proj(h)))   h = input_layernorm(hidden)
 //   hidden = hidden + down_proj(silu(gate_proj(h)) * up_proj(h))                      h = post_attention_layernorm(hidden)
+// and in a mixture-of-experts layer (modeling_mixtral.py, modeling_qwen2_moe.py) the MLP is sparse:
+//   hidden = hidden + Σ_{e in top_k(softmax(router(h)))} w_e · expert_e(h)  [+ sigmoid(g·h) · shared_expert(h)]
 //
 // A backend runs it with its Ops (model/cpu_layer_ops.h, backend/cuda/cuda_layer_ops.h), which hold
 // one step's rows and residual stream and provide:
@@ -11,6 +13,9 @@
 //   add_projection(input, linear)      hidden += input · linearᵀ (+ bias); a rowwise linear's partial
 //                                      sums are reduced over the tensor-parallel ranks first
 //   gate_up_swiglu(normed, layer)      silu(gate_proj(h)) * up_proj(h)
+//   route(normed, moe)                 each row's top-k experts and their weights
+//   add_experts(normed, routes, moe)   hidden += the weighted experts (and the gated shared expert);
+//                                      partial sums are reduced over the ranks first
 // An op may fuse with its neighbours where the backend has a kernel for it: on CUDA decode the
 // RMSNorm is folded into the next projection's GEMV, the rotation and cache store into the q/k/v
 // GEMV's epilogue and the residual add into the projection's; the ops are still called in the
@@ -35,8 +40,23 @@ void mlp_block(Ops& ops, const typename Ops::Layer& layer) {
 }
 
 template <class Ops>
+void sparse_moe_block(Ops& ops, const typename Ops::Layer& layer) {
+  const auto normed = ops.rms_norm(layer.mlp_norm);
+  const auto routes = ops.route(normed, *layer.moe);
+  ops.add_experts(normed, routes, *layer.moe);
+}
+
+template <class Ops>
 void decoder_layer(Ops& ops, const typename Ops::Layer& layer, int il) {
   attention_block(ops, layer, il);
+  // A backend whose layers have no experts (CUDA, whose model refuses sparse layers when it loads)
+  // only runs dense MLPs.
+  if constexpr (requires { layer.moe; }) {
+    if (layer.moe) {
+      sparse_moe_block(ops, layer);
+      return;
+    }
+  }
   mlp_block(ops, layer);
 }
 

@@ -50,11 +50,7 @@ void LlamaModel::keep_layers_in_memory(const std::vector<int>& layers) {
     if (il < 0 || il >= config_.num_hidden_layers)
       fail("device map places layer {}, but the model has {} layers", il, config_.num_hidden_layers);
     LlamaLayerWeights& layer = weights_.layers[size_t(il)];
-    for (WeightView* view :
-         {&layer.attn_norm, &layer.q_proj.weight, &layer.k_proj.weight, &layer.v_proj.weight, &layer.o_proj.weight,
-          &layer.q_proj.bias, &layer.k_proj.bias, &layer.v_proj.bias, &layer.o_proj.bias, &layer.q_norm, &layer.k_norm,
-          &layer.mlp_norm, &layer.gate_proj.weight, &layer.up_proj.weight, &layer.down_proj.weight,
-          &layer.gate_proj.bias, &layer.up_proj.bias, &layer.down_proj.bias}) {
+    for (WeightView* view : layer_views(layer)) {
       if (!view->present()) continue;
       const size_t row_bytes = size_t(view->cols) * dtype_size(view->dtype);
       auto copy = std::make_unique<std::byte[]>(row_bytes * size_t(view->rows));

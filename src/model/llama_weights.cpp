@@ -1,4 +1,5 @@
-// Binds HF tensor names (model.layers.{il}.self_attn.q_proj.weight, ...) to the weight structs.
+// Binds HF tensor names (model.layers.{il}.self_attn.q_proj.weight, ...) to the weight structs; a
+// mixture-of-experts layer's MLP is bound by model/moe_weights.cpp.
 // Names stay exactly the HF ones because device maps and TP plans are matched against them. Under
 // tensor parallelism each view is the rank's slice, read in place (a rowwise slice keeps the
 // stored row stride), and each linear layer takes the collective of its own plan entry, so layers
@@ -10,78 +11,12 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/weight_binder.h"
 
 namespace shardlm {
 namespace {
 
 using S = TpStrategy;
-
-class WeightBinder {
- public:
-  WeightBinder(const Checkpoint& checkpoint, const TensorParallelRank* tp) : checkpoint_(checkpoint), tp_(tp) {}
-
-  // The view this rank uses of `name`, whose stored shape must be `full_shape`.
-  WeightView bind(const std::string& name, const std::vector<int64_t>& full_shape) const {
-    const TpWeight* planned = tp_ ? &tp_->plan->weight(name) : nullptr;
-    // A tied lm_head is planned as its own weight but read from the embedding table.
-    const TensorInfo& tensor = checkpoint_.get(planned ? planned->source_name : name);
-    if (tensor.shape != full_shape) {
-      fail("{}: tensor {} has shape [{}], the config implies [{}]", tensor.file.string(), tensor.name,
-           fmt::join(tensor.shape, ", "), fmt::join(full_shape, ", "));
-    }
-    if (!planned) {
-      return {tensor.dtype, tensor.data, full_shape.size() == 2 ? full_shape[0] : 1, full_shape.back(), 0};
-    }
-    const std::vector<ShardView> views = shard_views(*planned, tp_->rank, tensor);
-    if (views.size() != 1)
-      fail("tp plan: {} is split into {} segments ({}); this model executes single-slice shards only", name,
-           views.size(), planned->strategy_name);
-    const ShardView& view = views[0];
-    return {view.dtype, view.data, view.rows, view.cols, view.row_stride};
-  }
-
-  TpStrategy strategy(const std::string& name) const {
-    return tp_ ? tp_->plan->weight(name).strategy : TpStrategy::REPLICATE;
-  }
-  bool splits(const std::string& name) const { return strategy_traits(strategy(name)).weight_dim >= 0; }
-
-  // Refuses strategies this model does not execute for the module, by name.
-  void require(const std::string& name, std::initializer_list<TpStrategy> executed) const {
-    const TpStrategy used = strategy(name);
-    if (std::find(executed.begin(), executed.end(), used) != executed.end()) return;
-    std::string names;
-    for (TpStrategy s : executed) names += (names.empty() ? "" : ", ") + std::string(strategy_traits(s).name);
-    fail("tp plan: {} uses {}, which is not executed for this module (it runs {})", name, strategy_traits(used).name,
-         names);
-  }
-
-  // Whether the plan all-reduces the output of `module` (an all_reduce entry, Transformers 4.5x "gather").
-  bool all_reduces(const std::string& module) const {
-    if (!tp_) return false;
-    const std::vector<TpModule>& modules = tp_->plan->modules();
-    return std::any_of(modules.begin(), modules.end(), [&](const TpModule& m) { return m.name == module; });
-  }
-
-  const TensorSlice& slice(const std::string& name) const { return tp_->plan->slice(name, tp_->rank); }
-  bool parallel() const { return tp_ != nullptr; }
-
- private:
-  const Checkpoint& checkpoint_;
-  const TensorParallelRank* tp_;
-};
-
-// A linear module `module` (its name without ".weight"): weight, bias when it has one, and the
-// collective of its strategy.
-Linear bind_linear(const WeightBinder& bind, const std::string& module, int64_t out_features, int64_t in_features,
-                   bool has_bias, std::initializer_list<TpStrategy> executed) {
-  const std::string weight_name = module + ".weight";
-  bind.require(weight_name, executed);
-  Linear linear;
-  linear.weight = bind.bind(weight_name, {out_features, in_features});
-  if (has_bias) linear.bias = bind.bind(module + ".bias", {out_features});
-  linear.collective = strategy_traits(bind.strategy(weight_name)).collective;
-  return linear;
-}
 
 // The last projection of a block (o_proj of self_attn, down_proj of mlp) is summed over the ranks
 // either by its own strategy (rowwise) or, when local_rowwise, by an all_reduce entry on the block.
@@ -111,10 +46,6 @@ void check_layer(const ModelConfig& config, const WeightBinder& bind, LlamaLayer
          attn, strategy_traits(bind.strategy(attn + "q_proj.weight")).name,
          strategy_traits(bind.strategy(attn + "k_proj.weight")).name,
          strategy_traits(bind.strategy(attn + "v_proj.weight")).name);
-  if (bind.splits(mlp + "gate_proj.weight") != bind.splits(mlp + "up_proj.weight"))
-    fail("tp plan: {}gate_proj and up_proj must be split alike: they are {} and {}", mlp,
-         strategy_traits(bind.strategy(mlp + "gate_proj.weight")).name,
-         strategy_traits(bind.strategy(mlp + "up_proj.weight")).name);
   const int64_t q_dim = layer.q_dim(), kv_dim = layer.kv_dim();
   if (q_dim % config.head_dim != 0 || kv_dim % config.head_dim != 0)
     fail("tp plan: {}q_proj/k_proj slices of {}/{} rows are not whole heads of {}", attn, q_dim, kv_dim,
@@ -131,6 +62,11 @@ void check_layer(const ModelConfig& config, const WeightBinder& bind, LlamaLayer
            name, linear.in_features(), producer, produced);
   };
   fits(attn + "o_proj", layer.o_proj, q_dim, "q_proj");
+  if (layer.moe) return;  // model/moe_weights.cpp checks the experts
+  if (bind.splits(mlp + "gate_proj.weight") != bind.splits(mlp + "up_proj.weight"))
+    fail("tp plan: {}gate_proj and up_proj must be split alike: they are {} and {}", mlp,
+         strategy_traits(bind.strategy(mlp + "gate_proj.weight")).name,
+         strategy_traits(bind.strategy(mlp + "up_proj.weight")).name);
   fits(mlp + "down_proj", layer.down_proj, layer.ff_dim(), "gate_proj/up_proj");
 }
 
@@ -187,25 +123,54 @@ LlamaWeights bind_llama_weights(const ModelConfig& config, const Checkpoint& che
       layer.q_norm = bind.bind(attn + ".q_norm.weight", {config.head_dim});
       layer.k_norm = bind.bind(attn + ".k_norm.weight", {config.head_dim});
     }
-    layer.gate_proj = bind_linear(bind, mlp + ".gate_proj", ff_dim, dim, config.mlp_bias, first_projections);
-    layer.up_proj = bind_linear(bind, mlp + ".up_proj", ff_dim, dim, config.mlp_bias, first_projections);
-    layer.down_proj = bind_linear(bind, mlp + ".down_proj", dim, ff_dim, config.mlp_bias, last_projections);
-    complete_block(bind, mlp, "down_proj", layer.down_proj);
+    if (config.is_sparse_layer(il)) {
+      layer.moe = bind_sparse_moe(config, bind, il);
+    } else {
+      layer.gate_proj = bind_linear(bind, mlp + ".gate_proj", ff_dim, dim, config.mlp_bias, first_projections);
+      layer.up_proj = bind_linear(bind, mlp + ".up_proj", ff_dim, dim, config.mlp_bias, first_projections);
+      layer.down_proj = bind_linear(bind, mlp + ".down_proj", dim, ff_dim, config.mlp_bias, last_projections);
+      complete_block(bind, mlp, "down_proj", layer.down_proj);
+    }
     check_layer(config, bind, layer, il);
   }
   if (tp) {
     for (const TpModule& module : tp->plan->modules()) {
-      const bool is_block = module.name.ends_with(".self_attn") || module.name.ends_with(".mlp");
+      const bool is_block = module.name.ends_with(".self_attn") || module.name.ends_with(".mlp") ||
+                            (config.moe.present() && module.name.ends_with(".mlp.experts"));
       if (!is_block || !module.name.starts_with("model.layers."))
-        fail("tp plan: \"{}\" ({}) applies to {}; this model sums only the output of a layer's self_attn or mlp",
-             module.pattern, module.strategy_name, module.name);
+        fail("tp plan: \"{}\" ({}) applies to {}; this model sums only the output of a layer's self_attn, mlp{}",
+             module.pattern, module.strategy_name, module.name, config.moe.present() ? " or mlp.experts" : "");
+      if (module.strategy == S::MOE_TP_EXPERTS && !module.name.ends_with(".mlp.experts"))
+        fail("tp plan: \"{}\" (moe_tp_experts) applies to {}; it sums a layer's mlp.experts", module.pattern, module.name);
     }
   }
   return weights;
 }
 
+std::vector<WeightView*> layer_views(LlamaLayerWeights& layer) {
+  std::vector<WeightView*> views = {&layer.attn_norm, &layer.q_norm, &layer.k_norm, &layer.mlp_norm};
+  const auto add = [&](Linear& linear) { views.insert(views.end(), {&linear.weight, &linear.bias}); };
+  for (Linear* linear : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj, &layer.up_proj,
+                         &layer.down_proj})
+    add(*linear);
+  if (!layer.moe) return views;
+  const auto add_expert = [&](ExpertWeights& expert) {
+    add(expert.gate_proj);
+    add(expert.up_proj);
+    add(expert.down_proj);
+  };
+  add(layer.moe->router);
+  for (ExpertWeights& expert : layer.moe->experts) add_expert(expert);
+  if (layer.moe->shared_expert) add_expert(*layer.moe->shared_expert);
+  add(layer.moe->shared_expert_gate);
+  return views;
+}
+
 bool same_layer_split(const LlamaLayerWeights& a, const LlamaLayerWeights& b) {
-  return a.n_heads == b.n_heads && a.n_kv_heads == b.n_kv_heads && a.ff_dim() == b.ff_dim() &&
+  const bool same_experts = a.moe.has_value() == b.moe.has_value() &&
+                            (!a.moe || (a.moe->num_experts() == b.moe->num_experts() &&
+                                        a.moe->experts_partial == b.moe->experts_partial));
+  return a.n_heads == b.n_heads && a.n_kv_heads == b.n_kv_heads && a.ff_dim() == b.ff_dim() && same_experts &&
          a.o_proj.collective == b.o_proj.collective && a.down_proj.collective == b.down_proj.collective;
 }
 

@@ -1,34 +1,22 @@
-// The weights of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3), as views into the mapped
-// checkpoint. Shapes use HF's [out_features, in_features] orientation; dim = hidden_size,
-// q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size, each
+// The weights of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, and the mixture-of-experts
+// Mixtral, Qwen2-MoE and Qwen3-MoE), as views into the mapped checkpoint. Shapes use HF's
+// [out_features, in_features] orientation; dim = hidden_size, q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size, each
 // the rank's own under tensor parallelism (a layer's own: every layer follows its own plan entries).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/weight_view.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "model/linear.h"
+#include "model/moe_weights.h"
 #include "model/tensor_parallel_rank.h"
 #include "plan/tp_plan_strategy.h"
 
 namespace shardlm {
-
-// A linear layer as this rank holds it, with the collective its plan strategy implies. Without
-// tensor parallelism: the whole weight, and no collective.
-struct Linear {
-  WeightView weight;  // (out_features, in_features): whole, a colwise rank's rows or a rowwise rank's columns
-  WeightView bias;    // (out_features) or absent; a summed output's bias is whole and added once, after the sum
-  // What turns this rank's output into the module's full output: nothing, a sum over the ranks
-  // (rowwise: each holds a partial sum) or a gather of the ranks' blocks of output features.
-  TpCollective collective = TpCollective::NONE;
-  int64_t gather_block = 0;  // ALL_GATHER: output features per rank in the gather, padded for uneven splits
-
-  int64_t out_features() const { return weight.rows; }
-  int64_t in_features() const { return weight.cols; }
-  bool partial() const { return collective == TpCollective::ALL_REDUCE; }
-};
 
 struct Embedding {
   WeightView table;          // (vocab, dim), or this rank's vocabulary rows
@@ -46,9 +34,10 @@ struct LlamaLayerWeights {
   WeightView k_norm;     // (head_dim) Qwen3 only
   Linear o_proj;         // (dim, q_dim)   bias (dim): Llama with attention_bias only
   WeightView mlp_norm;   // (dim)                   post_attention_layernorm
-  Linear gate_proj;      // (ff_dim, dim)  bias (ff_dim) with mlp_bias only
+  Linear gate_proj;      // (ff_dim, dim)  bias (ff_dim) with mlp_bias only; absent in a sparse layer
   Linear up_proj;        // (ff_dim, dim)  bias (ff_dim) likewise
   Linear down_proj;      // (dim, ff_dim)  bias (dim) likewise
+  std::optional<SparseMoeWeights> moe;  // a mixture-of-experts layer's MLP (config.is_sparse_layer)
 
   int64_t q_dim() const { return q_proj.out_features(); }
   int64_t kv_dim() const { return k_proj.out_features(); }
@@ -70,6 +59,9 @@ struct LlamaWeights {
 // result.
 LlamaWeights bind_llama_weights(const ModelConfig& config, const Checkpoint& checkpoint,
                                 const TensorParallelRank* tp = nullptr);
+
+// Every weight view of a layer (absent ones included), experts and shared expert too.
+std::vector<WeightView*> layer_views(LlamaLayerWeights& layer);
 
 // Whether two layers are split alike: the same heads, intermediate size and collectives.
 bool same_layer_split(const LlamaLayerWeights& a, const LlamaLayerWeights& b);

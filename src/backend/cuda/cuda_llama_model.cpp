@@ -121,6 +121,9 @@ CudaLlamaModel::~CudaLlamaModel() {
 }
 
 void CudaLlamaModel::allocate() {
+  if (config_.moe.present())
+    fail("CUDA backend: {} has mixture-of-experts layers, which run on the CPU only so far: use --device cpu",
+         config_.architecture_name);
   if (config_.attention_output_bias || config_.mlp_bias)
     fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");
   if (config_.head_dim % 2 != 0 || config_.head_dim > 256)

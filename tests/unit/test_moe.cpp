@@ -1,0 +1,326 @@
+// Mixture-of-experts models on the CPU (Mixtral, Qwen2-MoE with its shared expert, Qwen3-MoE with a
+// dense layer), on tiny random checkpoints written here, checked against what must hold:
+// - the three ways experts are stored load to the same model (bit-identical logits);
+// - when every expert of a layer is the same MLP, the layer computes that MLP (top-k weights that
+//   sum to 1), and Qwen2-MoE's shared expert with a zero gate adds half of its own MLP: compared with
+//   the dense Llama/Qwen2 models, which the reference fixtures check against Transformers;
+// - a row's experts depend on that row alone (batched = each sequence alone);
+// - tensor parallelism (experts split like MLPs, Transformers 5's packed plan and 4.5x's per-expert
+//   plan with Mixtral's names) and expert parallelism (whole experts per rank) give one rank's logits;
+// - bad plans and checkpoints are refused by name.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "error_message.h"
+#include "logit_comparison.h"
+#include "tiny_moe_model.h"
+#include "model/llama_model.h"
+#include "ops/cpu/expert_routing.h"
+#include "parallel/comm/thread_group.h"
+#include "plan/tp_plan.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ExpertLayout;
+using test::TinyMoe;
+using test::TinyTensor;
+
+const std::vector<std::vector<int32_t>> kPrompts = {{1}, {1, 17, 40, 5, 88, 23, 61, 9, 30}, {
+    1, 4, 8, 15, 16, 23, 42, 77, 90, 12, 33, 54, 65, 70, 81, 2, 3, 95, 50, 49, 48, 11, 22}};
+
+// Every row's logits for each prompt, run alone: (rows, vocab) per prompt.
+std::vector<std::vector<float>> prompt_logits(const LlamaModel& model) {
+  std::vector<std::vector<float>> logits;
+  for (const std::vector<int32_t>& prompt : kPrompts) {
+    KvCache cache = model.make_whole_cache(1, int64_t(prompt.size()));
+    std::vector<TokenRow> rows;
+    for (size_t i = 0; i < prompt.size(); ++i) rows.push_back({0, int64_t(i), prompt[i], true});
+    logits.push_back(model.forward(rows, cache));
+  }
+  return logits;
+}
+
+// The prompts as one batch (each its own sequence), last-row logits per prompt.
+std::vector<std::vector<float>> batched_last_logits(const LlamaModel& model) {
+  KvCache cache = model.make_whole_cache(int(kPrompts.size()), 32);
+  std::vector<TokenRow> rows;
+  for (size_t s = 0; s < kPrompts.size(); ++s)
+    for (size_t i = 0; i < kPrompts[s].size(); ++i) rows.push_back({int(s), int64_t(i), kPrompts[s][i], i + 1 == kPrompts[s].size()});
+  const std::vector<float> all = model.forward(rows, cache);
+  const size_t vocab = size_t(model.config().vocab_size);
+  std::vector<std::vector<float>> logits;
+  for (size_t s = 0; s < kPrompts.size(); ++s) logits.emplace_back(all.begin() + long(s * vocab), all.begin() + long((s + 1) * vocab));
+  return logits;
+}
+
+void expect_close(const std::vector<std::vector<float>>& actual, const std::vector<std::vector<float>>& expected,
+                  double tolerance, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t p = 0; p < expected.size(); ++p) {
+    ASSERT_EQ(actual[p].size(), expected[p].size()) << what;
+    EXPECT_LT(relative_l2_error(actual[p], expected[p]), tolerance) << what << ", prompt " << p;
+  }
+}
+
+TinyMoe mixtral() {
+  TinyMoe m;
+  m.architecture = "MixtralForCausalLM";
+  m.layers = 2;
+  return m;
+}
+
+TinyMoe qwen2_moe() {
+  TinyMoe m;
+  m.architecture = "Qwen2MoeForCausalLM";
+  m.layers = 2;
+  m.shared_ff = 24;
+  m.norm_topk_prob = false;
+  return m;
+}
+
+TinyMoe qwen3_moe() {
+  TinyMoe m;  // three layers, the middle one dense
+  m.mlp_only_layers = {1};
+  return m;
+}
+
+TEST(MoeRouting, SoftmaxTopKAndRenormalisation) {
+  // Probabilities 1/8, 2/8, 4/8, 1/8.
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(4.0f), 0.0f};
+  const cpu::ExpertRoutes normalised = cpu::route_top_k(logits.data(), 1, 4, 2, true);
+  EXPECT_EQ(normalised.experts, (std::vector<int32_t>{2, 1}));
+  EXPECT_NEAR(normalised.weights[0], 4.0f / 6.0f, 1e-6f);
+  EXPECT_NEAR(normalised.weights[1], 2.0f / 6.0f, 1e-6f);
+  const cpu::ExpertRoutes raw = cpu::route_top_k(logits.data(), 1, 4, 3, false);
+  EXPECT_EQ(raw.experts, (std::vector<int32_t>{2, 1, 0}));  // a tie goes to the lower expert id
+  EXPECT_NEAR(raw.weights[0], 0.5f, 1e-6f);
+  EXPECT_NEAR(raw.weights[2], 0.125f, 1e-6f);
+}
+
+TEST(MoeCheckpoint, EveryExpertLayoutLoadsToTheSameModel) {
+  for (TinyMoe m : {mixtral(), qwen2_moe(), qwen3_moe()}) {
+    m.layout = ExpertLayout::QWEN_PER_EXPERT;
+    const auto reference = prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "qwen-names")));
+    m.layout = ExpertLayout::FUSED;
+    EXPECT_EQ(prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "fused"))), reference) << m.architecture;
+    if (!m.mixtral()) continue;
+    m.layout = ExpertLayout::MIXTRAL_PER_EXPERT;
+    EXPECT_EQ(prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "mixtral-names"))), reference);
+  }
+}
+
+// The dense model whose MLP is expert 0 of every layer (Mixtral) or, for Qwen2-MoE, expert 0 and
+// the shared expert side by side with the shared down projection halved.
+fs::path write_dense_equivalent(const TinyMoe& m, const std::string& architecture) {
+  std::vector<TinyTensor> moe = test::tiny_moe_tensors(m), dense;
+  std::map<std::string, const TinyTensor*> by_name;
+  for (const TinyTensor& t : moe) by_name[t.name] = &t;
+  for (const TinyTensor& t : moe)
+    if (t.name.find(".mlp.") == std::string::npos) dense.push_back(t);
+  const int ff = m.expert_ff + m.shared_ff;
+  for (int il = 0; il < m.layers; ++il) {
+    const std::string p = "model.layers." + std::to_string(il) + ".mlp.";
+    const auto expert = [&](const std::string& projection) { return by_name.at(p + "experts.0." + projection + ".weight")->values; };
+    const auto shared = [&](const std::string& projection) {
+      return m.shared_ff > 0 ? by_name.at(p + "shared_expert." + projection + ".weight")->values : std::vector<float>{};
+    };
+    for (const char* projection : {"gate_proj", "up_proj"}) {
+      std::vector<float> rows = expert(projection), extra = shared(projection);
+      rows.insert(rows.end(), extra.begin(), extra.end());  // more intermediate rows
+      dense.push_back({p + projection + ".weight", {ff, m.hidden}, rows});
+    }
+    const std::vector<float> down = expert("down_proj"), shared_down = shared("down_proj");
+    std::vector<float> columns;
+    for (int row = 0; row < m.hidden; ++row) {
+      columns.insert(columns.end(), down.begin() + row * m.expert_ff, down.begin() + (row + 1) * m.expert_ff);
+      for (int c = 0; c < m.shared_ff; ++c) columns.push_back(0.5f * shared_down[size_t(row * m.shared_ff + c)]);
+    }
+    dense.push_back({p + "down_proj.weight", {m.hidden, ff}, columns});
+  }
+  nlohmann::json config = test::tiny_moe_config(m);
+  config["architectures"] = {architecture};
+  config["intermediate_size"] = ff;
+  const fs::path dir = test::scratch_dir("dense-" + architecture);
+  std::ofstream(dir / "config.json") << config.dump();
+  test::write_safetensors(dir / "model.safetensors", dense);
+  return dir;
+}
+
+TEST(MoeModel, IdenticalExpertsComputeTheirMlp) {
+  TinyMoe m = mixtral();  // top-2 of 8, renormalised: the weights sum to 1
+  m.identical_experts = true;
+  const auto sparse = prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "identical")));
+  const auto dense = prompt_logits(LlamaModel::load(write_dense_equivalent(m, "LlamaForCausalLM")));
+  expect_close(sparse, dense, 1e-5, "Mixtral with identical experts vs Llama");
+}
+
+TEST(MoeModel, QwenSharedExpertWithAZeroGateAddsHalfItsMlp) {
+  TinyMoe m = qwen2_moe();
+  m.identical_experts = true;
+  m.top_k = m.experts;  // without renormalisation, the weights of all experts sum to 1
+  m.shared_gate_scale = 0.0f;
+  const auto sparse = prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "shared")));
+  const auto dense = prompt_logits(LlamaModel::load(write_dense_equivalent(m, "Qwen2ForCausalLM")));
+  expect_close(sparse, dense, 1e-5, "Qwen2-MoE with identical experts vs Qwen2");
+}
+
+TEST(MoeModel, DifferentExpertsChangeTheOutput) {
+  // The identical-experts tests would pass if routing were ignored; with distinct experts, top-2
+  // differs from top-8 and renormalising differs from not.
+  TinyMoe m = qwen3_moe();
+  const auto top2 = prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "top2")));
+  m.top_k = m.experts;
+  EXPECT_GT(relative_l2_error(prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "top8")))[2], top2[2]), 1e-3);
+  m.top_k = 2;
+  m.norm_topk_prob = false;
+  EXPECT_GT(relative_l2_error(prompt_logits(LlamaModel::load(test::write_tiny_moe(m, "raw")))[2], top2[2]), 1e-3);
+}
+
+TEST(MoeModel, EachRowIsRoutedOnItsOwn) {
+  for (const TinyMoe& m : {mixtral(), qwen2_moe(), qwen3_moe()}) {
+    const LlamaModel model = LlamaModel::load(test::write_tiny_moe(m, "batch"));
+    std::vector<std::vector<float>> alone;
+    for (const std::vector<float>& logits : prompt_logits(model))
+      alone.emplace_back(logits.end() - model.config().vocab_size, logits.end());
+    expect_close(batched_last_logits(model), alone, 1e-5, m.architecture + " batched vs alone");
+  }
+}
+
+std::vector<std::vector<float>> tensor_parallel_logits(const fs::path& dir, int tp, const TpPlanSource& source) {
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), source, tp);
+  std::vector<std::vector<std::vector<float>>> per_rank(static_cast<size_t>(tp));
+  ThreadGroup::run(tp, [&](Communicator& comm) {
+    per_rank[size_t(comm.rank())] = prompt_logits(LlamaModel(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm}));
+  });
+  for (int rank = 1; rank < tp; ++rank) EXPECT_EQ(per_rank[size_t(rank)], per_rank[0]) << "rank " << rank;
+  return per_rank[0];
+}
+
+void expect_parallel_matches_one_rank(const TinyMoe& m, const TpPlanSource& source, std::initializer_list<int> sizes) {
+  const fs::path dir = test::write_tiny_moe(m, "tp");
+  const auto single = prompt_logits(LlamaModel::load(dir));
+  for (int tp : sizes)
+    expect_close(tensor_parallel_logits(dir, tp, source), single, 1e-5,
+                 m.architecture + " " + source.origin + " tp=" + std::to_string(tp));
+}
+
+TEST(MoeTensorParallel, AutoPlansSplitTheExperts) {
+  const fs::path dir = test::write_tiny_moe(qwen2_moe(), "plans");
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const std::vector<WeightSpec> specs = weight_specs(Checkpoint::open(dir));
+  const TpPlan split = resolve_tp_plan(config, specs, TpPlanSource::auto_plan(), 2);
+  EXPECT_EQ(split.slice("model.layers.1.mlp.experts.5.gate_proj.weight", 1).local_shape, (std::vector<int64_t>{8, 32}));
+  EXPECT_EQ(split.slice("model.layers.1.mlp.experts.5.down_proj.weight", 1).local_shape, (std::vector<int64_t>{32, 8}));
+  EXPECT_TRUE(split.slice("model.layers.1.mlp.gate.weight", 1).whole());
+  EXPECT_TRUE(split.slice("model.layers.1.mlp.shared_expert.up_proj.weight", 1).whole());  // not in Transformers' plan
+  const TpPlan by_expert = resolve_tp_plan(config, specs, TpPlanSource::auto_plan(true), 4);
+  for (int rank = 0; rank < 4; ++rank)  // experts 2 and 3 live on rank 1
+    EXPECT_EQ(by_expert.slice("model.layers.0.mlp.experts.3.down_proj.weight", rank).held, rank == 1) << rank;
+  EXPECT_TRUE(by_expert.slice("model.layers.0.mlp.experts.3.down_proj.weight", 1).whole());
+}
+
+TEST(MoeTensorParallel, ExpertsSplitLikeMlpsMatchOneRank) {
+  for (const TinyMoe& m : {mixtral(), qwen2_moe(), qwen3_moe()})
+    expect_parallel_matches_one_rank(m, TpPlanSource::auto_plan(), {2, 4});
+}
+
+TEST(MoeTensorParallel, ExpertParallelMatchesOneRank) {
+  for (const TinyMoe& m : {mixtral(), qwen2_moe(), qwen3_moe()})
+    expect_parallel_matches_one_rank(m, TpPlanSource::auto_plan(true), {2, 4});
+}
+
+TEST(MoeTensorParallel, PerExpertPlansWithMixtralNamesMatchOneRank) {
+  // Transformers 4.5x wrote per-expert entries, completed by a gather on the experts.
+  TinyMoe m = mixtral();
+  m.layout = ExpertLayout::MIXTRAL_PER_EXPERT;
+  const TpPlanSource plan = TpPlanSource::from_json(R"({
+      "layers.*.self_attn.q_proj": "colwise", "layers.*.self_attn.k_proj": "colwise",
+      "layers.*.self_attn.v_proj": "colwise", "layers.*.self_attn.o_proj": "rowwise",
+      "layers.*.block_sparse_moe.experts.*.w1": "local_colwise",
+      "layers.*.block_sparse_moe.experts.*.w3": "local_colwise",
+      "layers.*.block_sparse_moe.experts.*.w2": "local_rowwise",
+      "layers.*.block_sparse_moe.experts": "gather"})", "per-expert.json");
+  expect_parallel_matches_one_rank(m, plan, {2});
+}
+
+TEST(MoeTensorParallel, SplitSharedExpertBesideWholeExpertsMatchesOneRank) {
+  // Experts by expert (a partial sum) and the shared expert colwise/rowwise (another): reduced together.
+  const TpPlanSource plan = TpPlanSource::from_json(R"({
+      "layers.*.mlp.experts.gate_up_proj": "grouped_gemm", "layers.*.mlp.experts.down_proj": "grouped_gemm",
+      "layers.*.mlp.experts": "moe_tp_experts", "layers.*.mlp.gate": "ep_router",
+      "layers.*.mlp.shared_expert.gate_proj": "colwise", "layers.*.mlp.shared_expert.up_proj": "colwise",
+      "layers.*.mlp.shared_expert.down_proj": "rowwise"})", "shared.json");
+  expect_parallel_matches_one_rank(qwen2_moe(), plan, {2});
+}
+
+std::string plan_error(const TinyMoe& m, int tp, const std::string& json) {
+  const fs::path dir = test::write_tiny_moe(m, "plan-error");
+  return error_message([&] {
+    const ModelConfig config = ModelConfig::from_dir(dir);
+    const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+    const TpPlan plan = resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_json(json, "plan.json"), tp);
+    ThreadGroup::run(tp, [&](Communicator& comm) { LlamaModel(config, checkpoint, TensorParallelRank{&plan, comm.rank(), &comm}); });
+  });
+}
+
+TEST(MoePlanErrors, AreRefusedByName) {
+  EXPECT_EQ(plan_error(qwen3_moe(), 3, R"({"layers.*.mlp.experts.gate_up_proj": "grouped_gemm",
+                                          "layers.*.mlp.experts.down_proj": "grouped_gemm",
+                                          "layers.*.mlp.experts": "moe_tp_experts"})"),
+            "tp plan plan.json: model.layers.0.mlp.experts (grouped_gemm) splits 8 experts over tp=3: not divisible");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp.experts.gate_up_proj": "colwise"})"),
+                  "tp plan plan.json: \"layers.*.mlp.experts.gate_up_proj\" (colwise): mlp.experts.gate_up_proj is a fused "
+                  "weight, each expert's gate rows then its up rows: use packed_colwise");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp.experts.down_proj": "packed_rowwise"})"),
+                  "mlp.experts.down_proj takes the intermediate features that packed_colwise splits");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp.experts.*.gate_proj": "local_colwise",
+                                                "layers.*.mlp.experts.*.up_proj": "local_colwise",
+                                                "layers.*.mlp.experts.*.down_proj": "local_rowwise"})"),
+                  "tp plan: the experts of model.layers.0.mlp are local_rowwise, but no moe_tp_experts entry sums the "
+                  "output of model.layers.0.mlp.experts");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp.experts": "moe_tp_experts"})"),
+                  "model.layers.0.mlp.experts is summed over the ranks, but its experts are whole on every rank");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp.experts.gate_up_proj": "grouped_gemm",
+                                                "layers.*.mlp.experts.down_proj": "rowwise",
+                                                "layers.*.mlp.experts": "moe_tp_experts"})"),
+                  "gate_proj, up_proj and down_proj are not held by the same ranks (grouped_gemm must split "
+                  "gate_up_proj and down_proj alike)");
+  EXPECT_CONTAINS(plan_error(qwen3_moe(), 2, R"({"layers.*.mlp": "all_reduce"})"),
+                  "tp plan: model.layers.0.mlp is a mixture of experts; sum its experts with moe_tp_experts on "
+                  "model.layers.0.mlp.experts instead");
+}
+
+TEST(MoeCheckpointErrors, AreRefusedByName) {
+  TinyMoe m = qwen3_moe();
+  std::vector<TinyTensor> tensors = test::tiny_moe_tensors(m);
+  std::erase_if(tensors, [](const TinyTensor& t) { return t.name == "model.layers.2.mlp.experts.3.up_proj.weight"; });
+  const fs::path dir = test::write_tiny_moe(m, "missing");
+  test::write_safetensors(dir / "model.safetensors", tensors);
+  EXPECT_ERROR_NAMES(LlamaModel::load(dir), "missing expert tensor model.layers.2.mlp.experts.3.up_proj.weight",
+                     "expert 3 of layer 2", "block_sparse_moe.experts.3.w1/w3/w2");
+
+  m.layout = ExpertLayout::FUSED;
+  tensors = test::store_experts(m, test::tiny_moe_tensors(m));
+  for (TinyTensor& t : tensors)
+    if (t.name == "model.layers.0.mlp.experts.down_proj") t.shape = {int64_t(m.experts) * m.hidden, m.expert_ff};
+  test::write_safetensors(dir / "model.safetensors", tensors);
+  EXPECT_ERROR_NAMES(Checkpoint::open(dir), "model.safetensors: fused expert tensor model.layers.0.mlp.experts.down_proj",
+                     "[256, 16]", "must be 3-D");
+
+  // An expert stored twice (per expert and fused) is ambiguous.
+  tensors = test::store_experts(m, test::tiny_moe_tensors(m));
+  tensors.push_back({"model.layers.0.mlp.experts.1.down_proj.weight", {m.hidden, m.expert_ff},
+                     std::vector<float>(size_t(m.hidden * m.expert_ff))});
+  test::write_safetensors(dir / "model.safetensors", tensors);
+  EXPECT_ERROR_NAMES(Checkpoint::open(dir), "model.layers.0.mlp.experts.1.down_proj.weight is stored twice",
+                     "model.layers.0.mlp.experts.down_proj[1, 0:32]");
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -3,11 +3,16 @@
 with the outputs Hugging Face Transformers produces for them.
 
     python3 scripts/reference/make_fixtures.py [--kjv .device-carry/kjv.txt] [--out tests/fixtures]
+    python3 scripts/reference/make_fixtures.py --only-models mixtral-moe-f32,mixtral-moe-bf16 [--out tests/fixtures]
+        (builds only the named models with the tokenizers already in <out>/tokenizers; the other
+         models, the tokenizer fixtures and the README's other rows stay as they are)
 
 Writes
   <out>/tokenizers/<name>/{tokenizer.json, tokenizer_config.json, expected.json}
   <out>/models/<name>/{config.json, *.safetensors, generation_config.json,
                        tokenizer.json, tokenizer_config.json, reference.json}
+  <out>/models/<name>-fused/ (MoE models: the same weights with the experts stored the other way,
+                       or <name>-per-expert/ if save_pretrained already wrote them fused)
   <out>/README.md
 Runs on CPU (a minute or so); needs torch, transformers, tokenizers. Formats: see the README it writes.
 """
@@ -18,6 +23,7 @@ import copy
 import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,6 +31,8 @@ import unicodedata
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import tokenizers
 import transformers
@@ -389,12 +397,23 @@ def build_tokenizers(root: Path, kjv: Path | None):
 # =========================================================================== models
 def config_class(arch):
     return {"llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig,
-            "qwen2": transformers.Qwen2Config, "qwen3": transformers.Qwen3Config}[arch]
+            "qwen2": transformers.Qwen2Config, "qwen3": transformers.Qwen3Config,
+            "mixtral": transformers.MixtralConfig, "qwen2_moe": transformers.Qwen2MoeConfig,
+            "qwen3_moe": transformers.Qwen3MoeConfig}[arch]
 
 
 def model_class(arch):
     return {"llama": transformers.LlamaForCausalLM, "mistral": transformers.MistralForCausalLM,
-            "qwen2": transformers.Qwen2ForCausalLM, "qwen3": transformers.Qwen3ForCausalLM}[arch]
+            "qwen2": transformers.Qwen2ForCausalLM, "qwen3": transformers.Qwen3ForCausalLM,
+            "mixtral": transformers.MixtralForCausalLM, "qwen2_moe": transformers.Qwen2MoeForCausalLM,
+            "qwen3_moe": transformers.Qwen3MoeForCausalLM}[arch]
+
+
+MOE_ARCHS = ("mixtral", "qwen2_moe", "qwen3_moe")
+
+
+def is_moe(spec):
+    return spec["arch"] in MOE_ARCHS
 
 
 def rope_kwargs(cls, theta, scaling):
@@ -441,10 +460,56 @@ MODELS = [
          theta=10000.0, rope=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                   original_max_position_embeddings=64),
          legacy_config=True, max_shard_size="100KB", same_seed_as="llama-gqa-llama3rope-f32"),
+    # Mixture of experts. Config kwargs are those of the Transformers 5 config classes (MixtralConfig:
+    # num_local_experts, num_experts_per_tok, intermediate_size = each expert's size; Qwen2MoeConfig /
+    # Qwen3MoeConfig: num_experts, num_experts_per_tok, moe_intermediate_size, intermediate_size = the
+    # dense layers' MLP, shared_expert_intermediate_size (Qwen2-MoE), norm_topk_prob, decoder_sparse_step,
+    # mlp_only_layers). head_dim is left to its default (hidden_size / heads): Qwen2MoeConfig has no field.
+    dict(name="mixtral-moe-f32", arch="mixtral", tokenizer="llama3-bytelevel", dtype="float32", seed=21,
+         cfg=dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+                  tie_word_embeddings=False, num_local_experts=4, num_experts_per_tok=2),
+         theta=1000000.0, rope=None, legacy_config=False),
+    dict(name="mixtral-moe-bf16", arch="mixtral", tokenizer="mistral-metaspace", dtype="bfloat16", seed=22,
+         cfg=dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+                  tie_word_embeddings=False, num_local_experts=4, num_experts_per_tok=2),
+         theta=1000000.0, rope=None, legacy_config=False),
+    dict(name="qwen2-moe-shared-f32", arch="qwen2_moe", tokenizer="qwen2-bytelevel-nfc", dtype="float32", seed=23,
+         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                  tie_word_embeddings=False, use_sliding_window=False, qkv_bias=True,
+                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                  shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1),
+         theta=1000000.0, rope=None, legacy_config=False),
+    dict(name="qwen2-moe-shared-bf16", arch="qwen2_moe", tokenizer="qwen2-bytelevel-nfc", dtype="bfloat16", seed=24,
+         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                  tie_word_embeddings=False, use_sliding_window=False, qkv_bias=True,
+                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                  shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1),
+         theta=1000000.0, rope=None, legacy_config=False),
+    dict(name="qwen3-moe-dense-layer-f32", arch="qwen3_moe", tokenizer="llama3-bytelevel", dtype="float32", seed=25,
+         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                  tie_word_embeddings=False, use_sliding_window=False,
+                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                  decoder_sparse_step=1, mlp_only_layers=[1]),
+         theta=1000000.0, rope=None, legacy_config=False),
+    dict(name="qwen3-moe-dense-layer-bf16", arch="qwen3_moe", tokenizer="llama3-bytelevel", dtype="bfloat16", seed=26,
+         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                  tie_word_embeddings=False, use_sliding_window=False,
+                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                  decoder_sparse_step=1, mlp_only_layers=[1]),
+         theta=1000000.0, rope=None, legacy_config=False),
 ]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NEW_TOKENS = 24
 WEIGHT_STD, EMBED_STD, TIED_EMBED_STD, BIAS_STD = 0.1, 0.25, 0.04, 0.1
+# MoE routers (mlp.gate.weight, [num_experts, hidden]) get a larger scale so that the router logits
+# (std ~ 0.5 * sqrt(hidden) ~ 4) pick different experts for different tokens, with clear gaps.
+ROUTER_STD = 0.5
 
 P2_SOURCE = ("And God said, Let there be light: and there was light. And God saw the light, that it was good: "
              "and God divided the light from the darkness. And God called the light Day.")
@@ -481,7 +546,10 @@ def randomize(model, seed, embed_std):
                 v = BIAS_STD * torch.randn(p.shape, generator=g)
             elif "embed" in name or "lm_head" in name:
                 v = embed_std * torch.randn(p.shape, generator=g)
-            else:
+            elif owner == "gate" and p.dim() == 2:  # MoE router: <layer>.mlp.gate.weight [experts, hidden]
+                v = ROUTER_STD * torch.randn(p.shape, generator=g)
+            else:  # linear weights, the 3-D expert tensors (mlp.experts.gate_up_proj / down_proj,
+                # [experts, out, in]) and Qwen2-MoE's mlp.shared_expert_gate.weight [1, hidden]
                 v = WEIGHT_STD * torch.randn(p.shape, generator=g)
             p.copy_(v.to(p.dtype))
 
@@ -532,8 +600,8 @@ def choose_seed(spec, cfg, dtype, ids_list, pad_id):
                                  f"top1-top2 margins >= {MIN_MARGIN}", "tried": tried}
 
 
-def load(path, dtype):
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="eager").eval()
+def load(path, dtype, **kw):
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation="eager", **kw).eval()
 
 
 @torch.no_grad()
@@ -583,11 +651,127 @@ def rope_view(cfg):
             if getattr(cfg, k, None) is not None}
 
 
+# --------------------------------------------------------------------------- MoE expert layouts
+# Transformers 5 holds the experts of a layer fused: <layer>.mlp.experts.gate_up_proj [E, 2I, H] (rows
+# 0..I-1 the gate projection, I..2I-1 the up projection) and <layer>.mlp.experts.down_proj [E, H, I],
+# router <layer>.mlp.gate.weight [E, H]. Checkpoints on the Hub name every expert separately; the
+# loader fuses them (conversion_mapping.py) and save_pretrained splits them again by default
+# (save_original_format=True).
+PER_EXPERT_NAMES = {  # arch -> (MoE module name on disk, gate, up, down)
+    "mixtral": ("block_sparse_moe", "w1", "w3", "w2"),
+    "qwen2_moe": ("mlp", "gate_proj", "up_proj", "down_proj"),
+    "qwen3_moe": ("mlp", "gate_proj", "up_proj", "down_proj"),
+}
+FUSED_EXPERT_RE = re.compile(r"^(.*)\.mlp\.experts\.(gate_up_proj|down_proj)$")
+
+
+def safetensors_keys(d: Path):
+    keys = []
+    for f in sorted(d.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            keys += list(fh.keys())
+    return sorted(keys)
+
+
+def experts_layout(keys):
+    if any(k.endswith(".experts.gate_up_proj") or k.endswith(".experts.down_proj") for k in keys):
+        return "fused"
+    if any(re.search(r"\.experts\.\d+\.", k) for k in keys):
+        return "per_expert"
+    return "unknown"
+
+
+def fused_state_dict(model):
+    """The in-memory state dict (Transformers 5 names, experts fused), as plain contiguous tensors."""
+    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        sd.pop("lm_head.weight", None)  # tied: save_pretrained keeps only the embedding too
+    return sd
+
+
+def per_expert_state_dict(sd, arch):
+    """Split the fused experts of `sd` into the per-expert names of the original checkpoints."""
+    module, gate, up, down = PER_EXPERT_NAMES[arch]
+    out = {}
+    for k, v in sd.items():
+        m = FUSED_EXPERT_RE.match(k)
+        if m:
+            prefix, which = m.groups()
+            assert v.dim() == 3, f"{k}: expected [experts, out, in], got {tuple(v.shape)}"
+            base = f"{prefix}.{module}.experts"
+            for e in range(v.shape[0]):
+                if which == "gate_up_proj":
+                    inter = v.shape[1] // 2
+                    out[f"{base}.{e}.{gate}.weight"] = v[e, :inter].contiguous().clone()
+                    out[f"{base}.{e}.{up}.weight"] = v[e, inter:].contiguous().clone()
+                else:
+                    out[f"{base}.{e}.{down}.weight"] = v[e].contiguous().clone()
+        elif module != "mlp" and k.endswith(".mlp.gate.weight"):  # Mixtral router: block_sparse_moe.gate
+            out[k[:-len(".mlp.gate.weight")] + f".{module}.gate.weight"] = v
+        else:
+            out[k] = v
+    return out
+
+
+def write_experts_copy(spec, model, d: Path, main_layout: str):
+    """models/<name>-fused/ (or -per-expert/): the checkpoint's config, generation config and tokenizer
+    files, and one model.safetensors holding the same weights with the experts in the other layout."""
+    if main_layout == "per_expert":
+        layout, suffix = "fused", "-fused"
+        sd = fused_state_dict(model)
+    elif main_layout == "fused":
+        layout, suffix = "per_expert", "-per-expert"
+        sd = per_expert_state_dict(fused_state_dict(model), spec["arch"])
+    else:
+        raise RuntimeError(f"{spec['name']}: cannot tell how save_pretrained stored the experts")
+    d2 = d.parent / (spec["name"] + suffix)
+    if d2.exists():
+        shutil.rmtree(d2)
+    d2.mkdir(parents=True)
+    for f in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (d / f).exists():
+            shutil.copyfile(d / f, d2 / f)
+    save_file(sd, str(d2 / "model.safetensors"), metadata={"format": "pt"})
+    got = experts_layout(safetensors_keys(d2))
+    assert got == layout, f"{d2.name}: wrote the experts as {got}, meant {layout}"
+    return d2, layout
+
+
+@torch.no_grad()
+def last_logits_list(model, ids_list):
+    return [model(torch.tensor([ids])).logits[0, -1] for ids in ids_list]
+
+
+@torch.no_grad()
+def expert_usage(model, ids, top_k):
+    """How many tokens of `ids` each expert receives, per MoE layer (from output_router_logits:
+    Mixtral returns logits, Qwen the softmax of them; top-k picks the same experts from either)."""
+    out = model(torch.tensor([ids]), output_router_logits=True, use_cache=False)
+    usage = []
+    for lg in getattr(out, "router_logits", None) or ():
+        lg = lg.float().reshape(-1, lg.shape[-1])
+        idx = torch.topk(lg, top_k, dim=-1).indices.reshape(-1)
+        usage.append(torch.bincount(idx, minlength=lg.shape[-1]).tolist())
+    return usage
+
+
+def seed_of(name, root: Path):
+    if name in CHOSEN_SEEDS:
+        return CHOSEN_SEEDS[name]
+    ref = root / "models" / name / "reference.json"  # --only-models: the model was built by an earlier run
+    if ref.exists():
+        return json.loads(ref.read_text())["seed"]
+    raise KeyError(f"no seed known for {name}: build it first (or in the same run)")
+
+
 def build_model(spec, root: Path, toks):
     name = spec["name"]
     d = root / "models" / name
     if d.exists():
         shutil.rmtree(d)
+    for other in (root / "models" / (name + "-fused"), root / "models" / (name + "-per-expert")):
+        if other.exists():  # the MoE copy of an earlier run
+            shutil.rmtree(other)
     d.mkdir(parents=True)
     tdir = root / "tokenizers" / spec["tokenizer"]
     for f in ("tokenizer.json", "tokenizer_config.json"):
@@ -603,7 +787,7 @@ def build_model(spec, root: Path, toks):
     ids_list = [tok(t)["input_ids"] for t in prompts]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos
     if "same_seed_as" in spec:
-        seed, search = CHOSEN_SEEDS[spec["same_seed_as"]], None
+        seed, search = seed_of(spec["same_seed_as"], root), None
     else:
         seed, search = choose_seed(spec, cfg, dtype, ids_list, pad_id)
     CHOSEN_SEEDS[name] = seed
@@ -633,16 +817,41 @@ def build_model(spec, root: Path, toks):
         if diff != 0.0:
             note(f"{name}: the legacy rope_scaling config.json gives different logits ({diff}) than the v5 one")
 
+    runs = [("", dtype)] + ([("_f32", torch.float32)] if dtype != torch.float32 else [])
+    moe = {}
+    if is_moe(spec):
+        keys = safetensors_keys(d)
+        layout = experts_layout(keys)
+        log(f"  [{name}] save_pretrained stored the experts {layout}: "
+            f"{[k for k in keys if k.startswith('model.layers.0.') and 'experts' in k][:8]} ...")
+        d2, layout2 = write_experts_copy(spec, model, d, layout)
+        for suffix, rdtype in runs:  # the copy must load to the very same model
+            a = last_logits_list(load(d, rdtype), ids_list)
+            b = last_logits_list(load(d2, rdtype), ids_list)
+            same = [bool(torch.equal(x, y)) for x, y in zip(a, b)]
+            worst = max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b))
+            log(f"  [{name}{suffix}] {d2.name} ({layout2}) gives bit-identical last logits: {same} (max |diff| {worst})")
+            assert all(same), f"{name}: {d2.name} loads to different last logits ({rdtype}): max |diff| {worst}"
+        moe = {"experts_on_disk": layout,
+               "expert_keys_layer0": [k for k in keys if k.startswith("model.layers.0.")
+                                      and ("experts" in k or k.endswith(".gate.weight") or "shared_expert" in k)],
+               "experts_copy": {"dir": d2.name, "experts_on_disk": layout2, "last_logits_identical": True,
+                                "compared_dtypes": [str(r).replace("torch.", "") for _, r in runs]}}
+
     ref = {"model": name, "model_class": model_class(spec["arch"]).__name__, "tokenizer": spec["tokenizer"],
            "dtype": spec["dtype"], "device": "cpu", "attn_implementation": "eager", "max_new_tokens": NEW_TOKENS,
            "seed": seed, "seed_search": search, "init": f"normal std {WEIGHT_STD} (linear), {embed_std_for(spec)} (embeddings/lm_head), "
-                                         f"{BIAS_STD} (biases); norm weights 1 + 0.1*N(0,1)",
+                                         f"{BIAS_STD} (biases); norm weights 1 + 0.1*N(0,1)"
+                                         + (f"; MoE routers (mlp.gate.weight) {ROUTER_STD}, experts (3-D gate_up_proj/"
+                                            f"down_proj) and shared_expert_gate {WEIGHT_STD}" if is_moe(spec) else ""),
            "transformers_version": transformers.__version__, "torch_version": torch.__version__,
            "rope_as_loaded": json.loads(json.dumps(rope_view(AutoConfig.from_pretrained(str(d))), default=str)),
            "prompts": []}
-    runs = [("", dtype)] + ([("_f32", torch.float32)] if dtype != torch.float32 else [])
+    ref.update(moe)
     for suffix, rdtype in runs:
         m = load(d, rdtype)
+        if is_moe(spec):
+            ref["experts_implementation" + suffix] = getattr(m.config, "_experts_implementation", None)
         for i, (text, ids) in enumerate(zip(prompts, ids_list)):
             new, margins, nocache, last = run_prompt(m, ids, pad_id)
             if suffix == "":
@@ -664,6 +873,22 @@ def build_model(spec, root: Path, toks):
             log(f"  [{name}{suffix}] left-padded batch matches single runs: {b['matches_unbatched']}")
         except Exception as e:  # pragma: no cover - recorded, not hidden
             note(f"{name}: batched generate failed: {e!r}")
+        if is_moe(spec):
+            try:
+                ref["expert_usage" + suffix] = expert_usage(m, ids_list[-1], spec["cfg"]["num_experts_per_tok"])
+                log(f"  [{name}{suffix}] tokens per expert, longest prompt, per MoE layer: {ref['expert_usage' + suffix]}")
+            except Exception as e:  # pragma: no cover - recorded, not hidden
+                note(f"{name}: output_router_logits failed: {e!r}")
+            try:  # how far the default experts implementation is from the plain per-expert loop
+                me = load(d, rdtype, experts_implementation="eager")
+                x, y = last_logits_list(m, ids_list), last_logits_list(me, ids_list)
+                chk = {"experts_implementation": getattr(me.config, "_experts_implementation", None),
+                       "identical": [bool(torch.equal(a, b)) for a, b in zip(x, y)],
+                       "max_abs_diff": max(float((a.float() - b.float()).abs().max()) for a, b in zip(x, y))}
+                ref["experts_eager_check" + suffix] = chk
+                log(f"  [{name}{suffix}] last logits, {ref['experts_implementation' + suffix]} vs eager experts: {chk}")
+            except Exception as e:  # pragma: no cover - recorded, not hidden
+                note(f"{name}: loading with experts_implementation='eager' failed: {e!r}")
     (d / "reference.json").write_text(json.dumps(ref) + "\n")
     files = sorted(f.name for f in d.iterdir())
     shards = [f for f in files if f.endswith(".safetensors")]
@@ -686,6 +911,8 @@ python3 scripts/reference/make_fixtures.py --kjv .device-carry/kjv.txt --out tes
 ```
 
 (`scripts/reference/run_on_device.sh` runs this together with the default model's training.)
+`--only-models NAME[,NAME...]` rebuilds just those models with the tokenizers already here (the
+tokenizer fixtures, the other models and their rows below stay as they are).
 
 Versions used: {versions}.
 
@@ -744,6 +971,37 @@ the tokenizer named below, whose vocabulary size equals the model's) and `refere
  "batch_f32": ...}}                  // bf16/f16 checkpoints only
 ```
 
+Mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE) have these fields too:
+
+```
+{{"experts_on_disk": "per_expert" | "fused",  // how this directory's safetensors store the experts
+ "expert_keys_layer0",              // the layer-0 router/expert/shared-expert tensor names in it
+ "experts_copy": {{"dir", "experts_on_disk", "last_logits_identical": true, "compared_dtypes"}},
+                                    // models/<dir>/: the same weights, experts stored the other way
+ "experts_implementation",          // config._experts_implementation of the runs (Transformers' default)
+ "experts_eager_check": {{"experts_implementation": "eager", "identical", "max_abs_diff"}},
+                                    // last logits of each prompt, default experts code vs eager loop
+ "expert_usage",                    // tokens per expert in each MoE layer for the longest prompt
+ "experts_implementation_f32", "experts_eager_check_f32", "expert_usage_f32"}}   // bf16 only
+```
+
+Transformers 5 holds the experts of a layer fused: `model.layers.N.mlp.experts.gate_up_proj`
+[experts, 2·I, hidden] (rows 0..I-1 the gate projection, I..2I-1 the up projection),
+`model.layers.N.mlp.experts.down_proj` [experts, hidden, I] and the router
+`model.layers.N.mlp.gate.weight` [experts, hidden]; an expert computes
+`down_proj[e] · (silu(gate_up_proj[e][:I] · x) * (gate_up_proj[e][I:] · x))`. Checkpoints on the
+Hub name every expert: Mixtral `model.layers.N.block_sparse_moe.gate.weight` and
+`block_sparse_moe.experts.K.{{w1,w3,w2}}.weight` (gate, up, down), Qwen `mlp.gate.weight` and
+`mlp.experts.K.{{gate_proj,up_proj,down_proj}}.weight`. Qwen2-MoE adds a shared expert
+(`mlp.shared_expert.{{gate,up,down}}_proj.weight`) scaled by `sigmoid(mlp.shared_expert_gate.weight · x)`
+([1, hidden]); a Qwen layer listed in `mlp_only_layers` (or off the `decoder_sparse_step`) has a
+plain MLP of `intermediate_size`. `save_pretrained` writes one layout (`experts_on_disk`), and the
+script writes the other with `safetensors.torch.save_file` into `models/<name>-fused/` (Transformers
+5's in-memory names) or `models/<name>-per-expert/`. That directory has config.json,
+generation_config.json, the tokenizer files and one model.safetensors, and no reference.json: its
+outputs are those of `<name>`. The script asserts that both load to bit-identical last logits.
+Router weights are initialised with std 0.5 so that tokens choose different experts.
+
 Prompts: one single-token prompt (just BOS where the tokenizer adds one), one of about 20 and one
 of about 60 tokens. min_new_tokens=24 only masks EOS; `greedy_ids_nocache` would show if that changed
 anything. All runs on CPU with eager attention; f32 checkpoints in f32, bf16/f16 ones natively and in f32.
@@ -788,15 +1046,83 @@ tells how safe each step of a comparison is.
 """
 
 
-def write_readme(root: Path, tok_desc: dict, model_rows: list):
-    versions = (f"torch {torch.__version__}, transformers {transformers.__version__}, "
-                f"tokenizers {tokenizers.__version__}, python {sys.version.split()[0]}")
-    tt = "| tokenizer | vocab | what |\n| --- | --- | --- |\n" + "\n".join(
-        f"| `{n}` | {v} | {d} |" for n, (v, d) in tok_desc.items())
+def current_versions():
+    return (f"torch {torch.__version__}, transformers {transformers.__version__}, "
+            f"tokenizers {tokenizers.__version__}, python {sys.version.split()[0]}")
+
+
+def write_readme(root: Path, tok_desc: dict, model_rows: list, versions=None, tok_rows=None, notes=None):
+    if versions is None:
+        versions = current_versions()
+    if tok_rows is None:
+        tok_rows = [f"| `{n}` | {v} | {d} |" for n, (v, d) in tok_desc.items()]
+    tt = "| tokenizer | vocab | what |\n| --- | --- | --- |\n" + "\n".join(tok_rows)
     mt = "| model | class | dtype | tokenizer | config |\n| --- | --- | --- | --- | --- |\n" + "\n".join(model_rows)
-    notes = "\n".join(f"- {n}" for n in NOTES) or "- none"
+    notes = "\n".join(f"- {n}" for n in (NOTES if notes is None else notes)) or "- none"
     (root / "README.md").write_text(README.format(versions=versions, tokenizer_table=tt, model_table=mt,
                                                   notes=notes), encoding="utf-8")
+
+
+def parse_readme(path: Path):
+    """The generated parts of an existing README.md: versions line, table rows, notes (for --only-models)."""
+    if not path.exists():
+        return None
+    out = {"versions": None, "tok_rows": [], "model_rows": {}, "notes": []}
+    section = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Versions used: "):
+            out["versions"] = line[len("Versions used: "):].rstrip().rstrip(".")
+        elif line.startswith("| tokenizer | vocab | what |"):
+            section = "tok"
+        elif line.startswith("| model | class | dtype | tokenizer | config |"):
+            section = "model"
+        elif line.startswith("## Notes from the last run"):
+            section = "notes"
+        elif section in ("tok", "model"):
+            if line.startswith("| `"):
+                if section == "tok":
+                    out["tok_rows"].append(line)
+                else:
+                    out["model_rows"][line.split("`")[1]] = line
+            elif not line.startswith("| ---"):
+                section = None
+        elif section == "notes" and line.startswith("- ") and line != "- none":
+            out["notes"].append(line[2:])
+    return out
+
+
+MOE_SUMMARY_KEYS = ("intermediate_size", "num_local_experts", "num_experts", "num_experts_per_tok",
+                    "moe_intermediate_size", "shared_expert_intermediate_size", "norm_topk_prob",
+                    "decoder_sparse_step", "mlp_only_layers", "qkv_bias", "attention_bias")
+
+
+def model_row(spec, root: Path, ref: dict):
+    c = json.loads((root / "models" / spec["name"] / "config.json").read_text())
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+            "tie_word_embeddings", "sliding_window", "rope_theta", "rope_scaling", "rope_parameters")
+    if is_moe(spec):
+        keys += MOE_SUMMARY_KEYS
+    summary = ", ".join(f"{k}={json.dumps(c[k])}" for k in keys if k in c and c[k] is not None)
+    layout = "legacy rope_theta/rope_scaling config.json" if spec["legacy_config"] else "config.json as Transformers 5 saves it"
+    extra = ""
+    if "max_shard_size" in spec:
+        extra += "; sharded (model.safetensors.index.json), same weights as llama-gqa-llama3rope-f32"
+    if is_moe(spec) and "experts_copy" in ref:
+        extra += (f"; experts on disk {ref['experts_on_disk'].replace('_', '-')}, the same weights with the experts "
+                  f"{ref['experts_copy']['experts_on_disk'].replace('_', '-')} in `{ref['experts_copy']['dir']}`")
+    return (f"| `{spec['name']}` | {model_class(spec['arch']).__name__} | {spec['dtype']} | "
+            f"`{spec['tokenizer']}` | {summary}; {layout}{extra} |")
+
+
+TOKENIZER_ORDER = ("gpt2-bytelevel", "llama3-bytelevel", "qwen2-bytelevel-nfc", "llama2-sentencepiece",
+                   "mistral-metaspace", "llama2-sentencepiece-nobos", "llama2-sentencepiece-eos",
+                   "llama2-sentencepiece-nopp")  # build_tokenizers' order
+
+
+def existing_tokenizers(root: Path):
+    have = {p.name for p in (root / "tokenizers").iterdir()
+            if (p / "tokenizer.json").exists() and (p / "expected.json").exists()}
+    return [n for n in TOKENIZER_ORDER if n in have] + sorted(have - set(TOKENIZER_ORDER))
 
 
 def main():
@@ -805,40 +1131,70 @@ def main():
     ap.add_argument("--out", default="tests/fixtures")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated subset: tokenizers,models")
+    ap.add_argument("--only-models", default="", metavar="NAME[,NAME...]",
+                    help="build only these models, with the tokenizers already in <out>/tokenizers (no tokenizer "
+                         "training, tokenizer fixtures untouched); other models and README rows are kept")
     args = ap.parse_args()
+    only_models = [n.strip() for n in args.only_models.split(",") if n.strip()]
+    known = [spec["name"] for spec in MODELS]
+    unknown = [n for n in only_models if n not in known]
+    if unknown:
+        ap.error(f"--only-models: unknown model(s) {unknown}; known: {known}")
     torch.set_num_threads(args.threads)
     root = Path(args.out)
     (root / "tokenizers").mkdir(parents=True, exist_ok=True)
     (root / "models").mkdir(parents=True, exist_ok=True)
     log(f"torch {torch.__version__}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
     t0 = time.time()
-    toks = build_tokenizers(root, Path(args.kjv))
+    if only_models:
+        specs = [spec for spec in MODELS if spec["name"] in only_models]
+        have = existing_tokenizers(root)
+        missing = sorted({spec["tokenizer"] for spec in specs} - set(have))
+        if missing:
+            ap.error(f"--only-models: tokenizer fixture(s) {missing} not in {root / 'tokenizers'}; "
+                     "run once without --only-models first")
+        toks = {}
+        tok_names = have
+        log(f"--only-models {only_models}: reusing the tokenizers in {root / 'tokenizers'}")
+    else:
+        specs = MODELS
+        toks = build_tokenizers(root, Path(args.kjv))
+        tok_names = list(toks)
     tok_desc = {}
-    for n in toks:
+    for n in tok_names:
         e = json.loads((root / "tokenizers" / n / "expected.json").read_text())
         tok_desc[n] = (e["vocab_size"], e["description"])
     log(f"tokenizers done in {time.time() - t0:.1f}s")
-    rows = []
-    for spec in MODELS:
+    rows = {}
+    for spec in specs:
         t1 = time.time()
         try:
-            build_model(spec, root, toks)
+            ref = build_model(spec, root, toks)
         except Exception as e:
             import traceback
             traceback.print_exc()
             note(f"{spec['name']}: FAILED: {e!r}")
             continue
-        c = json.loads((root / "models" / spec["name"] / "config.json").read_text())
-        keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-                "tie_word_embeddings", "sliding_window", "rope_theta", "rope_scaling", "rope_parameters")
-        summary = ", ".join(f"{k}={json.dumps(c[k])}" for k in keys if k in c and c[k] is not None)
-        layout = "legacy rope_theta/rope_scaling config.json" if spec["legacy_config"] else "config.json as Transformers 5 saves it"
-        rows.append(f"| `{spec['name']}` | {model_class(spec['arch']).__name__} | {spec['dtype']} | "
-                    f"`{spec['tokenizer']}` | {summary}; {layout}"
-                    + ("; sharded (model.safetensors.index.json), same weights as llama-gqa-llama3rope-f32"
-                       if "max_shard_size" in spec else "") + " |")
+        rows[spec["name"]] = model_row(spec, root, ref)
         log(f"  [{spec['name']}] done in {time.time() - t1:.1f}s")
-    write_readme(root, tok_desc, rows)
+    if not only_models:
+        write_readme(root, tok_desc, list(rows.values()))
+    else:  # keep everything of the last README but the rows and notes of the models rebuilt now
+        old = parse_readme(root / "README.md") or {}
+        old_rows = old.get("model_rows", {})
+        merged = [rows[n] if n in rows else old_rows[n] for n in known
+                  if n in rows or (n in old_rows and n not in only_models)]  # a failed rebuild has no row
+        merged += [r for n, r in old_rows.items() if n not in known]
+        notes = [x for x in old.get("notes", [])
+                 if not any(x.startswith(n + ":") or x.startswith(n + " ") for n in only_models)] + NOTES
+        versions = old.get("versions")
+        if versions:
+            base = versions.split("; models ")[0]
+            if base != current_versions():
+                versions = f"{base}; models {', '.join(only_models)} built with {current_versions()}"
+            else:
+                versions = base
+        write_readme(root, tok_desc, merged, versions=versions, tok_rows=old.get("tok_rows") or None, notes=notes)
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     log(f"fixtures written to {root}: {total} bytes in total, {time.time() - t0:.0f}s")
     log("NOTES:\n" + "\n".join(NOTES))

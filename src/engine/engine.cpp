@@ -252,9 +252,12 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
       fail("{} tokens per sequence exceed the model's max_position_embeddings {}", r.max_seq_len,
            r.config.max_position_embeddings);
     r.kv_shape = kv_cache_shape(options, r.config, r.max_seq_len, r.n_ranks);
+    if (r.n_ranks == 1 && options.expert_parallel)
+      fail("--enable-expert-parallel splits the experts over tensor-parallel ranks: it needs --tp N (N >= 2) or a "
+           "launcher");
     if (r.n_ranks > 1)
-      r.plan = resolve_tp_plan(r.config, weight_specs(*r.checkpoint), TpPlanSource::from_argument(options.tp_plan),
-                               r.n_ranks);
+      r.plan = resolve_tp_plan(r.config, weight_specs(*r.checkpoint),
+                               TpPlanSource::from_argument(options.tp_plan, options.expert_parallel), r.n_ranks);
   } catch (const std::exception& error) {
     if (r.tcp) r.abort(fmt::format("rank {}: {}", r.rank, error.what()));
     throw;

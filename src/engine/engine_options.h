@@ -60,6 +60,7 @@ struct EngineOptions {
   // (NCCL). Under a launcher (launch.distributed()), this process is one rank of launch.world_size.
   int tp = 1;
   std::string tp_plan = "auto";  // "auto" (Transformers' plan for the architecture) or a JSON file
+  bool expert_parallel = false;  // MoE models, tp_plan auto: whole experts per rank (base_model_ep_plan)
   LaunchEnv launch;
 };
 

@@ -363,6 +363,8 @@ const TensorSlice& TpPlan::slice(const std::string& name, int rank) const {
 TpPlan resolve_tp_plan(const ModelConfig& config, const std::vector<WeightSpec>& weights, const TpPlanSource& source,
                        int tp_size) {
   if (tp_size < 1) fail("tp plan: tp size {} must be at least 1", tp_size);
+  if (source.expert_parallel && !config.moe.present())
+    fail("--enable-expert-parallel: {} has no experts to split", config.architecture_name);
   const PlanResolver resolver(config, source, tp_size);
   const std::vector<ParsedEntry> entries =
       resolver.parse_entries(source.automatic ? default_tp_plan(config, source.expert_parallel) : source.entries);

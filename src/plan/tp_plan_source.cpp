@@ -40,8 +40,11 @@ TpPlanSource TpPlanSource::from_file(const std::filesystem::path& path) {
   return from_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path.string());
 }
 
-TpPlanSource TpPlanSource::from_argument(const std::string& argument) {
-  if (argument == "auto") return auto_plan();
+TpPlanSource TpPlanSource::from_argument(const std::string& argument, bool expert_parallel) {
+  if (argument == "auto") return auto_plan(expert_parallel);
+  if (expert_parallel)
+    fail("--enable-expert-parallel chooses the experts' split of --tp-plan auto; the plan {} says its own "
+         "(grouped_gemm for experts split by expert)", argument);
   return from_file(argument);
 }
 

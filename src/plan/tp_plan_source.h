@@ -27,8 +27,9 @@ struct TpPlanSource {
   // A JSON object mapping module patterns to strategy names, as Transformers' tp_plan argument.
   static TpPlanSource from_json(std::string_view json_text, const std::string& origin);
   static TpPlanSource from_file(const std::filesystem::path& path);
-  // The --tp-plan argument: "auto", or the path of a JSON file.
-  static TpPlanSource from_argument(const std::string& argument);
+  // The --tp-plan argument: "auto", or the path of a JSON file; with --enable-expert-parallel
+  // (auto only: a plan file says how it splits the experts).
+  static TpPlanSource from_argument(const std::string& argument, bool expert_parallel = false);
 };
 
 // The plan Transformers 5 applies for tp_plan="auto" to this architecture, keys as they appear in

@@ -83,11 +83,21 @@ inline void write_safetensors(const std::filesystem::path& file, const std::vect
   out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 4));
 }
 
+// Directories written by a test process, removed when it exits.
+struct ScratchDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~ScratchDirs() {
+    for (const std::filesystem::path& dir : dirs) std::filesystem::remove_all(dir);
+  }
+};
+
 inline std::filesystem::path scratch_dir(const std::string& name) {
+  static ScratchDirs written;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("shardlm-moe-" + std::to_string(::getpid()) + "-" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  written.dirs.push_back(dir);
   return dir;
 }
 

@@ -44,6 +44,7 @@ struct BenchOptions {
   int batch = 1;
   int tp = 1;
   std::string tp_plan = "auto";
+  bool expert_parallel = false;
   DeviceMapRequest device_map;
 };
 
@@ -266,6 +267,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   engine_options.max_rows_per_pass = std::max(options.prompt_len, 16);
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
+  engine_options.expert_parallel = options.expert_parallel;
   if (!options.device_map.device_map.empty()) {
     engine_options.device_map = plan_on_this_machine(options.device_map, engine_options.model_dir, config,
                                                      engine_options.max_seq_len, options.batch, true);
@@ -366,8 +368,7 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL)")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
-  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
-      ->capture_default_str();
+  add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   command->callback([options] { run_bench(*options); });
 }
 

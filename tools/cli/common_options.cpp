@@ -54,6 +54,14 @@ ModelConfig random_shape_config(const std::string& shape) {
   return ModelConfig::parse(text.str(), file.string());
 }
 
+void add_tp_plan_options(CLI::App& command, std::string& tp_plan, bool& expert_parallel) {
+  command.add_option("--tp-plan", tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
+      ->capture_default_str();
+  command.add_flag("--enable-expert-parallel", expert_parallel,
+                   "Mixture-of-experts models: give each --tp rank whole experts (E / N each) instead of a slice of every "
+                   "expert; attention stays split by heads");
+}
+
 void add_device_option(CLI::App& command, std::string& device) {
   command.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
 }

@@ -24,6 +24,8 @@ std::filesystem::path prepare_model_dir(const ModelOptions& options);
 void warn_about_unused_tensors(const std::filesystem::path& dir, const ModelConfig& config);
 // The config of a built-in shape for --random (bench/shapes/NAME.json) or of a config.json path.
 ModelConfig random_shape_config(const std::string& shape);
+// --tp-plan (auto or FILE.json) and --enable-expert-parallel.
+void add_tp_plan_options(CLI::App& command, std::string& tp_plan, bool& expert_parallel);
 // --device: cpu, cuda or cuda:N (parsed by parse_device in engine/engine_options.h).
 void add_device_option(CLI::App& command, std::string& device);
 

@@ -34,6 +34,7 @@ struct GenerateOptions {
   std::string device = "cpu";
   int tp = 1;
   std::string tp_plan = "auto";
+  bool expert_parallel = false;
   DeviceMapRequest device_map;
   PromptOptions prompt;
   int max_new_tokens = 128;
@@ -128,6 +129,7 @@ void run_generate(const GenerateOptions& options) {
   engine_options.max_seq_len = max_tokens;
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
+  engine_options.expert_parallel = options.expert_parallel;
   engine_options.launch = launch;
   if (!options.device_map.device_map.empty()) {
     if (launch.distributed() || options.tp > 1)
@@ -177,8 +179,7 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each: GPUs cuda:N.. with --device cuda:N (NCCL), else CPU ranks")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
-  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
-      ->capture_default_str();
+  add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   add_device_map_options(*command, options->device_map);
   add_prompt_options(*command, options->prompt);
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")

@@ -14,6 +14,7 @@
 #include "io/model_config.h"
 #include "io/non_finite_weights.h"
 #include "io/safetensors.h"
+#include "plan/parameter_count.h"
 
 namespace shardlm::cli {
 namespace {
@@ -40,8 +41,17 @@ constexpr size_t kNonFiniteTensorsNamed = 10;
   fail("--check-weights: {} of {} tensors hold NaN or Inf: {}", found.size(), n_tensors, named);
 }
 
-void print_info(const std::filesystem::path& dir, const ModelConfig& config, int64_t n_parameters,
+int sparse_layer_count(const ModelConfig& config) {
+  int n = 0;
+  for (int il = 0; il < config.num_hidden_layers; ++il) n += config.is_sparse_layer(il) ? 1 : 0;
+  return n;
+}
+
+double mib(int64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
+
+void print_info(const std::filesystem::path& dir, const ModelConfig& config, const ParameterCount& count,
                 const std::map<std::string, int64_t>& bytes_by_dtype) {
+  const int64_t n_parameters = count.total;
   fmt::print("model          {}\n", dir.string());
   fmt::print("architecture   {}\n", config.architecture_name);
   fmt::print("layers         {}  hidden {}  ffn {}  heads {} (kv {})  head_dim {}\n", config.num_hidden_layers,
@@ -50,7 +60,15 @@ void print_info(const std::filesystem::path& dir, const ModelConfig& config, int
   fmt::print("vocab          {}  context {}  rope {} (theta {})  tied head {}\n", config.vocab_size,
              config.max_position_embeddings, rope_type_name(config.rope_scaling.type), config.rope_theta,
              config.tie_word_embeddings ? "yes" : "no");
+  if (config.moe.present())
+    fmt::print("experts        {} in {} of {} layers, {} per token  expert ffn {}  shared expert ffn {}\n",
+               config.moe.num_experts, sparse_layer_count(config), config.num_hidden_layers,
+               config.moe.num_experts_per_tok, config.moe.expert_intermediate_size,
+               config.moe.shared_expert_intermediate_size);
   fmt::print("parameters     {} ({:.2f} M)\n", n_parameters, double(n_parameters) / 1e6);
+  if (config.moe.present())
+    fmt::print("active         {} ({:.2f} M, {:.2f} MiB) per token; {:.2f} MiB per expert\n", count.active,
+               double(count.active) / 1e6, mib(count.active_bytes), mib(count.bytes_per_expert));
   for (const auto& [dtype, bytes] : bytes_by_dtype)
     fmt::print("bytes {:<8} {} ({:.2f} MiB)\n", dtype, bytes, double(bytes) / (1024.0 * 1024.0));
 }
@@ -59,12 +77,10 @@ void run_info(const ModelOptions& model_options, bool json, bool check_weights) 
   const std::filesystem::path dir = prepare_model_dir(model_options);
   const ModelConfig config = ModelConfig::from_dir(dir);
   const Checkpoint checkpoint = Checkpoint::open(dir);
-  int64_t n_parameters = 0;
+  const ParameterCount count = count_parameters(config, weight_specs(checkpoint));
   std::map<std::string, int64_t> bytes_by_dtype;
-  for (const auto& [name, tensor] : checkpoint.tensors()) {
-    n_parameters += tensor.numel();
+  for (const auto& [name, tensor] : checkpoint.tensors())
     bytes_by_dtype[std::string(dtype_name(tensor.dtype))] += int64_t(tensor.n_bytes);
-  }
   std::vector<NonFiniteTensor> non_finite;
   if (check_weights) non_finite = find_non_finite_tensors(checkpoint);
   nlohmann::json info = {
@@ -81,9 +97,19 @@ void run_info(const ModelOptions& model_options, bool json, bool check_weights) 
       {"rope_type", rope_type_name(config.rope_scaling.type)},
       {"rope_theta", config.rope_theta},
       {"tie_word_embeddings", config.tie_word_embeddings},
-      {"parameters", n_parameters},
+      {"parameters", count.total},
       {"bytes_by_dtype", bytes_by_dtype},
   };
+  if (config.moe.present()) {
+    info["num_experts"] = config.moe.num_experts;
+    info["num_experts_per_tok"] = config.moe.num_experts_per_tok;
+    info["expert_intermediate_size"] = config.moe.expert_intermediate_size;
+    info["shared_expert_intermediate_size"] = config.moe.shared_expert_intermediate_size;
+    info["sparse_layers"] = sparse_layer_count(config);
+    info["active_parameters"] = count.active;
+    info["active_bytes"] = count.active_bytes;
+    info["bytes_per_expert"] = count.bytes_per_expert;
+  }
   if (check_weights) {
     nlohmann::json rows = nlohmann::json::array();
     for (const NonFiniteTensor& tensor : non_finite)
@@ -91,7 +117,7 @@ void run_info(const ModelOptions& model_options, bool json, bool check_weights) 
     info["non_finite_tensors"] = rows;
   }
   if (json) fmt::print("{}\n", info.dump(2));
-  else print_info(dir, config, n_parameters, bytes_by_dtype);
+  else print_info(dir, config, count, bytes_by_dtype);
   if (!non_finite.empty()) fail_non_finite_weights(non_finite, checkpoint.tensors().size());
   if (check_weights && !json) fmt::print("weights        all {} tensors finite\n", checkpoint.tensors().size());
 }

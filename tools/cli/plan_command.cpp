@@ -19,6 +19,7 @@
 #include "plan/device_map/plan_report.h"
 #include "plan/device_map/planner.h"
 #include "plan/memory_size.h"
+#include "plan/parameter_count.h"
 #include "plan/tp_plan.h"
 #include "plan/tp_plan_summary.h"
 
@@ -39,6 +40,7 @@ struct PlanCommandOptions {
   bool verbose = false;
   int tp = 0;                   // > 0: show the tensor-parallel plan instead of a device map
   std::string tp_plan = "auto";
+  bool expert_parallel = false;
 };
 
 // A built-in shape name (bench/shapes/NAME.json) or a config.json path, as `bench --random` takes.
@@ -71,7 +73,7 @@ std::vector<WeightSpec> plan_weight_specs(const PlanCommandOptions& options, con
 void run_tp_plan(const PlanCommandOptions& options, const ModelConfig& config, const std::string& model_name,
                  std::optional<DType> load_dtype) {
   const TpPlan plan = resolve_tp_plan(config, plan_weight_specs(options, config, load_dtype),
-                                      TpPlanSource::from_argument(options.tp_plan), options.tp);
+                                      TpPlanSource::from_argument(options.tp_plan, options.expert_parallel), options.tp);
   const TpSummary summary = summarize_tp_plan(plan);
   if (options.json) {
     nlohmann::json rows = nlohmann::json::array();
@@ -112,6 +114,10 @@ void run_plan(const PlanCommandOptions& options) {
   }
   const DevicePlan plan = plan_device_map(layout, device_budgets(options),
                                           device_map_plan_options(options.device_map, options.max_seq_len, options.batch, config));
+  std::vector<WeightSpec> held = plan_weight_specs(options, config, load_dtype);
+  for (WeightSpec& weight : held)  // as the layout counts them: narrowed to the load dtype, never widened
+    if (load_dtype && dtype_size(*load_dtype) < dtype_size(weight.dtype)) weight.dtype = *load_dtype;
+  const ParameterCount count = count_parameters(config, held);
 
   if (options.json) {
     nlohmann::json result = {{"model", model_name},
@@ -119,12 +125,21 @@ void run_plan(const PlanCommandOptions& options) {
                              {"num_hidden_layers", config.num_hidden_layers},
                              {"dtype", options.dtype},
                              {"weight_bytes", layout.total_weight_bytes()}};
+    if (config.moe.present()) {
+      result["parameters"] = count.total;
+      result["active_parameters"] = count.active;
+      result["active_bytes"] = count.active_bytes;
+      result["bytes_per_expert"] = count.bytes_per_expert;
+    }
     result.update(device_plan_to_json(plan));
     fmt::print("{}\n", result.dump(2));
     return;
   }
   fmt::print("model {} ({}, {} layers, {} of weights as {})\n", model_name, config.architecture_name,
              config.num_hidden_layers, format_memory_size(layout.total_weight_bytes()), options.dtype);
+  if (config.moe.present())
+    fmt::print("experts: {} of {} parameters active per token ({} of weights), {} per expert\n", count.active,
+               count.total, format_memory_size(count.active_bytes), format_memory_size(count.bytes_per_expert));
   fmt::print("{}", format_device_plan(plan, options.verbose));
 }
 
@@ -172,9 +187,9 @@ void add_plan_command(CLI::App& app) {
   CLI::Option* tp = command->get_option("--tp");
   for (CLI::Option* device_map_option : {device_map, max_memory, devices, max_seq_len, batch})
     tp->excludes(device_map_option);
-  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
-      ->needs(tp)
-      ->capture_default_str();
+  add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
+  command->get_option("--tp-plan")->needs(tp);
+  command->get_option("--enable-expert-parallel")->needs(tp);
   command->add_flag("--json", options->json, "Print the plan as JSON");
   command->add_flag("--verbose,-v", options->verbose, "Also print why each module is where it is");
   command->callback([options] { run_plan(*options); });

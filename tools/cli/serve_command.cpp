@@ -31,6 +31,7 @@ struct ServeOptions {
   std::string device = "cpu";
   int tp = 1;
   std::string tp_plan = "auto";
+  bool expert_parallel = false;
   DeviceMapRequest device_map;
   std::string host = "127.0.0.1";
   int port = 8000;
@@ -76,6 +77,7 @@ void run_serve(const ServeOptions& options) {
   engine_options.max_seq_len = max_model_len;
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
+  engine_options.expert_parallel = options.expert_parallel;
   engine_options.kv_block_size = options.block_size;
   if (!options.kv_cache_memory.empty()) {
     engine_options.kv_cache_bytes = parse_memory_size(options.kv_cache_memory, "--kv-cache-memory");
@@ -131,8 +133,7 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
-  command->add_option("--tp-plan", options->tp_plan, "auto (Transformers' plan for the architecture) or a FILE.json")
-      ->capture_default_str();
+  add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   add_device_map_options(*command, options->device_map);
   command->add_option("--host", options->host, "Address to listen on")->capture_default_str();
   command->add_option("--port", options->port, "Port to listen on (0: any free port)")

@@ -101,6 +101,24 @@ std::vector<TensorShape> llama_tensor_shapes(const ModelConfig& config) {
       tensors.push_back({attn + "k_norm.weight", {config.head_dim}});
     }
     tensors.push_back({fmt::format("model.layers.{}.post_attention_layernorm.weight", il), {dim}});
+    if (config.is_sparse_layer(il)) {
+      const MoeConfig& moe = config.moe;
+      const int64_t expert_ff = moe.expert_intermediate_size, shared_ff = moe.shared_expert_intermediate_size;
+      tensors.push_back({mlp + "gate.weight", {moe.num_experts, dim}});
+      for (int e = 0; e < moe.num_experts; ++e) {
+        const std::string expert = fmt::format("{}experts.{}.", mlp, e);
+        tensors.push_back({expert + "gate_proj.weight", {expert_ff, dim}});
+        tensors.push_back({expert + "up_proj.weight", {expert_ff, dim}});
+        tensors.push_back({expert + "down_proj.weight", {dim, expert_ff}});
+      }
+      if (shared_ff > 0) {
+        tensors.push_back({mlp + "shared_expert.gate_proj.weight", {shared_ff, dim}});
+        tensors.push_back({mlp + "shared_expert.up_proj.weight", {shared_ff, dim}});
+        tensors.push_back({mlp + "shared_expert.down_proj.weight", {dim, shared_ff}});
+        tensors.push_back({mlp + "shared_expert_gate.weight", {1, dim}});
+      }
+      continue;
+    }
     tensors.push_back({mlp + "gate_proj.weight", {ff_dim, dim}});
     tensors.push_back({mlp + "up_proj.weight", {ff_dim, dim}});
     tensors.push_back({mlp + "down_proj.weight", {dim, ff_dim}});

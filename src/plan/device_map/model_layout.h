@@ -45,7 +45,8 @@ struct TensorShape {
 };
 
 // Every tensor a Llama-family checkpoint with this config holds, under Hugging Face's names (the
-// same set bind_llama_weights binds). Lets a --random shape be planned without a checkpoint.
+// same set bind_llama_weights binds; experts per expert, as a Checkpoint presents them). Lets a
+// --random shape be planned without a checkpoint.
 std::vector<TensorShape> llama_tensor_shapes(const ModelConfig& config);
 
 // The checkpoint's tensors that a model with this config never reads, in name order, as

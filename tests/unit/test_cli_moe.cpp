@@ -1,0 +1,92 @@
+// The shardlm command on a mixture-of-experts checkpoint (a tiny Qwen3-MoE written here with the
+// fixture's tokenizer): generate gives the same greedy tokens on one CPU rank, two tensor-parallel
+// ranks and two expert-parallel ranks; info and plan report the active parameters and the bytes
+// of an expert; --enable-expert-parallel is refused where it cannot apply.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "broken_model.h"
+#include "cli_runner.h"
+#include "error_message.h"
+#include "tiny_moe_model.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Qwen3-MoE with 8 experts (top 2) in layers 0 and 2, a dense layer 1, and the fixture's vocabulary.
+fs::path write_moe_with_tokenizer() {
+  test::TinyMoe m;
+  m.mlp_only_layers = {1};
+  m.vocab = nlohmann::json::parse(std::ifstream(kFixture / "config.json"))["vocab_size"];
+  const fs::path dir = test::write_tiny_moe(m, "cli");
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(kFixture / file, dir / file, fs::copy_options::overwrite_existing);
+  return dir;
+}
+
+std::vector<int32_t> greedy_ids(const fs::path& model, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"generate", "--model", model.string(), "--prompt", "In the beginning God created",
+                                   "--max-new-tokens", "12", "--temperature", "0", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const CommandResult result = run_cli(args, false);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  if (result.exit_code != 0) return {};
+  return nlohmann::json::parse(result.output)["output_ids"].get<std::vector<int32_t>>();
+}
+
+TEST(CliMoe, OneRankTensorParallelAndExpertParallelGenerateTheSameTokens) {
+  const fs::path model = write_moe_with_tokenizer();
+  const std::vector<int32_t> single = greedy_ids(model, {});
+  ASSERT_EQ(single.size(), 12u);
+  EXPECT_EQ(greedy_ids(model, {"--tp", "2"}), single);
+  EXPECT_EQ(greedy_ids(model, {"--tp", "2", "--enable-expert-parallel"}), single);
+}
+
+TEST(CliMoe, InfoAndPlanReportActiveParametersAndExpertBytes) {
+  const fs::path model = write_moe_with_tokenizer();
+  const CommandResult info = run_cli({"info", "--model", model.string(), "--json"}, false);
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  const nlohmann::json object = nlohmann::json::parse(info.output);
+  // One expert: gate, up (16 x 32) and down (32 x 16) in f32.
+  const int64_t expert_bytes = 3 * 16 * 32 * 4;
+  EXPECT_EQ(object["bytes_per_expert"], expert_bytes);
+  EXPECT_EQ(object["num_experts"], 8);
+  EXPECT_EQ(object["sparse_layers"], 2);
+  // Each token skips 6 of the 8 experts in both sparse layers.
+  EXPECT_EQ(object["parameters"].get<int64_t>() - object["active_parameters"].get<int64_t>(), 2 * 6 * expert_bytes / 4);
+  const CommandResult text = run_cli({"info", "--model", model.string()}, false);
+  EXPECT_CONTAINS(text.output, "experts        8 in 2 of 3 layers, 2 per token");
+
+  const CommandResult plan = run_cli({"plan", "--model", model.string(), "--tp", "2", "--enable-expert-parallel"}, false);
+  ASSERT_EQ(plan.exit_code, 0) << plan.output;
+  EXPECT_CONTAINS(plan.output, "model.layers.*.mlp.experts.*.gate_proj.weight");
+  EXPECT_CONTAINS(plan.output, "grouped_gemm");
+  const CommandResult device_plan = run_cli({"plan", "--model", model.string(), "--dtype", "stored"}, false);
+  ASSERT_EQ(device_plan.exit_code, 0) << device_plan.output;
+  EXPECT_CONTAINS(device_plan.output, "experts: " + std::to_string(object["active_parameters"].get<int64_t>()) + " of " +
+                                          std::to_string(object["parameters"].get<int64_t>()) + " parameters active");
+}
+
+TEST(CliMoe, ExpertParallelIsRefusedWhereItCannotApply) {
+  const fs::path model = write_moe_with_tokenizer();
+  const CommandResult alone = run_cli({"generate", "--model", model.string(), "--prompt", "Hi", "--enable-expert-parallel"});
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_CONTAINS(alone.output, "--enable-expert-parallel splits the experts over tensor-parallel ranks: it needs --tp N");
+  const CommandResult dense =
+      run_cli({"generate", "--model", kFixture.string(), "--prompt", "Hi", "--tp", "2", "--enable-expert-parallel"});
+  EXPECT_EQ(dense.exit_code, 1);
+  EXPECT_CONTAINS(dense.output, "--enable-expert-parallel: LlamaForCausalLM has no experts to split");
+  const fs::path plan_file = model / "plan.json";
+  std::ofstream(plan_file) << R"({"layers.*.self_attn.q_proj": "colwise"})";
+  const CommandResult with_file = run_cli({"generate", "--model", model.string(), "--prompt", "Hi", "--tp", "2",
+                                           "--tp-plan", plan_file.string(), "--enable-expert-parallel"});
+  EXPECT_EQ(with_file.exit_code, 1);
+  EXPECT_CONTAINS(with_file.output, "--enable-expert-parallel chooses the experts' split of --tp-plan auto");
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -21,11 +21,7 @@ namespace fs = std::filesystem;
 fs::path write_moe_with_tokenizer() {
   test::TinyMoe m;
   m.mlp_only_layers = {1};
-  m.vocab = nlohmann::json::parse(std::ifstream(kFixture / "config.json"))["vocab_size"];
-  const fs::path dir = test::write_tiny_moe(m, "cli");
-  for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
-    fs::copy_file(kFixture / file, dir / file, fs::copy_options::overwrite_existing);
-  return dir;
+  return test::write_tiny_moe_with_tokenizer(m, "cli", kFixture);
 }
 
 std::vector<int32_t> greedy_ids(const fs::path& model, std::vector<std::string> extra) {

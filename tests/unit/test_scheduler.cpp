@@ -14,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "error_message.h"
+#include "tiny_moe_model.h"
 #include "runtime/generator.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -26,9 +27,10 @@ namespace fs = std::filesystem;
 const fs::path kFixture = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
 
 // 96 tokens a sequence: 6 blocks of 16. kv_cache_tokens 0: enough blocks for every slot.
-std::unique_ptr<Engine> open_engine(int max_sequences, int64_t kv_cache_tokens = 0, bool prefix_caching = true) {
+std::unique_ptr<Engine> open_engine(int max_sequences, int64_t kv_cache_tokens = 0, bool prefix_caching = true,
+                                    const fs::path& model = kFixture) {
   EngineOptions options;
-  options.model_dir = kFixture;
+  options.model_dir = model;
   options.max_sequences = max_sequences;
   options.max_seq_len = 96;
   options.kv_cache_tokens = kv_cache_tokens;
@@ -69,8 +71,9 @@ std::vector<Outcome> serve_all(Scheduler& scheduler, const std::vector<Scheduler
 }
 
 // What generate() gives each request run alone on a fresh engine.
-std::vector<std::vector<int32_t>> alone_outputs(const Tokenizer& tokenizer, const std::vector<SchedulerRequest>& requests) {
-  const std::unique_ptr<Engine> alone = open_engine(1, 0, false);
+std::vector<std::vector<int32_t>> alone_outputs(const Tokenizer& tokenizer, const std::vector<SchedulerRequest>& requests,
+                                                const fs::path& model = kFixture) {
+  const std::unique_ptr<Engine> alone = open_engine(1, 0, false, model);
   std::vector<std::vector<int32_t>> outputs;
   for (const SchedulerRequest& request : requests) {
     GenerationOptions options;
@@ -120,6 +123,22 @@ TEST(Scheduler, ThirtyTwoConcurrentRequestsMatchEachAlone) {
     EXPECT_EQ(served[i].text, expected.text) << "request " << i;
     EXPECT_EQ(served[i].finish_reason, expected.finish_reason) << "request " << i;
   }
+}
+
+TEST(Scheduler, AMixtureOfExpertsModelServesConcurrentRequestsAsEachAlone) {
+  // Qwen3-MoE (top 2 of 8 experts, a dense middle layer): a row's experts must not depend on the
+  // rows beside it in a step.
+  test::TinyMoe moe;
+  moe.mlp_only_layers = {1};
+  const fs::path model = test::write_tiny_moe_with_tokenizer(moe, "scheduler", kFixture);
+  const Tokenizer tokenizer = Tokenizer::from_dir(model);
+  const std::unique_ptr<Engine> engine = open_engine(6, 0, true, model);
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{20});
+  std::vector<SchedulerRequest> requests;
+  for (int i = 0; i < 12; ++i) requests.push_back({prompt(1 + (i * 11) % 50, i), 2 + (i * 3) % 12, {}, {}, {}});
+  const std::vector<Outcome> served = serve_all(scheduler, requests);
+  const std::vector<std::vector<int32_t>> expected = alone_outputs(tokenizer, requests, model);
+  for (size_t i = 0; i < requests.size(); ++i) EXPECT_EQ(served[i].tokens, expected[i]) << "request " << i;
 }
 
 TEST(Scheduler, ALongPromptIsPrefilledInChunksWhileAStreamKeepsDecoding) {

@@ -227,4 +227,15 @@ inline std::filesystem::path write_tiny_moe(const TinyMoe& m, const std::string&
   return dir;
 }
 
+// A tiny MoE with the vocabulary and tokenizer files of `tokenizer_model` (a model directory), so
+// that it runs behind the tokenizer: the command line, the scheduler, the server.
+inline std::filesystem::path write_tiny_moe_with_tokenizer(TinyMoe m, const std::string& name,
+                                                           const std::filesystem::path& tokenizer_model) {
+  m.vocab = nlohmann::json::parse(std::ifstream(tokenizer_model / "config.json"))["vocab_size"];
+  const std::filesystem::path dir = write_tiny_moe(m, name);
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(tokenizer_model / file, dir / file, std::filesystem::copy_options::overwrite_existing);
+  return dir;
+}
+
 }  // namespace shardlm::test

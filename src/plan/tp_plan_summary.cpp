@@ -89,7 +89,8 @@ TpSummary summarize_tp_plan(const TpPlan& plan) {
     for (int rank = 0; rank < tp; ++rank) {
       const TensorSlice& slice = weight.slices[size_t(rank)];
       row.bytes_per_rank[size_t(rank)] += slice_bytes(weight, slice);
-      if (slice.local_shape != row.rank0_shape) row.uneven = true;
+      if (!slice.held) row.by_expert = true;
+      else if (slice.local_shape != row.rank0_shape) row.uneven = true;
       row.n_copies = std::max(row.n_copies, whole_on_every_rank(weight) ? tp : 1);
       for (const SliceSegment& segment : slice.segments) row.n_copies = std::max(row.n_copies, segment.n_copies);
     }
@@ -140,6 +141,7 @@ std::string format_tp_summary(const TpSummary& summary) {
     std::string strategy = row.in_plan ? row.strategy : "replicate (not in plan)";
     std::string notes;
     if (row.uneven) notes += ", uneven: padded to the largest shard";
+    if (row.by_expert) notes += ", whole experts split over the ranks";
     if (row.placement.is_shard() && row.n_copies > 1) notes += fmt::format(", KV heads replicated on {} ranks", row.n_copies);
     if (!row.source_name.empty()) notes += ", reads " + row.source_name;
     text += fmt::format("{:<{}}  {:>3}  {:<32}  {:<12}  {:<14}  {:<14}  {}{}\n", row.kind, kind_width, row.n_weights, strategy,

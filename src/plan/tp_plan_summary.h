@@ -20,6 +20,7 @@ struct TpSummaryRow {
   std::vector<int64_t> shape;        // full, as stored
   std::vector<int64_t> rank0_shape;  // rank 0's shard
   bool uneven = false;               // some rank's shard is shorter (padded vocabulary split)
+  bool by_expert = false;            // expert parallelism: each weight whole on one rank, absent on the others
   int n_copies = 1;                  // ranks holding the same elements (KV-head replication; tp when replicated)
   std::string source_name;           // the stored tensor, when it is not the weight itself (tied lm_head)
   std::vector<int64_t> bytes_per_rank;  // all weights of this kind

@@ -23,6 +23,8 @@
 #include "model/llama_model.h"
 #include "ops/sampler.h"
 #include "option_checks.h"
+#include "plan/device_map/model_layout.h"
+#include "plan/parameter_count.h"
 #include "prompt_options.h"
 #include "tokenizer/tokenizer.h"
 #ifdef SHARDLM_WITH_CUDA
@@ -198,12 +200,11 @@ void run_bench_cpu(const BenchOptions& options) {
 
 #ifdef SHARDLM_WITH_CUDA
 // Every weight is read once per decode step (the tied head counted once), as bf16.
+// What one decode step reads as bf16: every weight but the experts a token does not choose.
 double decode_weight_bytes(const ModelConfig& config) {
-  const double n_dim = config.hidden_size, q_dim = double(config.num_attention_heads) * config.head_dim;
-  const double kv_dim = double(config.num_key_value_heads) * config.head_dim;
-  const double per_layer = n_dim * (q_dim + 2 * kv_dim) + q_dim * n_dim + 3 * n_dim * config.intermediate_size;
-  return 2.0 * (per_layer * config.num_hidden_layers +
-                double(config.vocab_size) * n_dim * (config.tie_word_embeddings ? 1 : 2));
+  std::vector<WeightSpec> weights;
+  for (const TensorShape& tensor : llama_tensor_shapes(config)) weights.push_back({tensor.name, tensor.shape, DType::BF16});
+  return double(count_parameters(config, weights).active_bytes);
 }
 
 // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the

@@ -67,6 +67,23 @@ TEST(CliMoe, InfoAndPlanReportActiveParametersAndExpertBytes) {
                                           std::to_string(object["parameters"].get<int64_t>()) + " parameters active");
 }
 
+TEST(CliMoe, PlanKeepsExpertsInCpuMemory) {
+  const fs::path model = write_moe_with_tokenizer();
+  const CommandResult plan = run_cli({"plan", "--model", model.string(), "--devices", "cuda:0=1GiB,cpu=1GiB",
+                                      "--dtype", "stored", "--n-cpu-moe", "1", "--json"}, false);
+  ASSERT_EQ(plan.exit_code, 0) << plan.output;
+  const nlohmann::json object = nlohmann::json::parse(plan.output);
+  EXPECT_EQ(object["cpu_expert_bytes"], 8 * 3 * 16 * 32 * 4);  // layer 0's eight experts, f32
+  EXPECT_EQ(object["experts_in_cpu"], nlohmann::json({true, false, false}));
+  const CommandResult all = run_cli({"plan", "--model", model.string(), "--devices", "cuda:0=1GiB,cpu=1GiB",
+                                     "--dtype", "stored", "--cpu-moe"}, false);
+  EXPECT_CONTAINS(all.output, "--cpu-moe: the experts of layers 0,2 (96.00 KiB) stay in cpu memory");
+  EXPECT_CONTAINS(all.output, "cuda:0  0-2     embed,norm,head");  // the rest of every layer on the GPU
+  const CommandResult with_tp = run_cli({"plan", "--model", model.string(), "--tp", "2", "--cpu-moe"});
+  EXPECT_EQ(with_tp.exit_code, 1);
+  EXPECT_CONTAINS(with_tp.output, "--cpu-moe");
+}
+
 TEST(CliMoe, ExpertParallelIsRefusedWhereItCannotApply) {
   const fs::path model = write_moe_with_tokenizer();
   const CommandResult alone = run_cli({"generate", "--model", model.string(), "--prompt", "Hi", "--enable-expert-parallel"});

@@ -360,5 +360,56 @@ TEST(Planner, ReportsListEveryDeviceAndModule) {
   EXPECT_NE(table.find("cuda:0 budget full"), std::string::npos) << table;
 }
 
+// 32 mixture-of-experts layers of 1 GiB, 768 MiB of it experts.
+ModelLayout moe_model() {
+  ModelLayout layout = gib_model();
+  for (ModuleWeights& module : layout.modules)
+    if (module.kind == ModuleKind::LAYER) module.expert_bytes = 768 * kMiB;
+  return layout;
+}
+
+TEST(Planner, CpuMoeKeepsEveryExpertInCpuMemoryAndTheRestOfTheLayersOnTheGpu) {
+  PlanOptions options = weights_only(DeviceMapStrategy::AUTO);
+  options.cpu_moe_layers = INT32_MAX;
+  // 4 GiB of embedding and head plus 32 x 256 MiB of attention and routers: 12 GiB on the GPU.
+  const DevicePlan plan = plan_device_map(moe_model(), devices("cuda:0=13GiB,cpu=30GiB"), options);
+  EXPECT_EQ(layers_on(plan, DeviceId::cuda(0)), "0-31");
+  EXPECT_EQ(usage_of(plan, DeviceId::cuda(0)).weight_bytes, 12 * kGiB + kNorm);
+  EXPECT_EQ(usage_of(plan, DeviceId::cpu()).weight_bytes, 24 * kGiB);
+  EXPECT_EQ(usage_of(plan, DeviceId::cpu()).budget_bytes, 30 * kGiB);
+  EXPECT_EQ(plan.cpu_expert_bytes, 24 * kGiB);
+  EXPECT_EQ(plan.placement.experts_in_cpu, std::vector<bool>(32, true));
+  EXPECT_CONTAINS(plan.notes.back(), "--cpu-moe: the experts of layers 0-31 (24.00 GiB) stay in cpu memory");
+  expect_within_budgets(plan);
+  // Without it the model needs 36 GiB: most layers go to the cpu whole (and the GPU keeps room to
+  // stream them).
+  EXPECT_EQ(layers_on(plan_device_map(moe_model(), devices("cuda:0=13GiB,cpu=30GiB"), weights_only(DeviceMapStrategy::AUTO)),
+                      DeviceId::cuda(0)),
+            "0-6");
+}
+
+TEST(Planner, NCpuMoeKeepsTheFirstLayersExpertsInCpuMemory) {
+  PlanOptions options = weights_only(DeviceMapStrategy::SEQUENTIAL);
+  options.cpu_moe_layers = 8;
+  const DevicePlan plan = plan_device_map(moe_model(), devices("cuda:0=32GiB,cpu=30GiB"), options);
+  EXPECT_EQ(layers_on(plan, DeviceId::cuda(0)), "0-31");
+  EXPECT_EQ(plan.cpu_expert_bytes, 6 * kGiB);
+  std::vector<bool> expected(32, false);
+  std::fill(expected.begin(), expected.begin() + 8, true);
+  EXPECT_EQ(plan.placement.experts_in_cpu, expected);
+  EXPECT_CONTAINS(plan.notes.back(), "--n-cpu-moe 8: the experts of layers 0-7 (6.00 GiB)");
+}
+
+TEST(Planner, CpuMoeErrorsNameTheOption) {
+  PlanOptions options = weights_only(DeviceMapStrategy::AUTO);
+  options.cpu_moe_layers = INT32_MAX;
+  EXPECT_ERROR_NAMES(plan_device_map(gib_model(), devices("cuda:0=40GiB,cpu=30GiB"), options),
+                     "--cpu-moe: the model has no experts in those layers to keep in cpu memory");
+  EXPECT_ERROR_NAMES(plan_device_map(moe_model(), devices("cuda:0=40GiB,cpu=20GiB"), options),
+                     "--cpu-moe: the experts of layers 0-31 take 24.00 GiB, more than the cpu budget of 20.00 GiB");
+  EXPECT_ERROR_NAMES(plan_device_map(moe_model(), devices("cuda:0=40GiB,disk"), options),
+                     "--cpu-moe keeps experts in cpu memory, but cpu is not among the devices");
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -18,8 +18,9 @@
 namespace shardlm::cli {
 
 PlanOptions device_map_plan_options(const std::string& device_map, int64_t max_seq_len, int batch,
-                                    const ModelConfig& config) {
+                                    const ModelConfig& config, int cpu_moe_layers) {
   PlanOptions plan;
+  plan.cpu_moe_layers = cpu_moe_layers;
   if (const std::optional<DeviceMapStrategy> strategy = parse_device_map_strategy(device_map)) {
     plan.strategy = *strategy;
   } else {
@@ -62,6 +63,22 @@ void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
                   "CPU computes them), auto (per step, whichever measures faster)")
       ->needs(device_map)
       ->capture_default_str();
+  const auto [cpu_moe, n_cpu_moe] = add_cpu_moe_options(command, request.cpu_moe_layers);
+  cpu_moe->needs(device_map);
+  n_cpu_moe->needs(device_map);
+}
+
+std::pair<CLI::Option*, CLI::Option*> add_cpu_moe_options(CLI::App& command, int& cpu_moe_layers) {
+  CLI::Option* all = command.add_flag_callback(
+      "--cpu-moe", [&cpu_moe_layers] { cpu_moe_layers = INT32_MAX; },
+      "Mixture-of-experts models: keep every layer's experts in cpu memory (the cpu computes the chosen ones; "
+      "attention, router and shared expert stay where the device map puts their layer)");
+  CLI::Option* first = command
+                           .add_option("--n-cpu-moe", cpu_moe_layers,
+                                       "Like --cpu-moe for the experts of the first N layers only")
+                           ->check(integer_in(1, INT32_MAX));
+  all->excludes(first);
+  return {all, first};
 }
 
 void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request) {
@@ -104,7 +121,8 @@ DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::file
   if (!request.max_memory.empty()) budgets = apply_max_memory(budgets, request.max_memory);
   const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
   const DevicePlan plan =
-      plan_device_map(layout, budgets, device_map_plan_options(request.device_map, max_seq_len, batch, config));
+      plan_device_map(layout, budgets,
+                      device_map_plan_options(request.device_map, max_seq_len, batch, config, request.cpu_moe_layers));
   std::string summary;
   for (const DeviceUsage& usage : plan.devices) {
     if (usage.layers.empty() && usage.other_modules.empty()) continue;

@@ -41,6 +41,7 @@ struct PlanCommandOptions {
   int tp = 0;                   // > 0: show the tensor-parallel plan instead of a device map
   std::string tp_plan = "auto";
   bool expert_parallel = false;
+  int cpu_moe_layers = 0;
 };
 
 // A built-in shape name (bench/shapes/NAME.json) or a config.json path, as `bench --random` takes.
@@ -113,7 +114,8 @@ void run_plan(const PlanCommandOptions& options) {
     return;
   }
   const DevicePlan plan = plan_device_map(layout, device_budgets(options),
-                                          device_map_plan_options(options.device_map, options.max_seq_len, options.batch, config));
+                                          device_map_plan_options(options.device_map, options.max_seq_len, options.batch, config,
+                                                                  options.cpu_moe_layers));
   std::vector<WeightSpec> held = plan_weight_specs(options, config, load_dtype);
   for (WeightSpec& weight : held)  // as the layout counts them: narrowed to the load dtype, never widened
     if (load_dtype && dtype_size(*load_dtype) < dtype_size(weight.dtype)) weight.dtype = *load_dtype;
@@ -184,8 +186,9 @@ void add_plan_command(CLI::App& app) {
       ->check(integer_in(1, INT32_MAX));
   // A tensor-parallel plan places no layers and sizes no cache: the device-map options do nothing
   // with --tp, and a plan file does nothing without it.
+  const auto [cpu_moe, n_cpu_moe] = add_cpu_moe_options(*command, options->cpu_moe_layers);
   CLI::Option* tp = command->get_option("--tp");
-  for (CLI::Option* device_map_option : {device_map, max_memory, devices, max_seq_len, batch})
+  for (CLI::Option* device_map_option : {device_map, max_memory, devices, max_seq_len, batch, cpu_moe, n_cpu_moe})
     tp->excludes(device_map_option);
   add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   command->get_option("--tp-plan")->needs(tp);

@@ -43,15 +43,16 @@ ModelLayout layout_from_tensors(const ModelConfig& config, const std::vector<Ten
   const int n_layers = config.num_hidden_layers;
   ModelLayout layout;
   layout.tied_head = config.tie_word_embeddings;
-  layout.modules.push_back({"model.embed_tokens", ModuleKind::EMBED, -1, 0, {}});
+  layout.modules.push_back({"model.embed_tokens", ModuleKind::EMBED, -1, 0, {}, 0});
   for (int il = 0; il < n_layers; ++il)
-    layout.modules.push_back({fmt::format("model.layers.{}", il), ModuleKind::LAYER, il, 0, {}});
-  layout.modules.push_back({"model.norm", ModuleKind::NORM, -1, 0, {}});
-  layout.modules.push_back({"lm_head", ModuleKind::HEAD, -1, 0, {}});
+    layout.modules.push_back({fmt::format("model.layers.{}", il), ModuleKind::LAYER, il, 0, {}, 0});
+  layout.modules.push_back({"model.norm", ModuleKind::NORM, -1, 0, {}, 0});
+  layout.modules.push_back({"lm_head", ModuleKind::HEAD, -1, 0, {}, 0});
   for (const TensorBytes& tensor : tensors) {
     const size_t index = module_index(tensor.name, n_layers, source);
     if (layout.tied_head && layout.modules[index].kind == ModuleKind::HEAD) continue;
     layout.modules[index].weight_bytes += tensor.bytes;
+    if (tensor.name.find(".mlp.experts.") != std::string::npos) layout.modules[index].expert_bytes += tensor.bytes;
     layout.modules[index].tensors.push_back(tensor.name);
   }
   for (const ModuleWeights& module : layout.modules)

@@ -23,6 +23,7 @@ struct ModuleWeights {
   int layer = -1;                    // il for LAYER, -1 otherwise
   int64_t weight_bytes = 0;          // 0 for a tied head
   std::vector<std::string> tensors;  // full tensor names, e.g. "model.layers.7.mlp.up_proj.weight"
+  int64_t expert_bytes = 0;          // of weight_bytes, a mixture-of-experts layer's experts (mlp.experts.*)
 };
 
 struct ModelLayout {

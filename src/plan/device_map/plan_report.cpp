@@ -81,6 +81,8 @@ nlohmann::json device_plan_to_json(const DevicePlan& plan) {
                                                  : nlohmann::json(nullptr)},
       {"modules", modules},
       {"device_map", device_map},
+      {"cpu_expert_bytes", plan.cpu_expert_bytes},
+      {"experts_in_cpu", plan.placement.experts_in_cpu},
   };
 }
 

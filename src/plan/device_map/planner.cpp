@@ -570,8 +570,55 @@ std::string format_layer_ranges(const std::vector<int>& layers) {
   return fmt::format("{}", fmt::join(ranges, ","));
 }
 
+namespace {
+
+// The plan of the layout without the experts of layers [0, cpu_moe_layers), on budgets whose cpu
+// holds those experts first.
+DevicePlan plan_with_experts_in_cpu(const ModelLayout& layout, const std::vector<DeviceBudget>& budgets,
+                                    const PlanOptions& options) {
+  ModelLayout rest = layout;
+  std::vector<int> layers;
+  int64_t expert_bytes = 0;
+  for (ModuleWeights& module : rest.modules) {
+    if (module.kind != ModuleKind::LAYER || module.layer >= options.cpu_moe_layers || module.expert_bytes == 0) continue;
+    module.weight_bytes -= module.expert_bytes;
+    expert_bytes += module.expert_bytes;
+    module.expert_bytes = 0;
+    layers.push_back(module.layer);
+  }
+  const std::string option = options.cpu_moe_layers == INT32_MAX ? std::string("--cpu-moe")
+                                                                  : fmt::format("--n-cpu-moe {}", options.cpu_moe_layers);
+  if (layers.empty()) fail("{}: the model has no experts in those layers to keep in cpu memory", option);
+  std::vector<DeviceBudget> rest_budgets = budgets;
+  const auto cpu = std::find_if(rest_budgets.begin(), rest_budgets.end(),
+                                [](const DeviceBudget& budget) { return budget.device == DeviceId::cpu(); });
+  if (cpu == rest_budgets.end()) fail("{} keeps experts in cpu memory, but cpu is not among the devices", option);
+  if (cpu->bytes && *cpu->bytes < expert_bytes)
+    fail("{}: the experts of layers {} take {}, more than the cpu budget of {}", option, format_layer_ranges(layers),
+         format_memory_size(expert_bytes), format_memory_size(*cpu->bytes));
+  if (cpu->bytes) *cpu->bytes -= expert_bytes;
+  PlanOptions rest_options = options;
+  rest_options.cpu_moe_layers = 0;
+  DevicePlan plan = plan_device_map(rest, rest_budgets, rest_options);
+  for (DeviceUsage& usage : plan.devices) {
+    if (usage.device != DeviceId::cpu()) continue;
+    usage.budget_bytes = cpu->bytes ? std::optional<int64_t>(*cpu->bytes + expert_bytes) : std::nullopt;
+    usage.weight_bytes += expert_bytes;
+  }
+  plan.cpu_expert_bytes = expert_bytes;
+  plan.placement.experts_in_cpu.assign(plan.placement.layers.size(), false);
+  for (int il : layers) plan.placement.experts_in_cpu[size_t(il)] = true;
+  plan.notes.push_back(fmt::format("{}: the experts of layers {} ({}) stay in cpu memory, which computes the ones each "
+                                   "token chooses",
+                                   option, format_layer_ranges(layers), format_memory_size(expert_bytes)));
+  return plan;
+}
+
+}  // namespace
+
 DevicePlan plan_device_map(const ModelLayout& layout, const std::vector<DeviceBudget>& budgets,
                            const PlanOptions& options) {
+  if (options.cpu_moe_layers > 0) return plan_with_experts_in_cpu(layout, budgets, options);
   check_inputs(layout, budgets, options);
   Planner planner{layout, budgets, options, units_of(layout), std::nullopt, 0, 0, {}};
   const std::vector<size_t> gpus = gpus_of(budgets);

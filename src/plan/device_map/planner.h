@@ -36,6 +36,10 @@ struct PlanOptions {
   int batch = 1;                   // sequences generated together
   int max_rows = 512;              // rows per forward pass (longer prefills are chunked; at least batch), sizes activations
   int64_t gpu_runtime_overhead_bytes = kGpuRuntimeOverheadBytes;
+  // Mixture-of-experts models: the experts of layers [0, cpu_moe_layers) stay in cpu memory and the
+  // cpu computes the ones each token chooses, while attention, router and shared expert are placed
+  // with their layer (llama.cpp's --n-cpu-moe N; --cpu-moe is every layer).
+  int cpu_moe_layers = 0;
 };
 
 struct ModulePlacement {
@@ -72,6 +76,7 @@ struct LayerPlacement {
   // The GPU that runs the layers placed on cpu or disk when they are streamed; nullopt when
   // nothing is offloaded or there is no GPU.
   std::optional<DeviceId> offload_gpu;
+  std::vector<bool> experts_in_cpu;  // [il]: the layer's experts stay in cpu memory (PlanOptions::cpu_moe_layers)
 };
 
 struct DevicePlan {
@@ -83,6 +88,7 @@ struct DevicePlan {
   std::vector<ModulePlacement> modules;  // layout order
   std::vector<DeviceUsage> devices;      // every budgeted device, in device order, used or not
   LayerPlacement placement;
+  int64_t cpu_expert_bytes = 0;          // experts kept in cpu memory (counted in the cpu's weight bytes)
 };
 
 // Plans the layout onto the budgets. Throws Error when the model cannot fit, saying how much is

@@ -1,5 +1,6 @@
 #include "plan/parameter_count.h"
 
+#include <charconv>
 #include <map>
 #include <string_view>
 
@@ -10,9 +11,10 @@ namespace {
 int expert_layer(std::string_view name) {
   constexpr std::string_view kLayers = "model.layers.";
   if (!name.starts_with(kLayers) || name.find(".mlp.experts.") == std::string_view::npos) return -1;
-  int il = 0;
-  for (size_t i = kLayers.size(); i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) il = il * 10 + (name[i] - '0');
-  return il;
+  int il = -1;
+  const char* first = name.data() + kLayers.size();
+  const auto [end, error] = std::from_chars(first, name.data() + name.size(), il);
+  return error == std::errc() && end != first && *end == '.' ? il : -1;
 }
 
 }  // namespace

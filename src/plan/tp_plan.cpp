@@ -5,6 +5,7 @@
 #include "plan/tp_plan.h"
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 
 #include <fmt/format.h>
@@ -217,7 +218,11 @@ class PlanResolver {
     const std::string module = weight.name.substr(0, size_t(experts->data() + experts->size() - weight.name.data()));
     if (n_experts % tp_ != 0)
       fail("{}: {} ({}) splits {} experts over tp={}: not divisible", label_, module, weight.strategy_name, n_experts, tp_);
-    const int expert = std::stoi(std::string(*(experts + 1)));
+    const std::string_view index = *(experts + 1);
+    int expert = -1;
+    const auto [end, error] = std::from_chars(index.data(), index.data() + index.size(), expert);
+    if (error != std::errc() || end != index.data() + index.size() || expert >= n_experts)
+      fail("{}: {} names expert {}, but config.json has {} experts", label_, weight.name, index, n_experts);
     const int owner = expert / (n_experts / tp_);
     weight.placement = Placement::partial();
     for (int rank = 0; rank < tp_; ++rank) {

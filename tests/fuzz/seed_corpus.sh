@@ -15,6 +15,8 @@ case "$target" in
     printf '{"0": "20GiB", "cpu": 10000000}' >"$corpus/seed-memory-json"
     printf '{"model.embed_tokens": 0, "model.layers.0-3": "cuda:1", "model.norm": "cpu", "lm_head": "disk"}' >"$corpus/seed-map"
     printf '{"model.layers.*.self_attn.q_proj": "colwise", "layers.*.mlp.down_proj": "rowwise", "lm_head": "colwise_rep"}' >"$corpus/seed-plan"
+    printf '{"layers.*.mlp.experts.gate_up_proj": "packed_colwise", "layers.*.mlp.experts.down_proj": "rowwise", "layers.*.mlp.experts": "moe_tp_experts"}' >"$corpus/seed-moe-plan"
+    printf '{"layers.*.mlp.gate": "ep_router", "layers.*.block_sparse_moe.experts.*.w1": "grouped_gemm", "layers.*.mlp.experts.down_proj": "grouped_gemm"}' >"$corpus/seed-ep-plan"
     exit 0 ;;
   fuzz_completion_request)
     printf '{"model": "kjv", "prompt": "In the beginning", "max_tokens": 16, "temperature": 0}' >"$corpus/seed-text"
@@ -27,6 +29,15 @@ case "$target" in
   *) pattern='' ;;
 esac
 [ -n "$pattern" ] || exit 0
+if [ "$target" = fuzz_safetensors ]; then
+  # Experts fused as Transformers 5 holds them, and one under Mixtral's name.
+  header='{"model.layers.0.mlp.experts.gate_up_proj":{"dtype":"F32","shape":[2,4,2],"data_offsets":[0,64]},"model.layers.0.block_sparse_moe.experts.0.w2.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[64,72]}}'
+  {
+    for shift in 0 8 16 24 32 40 48 56; do printf "\\$(printf '%03o' $(((${#header} >> shift) & 255)))"; done
+    printf '%s' "$header"
+    head -c 72 /dev/zero
+  } >"$corpus/seed-experts"
+fi
 index=0
 while IFS= read -r -d '' file; do
   # Large shards only slow libFuzzer down; their headers are what matters.

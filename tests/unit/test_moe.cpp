@@ -296,6 +296,16 @@ TEST(MoePlanErrors, AreRefusedByName) {
                   "model.layers.0.mlp.experts instead");
 }
 
+TEST(MoePlanErrors, AnExpertBeyondTheConfigIsNamed) {
+  const fs::path dir = test::write_tiny_moe(qwen3_moe(), "stray");
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  std::vector<WeightSpec> specs = weight_specs(Checkpoint::open(dir));
+  specs.push_back({"model.layers.0.mlp.experts.99999999999999999999.gate_proj.weight", {16, 32}, DType::F32});
+  EXPECT_EQ(error_message([&] { resolve_tp_plan(config, specs, TpPlanSource::auto_plan(true), 2); }),
+            "tp plan: model.layers.0.mlp.experts.99999999999999999999.gate_proj.weight names expert "
+            "99999999999999999999, but config.json has 8 experts");
+}
+
 TEST(MoeCheckpointErrors, AreRefusedByName) {
   TinyMoe m = qwen3_moe();
   std::vector<TinyTensor> tensors = test::tiny_moe_tensors(m);

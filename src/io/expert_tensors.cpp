@@ -34,6 +34,10 @@ void split_fused(const TensorInfo& fused, std::map<std::string, TensorInfo>& int
   if (fused.shape.size() != 3)
     fail("{}: fused expert tensor {} has shape [{}]; it must be 3-D, [experts, rows, columns]", fused.file.string(),
          fused.name, fmt::join(fused.shape, ", "));
+  // Without rows or columns no bytes bound the expert count, which could then be anything.
+  if (fused.shape[1] == 0 || fused.shape[2] == 0)
+    fail("{}: fused expert tensor {} has shape [{}]; each expert's matrix must have rows and columns",
+         fused.file.string(), fused.name, fmt::join(fused.shape, ", "));
   const std::string experts = fused.name.substr(0, fused.name.rfind('.'));  // "model.layers.N.mlp.experts"
   const bool gate_up = fused.name.ends_with(".gate_up_proj");
   const int64_t rows = fused.shape[1];

@@ -31,7 +31,7 @@ ParameterCount count_parameters(const ModelConfig& config, const std::vector<Wei
     const int64_t bytes = n * int64_t(dtype_size(weight.dtype));
     count.total += n;
     count.total_bytes += bytes;
-    const int il = expert_layer(weight.name);
+    const int il = config.moe.present() ? expert_layer(weight.name) : -1;
     if (il < 0) {
       count.active += n;
       count.active_bytes += bytes;

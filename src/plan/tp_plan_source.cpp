@@ -56,20 +56,23 @@ std::vector<TpPlanEntry> default_tp_plan(const ModelConfig& config, bool expert_
       {"model.layers.*.self_attn.o_proj", "rowwise"},
   };
   // Transformers skips entries that match nothing; shardlm refuses them, so a model whose every
-  // layer is sparse gets no dense-MLP entries.
-  bool has_dense_mlp = false;
-  for (int layer = 0; layer < config.num_hidden_layers; ++layer) has_dense_mlp |= !config.is_sparse_layer(layer);
+  // layer is sparse gets no dense-MLP entries, and one whose every layer is dense no expert entries.
+  bool has_dense_mlp = false, has_experts = false;
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    has_dense_mlp |= !config.is_sparse_layer(layer);
+    has_experts |= config.is_sparse_layer(layer);
+  }
   if (has_dense_mlp) {
     plan.push_back({"model.layers.*.mlp.gate_proj", "colwise"});
     plan.push_back({"model.layers.*.mlp.up_proj", "colwise"});
     plan.push_back({"model.layers.*.mlp.down_proj", "rowwise"});
   }
-  if (config.moe.present() && expert_parallel) {
+  if (has_experts && expert_parallel) {
     plan.push_back({"model.layers.*.mlp.gate", "ep_router"});
     plan.push_back({"model.layers.*.mlp.experts.gate_up_proj", "grouped_gemm"});
     plan.push_back({"model.layers.*.mlp.experts.down_proj", "grouped_gemm"});
     plan.push_back({"model.layers.*.mlp.experts", "moe_tp_experts"});
-  } else if (config.moe.present()) {
+  } else if (has_experts) {
     plan.push_back({"model.layers.*.mlp.experts.gate_up_proj", "packed_colwise"});
     plan.push_back({"model.layers.*.mlp.experts.down_proj", "rowwise"});
     plan.push_back({"model.layers.*.mlp.experts", "moe_tp_experts"});

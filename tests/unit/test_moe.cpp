@@ -16,9 +16,11 @@
 #include "error_message.h"
 #include "logit_comparison.h"
 #include "tiny_moe_model.h"
+#include "model/cpu_layer_ops.h"
 #include "model/llama_model.h"
 #include "ops/cpu/expert_routing.h"
 #include "parallel/comm/thread_group.h"
+#include "plan/parameter_count.h"
 #include "plan/tp_plan.h"
 
 namespace shardlm {
@@ -99,6 +101,53 @@ TEST(MoeRouting, SoftmaxTopKAndRenormalisation) {
   EXPECT_EQ(raw.experts, (std::vector<int32_t>{2, 1, 0}));  // a tie goes to the lower expert id
   EXPECT_NEAR(raw.weights[0], 0.5f, 1e-6f);
   EXPECT_NEAR(raw.weights[2], 0.125f, 1e-6f);
+}
+
+// One row x = (1, 0) through a sparse MLP of three distinct one-unit experts, by hand: the router's
+// logits are (0, ln 2, ln 4), so experts 2 and 1 are chosen with probabilities 4/7 and 2/7.
+TEST(MoeOps, DistinctExpertsAndTheSharedExpertGateByHand) {
+  const auto view = [](const std::vector<float>& values, int64_t rows, int64_t cols) {
+    return WeightView{DType::F32, values.data(), rows, cols, 0};
+  };
+  const auto linear = [&](const std::vector<float>& values, int64_t rows, int64_t cols) {
+    Linear l;
+    l.weight = view(values, rows, cols);
+    return l;
+  };
+  const std::vector<float> router = {0, 0, std::log(2.0f), 0, std::log(4.0f), 0};
+  const std::vector<float> unused = {5, 0}, unused_down = {7, 7};
+  const std::vector<float> gate1 = {1, 0}, up1 = {2, 0}, down1 = {1, 0};  // writes the first feature
+  const std::vector<float> gate2 = {2, 0}, up2 = {1, 0}, down2 = {0, 1};  // writes the second
+  const std::vector<float> shared_gate = {0.5f, 0}, shared = {1, 0}, shared_down = {1, 1};
+  SparseMoeWeights moe;
+  moe.router = linear(router, 3, 2);
+  moe.top_k = 2;
+  moe.experts = {{linear(unused, 1, 2), linear(unused, 1, 2), linear(unused_down, 2, 1)},
+                 {linear(gate1, 1, 2), linear(up1, 1, 2), linear(down1, 2, 1)},
+                 {linear(gate2, 1, 2), linear(up2, 1, 2), linear(down2, 2, 1)}};
+  moe.shared_expert = ExpertWeights{linear(shared, 1, 2), linear(shared, 1, 2), linear(shared_down, 2, 1)};
+  moe.shared_expert_gate = linear(shared_gate, 1, 2);
+
+  ModelConfig config;
+  config.hidden_size = 2;
+  const RopeFrequencies rope;
+  const std::vector<int64_t> no_layers;
+  KvCache cache(no_layers, KvCacheShape::whole_sequences(1, 1));
+  const std::vector<TokenRow> rows = {{0, 0, 0, true}};
+  const auto silu = [](float v) { return v / (1.0f + std::exp(-v)); };
+  const float shared_out = 1.0f / (1.0f + std::exp(-0.5f)) * silu(1) * 1;
+  for (const bool normalise : {true, false}) {
+    moe.norm_topk_prob = normalise;
+    std::vector<float> residual = {0, 0};
+    CpuLayerOps ops(config, rope, nullptr, rows, cache, residual);
+    const std::vector<float> normed = {1, 0};
+    const cpu::ExpertRoutes routes = ops.route(normed, moe);
+    EXPECT_EQ(routes.experts, (std::vector<int32_t>{2, 1}));
+    ops.add_experts(normed, routes, moe);
+    const float w2 = normalise ? 2.0f / 3.0f : 4.0f / 7.0f, w1 = normalise ? 1.0f / 3.0f : 2.0f / 7.0f;
+    EXPECT_NEAR(residual[0], w1 * silu(1) * 2 + shared_out, 1e-6f) << normalise;
+    EXPECT_NEAR(residual[1], w2 * silu(2) * 1 + shared_out, 1e-6f) << normalise;
+  }
 }
 
 TEST(MoeCheckpoint, EveryExpertLayoutLoadsToTheSameModel) {
@@ -225,6 +274,23 @@ TEST(MoeTensorParallel, AutoPlansSplitTheExperts) {
   EXPECT_TRUE(by_expert.slice("model.layers.0.mlp.experts.3.down_proj.weight", 1).whole());
 }
 
+TEST(MoeTensorParallel, AModelWhoseLayersAreAllDenseGetsNoExpertEntries) {
+  TinyMoe m = qwen3_moe();
+  m.mlp_only_layers = {0, 1, 2};
+  expect_parallel_matches_one_rank(m, TpPlanSource::auto_plan(), {2});
+}
+
+TEST(MoeParameterCount, ExpertNamesInADenseModelAreOrdinaryTensors) {
+  const ModelConfig dense = ModelConfig::parse(
+      R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+          "num_attention_heads": 2, "vocab_size": 16})",
+      "config.json");
+  const ParameterCount count = count_parameters(dense, {{"model.layers.0.mlp.experts.0.gate_proj.weight", {2, 2}, DType::F32}});
+  EXPECT_EQ(count.total, 4);
+  EXPECT_EQ(count.active, 4);
+  EXPECT_EQ(count.bytes_per_expert, 0);
+}
+
 TEST(MoeTensorParallel, ExpertsSplitLikeMlpsMatchOneRank) {
   for (const TinyMoe& m : {mixtral(), qwen2_moe(), qwen3_moe()})
     expect_parallel_matches_one_rank(m, TpPlanSource::auto_plan(), {2, 4});
@@ -322,6 +388,13 @@ TEST(MoeCheckpointErrors, AreRefusedByName) {
   test::write_safetensors(dir / "model.safetensors", tensors);
   EXPECT_ERROR_NAMES(Checkpoint::open(dir), "model.safetensors: fused expert tensor model.layers.0.mlp.experts.down_proj",
                      "[256, 16]", "must be 3-D");
+
+  // Without rows or columns, nothing would bound the number of experts a header claims.
+  tensors = test::store_experts(m, test::tiny_moe_tensors(m));
+  tensors.push_back({"model.layers.9.mlp.experts.down_proj", {1000000000000, 0, 4}, {}});
+  test::write_safetensors(dir / "model.safetensors", tensors);
+  EXPECT_ERROR_NAMES(Checkpoint::open(dir), "fused expert tensor model.layers.9.mlp.experts.down_proj has shape "
+                                            "[1000000000000, 0, 4]; each expert's matrix must have rows and columns");
 
   // An expert stored twice (per expert and fused) is ambiguous.
   tensors = test::store_experts(m, test::tiny_moe_tensors(m));

@@ -332,6 +332,7 @@ void run_bench(const BenchOptions& given) {
     if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
     if (!options.device_map.device_map.empty()) fail("bench --device-map needs a GPU (--device cuda:N)");
     if (options.tp > 1) fail("bench --tp needs GPUs (--device cuda:N)");
+    if (options.expert_parallel) fail("bench --enable-expert-parallel splits experts over --tp GPUs (--device cuda:N)");
     run_bench_cpu(options);
     return;
   }

@@ -63,9 +63,6 @@ void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
                   "CPU computes them), auto (per step, whichever measures faster)")
       ->needs(device_map)
       ->capture_default_str();
-  const auto [cpu_moe, n_cpu_moe] = add_cpu_moe_options(command, request.cpu_moe_layers);
-  cpu_moe->needs(device_map);
-  n_cpu_moe->needs(device_map);
 }
 
 std::pair<CLI::Option*, CLI::Option*> add_cpu_moe_options(CLI::App& command, int& cpu_moe_layers) {
@@ -121,8 +118,7 @@ DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::file
   if (!request.max_memory.empty()) budgets = apply_max_memory(budgets, request.max_memory);
   const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
   const DevicePlan plan =
-      plan_device_map(layout, budgets,
-                      device_map_plan_options(request.device_map, max_seq_len, batch, config, request.cpu_moe_layers));
+      plan_device_map(layout, budgets, device_map_plan_options(request.device_map, max_seq_len, batch, config));
   std::string summary;
   for (const DeviceUsage& usage : plan.devices) {
     if (usage.layers.empty() && usage.other_modules.empty()) continue;

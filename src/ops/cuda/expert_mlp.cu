@@ -1,0 +1,133 @@
+// A warp computes one output feature of one expert for up to kPairsPerPass pairs at a time: it
+// streams that feature's weight row once per pass, 16 bytes per lane per step, and dots it with
+// each pair's input row. Blocks of experts that no pair chose return at once, so a decode step's
+// cost follows the chosen experts.
+#include "core/cuda/cuda_check.h"
+#include "core/error.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/expert_mlp.h"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kExpertWarps = 8;
+constexpr int kPairsPerPass = 8;
+
+struct alignas(16) Bf16x8 {
+  __nv_bfloat162 values[4];
+};
+
+__device__ __forceinline__ float dot8(const Bf16x8& a, const Bf16x8& b) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x = __bfloat1622float2(a.values[i]), y = __bfloat1622float2(b.values[i]);
+    sum += x.x * y.x + x.y * y.y;
+  }
+  return sum;
+}
+
+// activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]), j = this warp's feature.
+__global__ void expert_gate_up_kernel(ExpertMlpParams p) {
+  const int local = blockIdx.y, expert = p.first_expert + local;
+  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int j = blockIdx.x * kExpertWarps + warp;
+  if (begin == end || j >= p.ff) return;
+  const Bf16x8* gate = reinterpret_cast<const Bf16x8*>(p.gate_up + (int64_t(local) * 2 * p.ff + j) * p.hidden);
+  const Bf16x8* up = reinterpret_cast<const Bf16x8*>(p.gate_up + (int64_t(local) * 2 * p.ff + p.ff + j) * p.hidden);
+  const int chunks = p.hidden / 8;
+  for (int first = begin; first < end; first += kPairsPerPass) {
+    const int n = min(kPairsPerPass, end - first);
+    float g[kPairsPerPass] = {}, u[kPairsPerPass] = {};
+    for (int c = lane; c < chunks; c += 32) {
+      const Bf16x8 wg = gate[c], wu = up[c];
+#pragma unroll
+      for (int i = 0; i < kPairsPerPass; ++i) {
+        if (i >= n) break;
+        const int row = p.pairs[first + i] / p.top_k;
+        const Bf16x8 x = reinterpret_cast<const Bf16x8*>(p.x + int64_t(row) * p.hidden)[c];
+        g[i] += dot8(wg, x);
+        u[i] += dot8(wu, x);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPairsPerPass; ++i) {
+      if (i >= n) break;
+      const float gate_sum = warp_sum(g[i]), up_sum = warp_sum(u[i]);
+      if (lane == 0)
+        p.activated[int64_t(p.pairs[first + i]) * p.ff + j] = __float2bfloat16(gate_sum / (1.0f + __expf(-gate_sum)) * up_sum);
+    }
+  }
+}
+
+// expert_out[pair, d] = down_e[d] · activated[pair], d = this warp's feature.
+__global__ void expert_down_kernel(ExpertMlpParams p) {
+  const int local = blockIdx.y, expert = p.first_expert + local;
+  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int d = blockIdx.x * kExpertWarps + warp;
+  if (begin == end || d >= p.hidden) return;
+  const Bf16x8* down = reinterpret_cast<const Bf16x8*>(p.down + (int64_t(local) * p.hidden + d) * p.ff);
+  const int chunks = p.ff / 8;
+  for (int first = begin; first < end; first += kPairsPerPass) {
+    const int n = min(kPairsPerPass, end - first);
+    float sum[kPairsPerPass] = {};
+    for (int c = lane; c < chunks; c += 32) {
+      const Bf16x8 w = down[c];
+#pragma unroll
+      for (int i = 0; i < kPairsPerPass; ++i) {
+        if (i >= n) break;
+        const Bf16x8 h = reinterpret_cast<const Bf16x8*>(p.activated + int64_t(p.pairs[first + i]) * p.ff)[c];
+        sum[i] += dot8(w, h);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPairsPerPass; ++i) {
+      if (i >= n) break;
+      const float total = warp_sum(sum[i]);
+      if (lane == 0) p.expert_out[int64_t(p.pairs[first + i]) * p.hidden + d] = total;
+    }
+  }
+}
+
+__global__ void expert_combine_kernel(ExpertCombineParams p) {
+  const int row = blockIdx.x;
+  for (int d = threadIdx.x; d < p.hidden; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int slot = 0; slot < p.top_k; ++slot) {
+      const int64_t pair = int64_t(row) * p.top_k + slot;
+      const int expert = p.experts[pair];
+      if (expert >= p.first_expert && expert < p.end_expert) sum += p.weights[pair] * p.expert_out[pair * p.hidden + d];
+    }
+    p.out[int64_t(row) * p.hidden + d] += sum;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
+  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
+  if (params.hidden % 8 != 0 || params.ff % 8 != 0 || !aligned(params.x) || !aligned(params.gate_up) ||
+      !aligned(params.down) || !aligned(params.activated))
+    fail("CUDA experts: hidden {} and expert width {} must be multiples of 8, with 16-byte aligned buffers",
+         params.hidden, params.ff);
+  if (params.n_rows == 0 || params.n_local_experts == 0) return;
+  const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, params.n_local_experts);
+  expert_gate_up_kernel<<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+  const dim3 down_grid((params.hidden + kExpertWarps - 1) / kExpertWarps, params.n_local_experts);
+  expert_down_kernel<<<down_grid, kExpertWarps * 32, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {
+  if (params.n_rows == 0) return;
+  expert_combine_kernel<<<params.n_rows, 256, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,43 @@
+// The experts of a mixture-of-experts layer on the GPU, over the (row, slot) pairs that
+// launch_group_by_expert grouped (ops/cuda/moe_routing.h): for each expert, its gate/up and down
+// weights are read once per group of pairs that chose it, so a decode step reads only the chosen
+// experts (the active bytes) and a batch reads each chosen expert once for all its rows.
+//   launch_expert_mlp:      expert_out[pair] = down_e(silu(gate_e x[row]) * up_e x[row]), pair by pair
+//   launch_expert_combine:  out[row] += Σ_slot weight[pair] · expert_out[pair], slots in order
+// Weights are bf16, fused over the experts as Transformers 5 holds them: gate_up (E, 2·ff, hidden),
+// gate rows then up rows, and down (E, hidden, ff); with expert parallelism, this rank's experts
+// [first_expert, first_expert + n_local_experts) only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+struct ExpertMlpParams {
+  const __nv_bfloat16* x = nullptr;  // (n_rows, hidden): the normalised rows
+  int n_rows = 0, top_k = 0, hidden = 0, ff = 0;
+  int first_expert = 0, n_local_experts = 0;
+  const int32_t* offsets = nullptr;  // from launch_group_by_expert, indexed by global expert id
+  const int32_t* pairs = nullptr;
+  const __nv_bfloat16* gate_up = nullptr;  // (n_local_experts, 2 ff, hidden)
+  const __nv_bfloat16* down = nullptr;     // (n_local_experts, hidden, ff)
+  __nv_bfloat16* activated = nullptr;      // scratch (n_rows · top_k, ff)
+  float* expert_out = nullptr;             // (n_rows · top_k, hidden); pairs of other ranks' experts untouched
+};
+// hidden and ff must be multiples of 8 and the pointers 16-byte aligned.
+void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream);
+
+struct ExpertCombineParams {
+  const float* expert_out = nullptr;  // (n_rows · top_k, hidden)
+  const float* weights = nullptr;     // (n_rows, top_k), from launch_route_top_k
+  const int32_t* experts = nullptr;   // (n_rows, top_k)
+  int n_rows = 0, top_k = 0, hidden = 0;
+  int first_expert = 0, end_expert = 0;  // slots whose expert is elsewhere add nothing here
+  float* out = nullptr;                  // (n_rows, hidden) f32, added to
+};
+void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream);
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,113 @@
+// One warp routes one row: the row's logits go to shared memory, the softmax's max and sum are warp
+// reductions, and each of the top_k picks is a warp argmax that then removes its winner. Grouping
+// runs in one block: a histogram of the experts, its prefix sum, and a scatter of the pair ids.
+#include "core/cuda/cuda_check.h"
+#include "core/error.h"
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/moe_routing.h"
+
+namespace shardlm::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+constexpr int kRouteWarps = 4;
+
+__global__ void route_top_k_kernel(RouteParams p) {
+  extern __shared__ float probabilities[];  // (kRouteWarps, n_experts)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kRouteWarps + warp;
+  if (row >= p.n_rows) return;
+  float* prob = probabilities + warp * p.n_experts;
+  const float* logits = p.logits + int64_t(row) * p.n_experts;
+  float largest = -INFINITY;
+  for (int e = lane; e < p.n_experts; e += 32) largest = fmaxf(largest, logits[e]);
+  largest = warp_max(largest);
+  float total = 0.0f;
+  for (int e = lane; e < p.n_experts; e += 32) total += prob[e] = __expf(logits[e] - largest);
+  total = warp_sum(total);
+  __syncwarp();
+  float chosen_sum = 0.0f;
+  float chosen[kMaxTopK];
+  int chosen_id[kMaxTopK];
+  for (int k = 0; k < p.top_k; ++k) {
+    float best = -1.0f;
+    int best_id = INT32_MAX;
+    for (int e = lane; e < p.n_experts; e += 32) {
+      if (prob[e] > best || (prob[e] == best && e < best_id)) {
+        best = prob[e];
+        best_id = e;
+      }
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, best, offset);
+      const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
+      if (other > best || (other == best && other_id < best_id)) {
+        best = other;
+        best_id = other_id;
+      }
+    }
+    chosen[k] = best / total;
+    chosen_id[k] = best_id;
+    chosen_sum += chosen[k];
+    __syncwarp();
+    if (lane == 0) prob[best_id] = -1.0f;  // taken
+    __syncwarp();
+  }
+  if (lane != 0) return;
+  for (int k = 0; k < p.top_k; ++k) {
+    p.experts[int64_t(row) * p.top_k + k] = chosen_id[k];
+    p.weights[int64_t(row) * p.top_k + k] = p.normalize ? chosen[k] / chosen_sum : chosen[k];
+  }
+}
+
+__global__ void group_by_expert_kernel(GroupParams p) {
+  __shared__ int counts[kMaxExperts];
+  __shared__ int cursor[kMaxExperts];
+  for (int e = threadIdx.x; e < p.n_experts; e += blockDim.x) counts[e] = 0;
+  __syncthreads();
+  for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {
+    const int e = p.experts[pair];
+    if (e >= p.first_expert && e < p.end_expert) atomicAdd(&counts[e], 1);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int running = 0;
+    for (int e = 0; e < p.n_experts; ++e) {
+      p.offsets[e] = running;
+      cursor[e] = running;
+      running += counts[e];
+    }
+    p.offsets[p.n_experts] = running;
+  }
+  __syncthreads();
+  for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {
+    const int e = p.experts[pair];
+    if (e >= p.first_expert && e < p.end_expert) p.pairs[atomicAdd(&cursor[e], 1)] = pair;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// launchers
+
+void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
+  if (params.n_experts < 1 || params.n_experts > kMaxExperts || params.top_k < 1 || params.top_k > kMaxTopK ||
+      params.top_k > params.n_experts)
+    fail("CUDA routing: {} of {} experts per row is outside what the kernel handles (at most {} of {})", params.top_k,
+         params.n_experts, kMaxTopK, kMaxExperts);
+  if (params.n_rows == 0) return;
+  const int blocks = (params.n_rows + kRouteWarps - 1) / kRouteWarps;
+  const size_t shared = size_t(kRouteWarps) * size_t(params.n_experts) * sizeof(float);
+  route_top_k_kernel<<<blocks, kRouteWarps * 32, shared, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_group_by_expert(const GroupParams& params, cudaStream_t stream) {
+  if (params.n_experts < 1 || params.n_experts > kMaxExperts)
+    fail("CUDA routing: {} experts, the kernel handles at most {}", params.n_experts, kMaxExperts);
+  group_by_expert_kernel<<<1, 1024, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,40 @@
+// Routing for mixture-of-experts layers on the GPU, without a host sync (so a decode step stays one
+// CUDA graph): each row's top-k experts from its router logits (ops/cpu/expert_routing.h's rule:
+// softmax in f32, top-k with ties to the lower id, optionally renormalised), then the (row, slot)
+// pairs grouped by expert, so that each expert's weights are read once for all the rows that chose
+// it (ops/cuda/expert_mlp.h).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+// The most experts a layer may have here: routing keeps a row's probabilities, and grouping the
+// experts' counts, in shared memory.
+constexpr int kMaxExperts = 1024;
+constexpr int kMaxTopK = 16;
+
+struct RouteParams {
+  const float* logits = nullptr;  // (n_rows, n_experts)
+  int n_rows = 0, n_experts = 0, top_k = 0;
+  bool normalize = true;
+  int32_t* experts = nullptr;  // (n_rows, top_k), best first
+  float* weights = nullptr;    // (n_rows, top_k)
+};
+void launch_route_top_k(const RouteParams& params, cudaStream_t stream);
+
+// Pair p = row * top_k + slot chose experts[p]. offsets (n_experts + 1): pairs of expert e are
+// pairs[offsets[e] .. offsets[e + 1]), in no particular order within an expert. Pairs whose expert
+// lies outside [first_expert, end_expert) (held by other ranks) are left out.
+struct GroupParams {
+  const int32_t* experts = nullptr;
+  int n_pairs = 0, n_experts = 0;
+  int first_expert = 0, end_expert = 0;
+  int32_t* offsets = nullptr;
+  int32_t* pairs = nullptr;
+};
+void launch_group_by_expert(const GroupParams& params, cudaStream_t stream);
+
+}  // namespace shardlm::cuda

@@ -3,9 +3,13 @@
 # .device-carry/kjv.txt: run scripts/reference/export_kjv.sh first, where bible-kjv is installed).
 #
 #   scripts/reference/run_on_device.sh [--smoke | --fixtures-only]
+#   scripts/reference/run_on_device.sh --only-models NAME[,NAME...]
 #
 # Builds tests/fixtures/{tokenizers,models} (CPU) and, at the same time, trains
-# models/kjv-llama (GPU); logs and two tars (fixtures.tar, kjv-llama.tar) go to $OUT.
+# models/kjv-llama (GPU); logs and two tars (fixtures.tar, kjv-llama.tar) go to $OUT. With
+# --only-models, builds just those model fixtures with the tokenizers already in tests/fixtures (the
+# mixture-of-experts ones: mixtral-moe-f32,mixtral-moe-bf16,qwen2-moe-shared-f32,
+# qwen2-moe-shared-bf16,qwen3-moe-dense-layer-f32,qwen3-moe-dense-layer-bf16) into $OUT/models.tar.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/shardlm-reference-out}
@@ -18,6 +22,19 @@ only_fixtures=0; [ "${1:-}" = "--fixtures-only" ] && only_fixtures=1
 print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
       "transformers", transformers.__version__, "tokenizers", tokenizers.__version__,
       "safetensors", safetensors.__version__, "numpy", numpy.__version__)'; } 2>&1 | tee "$OUT/versions.txt"
+if [ "${1:-}" = "--only-models" ]; then
+  python3 scripts/reference/make_fixtures.py --only-models "$2" --out tests/fixtures 2>&1 | tee "$OUT/fixtures.log"
+  rc=${PIPESTATUS[0]}
+  dirs=()
+  for name in ${2//,/ }; do
+    for dir in tests/fixtures/models/"$name" tests/fixtures/models/"$name"-fused tests/fixtures/models/"$name"-per-expert; do
+      [ -d "$dir" ] && dirs+=("$dir")
+    done
+  done
+  tar -cf "$OUT/models.tar" tests/fixtures/README.md "${dirs[@]}"
+  ls -la "$OUT"
+  exit "$rc"
+fi
 [ -s .device-carry/kjv.txt ] || { echo "missing .device-carry/kjv.txt" >&2; exit 2; }
 
 # fixtures on 6 CPU threads in the background, training in the foreground

@@ -110,7 +110,10 @@ void check_experts(const ExpertCase& c) {
   launch_group_by_expert({device_experts.get<int32_t>(), pairs, c.experts, c.first, c.end, offsets.get<int32_t>(),
                           grouped.get<int32_t>()},
                          nullptr);
-  launch_expert_mlp({device_x.get<__nv_bfloat16>(), c.rows, c.top_k, c.hidden, c.ff, c.first, local,
+  // NaN everywhere the kernels should not read: a pair of another rank's expert would poison the sum.
+  CUDA_CHECK(cudaMemset(activated.get(), 0xFF, activated.bytes()));
+  CUDA_CHECK(cudaMemset(expert_out.get(), 0xFF, expert_out.bytes()));
+  launch_expert_mlp({device_x.get<__nv_bfloat16>(), c.rows, c.top_k, c.hidden, c.ff, c.experts, c.first, local,
                      offsets.get<int32_t>(), grouped.get<int32_t>(), device_gate_up.get<__nv_bfloat16>(),
                      device_down.get<__nv_bfloat16>(), activated.get<__nv_bfloat16>(), expert_out.get<float>()},
                     nullptr);
@@ -120,8 +123,8 @@ void check_experts(const ExpertCase& c) {
   const std::vector<float> got = download<float>(out, residual.size());
 
   // The host's sum over the same bf16 operands, the activation rounded to bf16 as the GPU stores it
-  // (a rounding that lands on the other side of a bf16 step now and then: hence 3e-3, where a wrong
-  // expert, row or weight is off by the whole output).
+  // (now and then a rounding lands on the other side of a bf16 step: a desk simulation of the kernels
+  // put the error near 1e-7; a wrong expert, row or weight is off by the whole output).
   double error = 0, norm = 0;
   for (int row = 0; row < c.rows; ++row) {
     std::vector<double> expected(size_t(c.hidden), 1.0);
@@ -151,7 +154,7 @@ void check_experts(const ExpertCase& c) {
       norm += (expected[size_t(d)] - 1.0) * (expected[size_t(d)] - 1.0);
     }
   }
-  EXPECT_LT(std::sqrt(error / norm), 3e-3) << c.rows << " rows, experts [" << c.first << ", " << c.end << ")";
+  EXPECT_LT(std::sqrt(error / norm), 1e-4) << c.rows << " rows, experts [" << c.first << ", " << c.end << ")";
 }
 
 TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
@@ -159,6 +162,18 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   check_experts({1, 2, 64, 32, 8, 0, 8});     // a decode row
   check_experts({37, 2, 64, 32, 8, 0, 8});    // a batch: experts shared by many rows (several passes)
   check_experts({37, 4, 128, 48, 16, 4, 12}); // an expert-parallel rank holding experts 4-11
+  check_experts({64, 8, 520, 264, 64, 8, 40}); // every lane, several chunks each; Qwen3-MoE's 8 of 64
+}
+
+TEST(CudaMoe, RoutingARowOfNanPicksRealExperts) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int experts = 8, top_k = 2;
+  std::vector<float> logits(experts, std::nanf(""));
+  const DeviceBuffer device_logits = upload(logits);
+  DeviceBuffer ids(size_t(top_k) * 4), weights(size_t(top_k) * 4);
+  launch_route_top_k({device_logits.get<float>(), 1, experts, top_k, true, ids.get<int32_t>(), weights.get<float>()},
+                     nullptr);
+  for (const int32_t id : download<int32_t>(ids, top_k)) EXPECT_TRUE(id >= 0 && id < experts) << id;
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // each pair's input row. Blocks of experts that no pair chose return at once, so a decode step's
 // cost follows the chosen experts.
 #include "core/cuda/cuda_check.h"
-#include "core/error.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/expert_mlp.h"
 
@@ -111,10 +110,13 @@ __global__ void expert_combine_kernel(ExpertCombineParams p) {
 
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
   const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
-  if (params.hidden % 8 != 0 || params.ff % 8 != 0 || !aligned(params.x) || !aligned(params.gate_up) ||
-      !aligned(params.down) || !aligned(params.activated))
-    fail("CUDA experts: hidden {} and expert width {} must be multiples of 8, with 16-byte aligned buffers",
-         params.hidden, params.ff);
+  if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
+  if (params.ff % 8 != 0) throw_unsupported("experts whose width is not a multiple of 8", params.ff);
+  if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
+    throw_unsupported("expert buffers not 16-byte aligned", 0);
+  if (params.first_expert < 0 || params.n_local_experts < 0 ||
+      params.first_expert + params.n_local_experts > params.n_experts)
+    throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, params.n_local_experts);
   expert_gate_up_kernel<<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
@@ -125,6 +127,7 @@ void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
 }
 
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {
+  if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
   if (params.n_rows == 0) return;
   expert_combine_kernel<<<params.n_rows, 256, 0, stream>>>(params);
   CUDA_CHECK_LAUNCH();

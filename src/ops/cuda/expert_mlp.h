@@ -19,6 +19,7 @@ namespace shardlm::cuda {
 struct ExpertMlpParams {
   const __nv_bfloat16* x = nullptr;  // (n_rows, hidden): the normalised rows
   int n_rows = 0, top_k = 0, hidden = 0, ff = 0;
+  int n_experts = 0;  // of the layer; offsets has n_experts + 1 entries
   int first_expert = 0, n_local_experts = 0;
   const int32_t* offsets = nullptr;  // from launch_group_by_expert, indexed by global expert id
   const int32_t* pairs = nullptr;

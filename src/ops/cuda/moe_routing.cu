@@ -2,7 +2,6 @@
 // reductions, and each of the top_k picks is a warp argmax that then removes its winner. Grouping
 // runs in one block: a histogram of the experts, its prefix sum, and a scatter of the pair ids.
 #include "core/cuda/cuda_check.h"
-#include "core/error.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/moe_routing.h"
 
@@ -23,9 +22,19 @@ __global__ void route_top_k_kernel(RouteParams p) {
   float largest = -INFINITY;
   for (int e = lane; e < p.n_experts; e += 32) largest = fmaxf(largest, logits[e]);
   largest = warp_max(largest);
+  // As the CPU ranks them: exp then divided by the sum. A NaN logit (a broken model) ranks as 0, so
+  // every pick is a real expert; its NaN still reaches the output, where sampling reports it.
   float total = 0.0f;
-  for (int e = lane; e < p.n_experts; e += 32) total += prob[e] = __expf(logits[e] - largest);
+  for (int e = lane; e < p.n_experts; e += 32) {
+    const float value = expf(logits[e] - largest);
+    prob[e] = isnan(value) ? 0.0f : value;
+    total += value;
+  }
   total = warp_sum(total);
+  for (int e = lane; e < p.n_experts; e += 32) {
+    const float share = prob[e] / total;
+    prob[e] = isnan(share) ? 0.0f : share;
+  }
   __syncwarp();
   float chosen_sum = 0.0f;
   float chosen[kMaxTopK];
@@ -48,11 +57,12 @@ __global__ void route_top_k_kernel(RouteParams p) {
         best_id = other_id;
       }
     }
-    chosen[k] = best / total;
+    if (best_id >= p.n_experts) best_id = 0;  // unreachable while k <= n_experts; never index past prob
+    chosen[k] = best;
     chosen_id[k] = best_id;
     chosen_sum += chosen[k];
     __syncwarp();
-    if (lane == 0) prob[best_id] = -1.0f;  // taken
+    if (lane == 0) prob[best_id] = -2.0f;  // taken: below every lane's starting best
     __syncwarp();
   }
   if (lane != 0) return;
@@ -92,10 +102,9 @@ __global__ void group_by_expert_kernel(GroupParams p) {
 // launchers
 
 void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
-  if (params.n_experts < 1 || params.n_experts > kMaxExperts || params.top_k < 1 || params.top_k > kMaxTopK ||
-      params.top_k > params.n_experts)
-    fail("CUDA routing: {} of {} experts per row is outside what the kernel handles (at most {} of {})", params.top_k,
-         params.n_experts, kMaxTopK, kMaxExperts);
+  if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("routing over experts outside 1..1024", params.n_experts);
+  if (params.top_k < 1 || params.top_k > kMaxTopK || params.top_k > params.n_experts)
+    throw_unsupported("routing to top-k experts outside 1..min(16, experts)", params.top_k);
   if (params.n_rows == 0) return;
   const int blocks = (params.n_rows + kRouteWarps - 1) / kRouteWarps;
   const size_t shared = size_t(kRouteWarps) * size_t(params.n_experts) * sizeof(float);
@@ -104,8 +113,9 @@ void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
 }
 
 void launch_group_by_expert(const GroupParams& params, cudaStream_t stream) {
-  if (params.n_experts < 1 || params.n_experts > kMaxExperts)
-    fail("CUDA routing: {} experts, the kernel handles at most {}", params.n_experts, kMaxExperts);
+  if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("grouping experts outside 1..1024", params.n_experts);
+  if (params.first_expert < 0 || params.first_expert > params.end_expert || params.end_expert > params.n_experts)
+    throw_unsupported("a rank's first expert outside 0..end..experts", params.first_expert);
   group_by_expert_kernel<<<1, 1024, 0, stream>>>(params);
   CUDA_CHECK_LAUNCH();
 }

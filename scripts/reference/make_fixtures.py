@@ -424,6 +424,21 @@ def rope_kwargs(cls, theta, scaling):
     return {"rope_theta": theta, "rope_scaling": scaling}
 
 
+# The mixture-of-experts fixtures' shapes, each in f32 and bf16 (MODELS below).
+MIXTRAL_MOE_CFG = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+                       tie_word_embeddings=False, num_local_experts=4, num_experts_per_tok=2)
+QWEN2_MOE_CFG = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                     tie_word_embeddings=False, use_sliding_window=False, qkv_bias=True,
+                     num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                     shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1)
+QWEN3_MOE_CFG = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                     num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                     tie_word_embeddings=False, use_sliding_window=False,
+                     num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                     decoder_sparse_step=1, mlp_only_layers=[1])
+
 MODELS = [
     dict(name="llama-gqa-llama3rope-f32", arch="llama", tokenizer="llama3-bytelevel", dtype="float32", seed=11,
          cfg=dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=8,
@@ -466,43 +481,17 @@ MODELS = [
     # dense layers' MLP, shared_expert_intermediate_size (Qwen2-MoE), norm_topk_prob, decoder_sparse_step,
     # mlp_only_layers). head_dim is left to its default (hidden_size / heads): Qwen2MoeConfig has no field.
     dict(name="mixtral-moe-f32", arch="mixtral", tokenizer="llama3-bytelevel", dtype="float32", seed=21,
-         cfg=dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
-                  tie_word_embeddings=False, num_local_experts=4, num_experts_per_tok=2),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(MIXTRAL_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
     dict(name="mixtral-moe-bf16", arch="mixtral", tokenizer="mistral-metaspace", dtype="bfloat16", seed=22,
-         cfg=dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
-                  tie_word_embeddings=False, num_local_experts=4, num_experts_per_tok=2),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(MIXTRAL_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
     dict(name="qwen2-moe-shared-f32", arch="qwen2_moe", tokenizer="qwen2-bytelevel-nfc", dtype="float32", seed=23,
-         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-                  tie_word_embeddings=False, use_sliding_window=False, qkv_bias=True,
-                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
-                  shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(QWEN2_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
     dict(name="qwen2-moe-shared-bf16", arch="qwen2_moe", tokenizer="qwen2-bytelevel-nfc", dtype="bfloat16", seed=24,
-         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-                  tie_word_embeddings=False, use_sliding_window=False, qkv_bias=True,
-                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
-                  shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(QWEN2_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
     dict(name="qwen3-moe-dense-layer-f32", arch="qwen3_moe", tokenizer="llama3-bytelevel", dtype="float32", seed=25,
-         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-                  tie_word_embeddings=False, use_sliding_window=False,
-                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
-                  decoder_sparse_step=1, mlp_only_layers=[1]),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(QWEN3_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
     dict(name="qwen3-moe-dense-layer-bf16", arch="qwen3_moe", tokenizer="llama3-bytelevel", dtype="bfloat16", seed=26,
-         cfg=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-                  tie_word_embeddings=False, use_sliding_window=False,
-                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
-                  decoder_sparse_step=1, mlp_only_layers=[1]),
-         theta=1000000.0, rope=None, legacy_config=False),
+         cfg=dict(QWEN3_MOE_CFG), theta=1000000.0, rope=None, legacy_config=False),
 ]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NEW_TOKENS = 24

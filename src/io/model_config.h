@@ -1,7 +1,8 @@
 // The model hyper-parameters from a Hugging Face config.json, for the decoder families shardlm
-// runs (four dense, three mixture-of-experts). Keys absent from the file take the defaults of the matching Transformers config class (which
-// differ per family), and the old (rope_scaling + rope_theta) and Transformers 5 (rope_parameters)
-// RoPE spellings are both read, so model code sees one normalised struct and never the JSON.
+// runs (four dense, three mixture-of-experts). Keys absent from the file take the defaults of the
+// matching Transformers config class (which differ per family), and the old (rope_scaling +
+// rope_theta) and Transformers 5 (rope_parameters) RoPE spellings are both read, so model code sees
+// one normalised struct and never the JSON.
 #pragma once
 
 #include <filesystem>

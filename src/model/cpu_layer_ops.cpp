@@ -99,27 +99,23 @@ void CpuLayerOps::add_projection(const std::vector<float>& input, const Linear& 
     residual_[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
 }
 
-std::vector<float> CpuLayerOps::gate_up_swiglu(const std::vector<float>& normed, const Layer& layer) const {
-  const int64_t n = n_rows();
-  const int64_t ff_dim = layer.ff_dim();
-  std::vector<float> gate(size_t(n * ff_dim)), up(size_t(n * ff_dim));
-  cpu::matmul(normed.data(), n, layer.gate_proj.weight, layer.gate_proj.bias, gate.data());
-  cpu::matmul(normed.data(), n, layer.up_proj.weight, layer.up_proj.bias, up.data());
-  cpu::silu_mul(gate.data(), up.data(), n * ff_dim, gate.data());
+std::vector<float> CpuLayerOps::swiglu(const float* x, int64_t m, const Linear& gate_proj, const Linear& up_proj) const {
+  const int64_t ff_dim = gate_proj.out_features();
+  std::vector<float> gate(size_t(m * ff_dim)), up(size_t(m * ff_dim));
+  cpu::matmul(x, m, gate_proj.weight, gate_proj.bias, gate.data());
+  cpu::matmul(x, m, up_proj.weight, up_proj.bias, up.data());
+  cpu::silu_mul(gate.data(), up.data(), m * ff_dim, gate.data());
   return gate;
 }
 
-}  // namespace shardlm
-
-namespace shardlm {
+std::vector<float> CpuLayerOps::gate_up_swiglu(const std::vector<float>& normed, const Layer& layer) const {
+  return swiglu(normed.data(), n_rows(), layer.gate_proj, layer.up_proj);
+}
 
 std::vector<float> CpuLayerOps::run_expert(const float* x, int64_t m, const ExpertWeights& expert) const {
-  const int64_t ff_dim = expert.ff_dim();
-  std::vector<float> gate(size_t(m * ff_dim)), up(size_t(m * ff_dim)), out(size_t(m * config_.hidden_size));
-  cpu::matmul(x, m, expert.gate_proj.weight, WeightView{}, gate.data());
-  cpu::matmul(x, m, expert.up_proj.weight, WeightView{}, up.data());
-  cpu::silu_mul(gate.data(), up.data(), m * ff_dim, gate.data());
-  cpu::matmul(gate.data(), m, expert.down_proj.weight, WeightView{}, out.data());
+  const std::vector<float> activated = swiglu(x, m, expert.gate_proj, expert.up_proj);
+  std::vector<float> out(size_t(m * config_.hidden_size));
+  cpu::matmul(activated.data(), m, expert.down_proj.weight, WeightView{}, out.data());
   return out;
 }
 

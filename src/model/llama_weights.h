@@ -1,7 +1,8 @@
 // The weights of a Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, and the mixture-of-experts
 // Mixtral, Qwen2-MoE and Qwen3-MoE), as views into the mapped checkpoint. Shapes use HF's
-// [out_features, in_features] orientation; dim = hidden_size, q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size, each
-// the rank's own under tensor parallelism (a layer's own: every layer follows its own plan entries).
+// [out_features, in_features] orientation; dim = hidden_size, q_dim = n_heads * head_dim,
+// kv_dim = n_kv_heads * head_dim, ff_dim = intermediate_size, each the rank's own under tensor
+// parallelism (a layer's own: every layer follows its own plan entries).
 #pragma once
 
 #include <cstdint>

@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "plan/device_map/model_layout.h"
 #include "plan/expert_plan_entries.h"
 
 namespace shardlm {
@@ -337,6 +338,12 @@ class PlanResolver {
 std::vector<WeightSpec> weight_specs(const Checkpoint& checkpoint) {
   std::vector<WeightSpec> specs;
   for (const auto& [name, tensor] : checkpoint.tensors()) specs.push_back({name, tensor.shape, tensor.dtype});
+  return specs;
+}
+
+std::vector<WeightSpec> weight_specs(const ModelConfig& config, DType dtype) {
+  std::vector<WeightSpec> specs;
+  for (TensorShape& tensor : llama_tensor_shapes(config)) specs.push_back({std::move(tensor.name), std::move(tensor.shape), dtype});
   return specs;
 }
 

@@ -33,6 +33,9 @@ struct WeightSpec {
 };
 
 std::vector<WeightSpec> weight_specs(const Checkpoint& checkpoint);
+// The tensors a checkpoint with this config would hold (llama_tensor_shapes), all in `dtype`: a
+// --random shape's, which has no checkpoint.
+std::vector<WeightSpec> weight_specs(const ModelConfig& config, DType dtype);
 
 struct SliceSegment {
   int64_t offset = 0;  // along TensorSlice::dim, in elements of that dimension

@@ -14,7 +14,6 @@
 #include "plan/device_map/explicit_map.h"
 #include "plan/memory_size.h"
 #include "io/model_config.h"
-#include "plan/device_map/model_layout.h"
 #include "plan/tp_plan.h"
 #include "plan/tp_plan_source.h"
 
@@ -32,12 +31,7 @@ const shardlm::ModelConfig& moe_config() {
 }
 
 const std::vector<shardlm::WeightSpec>& moe_weights() {
-  static const std::vector<shardlm::WeightSpec> weights = [] {
-    std::vector<shardlm::WeightSpec> specs;
-    for (const shardlm::TensorShape& tensor : shardlm::llama_tensor_shapes(moe_config()))
-      specs.push_back({tensor.name, tensor.shape, shardlm::DType::BF16});
-    return specs;
-  }();
+  static const std::vector<shardlm::WeightSpec> weights = shardlm::weight_specs(moe_config(), shardlm::DType::BF16);
   return weights;
 }
 

@@ -23,8 +23,8 @@
 #include "model/llama_model.h"
 #include "ops/sampler.h"
 #include "option_checks.h"
-#include "plan/device_map/model_layout.h"
 #include "plan/parameter_count.h"
+#include "plan/tp_plan.h"
 #include "prompt_options.h"
 #include "tokenizer/tokenizer.h"
 #ifdef SHARDLM_WITH_CUDA
@@ -202,9 +202,7 @@ void run_bench_cpu(const BenchOptions& options) {
 // Every weight is read once per decode step (the tied head counted once), as bf16.
 // What one decode step reads as bf16: every weight but the experts a token does not choose.
 double decode_weight_bytes(const ModelConfig& config) {
-  std::vector<WeightSpec> weights;
-  for (const TensorShape& tensor : llama_tensor_shapes(config)) weights.push_back({tensor.name, tensor.shape, DType::BF16});
-  return double(count_parameters(config, weights).active_bytes);
+  return double(count_parameters(config, weight_specs(config, DType::BF16)).active_bytes);
 }
 
 // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the

@@ -60,21 +60,11 @@ std::vector<DeviceBudget> device_budgets(const PlanCommandOptions& options) {
   return budgets;
 }
 
-// The stored tensors a plan is resolved against: the checkpoint's header, or, for a --random
-// shape, the tensors the config implies in the load dtype.
-std::vector<WeightSpec> plan_weight_specs(const PlanCommandOptions& options, const ModelConfig& config,
-                                          std::optional<DType> load_dtype) {
-  if (options.random_shape.empty()) return weight_specs(Checkpoint::open(prepare_model_dir(options.model)));
-  std::vector<WeightSpec> specs;
-  for (const TensorShape& tensor : llama_tensor_shapes(config))
-    specs.push_back({tensor.name, tensor.shape, load_dtype.value_or(DType::BF16)});
-  return specs;
-}
-
+// `weights`: the stored tensors the plan is resolved against.
 void run_tp_plan(const PlanCommandOptions& options, const ModelConfig& config, const std::string& model_name,
-                 std::optional<DType> load_dtype) {
-  const TpPlan plan = resolve_tp_plan(config, plan_weight_specs(options, config, load_dtype),
-                                      TpPlanSource::from_argument(options.tp_plan, options.expert_parallel), options.tp);
+                 const std::vector<WeightSpec>& weights) {
+  const TpPlan plan = resolve_tp_plan(config, weights, TpPlanSource::from_argument(options.tp_plan, options.expert_parallel),
+                                      options.tp);
   const TpSummary summary = summarize_tp_plan(plan);
   if (options.json) {
     nlohmann::json rows = nlohmann::json::array();
@@ -99,27 +89,32 @@ void run_plan(const PlanCommandOptions& options) {
   std::string model_name;
   ModelConfig config;
   ModelLayout layout;
+  // The stored tensors: the checkpoint's header, or, for a --random shape, the tensors the config
+  // implies in the load dtype.
+  std::vector<WeightSpec> weights;
   if (!options.random_shape.empty()) {
     config = random_shape_config(options.random_shape);
     model_name = "random:" + options.random_shape;
     layout = model_layout_from_config(config, load_dtype.value_or(config.torch_dtype.value_or(DType::BF16)));
+    weights = weight_specs(config, load_dtype.value_or(DType::BF16));
   } else {
     const std::filesystem::path dir = prepare_model_dir(options.model);
     config = ModelConfig::from_dir(dir);
     model_name = dir.string();
-    layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), load_dtype);
+    const Checkpoint checkpoint = Checkpoint::open(dir);
+    layout = model_layout_from_checkpoint(config, checkpoint, load_dtype);
+    weights = weight_specs(checkpoint);
   }
   if (options.tp > 0) {
-    run_tp_plan(options, config, model_name, load_dtype);
+    run_tp_plan(options, config, model_name, weights);
     return;
   }
   const DevicePlan plan = plan_device_map(layout, device_budgets(options),
                                           device_map_plan_options(options.device_map, options.max_seq_len, options.batch, config,
                                                                   options.cpu_moe_layers));
-  std::vector<WeightSpec> held = plan_weight_specs(options, config, load_dtype);
-  for (WeightSpec& weight : held)  // as the layout counts them: narrowed to the load dtype, never widened
+  for (WeightSpec& weight : weights)  // as the layout counts them: narrowed to the load dtype, never widened
     if (load_dtype && dtype_size(*load_dtype) < dtype_size(weight.dtype)) weight.dtype = *load_dtype;
-  const ParameterCount count = count_parameters(config, held);
+  const ParameterCount count = count_parameters(config, weights);
 
   if (options.json) {
     nlohmann::json result = {{"model", model_name},

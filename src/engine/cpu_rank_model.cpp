@@ -21,17 +21,20 @@ std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows
   logprobs_.clear();
   for (const TokenRow& row : rows) {
     if (!row.wants_logits) continue;
-    if (tokens.size() >= sampling.size()) fail("{} rows want a token, but sampling settings came for {}", tokens.size() + 1, sampling.size());
-    std::optional<Sampler>& sampler = samplers_[size_t(row.sequence)];
-    if (!sampler) {
-      SamplingParams own = sampling[tokens.size()];
-      own.seed += uint64_t(row.sequence);
-      sampler.emplace(own);
-    }
+    if (tokens.size() >= sampling.size()) fail("{} rows want logits, but sampling settings came for {}", tokens.size() + 1, sampling.size());
     const std::span<const float> row_logits(logits.data() + tokens.size() * vocab, vocab);
-    const int32_t token = sampler->sample(row_logits);
-    if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
     const int top_n = sampling[tokens.size()].logprobs;
+    int32_t token = row.scored_token;
+    if (samples(row)) {
+      std::optional<Sampler>& sampler = samplers_[size_t(row.sequence)];
+      if (!sampler) {
+        SamplingParams own = sampling[tokens.size()];
+        own.seed += uint64_t(row.sequence);
+        sampler.emplace(own);
+      }
+      token = sampler->sample(row_logits);
+      if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
+    }
     logprobs_.push_back(top_n >= 0 ? std::optional(sampled_logprobs(row_logits, token, top_n)) : std::nullopt);
     tokens.push_back(token);
   }

@@ -386,9 +386,9 @@ int Engine::reusable_blocks(std::span<const int32_t> prompt) const {
   return prompt.empty() ? 0 : int((int64_t(prompt.size()) - 1) / pool_.block_size());
 }
 
-int Engine::kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens) const {
+int Engine::kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens, bool reuses_prefix) const {
   const int64_t block_size = pool_.block_size();
-  const std::vector<int32_t> cached = pool_.cached_prefix(prompt, reusable_blocks(prompt));
+  const std::vector<int32_t> cached = reuses_prefix ? pool_.cached_prefix(prompt, reusable_blocks(prompt)) : std::vector<int32_t>{};
   const int unheld = int(std::count_if(cached.begin(), cached.end(), [&](int32_t block) { return pool_.ref_count(block) == 0; }));
   const int64_t cached_tokens = int64_t(cached.size()) * block_size;
   const int64_t chunk = std::min(int64_t(prompt.size()) - cached_tokens, chunk_tokens);
@@ -446,11 +446,26 @@ std::vector<TokenRow> Engine::rows_of(std::span<const SequenceChunk> chunks) {
     if (slot.length + int64_t(chunk.tokens.size()) > max_seq_len())
       fail("sequence {} would hold {} tokens, more than the {} the engine was opened for per sequence", chunk.sequence,
            slot.length + int64_t(chunk.tokens.size()), max_seq_len());
-    for (size_t i = 0; i < chunk.tokens.size(); ++i) {
-      const int32_t token = chunk.tokens[i];
+    const size_t scorable = chunk.tokens.size() - (chunk.wants_token ? 1 : 0);
+    if (chunk.scored.size() > scorable)
+      fail("step: sequence {} scores {} tokens with a chunk of {} rows that {}", chunk.sequence, chunk.scored.size(),
+           chunk.tokens.size(), chunk.wants_token ? "also samples after its last (at most one fewer)" : "score at most one each");
+    if (!chunk.scored.empty() && slot.sampling.logprobs < 0)
+      fail("step: sequence {} scores prompt tokens, but its sampling settings ask for no log-probabilities (logprobs)",
+           chunk.sequence);
+    auto check_token = [&](int32_t token) {
       if (token < 0 || token >= config().vocab_size)
         fail("token id {} is outside the vocabulary (vocab_size {})", token, config().vocab_size);
-      rows.push_back({chunk.sequence, slot.length + int64_t(i), token, chunk.wants_token && i + 1 == chunk.tokens.size()});
+    };
+    for (size_t i = 0; i < chunk.tokens.size(); ++i) {
+      check_token(chunk.tokens[i]);
+      TokenRow row{chunk.sequence, slot.length + int64_t(i), chunk.tokens[i], chunk.wants_token && i + 1 == chunk.tokens.size()};
+      if (i < chunk.scored.size()) {
+        check_token(chunk.scored[i]);
+        row.wants_logits = true;
+        row.scored_token = chunk.scored[i];
+      }
+      rows.push_back(row);
     }
   }
   return rows;
@@ -476,20 +491,31 @@ void Engine::advance(std::span<const SequenceChunk> chunks) {
 
 std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);
+  // One entry per row that wants logits: a chunk's scored rows come first, its sampled row last.
   std::vector<SamplingParams> sampling;
   for (const SequenceChunk& chunk : chunks)
-    if (chunk.wants_token) sampling.push_back(slots_[size_t(chunk.sequence)].sampling);
+    sampling.insert(sampling.end(), chunk.scored.size() + (chunk.wants_token ? 1 : 0), slots_[size_t(chunk.sequence)].sampling);
   const std::vector<KvBlockUpdate> updates = take_blocks(chunks);
-  std::vector<int32_t> tokens = guarded([&] {
+  const std::vector<int32_t> row_tokens = guarded([&] {
     if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0, updates});
     ranks_->own->update_kv_blocks(updates);
     return ranks_->own->forward_sample(rows, sampling);
   });
   advance(chunks);
+  const std::vector<std::optional<SampledLogprobs>>& row_logprobs = ranks_->own->last_logprobs();
+  std::vector<int32_t> tokens;
+  sampled_logprobs_.clear();
+  prompt_logprobs_.assign(chunks.size(), {});
+  size_t next = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    for (size_t i = 0; i < chunks[c].scored.size(); ++i, ++next) prompt_logprobs_[c].push_back(*row_logprobs.at(next));
+    if (!chunks[c].wants_token) continue;
+    tokens.push_back(row_tokens.at(next));
+    sampled_logprobs_.push_back(row_logprobs.at(next));
+    ++next;
+  }
   return tokens;
 }
-
-const std::vector<std::optional<SampledLogprobs>>& Engine::last_logprobs() const { return ranks_->own->last_logprobs(); }
 
 std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);

@@ -29,6 +29,10 @@ struct SequenceChunk {
   int sequence = 0;
   std::span<const int32_t> tokens;
   bool wants_token = true;  // sample a token after the last one (false: a prompt chunk before its end)
+  // Prompt log-probabilities: the chunk's i-th row scores scored[i], the prompt's token after it
+  // (so at most tokens.size() of them, one fewer when the chunk wants a token). Reported by
+  // last_prompt_logprobs with the sequence's SamplingParams::logprobs most likely tokens.
+  std::span<const int32_t> scored = {};
 };
 
 class Engine {
@@ -61,8 +65,9 @@ class Engine {
   int64_t reuse_prefix(int sequence, std::span<const int32_t> prompt);
   // Free blocks a new sequence with this prompt would take to start: the cached prefix blocks no
   // sequence holds (they stop counting as free) and the new blocks of its first chunk, at most
-  // chunk_tokens past the prefix. Looks only: nothing is taken or counted.
-  int kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens) const;
+  // chunk_tokens past the prefix (or, when it will not reuse a prefix, the blocks of its first
+  // chunk alone). Looks only: nothing is taken or counted.
+  int kv_blocks_to_start(std::span<const int32_t> prompt, int64_t chunk_tokens, bool reuses_prefix = true) const;
   // The paged KV cache, for schedulers: blocks a step of these chunks would take, and blocks free.
   int kv_blocks_needed(std::span<const SequenceChunk> chunks) const;
   int kv_blocks_needed(int sequence, int64_t new_tokens) const;
@@ -77,8 +82,11 @@ class Engine {
   std::vector<int32_t> step(std::span<const SequenceChunk> chunks);
   // After step: for each token it returned, its log-probabilities when its sequence's sampling
   // settings ask for them (SamplingParams::logprobs), else none.
-  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const;
-  // The same pass, returning the f32 logits (vocab_size each) of the chunks that want a token.
+  const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const { return sampled_logprobs_; }
+  // After step: for each chunk, in chunk order, the log-probabilities of its scored tokens.
+  const std::vector<std::vector<SampledLogprobs>>& last_prompt_logprobs() const { return prompt_logprobs_; }
+  // The same pass, returning the f32 logits (vocab_size each) of the rows that sample or score a
+  // token, in row order.
   std::vector<float> step_logits(std::span<const SequenceChunk> chunks);
 
   // A launched follower: runs the leader's steps until the leader closes its Engine.
@@ -114,6 +122,8 @@ class Engine {
   std::vector<Slot> slots_;
   KvBlockPool pool_;
   std::vector<KvBlockUpdate> pending_updates_;  // from reuse_prefix, sent with the next step
+  std::vector<std::optional<SampledLogprobs>> sampled_logprobs_;
+  std::vector<std::vector<SampledLogprobs>> prompt_logprobs_;
 };
 
 }  // namespace shardlm

@@ -25,11 +25,12 @@ class RankModel {
   virtual int64_t max_seq_len() const = 0;
 
   // One token for every row that wants logits, in row order; sampling[i] is the i-th such row's.
-  // A sequence's random stream follows from its seed and its slot, so runs repeat.
+  // A row with a scored_token returns that token, drawing nothing. A sequence's random stream
+  // follows from its seed and its slot, so runs repeat.
   virtual std::vector<int32_t> forward_sample(std::span<const TokenRow> rows,
                                               std::span<const SamplingParams> sampling) = 0;
-  // After forward_sample: for each token it returned, its log-probabilities when its settings asked
-  // for them (SamplingParams::logprobs >= 0), else none.
+  // After forward_sample: for each token it returned (sampled or scored), its log-probabilities
+  // when its settings asked for them (SamplingParams::logprobs >= 0), else none.
   virtual const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const = 0;
   // (rows wanting logits, vocab_size) f32 logits, in row order.
   virtual std::vector<float> forward_logits(std::span<const TokenRow> rows) = 0;

@@ -1,5 +1,5 @@
 // Messages are packed into 32-bit words: a header (kind, rows, sampling entries, slot, table words),
-// then four words per row, five per sampling entry, and each table update as (slot, first entry,
+// then five words per row, five per sampling entry, and each table update as (slot, first entry,
 // block count, blocks...). The header goes first so that receivers can size the
 // rest. Broadcast copies elements without arithmetic, so the words travel as 4-byte F32 elements.
 // A sampling entry leaves out logprobs: only the leader reports them, so only it computes them.
@@ -13,7 +13,7 @@ namespace shardlm {
 namespace {
 
 constexpr size_t kHeaderWords = 5;
-constexpr size_t kRowWords = 4;
+constexpr size_t kRowWords = 5;
 constexpr size_t kSamplingWords = 5;
 
 int32_t float_bits(float value) { return std::bit_cast<int32_t>(value); }
@@ -39,7 +39,7 @@ void send_step(Communicator& comm, const StepMessage& message) {
   std::vector<int32_t> body;
   body.reserve(message.rows.size() * kRowWords + message.sampling.size() * kSamplingWords + tables.size());
   for (const TokenRow& row : message.rows)
-    body.insert(body.end(), {row.sequence, int32_t(row.position), row.token, int32_t(row.wants_logits)});
+    body.insert(body.end(), {row.sequence, int32_t(row.position), row.token, int32_t(row.wants_logits), row.scored_token});
   for (const SamplingParams& params : message.sampling)
     body.insert(body.end(), {float_bits(params.temperature), params.top_k, float_bits(params.top_p),
                              int32_t(uint32_t(params.seed)), int32_t(uint32_t(params.seed >> 32))});
@@ -62,7 +62,7 @@ StepMessage receive_step(Communicator& comm) {
   broadcast_words(comm, body);
   const int32_t* word = body.data();
   for (size_t i = 0; i < n_rows; ++i, word += kRowWords)
-    message.rows.push_back({word[0], int64_t(word[1]), word[2], word[3] != 0});
+    message.rows.push_back({word[0], int64_t(word[1]), word[2], word[3] != 0, word[4]});
   for (size_t i = 0; i < n_sampling; ++i, word += kSamplingWords)
     message.sampling.push_back({bits_float(word[0]), word[1], bits_float(word[2]),
                                 uint64_t(uint32_t(word[3])) | (uint64_t(uint32_t(word[4])) << 32)});

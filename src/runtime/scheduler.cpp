@@ -29,6 +29,8 @@ void Scheduler::check(const SchedulerRequest& request) const {
     if (token < 0 || token >= engine_.config().vocab_size)
       fail("prompt: token id {} is outside the vocabulary (vocab_size {})", token, engine_.config().vocab_size);
   validate_sampling_params(request.sampling);
+  if (request.prompt_logprobs && request.sampling.logprobs < 0)
+    fail("logprobs: the prompt's log-probabilities are reported with logprobs >= 0, got {}", request.sampling.logprobs);
 }
 
 uint64_t Scheduler::submit(SchedulerRequest request) {
@@ -66,6 +68,7 @@ void Scheduler::preempt(std::list<Active>::iterator running) {
   running->prefill = running->request.prompt;
   running->prefill.insert(running->prefill.end(), running->output->tokens().begin(), running->output->tokens().end());
   running->prefilled = 0;
+  running->prompt_logprobs.clear();  // scored again with the prompt, if no token came yet
   waiting_.push_front(std::move(*running));
   running_.erase(running);
   ++preemptions_;
@@ -107,7 +110,11 @@ std::vector<RequestUpdate> Scheduler::step() {
     const size_t count = std::min({active.prefill.size() - active.prefilled, size_t(budget), size_t(std::max<int64_t>(fitting, 0))});
     if (count == 0) return;
     const bool ends_prompt = active.prefilled + count == active.prefill.size();
-    chunks.push_back({active.sequence, std::span<const int32_t>(active.prefill).subspan(active.prefilled, count), ends_prompt});
+    const std::span<const int32_t> prefill(active.prefill);
+    // Each row scores the prompt token after it; the prompt's last row samples instead.
+    const std::span<const int32_t> scored =
+        active.scores_prompt() ? prefill.subspan(active.prefilled + 1, ends_prompt ? count - 1 : count) : std::span<const int32_t>{};
+    chunks.push_back({active.sequence, prefill.subspan(active.prefilled, count), ends_prompt, scored});
     chunk_owner.push_back(&active);
     planned_blocks += engine_.kv_blocks_needed(active.sequence, int64_t(count));
     budget -= int(count);
@@ -119,12 +126,12 @@ std::vector<RequestUpdate> Scheduler::step() {
   // A request is admitted only when its first chunk fits beside the cached prefix it takes, so an
   // admission is never undone (nor its prefix lookup counted twice).
   while (!preempted && budget > 0 && !waiting_.empty() && int(running_.size()) < engine_.max_sequences() &&
-         engine_.kv_blocks_to_start(waiting_.front().prefill, budget) <= free_blocks()) {
+         engine_.kv_blocks_to_start(waiting_.front().prefill, budget, !waiting_.front().scores_prompt()) <= free_blocks()) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     Active& admitted = running_.back();
     admitted.sequence = engine_.add_sequence(admitted.request.sampling);
-    admitted.prefilled = size_t(engine_.reuse_prefix(admitted.sequence, admitted.prefill));
+    if (!admitted.scores_prompt()) admitted.prefilled = size_t(engine_.reuse_prefix(admitted.sequence, admitted.prefill));
     prefill_chunk(admitted);
   }
   if (chunks.empty()) return {};
@@ -135,9 +142,13 @@ std::vector<RequestUpdate> Scheduler::step() {
   for (size_t i = 0; i < chunks.size(); ++i) {
     Active& active = *chunk_owner[i];
     if (active.prefilling()) active.prefilled += chunks[i].tokens.size();
+    const std::vector<SampledLogprobs>& scored = engine_.last_prompt_logprobs()[i];
+    active.prompt_logprobs.insert(active.prompt_logprobs.end(), scored.begin(), scored.end());
     if (!chunks[i].wants_token) continue;
     const int32_t token = tokens[next];
     RequestUpdate update;
+    update.prompt_logprobs = std::move(active.prompt_logprobs);
+    active.prompt_logprobs.clear();
     if (const auto& logprobs = engine_.last_logprobs(); next < logprobs.size()) update.logprobs = logprobs[next];
     ++next;
     update.id = active.id;

@@ -36,6 +36,10 @@ struct SchedulerRequest {
   SamplingParams sampling;
   std::vector<std::string> stop;
   std::vector<int32_t> eos_token_ids;
+  // Report the log-probability of every prompt token after the first (with sampling.logprobs most
+  // likely tokens), as OpenAI's echo with logprobs does. Such a prompt is computed whole, not taken
+  // from the prefix cache (a cached block has no logits).
+  bool prompt_logprobs = false;
 };
 
 // What one step did for one request.
@@ -47,6 +51,8 @@ struct RequestUpdate {
   std::string finish_reason;  // when finished: "stop" or "length"
   int prompt_tokens = 0, completion_tokens = 0;
   std::optional<SampledLogprobs> logprobs;  // when the request's sampling asks for them
+  // With the first token of a request asking for prompt_logprobs: those of prompt tokens 1, 2, ...
+  std::vector<SampledLogprobs> prompt_logprobs;
 };
 
 class Scheduler {
@@ -88,7 +94,10 @@ class Scheduler {
     std::vector<int32_t> prefill;
     size_t prefilled = 0;  // of those, already in the engine
     int32_t next_token = 0;
+    std::vector<SampledLogprobs> prompt_logprobs;  // scored so far, until the first token
     bool prefilling() const { return prefilled < prefill.size(); }
+    // Until its first token a request that asked scores its prompt (prefill is then the prompt).
+    bool scores_prompt() const { return request.prompt_logprobs && output->tokens().empty(); }
   };
   // Frees the running request's sequence and puts it first in the queue, to be recomputed.
   void preempt(std::list<Active>::iterator running);

@@ -1,6 +1,6 @@
 // The body of POST /v1/completions, checked field by field against OpenAI's API (field names as the
 // `openai` package's CompletionCreateParams): every error names its field. Fields this server does
-// not act on yet (best_of, penalties, logprobs with echo) are refused by name rather than ignored.
+// not act on yet (best_of, penalties) are refused by name rather than ignored.
 #pragma once
 
 #include <cstdint>

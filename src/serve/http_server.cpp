@@ -51,6 +51,10 @@ struct Choice {
   bool wants_logprobs = false;
   std::vector<TokenLogprobs> logprobs;
   size_t logprobs_sent = 0, logprobs_text_offset = 0;
+  // Echo with logprobs: the prompt, whose tokens' log-probabilities open the choice's when its first
+  // token comes (the engine scores them in prefill), and, streaming, the echoed text sent with them.
+  std::vector<int32_t> scored_prompt;
+  std::string unsent_echo;
 };
 
 }  // namespace
@@ -236,6 +240,7 @@ class Session : public std::enable_shared_from_this<Session> {
         // The choices of one prompt draw different samples, each still repeatable from the seed.
         each.sampling.seed = generation.sampling.seed + uint64_t(j);
         each.stop = generation.stop;
+        each.prompt_logprobs = !echoes.empty() && generation.sampling.logprobs >= 0;
         if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
         // Refused here, before a stream's 200 head is sent, rather than as an event after it.
         if (j == 0) server_.loop.check(each);
@@ -244,15 +249,19 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     choices_.resize(scheduled.size());
     for (size_t index = 0; index < choices_.size(); ++index) {
-      choices_[index].counts_prompt = index % size_t(generation.n) == 0;
-      choices_[index].wants_logprobs = generation.sampling.logprobs >= 0;
-      if (!echoes.empty() && !stream_) choices_[index].text = echoes[index / size_t(generation.n)];
+      Choice& choice = choices_[index];
+      choice.counts_prompt = index % size_t(generation.n) == 0;
+      choice.wants_logprobs = generation.sampling.logprobs >= 0;
+      if (scheduled[index].prompt_logprobs) choice.scored_prompt = scheduled[index].prompt;
+      if (!echoes.empty() && !stream_) choice.text = echoes[index / size_t(generation.n)];
+      if (!echoes.empty() && stream_ && scheduled[index].prompt_logprobs) choice.unsent_echo = echoes[index / size_t(generation.n)];
     }
     if (stream_) {
       start_stream();
       for (size_t index = 0; index < scheduled.size(); ++index) {
         std::optional<json> opening = opening_choice(endpoint_, index);
-        if (!opening && !echoes.empty())
+        // An echo whose tokens' log-probabilities are still to come waits for them.
+        if (!opening && !echoes.empty() && !scheduled[index].prompt_logprobs)
           opening = streamed_choice(endpoint_, index, echoes[index / size_t(generation.n)], std::nullopt);
         if (!opening) continue;
         json event = chunk();
@@ -308,13 +317,20 @@ class Session : public std::enable_shared_from_this<Session> {
     choice.text += update.text;
     choice.prompt_tokens = update.prompt_tokens;
     choice.completion_tokens = update.completion_tokens;
+    if (!choice.scored_prompt.empty()) {
+      choice.logprobs.push_back({choice.scored_prompt[0], std::nullopt});
+      for (size_t i = 1; i < choice.scored_prompt.size(); ++i)
+        choice.logprobs.push_back({choice.scored_prompt[i], update.prompt_logprobs.at(i - 1)});
+      choice.scored_prompt.clear();
+    }
+    const std::string text = std::exchange(choice.unsent_echo, {}) + update.text;
     if (update.logprobs) choice.logprobs.push_back({update.token, *update.logprobs});
     if (update.finished) {
       choice.finished = true;
       choice.finish_reason = update.finish_reason;
     }
     if (stream_) {
-      if (!update.text.empty() || update.finished) {
+      if (!text.empty() || update.finished) {
         json logprobs = nullptr;
         if (choice.wants_logprobs) {
           const std::span<const TokenLogprobs> unsent = std::span(choice.logprobs).subspan(choice.logprobs_sent);
@@ -324,7 +340,7 @@ class Session : public std::enable_shared_from_this<Session> {
           choice.logprobs_sent = choice.logprobs.size();
         }
         json event = chunk();
-        event["choices"] = json::array({streamed_choice(endpoint_, index, update.text,
+        event["choices"] = json::array({streamed_choice(endpoint_, index, text,
                                                         update.finished ? std::optional(update.finish_reason) : std::nullopt,
                                                         logprobs)});
         queue_event(to_text(event));

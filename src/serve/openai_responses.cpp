@@ -36,26 +36,32 @@ json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, con
     for (const TokenLogprobs& each : tokens) {
       const std::string text = text_of(each.token);
       texts.push_back(text);
-      token_logprobs.push_back(each.logprobs.logprob);
-      json top = json::object();
-      for (const TokenLogprob& alternative : each.logprobs.top) top[text_of(alternative.token)] = alternative.logprob;
-      // As vLLM, the sampled token is listed among the alternatives even when it is not the likeliest.
-      if (!top.contains(text)) top[text] = each.logprobs.logprob;
-      top_logprobs.push_back(std::move(top));
       offsets.push_back(text_offset);
       text_offset += text_characters(text);
+      if (!each.logprobs) {
+        token_logprobs.push_back(nullptr);
+        top_logprobs.push_back(nullptr);
+        continue;
+      }
+      token_logprobs.push_back(each.logprobs->logprob);
+      json top = json::object();
+      for (const TokenLogprob& alternative : each.logprobs->top) top[text_of(alternative.token)] = alternative.logprob;
+      // As vLLM, the sampled token is listed among the alternatives even when it is not the likeliest.
+      if (!top.contains(text)) top[text] = each.logprobs->logprob;
+      top_logprobs.push_back(std::move(top));
     }
     return {{"tokens", texts}, {"token_logprobs", token_logprobs}, {"top_logprobs", top_logprobs}, {"text_offset", offsets}};
   }
   json content = json::array();
   for (const TokenLogprobs& each : tokens) {
     const std::string text = text_of(each.token);
+    const SampledLogprobs& logprobs = each.logprobs.value();  // a chat reply echoes no prompt
     json top = json::array();
-    for (const TokenLogprob& alternative : each.logprobs.top) {
+    for (const TokenLogprob& alternative : logprobs.top) {
       const std::string alternative_text = text_of(alternative.token);
       top.push_back({{"token", alternative_text}, {"logprob", alternative.logprob}, {"bytes", bytes_of(alternative_text)}});
     }
-    content.push_back({{"token", text}, {"logprob", each.logprobs.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+    content.push_back({{"token", text}, {"logprob", logprobs.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
   }
   return {{"content", content}};
 }

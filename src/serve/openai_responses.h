@@ -28,15 +28,17 @@ nlohmann::json response_head(Endpoint endpoint, bool chunk, const std::string& i
 // Characters (code points) of UTF-8 text: what OpenAI's text offsets count, as Python's len().
 size_t text_characters(std::string_view text);
 
-// A generated token and its log-probabilities.
+// A token and its log-probabilities: generated, or echoed from the prompt (whose first token has
+// none: nothing comes before it).
 struct TokenLogprobs {
   int32_t token = 0;
-  SampledLogprobs logprobs;
+  std::optional<SampledLogprobs> logprobs;
 };
 
 // The `logprobs` of a choice for these tokens, as the endpoint shapes them: completions' parallel
-// lists (tokens, token_logprobs, top_logprobs, text_offset counted from text_offset), chat's
-// `content` list of {token, logprob, bytes, top_logprobs}. A token shows as its own decoded text.
+// lists (tokens, token_logprobs, top_logprobs, text_offset counted from text_offset; null entries
+// for a token without log-probabilities), chat's `content` list of {token, logprob, bytes,
+// top_logprobs}. A token shows as its own decoded text.
 nlohmann::json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, const Tokenizer& tokenizer,
                              size_t text_offset);
 

@@ -159,8 +159,6 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
     if (given(body, "logprobs")) fields.sampling.logprobs = int(integer_field(body, "logprobs", 0, kMaxTopLogprobs));
     if (given(body, "top_logprobs"))
       bad_field("top_logprobs", "top_logprobs is a chat field: completions take the count as logprobs");
-    if (fields.echo && fields.sampling.logprobs >= 0)
-      bad_field("logprobs", "logprobs with echo would need the prompt's log-probabilities, which are not served yet");
   } else {
     if (given(body, "logprobs")) {
       if (!body.at("logprobs").is_boolean()) bad_field("logprobs", "logprobs must be a boolean");

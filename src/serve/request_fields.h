@@ -27,7 +27,7 @@ struct GenerationFields {
   bool include_usage = false;  // stream_options.include_usage
   bool ignore_eos = false;     // vLLM's extension: generate max_tokens whatever the model says
   int n = 1;                   // choices per prompt
-  bool echo = false;           // the prompt's text opens each choice (completions)
+  bool echo = false;           // the prompt's text (and, with logprobs, its tokens') opens each choice (completions)
 };
 
 // Bounds on a request's JSON, checked while it is parsed.

@@ -163,5 +163,31 @@ TEST(CudaModel, APassMixingDecodeRowsAndPromptChunksMatchesTheCpu) {
   EXPECT_GE(decided, 4) << "too many near ties to judge";
 }
 
+// Rows that score the prompt's next token (echo with logprobs) want logits without sampling, so a
+// prompt chunk may want more logit rows than the logits buffer holds (one per sequence): the pass
+// splits, and each scored row reports its own token's log-probability.
+TEST(CudaModel, ScoredPromptRowsBeyondTheLogitsBufferReportTheirTokens) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  CpuAndGpu models = open_cpu_and_gpu(/*sequences=*/2, /*length=*/64, /*max_rows=*/128);
+  const int64_t vocab = models.cpu.config().vocab_size;
+  std::vector<TokenRow> rows;
+  for (int64_t i = 0; i < 20; ++i) rows.push_back({0, i, int32_t((i * 37 + 5) % vocab), true});
+  for (size_t i = 0; i + 1 < rows.size(); ++i) rows[i].scored_token = rows[i + 1].token;
+  const std::vector<float> cpu_logits = models.cpu.forward(rows, models.cache);
+  SamplingParams sampling;
+  sampling.logprobs = 2;
+  const std::vector<int32_t> tokens = models.gpu->forward_sample(rows, std::vector<SamplingParams>(rows.size(), sampling));
+  ASSERT_EQ(tokens.size(), rows.size());
+  ASSERT_EQ(models.gpu->last_logprobs().size(), rows.size());
+  for (size_t i = 0; i + 1 < rows.size(); ++i) {
+    EXPECT_EQ(tokens[i], rows[i].scored_token) << "row " << i;
+    const std::span<const float> logits(cpu_logits.data() + i * size_t(vocab), size_t(vocab));
+    const float spread = *std::max_element(logits.begin(), logits.end()) - *std::min_element(logits.begin(), logits.end());
+    const SampledLogprobs& reported = models.gpu->last_logprobs()[i].value();
+    EXPECT_NEAR(reported.logprob, log_softmax_at(logits, rows[i].scored_token), 0.02 * spread) << "row " << i;
+    EXPECT_EQ(reported.top.size(), 2u);
+  }
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -135,6 +135,43 @@ await check("logprobs: greedy tokens are the likeliest, whole and streamed, comp
   assert.equal(plain.choices[0].logprobs, null, "no logprobs unless asked");
 });
 
+await check("echo with logprobs scores the prompt's tokens, whole and streamed", async () => {
+  const nPrompt = reference[5].prompt_ids.length;
+  const request = { model, prompt: prompts[5], max_tokens: 5, temperature: 0, logprobs: 2, ignore_eos: true };
+  const plain = await client.completions.create(request);
+  const echoed = await client.completions.create({ ...request, echo: true });
+  const { logprobs } = echoed.choices[0];
+  assert.equal(echoed.choices[0].text, prompts[5] + plain.choices[0].text);
+  assert.equal(logprobs.tokens.length, nPrompt + 5);
+  assert.equal(logprobs.token_logprobs[0], null, "nothing comes before the first prompt token");
+  assert.equal(logprobs.top_logprobs[0], null);
+  for (let i = 1; i < nPrompt; i += 1) {
+    assert.ok(logprobs.token_logprobs[i] <= 0, `prompt token ${i}`);
+    assert.ok(Object.keys(logprobs.top_logprobs[i]).length >= 2);
+    assert.ok(Math.max(...Object.values(logprobs.top_logprobs[i])) >= logprobs.token_logprobs[i]);
+  }
+  assert.deepEqual(logprobs.token_logprobs.slice(nPrompt), plain.choices[0].logprobs.token_logprobs);
+  assert.equal(logprobs.text_offset[nPrompt], [...logprobs.tokens.slice(0, nPrompt).join("")].length);
+  // The generated tokens scored as a prompt (prefill) have the log-probabilities decoding gave them.
+  assert.ok(reference[5].output_ids.length >= 5, "the reference continues 5 tokens before its end");
+  const extended = reference[5].prompt_ids.concat(reference[5].output_ids.slice(0, 5));
+  const rescored = await client.completions.create({ model, prompt: extended, max_tokens: 1, temperature: 0, logprobs: 0,
+    echo: true });
+  rescored.choices[0].logprobs.token_logprobs.slice(nPrompt, nPrompt + 5).forEach((value, i) =>
+    assert.ok(Math.abs(value - plain.choices[0].logprobs.token_logprobs[i]) < 1e-4, `token ${i}: ${value}`));
+  const stream = await client.completions.create({ ...request, echo: true, stream: true });
+  let text = "";
+  const streamed = [];
+  for await (const chunk of stream) {
+    for (const choice of chunk.choices) {
+      text += choice.text;
+      if (choice.logprobs) streamed.push(...choice.logprobs.token_logprobs);
+    }
+  }
+  assert.equal(text, echoed.choices[0].text);
+  assert.deepEqual(streamed, logprobs.token_logprobs);
+});
+
 async function expectError(kind, status, param, body, options = {}) {
   const target = options.client ?? client;
   await assert.rejects(() => target.completions.create(body), (error) => {
@@ -152,7 +189,6 @@ await check("bad fields are 400s naming the field", async () => {
   await expectError(OpenAI.BadRequestError, 400, "max_tokens", { model, prompt: "a", max_tokens: 100000 });
   await expectError(OpenAI.BadRequestError, 400, "prompt", { model, prompt: [1, 99999999] });
   await expectError(OpenAI.BadRequestError, 400, "logprobs", { model, prompt: "a", logprobs: 21 });
-  await expectError(OpenAI.BadRequestError, 400, "logprobs", { model, prompt: "a", logprobs: 2, echo: true });
 });
 
 await check("a wrong API key is a 401", async () => {

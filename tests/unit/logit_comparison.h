@@ -1,9 +1,11 @@
 // Test support: how logits are compared with a reference (relative L2 error), and when a greedy
-// choice is too close to call in bf16 (a near tie), for the CPU and GPU model suites alike.
+// choice is too close to call in bf16 (a near tie), and a token's log-probability, for the CPU and
+// GPU model suites alike.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <span>
 #include <vector>
@@ -27,6 +29,14 @@ inline bool near_tie(std::span<const float> logits) {
   const float spread =
       *std::max_element(logits.begin(), logits.end()) - *std::min_element(logits.begin(), logits.end());
   return sorted[0] - sorted[1] <= 0.02f * spread;
+}
+
+// The log-softmax of logits at one token, in double.
+inline float log_softmax_at(std::span<const float> logits, int32_t token) {
+  const float largest = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float logit : logits) sum += std::exp(double(logit - largest));
+  return float(double(logits[size_t(token)] - largest) - std::log(sum));
 }
 
 }  // namespace shardlm

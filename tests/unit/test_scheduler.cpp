@@ -3,8 +3,9 @@
 // decodes, and most requests wait for a slot); greedy outputs equal generate() of each prompt alone.
 // Cancellation frees a slot within the step, KV usage counts the blocks sequences hold, a KV cache
 // too small for every running request preempts and recomputes without changing a token, a prompt
-// that starts as an earlier one did reuses its cached blocks (same tokens), and requests that
-// cannot run are refused by field.
+// that starts as an earlier one did reuses its cached blocks (same tokens), a request asking for its
+// prompt's log-probabilities gets them with its first token, and requests that cannot run are
+// refused by field.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -276,6 +277,47 @@ TEST(Scheduler, ARequestStartsOnlyWhenItsFirstChunkFitsBesideItsCachedPrefix) {
   EXPECT_EQ(engine->kv_blocks().used_blocks(), 0);
 }
 
+TEST(Scheduler, PromptLogprobsComeWithTheFirstTokenFromWholeChunkedPrefills) {
+  // Small steps, so the 40-token prompt is scored over several chunks beside other requests.
+  const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
+  const std::unique_ptr<Engine> engine = open_engine(4);
+  Scheduler scheduler(*engine, tokenizer, SchedulerOptions{12});
+  const std::vector<int32_t> text = prompt(40, 5);
+  SchedulerRequest scoring{text, 4, {}, {}, {}};
+  scoring.sampling.logprobs = 2;
+  scoring.prompt_logprobs = true;
+  // The same prompt without scoring first, so its blocks are in the prefix cache.
+  std::vector<SchedulerRequest> requests = {SchedulerRequest{text, 4, {}, {}, {}}};
+  serve_all(scheduler, requests);
+  const uint64_t hits_before = engine->kv_blocks().hit_tokens();
+  std::vector<std::vector<SampledLogprobs>> prompt_logprobs;
+  std::vector<std::vector<int32_t>> tokens(3);
+  std::map<uint64_t, size_t> index_of;
+  index_of[scheduler.submit(scoring)] = 0;
+  index_of[scheduler.submit(SchedulerRequest{prompt(25, 6), 4, {}, {}, {}})] = 1;
+  index_of[scheduler.submit(scoring)] = 2;
+  prompt_logprobs.resize(3);
+  while (scheduler.has_work()) {
+    for (const RequestUpdate& update : scheduler.step()) {
+      const size_t index = index_of.at(update.id);
+      if (tokens[index].empty()) prompt_logprobs[index] = update.prompt_logprobs;
+      else EXPECT_TRUE(update.prompt_logprobs.empty()) << "prompt log-probabilities come once";
+      tokens[index].push_back(update.token);
+    }
+  }
+  EXPECT_EQ(engine->kv_blocks().hit_tokens(), hits_before) << "a scored prompt is computed whole";
+  ASSERT_EQ(prompt_logprobs[0].size(), text.size() - 1);
+  EXPECT_TRUE(prompt_logprobs[1].empty());
+  for (size_t i = 0; i < text.size() - 1; ++i) {
+    EXPECT_EQ(prompt_logprobs[0][i].logprob, prompt_logprobs[2][i].logprob) << "position " << i;
+    EXPECT_LE(prompt_logprobs[0][i].logprob, 0.0f);
+    EXPECT_EQ(prompt_logprobs[0][i].top.size(), 2u);
+  }
+  const std::vector<std::vector<int32_t>> expected = alone_outputs(tokenizer, {scoring});
+  EXPECT_EQ(tokens[0], expected[0]);
+  EXPECT_EQ(tokens[2], expected[0]);
+}
+
 TEST(Scheduler, RequestsThatCannotRunAreRefusedByField) {
   const Tokenizer tokenizer = Tokenizer::from_dir(kFixture);
   const std::unique_ptr<Engine> engine = open_engine(1);
@@ -288,6 +330,9 @@ TEST(Scheduler, RequestsThatCannotRunAreRefusedByField) {
   SchedulerRequest negative{prompt(3, 1), 4, {}, {}, {}};
   negative.sampling.temperature = -1.0f;
   EXPECT_THROW(scheduler.submit(negative), Error);
+  SchedulerRequest unscored{prompt(3, 1), 4, {}, {}, {}};
+  unscored.prompt_logprobs = true;
+  EXPECT_ERROR_NAMES(scheduler.submit(unscored), "logprobs: the prompt's log-probabilities are reported with logprobs >= 0");
   EXPECT_FALSE(scheduler.has_work());
 }
 

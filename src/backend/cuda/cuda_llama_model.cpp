@@ -540,6 +540,31 @@ void CudaLlamaModel::capture_decode_graph(std::span<const TokenRow> rows, const 
   CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
+namespace {
+
+// A row that scores the prompt's next token returns that token, not the one the sampler drew for it
+// (its draw comes from its own (sequence, position) stream, so it disturbs no other).
+void take_scored_tokens(std::span<const TokenRow> rows, std::vector<int32_t>& tokens) {
+  size_t next = 0;
+  for (const TokenRow& row : rows) {
+    if (!row.wants_logits) continue;
+    if (row.scored_token >= 0) tokens.at(next) = row.scored_token;
+    ++next;
+  }
+}
+
+}  // namespace
+
+size_t CudaLlamaModel::pass_end(std::span<const TokenRow> rows, size_t first) const {
+  size_t end = first, logit_rows = 0;
+  while (end < rows.size() && end - first < size_t(options_.max_rows)) {
+    if (rows[end].wants_logits && logit_rows == size_t(options_.max_sequences)) break;
+    logit_rows += rows[end].wants_logits ? 1 : 0;
+    ++end;
+  }
+  return end;
+}
+
 std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> rows, const SamplingParams& sampling) {
   const size_t n_logit_rows = size_t(std::count_if(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; }));
   const std::vector<SamplingParams> each(n_logit_rows, sampling);
@@ -568,7 +593,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       // autotuned outside a capture, then capture the same work (capture executes nothing).
       run_step(rows, shape);
       sample(shape);
-      const std::vector<int32_t> tokens = read_tokens(n_rows);
+      std::vector<int32_t> tokens = read_tokens(n_rows);
+      take_scored_tokens(rows, tokens);
       read_logprobs(tokens, sampling);
       cudaGraphExec_t exec = nullptr;
       capture_decode_graph(rows, shape, &exec);
@@ -584,18 +610,21 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       CUDA_CHECK(cudaSetDevice(sampler.device));
       CUDA_CHECK(cudaStreamWaitEvent(sampler.stream, origin.handoff));
     }
-    const std::vector<int32_t> tokens = read_tokens(n_rows);
+    std::vector<int32_t> tokens = read_tokens(n_rows);
+    take_scored_tokens(rows, tokens);
     read_logprobs(tokens, sampling);
     return tokens;
   }
 
   std::vector<int32_t> tokens;
-  for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
-    const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
+  for (size_t first = 0, end = 0; first < rows.size(); first = end) {
+    end = pass_end(rows, first);
+    const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
     const StepShape shape = stage_rows(chunk, decode_shaped, sampling.subspan(tokens.size()));
     run_step(chunk, shape);
     sample(shape);
-    const std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
+    std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
+    take_scored_tokens(chunk, chunk_tokens);
     read_logprobs(chunk_tokens, sampling.subspan(tokens.size(), chunk_tokens.size()));
     tokens.insert(tokens.end(), chunk_tokens.begin(), chunk_tokens.end());
   }
@@ -623,8 +652,9 @@ void CudaLlamaModel::read_logprobs(std::span<const int32_t> tokens, std::span<co
 std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows) {
   check_rows(rows);
   std::vector<float> logits;
-  for (size_t first = 0; first < rows.size(); first += size_t(options_.max_rows)) {
-    const std::span<const TokenRow> chunk = rows.subspan(first, std::min(rows.size() - first, size_t(options_.max_rows)));
+  for (size_t first = 0, end = 0; first < rows.size(); first = end) {
+    end = pass_end(rows, first);
+    const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
     const StepShape shape = stage_rows(chunk, false, {});
     run_step(chunk, shape);
     const size_t count = size_t(shape.n_logit_rows) * size_t(config_.vocab_size);

@@ -97,6 +97,9 @@ class CudaLlamaModel {
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
   void check_rows(std::span<const TokenRow> rows) const;
+  // Where the pass starting at rows[first] ends: at most max_rows rows, of which at most
+  // max_sequences want logits (the logits buffer's rows; a scored prompt chunk may want many).
+  size_t pass_end(std::span<const TokenRow> rows, size_t first) const;
   // Copies the rows' inputs (and, to sample, each logit row's settings) to every GPU.
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling);
   // Which rows take which attention kernel (a non-decode-shaped pass), staged beside the inputs.

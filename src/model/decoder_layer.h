@@ -49,15 +49,10 @@ void sparse_moe_block(Ops& ops, const typename Ops::Layer& layer) {
 template <class Ops>
 void decoder_layer(Ops& ops, const typename Ops::Layer& layer, int il) {
   attention_block(ops, layer, il);
-  // A backend whose layers have no experts (CUDA, whose model refuses sparse layers when it loads)
-  // only runs dense MLPs.
-  if constexpr (requires { layer.moe; }) {
-    if (layer.moe) {
-      sparse_moe_block(ops, layer);
-      return;
-    }
-  }
-  mlp_block(ops, layer);
+  if (layer.moe)
+    sparse_moe_block(ops, layer);
+  else
+    mlp_block(ops, layer);
 }
 
 }  // namespace shardlm

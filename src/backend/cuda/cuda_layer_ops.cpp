@@ -2,9 +2,12 @@
 
 #include <cmath>
 
+#include "core/cuda/cuda_check.h"
 #include "ops/cuda/attention.h"
+#include "ops/cuda/expert_mlp.h"
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/gemv.h"
+#include "ops/cuda/moe_routing.h"
 #include "ops/cuda/qkv_rope.h"
 #include "ops/cuda/rmsnorm.h"
 
@@ -109,6 +112,74 @@ const bf16* CudaLayerOps::gate_up_swiglu(const NormedRows& normed, const GpuLaye
     gpu_.gemm->gate_up_swiglu(normed.rows, step_.n_rows, layer.gate_up, layer.shape.ff_dim, config_.hidden_size,
                               gpu_.gate_up.get<bf16>(), activated, gpu_.stream);
   return activated;
+}
+
+GpuRoutes CudaLayerOps::route(const NormedRows& normed, const GpuMoe& moe) {
+  const int n = step_.n_rows;
+  const int64_t dim = config_.hidden_size;
+  // The experts read the normalised rows, which a decode step's GEMVs fold away: made here.
+  const bf16* rows = normed.rows;
+  if (!rows) {
+    bf16* made = gpu_.normed.get<bf16>();
+    launch_add_rmsnorm(gpu_.residual.get<float>(), nullptr, normed.fold_norm, config_.rms_norm_eps, n, int(dim), nullptr,
+                       made, gpu_.stream);
+    rows = made;
+  }
+  float* logits = gpu_.router_logits.get<float>();
+  gpu_.gemm->linear(rows, n, moe.router, moe.shape.n_experts, dim, logits, GemmOutput::F32, gpu_.stream);
+  launch_route_top_k({logits, n, moe.shape.n_experts, moe.shape.top_k, moe.normalize, gpu_.route_experts.get<int32_t>(),
+                      gpu_.route_weights.get<float>()},
+                     gpu_.stream);
+  return {rows};
+}
+
+void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds them*/, const GpuRoutes& routes,
+                               const GpuMoe& moe) {
+  const int n = step_.n_rows;
+  const int64_t dim = config_.hidden_size;
+  const ExpertShape& shape = moe.shape;
+  const int end_expert = shape.first_expert + shape.local_experts;
+  // A partial sum gathers in moe_out, is summed over the ranks, then joins the residual stream;
+  // otherwise the experts add to the residual stream directly.
+  float* residual = gpu_.residual.get<float>();
+  float* sum = moe.experts_partial ? gpu_.moe_out.get<float>() : residual;
+  if (moe.experts_partial) CUDA_CHECK(cudaMemsetAsync(sum, 0, size_t(n) * size_t(dim) * sizeof(float), gpu_.stream));
+  const int32_t* experts = gpu_.route_experts.get<int32_t>();
+  launch_group_by_expert({experts, n * shape.top_k, shape.n_experts, shape.first_expert, end_expert,
+                          gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>()},
+                         gpu_.stream);
+  ExpertMlpParams mlp;
+  mlp.x = routes.rows;
+  mlp.n_rows = n;
+  mlp.top_k = shape.top_k;
+  mlp.hidden = int(dim);
+  mlp.ff = int(shape.expert_ff);
+  mlp.n_experts = shape.n_experts;
+  mlp.first_expert = shape.first_expert;
+  mlp.n_local_experts = shape.local_experts;
+  mlp.offsets = gpu_.expert_offsets.get<int32_t>();
+  mlp.pairs = gpu_.expert_pairs.get<int32_t>();
+  mlp.gate_up = moe.experts_gate_up;
+  mlp.down = moe.experts_down;
+  mlp.activated = gpu_.expert_activated.get<bf16>();
+  mlp.expert_out = gpu_.expert_out.get<float>();
+  launch_expert_mlp(mlp, gpu_.stream);
+  launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k, int(dim),
+                         shape.first_expert, end_expert, sum},
+                        gpu_.stream);
+  if (moe.shared_gate_up) {
+    bf16* activated = gpu_.activated.get<bf16>();
+    gpu_.gemm->gate_up_swiglu(routes.rows, n, moe.shared_gate_up, shape.shared_ff, dim, gpu_.gate_up.get<bf16>(), activated,
+                              gpu_.stream);
+    bf16* shared_out = gpu_.projected.get<bf16>();
+    gpu_.gemm->linear(activated, n, moe.shared_down, dim, shape.shared_ff, shared_out, GemmOutput::BF16, gpu_.stream);
+    // A shared expert every rank holds whole (expert parallelism) joins a partial sum once.
+    const bool adds_here = moe.shared_partial || !moe.experts_partial || comm_->rank() == 0;
+    if (adds_here) launch_shared_expert_add({routes.rows, moe.shared_gate, shared_out, n, int(dim), sum}, gpu_.stream);
+  }
+  if (!moe.experts_partial) return;
+  comm_->all_reduce_sum(sum, size_t(n) * size_t(dim), DType::F32, gpu_.stream);
+  launch_add_f32(residual, sum, int64_t(n) * dim, gpu_.stream);
 }
 
 }  // namespace shardlm::cuda

@@ -3,12 +3,15 @@
 // (StepShape::gemv) runs every projection as one GEMV that absorbs its neighbours: the RMSNorm of
 // its input, the bias, q/k rotation and cache store of q/k/v, SwiGLU of gate/up and the residual
 // add. Other steps run cuBLASLt GEMMs, and a projection's output joins the residual stream in the
-// next RMSNorm's kernel (GpuWorkspace::pending_add).
+// next RMSNorm's kernel (GpuWorkspace::pending_add). A sparse layer's MLP routes on the device and
+// runs only the chosen experts (ops/cuda/moe_routing.h, ops/cuda/expert_mlp.h), with no host sync,
+// so a decode step stays one CUDA graph.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "backend/cuda/gpu_workspace.h"
 #include "backend/cuda/layer_shape.h"
@@ -25,6 +28,22 @@ struct GpuLinear {
   bool partial = false;  // rowwise under tensor parallelism: summed over the ranks before it joins
 };
 
+// A sparse layer's MLP: its widths and this rank's experts, and its weights (weight_blocks.h's
+// layout).
+struct GpuMoe {
+  ExpertShape shape;
+  bool normalize = true;                        // renormalise the top-k weights (norm_topk_prob)
+  __nv_bfloat16* router = nullptr;              // (n_experts, dim)
+  __nv_bfloat16* experts_gate_up = nullptr;     // (local_experts, 2 expert_ff, dim)
+  __nv_bfloat16* experts_down = nullptr;        // (local_experts, dim, expert_ff)
+  __nv_bfloat16* shared_gate_up = nullptr;      // (2 shared_ff, dim), or nullptr without a shared expert
+  __nv_bfloat16* shared_down = nullptr;         // (dim, shared_ff)
+  __nv_bfloat16* shared_gate = nullptr;         // (dim)
+  // Under tensor parallelism: the rank's sum over its experts is a partial sum (experts split, or
+  // held by different ranks), and so is the shared expert's when its down_proj is split by columns.
+  bool experts_partial = false, shared_partial = false;
+};
+
 // A layer as its GPU runs it: where its weights are (resident, or a streamed block), its heads and
 // widths (a tensor-parallel rank's share) and its KV cache.
 struct GpuLayer {
@@ -38,6 +57,7 @@ struct GpuLayer {
   __nv_bfloat16* mlp_norm = nullptr;   // (dim)
   __nv_bfloat16* gate_up = nullptr;    // (2 ff_dim, dim): rows of gate_proj, then up_proj
   GpuLinear down_proj;                       // in_features ff_dim
+  std::optional<GpuMoe> moe;                 // a sparse layer's MLP, in place of gate_up/down_proj
   __nv_bfloat16* keys = nullptr;             // (blocks, block_size, kv_dim) of this layer
   __nv_bfloat16* values = nullptr;
 };
@@ -48,6 +68,12 @@ struct GpuLayer {
 struct NormedRows {
   const __nv_bfloat16* rows = nullptr;
   const __nv_bfloat16* fold_norm = nullptr;
+};
+
+// What routing leaves for the experts: the normalised rows they read (the routes themselves are in
+// the workspace).
+struct GpuRoutes {
+  const __nv_bfloat16* rows = nullptr;
 };
 
 class CudaLayerOps {
@@ -63,6 +89,8 @@ class CudaLayerOps {
   const __nv_bfloat16* attention(const __nv_bfloat16* queries, const GpuLayer& layer, int il);
   void add_projection(const __nv_bfloat16* input, const GpuLinear& projection);
   const __nv_bfloat16* gate_up_swiglu(const NormedRows& normed, const GpuLayer& layer);
+  GpuRoutes route(const NormedRows& normed, const GpuMoe& moe);
+  void add_experts(const NormedRows& normed, const GpuRoutes& routes, const GpuMoe& moe);
 
  private:
   const ModelConfig& config_;

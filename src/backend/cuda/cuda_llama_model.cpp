@@ -57,6 +57,29 @@ void point_into(bf16* block, const LayerOffsets& lo, GpuLayer& layer) {
   layer.mlp_norm = at(lo.mlp_norm);
   layer.gate_up = at(lo.gate_up);
   layer.down_proj.weight = at(lo.down);
+  if (!layer.moe) return;
+  layer.moe->router = at(lo.router);
+  layer.moe->experts_gate_up = at(lo.experts_gate_up);
+  layer.moe->experts_down = at(lo.experts_down);
+  layer.moe->shared_gate_up = at(lo.shared_gate_up);
+  layer.moe->shared_down = at(lo.shared_down);
+  layer.moe->shared_gate = at(lo.shared_gate);
+}
+
+// A layer of this shape, its weights not yet placed; `moe`: the sparse MLP's bound weights, for
+// their routing rule and which sums are partial (none: whole, unsplit).
+GpuLayer shaped_layer(const ModelConfig& config, const LayerShape& shape, const SparseMoeWeights* moe) {
+  GpuLayer layer;
+  layer.shape = shape;
+  layer.o_proj.in_features = strides_of(config, shape).q_dim;
+  layer.down_proj.in_features = shape.ff_dim;
+  if (!shape.sparse()) return layer;
+  GpuMoe& sparse = layer.moe.emplace();
+  sparse.shape = shape.experts;
+  sparse.normalize = moe ? moe->norm_topk_prob : config.moe.norm_topk_prob;
+  sparse.experts_partial = moe && moe->experts_partial;
+  sparse.shared_partial = moe && moe->shared_expert && moe->shared_expert->down_proj.partial();
+  return layer;
 }
 
 }  // namespace
@@ -77,12 +100,8 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const C
   if (options_.tensor_parallel)
     fail("random weights cannot be split for tensor parallelism: save the model and pass --model DIR");
   embedding_.rows = head_.rows = config_.vocab_size;
-  GpuLayer whole;
-  whole.shape = whole_layer_shape(config_);
-  const Strides s = strides_of(config_, whole.shape);
-  whole.o_proj = {nullptr, s.q_dim, false};
-  whole.down_proj = {nullptr, s.ff_dim, false};
-  layers_.assign(size_t(config_.num_hidden_layers), whole);
+  for (int il = 0; il < config_.num_hidden_layers; ++il)
+    layers_.push_back(shaped_layer(config_, whole_layer_shape(config_, il), nullptr));
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
   if (mapper_->holds_host_units())
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
@@ -102,11 +121,10 @@ LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
   // Each layer its own heads and widths (its plan entries' split) and collectives.
   layers_.clear();
   for (const LlamaLayerWeights& layer : host.layers) {
-    GpuLayer shaped;
-    shaped.shape = shape_of(layer);
-    shaped.o_proj = {nullptr, layer.q_dim(), layer.o_proj.partial()};
-    shaped.down_proj = {nullptr, layer.ff_dim(), layer.down_proj.partial()};
-    layers_.push_back(shaped);
+    GpuLayer shaped = shaped_layer(config_, shape_of(layer), layer.moe ? &*layer.moe : nullptr);
+    shaped.o_proj.partial = layer.o_proj.partial();
+    shaped.down_proj.partial = layer.down_proj.partial();
+    layers_.push_back(std::move(shaped));
   }
   embedding_.rows = host.embed_tokens.table.rows;
   embedding_.vocab_begin = host.embed_tokens.vocab_begin;
@@ -121,8 +139,9 @@ CudaLlamaModel::~CudaLlamaModel() {
 }
 
 void CudaLlamaModel::allocate() {
-  if (config_.moe.present())
-    fail("CUDA backend: {} has mixture-of-experts layers, which run on the CPU only so far: use --device cpu",
+  if (config_.moe.present() && mapper_->offloads())
+    fail("CUDA backend: {} has mixture-of-experts layers, which a device map places on GPUs only so far: give "
+         "the cpu and disk no layers (or the head), or use --device cpu",
          config_.architecture_name);
   if (config_.attention_output_bias || config_.mlp_bias)
     fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");
@@ -146,6 +165,11 @@ void CudaLlamaModel::allocate() {
     const Strides own = strides_of(config_, layer.shape);
     return own.dim % 8 == 0 && own.q_dim % 8 == 0 && own.ff_dim % 8 == 0;
   });
+  // The expert kernels read rows 8 bf16 at a time.
+  for (const GpuLayer& layer : layers_)
+    if (layer.moe && (config_.hidden_size % 8 != 0 || layer.moe->shape.expert_ff % 8 != 0))
+      fail("CUDA backend: experts need hidden_size and each rank's expert width to be multiples of 8, got {} and {}",
+           config_.hidden_size, layer.moe->shape.expert_ff);
   const int64_t dim = config_.hidden_size;
   const int logit_rows = std::max(options_.max_sequences, 1);
   KvCacheShape kv = KvCacheShape::whole_sequences(options_.max_sequences, max_seq_len_, options_.kv_block_size);
@@ -237,21 +261,22 @@ int CudaLlamaModel::blocks_fitting(double memory_fraction, std::span<const int> 
 }
 
 void CudaLlamaModel::fill_random(uint64_t seed) {
-  const Strides s = strides_of(config_, whole_layer_shape(config_));  // random weights are never split
+  const int64_t dim = config_.hidden_size, vocab = config_.vocab_size;  // random weights are never split
   uint64_t stream_id = seed;
   for (int g = 0; g < int(gpus_.size()); ++g) {
     CUDA_CHECK(cudaSetDevice(gpus_[size_t(g)]->device));
     const cudaStream_t stream = gpus_[size_t(g)]->stream;
     auto matrix = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 0.0f, 0.02f, stream); };
     auto norm = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 1.0f, 0.0f, stream); };
-    if (mapper_->embed_gpu() == g) matrix(embedding_.table, s.vocab * s.dim);
+    if (mapper_->embed_gpu() == g) matrix(embedding_.table, vocab * dim);
     if (mapper_->head_gpu() == g) {
-      norm(head_.final_norm, s.dim);
-      if (head_.lm_head != embedding_.table) matrix(head_.lm_head, s.vocab * s.dim);
+      norm(head_.final_norm, dim);
+      if (head_.lm_head != embedding_.table) matrix(head_.lm_head, vocab * dim);
     }
     for (size_t il = 0; il < layers_.size(); ++il) {
       if (mapper_->layer_gpu(int(il)) != g) continue;
       const GpuLayer& layer = layers_[il];
+      const Strides s = strides_of(config_, layer.shape);
       norm(layer.attn_norm, s.dim);
       matrix(layer.qkv, s.qkv_dim * s.dim);
       if (layer.qkv_bias) matrix(layer.qkv_bias, s.qkv_dim);
@@ -259,8 +284,20 @@ void CudaLlamaModel::fill_random(uint64_t seed) {
       if (layer.k_norm) norm(layer.k_norm, config_.head_dim);
       matrix(layer.o_proj.weight, s.dim * s.q_dim);
       norm(layer.mlp_norm, s.dim);
-      matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
-      matrix(layer.down_proj.weight, s.dim * s.ff_dim);
+      if (!layer.moe) {
+        matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
+        matrix(layer.down_proj.weight, s.dim * s.ff_dim);
+        continue;
+      }
+      const ExpertShape& e = layer.moe->shape;
+      matrix(layer.moe->router, e.n_experts * s.dim);
+      matrix(layer.moe->experts_gate_up, e.local_experts * 2 * e.expert_ff * s.dim);
+      matrix(layer.moe->experts_down, e.local_experts * s.dim * e.expert_ff);
+      if (layer.moe->shared_gate_up) {
+        matrix(layer.moe->shared_gate_up, 2 * e.shared_ff * s.dim);
+        matrix(layer.moe->shared_down, s.dim * e.shared_ff);
+        matrix(layer.moe->shared_gate, s.dim);
+      }
     }
     CUDA_CHECK(cudaStreamSynchronize(stream));
   }

@@ -1,6 +1,8 @@
 // Allocation of one GPU's buffers; sizes follow the model's dimensions and the rows per forward.
 #include "backend/cuda/gpu_workspace.h"
 
+#include <algorithm>
+
 #include "ops/cuda/attention.h"
 #include "ops/cuda/flash_attention.h"
 
@@ -19,7 +21,9 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
 
   const size_t rows = size_t(max_rows);
   const Strides s = strides_of(config, widest);
-  const size_t dim = size_t(s.dim), q_dim = size_t(s.q_dim), qkv_dim = size_t(s.qkv_dim), ff_dim = size_t(s.ff_dim);
+  const size_t dim = size_t(s.dim), q_dim = size_t(s.q_dim), qkv_dim = size_t(s.qkv_dim);
+  // The dense MLP and Qwen2-MoE's shared expert use the same gate/up buffers.
+  const size_t ff_dim = size_t(std::max(s.ff_dim, widest.experts.shared_ff));
   inputs = DeviceBuffer(input_bytes(max_rows, logit_rows));
   residual = DeviceBuffer(rows * dim * sizeof(float));
   normed = DeviceBuffer(rows * dim * sizeof(__nv_bfloat16));
@@ -38,6 +42,17 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
   CUDA_CHECK(cudaMemset(attention_split_counters.get(), 0, attention_split_counters.bytes()));
   if (prefill_attention_supports(config.head_dim))
     prefill_partial = DeviceBuffer(size_t(prefill_attention_max_partial_floats(config.head_dim)) * sizeof(float));
+  if (const ExpertShape& experts = widest.experts; experts.n_experts > 0) {
+    const size_t pairs = rows * size_t(experts.top_k);
+    router_logits = DeviceBuffer(rows * size_t(experts.n_experts) * sizeof(float));
+    route_experts = DeviceBuffer(pairs * sizeof(int32_t));
+    route_weights = DeviceBuffer(pairs * sizeof(float));
+    expert_offsets = DeviceBuffer((size_t(experts.n_experts) + 1) * sizeof(int32_t));
+    expert_pairs = DeviceBuffer(pairs * sizeof(int32_t));
+    expert_activated = DeviceBuffer(pairs * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
+    expert_out = DeviceBuffer(pairs * dim * sizeof(float));
+    moe_out = DeviceBuffer(rows * dim * sizeof(float));
+  }
   kv_tables = DeviceBuffer(size_t(kv.sequences) * size_t(kv.blocks_per_sequence()) * sizeof(int32_t));
   CUDA_CHECK(cudaMemset(kv_tables.get(), 0, kv_tables.bytes()));
 }

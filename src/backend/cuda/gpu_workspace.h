@@ -66,6 +66,12 @@ struct GpuWorkspace {
   DeviceBuffer selected, logits, sampled;
   DeviceBuffer attention_partial, attention_split_counters;  // split attention's states and arrivals
   DeviceBuffer prefill_partial;  // the tensor-core prefill's key splits' states
+  // Mixture-of-experts layers (none in a dense model): the router's f32 logits, each row's top-k
+  // experts and weights, the (row, slot) pairs grouped by expert (offsets per expert, then the
+  // pairs), each pair's expert activations and output, and the rank's summed expert output when
+  // it is a partial sum the ranks add up before it joins the residual stream.
+  DeviceBuffer router_logits, route_experts, route_weights, expert_offsets, expert_pairs;
+  DeviceBuffer expert_activated, expert_out, moe_out;
   // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next
   // RMSNorm's kernel, and is pending here until then.
   const __nv_bfloat16* pending_add = nullptr;

@@ -97,8 +97,6 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
                                   std::span<const std::unique_ptr<GpuWorkspace>> gpus,
                                   std::span<const GpuLayer> layers, const KvCacheShape& kv) {
   // Offloaded units are whole (a device map does not combine with tensor parallelism).
-  const LayerShape whole = whole_layer_shape(config_);
-  const LayerOffsets lo = layer_offsets(config_, whole);
   const HeadOffsets ho = head_offsets(config_);
   cpu_model_ = std::make_unique<LlamaModel>(config_, std::move(checkpoint));
   LlamaWeights cpu_views = cpu_model_->weights();
@@ -122,18 +120,21 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
     return {OffloadBlock{block, {}, size_t(elements)}, block};
   };
   layer_blocks_.resize(layer_gpu_.size());
+  int64_t largest_block = ho.elements * (head_gpu_ == kOnHost ? 1 : 0);  // what the streamer's slots hold
   for (int il : offloaded_layers_) {
-    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), lo.elements, layer_on_disk_[size_t(il)]);
+    const int64_t elements = layer_offsets(config_, whole_layer_shape(config_, il)).elements;
+    largest_block = std::max(largest_block, elements);
+    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), elements, layer_on_disk_[size_t(il)]);
     layer_blocks_[size_t(il)] = block;
-    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, pinned);
+    if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, il, pinned);
   }
   if (head_gpu_ == kOnHost) {
     const auto [block, pinned] = keep(head_pieces(config_, host), ho.elements, head_on_disk_);
     head_block_ = block;
     if (pinned) {
-      const Strides s = strides_of(config_, whole);
-      cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, s.dim, 0};
-      cpu_views.lm_head.weight = WeightView{DType::BF16, pinned + ho.lm_head, s.vocab, s.dim, 0};
+      const int64_t dim = config_.hidden_size;
+      cpu_views.final_norm = WeightView{DType::BF16, pinned + ho.final_norm, 1, dim, 0};
+      cpu_views.lm_head.weight = WeightView{DType::BF16, pinned + ho.lm_head, config_.vocab_size, dim, 0};
     }
   }
   cpu_model_->use_weights(cpu_views);
@@ -157,13 +158,12 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
     cpu_cache_.emplace(cpu_model_->make_cache(kv, cpu_layers_));
   }
   if (exec != OffloadExec::CPU) {
-    streamer_ = std::make_unique<OffloadStreamer>(
-        offload_gpu.device, size_t(head_gpu_ == kOnHost ? std::max(lo.elements, ho.elements) : lo.elements));
+    streamer_ = std::make_unique<OffloadStreamer>(offload_gpu.device, size_t(largest_block));
   }
   if (exec == OffloadExec::AUTO && !cpu_layers_.empty()) {
     std::vector<DeviceLayerCache> caches;
     for (int il : cpu_layers_) caches.push_back({il, layers[size_t(il)].keys, layers[size_t(il)].values});
-    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), strides_of(config_, whole).kv_dim, kv,
+    kv_sync_ = std::make_unique<OffloadKvSync>(std::move(caches), int64_t(config_.num_key_value_heads) * config_.head_dim, kv,
                                                offload_gpu.device, offload_gpu.stream);
   }
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);

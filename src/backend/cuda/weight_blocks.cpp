@@ -23,8 +23,15 @@ LayerOffsets layer_offsets(const ModelConfig& config, const LayerShape& shape) {
   o.k_norm = config.qk_norm ? layout.take(config.head_dim) : -1;
   o.o_proj = layout.take(s.dim * s.q_dim);
   o.mlp_norm = layout.take(s.dim);
-  o.gate_up = layout.take(2 * s.ff_dim * s.dim);
-  o.down = layout.take(s.dim * s.ff_dim);
+  o.gate_up = shape.sparse() ? -1 : layout.take(2 * s.ff_dim * s.dim);
+  o.down = shape.sparse() ? -1 : layout.take(s.dim * s.ff_dim);
+  const ExpertShape& e = shape.experts;
+  o.router = shape.sparse() ? layout.take(int64_t(e.n_experts) * s.dim) : -1;
+  o.experts_gate_up = shape.sparse() ? layout.take(int64_t(e.local_experts) * 2 * e.expert_ff * s.dim) : -1;
+  o.experts_down = shape.sparse() ? layout.take(int64_t(e.local_experts) * s.dim * e.expert_ff) : -1;
+  o.shared_gate_up = e.shared_ff > 0 ? layout.take(2 * e.shared_ff * s.dim) : -1;
+  o.shared_down = e.shared_ff > 0 ? layout.take(s.dim * e.shared_ff) : -1;
+  o.shared_gate = e.shared_ff > 0 ? layout.take(s.dim) : -1;
   o.elements = layout.n_elements;
   return o;
 }
@@ -39,17 +46,35 @@ HeadOffsets head_offsets(const ModelConfig& config) {
 }
 
 std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h) {
-  const Strides s = strides_of(config, shape_of(h));
-  const LayerOffsets o = layer_offsets(config, shape_of(h));
+  const LayerShape shape = shape_of(h);
+  const Strides s = strides_of(config, shape);
+  const LayerOffsets o = layer_offsets(config, shape);
   std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
                                     {h.q_proj.weight, o.qkv},
                                     {h.k_proj.weight, o.qkv + s.q_dim * s.dim},
                                     {h.v_proj.weight, o.qkv + (s.q_dim + s.kv_dim) * s.dim},
                                     {h.o_proj.weight, o.o_proj},
-                                    {h.mlp_norm, o.mlp_norm},
-                                    {h.gate_proj.weight, o.gate_up},
-                                    {h.up_proj.weight, o.gate_up + s.ff_dim * s.dim},
-                                    {h.down_proj.weight, o.down}};
+                                    {h.mlp_norm, o.mlp_norm}};
+  if (h.moe) {
+    const ExpertShape& e = shape.experts;
+    pieces.push_back({h.moe->router.weight, o.router});
+    for (int k = 0; k < e.local_experts; ++k) {
+      const ExpertWeights& expert = h.moe->experts[size_t(e.first_expert + k)];
+      const int64_t gate_up = o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * s.dim;
+      pieces.insert(pieces.end(), {{expert.gate_proj.weight, gate_up},
+                                   {expert.up_proj.weight, gate_up + e.expert_ff * s.dim},
+                                   {expert.down_proj.weight, o.experts_down + int64_t(k) * s.dim * e.expert_ff}});
+    }
+    if (const std::optional<ExpertWeights>& shared = h.moe->shared_expert)
+      pieces.insert(pieces.end(), {{shared->gate_proj.weight, o.shared_gate_up},
+                                   {shared->up_proj.weight, o.shared_gate_up + e.shared_ff * s.dim},
+                                   {shared->down_proj.weight, o.shared_down},
+                                   {h.moe->shared_expert_gate.weight, o.shared_gate}});
+  } else {
+    pieces.insert(pieces.end(), {{h.gate_proj.weight, o.gate_up},
+                                 {h.up_proj.weight, o.gate_up + s.ff_dim * s.dim},
+                                 {h.down_proj.weight, o.down}});
+  }
   if (o.qkv_bias >= 0)
     pieces.insert(pieces.end(), {{h.q_proj.bias, o.qkv_bias}, {h.k_proj.bias, o.qkv_bias + s.q_dim},
                                  {h.v_proj.bias, o.qkv_bias + s.q_dim + s.kv_dim}});
@@ -62,9 +87,9 @@ std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeight
   return {{host.final_norm, o.final_norm}, {host.lm_head.weight, o.lm_head}};
 }
 
-LlamaLayerWeights host_layer_views(const ModelConfig& config, const bf16* block) {
-  const Strides s = strides_of(config, whole_layer_shape(config));
-  const LayerOffsets o = layer_offsets(config, whole_layer_shape(config));
+LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const bf16* block) {
+  const Strides s = strides_of(config, whole_layer_shape(config, il));
+  const LayerOffsets o = layer_offsets(config, whole_layer_shape(config, il));
   auto view = [block](int64_t offset, int64_t rows, int64_t cols) {
     return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
   };

@@ -29,9 +29,13 @@ struct ArenaLayout {
   }
 };
 
-// A layer's weights inside its block (-1: absent).
+// A layer's weights inside its block (-1: absent). A sparse layer's experts are fused as
+// Transformers 5 holds them: experts_gate_up (local experts, 2 expert_ff, dim), each expert's gate
+// rows then up rows, and experts_down (local experts, dim, expert_ff); the shared expert's gate/up
+// and down like a dense MLP's, and its gate (1, dim).
 struct LayerOffsets {
   int64_t attn_norm, qkv, qkv_bias, q_norm, k_norm, o_proj, mlp_norm, gate_up, down;
+  int64_t router, experts_gate_up, experts_down, shared_gate_up, shared_down, shared_gate;
   int64_t elements;
 };
 
@@ -55,8 +59,9 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host);
 
-// The CPU backend's views of a whole layer (no tensor parallelism) kept as a bf16 block in host memory.
-LlamaLayerWeights host_layer_views(const ModelConfig& config, const __nv_bfloat16* block);
+// The CPU backend's views of a whole dense layer (no tensor parallelism) kept as a bf16 block in host
+// memory (only dense layers are offloaded so far).
+LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const __nv_bfloat16* block);
 
 double source_bytes(const std::vector<BlockPiece>& pieces);
 

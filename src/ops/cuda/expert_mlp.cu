@@ -2,6 +2,8 @@
 // streams that feature's weight row once per pass, 16 bytes per lane per step, and dots it with
 // each pair's input row. Blocks of experts that no pair chose return at once, so a decode step's
 // cost follows the chosen experts.
+#include <algorithm>
+
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/expert_mlp.h"
@@ -105,6 +107,22 @@ __global__ void expert_combine_kernel(ExpertCombineParams p) {
   }
 }
 
+// A block per row: the gate's dot product with the row, then the scaled shared output added.
+__global__ void shared_expert_add_kernel(SharedExpertAddParams p) {
+  const int64_t row = blockIdx.x;
+  float dot = 0.0f;
+  for (int d = threadIdx.x; d < p.hidden; d += blockDim.x)
+    dot += __bfloat162float(p.gate[d]) * __bfloat162float(p.x[row * p.hidden + d]);
+  const float scale = 1.0f / (1.0f + __expf(-block_sum(dot)));
+  for (int d = threadIdx.x; d < p.hidden; d += blockDim.x)
+    p.out[row * p.hidden + d] += scale * __bfloat162float(p.shared_out[row * p.hidden + d]);
+}
+
+__global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] += delta[i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // launchers
 
@@ -130,6 +148,19 @@ void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t strea
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
   if (params.n_rows == 0) return;
   expert_combine_kernel<<<params.n_rows, 256, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_shared_expert_add(const SharedExpertAddParams& params, cudaStream_t stream) {
+  if (params.n_rows == 0) return;
+  shared_expert_add_kernel<<<params.n_rows, 256, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_f32(float* out, const float* delta, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  const int blocks = int(std::min<int64_t>((count + 255) / 256, 1024));
+  add_f32_kernel<<<blocks, 256, 0, stream>>>(out, delta, count);
   CUDA_CHECK_LAUNCH();
 }
 

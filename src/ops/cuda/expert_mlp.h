@@ -4,6 +4,7 @@
 // experts (the active bytes) and a batch reads each chosen expert once for all its rows.
 //   launch_expert_mlp:      expert_out[pair] = down_e(silu(gate_e x[row]) * up_e x[row]), pair by pair
 //   launch_expert_combine:  out[row] += Σ_slot weight[pair] · expert_out[pair], slots in order
+//   launch_shared_expert_add: out[row] += sigmoid(gate · x[row]) · shared_out[row] (Qwen2-MoE)
 // Weights are bf16, fused over the experts as Transformers 5 holds them: gate_up (E, 2·ff, hidden),
 // gate rows then up rows, and down (E, hidden, ff); with expert parallelism, this rank's experts
 // [first_expert, first_expert + n_local_experts) only.
@@ -40,5 +41,19 @@ struct ExpertCombineParams {
   float* out = nullptr;                  // (n_rows, hidden) f32, added to
 };
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream);
+
+// Qwen2-MoE's shared expert joining the experts' sum: out[row] += sigmoid(gate · x[row]) ·
+// shared_out[row], the gate (1, hidden) a linear without bias.
+struct SharedExpertAddParams {
+  const __nv_bfloat16* x = nullptr;           // (n_rows, hidden): the normalised rows
+  const __nv_bfloat16* gate = nullptr;        // (hidden)
+  const __nv_bfloat16* shared_out = nullptr;  // (n_rows, hidden): the shared expert's output
+  int n_rows = 0, hidden = 0;
+  float* out = nullptr;                       // (n_rows, hidden) f32, added to
+};
+void launch_shared_expert_add(const SharedExpertAddParams& params, cudaStream_t stream);
+
+// out[i] += delta[i] (f32): the ranks' summed expert outputs joining the residual stream.
+void launch_add_f32(float* out, const float* delta, int64_t count, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -1,0 +1,152 @@
+// Mixture-of-experts layers on the CUDA model, against the CPU model on the same tiny checkpoints
+// (Mixtral, Qwen2-MoE with its gated shared expert, Qwen3-MoE with a dense layer): prompt logits
+// within bf16 tolerance (a prompt takes the GEMM path), the same greedy tokens through decode steps
+// (GEMVs, replayed as a CUDA graph) wherever the CPU's logits are not a near tie, a batch of two
+// sequences as each alone; and 2 ranks (tensor-parallel experts, or expert parallelism) against
+// the whole model on this GPU. With identical experts the choice of experts cannot matter, so
+// those logits are held tighter: what is left is the experts' arithmetic and the combine.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../unit/logit_comparison.h"
+#include "../unit/tiny_moe_model.h"
+#include "backend/cuda/cuda_llama_model.h"
+#include "cuda_test_support.h"
+#include "model/llama_model.h"
+#include "ops/sampler.h"
+#include "parallel/comm/thread_group.h"
+#include "parallel/cuda/host_staged_communicator.h"
+#include "plan/tp_plan.h"
+#include "plan/tp_plan_source.h"
+
+namespace shardlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Variant {
+  std::string name;
+  test::TinyMoe model;
+};
+
+std::vector<Variant> variants() {
+  test::TinyMoe mixtral;
+  mixtral.architecture = "MixtralForCausalLM";
+  mixtral.layout = test::ExpertLayout::MIXTRAL_PER_EXPERT;
+  test::TinyMoe qwen2;
+  qwen2.architecture = "Qwen2MoeForCausalLM";
+  qwen2.shared_ff = 24;
+  qwen2.norm_topk_prob = false;
+  test::TinyMoe qwen3;
+  qwen3.mlp_only_layers = {1};
+  qwen3.layout = test::ExpertLayout::FUSED;
+  return {{"mixtral", mixtral}, {"qwen2_moe_shared", qwen2}, {"qwen3_moe_dense_layer", qwen3}};
+}
+
+cuda::CudaModelOptions gpu_options() {
+  cuda::CudaModelOptions options;
+  options.max_sequences = 2;
+  options.max_seq_len = 64;
+  options.max_rows = 64;
+  return options;
+}
+
+std::vector<TokenRow> prompt_rows(int sequence, int length, int vocab) {
+  std::vector<TokenRow> rows;
+  for (int i = 0; i < length; ++i) rows.push_back({sequence, i, (i * 29 + sequence * 11 + 3) % vocab, i + 1 == length});
+  return rows;
+}
+
+class CudaMoeModel : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(CudaMoeModel, PromptAndDecodeMatchTheCpuModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const test::TinyMoe& tiny = GetParam().model;
+  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-" + GetParam().name);
+  const LlamaModel cpu = LlamaModel::load(dir);
+  KvCache cache = cpu.make_whole_cache(2, 64);
+  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
+
+  // Two prompts in one pass (GEMMs over 12 + 7 rows), then four decode steps of both sequences.
+  std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
+  for (const TokenRow& row : prompt_rows(1, 7, tiny.vocab)) rows.push_back(row);
+  const std::vector<float> cpu_prompt = cpu.forward(rows, cache);
+  const std::vector<float> gpu_prompt = gpu.forward_logits(rows);
+  ASSERT_EQ(gpu_prompt.size(), cpu_prompt.size());
+  EXPECT_LT(relative_l2_error(gpu_prompt, cpu_prompt), 5e-2);
+  const size_t vocab = size_t(tiny.vocab);
+  int decided = 0;
+  std::vector<float> cpu_logits = cpu_prompt;
+  std::vector<int64_t> positions = {12, 7};
+  for (int step = 0; step < 5; ++step) {
+    std::vector<TokenRow> next;
+    std::vector<int32_t> cpu_tokens;
+    for (int s = 0; s < 2; ++s) {
+      const std::span<const float> logits(cpu_logits.data() + size_t(s) * vocab, vocab);
+      cpu_tokens.push_back(argmax(logits));
+      next.push_back({s, positions[size_t(s)]++, cpu_tokens.back(), true});
+    }
+    // Both decode the CPU's choices (the GPU replays a graph from the second step on).
+    const std::vector<int32_t> gpu_tokens = gpu.forward_sample(next, SamplingParams{});
+    cpu_logits = cpu.forward(next, cache);
+    for (int s = 0; s < 2; ++s) {
+      const std::span<const float> logits(cpu_logits.data() + size_t(s) * vocab, vocab);
+      if (near_tie(logits)) continue;
+      ++decided;
+      EXPECT_EQ(gpu_tokens[size_t(s)], argmax(logits)) << "sequence " << s << ", step " << step;
+    }
+  }
+  EXPECT_GE(decided, 5) << "too many near ties to judge";
+}
+
+TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  test::TinyMoe tiny = GetParam().model;
+  tiny.identical_experts = true;
+  tiny.norm_topk_prob = true;  // then any choice of experts sums to the one expert's output
+  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-identical-" + GetParam().name);
+  const LlamaModel cpu = LlamaModel::load(dir);
+  KvCache cache = cpu.make_whole_cache(2, 64);
+  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
+  const std::vector<TokenRow> rows = prompt_rows(0, 16, tiny.vocab);
+  EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu.forward(rows, cache)), 2e-2);
+}
+
+// Two ranks on this GPU (collectives through the host) against the whole model: the experts split
+// by tensor parallelism (--tp-plan auto) and whole experts over the ranks (expert parallelism).
+TEST_P(CudaMoeModel, TwoRanksMatchTheWholeModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const test::TinyMoe& tiny = GetParam().model;
+  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-tp-" + GetParam().name);
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const std::vector<TokenRow> rows = prompt_rows(0, 16, tiny.vocab);
+  cuda::CudaLlamaModel whole(config, checkpoint, gpu_options());
+  const std::vector<float> expected = whole.forward_logits(rows);
+  for (const bool expert_parallel : {false, true}) {
+    const TpPlan plan =
+        resolve_tp_plan(config, weight_specs(*checkpoint), TpPlanSource::from_argument("auto", expert_parallel), 2);
+    std::vector<std::vector<float>> per_rank(2);
+    ThreadGroup::run(2, [&](Communicator& host) {
+      cuda::HostStagedCommunicator staged(host);
+      cuda::CudaModelOptions options = gpu_options();
+      options.tensor_parallel = cuda::CudaTensorParallel{&plan, &staged};
+      cuda::CudaLlamaModel rank_model(config, checkpoint, options);
+      host.barrier();
+      per_rank[size_t(host.rank())] = rank_model.forward_logits(rows);
+      host.barrier();
+    });
+    EXPECT_LT(relative_l2_error(per_rank[0], expected), 3e-2) << (expert_parallel ? "expert parallel" : "tensor parallel");
+    EXPECT_EQ(per_rank[1], per_rank[0]) << "every rank has the same logits";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, CudaMoeModel, ::testing::ValuesIn(variants()),
+                         [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace shardlm

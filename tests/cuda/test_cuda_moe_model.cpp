@@ -1,9 +1,10 @@
 // Mixture-of-experts layers on the CUDA model, against the CPU model on the same tiny checkpoints
 // (Mixtral, Qwen2-MoE with its gated shared expert, Qwen3-MoE with a dense layer): prompt logits
 // within bf16 tolerance (a prompt takes the GEMM path), the same greedy tokens through decode steps
-// (GEMVs, replayed as a CUDA graph) wherever the CPU's logits are not a near tie, a batch of two
-// sequences as each alone; and 2 ranks (tensor-parallel experts, or expert parallelism) against
-// the whole model on this GPU. With identical experts the choice of experts cannot matter, so
+// (GEMVs, replayed as a CUDA graph, two sequences per step) wherever the CPU's logits are not a
+// near tie; and 2 ranks' prompt logits (tensor-parallel experts, or expert parallelism) against the
+// whole model on this GPU. The GPU routes on bf16 rows, the CPU on f32: should a test fail, look
+// for a routing choice that flipped before suspecting the kernels. With identical experts the choice of experts cannot matter, so
 // those logits are held tighter: what is left is the experts' arithmetic and the combine.
 #include <gtest/gtest.h>
 
@@ -71,7 +72,7 @@ TEST_P(CudaMoeModel, PromptAndDecodeMatchTheCpuModel) {
   KvCache cache = cpu.make_whole_cache(2, 64);
   cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
 
-  // Two prompts in one pass (GEMMs over 12 + 7 rows), then four decode steps of both sequences.
+  // Two prompts in one pass (GEMMs over 12 + 7 rows), then five decode steps of both sequences.
   std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
   for (const TokenRow& row : prompt_rows(1, 7, tiny.vocab)) rows.push_back(row);
   const std::vector<float> cpu_prompt = cpu.forward(rows, cache);

@@ -139,11 +139,12 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
   const int64_t dim = config_.hidden_size;
   const ExpertShape& shape = moe.shape;
   const int end_expert = shape.first_expert + shape.local_experts;
-  // A partial sum gathers in moe_out, is summed over the ranks, then joins the residual stream;
-  // otherwise the experts add to the residual stream directly.
+  // Partial sums (the experts', a split shared expert's) gather in moe_out, are summed over the
+  // ranks, then join the residual stream; a part every rank computes whole adds to it directly.
   float* residual = gpu_.residual.get<float>();
-  float* sum = moe.experts_partial ? gpu_.moe_out.get<float>() : residual;
-  if (moe.experts_partial) CUDA_CHECK(cudaMemsetAsync(sum, 0, size_t(n) * size_t(dim) * sizeof(float), gpu_.stream));
+  float* partial = gpu_.moe_out.get<float>();
+  const bool any_partial = moe.experts_partial || (moe.shared_gate_up && moe.shared_partial);
+  if (any_partial) CUDA_CHECK(cudaMemsetAsync(partial, 0, size_t(n) * size_t(dim) * sizeof(float), gpu_.stream));
   const int32_t* experts = gpu_.route_experts.get<int32_t>();
   launch_group_by_expert({experts, n * shape.top_k, shape.n_experts, shape.first_expert, end_expert,
                           gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>()},
@@ -165,7 +166,7 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
   mlp.expert_out = gpu_.expert_out.get<float>();
   launch_expert_mlp(mlp, gpu_.stream);
   launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k, int(dim),
-                         shape.first_expert, end_expert, sum},
+                         shape.first_expert, end_expert, moe.experts_partial ? partial : residual},
                         gpu_.stream);
   if (moe.shared_gate_up) {
     bf16* activated = gpu_.activated.get<bf16>();
@@ -173,13 +174,12 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
                               gpu_.stream);
     bf16* shared_out = gpu_.projected.get<bf16>();
     gpu_.gemm->linear(activated, n, moe.shared_down, dim, shape.shared_ff, shared_out, GemmOutput::BF16, gpu_.stream);
-    // A shared expert every rank holds whole (expert parallelism) joins a partial sum once.
-    const bool adds_here = moe.shared_partial || !moe.experts_partial || comm_->rank() == 0;
-    if (adds_here) launch_shared_expert_add({routes.rows, moe.shared_gate, shared_out, n, int(dim), sum}, gpu_.stream);
+    launch_shared_expert_add({routes.rows, moe.shared_gate, shared_out, n, int(dim), moe.shared_partial ? partial : residual},
+                             gpu_.stream);
   }
-  if (!moe.experts_partial) return;
-  comm_->all_reduce_sum(sum, size_t(n) * size_t(dim), DType::F32, gpu_.stream);
-  launch_add_f32(residual, sum, int64_t(n) * dim, gpu_.stream);
+  if (!any_partial) return;
+  comm_->all_reduce_sum(partial, size_t(n) * size_t(dim), DType::F32, gpu_.stream);
+  launch_add_f32(residual, partial, int64_t(n) * dim, gpu_.stream);
 }
 
 }  // namespace shardlm::cuda

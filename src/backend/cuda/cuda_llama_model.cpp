@@ -140,8 +140,8 @@ CudaLlamaModel::~CudaLlamaModel() {
 
 void CudaLlamaModel::allocate() {
   if (config_.moe.present() && mapper_->offloads())
-    fail("CUDA backend: {} has mixture-of-experts layers, which a device map places on GPUs only so far: give "
-         "the cpu and disk no layers (or the head), or use --device cpu",
+    fail("CUDA backend: {} has mixture-of-experts layers, and a device map does not offload them yet: place "
+         "every layer and the head on GPUs, or use --device cpu",
          config_.architecture_name);
   if (config_.attention_output_bias || config_.mlp_bias)
     fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");

@@ -3,6 +3,7 @@
 // the same run-time memory.
 #include "plan/device_map/model_layout.h"
 
+#include <algorithm>
 #include <charconv>
 #include <numeric>
 #include <set>
@@ -147,17 +148,25 @@ std::vector<std::string> unused_tensor_names(const ModelConfig& config, const Ch
 }
 
 int64_t activation_bytes_per_row(const ModelConfig& config) {
-  const int64_t dim = config.hidden_size, ff_dim = config.intermediate_size;
+  const MoeConfig& moe = config.moe;
+  // Qwen2-MoE's shared expert runs through the dense MLP's buffers.
+  const int64_t dim = config.hidden_size, ff_dim = std::max(config.intermediate_size, moe.shared_expert_intermediate_size);
   const int64_t q_dim = int64_t(config.num_attention_heads) * config.head_dim;
   const int64_t qkv_dim = q_dim + 2 * int64_t(config.num_key_value_heads) * config.head_dim;
-  const int64_t f32 = 4, bf16 = 2;
-  return dim * f32                  // residual
-         + dim * bf16               // normed
-         + qkv_dim * bf16           // qkv
-         + 2 * q_dim * bf16         // q, attention output
-         + 2 * dim * bf16           // o_proj output, MLP output
-         + 2 * ff_dim * bf16        // gate_up
-         + ff_dim * bf16;           // SwiGLU output
+  const int64_t f32 = 4, bf16 = 2, i32 = 4;
+  const int64_t dense = dim * f32           // residual
+                        + dim * bf16        // normed
+                        + qkv_dim * bf16    // qkv
+                        + 2 * q_dim * bf16  // q, attention output
+                        + 2 * dim * bf16    // o_proj output, MLP output
+                        + 2 * ff_dim * bf16 // gate_up
+                        + ff_dim * bf16;    // SwiGLU output
+  if (!moe.present()) return dense;
+  const int64_t top_k = moe.num_experts_per_tok;
+  return dense + moe.num_experts * f32                     // router logits
+         + top_k * (i32 + f32 + i32)                       // chosen experts, weights, grouped pairs
+         + top_k * (moe.expert_intermediate_size * bf16 + dim * f32)  // each pair's activations, output
+         + dim * f32;                                      // the rank's partial sum
 }
 
 ModelLayout model_layout_from_checkpoint(const ModelConfig& config, const Checkpoint& checkpoint,

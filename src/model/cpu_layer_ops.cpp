@@ -9,6 +9,7 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/rmsnorm.h"
 #include "ops/cpu/rope.h"
+#include "model/routed_experts.h"
 #include "ops/cpu/swiglu.h"
 
 namespace shardlm {
@@ -99,24 +100,8 @@ void CpuLayerOps::add_projection(const std::vector<float>& input, const Linear& 
     residual_[i] += projected[i] + (bias.present() ? bias.at(int64_t(i) % dim) : 0.0f);
 }
 
-std::vector<float> CpuLayerOps::swiglu(const float* x, int64_t m, const Linear& gate_proj, const Linear& up_proj) const {
-  const int64_t ff_dim = gate_proj.out_features();
-  std::vector<float> gate(size_t(m * ff_dim)), up(size_t(m * ff_dim));
-  cpu::matmul(x, m, gate_proj.weight, gate_proj.bias, gate.data());
-  cpu::matmul(x, m, up_proj.weight, up_proj.bias, up.data());
-  cpu::silu_mul(gate.data(), up.data(), m * ff_dim, gate.data());
-  return gate;
-}
-
 std::vector<float> CpuLayerOps::gate_up_swiglu(const std::vector<float>& normed, const Layer& layer) const {
   return swiglu(normed.data(), n_rows(), layer.gate_proj, layer.up_proj);
-}
-
-std::vector<float> CpuLayerOps::run_expert(const float* x, int64_t m, const ExpertWeights& expert) const {
-  const std::vector<float> activated = swiglu(x, m, expert.gate_proj, expert.up_proj);
-  std::vector<float> out(size_t(m * config_.hidden_size));
-  cpu::matmul(activated.data(), m, expert.down_proj.weight, WeightView{}, out.data());
-  return out;
 }
 
 cpu::ExpertRoutes CpuLayerOps::route(const std::vector<float>& normed, const SparseMoeWeights& moe) const {
@@ -128,24 +113,8 @@ cpu::ExpertRoutes CpuLayerOps::route(const std::vector<float>& normed, const Spa
 void CpuLayerOps::add_experts(const std::vector<float>& normed, const cpu::ExpertRoutes& routes,
                               const SparseMoeWeights& moe) {
   const int64_t dim = config_.hidden_size;
-  // Each expert this rank holds runs once, over the rows that chose it, in expert order (as
-  // Transformers' eager loop adds them).
-  std::vector<std::vector<int64_t>> slots_of(size_t(moe.num_experts()));
-  for (size_t slot = 0; slot < routes.experts.size(); ++slot) slots_of[size_t(routes.experts[slot])].push_back(int64_t(slot));
-  std::vector<float> experts_out(residual_.size(), 0.0f), chosen;
-  for (int e = 0; e < moe.num_experts(); ++e) {
-    const std::vector<int64_t>& slots = slots_of[size_t(e)];
-    if (slots.empty() || !moe.experts[size_t(e)].present()) continue;
-    chosen.resize(slots.size() * size_t(dim));
-    for (size_t i = 0; i < slots.size(); ++i)
-      std::copy_n(normed.data() + slots[i] / routes.top_k * dim, dim, chosen.data() + int64_t(i) * dim);
-    const std::vector<float> out = run_expert(chosen.data(), int64_t(slots.size()), moe.experts[size_t(e)]);
-    for (size_t i = 0; i < slots.size(); ++i) {
-      const float weight = routes.weights[size_t(slots[i])];
-      float* row = experts_out.data() + slots[i] / routes.top_k * dim;
-      for (int64_t j = 0; j < dim; ++j) row[j] += weight * out[i * size_t(dim) + size_t(j)];
-    }
-  }
+  std::vector<float> experts_out(residual_.size(), 0.0f);
+  add_routed_experts(normed.data(), routes, moe, experts_out.data());
 
   std::vector<float> shared_out;
   bool shared_partial = false;

@@ -35,10 +35,6 @@ class CpuLayerOps {
 
  private:
   int64_t n_rows() const { return int64_t(rows_.size()); }
-  // silu(gate_proj(x)) * up_proj(x) for m rows x: (m, gate_proj's out_features).
-  std::vector<float> swiglu(const float* x, int64_t m, const Linear& gate_proj, const Linear& up_proj) const;
-  // swiglu, then down_proj: (m, hidden_size).
-  std::vector<float> run_expert(const float* x, int64_t m, const ExpertWeights& expert) const;
 
   const ModelConfig& config_;
   const RopeFrequencies& rope_;

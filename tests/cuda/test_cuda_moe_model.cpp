@@ -2,10 +2,11 @@
 // (Mixtral, Qwen2-MoE with its gated shared expert, Qwen3-MoE with a dense layer): prompt logits
 // within bf16 tolerance (a prompt takes the GEMM path), the same greedy tokens through decode steps
 // (GEMVs, replayed as a CUDA graph, two sequences per step) wherever the CPU's logits are not a
-// near tie; and 2 ranks' prompt logits (tensor-parallel experts, or expert parallelism) against the
-// whole model on this GPU. The GPU routes on bf16 rows, the CPU on f32: should a test fail, look
-// for a routing choice that flipped before suspecting the kernels. With identical experts the choice of experts cannot matter, so
-// those logits are held tighter: what is left is the experts' arithmetic and the combine.
+// near tie; experts kept in cpu memory (--cpu-moe); and 2 ranks' prompt logits (tensor-parallel
+// experts, or expert parallelism) against the whole model on this GPU. With identical experts the
+// choice of experts cannot matter, so those logits are held tighter: what is left is the experts'
+// arithmetic and the combine. The GPU routes on bf16 rows, the CPU on f32: should a test fail,
+// look for a routing choice that flipped before suspecting the kernels.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "ops/sampler.h"
 #include "parallel/comm/thread_group.h"
 #include "parallel/cuda/host_staged_communicator.h"
+#include "plan/device_map/planner.h"
 #include "plan/tp_plan.h"
 #include "plan/tp_plan_source.h"
 
@@ -115,6 +117,37 @@ TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
   cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
   const std::vector<TokenRow> rows = prompt_rows(0, 16, tiny.vocab);
   EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu.forward(rows, cache)), 2e-2);
+}
+
+// --cpu-moe: the experts of layers 0 and 2 stay in cpu memory and the CPU runs the chosen ones,
+// while attention, router and shared expert (and layer 1's experts) run on the GPU; the steps run
+// eagerly (the CPU's part cannot be captured in a graph).
+TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const test::TinyMoe& tiny = GetParam().model;
+  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-cpu-experts-" + GetParam().name);
+  const LlamaModel cpu = LlamaModel::load(dir);
+  KvCache cache = cpu.make_whole_cache(2, 64);
+  cuda::CudaModelOptions options = gpu_options();
+  LayerPlacement placement;
+  placement.embed = placement.norm = placement.head = DeviceId::cuda(0);
+  placement.layers.assign(size_t(tiny.layers), DeviceId::cuda(0));
+  placement.experts_in_cpu = {true, false, true};
+  options.placement = placement;
+  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), options);
+  const std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
+  std::vector<float> cpu_logits = cpu.forward(rows, cache);
+  EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu_logits), 5e-2);
+  int decided = 0;
+  for (int step = 0; step < 4; ++step) {
+    const TokenRow next{0, 12 + step, argmax(cpu_logits), true};
+    const int32_t gpu_token = gpu.forward_sample(std::span<const TokenRow>(&next, 1), SamplingParams{}).at(0);
+    cpu_logits = cpu.forward(std::span<const TokenRow>(&next, 1), cache);
+    if (near_tie(cpu_logits)) continue;
+    ++decided;
+    EXPECT_EQ(gpu_token, argmax(cpu_logits)) << "step " << step;
+  }
+  EXPECT_GE(decided, 2) << "too many near ties to judge";
 }
 
 // Two ranks on this GPU (collectives through the host) against the whole model: the experts split

@@ -1,7 +1,8 @@
 // The shardlm command on a mixture-of-experts checkpoint (a tiny Qwen3-MoE written here with the
 // fixture's tokenizer): generate gives the same greedy tokens on one CPU rank, two tensor-parallel
 // ranks and two expert-parallel ranks; info and plan report the active parameters and the bytes
-// of an expert; --enable-expert-parallel is refused where it cannot apply.
+// of an expert; generate takes --cpu-moe with a device map; --enable-expert-parallel is refused
+// where it cannot apply.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -82,6 +83,16 @@ TEST(CliMoe, PlanKeepsExpertsInCpuMemory) {
   const CommandResult with_tp = run_cli({"plan", "--model", model.string(), "--tp", "2", "--cpu-moe"});
   EXPECT_EQ(with_tp.exit_code, 1);
   EXPECT_CONTAINS(with_tp.output, "--cpu-moe");
+}
+
+TEST(CliMoe, GenerateTakesCpuMoeBehindADeviceMap) {
+  // Without a GPU (CI) the map places every layer in cpu memory, experts included: the same tokens.
+  const fs::path model = write_moe_with_tokenizer();
+  const std::vector<int32_t> single = greedy_ids(model, {});
+  EXPECT_EQ(greedy_ids(model, {"--device", "cpu", "--device-map", "auto", "--n-cpu-moe", "2"}), single);
+  const CommandResult without_map = run_cli({"generate", "--model", model.string(), "--prompt", "Hi", "--cpu-moe"});
+  EXPECT_EQ(without_map.exit_code, 1);
+  EXPECT_CONTAINS(without_map.output, "--cpu-moe requires --device-map");
 }
 
 TEST(CliMoe, ExpertParallelIsRefusedWhereItCannotApply) {

@@ -63,6 +63,9 @@ void add_device_map_options(CLI::App& command, DeviceMapRequest& request) {
                   "CPU computes them), auto (per step, whichever measures faster)")
       ->needs(device_map)
       ->capture_default_str();
+  const auto [cpu_moe, n_cpu_moe] = add_cpu_moe_options(command, request.cpu_moe_layers);
+  cpu_moe->needs(device_map);
+  n_cpu_moe->needs(device_map);
 }
 
 std::pair<CLI::Option*, CLI::Option*> add_cpu_moe_options(CLI::App& command, int& cpu_moe_layers) {
@@ -118,7 +121,8 @@ DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::file
   if (!request.max_memory.empty()) budgets = apply_max_memory(budgets, request.max_memory);
   const ModelLayout layout = model_layout_from_checkpoint(config, Checkpoint::open(dir), std::nullopt);
   const DevicePlan plan =
-      plan_device_map(layout, budgets, device_map_plan_options(request.device_map, max_seq_len, batch, config));
+      plan_device_map(layout, budgets,
+                      device_map_plan_options(request.device_map, max_seq_len, batch, config, request.cpu_moe_layers));
   std::string summary;
   for (const DeviceUsage& usage : plan.devices) {
     if (usage.layers.empty() && usage.other_modules.empty()) continue;
@@ -126,6 +130,10 @@ DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::file
     for (const std::string& module : usage.other_modules) what += (what.empty() ? "" : ", ") + module;
     summary += fmt::format("{}{}: {}", summary.empty() ? "" : "; ", usage.device.name(), what);
   }
+  std::vector<int> expert_layers;
+  for (size_t il = 0; il < plan.placement.experts_in_cpu.size(); ++il)
+    if (plan.placement.experts_in_cpu[il]) expert_layers.push_back(int(il));
+  if (!expert_layers.empty()) summary += "; experts of layers " + format_layer_ranges(expert_layers) + " in cpu memory";
   fmt::print(stderr, "[shardlm] device map ({}): {}\n", strategy_name(plan.applied), summary);
   return plan;
 }

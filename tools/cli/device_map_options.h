@@ -20,8 +20,8 @@ namespace shardlm::cli {
 PlanOptions device_map_plan_options(const std::string& device_map, int64_t max_seq_len, int batch,
                                     const ModelConfig& config, int cpu_moe_layers = 0);
 // --cpu-moe (every layer's experts in cpu memory) and --n-cpu-moe N (the first N layers'), as
-// llama.cpp names them; returns the two options, for the caller's needs/excludes. Only `plan` takes
-// them so far: no executor keeps experts apart from their layer yet.
+// llama.cpp names them; returns the two options, for the caller's needs/excludes. A GPU then keeps
+// the rest of such a layer (attention, router, shared expert) and the CPU runs the chosen experts.
 std::pair<CLI::Option*, CLI::Option*> add_cpu_moe_options(CLI::App& command, int& cpu_moe_layers);
 // This machine's GPUs (when the build has CUDA) in front of its CPU.
 std::vector<DeviceBudget> this_machines_devices();
@@ -31,9 +31,11 @@ struct DeviceMapRequest {
   std::string device_map;  // empty: no device map
   std::string max_memory;
   std::string offload_exec = "auto";
+  int cpu_moe_layers = 0;  // --cpu-moe / --n-cpu-moe
   // --cuda-devices (bench): the CUDA device each cuda:N of the map runs on; empty: device N.
   std::vector<int> cuda_devices;
 };
+// --device-map, --max-memory, --offload-exec, and --cpu-moe / --n-cpu-moe, which need a device map.
 void add_device_map_options(CLI::App& command, DeviceMapRequest& request);
 // --cuda-devices 0,0: a map over two GPUs run on one, to measure its hand-offs where only one is lent.
 void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request);

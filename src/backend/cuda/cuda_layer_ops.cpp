@@ -1,8 +1,12 @@
 #include "backend/cuda/cuda_layer_ops.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "model/routed_experts.h"
 #include "ops/cuda/attention.h"
 #include "ops/cuda/expert_mlp.h"
 #include "ops/cuda/flash_attention.h"
@@ -137,14 +141,34 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
                                const GpuMoe& moe) {
   const int n = step_.n_rows;
   const int64_t dim = config_.hidden_size;
-  const ExpertShape& shape = moe.shape;
-  const int end_expert = shape.first_expert + shape.local_experts;
   // Partial sums (the experts', a split shared expert's) gather in moe_out, are summed over the
   // ranks, then join the residual stream; a part every rank computes whole adds to it directly.
   float* residual = gpu_.residual.get<float>();
   float* partial = gpu_.moe_out.get<float>();
   const bool any_partial = moe.experts_partial || (moe.shared_gate_up && moe.shared_partial);
   if (any_partial) CUDA_CHECK(cudaMemsetAsync(partial, 0, size_t(n) * size_t(dim) * sizeof(float), gpu_.stream));
+  if (moe.host_experts)
+    add_host_experts(routes, moe);  // whole experts: a device map does not combine with tensor parallelism
+  else
+    add_device_experts(routes, moe, moe.experts_partial ? partial : residual);
+  if (moe.shared_gate_up) {
+    bf16* activated = gpu_.activated.get<bf16>();
+    gpu_.gemm->gate_up_swiglu(routes.rows, n, moe.shared_gate_up, moe.shape.shared_ff, dim, gpu_.gate_up.get<bf16>(),
+                              activated, gpu_.stream);
+    bf16* shared_out = gpu_.projected.get<bf16>();
+    gpu_.gemm->linear(activated, n, moe.shared_down, dim, moe.shape.shared_ff, shared_out, GemmOutput::BF16, gpu_.stream);
+    launch_shared_expert_add({routes.rows, moe.shared_gate, shared_out, n, int(dim), moe.shared_partial ? partial : residual},
+                             gpu_.stream);
+  }
+  if (!any_partial) return;
+  comm_->all_reduce_sum(partial, size_t(n) * size_t(dim), DType::F32, gpu_.stream);
+  launch_add_f32(residual, partial, int64_t(n) * dim, gpu_.stream);
+}
+
+void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe, float* out) {
+  const int n = step_.n_rows;
+  const ExpertShape& shape = moe.shape;
+  const int end_expert = shape.first_expert + shape.local_experts;
   const int32_t* experts = gpu_.route_experts.get<int32_t>();
   launch_group_by_expert({experts, n * shape.top_k, shape.n_experts, shape.first_expert, end_expert,
                           gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>()},
@@ -153,7 +177,7 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
   mlp.x = routes.rows;
   mlp.n_rows = n;
   mlp.top_k = shape.top_k;
-  mlp.hidden = int(dim);
+  mlp.hidden = config_.hidden_size;
   mlp.ff = int(shape.expert_ff);
   mlp.n_experts = shape.n_experts;
   mlp.first_expert = shape.first_expert;
@@ -165,21 +189,37 @@ void CudaLayerOps::add_experts(const NormedRows& /*normed: routes.rows holds the
   mlp.activated = gpu_.expert_activated.get<bf16>();
   mlp.expert_out = gpu_.expert_out.get<float>();
   launch_expert_mlp(mlp, gpu_.stream);
-  launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k, int(dim),
-                         shape.first_expert, end_expert, moe.experts_partial ? partial : residual},
+  launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k,
+                         config_.hidden_size, shape.first_expert, end_expert, out},
                         gpu_.stream);
-  if (moe.shared_gate_up) {
-    bf16* activated = gpu_.activated.get<bf16>();
-    gpu_.gemm->gate_up_swiglu(routes.rows, n, moe.shared_gate_up, shape.shared_ff, dim, gpu_.gate_up.get<bf16>(), activated,
-                              gpu_.stream);
-    bf16* shared_out = gpu_.projected.get<bf16>();
-    gpu_.gemm->linear(activated, n, moe.shared_down, dim, shape.shared_ff, shared_out, GemmOutput::BF16, gpu_.stream);
-    launch_shared_expert_add({routes.rows, moe.shared_gate, shared_out, n, int(dim), moe.shared_partial ? partial : residual},
-                             gpu_.stream);
-  }
-  if (!any_partial) return;
-  comm_->all_reduce_sum(partial, size_t(n) * size_t(dim), DType::F32, gpu_.stream);
-  launch_add_f32(residual, partial, int64_t(n) * dim, gpu_.stream);
+}
+
+void CudaLayerOps::add_host_experts(const GpuRoutes& routes, const GpuMoe& moe) {
+  const int n = step_.n_rows;
+  const int64_t dim = config_.hidden_size;
+  const size_t pairs = size_t(n) * size_t(moe.shape.top_k);
+  const size_t values = size_t(n) * size_t(dim);
+  CUDA_CHECK(cudaMemcpyAsync(gpu_.host_expert_rows.get(), routes.rows, values * sizeof(bf16), cudaMemcpyDeviceToHost,
+                             gpu_.stream));
+  CUDA_CHECK(cudaMemcpyAsync(gpu_.host_expert_choices.get(), gpu_.route_experts.get(), pairs * sizeof(int32_t),
+                             cudaMemcpyDeviceToHost, gpu_.stream));
+  CUDA_CHECK(cudaMemcpyAsync(gpu_.host_expert_weights.get(), gpu_.route_weights.get(), pairs * sizeof(float),
+                             cudaMemcpyDeviceToHost, gpu_.stream));
+  // Also waits for the previous layer's sum to have left host_expert_out.
+  CUDA_CHECK(cudaStreamSynchronize(gpu_.stream));
+  std::vector<float> rows(values);
+  const uint16_t* bits = gpu_.host_expert_rows.get<uint16_t>();
+  for (size_t i = 0; i < values; ++i) rows[i] = std::bit_cast<float>(uint32_t(bits[i]) << 16);
+  cpu::ExpertRoutes chosen;
+  chosen.top_k = moe.shape.top_k;
+  chosen.experts.assign(gpu_.host_expert_choices.get<int32_t>(), gpu_.host_expert_choices.get<int32_t>() + pairs);
+  chosen.weights.assign(gpu_.host_expert_weights.get<float>(), gpu_.host_expert_weights.get<float>() + pairs);
+  float* sum = gpu_.host_expert_out.get<float>();
+  std::fill_n(sum, values, 0.0f);
+  add_routed_experts(rows.data(), chosen, *moe.host_experts, sum);
+  float* device_sum = gpu_.moe_out.get<float>();
+  CUDA_CHECK(cudaMemcpyAsync(device_sum, sum, values * sizeof(float), cudaMemcpyHostToDevice, gpu_.stream));
+  launch_add_f32(gpu_.residual.get<float>(), device_sum, int64_t(values), gpu_.stream);
 }
 
 }  // namespace shardlm::cuda

@@ -18,6 +18,7 @@
 #include "backend/cuda/step_shape.h"
 #include "core/cuda/device_communicator.h"
 #include "io/model_config.h"
+#include "model/moe_weights.h"
 
 namespace shardlm::cuda {
 
@@ -39,6 +40,8 @@ struct GpuMoe {
   __nv_bfloat16* shared_gate_up = nullptr;      // (2 shared_ff, dim), or nullptr without a shared expert
   __nv_bfloat16* shared_down = nullptr;         // (dim, shared_ff)
   __nv_bfloat16* shared_gate = nullptr;         // (dim)
+  // shape.on_host: the routed experts as bound from the checkpoint, run by the CPU.
+  const SparseMoeWeights* host_experts = nullptr;
   // Under tensor parallelism: the rank's sum over its experts is a partial sum (experts split, or
   // held by different ranks), and so is the shared expert's when its down_proj is split by columns.
   bool experts_partial = false, shared_partial = false;
@@ -93,6 +96,12 @@ class CudaLayerOps {
   void add_experts(const NormedRows& normed, const GpuRoutes& routes, const GpuMoe& moe);
 
  private:
+  // The experts this GPU holds, for the rows that chose them, weighted into out (f32).
+  void add_device_experts(const GpuRoutes& routes, const GpuMoe& moe, float* out);
+  // The chosen experts of a layer that keeps them in cpu memory: the rows and routes go to the host,
+  // the CPU adds the experts' weighted outputs, and their sum joins the residual stream.
+  void add_host_experts(const GpuRoutes& routes, const GpuMoe& moe);
+
   const ModelConfig& config_;
   float attention_scaling_;
   DeviceCommunicator* comm_;

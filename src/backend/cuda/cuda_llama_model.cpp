@@ -6,6 +6,7 @@
 #include "backend/cuda/cuda_llama_model.h"
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <limits>
 #include <set>
@@ -88,6 +89,7 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, std::shared_ptr<const 
                                const CudaModelOptions& options)
     : config_(config), options_(options) {
   const LlamaWeights host = bind_checkpoint(*checkpoint);
+  keep_experts_in_cpu(host, checkpoint);
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
   allocate();
   upload(host);
@@ -103,7 +105,8 @@ CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, uint64_t seed, const C
   for (int il = 0; il < config_.num_hidden_layers; ++il)
     layers_.push_back(shaped_layer(config_, whole_layer_shape(config_, il), nullptr));
   mapper_ = std::make_unique<LayerMapper>(config_, options_);
-  if (mapper_->holds_host_units())
+  const bool experts_in_cpu = options_.placement && std::ranges::any_of(options_.placement->experts_in_cpu, std::identity{});
+  if (mapper_->holds_host_units() || experts_in_cpu)
     fail("random weights cannot be offloaded to cpu or disk: save the model and pass --model DIR");
   allocate();
   fill_random(seed);
@@ -132,6 +135,20 @@ LlamaWeights CudaLlamaModel::bind_checkpoint(const Checkpoint& checkpoint) {
   head_.rows = host.lm_head.out_features();
   if (host.lm_head.collective == TpCollective::ALL_GATHER) head_.gather_block = host.lm_head.gather_block;
   return host;
+}
+
+void CudaLlamaModel::keep_experts_in_cpu(const LlamaWeights& host, const std::shared_ptr<const Checkpoint>& checkpoint) {
+  if (!options_.placement) return;
+  const std::vector<bool>& in_cpu = options_.placement->experts_in_cpu;
+  host_experts_.resize(layers_.size());  // never again: the layers point into it
+  for (size_t il = 0; il < layers_.size() && il < in_cpu.size(); ++il) {
+    GpuLayer& layer = layers_[il];
+    if (!in_cpu[il] || !layer.moe) continue;
+    host_experts_[il] = *host.layers[il].moe;
+    layer.shape.experts.on_host = layer.moe->shape.on_host = true;
+    layer.moe->host_experts = &*host_experts_[il];
+    expert_checkpoint_ = checkpoint;
+  }
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -320,7 +337,8 @@ void CudaLlamaModel::upload(const LlamaWeights& host) {
     const int g = mapper_->layer_gpu(int(il));
     if (g == LayerMapper::kOnHost) continue;
     bf16* block = layers_[il].attn_norm - layer_offsets(config_, layers_[il].shape).attn_norm;
-    for (const BlockPiece& piece : layer_pieces(config_, host.layers[il])) add(g, piece.source, block + piece.offset);
+    for (const BlockPiece& piece : layer_pieces(config_, host.layers[il], layers_[il].shape.experts.on_host))
+      add(g, piece.source, block + piece.offset);
   }
   ProgressBar progress("loading weights", int64_t(total_bytes));
   const auto start = std::chrono::steady_clock::now();
@@ -620,7 +638,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   // rows go through in chunks of max_rows below, as a long prompt does.
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              int(rows.size()) <= options_.max_rows && n_logit_rows == rows.size();
-  if (decode_shaped && !mapper_->holds_host_units() && (!comm_ || comm_->capturable())) {
+  if (decode_shaped && !mapper_->holds_host_units() && !widest_.experts.on_host && (!comm_ || comm_->capturable())) {
     // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());
     const StepShape shape = stage_rows(rows, true, sampling);

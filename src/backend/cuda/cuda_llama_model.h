@@ -57,7 +57,8 @@ class CudaLlamaModel {
 
   // Runs the rows (TokenRow::sequence is the KV slot), then picks one token for every row that
   // wants logits. Decode-shaped calls (every row wants logits, at most max_sequences rows) replay
-  // a CUDA graph captured on first use, unless a unit is on the host (a host step cannot be captured).
+  // a CUDA graph captured on first use, unless a unit (or a layer's experts) is on the host: a host
+  // step cannot be captured.
   // sampling[i]: the settings of the i-th row that wants logits (each sequence its own).
   std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling);
   // After forward_sample: each returned token's log-probabilities where its settings asked.
@@ -96,6 +97,9 @@ class CudaLlamaModel {
   int blocks_fitting(double memory_fraction, std::span<const int> cached_layers, const KvCacheShape& kv) const;
   void upload(const LlamaWeights& host);
   void fill_random(uint64_t seed);
+  // Leaves the experts of the layers the placement marks experts_in_cpu in the checkpoint, for the
+  // CPU to run; their layers' blocks hold the rest.
+  void keep_experts_in_cpu(const LlamaWeights& host, const std::shared_ptr<const Checkpoint>& checkpoint);
   void check_rows(std::span<const TokenRow> rows) const;
   // Where the pass starting at rows[first] ends: at most max_rows rows, of which at most
   // max_sequences want logits (the logits buffer's rows; a scored prompt chunk may want many).
@@ -130,6 +134,10 @@ class CudaLlamaModel {
   GpuEmbedding embedding_;
   // Each layer's shape, collectives, weights and cache; an offloaded layer's weights are null (streamed).
   std::vector<GpuLayer> layers_;
+  // Experts kept in cpu memory (the placement's experts_in_cpu), by layer: views into the
+  // checkpoint, which is kept open for them.
+  std::vector<std::optional<SparseMoeWeights>> host_experts_;
+  std::shared_ptr<const Checkpoint> expert_checkpoint_;
   // Fixed once the layers are shaped (allocate()), read at every step: the widest of each width,
   // which the shared buffers and the attention split count are sized by, and whether every layer's
   // widths suit the decode GEMV.

@@ -52,6 +52,12 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
     expert_activated = DeviceBuffer(pairs * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
     expert_out = DeviceBuffer(pairs * dim * sizeof(float));
     moe_out = DeviceBuffer(rows * dim * sizeof(float));
+    if (experts.on_host) {
+      host_expert_rows = PinnedBuffer(rows * dim * sizeof(__nv_bfloat16));
+      host_expert_choices = PinnedBuffer(pairs * sizeof(int32_t));
+      host_expert_weights = PinnedBuffer(pairs * sizeof(float));
+      host_expert_out = PinnedBuffer(rows * dim * sizeof(float));
+    }
   }
   kv_tables = DeviceBuffer(size_t(kv.sequences) * size_t(kv.blocks_per_sequence()) * sizeof(int32_t));
   CUDA_CHECK(cudaMemset(kv_tables.get(), 0, kv_tables.bytes()));

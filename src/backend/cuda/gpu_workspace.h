@@ -72,6 +72,8 @@ struct GpuWorkspace {
   // it is a partial sum the ranks add up before it joins the residual stream.
   DeviceBuffer router_logits, route_experts, route_weights, expert_offsets, expert_pairs;
   DeviceBuffer expert_activated, expert_out, moe_out;
+  // Experts kept in cpu memory: the normalised rows and routes copied out, the CPU's sum copied in.
+  PinnedBuffer host_expert_rows, host_expert_choices, host_expert_weights, host_expert_out;
   // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next
   // RMSNorm's kernel, and is pending here until then.
   const __nv_bfloat16* pending_add = nullptr;

@@ -42,6 +42,7 @@ LayerShape widest_shape(std::span<const LayerShape> shapes) {
     experts.local_experts = std::max(experts.local_experts, shape.experts.local_experts);
     experts.expert_ff = std::max(experts.expert_ff, shape.experts.expert_ff);
     experts.shared_ff = std::max(experts.shared_ff, shape.experts.shared_ff);
+    experts.on_host = experts.on_host || shape.experts.on_host;
   }
   return widest;
 }

@@ -13,10 +13,12 @@ namespace shardlm::cuda {
 // A mixture-of-experts layer's MLP as one rank holds it: the router scores n_experts, the rank
 // holds experts [first_expert, first_expert + local_experts) (all of them but under expert
 // parallelism), each expert_ff wide (its share under tensor parallelism); Qwen2-MoE's shared
-// expert is shared_ff wide (0: none). All zero in a dense layer.
+// expert is shared_ff wide (0: none). All zero in a dense layer. on_host: the routed experts stay in
+// cpu memory and the CPU runs the chosen ones (--cpu-moe); the router and shared expert do not.
 struct ExpertShape {
   int n_experts = 0, top_k = 0, first_expert = 0, local_experts = 0;
   int64_t expert_ff = 0, shared_ff = 0;
+  bool on_host = false;
 };
 
 struct LayerShape {
@@ -29,7 +31,8 @@ struct LayerShape {
 // Layer il of the config, unsplit: dense, or sparse where config.is_sparse_layer(il).
 LayerShape whole_layer_shape(const ModelConfig& config, int il);
 LayerShape shape_of(const LlamaLayerWeights& layer);
-// The widest of each width over the layers: what the buffers every layer shares are sized for.
+// The widest of each width over the layers: what the buffers every layer shares are sized for
+// (experts.on_host: some layer keeps its experts in cpu memory).
 LayerShape widest_shape(std::span<const LayerShape> shapes);
 
 // A layer's matrix dimensions, in elements.

@@ -85,8 +85,8 @@ void OffloadKvSync::copy(KvSide to, std::span<const BlockRun> runs, KvCache& cpu
     // A batch of runs that fits the scratch (a run is at most one block, which always fits).
     size_t end = begin;
     int64_t batch_rows = 0;
-    while (end < runs.size() && batch_rows + (runs[end].end - runs[end].first) <= scratch_rows_)
-      batch_rows += runs[end].end - runs[end++].first;
+    for (; end < runs.size() && batch_rows + (runs[end].end - runs[end].first) <= scratch_rows_; ++end)
+      batch_rows += runs[end].end - runs[end].first;
     for (const DeviceLayerCache& layer : layers_) {
       for (const bool keys : {true, false}) {
         auto device_at = [&](const BlockRun& run) {

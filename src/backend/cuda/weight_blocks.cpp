@@ -27,8 +27,9 @@ LayerOffsets layer_offsets(const ModelConfig& config, const LayerShape& shape) {
   o.down = shape.sparse() ? -1 : layout.take(s.dim * s.ff_dim);
   const ExpertShape& e = shape.experts;
   o.router = shape.sparse() ? layout.take(int64_t(e.n_experts) * s.dim) : -1;
-  o.experts_gate_up = shape.sparse() ? layout.take(int64_t(e.local_experts) * 2 * e.expert_ff * s.dim) : -1;
-  o.experts_down = shape.sparse() ? layout.take(int64_t(e.local_experts) * s.dim * e.expert_ff) : -1;
+  const bool experts_here = shape.sparse() && !e.on_host;
+  o.experts_gate_up = experts_here ? layout.take(int64_t(e.local_experts) * 2 * e.expert_ff * s.dim) : -1;
+  o.experts_down = experts_here ? layout.take(int64_t(e.local_experts) * s.dim * e.expert_ff) : -1;
   o.shared_gate_up = e.shared_ff > 0 ? layout.take(2 * e.shared_ff * s.dim) : -1;
   o.shared_down = e.shared_ff > 0 ? layout.take(s.dim * e.shared_ff) : -1;
   o.shared_gate = e.shared_ff > 0 ? layout.take(s.dim) : -1;
@@ -45,8 +46,9 @@ HeadOffsets head_offsets(const ModelConfig& config) {
   return o;
 }
 
-std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h) {
-  const LayerShape shape = shape_of(h);
+std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h, bool experts_on_host) {
+  LayerShape shape = shape_of(h);
+  shape.experts.on_host = experts_on_host;
   const Strides s = strides_of(config, shape);
   const LayerOffsets o = layer_offsets(config, shape);
   std::vector<BlockPiece> pieces = {{h.attn_norm, o.attn_norm},
@@ -58,7 +60,7 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
   if (h.moe) {
     const ExpertShape& e = shape.experts;
     pieces.push_back({h.moe->router.weight, o.router});
-    for (int k = 0; k < e.local_experts; ++k) {
+    for (int k = 0; k < (e.on_host ? 0 : e.local_experts); ++k) {
       const ExpertWeights& expert = h.moe->experts[size_t(e.first_expert + k)];
       const int64_t gate_up = o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * s.dim;
       pieces.insert(pieces.end(), {{expert.gate_proj.weight, gate_up},

@@ -54,8 +54,9 @@ struct BlockPiece {
   int64_t offset;
 };
 
-// A layer's tensors (its shape is theirs) and where each goes in its block.
-std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h);
+// A layer's tensors (its shape is theirs) and where each goes in its block; experts kept in cpu
+// memory have no place in it.
+std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h, bool experts_on_host = false);
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host);
 

@@ -69,6 +69,11 @@ fi
 if wants bench; then
   "$bin/shardlm" bench --device cuda:0 --random "$shape" --prompt-len "$prompt_len" --new-tokens "$new_tokens" \
     --batch 16 >"$out/shardlm-b16.json" 2>"$out/shardlm-b16.log"
+  # Transformers' fast path beside its eager one: generate() with a static cache, torch.compiled.
+  for batch in 1 16; do
+    timeout 600 python3 bench/transformers_peer.py --load "$checkpoint" --compiled --batch "$batch" \
+      --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/peer-compiled-b$batch.json" 2>"$out/peer-compiled-b$batch.log"
+  done
 fi
 if wants offload; then
   echo "== device map: $offload_budget"
@@ -139,6 +144,7 @@ def load(name):
     except Exception as error:
         return {"error": str(error)}
 ours, peer, batch16 = load("shardlm-b1.json"), load("peer-b1.json"), load("shardlm-b16.json")
+compiled, compiled16 = load("peer-compiled-b1.json"), load("peer-compiled-b16.json")
 offload = {mode: load(f"shardlm-offload-{mode}.json") for mode in ("auto", "stream", "cpu")}
 peer_offload = load("peer-offload.json")
 def cell(d, key, fmt="{:.2f}"):
@@ -151,6 +157,9 @@ rows = [
     ("TPOT p90 ms", cell(ours, "time_per_output_token_ms_p90"), cell(peer, "time_per_output_token_ms_p90")),
     ("decode tok/s b1", cell(ours, "decode_tokens_per_s", "{:.0f}"), cell(peer, "decode_tokens_per_s", "{:.0f}")),
     ("decode tok/s b16", cell(batch16, "decode_tokens_per_s", "{:.0f}"), ""),
+    ("compiled peer TPOT ms", "", cell(compiled, "time_per_output_token_ms_median")),
+    ("compiled peer prefill ms", "", cell(compiled, "prefill_ms")),
+    ("compiled peer tok/s b16", "", cell(compiled16, "decode_tokens_per_s", "{:.0f}")),
     ("floor ms (copy bw)", cell(ours, "bandwidth_floor_ms_per_token"), ""),
     ("copy GB/s", cell(ours, "memory_bandwidth_gb_per_s", "{:.0f}"), ""),
     ("load GB/s", cell(ours, "load_gb_per_s"), ""),
@@ -159,6 +168,10 @@ rows = [
 ]
 if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_median" in peer:
     rows.append(("TPOT peer/ours", "{:.1f}x".format(peer["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))
+if "time_per_output_token_ms_median" in ours and "time_per_output_token_ms_median" in compiled:
+    rows.append(("TPOT compiled/ours", "{:.2f}x".format(compiled["time_per_output_token_ms_median"] / ours["time_per_output_token_ms_median"]), ""))
+if "decode_tokens_per_s" in batch16 and "decode_tokens_per_s" in compiled16:
+    rows.append(("b16 tok/s ours/compiled", "{:.2f}x".format(batch16["decode_tokens_per_s"] / compiled16["decode_tokens_per_s"]), ""))
 if "decode_tokens_per_s" in ours and "decode_tokens_per_s" in batch16:
     rows.append(("b16/b1 tok/s", "{:.1f}x".format(batch16["decode_tokens_per_s"] / ours["decode_tokens_per_s"]), ""))
 for mode, result in offload.items():

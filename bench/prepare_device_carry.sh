@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what bench/gpu_session.sh runs on the GPU machine (which has no Debian packages): the
+# Builds what bench/gpu_session.sh (and gpu_moe_session.sh) run on the GPU machine (which has no Debian packages): the
 # CUDA-enabled binaries for sm_90a and the shared libraries they load that its image lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON -DSHARDLM_CUDA_ARCHITECTURES=90a-real >/dev/null
 cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling test_cuda_linear test_cuda_attention \
   test_cuda_device_map test_cuda_tensor_parallel test_cuda_peer_all_reduce \
-  test_cuda_nccl
+  test_cuda_nccl test_cuda_moe test_cuda_moe_model
 rm -rf .device-carry/bin .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
 cp build/tools/cli/shardlm .device-carry/bin/

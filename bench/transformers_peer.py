@@ -17,6 +17,10 @@ or split by Transformers' tensor parallelism under torchrun (what shardlm's --tp
 prints:
 
   torchrun --nproc-per-node 2 bench/transformers_peer.py --load /tmp/llama3-8b --tp-plan auto
+
+By default the model runs eagerly, step by step. --compiled times Transformers' fast path instead:
+generate() with a static cache, which compiles the decode step with torch.compile (the first,
+untimed call compiles); a streamer notes when each token reaches the host.
 """
 import argparse
 import json
@@ -40,6 +44,8 @@ def main():
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--skip-timing", action="store_true", help="only write the checkpoint")
+    parser.add_argument("--compiled", action="store_true",
+                        help="generate(cache_implementation='static'), which torch.compiles the decode step")
     args = parser.parse_args()
 
     if args.load and args.tp_plan:
@@ -89,13 +95,37 @@ def main():
             cache = out.past_key_values
         return prefill_ms, steps
 
-    run_once()  # warm-up
-    prefill_ms, steps = run_once()
+    class TokenTimes(transformers.generation.streamers.BaseStreamer):
+        """generate() hands the streamer the prompt, then each step's tokens: when each reached the host."""
+
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            value.cpu()
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    def run_compiled():
+        timer = TokenTimes()
+        with torch.no_grad():
+            model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=args.new_tokens + 1,
+                           min_new_tokens=args.new_tokens + 1, do_sample=False, cache_implementation="static",
+                           streamer=timer)
+        # The prompt's put, the prefill's token, then one per decode step.
+        return (timer.times[1] - timer.times[0]) * 1e3, [(b - a) * 1e3 for a, b in zip(timer.times[1:], timer.times[2:])]
+
+    run = run_compiled if args.compiled else run_once
+    run()  # warm-up (and, compiled, the compilation)
+    prefill_ms, steps = run()
     if int(os.environ.get("RANK", 0)) != 0:
         return  # under torchrun only rank 0 reports
     steps_sorted = sorted(steps)
     print(json.dumps({
         "peer": f"transformers {transformers.__version__}, torch {torch.__version__}",
+        "mode": "static cache + torch.compile (generate)" if args.compiled else "eager",
         "device_map": args.device_map,
         "tp_plan": args.tp_plan,
         "world_size": int(os.environ.get("WORLD_SIZE", 1)),

@@ -245,6 +245,33 @@ nlohmann::json offload_json(const OffloadReport& offload, const std::vector<doub
   return json;
 }
 
+// --cpu-moe: each decode step the CPU reads the chosen experts of the layers that keep theirs in
+// cpu memory (top_k per layer for one row; at most all of them for a batch), and the GPU the rest
+// of the active weights. Floors for batch 1: the CPU's share over its read bandwidth (the median of
+// the samples), the GPU's over its copy bandwidth, and their sum (nothing overlaps within a layer).
+nlohmann::json cpu_moe_json(const ModelConfig& config, const std::vector<bool>& experts_in_cpu,
+                            const std::vector<double>& cpu_read_samples, double gpu_gb_per_s, double median_step_ms) {
+  if (cpu_read_samples.empty()) fail("the --cpu-moe benchmark took no sample of the CPU's read bandwidth");
+  const ParameterCount count = count_parameters(config, weight_specs(config, DType::BF16));
+  const int layers = int(std::count(experts_in_cpu.begin(), experts_in_cpu.end(), true));
+  const double cpu_bytes = double(layers) * config.moe.num_experts_per_tok * double(count.bytes_per_expert);
+  const double gpu_bytes = double(count.active_bytes) - cpu_bytes;
+  const double cpu_read_median = percentile(cpu_read_samples, 0.5);
+  const double cpu_floor_ms = cpu_bytes / (cpu_read_median * 1e9) * 1e3;
+  const double gpu_floor_ms = gpu_bytes / (gpu_gb_per_s * 1e9) * 1e3;
+  return {
+      {"layers_with_experts_in_cpu", layers},
+      {"cpu_expert_bytes_per_token", cpu_bytes},
+      {"gpu_bytes_per_token", gpu_bytes},
+      {"cpu_read_gb_per_s_samples", cpu_read_samples},
+      {"cpu_read_gb_per_s_median", cpu_read_median},
+      {"cpu_expert_floor_ms", cpu_floor_ms},
+      {"gpu_floor_ms", gpu_floor_ms},
+      {"median_over_cpu_expert_floor", median_step_ms / cpu_floor_ms},
+      {"median_over_summed_floor", median_step_ms / (cpu_floor_ms + gpu_floor_ms)},
+  };
+}
+
 // One GPU (checkpoint or random weights, whole or on a device map), or --tp N GPUs, one thread each
 // (rank 0 leads the steps, which every rank runs). The floor is a rank's share of the weights over
 // one GPU's copy bandwidth.
@@ -280,7 +307,10 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   // one probe taken at load does not say what the decode had.
   std::optional<cpu::ReadBandwidthProbe> probe;
   std::vector<double> cpu_read_samples;
-  if (loaded.offload) {
+  const std::vector<bool> experts_in_cpu =
+      engine_options.device_map ? engine_options.device_map->placement.experts_in_cpu : std::vector<bool>{};
+  const bool cpu_moe = std::find(experts_in_cpu.begin(), experts_in_cpu.end(), true) != experts_in_cpu.end();
+  if (loaded.offload || cpu_moe) {
     probe.emplace();
     cpu_read_samples.push_back(probe->measure());
   }
@@ -290,8 +320,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
       });
 
   const RankReport ran = engine->report();
-  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp,
-                                 cuda::measure_copy_bandwidth(device.index));
+  const double copy_gb_per_s = cuda::measure_copy_bandwidth(device.index);
+  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp, copy_gb_per_s);
   result["device"] = options.tp > 1 ? fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1)
                                     : fmt::format("cuda:{}", device.index);
   if (options.tp > 1) result["tp"] = options.tp;
@@ -306,8 +336,9 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   }
   if (engine_options.device_map) {
     result["device_map"] = strategy_name(engine_options.device_map->applied);
-    if (ran.offload)
-      result["offload"] = offload_json(*ran.offload, cpu_read_samples, result["time_per_output_token_ms_median"].get<double>());
+    const double median_ms = result["time_per_output_token_ms_median"].get<double>();
+    if (ran.offload) result["offload"] = offload_json(*ran.offload, cpu_read_samples, median_ms);
+    if (cpu_moe) result["cpu_moe"] = cpu_moe_json(config, experts_in_cpu, cpu_read_samples, copy_gb_per_s, median_ms);
   }
   fmt::print("{}\n", result.dump(2));
 }

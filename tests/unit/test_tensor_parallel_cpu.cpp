@@ -1,5 +1,6 @@
 // Tensor parallelism on CPU ranks (threads in one process): TP = 2, 3 and 4 give the same logits
-// as TP = 1 (within f32 rounding) and the same greedy tokens, for every fixture architecture and
+// as TP = 1 (within f32 rounding) and the same greedy tokens, for every fixture architecture (and
+// expert parallelism over 2 ranks for the mixture-of-experts ones) and
 // for a model written here whose single KV head is replicated across the ranks and whose tied,
 // vocabulary-parallel embedding splits over 3 ranks. Bad plans fail before any weight is read.
 #include <gtest/gtest.h>
@@ -101,6 +102,8 @@ TEST_P(TensorParallelFixture, TwoAndFourRanksMatchOne) {
   const fs::path dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / GetParam();
   expect_same_as_single_rank(dir, 2);
   expect_same_as_single_rank(dir, 4);  // 2 KV heads over 4 ranks: each KV head on 2 ranks
+  // A mixture-of-experts fixture: whole experts over the ranks too (--enable-expert-parallel).
+  if (ModelConfig::from_dir(dir).moe.present()) expect_same_as_single_rank(dir, 2, TpPlanSource::from_argument("auto", true));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelFixture, ::testing::ValuesIn(model_fixture_names()), model_fixture_test_name);

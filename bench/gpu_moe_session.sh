@@ -5,13 +5,16 @@
 # 8 GiB GPU budget. Expects the binaries built here for sm_90a in .device-carry/bin and their
 # libraries in .device-carry/lib (bench/prepare_device_carry.sh). Everything goes back as one
 # archive in $OUT; a short table is printed last.
-# SECTIONS picks what runs, to fit a call's time limit (default: all of them):
+# SECTIONS picks what runs (default: all of them); a call has 10 minutes, so give each call one or
+# two sections:
 #   fixtures  scripts/reference/run_on_device.sh --only-models (the six MoE fixtures) -> models.tar
 #   tests     the GPU tests that cover MoE, scored prompt rows and the dense paths they touch
 #   qwen3     Qwen3-30B-A3B: shardlm batch 1 and 16, Transformers eager and compiled, batch 1
 #   mixtral   Mixtral-8x7B (93 GB): shardlm batch 1, Transformers eager batch 1
-#   cpumoe    Qwen3-30B-A3B saved to /dev/shm (61 GB), shardlm --device-map auto with an 8 GiB GPU
-#             budget and --cpu-moe, Transformers with the same budget (Accelerate offload)
+#   cpumoe    Qwen3-30B-A3B saved to /dev/shm (61 GB of the host's 128 GiB), shardlm --device-map auto
+#             with an 8 GiB GPU budget and --cpu-moe
+#   cpumoepeer  Transformers with the same budget (Accelerate offload), in its own call: it copies
+#             about 57 GB of experts into memory beside the /dev/shm copy, which may not fit
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -22,7 +25,7 @@ export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
 bin=$root/.device-carry/bin
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
-sections=${SECTIONS:-fixtures tests qwen3 mixtral cpumoe}
+sections=${SECTIONS:-fixtures tests qwen3 mixtral cpumoe cpumoepeer}
 wants() { [[ " $sections " == *" $1 "* ]]; }
 budget=${CPU_MOE_BUDGET:-0=8GiB,cpu=100GiB}
 budget_json=${CPU_MOE_BUDGET_JSON:-'{"0": "8GiB", "cpu": "100GiB"}'}
@@ -63,15 +66,22 @@ bench_shape() {
 if wants qwen3; then echo "== qwen3-30b-a3b"; bench_shape qwen3-30b-a3b "1 16" "eager compiled"; fi
 if wants mixtral; then echo "== mixtral-8x7b"; bench_shape mixtral-8x7b 1 eager; fi
 
-if wants cpumoe; then
-  echo "== qwen3-30b-a3b, --cpu-moe, $budget"
-  checkpoint=/dev/shm/qwen3-30b-a3b
+# The random Qwen3-30B-A3B checkpoint in memory (a machine left idle is given back, /dev/shm with it).
+checkpoint=/dev/shm/qwen3-30b-a3b
+save_checkpoint() {
   [ -f "$checkpoint/config.json" ] || timeout 600 python3 bench/transformers_peer.py --shape bench/shapes/qwen3-30b-a3b.json \
     --save "$checkpoint" --skip-timing >"$out/cpumoe-save.log" 2>&1
+}
+if wants cpumoe; then
+  echo "== qwen3-30b-a3b, --cpu-moe, $budget"
+  save_checkpoint
   timeout 600 "$bin/shardlm" bench --device cuda:0 --model "$checkpoint" --prompt-len "$prompt_len" \
     --new-tokens "$new_tokens" --device-map auto --max-memory "$budget" --cpu-moe \
     >"$out/cpumoe-shardlm.json" 2>"$out/cpumoe-shardlm.log"
   tail -n 3 "$out/cpumoe-shardlm.log"
+fi
+if wants cpumoepeer; then
+  save_checkpoint
   timeout 600 python3 bench/transformers_peer.py --load "$checkpoint" --device-map auto --max-memory "$budget_json" \
     --prompt-len "$prompt_len" --new-tokens 8 >"$out/cpumoe-peer.json" 2>"$out/cpumoe-peer.log"
 fi

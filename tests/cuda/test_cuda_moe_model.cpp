@@ -120,8 +120,9 @@ TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
 }
 
 // --cpu-moe: the experts of layers 0 and 2 stay in cpu memory and the CPU runs the chosen ones,
-// while attention, router and shared expert (and layer 1's experts) run on the GPU; the steps run
-// eagerly (the CPU's part cannot be captured in a graph).
+// while attention, router and shared expert run on the GPU (and layer 1's MLP: experts for
+// Mixtral and Qwen2-MoE, dense for Qwen3-MoE); two sequences decode, eagerly (the CPU's part cannot
+// be captured in a graph).
 TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const test::TinyMoe& tiny = GetParam().model;
@@ -135,19 +136,27 @@ TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
   placement.experts_in_cpu = {true, false, true};
   options.placement = placement;
   cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), options);
-  const std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
+  std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
+  for (const TokenRow& row : prompt_rows(1, 7, tiny.vocab)) rows.push_back(row);
   std::vector<float> cpu_logits = cpu.forward(rows, cache);
   EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu_logits), 5e-2);
+  const size_t vocab = size_t(tiny.vocab);
+  int64_t positions[2] = {12, 7};
   int decided = 0;
   for (int step = 0; step < 4; ++step) {
-    const TokenRow next{0, 12 + step, argmax(cpu_logits), true};
-    const int32_t gpu_token = gpu.forward_sample(std::span<const TokenRow>(&next, 1), SamplingParams{}).at(0);
-    cpu_logits = cpu.forward(std::span<const TokenRow>(&next, 1), cache);
-    if (near_tie(cpu_logits)) continue;
-    ++decided;
-    EXPECT_EQ(gpu_token, argmax(cpu_logits)) << "step " << step;
+    std::vector<TokenRow> next;
+    for (int s = 0; s < 2; ++s)
+      next.push_back({s, positions[s]++, argmax(std::span<const float>(cpu_logits).subspan(size_t(s) * vocab, vocab)), true});
+    const std::vector<int32_t> gpu_tokens = gpu.forward_sample(next, SamplingParams{});
+    cpu_logits = cpu.forward(next, cache);
+    for (int s = 0; s < 2; ++s) {
+      const std::span<const float> logits = std::span<const float>(cpu_logits).subspan(size_t(s) * vocab, vocab);
+      if (near_tie(logits)) continue;
+      ++decided;
+      EXPECT_EQ(gpu_tokens[size_t(s)], argmax(logits)) << "sequence " << s << ", step " << step;
+    }
   }
-  EXPECT_GE(decided, 2) << "too many near ties to judge";
+  EXPECT_GE(decided, 4) << "too many near ties to judge";
 }
 
 // Two ranks on this GPU (collectives through the host) against the whole model: the experts split

@@ -1,8 +1,8 @@
 // The shardlm command on a mixture-of-experts checkpoint (a tiny Qwen3-MoE written here with the
 // fixture's tokenizer): generate gives the same greedy tokens on one CPU rank, two tensor-parallel
 // ranks and two expert-parallel ranks; info and plan report the active parameters and the bytes
-// of an expert; generate takes --cpu-moe with a device map; --enable-expert-parallel is refused
-// where it cannot apply.
+// of an expert; --cpu-moe needs a device map and a GPU; --enable-expert-parallel is refused where
+// it cannot apply.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -85,14 +85,20 @@ TEST(CliMoe, PlanKeepsExpertsInCpuMemory) {
   EXPECT_CONTAINS(with_tp.output, "--cpu-moe");
 }
 
-TEST(CliMoe, GenerateTakesCpuMoeBehindADeviceMap) {
-  // Without a GPU (CI) the map places every layer in cpu memory, experts included: the same tokens.
+TEST(CliMoe, CpuMoeNeedsADeviceMapAndAGpu) {
   const fs::path model = write_moe_with_tokenizer();
-  const std::vector<int32_t> single = greedy_ids(model, {});
-  EXPECT_EQ(greedy_ids(model, {"--device", "cpu", "--device-map", "auto", "--n-cpu-moe", "2"}), single);
   const CommandResult without_map = run_cli({"generate", "--model", model.string(), "--prompt", "Hi", "--cpu-moe"});
   EXPECT_EQ(without_map.exit_code, 1);
   EXPECT_CONTAINS(without_map.output, "--cpu-moe requires --device-map");
+  for (const char* command : {"generate", "serve"}) {
+    std::vector<std::string> args = {command, "--model", model.string(), "--device", "cpu", "--device-map", "auto",
+                                     "--n-cpu-moe", "2"};
+    if (std::string(command) == "generate") args.insert(args.end(), {"--prompt", "Hi"});
+    const CommandResult on_cpu = run_cli(args);
+    EXPECT_EQ(on_cpu.exit_code, 1) << command;
+    EXPECT_CONTAINS(on_cpu.output, "--cpu-moe / --n-cpu-moe keep experts in cpu memory while a GPU runs the rest of "
+                                   "their layers: they need --device cuda:N");
+  }
 }
 
 TEST(CliMoe, ExpertParallelIsRefusedWhereItCannotApply) {

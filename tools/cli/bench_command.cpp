@@ -246,30 +246,36 @@ nlohmann::json offload_json(const OffloadReport& offload, const std::vector<doub
 }
 
 // --cpu-moe: each decode step the CPU reads the chosen experts of the layers that keep theirs in
-// cpu memory (top_k per layer for one row; at most all of them for a batch), and the GPU the rest
-// of the active weights. Floors for batch 1: the CPU's share over its read bandwidth (the median of
-// the samples), the GPU's over its copy bandwidth, and their sum (nothing overlaps within a layer).
-nlohmann::json cpu_moe_json(const ModelConfig& config, const std::vector<bool>& experts_in_cpu,
-                            const std::vector<double>& cpu_read_samples, double gpu_gb_per_s, double median_step_ms) {
+// cpu memory, in their stored dtype (top_k per layer for one row; up to all of them for a batch),
+// and the GPU the rest of the active weights in bf16. Floors, for batch 1 only: the CPU's share
+// over its read bandwidth (the median of the samples), the GPU's over its copy bandwidth, and their
+// sum (nothing overlaps within a layer).
+nlohmann::json cpu_moe_json(const ModelConfig& config, const Checkpoint& checkpoint, const std::vector<bool>& experts_in_cpu,
+                            const std::vector<double>& cpu_read_samples, double gpu_gb_per_s, double median_step_ms,
+                            int batch) {
   if (cpu_read_samples.empty()) fail("the --cpu-moe benchmark took no sample of the CPU's read bandwidth");
-  const ParameterCount count = count_parameters(config, weight_specs(config, DType::BF16));
   const int layers = int(std::count(experts_in_cpu.begin(), experts_in_cpu.end(), true));
-  const double cpu_bytes = double(layers) * config.moe.num_experts_per_tok * double(count.bytes_per_expert);
-  const double gpu_bytes = double(count.active_bytes) - cpu_bytes;
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
+  nlohmann::json json = {{"layers_with_experts_in_cpu", layers},
+                         {"cpu_read_gb_per_s_samples", cpu_read_samples},
+                         {"cpu_read_gb_per_s_median", cpu_read_median}};
+  if (batch != 1) return json;
+  const ParameterCount bf16 = count_parameters(config, weight_specs(config, DType::BF16));
+  const ParameterCount stored = count_parameters(config, weight_specs(checkpoint));
+  const double chosen = double(layers) * config.moe.num_experts_per_tok;
+  const double cpu_bytes = chosen * double(stored.bytes_per_expert);
+  const double gpu_bytes = double(bf16.active_bytes) - chosen * double(bf16.bytes_per_expert);
   const double cpu_floor_ms = cpu_bytes / (cpu_read_median * 1e9) * 1e3;
   const double gpu_floor_ms = gpu_bytes / (gpu_gb_per_s * 1e9) * 1e3;
-  return {
-      {"layers_with_experts_in_cpu", layers},
+  json.update({
       {"cpu_expert_bytes_per_token", cpu_bytes},
       {"gpu_bytes_per_token", gpu_bytes},
-      {"cpu_read_gb_per_s_samples", cpu_read_samples},
-      {"cpu_read_gb_per_s_median", cpu_read_median},
       {"cpu_expert_floor_ms", cpu_floor_ms},
       {"gpu_floor_ms", gpu_floor_ms},
       {"median_over_cpu_expert_floor", median_step_ms / cpu_floor_ms},
       {"median_over_summed_floor", median_step_ms / (cpu_floor_ms + gpu_floor_ms)},
-  };
+  });
+  return json;
 }
 
 // One GPU (checkpoint or random weights, whole or on a device map), or --tp N GPUs, one thread each
@@ -338,7 +344,9 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     result["device_map"] = strategy_name(engine_options.device_map->applied);
     const double median_ms = result["time_per_output_token_ms_median"].get<double>();
     if (ran.offload) result["offload"] = offload_json(*ran.offload, cpu_read_samples, median_ms);
-    if (cpu_moe) result["cpu_moe"] = cpu_moe_json(config, experts_in_cpu, cpu_read_samples, copy_gb_per_s, median_ms);
+    if (cpu_moe)
+      result["cpu_moe"] = cpu_moe_json(config, Checkpoint::open(engine_options.model_dir), experts_in_cpu, cpu_read_samples,
+                                       copy_gb_per_s, median_ms, options.batch);
   }
   fmt::print("{}\n", result.dump(2));
 }

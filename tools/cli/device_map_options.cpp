@@ -111,6 +111,10 @@ std::vector<DeviceBudget> mapped_gpus(const std::vector<int>& cuda_devices, cons
 DevicePlan plan_on_this_machine(const DeviceMapRequest& request, const std::filesystem::path& dir,
                                 const ModelConfig& config, int64_t max_seq_len, int batch, bool with_gpus) {
   parse_offload_exec(request.offload_exec);  // a typo fails before anything is planned or loaded
+  // On the CPU every expert is in cpu memory already: the option would only skew the plan.
+  if (!with_gpus && request.cpu_moe_layers > 0)
+    fail("--cpu-moe / --n-cpu-moe keep experts in cpu memory while a GPU runs the rest of their layers: they need "
+         "--device cuda:N");
   std::vector<DeviceBudget> budgets = with_gpus ? this_machines_devices() : detect_devices();
   if (with_gpus && !request.cuda_devices.empty()) {
     std::vector<DeviceBudget> gpus, hosts;

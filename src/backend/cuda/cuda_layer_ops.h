@@ -5,7 +5,8 @@
 // add. Other steps run cuBLASLt GEMMs, and a projection's output joins the residual stream in the
 // next RMSNorm's kernel (GpuWorkspace::pending_add). A sparse layer's MLP routes on the device and
 // runs only the chosen experts (ops/cuda/moe_routing.h, ops/cuda/expert_mlp.h), with no host sync,
-// so a decode step stays one CUDA graph.
+// so a decode step stays one CUDA graph; experts kept in cpu memory (--cpu-moe) are the exception:
+// the CPU runs them, between a copy out and a copy back.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -184,7 +184,7 @@ void CudaLlamaModel::allocate() {
   });
   // The expert kernels read rows 8 bf16 at a time.
   for (const GpuLayer& layer : layers_)
-    if (layer.moe && (config_.hidden_size % 8 != 0 || layer.moe->shape.expert_ff % 8 != 0))
+    if (layer.moe && !layer.moe->shape.on_host && (config_.hidden_size % 8 != 0 || layer.moe->shape.expert_ff % 8 != 0))
       fail("CUDA backend: experts need hidden_size and each rank's expert width to be multiples of 8, got {} and {}",
            config_.hidden_size, layer.moe->shape.expert_ff);
   const int64_t dim = config_.hidden_size;

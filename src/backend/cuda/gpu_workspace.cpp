@@ -47,11 +47,13 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
     router_logits = DeviceBuffer(rows * size_t(experts.n_experts) * sizeof(float));
     route_experts = DeviceBuffer(pairs * sizeof(int32_t));
     route_weights = DeviceBuffer(pairs * sizeof(float));
-    expert_offsets = DeviceBuffer((size_t(experts.n_experts) + 1) * sizeof(int32_t));
-    expert_pairs = DeviceBuffer(pairs * sizeof(int32_t));
-    expert_activated = DeviceBuffer(pairs * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
-    expert_out = DeviceBuffer(pairs * dim * sizeof(float));
     moe_out = DeviceBuffer(rows * dim * sizeof(float));
+    if (experts.expert_ff > 0) {  // some layer's experts run here
+      expert_offsets = DeviceBuffer((size_t(experts.n_experts) + 1) * sizeof(int32_t));
+      expert_pairs = DeviceBuffer(pairs * sizeof(int32_t));
+      expert_activated = DeviceBuffer(pairs * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
+      expert_out = DeviceBuffer(pairs * dim * sizeof(float));
+    }
     if (experts.on_host) {
       host_expert_rows = PinnedBuffer(rows * dim * sizeof(__nv_bfloat16));
       host_expert_choices = PinnedBuffer(pairs * sizeof(int32_t));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `shardlm serve` over the layouts the Engine runs besides one device: tensor parallelism (--tp 2,
-# rank threads on the CPU) and a device map (layers in RAM and on disk). In each, eight concurrent
-# greedy requests of different prompts must return what `shardlm generate` returns alone.
+# rank threads on the CPU, and two processes started by `shardlm launch`, rank 0 serving) and a
+# device map (layers in RAM and on disk). In each, eight concurrent greedy requests of different
+# prompts must return what `shardlm generate` returns alone, and SIGTERM stops it with exit 0.
 # Usage: test_serve_layouts.sh SHARDLM_BINARY
 set -euo pipefail
 bin=$1
@@ -17,10 +18,10 @@ for prompt in "${prompts[@]}"; do generate_args+=(-p "$prompt"); done
 [ "$(wc -l <"$work/expected")" -eq ${#prompts[@]} ] || { echo "FAILED: generate gave no reference"; exit 1; }
 
 passed=0
-serve_layout() {  # serve_layout NAME SERVE_OPTIONS...
+serve_layout() {  # serve_layout NAME COMMAND...: a command line that ends in `serve` and its options
   local name=$1
   shift
-  "$bin" serve --port 0 --max-num-seqs 4 --max-num-batched-tokens 24 "$@" >"$work/log" 2>&1 &
+  "$@" --port 0 --max-num-seqs 4 --max-num-batched-tokens 24 >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do grep -q "serving kjv-llama at" "$work/log" && break; sleep 0.1; done
   local port
@@ -46,6 +47,8 @@ serve_layout() {  # serve_layout NAME SERVE_OPTIONS...
   passed=$((passed + 1))
   echo "ok - $name: 8 concurrent greedy requests equal shardlm generate"
 }
-serve_layout "--tp 2 (rank threads)" --tp 2
-serve_layout "a device map over RAM and disk" --device-map auto --max-memory cpu=30MiB,disk
+serve_layout "--tp 2 (rank threads)" "$bin" serve --tp 2
+master_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+serve_layout "2 launched ranks (shardlm launch)" "$bin" launch --nproc-per-node 2 --master-port "$master_port" -- "$bin" serve
+serve_layout "a device map over RAM and disk" "$bin" serve --device-map auto --max-memory cpu=30MiB,disk
 echo "serve layouts: $passed passed, 0 failed"

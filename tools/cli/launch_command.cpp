@@ -4,13 +4,17 @@
 // When one worker fails, the others are stopped and launch fails (exit code 1, like every other
 // error) with a message saying how the worker ended, so a dead rank never leaves the rest hanging.
 // The worker's own status is not passed on: 137 from a killed worker would read as if launch itself
-// had been killed.
+// had been killed. SIGINT and SIGTERM are passed on to the workers, as torchrun does, so that
+// stopping launch stops a launched server cleanly (its rank 0 ends the others' steps).
 #include <fmt/core.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -66,6 +70,27 @@ void stop_all(std::vector<pid_t>& running) {
   running.clear();
 }
 
+// The workers, for the signal handler to pass SIGINT and SIGTERM on to (kill() is
+// async-signal-safe; the table is filled before the handler is installed and never changed after).
+constexpr int kMaxForwardedWorkers = 4096;
+std::array<volatile sig_atomic_t, kMaxForwardedWorkers> g_workers{};
+volatile sig_atomic_t g_n_workers = 0;
+
+void forward_to_workers(int signal) {
+  for (int i = 0; i < g_n_workers; ++i) kill(pid_t(g_workers[size_t(i)]), signal);
+}
+
+void forward_stop_signals(const std::vector<pid_t>& workers) {
+  for (size_t i = 0; i < workers.size() && i < g_workers.size(); ++i) g_workers[i] = workers[i];
+  g_n_workers = int(std::min(workers.size(), g_workers.size()));
+  struct sigaction action {};
+  action.sa_handler = forward_to_workers;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;  // waitpid below goes on waiting for the workers to stop
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
 void run_launch(const LaunchOptions& options) {
   if (options.command.empty()) fail("launch: no program given (usage: shardlm launch --nproc-per-node N -- PROGRAM ARGS...)");
   LaunchSpec spec;
@@ -75,6 +100,7 @@ void run_launch(const LaunchOptions& options) {
   std::vector<pid_t> running;
   for (const EnvMap& environment : torchrun_child_environments(current_environment(), spec))
     running.push_back(spawn(options.command, environment));
+  forward_stop_signals(running);
   while (!running.empty()) {
     int status = 0;
     const pid_t done = waitpid(-1, &status, 0);
@@ -95,7 +121,7 @@ void add_launch_command(CLI::App& app) {
   CLI::App* command =
       app.add_subcommand("launch", "Start N ranks of a program with torchrun's environment (shardlm launch -- ...)");
   command->add_option("--nproc-per-node", options->nproc_per_node, "Processes (ranks) to start")
-      ->check(integer_in(1, INT32_MAX))
+      ->check(integer_in(1, kMaxForwardedWorkers))
       ->capture_default_str();
   command->add_option("--master-addr", options->master_addr, "Address of rank 0")->capture_default_str();
   command->add_option("--master-port", options->master_port, "Port rank 0 listens on")

@@ -1,10 +1,12 @@
 // `shardlm serve`: an OpenAI-compatible server (POST /v1/completions and /v1/chat/completions,
 // GET /v1/models, /health, /metrics, /tokenize, /detokenize) over one Engine with continuous
-// batching. Option names are vLLM's.
+// batching. Option names are vLLM's. Under a launcher (`shardlm launch`, torchrun) rank 0 serves
+// and schedules, and every other rank only runs the steps rank 0 sends until it stops.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <memory>
 
@@ -15,6 +17,7 @@
 #include "device_map_options.h"
 #include "engine/engine.h"
 #include "io/generation_config.h"
+#include "parallel/launch_env.h"
 #include "plan/memory_size.h"
 #include "option_checks.h"
 #include "runtime/eos_tokens.h"
@@ -78,6 +81,7 @@ void run_serve(const ServeOptions& options) {
   engine_options.tp = options.tp;
   engine_options.tp_plan = options.tp_plan;
   engine_options.expert_parallel = options.expert_parallel;
+  engine_options.launch = detect_launch_env(current_environment());
   engine_options.kv_block_size = options.block_size;
   if (!options.kv_cache_memory.empty()) {
     engine_options.kv_cache_bytes = parse_memory_size(options.kv_cache_memory, "--kv-cache-memory");
@@ -88,12 +92,21 @@ void run_serve(const ServeOptions& options) {
   engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
   engine_options.prefix_caching = options.enable_prefix_caching;
   if (!options.device_map.device_map.empty()) {
-    if (options.tp > 1) fail("--device-map with --tp is not supported: use one or the other");
+    if (options.tp > 1 || engine_options.launch.distributed())
+      fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
     engine_options.device_map = plan_on_this_machine(options.device_map, dir, config, max_model_len,
                                                      options.max_num_seqs, engine_options.device.is_cuda);
     engine_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
   }
   const std::unique_ptr<Engine> engine = Engine::open(engine_options);
+  if (!engine->leads()) {
+    // A launched rank > 0 stops when rank 0 does (a signal to the whole group reaches rank 0 too),
+    // so that rank 0 can end the running requests and the steps cleanly.
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+    engine->follow();
+    return;
+  }
   if (const std::string summary = engine->load_summary(); !summary.empty()) fmt::print(stderr, "[shardlm] {}\n", summary);
 
   Scheduler scheduler(*engine, tokenizer, SchedulerOptions{options.max_num_batched_tokens});

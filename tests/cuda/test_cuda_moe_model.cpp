@@ -2,10 +2,11 @@
 // (Mixtral, Qwen2-MoE with its gated shared expert, Qwen3-MoE with a dense layer): prompt logits
 // within bf16 tolerance (a prompt takes the GEMM path), the same greedy tokens through decode steps
 // (GEMVs, replayed as a CUDA graph, two sequences per step) wherever the CPU's logits are not a
-// near tie; experts kept in cpu memory (--cpu-moe); and 2 ranks' prompt logits (tensor-parallel
-// experts, or expert parallelism) against the whole model on this GPU. With identical experts the
-// choice of experts cannot matter, so those logits are held tighter: what is left is the experts'
-// arithmetic and the combine. The GPU routes on bf16 rows, the CPU on f32: should a test fail,
+// near tie; experts kept in cpu memory (--cpu-moe); a whole MoE layer offloaded to cpu memory
+// (streamed, or run by the CPU); and 2 ranks' prompt logits (tensor-parallel experts, or expert
+// parallelism) against the whole model on this GPU. With identical experts the choice of experts
+// cannot matter, so those logits are held tighter: what is left is the experts' arithmetic and the
+// combine. The GPU routes on bf16 rows, the CPU on f32: should a test fail,
 // look for a routing choice that flipped before suspecting the kernels.
 #include <gtest/gtest.h>
 
@@ -22,6 +23,7 @@
 #include "ops/sampler.h"
 #include "parallel/comm/thread_group.h"
 #include "parallel/cuda/host_staged_communicator.h"
+#include "plan/device_map/offload_policy.h"
 #include "plan/device_map/planner.h"
 #include "plan/tp_plan.h"
 #include "plan/tp_plan_source.h"
@@ -157,6 +159,29 @@ TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
     }
   }
   EXPECT_GE(decided, 4) << "too many near ties to judge";
+}
+
+// A device map that places a whole MoE layer in cpu memory: streamed to the GPU for each step, or
+// run there by the CPU (experts and all), against the same model whole on the GPU.
+TEST_P(CudaMoeModel, AnOffloadedLayerStreamedOrRunByTheCpuMatchesTheWholeModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const test::TinyMoe& tiny = GetParam().model;
+  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-offload-" + GetParam().name);
+  const ModelConfig config = ModelConfig::from_dir(dir);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
+  cuda::CudaLlamaModel whole(config, checkpoint, gpu_options());
+  const std::vector<float> expected = whole.forward_logits(rows);
+  const DeviceId gpu = DeviceId::cuda(0);
+  for (const OffloadExec exec : {OffloadExec::STREAM, OffloadExec::CPU}) {
+    SCOPED_TRACE(std::string("--offload-exec ") + std::string(offload_exec_name(exec)));
+    cuda::CudaModelOptions options = gpu_options();
+    options.placement = LayerPlacement{gpu, {gpu, DeviceId::cpu(), gpu}, gpu, gpu, gpu};
+    options.offload_exec = exec;
+    cuda::CudaLlamaModel mapped(config, checkpoint, options);
+    EXPECT_LT(relative_l2_error(mapped.forward_logits(rows), expected), 3e-2);
+    EXPECT_GT(mapped.offload_report().speeds.offloaded_bytes, 0);
+  }
 }
 
 // Two ranks on this GPU (collectives through the host) against the whole model: the experts split

@@ -143,7 +143,9 @@ void CudaLlamaModel::keep_experts_in_cpu(const LlamaWeights& host, const std::sh
   host_experts_.resize(layers_.size());  // never again: the layers point into it
   for (size_t il = 0; il < layers_.size() && il < in_cpu.size(); ++il) {
     GpuLayer& layer = layers_[il];
-    if (!in_cpu[il] || !layer.moe) continue;
+    // A layer placed on cpu or disk keeps its experts with the rest of it, in its offloaded block.
+    const bool on_gpu = il < options_.placement->layers.size() && options_.placement->layers[il].is_gpu();
+    if (!in_cpu[il] || !layer.moe || !on_gpu) continue;
     host_experts_[il] = *host.layers[il].moe;
     layer.shape.experts.on_host = layer.moe->shape.on_host = true;
     layer.moe->host_experts = &*host_experts_[il];
@@ -156,10 +158,6 @@ CudaLlamaModel::~CudaLlamaModel() {
 }
 
 void CudaLlamaModel::allocate() {
-  if (config_.moe.present() && mapper_->offloads())
-    fail("CUDA backend: {} has mixture-of-experts layers, and a device map does not offload them yet: place "
-         "every layer and the head on GPUs, or use --device cpu",
-         config_.architecture_name);
   if (config_.attention_output_bias || config_.mlp_bias)
     fail("CUDA backend: o_proj and MLP biases (attention_bias on Llama, mlp_bias) are not supported yet");
   if (config_.head_dim % 2 != 0 || config_.head_dim > 256)

@@ -90,8 +90,9 @@ std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeight
 }
 
 LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const bf16* block) {
-  const Strides s = strides_of(config, whole_layer_shape(config, il));
-  const LayerOffsets o = layer_offsets(config, whole_layer_shape(config, il));
+  const LayerShape shape = whole_layer_shape(config, il);
+  const Strides s = strides_of(config, shape);
+  const LayerOffsets o = layer_offsets(config, shape);
   auto view = [block](int64_t offset, int64_t rows, int64_t cols) {
     return offset < 0 ? WeightView{} : WeightView{DType::BF16, block + offset, rows, cols, 0};
   };
@@ -112,6 +113,27 @@ LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const bf16
   w.gate_proj.weight = view(o.gate_up, s.ff_dim, s.dim);
   w.up_proj.weight = view(o.gate_up + s.ff_dim * s.dim, s.ff_dim, s.dim);
   w.down_proj.weight = view(o.down, s.dim, s.ff_dim);
+  if (!shape.sparse()) return w;
+  const ExpertShape& e = shape.experts;
+  SparseMoeWeights& moe = w.moe.emplace();
+  moe.router.weight = view(o.router, e.n_experts, s.dim);
+  moe.top_k = e.top_k;
+  moe.norm_topk_prob = config.moe.norm_topk_prob;
+  moe.experts.resize(size_t(e.n_experts));
+  for (int k = 0; k < e.n_experts; ++k) {
+    ExpertWeights& expert = moe.experts[size_t(k)];
+    const int64_t gate_up = o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * s.dim;
+    expert.gate_proj.weight = view(gate_up, e.expert_ff, s.dim);
+    expert.up_proj.weight = view(gate_up + e.expert_ff * s.dim, e.expert_ff, s.dim);
+    expert.down_proj.weight = view(o.experts_down + int64_t(k) * s.dim * e.expert_ff, s.dim, e.expert_ff);
+  }
+  if (e.shared_ff > 0) {
+    ExpertWeights& shared = moe.shared_expert.emplace();
+    shared.gate_proj.weight = view(o.shared_gate_up, e.shared_ff, s.dim);
+    shared.up_proj.weight = view(o.shared_gate_up + e.shared_ff * s.dim, e.shared_ff, s.dim);
+    shared.down_proj.weight = view(o.shared_down, s.dim, e.shared_ff);
+    moe.shared_expert_gate.weight = view(o.shared_gate, 1, s.dim);
+  }
   return w;
 }
 

@@ -60,8 +60,8 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
 
 std::vector<BlockPiece> head_pieces(const ModelConfig& config, const LlamaWeights& host);
 
-// The CPU backend's views of a whole dense layer (no tensor parallelism) kept as a bf16 block in host
-// memory (only dense layers are offloaded so far).
+// The CPU backend's views of a whole layer (no tensor parallelism, dense or sparse) kept as a bf16
+// block in host memory.
 LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const __nv_bfloat16* block);
 
 double source_bytes(const std::vector<BlockPiece>& pieces);

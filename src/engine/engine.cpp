@@ -10,7 +10,9 @@
 #include <atomic>
 #include <charconv>
 #include <limits>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "core/error.h"
@@ -58,6 +60,8 @@ struct Engine::Ranks {
   std::unique_ptr<RankModel> own;
   std::vector<std::thread> followers;
   std::atomic<bool> stopped = false;  // the followers were sent STOP or the group was aborted (set from any rank)
+  std::mutex failure_mutex;
+  std::string failure;  // why the group was aborted, first reason given (any rank's thread)
 
   ~Ranks() {
     if (comm && rank == 0 && !stopped) {
@@ -71,6 +75,10 @@ struct Engine::Ranks {
   }
 
   void abort(const std::string& reason) {
+    {
+      const std::lock_guard lock(failure_mutex);
+      if (failure.empty()) failure = reason;
+    }
     stopped = true;
 #ifdef SHARDLM_WITH_CUDA
     nccl_aborts.abort_all();
@@ -137,6 +145,7 @@ struct Engine::Ranks {
           model.forward_logits(message.rows);
           break;
         case StepKind::RESET_SLOT: model.reset_slot(message.slot); break;
+        case StepKind::KEEP_ALIVE: break;
         case StepKind::STOP: return;
       }
     }
@@ -234,7 +243,8 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
   // A launched rank joins its group first, so that an error on it reaches the others.
   if (options.launch.distributed()) {
     const LaunchEnv& env = options.launch;
-    r.tcp = TcpCommunicator::connect({env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{}});
+    r.tcp = TcpCommunicator::connect(
+        {env.rank, env.world_size, env.master_addr, env.master_port, CommOptions{options.comm_timeout}});
     r.comm = r.tcp.get();
   }
   if (options.random_weights && (!options.device.is_cuda || r.n_ranks > 1 || options.device_map))
@@ -277,7 +287,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
     // Decode's small all-reduces take the one-shot peer path where every GPU reaches every other.
     if (options.device.is_cuda) r.peer_all_reduce = cuda::peer_access_everywhere(options.device.index, r.n_ranks);
 #endif
-    r.threads = ThreadGroup::create(r.n_ranks);
+    r.threads = ThreadGroup::create(r.n_ranks, CommOptions{options.comm_timeout});
     r.comm = &r.threads->communicator(0);
     for (int follower = 1; follower < r.n_ranks; ++follower)
       r.followers.emplace_back([&r, follower] { r.run_follower(follower); });
@@ -312,7 +322,10 @@ RankReport Engine::report() const { return ranks_->own->report(); }
 template <typename Work>
 auto Engine::guarded(Work&& work) {
   if (!leads_) fail("rank {} follows the leader's steps: call follow(), not step()", ranks_->rank);
-  if (ranks_->stopped) fail("the engine's ranks have stopped after an earlier error");
+  if (ranks_->stopped) {
+    const std::lock_guard lock(ranks_->failure_mutex);
+    fail("the engine's ranks have stopped after an earlier error: {}", ranks_->failure);
+  }
   try {
     return work();
   } catch (const std::exception& error) {
@@ -338,10 +351,18 @@ int Engine::add_sequence(const SamplingParams& sampling) {
 void Engine::remove_sequence(int sequence) {
   if (sequence < 0 || size_t(sequence) >= slots_.size() || !slots_[size_t(sequence)].live)
     fail("sequence {} is not running", sequence);
-  guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence, {}});
-    ranks_->own->reset_slot(sequence);
-  });
+  // Freeing the slot is the leader's own business; after the group has failed (before, or while
+  // telling it) no rank is left to tell, and a caller cleaning up must not fail on that.
+  if (!ranks_->stopped) {
+    try {
+      guarded([&] {
+        if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence, {}});
+        ranks_->own->reset_slot(sequence);
+      });
+    } catch (const std::exception&) {
+      if (!ranks_->stopped) throw;
+    }
+  }
   release_blocks(slots_[size_t(sequence)]);
   slots_[size_t(sequence)] = Slot{};
   std::erase_if(pending_updates_, [sequence](const KvBlockUpdate& update) { return update.slot == sequence; });
@@ -527,6 +548,13 @@ std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
   });
   advance(chunks);
   return logits;
+}
+
+std::chrono::milliseconds Engine::keep_alive_interval() const { return ranks_->options.comm_timeout / 3; }
+
+void Engine::keep_alive() {
+  if (!ranks_->comm) return;
+  guarded([&] { send_step(*ranks_->comm, StepMessage{StepKind::KEEP_ALIVE, {}, {}, 0, {}}); });
 }
 
 void Engine::follow() {

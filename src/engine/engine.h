@@ -8,6 +8,7 @@
 // every rank runs the same forward pass while only the leader schedules.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -56,6 +57,7 @@ class Engine {
   // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
   int add_sequence(const SamplingParams& sampling);
   // Frees the slot and its KV blocks (full blocks stay cached for later prompts until evicted).
+  // Fails only for a sequence that is not running: after the ranks have failed it still frees.
   void remove_sequence(int sequence);
   int64_t length(int sequence) const;  // tokens the sequence holds
 
@@ -91,6 +93,10 @@ class Engine {
 
   // A launched follower: runs the leader's steps until the leader closes its Engine.
   void follow();
+  // The other ranks wait for each step with a time limit (EngineOptions::comm_timeout): while the
+  // leader has nothing to run, it calls keep_alive at least every keep_alive_interval.
+  std::chrono::milliseconds keep_alive_interval() const;
+  void keep_alive();
 
   struct Ranks;  // this process's ranks and their communicator; defined in engine.cpp
 

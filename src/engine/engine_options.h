@@ -2,12 +2,14 @@
 // tensor-parallel ranks as threads of this process or as launched processes).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "io/model_config.h"
 #include "parallel/launch_env.h"
 #include "plan/device_map/offload_policy.h"
@@ -62,6 +64,9 @@ struct EngineOptions {
   std::string tp_plan = "auto";  // "auto" (Transformers' plan for the architecture) or a JSON file
   bool expert_parallel = false;  // MoE models, tp_plan auto: whole experts per rank (base_model_ep_plan)
   LaunchEnv launch;
+  // How long a rank waits for the others (the next step included) before it declares the group
+  // dead; the leader keeps idle followers waiting with Engine::keep_alive.
+  std::chrono::milliseconds comm_timeout = CommOptions{}.timeout;
 };
 
 }  // namespace shardlm

@@ -50,7 +50,7 @@ void send_step(Communicator& comm, const StepMessage& message) {
 StepMessage receive_step(Communicator& comm) {
   std::vector<int32_t> header(kHeaderWords);
   broadcast_words(comm, header);
-  if (header[0] < int32_t(StepKind::SAMPLE) || header[0] > int32_t(StepKind::STOP) || header[1] < 0 || header[2] < 0 ||
+  if (header[0] < int32_t(StepKind::SAMPLE) || header[0] > int32_t(StepKind::KEEP_ALIVE) || header[1] < 0 || header[2] < 0 ||
       header[4] < 0)
     fail("tensor parallel: rank {} received a malformed step header", comm.rank());
   StepMessage message;

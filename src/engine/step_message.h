@@ -13,7 +13,9 @@
 
 namespace shardlm {
 
-enum class StepKind : int32_t { SAMPLE, LOGITS, RESET_SLOT, STOP };
+// KEEP_ALIVE runs nothing: it tells idle followers, which wait for each step with a time limit,
+// that the leader is alive.
+enum class StepKind : int32_t { SAMPLE, LOGITS, RESET_SLOT, STOP, KEEP_ALIVE };
 
 struct StepMessage {
   StepKind kind = StepKind::STOP;

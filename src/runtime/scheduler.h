@@ -10,6 +10,7 @@
 // may differ). Single-threaded: the server's engine thread owns it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -81,6 +82,10 @@ class Scheduler {
   // Runs one engine step (nothing when there is no work) and returns an update for every request
   // that received a token; finished requests have left the engine.
   std::vector<RequestUpdate> step();
+  // With no work, the engine's other ranks still wait for its steps with a time limit: call idle()
+  // at least every idle_interval() while there is nothing to step.
+  std::chrono::milliseconds idle_interval() const { return engine_.keep_alive_interval(); }
+  void idle() { engine_.keep_alive(); }
 
  private:
   struct Active {

@@ -72,7 +72,17 @@ void EngineLoop::run() {
     std::vector<Pending> arrived;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || scheduler_.has_work(); });
+      // Idle, the loop still tells the engine's other ranks that it is alive. Should that fail,
+      // the group is gone, and the next request's step fails with the reason.
+      while (!wake_.wait_for(lock, scheduler_.idle_interval(),
+                             [&] { return stopping_ || !inbox_.empty() || scheduler_.has_work(); })) {
+        lock.unlock();
+        try {
+          scheduler_.idle();
+        } catch (const std::exception&) {
+        }
+        lock.lock();
+      }
       arrived.swap(inbox_);
       if (stopping_) {
         for (Pending& pending : arrived) pending.sink.on_error(503, stop_reason_, "");

@@ -161,8 +161,10 @@ TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
   EXPECT_GE(decided, 4) << "too many near ties to judge";
 }
 
-// A device map that places a whole MoE layer in cpu memory: streamed to the GPU for each step, or
-// run there by the CPU (experts and all), against the same model whole on the GPU.
+// A device map that places a whole MoE layer (layer 2, sparse in every variant) in cpu memory:
+// streamed to the GPU for each step, or run there by the CPU (experts and all), against the same
+// model whole on the GPU. Layer 0 keeps its experts in cpu memory too (--cpu-moe), which for the
+// offloaded layer 2 changes nothing: its experts stay in its block.
 TEST_P(CudaMoeModel, AnOffloadedLayerStreamedOrRunByTheCpuMatchesTheWholeModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const test::TinyMoe& tiny = GetParam().model;
@@ -176,7 +178,8 @@ TEST_P(CudaMoeModel, AnOffloadedLayerStreamedOrRunByTheCpuMatchesTheWholeModel) 
   for (const OffloadExec exec : {OffloadExec::STREAM, OffloadExec::CPU}) {
     SCOPED_TRACE(std::string("--offload-exec ") + std::string(offload_exec_name(exec)));
     cuda::CudaModelOptions options = gpu_options();
-    options.placement = LayerPlacement{gpu, {gpu, DeviceId::cpu(), gpu}, gpu, gpu, gpu};
+    options.placement = LayerPlacement{gpu, {gpu, gpu, DeviceId::cpu()}, gpu, gpu, gpu};
+    options.placement->experts_in_cpu = {true, false, true};
     options.offload_exec = exec;
     cuda::CudaLlamaModel mapped(config, checkpoint, options);
     EXPECT_LT(relative_l2_error(mapped.forward_logits(rows), expected), 3e-2);

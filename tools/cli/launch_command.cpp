@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -35,13 +35,55 @@ struct LaunchOptions {
   std::vector<std::string> command;
 };
 
-pid_t spawn(const std::vector<std::string>& command, const EnvMap& environment) {
+// The workers, for the signal handler to pass SIGINT and SIGTERM on to (kill() is
+// async-signal-safe). Entries change only while those signals are blocked, and a reaped worker's
+// entry becomes 0 and is skipped, so a pid the system hands out again is never signalled.
+constexpr int kMaxForwardedWorkers = 4096;
+std::array<volatile sig_atomic_t, kMaxForwardedWorkers> g_workers{};
+volatile sig_atomic_t g_n_workers = 0;
+
+void forward_to_workers(int signal) {
+  const int saved_errno = errno;
+  for (int i = 0; i < g_n_workers; ++i)
+    if (g_workers[size_t(i)] > 0) kill(pid_t(g_workers[size_t(i)]), signal);
+  errno = saved_errno;
+}
+
+// SIGINT and SIGTERM are held back while it lives (the previous mask comes back after).
+class StopSignalsBlocked {
+ public:
+  StopSignalsBlocked() {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &previous_);
+  }
+  ~StopSignalsBlocked() { sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  StopSignalsBlocked(const StopSignalsBlocked&) = delete;
+  StopSignalsBlocked& operator=(const StopSignalsBlocked&) = delete;
+  const sigset_t& previous() const { return previous_; }
+
+ private:
+  sigset_t previous_;
+};
+
+void forget_worker(pid_t pid) {
+  const StopSignalsBlocked blocked;
+  for (int i = 0; i < g_n_workers; ++i)
+    if (g_workers[size_t(i)] == pid) g_workers[size_t(i)] = 0;
+}
+
+// `signal_mask`: the mask the program starts with (launch holds the stop signals back meanwhile).
+pid_t spawn(const std::vector<std::string>& command, const EnvMap& environment, const sigset_t& signal_mask) {
   const pid_t pid = fork();
   if (pid < 0) fail("launch: fork failed");
   if (pid > 0) return pid;
-  // Child: replace the environment, then the program. Only async-signal-safe-ish work from here.
+  // Child: replace the environment and signal mask, then the program. Only async-signal-safe-ish
+  // work from here.
   clearenv();
   for (const auto& [name, value] : environment) setenv(name.c_str(), value.c_str(), 1);
+  sigprocmask(SIG_SETMASK, &signal_mask, nullptr);
   std::vector<char*> argv;
   for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
@@ -62,33 +104,19 @@ void stop_all(std::vector<pid_t>& running) {
   while (!running.empty() && std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     const pid_t done = waitpid(-1, &status, WNOHANG);
-    if (done > 0) std::erase(running, done);
-    else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (done > 0) {
+      forget_worker(done);
+      std::erase(running, done);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   for (pid_t pid : running) kill(pid, SIGKILL);
-  for (pid_t pid : running) waitpid(pid, nullptr, 0);
+  for (pid_t pid : running) {
+    waitpid(pid, nullptr, 0);
+    forget_worker(pid);
+  }
   running.clear();
-}
-
-// The workers, for the signal handler to pass SIGINT and SIGTERM on to (kill() is
-// async-signal-safe; the table is filled before the handler is installed and never changed after).
-constexpr int kMaxForwardedWorkers = 4096;
-std::array<volatile sig_atomic_t, kMaxForwardedWorkers> g_workers{};
-volatile sig_atomic_t g_n_workers = 0;
-
-void forward_to_workers(int signal) {
-  for (int i = 0; i < g_n_workers; ++i) kill(pid_t(g_workers[size_t(i)]), signal);
-}
-
-void forward_stop_signals(const std::vector<pid_t>& workers) {
-  for (size_t i = 0; i < workers.size() && i < g_workers.size(); ++i) g_workers[i] = workers[i];
-  g_n_workers = int(std::min(workers.size(), g_workers.size()));
-  struct sigaction action {};
-  action.sa_handler = forward_to_workers;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;  // waitpid below goes on waiting for the workers to stop
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
 }
 
 void run_launch(const LaunchOptions& options) {
@@ -98,13 +126,25 @@ void run_launch(const LaunchOptions& options) {
   spec.master_addr = options.master_addr;
   spec.master_port = options.master_port;
   std::vector<pid_t> running;
-  for (const EnvMap& environment : torchrun_child_environments(current_environment(), spec))
-    running.push_back(spawn(options.command, environment));
-  forward_stop_signals(running);
+  {
+    // A stop request waits until every worker exists and can be told (delivered as this ends).
+    const StopSignalsBlocked blocked;
+    for (const EnvMap& environment : torchrun_child_environments(current_environment(), spec))
+      running.push_back(spawn(options.command, environment, blocked.previous()));
+    for (size_t i = 0; i < running.size(); ++i) g_workers[i] = running[i];
+    g_n_workers = int(running.size());
+    struct sigaction action {};
+    action.sa_handler = forward_to_workers;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;  // waitpid below goes on waiting for the workers to stop
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+  }
   while (!running.empty()) {
     int status = 0;
     const pid_t done = waitpid(-1, &status, 0);
     if (done < 0) break;
+    forget_worker(done);
     std::erase(running, done);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       const size_t n_others = running.size();

@@ -6,18 +6,18 @@
 #include "backend/cuda/cuda_llama_model.h"
 
 #include <algorithm>
-#include <functional>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <set>
 
+#include "backend/cuda/cuda_layer_ops.h"
 #include "backend/cuda/device_query.h"
 #include "backend/cuda/weight_blocks.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
 #include "model/decoder_layer.h"
 #include "ops/cuda/attention.h"
-#include "ops/cuda/convert.h"
 #include "ops/cuda/embedding.h"
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/gather_logits.h"
@@ -44,43 +44,6 @@ int attention_splits(int n_rows, int blocks_per_row, int n_heads, int64_t length
   const int64_t most = std::min({int64_t(kMaxAttentionSplits), kSplitStates / (int64_t(n_rows) * n_heads),
                                  kResidentAttentionBlocks / (int64_t(n_rows) * blocks_per_row)});
   return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
-}
-
-// Points a layer's weights into its block, laid out as layer_offsets says.
-void point_into(bf16* block, const LayerOffsets& lo, GpuLayer& layer) {
-  auto at = [block](int64_t offset) { return offset < 0 ? nullptr : block + offset; };
-  layer.attn_norm = at(lo.attn_norm);
-  layer.qkv = at(lo.qkv);
-  layer.qkv_bias = at(lo.qkv_bias);
-  layer.q_norm = at(lo.q_norm);
-  layer.k_norm = at(lo.k_norm);
-  layer.o_proj.weight = at(lo.o_proj);
-  layer.mlp_norm = at(lo.mlp_norm);
-  layer.gate_up = at(lo.gate_up);
-  layer.down_proj.weight = at(lo.down);
-  if (!layer.moe) return;
-  layer.moe->router = at(lo.router);
-  layer.moe->experts_gate_up = at(lo.experts_gate_up);
-  layer.moe->experts_down = at(lo.experts_down);
-  layer.moe->shared_gate_up = at(lo.shared_gate_up);
-  layer.moe->shared_down = at(lo.shared_down);
-  layer.moe->shared_gate = at(lo.shared_gate);
-}
-
-// A layer of this shape, its weights not yet placed; `moe`: the sparse MLP's bound weights, for
-// their routing rule and which sums are partial (none: whole, unsplit).
-GpuLayer shaped_layer(const ModelConfig& config, const LayerShape& shape, const SparseMoeWeights* moe) {
-  GpuLayer layer;
-  layer.shape = shape;
-  layer.o_proj.in_features = strides_of(config, shape).q_dim;
-  layer.down_proj.in_features = shape.ff_dim;
-  if (!shape.sparse()) return layer;
-  GpuMoe& sparse = layer.moe.emplace();
-  sparse.shape = shape.experts;
-  sparse.normalize = moe ? moe->norm_topk_prob : config.moe.norm_topk_prob;
-  sparse.experts_partial = moe && moe->experts_partial;
-  sparse.shared_partial = moe && moe->shared_expert && moe->shared_expert->down_proj.partial();
-  return layer;
 }
 
 }  // namespace
@@ -273,49 +236,6 @@ int CudaLlamaModel::blocks_fitting(double memory_fraction, std::span<const int> 
          "one sequence of --max-model-len {} needs (raise the share or lower --max-model-len)",
          memory_fraction, blocks * kv.block_size, options_.device, kv.max_seq_len);
   return int(std::min<int64_t>(blocks, std::numeric_limits<int32_t>::max()));
-}
-
-void CudaLlamaModel::fill_random(uint64_t seed) {
-  const int64_t dim = config_.hidden_size, vocab = config_.vocab_size;  // random weights are never split
-  uint64_t stream_id = seed;
-  for (int g = 0; g < int(gpus_.size()); ++g) {
-    CUDA_CHECK(cudaSetDevice(gpus_[size_t(g)]->device));
-    const cudaStream_t stream = gpus_[size_t(g)]->stream;
-    auto matrix = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 0.0f, 0.02f, stream); };
-    auto norm = [&](bf16* w, int64_t n) { launch_fill_normal_bf16(w, n, ++stream_id, 1.0f, 0.0f, stream); };
-    if (mapper_->embed_gpu() == g) matrix(embedding_.table, vocab * dim);
-    if (mapper_->head_gpu() == g) {
-      norm(head_.final_norm, dim);
-      if (head_.lm_head != embedding_.table) matrix(head_.lm_head, vocab * dim);
-    }
-    for (size_t il = 0; il < layers_.size(); ++il) {
-      if (mapper_->layer_gpu(int(il)) != g) continue;
-      const GpuLayer& layer = layers_[il];
-      const Strides s = strides_of(config_, layer.shape);
-      norm(layer.attn_norm, s.dim);
-      matrix(layer.qkv, s.qkv_dim * s.dim);
-      if (layer.qkv_bias) matrix(layer.qkv_bias, s.qkv_dim);
-      if (layer.q_norm) norm(layer.q_norm, config_.head_dim);
-      if (layer.k_norm) norm(layer.k_norm, config_.head_dim);
-      matrix(layer.o_proj.weight, s.dim * s.q_dim);
-      norm(layer.mlp_norm, s.dim);
-      if (!layer.moe) {
-        matrix(layer.gate_up, 2 * s.ff_dim * s.dim);
-        matrix(layer.down_proj.weight, s.dim * s.ff_dim);
-        continue;
-      }
-      const ExpertShape& e = layer.moe->shape;
-      matrix(layer.moe->router, e.n_experts * s.dim);
-      matrix(layer.moe->experts_gate_up, e.local_experts * 2 * e.expert_ff * s.dim);
-      matrix(layer.moe->experts_down, e.local_experts * s.dim * e.expert_ff);
-      if (layer.moe->shared_gate_up) {
-        matrix(layer.moe->shared_gate_up, 2 * e.shared_ff * s.dim);
-        matrix(layer.moe->shared_down, s.dim * e.shared_ff);
-        matrix(layer.moe->shared_gate, s.dim);
-      }
-    }
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-  }
 }
 
 void CudaLlamaModel::upload(const LlamaWeights& host) {

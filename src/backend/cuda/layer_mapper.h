@@ -20,8 +20,8 @@
 #include <span>
 #include <vector>
 
-#include "backend/cuda/cuda_layer_ops.h"
 #include "backend/cuda/cuda_model_options.h"
+#include "backend/cuda/gpu_layer.h"
 #include "backend/cuda/gpu_workspace.h"
 #include "backend/cuda/offload_kv_sync.h"
 #include "backend/cuda/offload_streamer.h"

@@ -1,11 +1,11 @@
 #include "backend/cuda/cuda_layer_ops.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "core/dtype.h"
 #include "model/routed_experts.h"
 #include "ops/cuda/attention.h"
 #include "ops/cuda/expert_mlp.h"
@@ -209,7 +209,7 @@ void CudaLayerOps::add_host_experts(const GpuRoutes& routes, const GpuMoe& moe) 
   CUDA_CHECK(cudaStreamSynchronize(gpu_.stream));
   std::vector<float> rows(values);
   const uint16_t* bits = gpu_.host_expert_rows.get<uint16_t>();
-  for (size_t i = 0; i < values; ++i) rows[i] = std::bit_cast<float>(uint32_t(bits[i]) << 16);
+  std::transform(bits, bits + values, rows.begin(), bf16_to_f32);
   cpu::ExpertRoutes chosen;
   chosen.top_k = moe.shape.top_k;
   chosen.experts.assign(gpu_.host_expert_choices.get<int32_t>(), gpu_.host_expert_choices.get<int32_t>() + pairs);

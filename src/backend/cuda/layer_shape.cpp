@@ -39,10 +39,7 @@ LayerShape widest_shape(std::span<const LayerShape> shapes) {
     ExpertShape& experts = widest.experts;
     experts.n_experts = std::max(experts.n_experts, shape.experts.n_experts);
     experts.top_k = std::max(experts.top_k, shape.experts.top_k);
-    if (!shape.experts.on_host) {
-      experts.local_experts = std::max(experts.local_experts, shape.experts.local_experts);
-      experts.expert_ff = std::max(experts.expert_ff, shape.experts.expert_ff);
-    }
+    if (!shape.experts.on_host) experts.expert_ff = std::max(experts.expert_ff, shape.experts.expert_ff);
     experts.shared_ff = std::max(experts.shared_ff, shape.experts.shared_ff);
     experts.on_host = experts.on_host || shape.experts.on_host;
   }

@@ -33,7 +33,7 @@ LayerShape whole_layer_shape(const ModelConfig& config, int il);
 LayerShape shape_of(const LlamaLayerWeights& layer);
 // The widest of each width over the layers: what the buffers every layer shares are sized for.
 // Experts kept in cpu memory count only for routing (experts.on_host: some layer keeps them so);
-// expert_ff and local_experts are those of the experts the GPU runs (0: none).
+// expert_ff is that of the experts the GPU runs (0: none).
 LayerShape widest_shape(std::span<const LayerShape> shapes);
 
 // A layer's matrix dimensions, in elements.

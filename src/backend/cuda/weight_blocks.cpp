@@ -46,6 +46,18 @@ HeadOffsets head_offsets(const ModelConfig& config) {
   return o;
 }
 
+namespace {
+
+// Where expert k (of those the block holds) has its gate/up rows and its down matrix.
+int64_t expert_gate_up_offset(const LayerOffsets& o, const ExpertShape& e, int64_t dim, int k) {
+  return o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * dim;
+}
+int64_t expert_down_offset(const LayerOffsets& o, const ExpertShape& e, int64_t dim, int k) {
+  return o.experts_down + int64_t(k) * dim * e.expert_ff;
+}
+
+}  // namespace
+
 std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayerWeights& h, bool experts_on_host) {
   LayerShape shape = shape_of(h);
   shape.experts.on_host = experts_on_host;
@@ -62,10 +74,10 @@ std::vector<BlockPiece> layer_pieces(const ModelConfig& config, const LlamaLayer
     pieces.push_back({h.moe->router.weight, o.router});
     for (int k = 0; k < (e.on_host ? 0 : e.local_experts); ++k) {
       const ExpertWeights& expert = h.moe->experts[size_t(e.first_expert + k)];
-      const int64_t gate_up = o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * s.dim;
+      const int64_t gate_up = expert_gate_up_offset(o, e, s.dim, k);
       pieces.insert(pieces.end(), {{expert.gate_proj.weight, gate_up},
                                    {expert.up_proj.weight, gate_up + e.expert_ff * s.dim},
-                                   {expert.down_proj.weight, o.experts_down + int64_t(k) * s.dim * e.expert_ff}});
+                                   {expert.down_proj.weight, expert_down_offset(o, e, s.dim, k)}});
     }
     if (const std::optional<ExpertWeights>& shared = h.moe->shared_expert)
       pieces.insert(pieces.end(), {{shared->gate_proj.weight, o.shared_gate_up},
@@ -122,10 +134,10 @@ LlamaLayerWeights host_layer_views(const ModelConfig& config, int il, const bf16
   moe.experts.resize(size_t(e.n_experts));
   for (int k = 0; k < e.n_experts; ++k) {
     ExpertWeights& expert = moe.experts[size_t(k)];
-    const int64_t gate_up = o.experts_gate_up + int64_t(k) * 2 * e.expert_ff * s.dim;
+    const int64_t gate_up = expert_gate_up_offset(o, e, s.dim, k);
     expert.gate_proj.weight = view(gate_up, e.expert_ff, s.dim);
     expert.up_proj.weight = view(gate_up + e.expert_ff * s.dim, e.expert_ff, s.dim);
-    expert.down_proj.weight = view(o.experts_down + int64_t(k) * s.dim * e.expert_ff, s.dim, e.expert_ff);
+    expert.down_proj.weight = view(expert_down_offset(o, e, s.dim, k), s.dim, e.expert_ff);
   }
   if (e.shared_ff > 0) {
     ExpertWeights& shared = moe.shared_expert.emplace();

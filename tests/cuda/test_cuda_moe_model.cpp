@@ -66,46 +66,76 @@ std::vector<TokenRow> prompt_rows(int sequence, int length, int vocab) {
   return rows;
 }
 
-class CudaMoeModel : public ::testing::TestWithParam<Variant> {};
+// Both prompts of the decode tests in one pass (GEMMs over 12 + 7 rows).
+std::vector<TokenRow> two_prompts(int vocab) {
+  std::vector<TokenRow> rows = prompt_rows(0, 12, vocab);
+  for (const TokenRow& row : prompt_rows(1, 7, vocab)) rows.push_back(row);
+  return rows;
+}
 
-TEST_P(CudaMoeModel, PromptAndDecodeMatchTheCpuModel) {
-  SKIP_WITHOUT_CUDA_DEVICE();
-  const test::TinyMoe& tiny = GetParam().model;
-  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-" + GetParam().name);
-  const LlamaModel cpu = LlamaModel::load(dir);
+// A tiny checkpoint written for one test.
+struct TinyCheckpoint {
+  ModelConfig config;
+  std::shared_ptr<const Checkpoint> checkpoint;
+};
+
+TinyCheckpoint write_checkpoint(const test::TinyMoe& tiny, const std::string& name) {
+  const fs::path dir = test::write_tiny_moe(tiny, name);
+  return {ModelConfig::from_dir(dir), std::make_shared<const Checkpoint>(Checkpoint::open(dir))};
+}
+
+// The same checkpoint on the CPU (with a cache for two sequences) and on this GPU.
+struct CpuAndGpu {
+  LlamaModel cpu;
+  KvCache cache;
+  std::unique_ptr<cuda::CudaLlamaModel> gpu;
+};
+
+CpuAndGpu open_cpu_and_gpu(const test::TinyMoe& tiny, const std::string& name,
+                           const cuda::CudaModelOptions& options = gpu_options()) {
+  const TinyCheckpoint written = write_checkpoint(tiny, name);
+  LlamaModel cpu(written.config, written.checkpoint);
   KvCache cache = cpu.make_whole_cache(2, 64);
-  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
+  return {std::move(cpu), std::move(cache), std::make_unique<cuda::CudaLlamaModel>(written.config, written.checkpoint, options)};
+}
 
-  // Two prompts in one pass (GEMMs over 12 + 7 rows), then five decode steps of both sequences.
-  std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
-  for (const TokenRow& row : prompt_rows(1, 7, tiny.vocab)) rows.push_back(row);
-  const std::vector<float> cpu_prompt = cpu.forward(rows, cache);
-  const std::vector<float> gpu_prompt = gpu.forward_logits(rows);
-  ASSERT_EQ(gpu_prompt.size(), cpu_prompt.size());
-  EXPECT_LT(relative_l2_error(gpu_prompt, cpu_prompt), 5e-2);
-  const size_t vocab = size_t(tiny.vocab);
+// After two_prompts: both sequences decode `steps` tokens along the CPU's greedy choices (from
+// `cpu_logits`, the prompts' last rows), and the GPU must choose alike wherever the CPU's logits are
+// not a near tie. Returns how many choices were judged.
+int expect_the_cpus_greedy_decode(CpuAndGpu& models, std::vector<float> cpu_logits, int vocab, int steps) {
+  const size_t width = size_t(vocab);
+  int64_t positions[2] = {12, 7};
   int decided = 0;
-  std::vector<float> cpu_logits = cpu_prompt;
-  std::vector<int64_t> positions = {12, 7};
-  for (int step = 0; step < 5; ++step) {
+  for (int step = 0; step < steps; ++step) {
     std::vector<TokenRow> next;
-    std::vector<int32_t> cpu_tokens;
+    for (int s = 0; s < 2; ++s)
+      next.push_back({s, positions[s]++, argmax(std::span<const float>(cpu_logits).subspan(size_t(s) * width, width)), true});
+    const std::vector<int32_t> gpu_tokens = models.gpu->forward_sample(next, SamplingParams{});
+    cpu_logits = models.cpu.forward(next, models.cache);
     for (int s = 0; s < 2; ++s) {
-      const std::span<const float> logits(cpu_logits.data() + size_t(s) * vocab, vocab);
-      cpu_tokens.push_back(argmax(logits));
-      next.push_back({s, positions[size_t(s)]++, cpu_tokens.back(), true});
-    }
-    // Both decode the CPU's choices (the GPU replays a graph from the second step on).
-    const std::vector<int32_t> gpu_tokens = gpu.forward_sample(next, SamplingParams{});
-    cpu_logits = cpu.forward(next, cache);
-    for (int s = 0; s < 2; ++s) {
-      const std::span<const float> logits(cpu_logits.data() + size_t(s) * vocab, vocab);
+      const std::span<const float> logits = std::span<const float>(cpu_logits).subspan(size_t(s) * width, width);
       if (near_tie(logits)) continue;
       ++decided;
       EXPECT_EQ(gpu_tokens[size_t(s)], argmax(logits)) << "sequence " << s << ", step " << step;
     }
   }
-  EXPECT_GE(decided, 5) << "too many near ties to judge";
+  return decided;
+}
+
+class CudaMoeModel : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(CudaMoeModel, PromptAndDecodeMatchTheCpuModel) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const test::TinyMoe& tiny = GetParam().model;
+  CpuAndGpu models = open_cpu_and_gpu(tiny, "cuda-moe-" + GetParam().name);
+  // Two prompts in one pass, then five decode steps of both sequences (the GPU replays a graph
+  // from the second step on).
+  const std::vector<TokenRow> rows = two_prompts(tiny.vocab);
+  const std::vector<float> cpu_prompt = models.cpu.forward(rows, models.cache);
+  const std::vector<float> gpu_prompt = models.gpu->forward_logits(rows);
+  ASSERT_EQ(gpu_prompt.size(), cpu_prompt.size());
+  EXPECT_LT(relative_l2_error(gpu_prompt, cpu_prompt), 5e-2);
+  EXPECT_GE(expect_the_cpus_greedy_decode(models, cpu_prompt, tiny.vocab, 5), 5) << "too many near ties to judge";
 }
 
 TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
@@ -113,12 +143,9 @@ TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
   test::TinyMoe tiny = GetParam().model;
   tiny.identical_experts = true;
   tiny.norm_topk_prob = true;  // then any choice of experts sums to the one expert's output
-  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-identical-" + GetParam().name);
-  const LlamaModel cpu = LlamaModel::load(dir);
-  KvCache cache = cpu.make_whole_cache(2, 64);
-  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), gpu_options());
+  CpuAndGpu models = open_cpu_and_gpu(tiny, "cuda-moe-identical-" + GetParam().name);
   const std::vector<TokenRow> rows = prompt_rows(0, 16, tiny.vocab);
-  EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu.forward(rows, cache)), 2e-2);
+  EXPECT_LT(relative_l2_error(models.gpu->forward_logits(rows), models.cpu.forward(rows, models.cache)), 2e-2);
 }
 
 // --cpu-moe: the experts of layers 0 and 2 stay in cpu memory and the CPU runs the chosen ones,
@@ -128,37 +155,17 @@ TEST_P(CudaMoeModel, IdenticalExpertsGiveTheCpuLogitsWhicheverAreChosen) {
 TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const test::TinyMoe& tiny = GetParam().model;
-  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-cpu-experts-" + GetParam().name);
-  const LlamaModel cpu = LlamaModel::load(dir);
-  KvCache cache = cpu.make_whole_cache(2, 64);
   cuda::CudaModelOptions options = gpu_options();
   LayerPlacement placement;
   placement.embed = placement.norm = placement.head = DeviceId::cuda(0);
   placement.layers.assign(size_t(tiny.layers), DeviceId::cuda(0));
   placement.experts_in_cpu = {true, false, true};
   options.placement = placement;
-  cuda::CudaLlamaModel gpu(cpu.config(), std::make_shared<const Checkpoint>(Checkpoint::open(dir)), options);
-  std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
-  for (const TokenRow& row : prompt_rows(1, 7, tiny.vocab)) rows.push_back(row);
-  std::vector<float> cpu_logits = cpu.forward(rows, cache);
-  EXPECT_LT(relative_l2_error(gpu.forward_logits(rows), cpu_logits), 5e-2);
-  const size_t vocab = size_t(tiny.vocab);
-  int64_t positions[2] = {12, 7};
-  int decided = 0;
-  for (int step = 0; step < 4; ++step) {
-    std::vector<TokenRow> next;
-    for (int s = 0; s < 2; ++s)
-      next.push_back({s, positions[s]++, argmax(std::span<const float>(cpu_logits).subspan(size_t(s) * vocab, vocab)), true});
-    const std::vector<int32_t> gpu_tokens = gpu.forward_sample(next, SamplingParams{});
-    cpu_logits = cpu.forward(next, cache);
-    for (int s = 0; s < 2; ++s) {
-      const std::span<const float> logits = std::span<const float>(cpu_logits).subspan(size_t(s) * vocab, vocab);
-      if (near_tie(logits)) continue;
-      ++decided;
-      EXPECT_EQ(gpu_tokens[size_t(s)], argmax(logits)) << "sequence " << s << ", step " << step;
-    }
-  }
-  EXPECT_GE(decided, 4) << "too many near ties to judge";
+  CpuAndGpu models = open_cpu_and_gpu(tiny, "cuda-moe-cpu-experts-" + GetParam().name, options);
+  const std::vector<TokenRow> rows = two_prompts(tiny.vocab);
+  const std::vector<float> cpu_prompt = models.cpu.forward(rows, models.cache);
+  EXPECT_LT(relative_l2_error(models.gpu->forward_logits(rows), cpu_prompt), 5e-2);
+  EXPECT_GE(expect_the_cpus_greedy_decode(models, cpu_prompt, tiny.vocab, 4), 4) << "too many near ties to judge";
 }
 
 // A device map that places a whole MoE layer (layer 2, sparse in every variant) in cpu memory:
@@ -168,9 +175,7 @@ TEST_P(CudaMoeModel, ExpertsInCpuMemoryMatchTheCpuModel) {
 TEST_P(CudaMoeModel, AnOffloadedLayerStreamedOrRunByTheCpuMatchesTheWholeModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const test::TinyMoe& tiny = GetParam().model;
-  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-offload-" + GetParam().name);
-  const ModelConfig config = ModelConfig::from_dir(dir);
-  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const auto [config, checkpoint] = write_checkpoint(tiny, "cuda-moe-offload-" + GetParam().name);
   std::vector<TokenRow> rows = prompt_rows(0, 12, tiny.vocab);
   cuda::CudaLlamaModel whole(config, checkpoint, gpu_options());
   const std::vector<float> expected = whole.forward_logits(rows);
@@ -192,9 +197,7 @@ TEST_P(CudaMoeModel, AnOffloadedLayerStreamedOrRunByTheCpuMatchesTheWholeModel) 
 TEST_P(CudaMoeModel, TwoRanksMatchTheWholeModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const test::TinyMoe& tiny = GetParam().model;
-  const fs::path dir = test::write_tiny_moe(tiny, "cuda-moe-tp-" + GetParam().name);
-  const ModelConfig config = ModelConfig::from_dir(dir);
-  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  const auto [config, checkpoint] = write_checkpoint(tiny, "cuda-moe-tp-" + GetParam().name);
   const std::vector<TokenRow> rows = prompt_rows(0, 16, tiny.vocab);
   cuda::CudaLlamaModel whole(config, checkpoint, gpu_options());
   const std::vector<float> expected = whole.forward_logits(rows);

@@ -15,18 +15,10 @@
 #             with an 8 GiB GPU budget and --cpu-moe
 #   cpumoepeer  Transformers with the same budget (Accelerate offload), in its own call: it copies
 #             about 57 GB of experts into memory beside the /dev/shm copy, which may not fit
-set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-root=$(pwd)
-out=${OUT:-/tmp/out}
-mkdir -p "$out" /work
-[ "$root" = /work/main ] || ln -sfn "$root" /work/main
-export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
-bin=$root/.device-carry/bin
+source "$(dirname "$0")/device_session_env.sh"
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
 sections=${SECTIONS:-fixtures tests qwen3 mixtral cpumoe cpumoepeer}
-wants() { [[ " $sections " == *" $1 "* ]]; }
 budget=${CPU_MOE_BUDGET:-0=8GiB,cpu=100GiB}
 budget_json=${CPU_MOE_BUDGET_JSON:-'{"0": "8GiB", "cpu": "100GiB"}'}
 

@@ -8,16 +8,8 @@
 # SECTIONS picks what runs (default: alone burst long poisson prefix peer); MAX_NUM_SEQS,
 # MAX_NUM_BATCHED_TOKENS, MAX_MODEL_LEN and GPU_MEMORY_UTILIZATION set the server's options of those
 # names.
-set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-root=$(pwd)
-out=${OUT:-/tmp/out}
-mkdir -p "$out" /work
-[ "$root" = /work/main ] || ln -sfn "$root" /work/main
-export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
-bin=$root/.device-carry/bin
+source "$(dirname "$0")/device_session_env.sh"
 sections=${SECTIONS:-alone burst long poisson prefix peer}
-wants() { [[ " $sections " == *" $1 "* ]]; }
 checkpoint=/tmp/llama3-8b
 max_num_seqs=${MAX_NUM_SEQS:-256}
 batched_tokens=${MAX_NUM_BATCHED_TOKENS:-8192}

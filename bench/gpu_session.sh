@@ -9,20 +9,11 @@
 # ranks on it). tp: TP=2 against TP=1 and Transformers' tp_plan under torchrun (two GPUs or more).
 # map2: a balanced device map over two GPUs against one GPU and Transformers' device_map="auto".
 # map2shared: the same map's two workspaces on one GPU (--cuda-devices 0,0): what its hand-offs cost.
-set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-root=$(pwd)
-out=${OUT:-/tmp/out}
-mkdir -p "$out" /work
-# The binaries were built in /work/main, and the tests find their fixtures through that path.
-[ "$root" = /work/main ] || ln -sfn "$root" /work/main
-export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
-bin=$root/.device-carry/bin
+source "$(dirname "$0")/device_session_env.sh"
 shape=${SHAPE:-llama3-8b}
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
 sections=${SECTIONS:-tests sanitizer bench offload comm tp map2 map2shared}
-wants() { [[ " $sections " == *" $1 "* ]]; }
 offload_budget=${OFFLOAD_BUDGET:-0=8GiB,cpu=100GiB}
 default_budget_json='{"0": "8GiB", "cpu": "100GiB"}'
 offload_budget_json=${OFFLOAD_BUDGET_JSON:-$default_budget_json}

@@ -1,0 +1,14 @@
+# Sourced by the GPU session scripts (gpu_session.sh, gpu_moe_session.sh, gpu_serve_bench.sh), which
+# run from the repository root on the device machine: strict mode, NCCL without NVLink multicast,
+# the output folder ($OUT), the carried binaries and libraries (bin, LD_LIBRARY_PATH), and
+# `wants SECTION`, true when the script's $sections names it.
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+root=$(pwd)
+out=${OUT:-/tmp/out}
+mkdir -p "$out" /work
+# The binaries were built in /work/main, and the tests find their fixtures through that path.
+[ "$root" = /work/main ] || ln -sfn "$root" /work/main
+export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
+bin=$root/.device-carry/bin
+wants() { [[ " $sections " == *" $1 "* ]]; }

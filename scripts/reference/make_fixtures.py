@@ -564,13 +564,14 @@ def embed_std_for(spec):
 def choose_seed(spec, cfg, dtype, ids_list, pad_id):
     """Random models often fall into repeating one token, or have near-ties that make greedy
     comparisons fragile. Try seeds from spec['seed'] on and keep the first whose f32 greedy
-    continuations (weights rounded to the checkpoint dtype) all have >= MIN_UNIQUE distinct tokens
-    and top1-top2 margins >= MIN_MARGIN; else the best seen."""
+    continuations (weights rounded to the checkpoint dtype) all have >= MIN_UNIQUE distinct tokens,
+    top1-top2 margins >= MIN_MARGIN and never EOS as the raw argmax (min_new_tokens masks it, which
+    shardlm's plain greedy decoding does not); else the best seen."""
     best = None
     tried = []
     for seed in range(spec["seed"], spec["seed"] + SEED_TRIES):
         m = make_model(spec, cfg, seed).to(dtype).to(torch.float32)
-        uniq, marg = [], []
+        uniq, marg, eos_free = [], [], []
         for ids in ids_list:
             inp = torch.tensor([ids])
             out = m.generate(input_ids=inp, attention_mask=torch.ones_like(inp), max_new_tokens=NEW_TOKENS,
@@ -578,15 +579,19 @@ def choose_seed(spec, cfg, dtype, ids_list, pad_id):
                              return_dict_in_generate=True, output_logits=True)
             uniq.append(len(set(out.sequences[0, len(ids):].tolist())))
             marg.append(min(float(torch.topk(lg[0].float(), 2).values.diff().abs()) for lg in out.logits))
-        score = (min(u >= MIN_UNIQUE for u in uniq) and min(marg) >= MIN_MARGIN, min(uniq), min(marg))
-        tried.append({"seed": seed, "min_unique": min(uniq), "min_margin": round(min(marg), 6)})
+            new_ids = out.sequences[0, len(ids):].tolist()
+            eos_free.append(all(int(lg[0].argmax()) == token for lg, token in zip(out.logits, new_ids)))
+        score = (min(u >= MIN_UNIQUE for u in uniq) and min(marg) >= MIN_MARGIN and all(eos_free), min(uniq), min(marg))
+        tried.append({"seed": seed, "min_unique": min(uniq), "min_margin": round(min(marg), 6),
+                      "eos_free": all(eos_free)})
         if best is None or score > best[0]:
             best = (score, seed)
         if score[0]:
             break
     log(f"  [{spec['name']}] seed search: {tried} -> {best[1]}")
-    return best[1], {"criteria": f"every prompt's 24 greedy tokens (f32) have >= {MIN_UNIQUE} distinct ids and "
-                                 f"top1-top2 margins >= {MIN_MARGIN}", "tried": tried}
+    return best[1], {"criteria": f"every prompt's 24 greedy tokens (f32) have >= {MIN_UNIQUE} distinct ids, "
+                                 f"top1-top2 margins >= {MIN_MARGIN} and are the raw argmax (never a masked EOS)",
+                     "tried": tried}
 
 
 def load(path, dtype, **kw):

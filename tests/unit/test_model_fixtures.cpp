@@ -90,7 +90,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(model_fixtu
 TEST(ModelFixtures, AllArchitecturesArePresent) {
   // Guards against a fixture directory silently going missing (the suite would just shrink).
   const std::vector<std::string> names = model_fixture_names();
-  for (const char* prefix : {"llama-", "mistral-", "qwen2-", "qwen3-"})
+  for (const char* prefix : {"llama-", "mistral-", "qwen2-", "qwen3-", "mixtral-moe-", "qwen2-moe-", "qwen3-moe-"})
     EXPECT_TRUE(std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; }))
         << "no fixture for " << prefix;
 }

@@ -1,6 +1,7 @@
 #include "plan/parameter_count.h"
 
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <string_view>
 
@@ -39,6 +40,7 @@ ParameterCount count_parameters(const ModelConfig& config, const std::vector<Wei
     }
     experts[il].parameters += n;
     experts[il].bytes += bytes;
+    count.expert_bytes += bytes;
   }
   // A token takes top_k of each layer's num_experts experts, all of one size.
   const int64_t n_experts = config.moe.num_experts, top_k = config.moe.num_experts_per_tok;
@@ -48,6 +50,13 @@ ParameterCount count_parameters(const ModelConfig& config, const std::vector<Wei
     if (count.bytes_per_expert == 0) count.bytes_per_expert = layer.bytes / n_experts;
   }
   return count;
+}
+
+double decode_step_bytes(const ParameterCount& count, const MoeConfig& moe, int rows) {
+  if (count.expert_bytes == 0) return double(count.active_bytes);
+  const double chosen_share = double(moe.num_experts_per_tok) / double(moe.num_experts);
+  const double expert_bytes = double(count.expert_bytes);
+  return double(count.active_bytes) - expert_bytes * chosen_share + expert_bytes * (1.0 - std::pow(1.0 - chosen_share, rows));
 }
 
 }  // namespace shardlm

@@ -291,6 +291,17 @@ TEST(MoeParameterCount, ExpertNamesInADenseModelAreOrdinaryTensors) {
   EXPECT_EQ(count.bytes_per_expert, 0);
 }
 
+TEST(MoeParameterCount, ADecodeStepOfManyRowsReadsTheExpertsSomeRowChose) {
+  const ModelConfig config = ModelConfig::from_dir(test::write_tiny_moe(qwen3_moe(), "step-bytes"));
+  const ParameterCount count = count_parameters(config, weight_specs(config, DType::BF16));
+  ASSERT_GT(count.expert_bytes, 0);
+  const double others = double(count.active_bytes) - double(count.expert_bytes) * 2 / 8;  // top 2 of 8
+  EXPECT_DOUBLE_EQ(decode_step_bytes(count, config.moe, 1), double(count.active_bytes));
+  // Each expert is left out by a row with chance 6/8: by three rows with chance (6/8)^3.
+  EXPECT_NEAR(decode_step_bytes(count, config.moe, 3), others + double(count.expert_bytes) * (1 - 27.0 / 64), 1.0);
+  EXPECT_NEAR(decode_step_bytes(count, config.moe, 1000), double(count.total_bytes), 1.0);
+}
+
 TEST(MoeTensorParallel, ExpertsSplitLikeMlpsMatchOneRank) {
   for (const TinyMoe& m : {mixtral(), qwen2_moe(), qwen3_moe()})
     expect_parallel_matches_one_rank(m, TpPlanSource::auto_plan(), {2, 4});

@@ -199,10 +199,10 @@ void run_bench_cpu(const BenchOptions& options) {
 }
 
 #ifdef SHARDLM_WITH_CUDA
-// Every weight is read once per decode step (the tied head counted once), as bf16.
-// What one decode step reads as bf16: every weight but the experts a token does not choose.
-double decode_weight_bytes(const ModelConfig& config) {
-  return double(count_parameters(config, weight_specs(config, DType::BF16)).active_bytes);
+// What one decode step of `batch` rows reads as bf16: every weight (the tied head once) but the
+// experts no row chooses, routing taken as even (plan/parameter_count.h).
+double decode_weight_bytes(const ModelConfig& config, int batch) {
+  return decode_step_bytes(count_parameters(config, weight_specs(config, DType::BF16)), config.moe, batch);
 }
 
 // Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the
@@ -327,7 +327,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
 
   const RankReport ran = engine->report();
   const double copy_gb_per_s = cuda::measure_copy_bandwidth(device.index);
-  nlohmann::json result = report(options, timings, decode_weight_bytes(config) / options.tp, copy_gb_per_s);
+  nlohmann::json result = report(options, timings, decode_weight_bytes(config, options.batch) / options.tp, copy_gb_per_s);
   result["device"] = options.tp > 1 ? fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1)
                                     : fmt::format("cuda:{}", device.index);
   if (options.tp > 1) result["tp"] = options.tp;

@@ -1,7 +1,8 @@
-# Sourced by the GPU session scripts (gpu_session.sh, gpu_moe_session.sh, gpu_serve_bench.sh), which
-# run from the repository root on the device machine: strict mode, NCCL without NVLink multicast,
-# the output folder ($OUT), the carried binaries and libraries (bin, LD_LIBRARY_PATH), and
-# `wants SECTION`, true when the script's $sections names it.
+# Sourced by the GPU session scripts (gpu_session.sh, gpu_moe_session.sh, gpu_serve_bench.sh,
+# gpu_profile.sh), which run from the repository root on the device machine: strict mode, NCCL
+# without NVLink multicast, the output folder ($OUT), the carried binaries (unpacked from
+# bin.tar.gz) and libraries (bin, LD_LIBRARY_PATH), and `wants SECTION`, true when the script's
+# $sections names it.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 root=$(pwd)
@@ -11,4 +12,5 @@ mkdir -p "$out" /work
 [ "$root" = /work/main ] || ln -sfn "$root" /work/main
 export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
 bin=$root/.device-carry/bin
+[ -x "$bin/shardlm" ] || tar -C "$root/.device-carry" -xzf "$root/.device-carry/bin.tar.gz"
 wants() { [[ " $sections " == *" $1 "* ]]; }

@@ -7,9 +7,11 @@
 # archive in $OUT; a short table is printed last.
 # SECTIONS picks what runs (default: all of them); a call has 10 minutes, so give each call one or
 # two sections:
-#   fixtures  scripts/reference/run_on_device.sh --only-models (the six MoE fixtures) -> models.tar
+#   fixtures  scripts/reference/run_on_device.sh --only-models (the six MoE fixtures, or those
+#             MOE_FIXTURES names) -> models.tar
 #   tests     the GPU tests that cover MoE, scored prompt rows and the dense paths they touch
 #   qwen3     Qwen3-30B-A3B: shardlm batch 1 and 16, Transformers eager and compiled, batch 1
+#             (QWEN3_PEERS="" leaves the peers out)
 #   mixtral   Mixtral-8x7B (93 GB): shardlm batch 1, Transformers eager batch 1
 #   cpumoe    Qwen3-30B-A3B saved to /dev/shm (61 GB of the host's 128 GiB), shardlm --device-map auto
 #             with an 8 GiB GPU budget and --cpu-moe
@@ -19,6 +21,7 @@ source "$(dirname "$0")/device_session_env.sh"
 prompt_len=${PROMPT_LEN:-512}
 new_tokens=${NEW_TOKENS:-128}
 sections=${SECTIONS:-fixtures tests qwen3 mixtral cpumoe cpumoepeer}
+fixtures=${MOE_FIXTURES:-mixtral-moe-f32,mixtral-moe-bf16,qwen2-moe-shared-f32,qwen2-moe-shared-bf16,qwen3-moe-dense-layer-f32,qwen3-moe-dense-layer-bf16}
 budget=${CPU_MOE_BUDGET:-0=8GiB,cpu=100GiB}
 budget_json=${CPU_MOE_BUDGET_JSON:-'{"0": "8GiB", "cpu": "100GiB"}'}
 
@@ -28,8 +31,7 @@ cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built
 status=0
 if wants fixtures; then
   echo "== MoE fixtures"
-  OUT="$out" timeout 300 bash scripts/reference/run_on_device.sh --only-models \
-    mixtral-moe-f32,mixtral-moe-bf16,qwen2-moe-shared-f32,qwen2-moe-shared-bf16,qwen3-moe-dense-layer-f32,qwen3-moe-dense-layer-bf16 \
+  OUT="$out" timeout 300 bash scripts/reference/run_on_device.sh --only-models "$fixtures" \
     >"$out/fixtures-run.log" 2>&1 || status=1
   tail -n 5 "$out/fixtures-run.log"
 fi
@@ -55,7 +57,7 @@ bench_shape() {
       --prompt-len "$prompt_len" --new-tokens "$new_tokens" >"$out/$shape-peer-$peer-b1.json" 2>"$out/$shape-peer-$peer-b1.log"
   done
 }
-if wants qwen3; then echo "== qwen3-30b-a3b"; bench_shape qwen3-30b-a3b "1 16" "eager compiled"; fi
+if wants qwen3; then echo "== qwen3-30b-a3b"; bench_shape qwen3-30b-a3b "1 16" "${QWEN3_PEERS-eager compiled}"; fi
 if wants mixtral; then echo "== mixtral-8x7b"; bench_shape mixtral-8x7b 1 eager; fi
 
 # The random Qwen3-30B-A3B checkpoint in memory (a machine left idle is given back, /dev/shm with it).

@@ -3,16 +3,10 @@
 # over a short random-weight Llama-3-8B run, summarised per kernel name and grid. BATCH, PROMPT_LEN,
 # KERNELS (a name regex; batched decode's GEMMs are cuBLASLt's), SKIP and LAUNCHES change what is
 # profiled. Run on the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
-set -uo pipefail
-export NCCL_NVLS_ENABLE=0
-root=$(pwd)
-out=${OUT:-/tmp/out}
-mkdir -p "$out" /work
-[ "$root" = /work/main ] || ln -sfn "$root" /work/main
-export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/device_session_env.sh"
 ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size -k "regex:${KERNELS:-gemv|attention|qkv_rope|sampling|embedding|rmsnorm}" \
   --launch-skip "${SKIP:-0}" --launch-count "${LAUNCHES:-600}" --csv --page raw --print-units base \
-  "$root/.device-carry/bin/shardlm" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
+  "$bin/shardlm" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
   >"$out/ncu-decode.csv" 2>"$out/ncu-decode.log"
 python3 - "$out/ncu-decode.csv" <<'PY'
 import csv, io, sys, collections

@@ -205,21 +205,23 @@ double decode_weight_bytes(const ModelConfig& config, int batch) {
   return decode_step_bytes(count_parameters(config, weight_specs(config, DType::BF16)), config.moe, batch);
 }
 
-// Offloaded bytes must cross PCIe (stream) or be read by the CPU (cpu) once per decode step: the
-// two floors. The CPU's is given for the median of the read-bandwidth samples taken around the
-// decode and, strictest, for the fastest sample.
+// Offloaded bytes must cross PCIe (stream), or the CPU must read what a row uses of them (cpu),
+// once per decode step: the two floors. The CPU's is given for the median of the read-bandwidth
+// samples taken around the decode and, strictest, for the fastest sample.
 nlohmann::json offload_json(const OffloadReport& offload, const std::vector<double>& cpu_read_samples,
                             double median_step_ms) {
   if (cpu_read_samples.empty()) fail("the offload benchmark took no sample of the CPU's read bandwidth");
-  const double bytes = offload.speeds.offloaded_bytes;
-  auto floor_ms = [&](double gb_per_s) { return bytes / (gb_per_s * 1e9) * 1e3; };
+  const double bytes = offload.speeds.offloaded_bytes, cpu_bytes = offload.speeds.cpu_bytes();
+  auto floor_ms = [](double read, double gb_per_s) { return read / (gb_per_s * 1e9) * 1e3; };
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
-  const double stream_floor_ms = floor_ms(offload.speeds.host_to_device_gbps);
-  const double cpu_floor_ms = floor_ms(cpu_read_median);
-  const double cpu_floor_strictest_ms = floor_ms(*std::max_element(cpu_read_samples.begin(), cpu_read_samples.end()));
+  const double stream_floor_ms = floor_ms(bytes, offload.speeds.host_to_device_gbps);
+  const double cpu_floor_ms = floor_ms(cpu_bytes, cpu_read_median);
+  const double cpu_floor_strictest_ms =
+      floor_ms(cpu_bytes, *std::max_element(cpu_read_samples.begin(), cpu_read_samples.end()));
   nlohmann::json json = {
       {"exec", offload_exec_name(offload.exec)},
       {"offloaded_bytes", bytes},
+      {"cpu_row_bytes", cpu_bytes},  // what one row computed on the CPU reads: a MoE layer's chosen experts only
       {"host_to_device_gb_per_s", offload.speeds.host_to_device_gbps},
       {"cpu_read_gb_per_s_at_load", offload.speeds.cpu_read_gbps},
       {"cpu_read_gb_per_s_samples", cpu_read_samples},  // in the order taken

@@ -23,6 +23,20 @@ namespace {
 // assumes until it has timed a compute-bound CPU step.
 constexpr double kAssumedGflopsPerThread = 20.0;
 
+// The bytes (as stored) and elements of a layer's experts that a row computed on the CPU does not
+// read: all but top_k of num_experts; none in a dense layer.
+std::pair<double, double> unchosen_experts(const LlamaLayerWeights& layer) {
+  if (!layer.moe || layer.moe->num_experts() == 0) return {0.0, 0.0};
+  double bytes = 0, elements = 0;
+  for (const ExpertWeights& expert : layer.moe->experts)
+    for (const Linear* projection : {&expert.gate_proj, &expert.up_proj, &expert.down_proj}) {
+      elements += double(projection->weight.numel());
+      bytes += double(projection->weight.numel()) * double(dtype_size(projection->weight.dtype));
+    }
+  const double unchosen = 1.0 - double(layer.moe->top_k) / double(layer.moe->num_experts());
+  return {bytes * unchosen, elements * unchosen};
+}
+
 }  // namespace
 
 LayerMapper::LayerMapper(const ModelConfig& config, const CudaModelOptions& options)
@@ -105,11 +119,17 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
 
   // cpu: narrowed once into pinned memory, which both the DMA engine and the CPU backend read;
   // disk: narrowed from the mapped file into staging each time it is streamed.
-  std::vector<double> unit_bytes;  // the offloaded units in execution order, the head last
-  auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk) -> std::pair<OffloadBlock, const bf16*> {
+  // The offloaded units in execution order, the head last: what streaming copies of each, and what
+  // a row computed on the CPU reads.
+  std::vector<double> unit_bytes, unit_cpu_bytes;
+  auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk,
+                  std::pair<double, double> unread = {}) -> std::pair<OffloadBlock, const bf16*> {
     unit_bytes.push_back(source_bytes(pieces));
+    unit_cpu_bytes.push_back(unit_bytes.back() - unread.first);
     speeds.offloaded_bytes += unit_bytes.back();
     speeds.offloaded_params += source_elements(pieces);
+    speeds.cpu_row_bytes += unit_cpu_bytes.back();
+    speeds.cpu_row_params += source_elements(pieces) - unread.second;
     if (on_disk)
       return {OffloadBlock{nullptr, [pieces = std::move(pieces)](bf16* block) { narrow_block(pieces, block); },
                            size_t(elements)},
@@ -124,7 +144,8 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   for (int il : offloaded_layers_) {
     const int64_t elements = layer_offsets(config_, whole_layer_shape(config_, il)).elements;
     largest_block = std::max(largest_block, elements);
-    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), elements, layer_on_disk_[size_t(il)]);
+    const auto [block, pinned] = keep(layer_pieces(config_, host.layers[size_t(il)]), elements, layer_on_disk_[size_t(il)],
+                                      unchosen_experts(host.layers[size_t(il)]));
     layer_blocks_[size_t(il)] = block;
     if (pinned) cpu_views.layers[size_t(il)] = host_layer_views(config_, il, pinned);
   }
@@ -151,7 +172,7 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
     speeds.cpu_read_gbps = cpu::measure_read_bandwidth();
     speeds.cpu_gflops = kAssumedGflopsPerThread * omp_get_max_threads();
   }
-  choose_gpu_tail(unit_bytes);
+  choose_gpu_tail(unit_bytes, unit_cpu_bytes);
   if (exec != OffloadExec::STREAM) {
     // Only these layers ever run on the CPU (f32 caches of every layer would be 1 GB per sequence
     // for Llama-3-8B at 4096 positions).
@@ -169,13 +190,13 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   policy_ = std::make_unique<OffloadPolicy>(exec, speeds);
 }
 
-void LayerMapper::choose_gpu_tail(std::span<const double> unit_bytes) {
+void LayerMapper::choose_gpu_tail(std::span<const double> unit_bytes, std::span<const double> unit_cpu_bytes) {
   cpu_layers_ = offloaded_layers_;
   gpu_tail_begin_ = config_.num_hidden_layers;
   constexpr int kStreamerSlots = 2;
   const bool head_offloaded = head_gpu_ == kOnHost;
   const int tail = options_.offload_exec == OffloadExec::AUTO
-                       ? overlapped_tail_units(unit_bytes, kStreamerSlots, report_.speeds)
+                       ? overlapped_tail_units(unit_bytes, unit_cpu_bytes, kStreamerSlots, report_.speeds)
                        : 0;
   size_t first_tail_unit = unit_bytes.size();
   for (int left = tail; left > 0; --left) {
@@ -193,7 +214,7 @@ void LayerMapper::choose_gpu_tail(std::span<const double> unit_bytes) {
     ++report_.overlapped_tail_units;
   }
   report_.cpu_step_bytes =
-      std::accumulate(unit_bytes.begin(), unit_bytes.begin() + std::ptrdiff_t(first_tail_unit), 0.0);
+      std::accumulate(unit_cpu_bytes.begin(), unit_cpu_bytes.begin() + std::ptrdiff_t(first_tail_unit), 0.0);
 }
 
 void LayerMapper::move_hidden(std::span<const std::unique_ptr<GpuWorkspace>> gpus, int from, int to, int n_rows) {

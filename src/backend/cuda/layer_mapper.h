@@ -88,7 +88,7 @@ class LayerMapper {
  private:
   // Under auto: which trailing offloaded units a CPU step leaves to the GPU (sets cpu_layers_,
   // gpu_tail_begin_, head_in_gpu_tail_).
-  void choose_gpu_tail(std::span<const double> unit_bytes);
+  void choose_gpu_tail(std::span<const double> unit_bytes, std::span<const double> unit_cpu_bytes);
   // Moves the hidden states of n_rows rows from one place to another (a workspace or kOnHost).
   void move_hidden(std::span<const std::unique_ptr<GpuWorkspace>> gpus, int from, int to, int n_rows);
   void record_step(OffloadExec exec, int n_rows, double cpu_seconds);

@@ -31,16 +31,20 @@ OffloadExec parse_offload_exec(std::string_view text) {
   fail("--offload-exec: expected stream, cpu or auto, got \"{}\"", text);
 }
 
-int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const OffloadSpeeds& speeds) {
+int overlapped_tail_units(std::span<const double> copy_bytes, std::span<const double> cpu_bytes, int slots,
+                          const OffloadSpeeds& speeds) {
   if (speeds.host_to_device_gbps <= 0 || speeds.cpu_read_gbps <= 0) return 0;
-  double total = 0;
-  for (double bytes : unit_bytes) total += bytes;
+  if (copy_bytes.size() != cpu_bytes.size()) fail("overlapped_tail_units: {} units to copy, {} to read", copy_bytes.size(), cpu_bytes.size());
+  double cpu_total = 0;
+  for (double bytes : cpu_bytes) cpu_total += bytes;
   int tail = 0;
-  double tail_bytes = 0;
-  while (tail < slots && tail + 1 < int(unit_bytes.size())) {
-    const double bytes = tail_bytes + unit_bytes[unit_bytes.size() - 1 - size_t(tail)];
-    if (bytes / speeds.host_to_device_gbps > (total - bytes) / speeds.cpu_read_gbps) break;
-    tail_bytes = bytes;
+  double tail_copy = 0, tail_cpu = 0;
+  while (tail < slots && tail + 1 < int(copy_bytes.size())) {
+    const size_t unit = copy_bytes.size() - 1 - size_t(tail);
+    const double copied = tail_copy + copy_bytes[unit], left_to_cpu = cpu_total - tail_cpu - cpu_bytes[unit];
+    if (copied / speeds.host_to_device_gbps > left_to_cpu / speeds.cpu_read_gbps) break;
+    tail_copy = copied;
+    tail_cpu += cpu_bytes[unit];
     ++tail;
   }
   return tail;
@@ -49,9 +53,9 @@ int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const O
 OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
     : exec_(exec),
       speeds_(speeds),
-      probe_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.offloaded_bytes / (speeds.cpu_read_gbps * 1e9) : 0.0),
+      probe_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.cpu_bytes() / (speeds.cpu_read_gbps * 1e9) : 0.0),
       cpu_floor_seconds_(probe_floor_seconds_),
-      cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.offloaded_params / (speeds.cpu_gflops * 1e9) : 0.0) {}
+      cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.cpu_params() / (speeds.cpu_gflops * 1e9) : 0.0) {}
 
 double OffloadPolicy::stream_seconds() const {
   return speeds_.host_to_device_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.host_to_device_gbps * 1e9) : 0.0;

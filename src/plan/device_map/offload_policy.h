@@ -28,19 +28,26 @@ std::string_view offload_exec_name(OffloadExec exec);  // "stream", "cpu", "auto
 OffloadExec parse_offload_exec(std::string_view text);
 
 struct OffloadSpeeds {
-  double offloaded_bytes = 0;   // weights on cpu or disk, as the checkpoint stores them
-  double offloaded_params = 0;  // their elements (two flops per element per row)
+  double offloaded_bytes = 0;   // weights on cpu or disk, as the checkpoint stores them: what streaming copies
+  double offloaded_params = 0;  // their elements
   double host_to_device_gbps = 0;
   double cpu_read_gbps = 0;
   double cpu_gflops = 0;         // assumed matrix speed of all CPU threads, until one is measured
+  // What a row computed on the CPU reads of them and multiplies (two flops per element): all of it
+  // but the experts it does not choose (top_k of a MoE layer's num_experts). 0: all of it (dense).
+  double cpu_row_bytes = 0, cpu_row_params = 0;
+
+  double cpu_bytes() const { return cpu_row_bytes > 0 ? cpu_row_bytes : offloaded_bytes; }
+  double cpu_params() const { return cpu_row_params > 0 ? cpu_row_params : offloaded_params; }
 };
 
-// How many of the offloaded units (their bytes in execution order, the head last if offloaded) a
-// CPU step under auto leaves to the GPU: the copy engine brings their weights over while the CPU
-// computes the units before them, so they cost the CPU no reads when the copy is done in time.
-// At most `slots` units (what the streamer holds at once), never every unit, and only while their
-// copy takes no longer than the CPU's work on the rest.
-int overlapped_tail_units(std::span<const double> unit_bytes, int slots, const OffloadSpeeds& speeds);
+// How many of the offloaded units (in execution order, the head last if offloaded) a CPU step
+// under auto leaves to the GPU: the copy engine brings their weights over (copy_bytes) while the
+// CPU computes the units before them (reading cpu_bytes of each), so they cost the CPU no reads
+// when the copy is done in time. At most `slots` units (what the streamer holds at once), never
+// every unit, and only while their copy takes no longer than the CPU's work on the rest.
+int overlapped_tail_units(std::span<const double> copy_bytes, std::span<const double> cpu_bytes, int slots,
+                          const OffloadSpeeds& speeds);
 
 class OffloadPolicy {
  public:

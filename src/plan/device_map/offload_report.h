@@ -13,7 +13,7 @@ struct OffloadReport {
   OffloadExec exec = OffloadExec::AUTO;
   int64_t stream_steps = 0, cpu_steps = 0;
   int overlapped_tail_units = 0;  // offloaded units a CPU step leaves to the GPU (auto)
-  double cpu_step_bytes = 0;      // offloaded weights a CPU step reads on the host (all but the tail)
+  double cpu_step_bytes = 0;      // offloaded weights a one-row CPU step reads on the host (all but the tail; chosen experts only)
   // Host compute time of the CPU steps of one row (decode at batch 1), for its achieved bandwidth:
   // in all, and the fastest (what the CPU does while the host's other tenants are quiet).
   double cpu_one_row_seconds = 0;

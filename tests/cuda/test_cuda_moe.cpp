@@ -1,8 +1,9 @@
 // Mixture-of-experts ops on the GPU against the CPU's rule and a host computation over the same
 // bf16 operands: routing picks the experts and weights ops/cpu/expert_routing.h picks; grouping
 // lists every in-range pair once, expert by expert; the experts' outputs combined per row equal
-// Σ weight · down_e(silu(gate_e x) · up_e x), for all experts on one rank and for an expert-parallel
-// rank holding some of them (other ranks' slots add nothing).
+// Σ weight · down_e(silu(gate_e x) · up_e x), by the decode path's pair kernels and the prompt path's
+// grouped GEMMs, for all experts on one rank and for an expert-parallel rank holding some of them
+// (other ranks' slots add nothing).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 #include "ops/cpu/expert_routing.h"
+#include "ops/cuda/expert_grouped_gemm.h"
 #include "ops/cuda/expert_mlp.h"
 #include "ops/cuda/moe_routing.h"
 
@@ -65,12 +67,16 @@ TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
   std::vector<int32_t> chosen(pairs);
   for (int p = 0; p < pairs; ++p) chosen[size_t(p)] = (p * 7 + p / 5) % experts;
   const DeviceBuffer device_chosen = upload(chosen);
-  DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4);
+  DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
   launch_group_by_expert({device_chosen.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(),
-                          grouped.get<int32_t>()},
+                          grouped.get<int32_t>(), active.get<int32_t>()},
                          nullptr);
   const std::vector<int32_t> starts = download<int32_t>(offsets, size_t(experts + 1));
   const std::vector<int32_t> order = download<int32_t>(grouped, size_t(starts.back()));
+  std::vector<int32_t> chosen_in_range(size_t(end - first), -1);
+  for (int e = first, i = 0; e < end; ++e)
+    if (std::count(chosen.begin(), chosen.end(), e) > 0) chosen_in_range[size_t(i++)] = e;
+  EXPECT_EQ(download<int32_t>(active, size_t(end - first)), chosen_in_range);
   for (int e = 0; e < experts; ++e) {
     std::vector<int32_t> expected;
     for (int p = 0; p < pairs; ++p)
@@ -103,29 +109,39 @@ void check_experts(const ExpertCase& c) {
   const int pairs = c.rows * c.top_k;
   const DeviceBuffer device_x = upload(x), device_gate_up = upload(gate_up), device_down = upload(down);
   const DeviceBuffer device_experts = upload(routes.experts), device_weights = upload(routes.weights);
-  DeviceBuffer offsets(size_t(c.experts + 1) * 4), grouped(size_t(pairs) * 4);
+  DeviceBuffer offsets(size_t(c.experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(local) * 4);
   DeviceBuffer activated(size_t(pairs) * size_t(c.ff) * 2), expert_out(size_t(pairs) * size_t(c.hidden) * 4);
+  DeviceBuffer rows(size_t(pairs) * size_t(c.hidden) * 2), gate_up_out(size_t(pairs) * 2 * size_t(c.ff) * 2);
+  DeviceBuffer positions(size_t(pairs) * 4);
   std::vector<float> residual(size_t(c.rows * c.hidden), 1.0f);
-  const DeviceBuffer out = upload(residual);
+  const DeviceBuffer out = upload(residual), grouped_out = upload(residual);
   launch_group_by_expert({device_experts.get<int32_t>(), pairs, c.experts, c.first, c.end, offsets.get<int32_t>(),
-                          grouped.get<int32_t>()},
+                          grouped.get<int32_t>(), active.get<int32_t>()},
                          nullptr);
   // NaN everywhere the kernels should not read: a pair of another rank's expert would poison the sum.
-  CUDA_CHECK(cudaMemset(activated.get(), 0xFF, activated.bytes()));
-  CUDA_CHECK(cudaMemset(expert_out.get(), 0xFF, expert_out.bytes()));
-  launch_expert_mlp({device_x.get<__nv_bfloat16>(), c.rows, c.top_k, c.hidden, c.ff, c.experts, c.first, local,
-                     offsets.get<int32_t>(), grouped.get<int32_t>(), device_gate_up.get<__nv_bfloat16>(),
-                     device_down.get<__nv_bfloat16>(), activated.get<__nv_bfloat16>(), expert_out.get<float>()},
-                    nullptr);
+  for (DeviceBuffer* scratch : {&activated, &expert_out, &rows, &gate_up_out})
+    CUDA_CHECK(cudaMemset(scratch->get(), 0xFF, scratch->bytes()));
+  const ExpertMlpParams mlp{device_x.get<__nv_bfloat16>(), c.rows, c.top_k, c.hidden, c.ff, c.experts, c.first, local,
+                            offsets.get<int32_t>(), grouped.get<int32_t>(), active.get<int32_t>(),
+                            device_gate_up.get<__nv_bfloat16>(), device_down.get<__nv_bfloat16>(),
+                            activated.get<__nv_bfloat16>(), expert_out.get<float>()};
+  launch_expert_mlp(mlp, nullptr);
   launch_expert_combine({expert_out.get<float>(), device_weights.get<float>(), device_experts.get<int32_t>(), c.rows,
                          c.top_k, c.hidden, c.first, c.end, out.get<float>()},
                         nullptr);
   const std::vector<float> got = download<float>(out, residual.size());
+  // The prompt path over the same operands: tensor-core GEMMs grouped by expert.
+  CUDA_CHECK(cudaMemset(activated.get(), 0xFF, activated.bytes()));
+  ExpertGroupedGemm grouped_gemm(c.experts);
+  grouped_gemm.run({mlp, device_weights.get<float>(), device_experts.get<int32_t>(), rows.get<__nv_bfloat16>(),
+                    gate_up_out.get<__nv_bfloat16>(), positions.get<int32_t>(), grouped_out.get<float>()},
+                   nullptr);
+  const std::vector<float> got_grouped = download<float>(grouped_out, residual.size());
 
   // The host's sum over the same bf16 operands, the activation rounded to bf16 as the GPU stores it
   // (now and then a rounding lands on the other side of a bf16 step: a desk simulation of the kernels
   // put the error near 1e-7; a wrong expert, row or weight is off by the whole output).
-  double error = 0, norm = 0;
+  double error = 0, grouped_error = 0, norm = 0;
   for (int row = 0; row < c.rows; ++row) {
     std::vector<double> expected(size_t(c.hidden), 1.0);
     for (int slot = 0; slot < c.top_k; ++slot) {
@@ -150,11 +166,16 @@ void check_experts(const ExpertCase& c) {
     }
     for (int d = 0; d < c.hidden; ++d) {
       const double difference = got[size_t(row * c.hidden + d)] - expected[size_t(d)];
+      const double grouped_difference = got_grouped[size_t(row * c.hidden + d)] - expected[size_t(d)];
       error += difference * difference;
+      grouped_error += grouped_difference * grouped_difference;
       norm += (expected[size_t(d)] - 1.0) * (expected[size_t(d)] - 1.0);
     }
   }
   EXPECT_LT(std::sqrt(error / norm), 1e-4) << c.rows << " rows, experts [" << c.first << ", " << c.end << ")";
+  // The grouped GEMMs round the gate/up values and each pair's output to bf16 (each within 2^-9).
+  EXPECT_LT(std::sqrt(grouped_error / norm), 1e-2) << "grouped: " << c.rows << " rows, experts [" << c.first << ", "
+                                                   << c.end << ")";
 }
 
 TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {

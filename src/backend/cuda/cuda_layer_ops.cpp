@@ -171,7 +171,8 @@ void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe
   const int end_expert = shape.first_expert + shape.local_experts;
   const int32_t* experts = gpu_.route_experts.get<int32_t>();
   launch_group_by_expert({experts, n * shape.top_k, shape.n_experts, shape.first_expert, end_expert,
-                          gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>()},
+                          gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>(),
+                          gpu_.expert_active.get<int32_t>()},
                          gpu_.stream);
   ExpertMlpParams mlp;
   mlp.x = routes.rows;
@@ -184,10 +185,17 @@ void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe
   mlp.n_local_experts = shape.local_experts;
   mlp.offsets = gpu_.expert_offsets.get<int32_t>();
   mlp.pairs = gpu_.expert_pairs.get<int32_t>();
+  mlp.active = gpu_.expert_active.get<int32_t>();
   mlp.gate_up = moe.experts_gate_up;
   mlp.down = moe.experts_down;
   mlp.activated = gpu_.expert_activated.get<bf16>();
   mlp.expert_out = gpu_.expert_out.get<float>();
+  if (step_.grouped_experts) {
+    gpu_.grouped_experts->run({mlp, gpu_.route_weights.get<float>(), experts, gpu_.expert_rows.get<bf16>(),
+                               gpu_.expert_gate_up.get<bf16>(), gpu_.expert_positions.get<int32_t>(), out},
+                              gpu_.stream);
+    return;
+  }
   launch_expert_mlp(mlp, gpu_.stream);
   launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k,
                          config_.hidden_size, shape.first_expert, end_expert, out},

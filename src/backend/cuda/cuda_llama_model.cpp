@@ -334,6 +334,7 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
                  gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
     stage_attention(rows, shape, attention_blocks);
+    shape.grouped_experts = true;
   }
   // Every GPU gets the inputs (and the tables changed since the last step, as one span of slots)
   // on its own stream; the first GPU's stream (where a step and a graph begin) waits for all of them.

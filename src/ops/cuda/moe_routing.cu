@@ -1,6 +1,7 @@
 // One warp routes one row: the row's logits go to shared memory, the softmax's max and sum are warp
 // reductions, and each of the top_k picks is a warp argmax that then removes its winner. Grouping
-// runs in one block: a histogram of the experts, its prefix sum, and a scatter of the pair ids.
+// runs in one block: a histogram of the experts, its prefix sum with the list of chosen experts, and
+// a scatter of the pair ids.
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/moe_routing.h"
@@ -83,13 +84,15 @@ __global__ void group_by_expert_kernel(GroupParams p) {
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    int running = 0;
+    int running = 0, n_active = 0;
     for (int e = 0; e < p.n_experts; ++e) {
       p.offsets[e] = running;
       cursor[e] = running;
       running += counts[e];
+      if (counts[e] > 0) p.active[n_active++] = e;
     }
     p.offsets[p.n_experts] = running;
+    for (int i = n_active; i < p.end_expert - p.first_expert; ++i) p.active[i] = -1;
   }
   __syncthreads();
   for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {

@@ -27,13 +27,16 @@ void launch_route_top_k(const RouteParams& params, cudaStream_t stream);
 
 // Pair p = row * top_k + slot chose experts[p]. offsets (n_experts + 1): pairs of expert e are
 // pairs[offsets[e] .. offsets[e + 1]), in no particular order within an expert. Pairs whose expert
-// lies outside [first_expert, end_expert) (held by other ranks) are left out.
+// lies outside [first_expert, end_expert) (held by other ranks) are left out. active
+// (end_expert - first_expert): the experts that have pairs, in order, then -1s, so that a kernel
+// launched before the choices are known (a CUDA graph) spends its blocks on chosen experts only.
 struct GroupParams {
   const int32_t* experts = nullptr;
   int n_pairs = 0, n_experts = 0;
   int first_expert = 0, end_expert = 0;
   int32_t* offsets = nullptr;
   int32_t* pairs = nullptr;
+  int32_t* active = nullptr;
 };
 void launch_group_by_expert(const GroupParams& params, cudaStream_t stream);
 

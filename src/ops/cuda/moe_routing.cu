@@ -119,6 +119,7 @@ void launch_group_by_expert(const GroupParams& params, cudaStream_t stream) {
   if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("grouping experts outside 1..1024", params.n_experts);
   if (params.first_expert < 0 || params.first_expert > params.end_expert || params.end_expert > params.n_experts)
     throw_unsupported("a rank's first expert outside 0..end..experts", params.first_expert);
+  if (!params.offsets || !params.pairs || !params.active) throw_unsupported("grouping experts without its outputs", 0);
   group_by_expert_kernel<<<1, 1024, 0, stream>>>(params);
   CUDA_CHECK_LAUNCH();
 }

@@ -1,14 +1,15 @@
 // Mixture-of-experts ops on the GPU against the CPU's rule and a host computation over the same
 // bf16 operands: routing picks the experts and weights ops/cpu/expert_routing.h picks; grouping
-// lists every in-range pair once, expert by expert; the experts' outputs combined per row equal
-// Σ weight · down_e(silu(gate_e x) · up_e x), by the decode path's pair kernels and the prompt path's
-// grouped GEMMs, for all experts on one rank and for an expert-parallel rank holding some of them
-// (other ranks' slots add nothing).
+// lists every in-range pair once, expert by expert (also when one launch routes and groups); the
+// experts' outputs combined per row equal Σ weight · down_e(silu(gate_e x) · up_e x), by the
+// decode path's pair kernels and the prompt path's grouped GEMMs, for all experts on one rank and
+// for an expert-parallel rank holding some of them (other ranks' slots add nothing).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
@@ -61,16 +62,11 @@ TEST(CudaMoe, RoutingPicksWhatTheCpuPicks) {
   }
 }
 
-TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
-  SKIP_WITHOUT_CUDA_DEVICE();
-  const int experts = 16, pairs = 300, first = 4, end = 12;
-  std::vector<int32_t> chosen(pairs);
-  for (int p = 0; p < pairs; ++p) chosen[size_t(p)] = (p * 7 + p / 5) % experts;
-  const DeviceBuffer device_chosen = upload(chosen);
-  DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
-  launch_group_by_expert({device_chosen.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(),
-                          grouped.get<int32_t>(), active.get<int32_t>()},
-                         nullptr);
+// The grouping launch_group_by_expert (or launch_route_and_group) left on the device for these
+// choices: every in-range pair once under its expert, and the chosen in-range experts in order.
+void expect_grouped(const std::vector<int32_t>& chosen, int experts, int first, int end, const DeviceBuffer& offsets,
+                    const DeviceBuffer& grouped, const DeviceBuffer& active) {
+  const int pairs = int(chosen.size());
   const std::vector<int32_t> starts = download<int32_t>(offsets, size_t(experts + 1));
   const std::vector<int32_t> order = download<int32_t>(grouped, size_t(starts.back()));
   std::vector<int32_t> chosen_in_range(size_t(end - first), -1);
@@ -84,6 +80,42 @@ TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
     std::vector<int32_t> got(order.begin() + starts[size_t(e)], order.begin() + starts[size_t(e) + 1]);
     std::sort(got.begin(), got.end());
     EXPECT_EQ(got, expected) << "expert " << e;
+  }
+}
+
+TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int experts = 16, pairs = 300, first = 4, end = 12;
+  std::vector<int32_t> chosen(pairs);
+  for (int p = 0; p < pairs; ++p) chosen[size_t(p)] = (p * 7 + p / 5) % experts;
+  const DeviceBuffer device_chosen = upload(chosen);
+  DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
+  launch_group_by_expert({device_chosen.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(),
+                          grouped.get<int32_t>(), active.get<int32_t>()},
+                         nullptr);
+  expect_grouped(chosen, experts, first, end, offsets, grouped, active);
+}
+
+TEST(CudaMoe, RoutingAndGroupingInOneLaunchPickAndListWhatTheCpuDoes) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  // Up to kFusedRouteMaxRows rows in one block (a warp routing several rows in turn), then past it
+  // the two launches; all experts, and an expert-parallel rank's range.
+  const int experts = 128, top_k = 8;
+  for (const auto& [rows, first, end] : {std::tuple{1, 0, 128}, {33, 0, 128}, {kFusedRouteMaxRows, 32, 96}, {70, 32, 96}}) {
+    const std::vector<float> logits = random_logits(rows, experts, unsigned(rows));
+    const DeviceBuffer device_logits = upload(logits);
+    const int pairs = rows * top_k;
+    DeviceBuffer ids(size_t(pairs) * 4), weights(size_t(pairs) * 4);
+    DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
+    launch_route_and_group({device_logits.get<float>(), rows, experts, top_k, true, ids.get<int32_t>(), weights.get<float>()},
+                           {ids.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(), grouped.get<int32_t>(),
+                            active.get<int32_t>()},
+                           nullptr);
+    const cpu::ExpertRoutes expected = cpu::route_top_k(logits.data(), rows, experts, top_k, true);
+    EXPECT_EQ(download<int32_t>(ids, expected.experts.size()), expected.experts) << rows << " rows";
+    const std::vector<float> got = download<float>(weights, expected.weights.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected.weights[i], 1e-5f) << rows << " rows, slot " << i;
+    expect_grouped(expected.experts, experts, first, end, offsets, grouped, active);
   }
 }
 

@@ -40,4 +40,11 @@ struct GroupParams {
 };
 void launch_group_by_expert(const GroupParams& params, cudaStream_t stream);
 
+// Both, group.experts being route.experts: in one launch (one block) for up to kFusedRouteMaxRows
+// rows over at most kFusedRouteMaxExperts experts, since at a decode step's size a launch costs
+// about what the work does; otherwise the two launches above.
+constexpr int kFusedRouteMaxRows = 64;
+constexpr int kFusedRouteMaxExperts = 256;
+void launch_route_and_group(const RouteParams& route, const GroupParams& group, cudaStream_t stream);
+
 }  // namespace shardlm::cuda

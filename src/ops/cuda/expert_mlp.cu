@@ -179,15 +179,19 @@ __global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
 // ---------------------------------------------------------------------------------------------
 // launchers
 
+void check_expert_range(const ExpertMlpParams& params) {
+  if (params.first_expert < 0 || params.n_local_experts < 0 ||
+      params.first_expert + params.n_local_experts > params.n_experts)
+    throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
+}
+
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
   const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
   if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
   if (params.ff % 8 != 0) throw_unsupported("experts whose width is not a multiple of 8", params.ff);
   if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
     throw_unsupported("expert buffers not 16-byte aligned", 0);
-  if (params.first_expert < 0 || params.n_local_experts < 0 ||
-      params.first_expert + params.n_local_experts > params.n_experts)
-    throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
+  check_expert_range(params);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);

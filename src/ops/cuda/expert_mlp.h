@@ -34,6 +34,8 @@ struct ExpertMlpParams {
 // per possible chosen expert (at most n_rows · top_k), not per expert, so that a decode step's
 // launch costs what its chosen experts do.
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream);
+// Refuses a rank's expert range [first_expert, first_expert + n_local_experts) outside the layer's.
+void check_expert_range(const ExpertMlpParams& params);
 
 struct ExpertCombineParams {
   const float* expert_out = nullptr;  // (n_rows · top_k, hidden)

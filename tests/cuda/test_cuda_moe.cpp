@@ -123,7 +123,8 @@ struct ExpertCase {
   int rows, top_k, hidden, ff, experts, first, end;
 };
 
-void check_experts(const ExpertCase& c) {
+// `grouped_gemm` may have run other cases before: what it keeps of a call must not leak into the next.
+void check_experts(const ExpertCase& c, ExpertGroupedGemm& grouped_gemm) {
   std::mt19937 rng(unsigned(c.rows * 31 + c.first));
   std::normal_distribution<float> normal(0.0f, 0.5f);
   const auto random_bf16 = [&](size_t n) {
@@ -164,7 +165,6 @@ void check_experts(const ExpertCase& c) {
   const std::vector<float> got = download<float>(out, residual.size());
   // The prompt path over the same operands: tensor-core GEMMs grouped by expert.
   CUDA_CHECK(cudaMemset(activated.get(), 0xFF, activated.bytes()));
-  ExpertGroupedGemm grouped_gemm(c.experts);
   grouped_gemm.run({mlp, device_weights.get<float>(), device_experts.get<int32_t>(), rows.get<__nv_bfloat16>(),
                     gate_up_out.get<__nv_bfloat16>(), positions.get<int32_t>(), grouped_out.get<float>()},
                    nullptr);
@@ -212,10 +212,15 @@ void check_experts(const ExpertCase& c) {
 
 TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  check_experts({1, 2, 64, 32, 8, 0, 8});     // a decode row
-  check_experts({37, 2, 64, 32, 8, 0, 8});    // a batch: experts shared by many rows (several passes)
-  check_experts({37, 4, 128, 48, 16, 4, 12}); // an expert-parallel rank holding experts 4-11
-  check_experts({64, 8, 520, 264, 64, 8, 40}); // every lane, several chunks each; Qwen3-MoE's 8 of 64
+  ExpertGroupedGemm eight(8), sixteen(16), sixty_four(64);
+  check_experts({1, 2, 64, 32, 8, 0, 8}, eight);     // a decode row
+  check_experts({37, 2, 64, 32, 8, 0, 8}, eight);    // a batch: experts shared by many rows (several passes)
+  check_experts({37, 2, 64, 32, 8, 4, 8}, eight);    // the same object, now a rank holding experts 4-7
+  check_experts({37, 4, 128, 48, 16, 4, 12}, sixteen); // an expert-parallel rank holding experts 4-11
+  check_experts({64, 8, 520, 264, 64, 8, 40}, sixty_four); // every lane, several chunks each; Qwen3-MoE's 8 of 64
+  // hidden 2056: a lane's loads of a row go round more than once (more than 32 lanes x 4 loads
+  // of 8 elements), and its last round is partial
+  check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);
 }
 
 TEST(CudaMoe, RoutingARowOfNanPicksRealExperts) {

@@ -73,6 +73,7 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
 GpuWorkspace::~GpuWorkspace() {
   cudaSetDevice(device);
   if (stream) cudaStreamSynchronize(stream);
+  grouped_experts.reset();  // its cuBLAS handle is bound to the stream
   if (handoff) cudaEventDestroy(handoff);
   if (stream) cudaStreamDestroy(stream);
 }

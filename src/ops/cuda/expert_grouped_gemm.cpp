@@ -25,7 +25,7 @@ ExpertGroupedGemm::~ExpertGroupedGemm() {
 void ExpertGroupedGemm::run(const GroupedExpertsParams& params, cudaStream_t stream) {
   const ExpertMlpParams& mlp = params.mlp;
   if (mlp.n_experts != n_experts_) throw_unsupported("grouped experts of a layer with another expert count", mlp.n_experts);
-  check_expert_range(mlp);
+  check_expert_operands(mlp);
   if (mlp.n_rows == 0 || mlp.n_local_experts == 0) return;
   CUDA_CHECK(cudaMemcpyAsync(host_offsets_.get(), mlp.offsets, host_offsets_.bytes(), cudaMemcpyDeviceToHost, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));  // also: the previous call's pointer copy has left host_pointers_

@@ -1,4 +1,4 @@
-// A warp computes one output feature of one chosen expert for up to kPairsPerPass pairs at a time:
+// A warp computes one output feature of one chosen expert for up to kExpertPairsPerPass pairs at a time:
 // it streams that feature's weight row once per pass, kWeightLoads 16-byte loads per lane in flight
 // (a decode step reads few bytes per warp, so latency, not bandwidth, bounds a warp that waits on
 // each load), and dots it with each pair's input row.
@@ -14,7 +14,6 @@ namespace shardlm::cuda {
 // kernels
 
 constexpr int kExpertWarps = 8;
-constexpr int kPairsPerPass = 8;
 constexpr int kWeightLoads = 4;
 
 struct alignas(16) Bf16x8 {
@@ -33,9 +32,9 @@ __device__ __forceinline__ float dot8(const Bf16x8& a, const Bf16x8& b) {
 
 // The pairs of a pass, as indices of their rows (row = pair / top_k) or of the pairs themselves.
 __device__ __forceinline__ void pass_indices(const ExpertMlpParams& p, int first, int n, int divisor,
-                                             int (&indices)[kPairsPerPass]) {
+                                             int (&indices)[kExpertPairsPerPass]) {
 #pragma unroll
-  for (int i = 0; i < kPairsPerPass; ++i) indices[i] = i < n ? p.pairs[first + i] / divisor : 0;
+  for (int i = 0; i < kExpertPairsPerPass; ++i) indices[i] = i < n ? p.pairs[first + i] / divisor : 0;
 }
 
 // activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]), j = this warp's feature.
@@ -49,11 +48,11 @@ __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
   const Bf16x8* gate = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + j) * p.hidden);
   const Bf16x8* up = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + p.ff + j) * p.hidden);
   const int chunks = p.hidden / 8;
-  for (int first = begin; first < end; first += kPairsPerPass) {
-    const int n = min(kPairsPerPass, end - first);
-    int rows[kPairsPerPass];
+  for (int first = begin; first < end; first += kExpertPairsPerPass) {
+    const int n = min(kExpertPairsPerPass, end - first);
+    int rows[kExpertPairsPerPass];
     pass_indices(p, first, n, p.top_k, rows);
-    float g[kPairsPerPass] = {}, u[kPairsPerPass] = {};
+    float g[kExpertPairsPerPass] = {}, u[kExpertPairsPerPass] = {};
     for (int base = lane; base < chunks; base += 32 * kWeightLoads) {
       Bf16x8 wg[kWeightLoads], wu[kWeightLoads];
 #pragma unroll
@@ -66,7 +65,7 @@ __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
       for (int l = 0; l < kWeightLoads; ++l) {
         if (base + 32 * l >= chunks) break;
 #pragma unroll
-        for (int i = 0; i < kPairsPerPass; ++i) {
+        for (int i = 0; i < kExpertPairsPerPass; ++i) {
           if (i >= n) break;
           const Bf16x8 x = reinterpret_cast<const Bf16x8*>(p.x + int64_t(rows[i]) * p.hidden)[base + 32 * l];
           g[i] += dot8(wg[l], x);
@@ -75,7 +74,7 @@ __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
       }
     }
 #pragma unroll
-    for (int i = 0; i < kPairsPerPass; ++i) {
+    for (int i = 0; i < kExpertPairsPerPass; ++i) {
       if (i >= n) break;
       const float gate_sum = warp_sum(g[i]), up_sum = warp_sum(u[i]);
       if (lane == 0)
@@ -94,11 +93,11 @@ __global__ void expert_down_kernel(ExpertMlpParams p) {
   const int begin = p.offsets[expert], end = p.offsets[expert + 1];
   const Bf16x8* down = reinterpret_cast<const Bf16x8*>(p.down + (local * p.hidden + d) * p.ff);
   const int chunks = p.ff / 8;
-  for (int first = begin; first < end; first += kPairsPerPass) {
-    const int n = min(kPairsPerPass, end - first);
-    int pairs[kPairsPerPass];
+  for (int first = begin; first < end; first += kExpertPairsPerPass) {
+    const int n = min(kExpertPairsPerPass, end - first);
+    int pairs[kExpertPairsPerPass];
     pass_indices(p, first, n, 1, pairs);
-    float sum[kPairsPerPass] = {};
+    float sum[kExpertPairsPerPass] = {};
     for (int base = lane; base < chunks; base += 32 * kWeightLoads) {
       Bf16x8 w[kWeightLoads];
 #pragma unroll
@@ -108,7 +107,7 @@ __global__ void expert_down_kernel(ExpertMlpParams p) {
       for (int l = 0; l < kWeightLoads; ++l) {
         if (base + 32 * l >= chunks) break;
 #pragma unroll
-        for (int i = 0; i < kPairsPerPass; ++i) {
+        for (int i = 0; i < kExpertPairsPerPass; ++i) {
           if (i >= n) break;
           const Bf16x8 h = reinterpret_cast<const Bf16x8*>(p.activated + int64_t(pairs[i]) * p.ff)[base + 32 * l];
           sum[i] += dot8(w[l], h);
@@ -116,7 +115,7 @@ __global__ void expert_down_kernel(ExpertMlpParams p) {
       }
     }
 #pragma unroll
-    for (int i = 0; i < kPairsPerPass; ++i) {
+    for (int i = 0; i < kExpertPairsPerPass; ++i) {
       if (i >= n) break;
       const float total = warp_sum(sum[i]);
       if (lane == 0) p.expert_out[int64_t(pairs[i]) * p.hidden + d] = total;
@@ -179,19 +178,20 @@ __global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
 // ---------------------------------------------------------------------------------------------
 // launchers
 
-void check_expert_range(const ExpertMlpParams& params) {
+void check_expert_operands(const ExpertMlpParams& params) {
+  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
+  if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
+  if (params.ff % 8 != 0) throw_unsupported("experts whose width is not a multiple of 8", params.ff);
+  if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
+    throw_unsupported("expert buffers not 16-byte aligned", 0);
   if (params.first_expert < 0 || params.n_local_experts < 0 ||
       params.first_expert + params.n_local_experts > params.n_experts)
     throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
 }
 
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
-  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
-  if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
-  if (params.ff % 8 != 0) throw_unsupported("experts whose width is not a multiple of 8", params.ff);
-  if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
-    throw_unsupported("expert buffers not 16-byte aligned", 0);
-  check_expert_range(params);
+  check_expert_operands(params);
+  if (params.active == nullptr) throw_unsupported("expert pair kernels without the list of chosen experts", 0);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);

@@ -17,6 +17,10 @@
 
 namespace shardlm::cuda {
 
+// Pairs a warp of the pair kernels takes at once: an expert's weights are read once per this many
+// of its pairs.
+constexpr int kExpertPairsPerPass = 8;
+
 struct ExpertMlpParams {
   const __nv_bfloat16* x = nullptr;  // (n_rows, hidden): the normalised rows
   int n_rows = 0, top_k = 0, hidden = 0, ff = 0;
@@ -34,8 +38,10 @@ struct ExpertMlpParams {
 // per possible chosen expert (at most n_rows · top_k), not per expert, so that a decode step's
 // launch costs what its chosen experts do.
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream);
-// Refuses a rank's expert range [first_expert, first_expert + n_local_experts) outside the layer's.
-void check_expert_range(const ExpertMlpParams& params);
+// Refuses what the expert kernels cannot read: sizes that are not a multiple of 8 elements, buffers
+// not 16-byte aligned, a rank's expert range [first_expert, first_expert + n_local_experts)
+// outside the layer's.
+void check_expert_operands(const ExpertMlpParams& params);
 
 struct ExpertCombineParams {
   const float* expert_out = nullptr;  // (n_rows · top_k, hidden)

@@ -105,7 +105,7 @@ __device__ void group_pairs(const GroupParams& p, int* counts, int* cursor) {
   }
 }
 
-__global__ void group_by_expert_kernel(GroupParams p) {
+__global__ void __launch_bounds__(1024) group_by_expert_kernel(GroupParams p) {
   __shared__ int counts[kMaxExperts];
   __shared__ int cursor[kMaxExperts];
   group_pairs(p, counts, cursor);
@@ -113,7 +113,7 @@ __global__ void group_by_expert_kernel(GroupParams p) {
 
 // One block routes every row, a warp per row at a time, then groups the pairs it chose: what is
 // written to global memory before __syncthreads is visible to the whole block after it.
-__global__ void route_and_group_kernel(RouteParams route, GroupParams group) {
+__global__ void __launch_bounds__(kFusedRouteWarps * 32) route_and_group_kernel(RouteParams route, GroupParams group) {
   extern __shared__ float probabilities[];  // (kFusedRouteWarps, n_experts)
   __shared__ int counts[kMaxExperts];
   __shared__ int cursor[kMaxExperts];

@@ -5,8 +5,6 @@
 // numbers.
 #pragma once
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -17,6 +15,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "scratch_dir.h"
 
 namespace shardlm::test {
 
@@ -81,24 +81,6 @@ inline void write_safetensors(const std::filesystem::path& file, const std::vect
   out.write(reinterpret_cast<const char*>(&size), 8);
   out.write(text.data(), std::streamsize(text.size()));
   out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 4));
-}
-
-// Directories written by a test process, removed when it exits.
-struct ScratchDirs {
-  std::vector<std::filesystem::path> dirs;
-  ~ScratchDirs() {
-    for (const std::filesystem::path& dir : dirs) std::filesystem::remove_all(dir);
-  }
-};
-
-inline std::filesystem::path scratch_dir(const std::string& name) {
-  static ScratchDirs written;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("shardlm-moe-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  written.dirs.push_back(dir);
-  return dir;
 }
 
 // The tensors of `model` under canonical names, in the given layout.

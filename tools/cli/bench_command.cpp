@@ -211,7 +211,7 @@ double decode_weight_bytes(const ModelConfig& config, int batch) {
 nlohmann::json offload_json(const OffloadReport& offload, const std::vector<double>& cpu_read_samples,
                             double median_step_ms) {
   if (cpu_read_samples.empty()) fail("the offload benchmark took no sample of the CPU's read bandwidth");
-  const double bytes = offload.speeds.offloaded_bytes, cpu_bytes = offload.speeds.cpu_bytes();
+  const double bytes = offload.speeds.offloaded_bytes, cpu_bytes = offload.speeds.cpu_row_bytes;
   auto floor_ms = [](double read, double gb_per_s) { return read / (gb_per_s * 1e9) * 1e3; };
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
   const double stream_floor_ms = floor_ms(bytes, offload.speeds.host_to_device_gbps);

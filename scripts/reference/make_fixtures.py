@@ -577,9 +577,9 @@ def choose_seed(spec, cfg, dtype, ids_list, pad_id):
             out = m.generate(input_ids=inp, attention_mask=torch.ones_like(inp), max_new_tokens=NEW_TOKENS,
                              min_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1, pad_token_id=pad_id,
                              return_dict_in_generate=True, output_logits=True)
-            uniq.append(len(set(out.sequences[0, len(ids):].tolist())))
-            marg.append(min(float(torch.topk(lg[0].float(), 2).values.diff().abs()) for lg in out.logits))
             new_ids = out.sequences[0, len(ids):].tolist()
+            uniq.append(len(set(new_ids)))
+            marg.append(min(float(torch.topk(lg[0].float(), 2).values.diff().abs()) for lg in out.logits))
             eos_free.append(all(int(lg[0].argmax()) == token for lg, token in zip(out.logits, new_ids)))
         score = (min(u >= MIN_UNIQUE for u in uniq) and min(marg) >= MIN_MARGIN and all(eos_free), min(uniq), min(marg))
         tried.append({"seed": seed, "min_unique": min(uniq), "min_margin": round(min(marg), 6),

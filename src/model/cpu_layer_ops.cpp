@@ -30,9 +30,10 @@ std::vector<float> CpuLayerOps::qkv_rope(const std::vector<float>& normed, const
   const int64_t q_dim = layer.q_dim();
   const int64_t kv_dim = layer.kv_dim();
   std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim));
-  cpu::matmul(normed.data(), n, layer.q_proj.weight, layer.q_proj.bias, q.data());
-  cpu::matmul(normed.data(), n, layer.k_proj.weight, layer.k_proj.bias, k.data());
-  cpu::matmul(normed.data(), n, layer.v_proj.weight, layer.v_proj.bias, v.data());
+  const cpu::MatmulProblem projections[] = {{normed.data(), n, layer.q_proj.weight, layer.q_proj.bias, q.data()},
+                                            {normed.data(), n, layer.k_proj.weight, layer.k_proj.bias, k.data()},
+                                            {normed.data(), n, layer.v_proj.weight, layer.v_proj.bias, v.data()}};
+  cpu::matmul_group(projections);
   if (config_.qk_norm) {
     cpu::rmsnorm(q.data(), n * layer.n_heads, head_dim, layer.q_norm, config_.rms_norm_eps, q.data());
     cpu::rmsnorm(k.data(), n * layer.n_kv_heads, head_dim, layer.k_norm, config_.rms_norm_eps, k.data());

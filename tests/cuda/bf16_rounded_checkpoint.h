@@ -5,41 +5,26 @@
 // without either backend being wrong.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <string>
 #include <vector>
 
+#include "../unit/scratch_dir.h"
 #include "core/dtype.h"
 #include "io/safetensors.h"
 
 namespace shardlm::test {
 
-// The copy lives in the temporary directory until the test process ends.
+// The copy lives in a scratch directory until the test process ends.
 inline std::filesystem::path bf16_rounded_copy(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
-  struct RemovedAtExit {
-    std::vector<fs::path> dirs;
-    ~RemovedAtExit() {
-      for (const fs::path& written : dirs) fs::remove_all(written);
-    }
-  };
-  static RemovedAtExit copies;
-  const fs::path copy =
-      fs::temp_directory_path() / ("shardlm-bf16-rounded-" + std::to_string(::getpid()) + "-" + dir.filename().string());
-  fs::remove_all(copy);
+  const fs::path copy = scratch_dir("bf16-rounded-" + dir.filename().string());
   fs::copy(dir, copy);
-  copies.dirs.push_back(copy);
   for (const fs::directory_entry& entry : fs::directory_iterator(copy)) {
     if (entry.path().extension() != ".safetensors") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> bytes(chars.size());
-    std::memcpy(bytes.data(), chars.data(), chars.size());
+    std::vector<std::byte> bytes(entry.file_size());
+    std::ifstream(entry.path(), std::ios::binary).read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
     for (const TensorInfo& tensor : parse_safetensors(bytes, entry.path().string())) {
       if (tensor.dtype != DType::F32) continue;
       std::byte* at = bytes.data() + (tensor.data - bytes.data());

@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_llama_model.h"
 #include "cuda_test_support.h"
 #include "model/llama_model.h"
+#include "ops/sampler.h"
 
 namespace shardlm {
 namespace {
@@ -61,8 +62,7 @@ TEST_P(CudaModelFixture, MatchesCpuModelWithinBf16Tolerance) {
     for (size_t step = 0; step < greedy_ids.size(); ++step) {
       if (!near_tie(step_logits)) {  // bf16 must agree
         ++decided;
-        const int32_t cpu_choice = int32_t(std::max_element(step_logits.begin(), step_logits.end()) - step_logits.begin());
-        EXPECT_EQ(gpu_choice, cpu_choice) << "step " << step;
+        EXPECT_EQ(gpu_choice, argmax(step_logits)) << "step " << step;
       }
       const TokenRow next{0, int64_t(prompt_ids.size() + step), greedy_ids[step], true};
       step_logits = cpu_model.forward(std::span<const TokenRow>(&next, 1), cache);

@@ -2,11 +2,14 @@
 // fixture's tokenizer): generate gives the same greedy tokens on one CPU rank, two tensor-parallel
 // ranks and two expert-parallel ranks; info and plan report the active parameters and the bytes
 // of an expert; --cpu-moe needs a device map and a GPU; --enable-expert-parallel is refused where
-// it cannot apply.
+// it cannot apply; a random shape saved by bench is benchmarked at its active bytes.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "broken_model.h"
 #include "cli_runner.h"
@@ -116,6 +119,46 @@ TEST(CliMoe, ExpertParallelIsRefusedWhereItCannotApply) {
                                            "--tp-plan", plan_file.string(), "--enable-expert-parallel"});
   EXPECT_EQ(with_file.exit_code, 1);
   EXPECT_CONTAINS(with_file.output, "--enable-expert-parallel chooses the experts' split of --tp-plan auto");
+}
+
+// bench --random SHAPE --save DIR writes a checkpoint without a GPU; benchmarking it on the CPU
+// takes the active bytes as the floor's weights, not every expert's.
+TEST(CliMoe, SavedRandomShapeIsBenchmarkedAtItsActiveBytes) {
+  const fs::path dir = test::scratch_dir("cli-random-moe");
+  const fs::path shape = dir / "tiny-qwen3-moe.json";
+  std::ofstream(shape) << R"({"architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+    "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
+    "max_position_embeddings": 128, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "tie_word_embeddings": false,
+    "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"})";
+  const CommandResult without_shape = run_cli({"bench", "--save", (dir / "none").string()});
+  EXPECT_NE(without_shape.exit_code, 0);
+  EXPECT_CONTAINS(without_shape.output, "--save requires --random");
+
+  for (const char* name : {"first", "second"}) {
+    const CommandResult saved = run_cli({"bench", "--random", shape.string(), "--save", (dir / name).string()});
+    ASSERT_EQ(saved.exit_code, 0) << saved.output;
+  }
+  const auto bytes_of = [](const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string weights = bytes_of(dir / "first" / "model.safetensors");
+  EXPECT_EQ(weights, bytes_of(dir / "second" / "model.safetensors")) << "the values depend only on the names";
+
+  const CommandResult info = run_cli({"info", "--model", (dir / "first").string(), "--json"}, false);
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  const nlohmann::json model = nlohmann::json::parse(info.output);
+  EXPECT_EQ(model["num_experts"], 8);
+  const int64_t active_bytes = 2 * model["active_parameters"].get<int64_t>();  // bf16
+  EXPECT_LT(active_bytes, 2 * model["parameters"].get<int64_t>());
+
+  const CommandResult bench = run_cli({"bench", "--model", (dir / "first").string(), "--prompt-len", "4",
+                                       "--new-tokens", "3", "--threads", "1"}, false);
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  const nlohmann::json timed = nlohmann::json::parse(bench.output);
+  EXPECT_EQ(timed["weight_bytes"].get<double>(), double(active_bytes));
+  EXPECT_EQ(timed["step_ms"].size(), 3u);
 }
 
 }  // namespace

@@ -63,6 +63,47 @@ TEST_P(MatmulTest, MatchesNaiveProductForOddShapes) {
   }
 }
 
+// A group runs its products together, split into chunks across threads; each result must be
+// exactly matmul's for that product alone, whatever shares the group (other shapes, an f32 product
+// beside 16-bit ones, a product of no rows, two products over the same rows).
+TEST_P(MatmulTest, GroupGivesEachProductWhatItGetsAlone) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Shape {
+    int64_t m, n, k;
+    DType dtype;
+    bool bias;
+  };
+  const std::vector<Shape> shapes = {{1, 203, 40, GetParam(), false}, {1, 131, 40, GetParam(), true},
+                                     {2, 70, 24, GetParam(), false},  {3, 37, 259, GetParam(), true},
+                                     {17, 64, 96, GetParam(), false}, {0, 50, 8, GetParam(), false},
+                                     {5, 19, 300, DType::F32, true}};
+  std::vector<TestWeights> weights, biases;
+  std::vector<std::vector<float>> inputs, alone, grouped;
+  std::vector<cpu::MatmulProblem> products;
+  for (const Shape& shape : shapes) {
+    weights.push_back(make_weights(shape.dtype, shape.n, shape.k, rng));
+    biases.push_back(make_weights(DType::F32, 1, shape.n, rng));
+    // The second product reads the first one's rows, as an expert's gate and up projections do.
+    if (inputs.size() == 1) inputs.push_back(inputs[0]);
+    else inputs.emplace_back(size_t(shape.m * shape.k));
+    for (float& value : inputs.back()) value = normal(rng);
+    alone.emplace_back(size_t(shape.m * shape.n), -1.0f);
+    grouped.emplace_back(size_t(shape.m * shape.n) + 1, -2.0f);  // one more: nothing past y is written
+  }
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const WeightView bias = shapes[i].bias ? biases[i].view : WeightView{};
+    cpu::matmul(inputs[i].data(), shapes[i].m, weights[i].view, bias, alone[i].data());
+    products.push_back({inputs[i].data(), shapes[i].m, weights[i].view, bias, grouped[i].data()});
+  }
+  cpu::matmul_group(products);
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    EXPECT_EQ(grouped[i].back(), -2.0f) << "product " << i << " wrote past its output";
+    grouped[i].pop_back();
+    EXPECT_EQ(grouped[i], alone[i]) << "product " << i << " (m=" << shapes[i].m << " n=" << shapes[i].n << ")";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllWeightDtypes, MatmulTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 namespace shardlm {
 namespace {
@@ -163,6 +164,42 @@ TEST_F(TempDir, SingleFileValuesAreReadable) {
   const TensorInfo& empty = checkpoint.get("empty");
   EXPECT_EQ(empty.numel(), 0);
   EXPECT_EQ(empty.n_bytes, 0u);
+}
+
+// The writer's files load back as written: dtypes, shapes, a tensor filled in several pieces (its
+// values are their indices, so a piece out of place shows), an empty one; the data section starts
+// 8-byte aligned.
+TEST_F(TempDir, WrittenFilesLoadBackAsWritten) {
+  const int64_t big = (int64_t(64) << 20) / 4 + 3;  // f32 elements: just over one 64 MiB piece
+  const auto indices = [](size_t offset, std::span<std::byte> out) {
+    for (size_t i = 0; i < out.size() / 4; ++i) {
+      const float value = float(offset / 4 + i);
+      std::memcpy(out.data() + i * 4, &value, 4);
+    }
+  };
+  const auto halves = [](size_t, std::span<std::byte> out) {
+    for (size_t i = 0; i < out.size() / 2; ++i) {
+      const uint16_t bits = f32_to_bf16(0.5f);
+      std::memcpy(out.data() + i * 2, &bits, 2);
+    }
+  };
+  const std::vector<TensorToWrite> tensors = {{"model.norm.weight", DType::BF16, {3}, halves},
+                                              {"big", DType::F32, {big}, indices},
+                                              {"empty", DType::F32, {0, 4}, indices}};
+  write_safetensors(dir_ / "model.safetensors", tensors);
+  const Checkpoint checkpoint = Checkpoint::open(dir_);
+  ASSERT_EQ(checkpoint.tensors().size(), 3u);
+  const TensorInfo& norm = checkpoint.get("model.norm.weight");
+  EXPECT_EQ(norm.shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(norm.data) % 8, 0u);
+  EXPECT_EQ(bf16_to_f32(read_element<uint16_t>(norm, 2)), 0.5f);
+  const TensorInfo& written = checkpoint.get("big");
+  for (const int64_t i : {int64_t(0), (int64_t(64) << 20) / 4 - 1, (int64_t(64) << 20) / 4, big - 1})
+    EXPECT_EQ(read_element<float>(written, size_t(i)), float(i)) << "element " << i;
+  EXPECT_EQ(checkpoint.get("empty").n_bytes, 0u);
+
+  EXPECT_EQ(error_message([&] { write_safetensors(dir_ / "missing" / "model.safetensors", tensors); }),
+            (dir_ / "missing" / "model.safetensors").string() + ": cannot write: No such file or directory");
 }
 
 TEST(ParseSafetensors, ReturnsTensorsSortedByNameWithSourceAsFile) {

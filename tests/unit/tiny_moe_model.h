@@ -5,18 +5,21 @@
 // numbers.
 #pragma once
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "io/safetensors_writer.h"
+#include "scratch_dir.h"
 
 namespace shardlm::test {
 
@@ -67,38 +70,12 @@ inline std::vector<float> tiny_values(const std::string& key, int64_t n, unsigne
 }
 
 inline void write_safetensors(const std::filesystem::path& file, const std::vector<TinyTensor>& tensors) {
-  nlohmann::json header = nlohmann::json::object();
-  std::vector<float> data;
-  for (const TinyTensor& tensor : tensors) {
-    header[tensor.name] = {{"dtype", "F32"}, {"shape", tensor.shape},
-                           {"data_offsets", {data.size() * 4, (data.size() + tensor.values.size()) * 4}}};
-    data.insert(data.end(), tensor.values.begin(), tensor.values.end());
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  std::ofstream out(file, std::ios::binary);
-  const uint64_t size = text.size();
-  out.write(reinterpret_cast<const char*>(&size), 8);
-  out.write(text.data(), std::streamsize(text.size()));
-  out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 4));
-}
-
-// Directories written by a test process, removed when it exits.
-struct ScratchDirs {
-  std::vector<std::filesystem::path> dirs;
-  ~ScratchDirs() {
-    for (const std::filesystem::path& dir : dirs) std::filesystem::remove_all(dir);
-  }
-};
-
-inline std::filesystem::path scratch_dir(const std::string& name) {
-  static ScratchDirs written;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("shardlm-moe-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  written.dirs.push_back(dir);
-  return dir;
+  std::vector<TensorToWrite> written;
+  for (const TinyTensor& tensor : tensors)
+    written.push_back({tensor.name, DType::F32, tensor.shape, [&tensor](size_t offset, std::span<std::byte> out) {
+                         std::memcpy(out.data(), reinterpret_cast<const std::byte*>(tensor.values.data()) + offset, out.size());
+                       }});
+  shardlm::write_safetensors(file, written);
 }
 
 // The tensors of `model` under canonical names, in the given layout.

@@ -2,7 +2,7 @@
 // timed one by one (each ends when its token ids are on the host) so the median and p90 time per
 // output token can be reported, next to the bandwidth floor: weight bytes over measured memory
 // bandwidth. `--random SHAPE` benchmarks a built-in shape with random weights on the GPU, so big
-// models need no checkpoint.
+// models need no checkpoint; with `--save DIR` it writes them as one instead, for the CPU.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -19,6 +19,7 @@
 #include "common_options.h"
 #include "core/error.h"
 #include "device_map_options.h"
+#include "random_checkpoint.h"
 #include "engine/engine.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
@@ -39,6 +40,7 @@ struct BenchOptions {
   ModelOptions model;
   std::string device = "cpu";
   std::string random_shape;
+  std::string save_dir;            // --save: write the --random shape's checkpoint there, time nothing
   PromptOptions prompt;            // --prompt/--prompt-file: one real prompt instead of random tokens
   std::vector<int32_t> prompt_ids;  // that prompt's tokens (then prompt_len is their count)
   int prompt_len = 128;
@@ -174,6 +176,13 @@ void check_lengths(const BenchOptions& options, const ModelConfig& config) {
          config.max_position_embeddings);
 }
 
+// What one decode step of `batch` rows reads of these weights (as they are held): every weight
+// (the tied head once) but the experts no row chooses, routing taken as even
+// (plan/parameter_count.h).
+double decode_weight_bytes(const ModelConfig& config, const std::vector<WeightSpec>& weights, int batch) {
+  return decode_step_bytes(count_parameters(config, weights), config.moe, batch);
+}
+
 void run_bench_cpu(const BenchOptions& options) {
   EngineOptions engine_options;
   engine_options.model_dir = prepare_model_dir(options.model);
@@ -189,9 +198,8 @@ void run_bench_cpu(const BenchOptions& options) {
   engine->remove_sequence(warm_up);
 
   const Timings timings = time_generation(options, config.vocab_size, EngineSteps(*engine, options.batch));
-  double weight_bytes = 0;
-  const Checkpoint checkpoint = Checkpoint::open(engine_options.model_dir);
-  for (const auto& [name, tensor] : checkpoint.tensors()) weight_bytes += double(tensor.n_bytes);
+  const double weight_bytes =
+      decode_weight_bytes(config, weight_specs(Checkpoint::open(engine_options.model_dir)), options.batch);
   nlohmann::json result = report(options, timings, weight_bytes, cpu::measure_read_bandwidth());
   result["device"] = "cpu";
   result["threads"] = omp_get_max_threads();
@@ -199,11 +207,6 @@ void run_bench_cpu(const BenchOptions& options) {
 }
 
 #ifdef SHARDLM_WITH_CUDA
-// What one decode step of `batch` rows reads as bf16: every weight (the tied head once) but the
-// experts no row chooses, routing taken as even (plan/parameter_count.h).
-double decode_weight_bytes(const ModelConfig& config, int batch) {
-  return decode_step_bytes(count_parameters(config, weight_specs(config, DType::BF16)), config.moe, batch);
-}
 
 // Offloaded bytes must cross PCIe (stream), or the CPU must read what a row uses of them (cpu),
 // once per decode step: the two floors. The CPU's is given for the median of the read-bandwidth
@@ -211,7 +214,7 @@ double decode_weight_bytes(const ModelConfig& config, int batch) {
 nlohmann::json offload_json(const OffloadReport& offload, const std::vector<double>& cpu_read_samples,
                             double median_step_ms) {
   if (cpu_read_samples.empty()) fail("the offload benchmark took no sample of the CPU's read bandwidth");
-  const double bytes = offload.speeds.offloaded_bytes, cpu_bytes = offload.speeds.cpu_bytes();
+  const double bytes = offload.speeds.offloaded_bytes, cpu_bytes = offload.speeds.cpu_row_bytes;
   auto floor_ms = [](double read, double gb_per_s) { return read / (gb_per_s * 1e9) * 1e3; };
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
   const double stream_floor_ms = floor_ms(bytes, offload.speeds.host_to_device_gbps);
@@ -329,7 +332,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
 
   const RankReport ran = engine->report();
   const double copy_gb_per_s = cuda::measure_copy_bandwidth(device.index);
-  nlohmann::json result = report(options, timings, decode_weight_bytes(config, options.batch) / options.tp, copy_gb_per_s);
+  const double weight_bytes = decode_weight_bytes(config, weight_specs(config, DType::BF16), options.batch);
+  nlohmann::json result = report(options, timings, weight_bytes / options.tp, copy_gb_per_s);
   result["device"] = options.tp > 1 ? fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1)
                                     : fmt::format("cuda:{}", device.index);
   if (options.tp > 1) result["tp"] = options.tp;
@@ -355,6 +359,11 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
 #endif
 
 void run_bench(const BenchOptions& given) {
+  if (!given.save_dir.empty()) {
+    save_random_checkpoint(given.random_shape, given.save_dir);
+    fmt::print(stderr, "[shardlm] wrote random weights of {} to {}\n", given.random_shape, given.save_dir);
+    return;
+  }
   BenchOptions options = given;
   const std::vector<std::string> prompts = read_prompts(options.prompt);
   if (prompts.size() > 1) fail("bench takes one prompt (--prompt or --prompt-file); --batch repeats it");
@@ -391,7 +400,12 @@ void add_bench_command(CLI::App& app) {
   add_device_option(*command, options->device);
   command->add_option("--random", options->random_shape,
                       "Random weights of a built-in shape (bench/shapes: llama3-8b, llama3-70b, qwen2.5-7b, "
-                      "qwen3-8b, mistral-7b) or a config.json path; GPU only");
+                      "qwen3-8b, mistral-7b, qwen3-30b-a3b, mixtral-8x7b) or a config.json path; GPU only, "
+                      "unless with --save");
+  command->add_option("--save", options->save_dir,
+                      "With --random: write the random weights to DIR as a checkpoint (config.json, "
+                      "model.safetensors) and exit; benchmark it with --model DIR on the CPU or a device map")
+      ->needs(command->get_option("--random"));
   add_prompt_options(*command, options->prompt);
   command->add_option("--prompt-len", options->prompt_len, "Prompt length in random tokens")
       ->check(integer_in(1, INT32_MAX))

@@ -44,9 +44,13 @@ void warn_about_unused_tensors(const std::filesystem::path& dir, const ModelConf
              unused.size(), config.architecture_name, config.num_hidden_layers, (dir / "config.json").string(), named);
 }
 
+std::filesystem::path random_shape_file(const std::string& shape) {
+  const std::filesystem::path file = shape;
+  return file.extension() == ".json" ? file : std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
+}
+
 ModelConfig random_shape_config(const std::string& shape) {
-  std::filesystem::path file = shape;
-  if (file.extension() != ".json") file = std::filesystem::path(SHARDLM_SHAPES_DIR) / (shape + ".json");
+  const std::filesystem::path file = random_shape_file(shape);
   std::ifstream in(file);
   if (!in) fail("--random: no shape \"{}\" (looked for {})", shape, file.string());
   std::stringstream text;

@@ -22,6 +22,8 @@ std::filesystem::path prepare_model_dir(const ModelOptions& options);
 // with this config does not read (a config with fewer layers than the checkpoint, a stray tensor),
 // naming the first few.
 void warn_about_unused_tensors(const std::filesystem::path& dir, const ModelConfig& config);
+// The config file of a built-in shape for --random (bench/shapes/NAME.json), or the path given.
+std::filesystem::path random_shape_file(const std::string& shape);
 // The config of a built-in shape for --random (bench/shapes/NAME.json) or of a config.json path.
 ModelConfig random_shape_config(const std::string& shape);
 // --tp-plan (auto or FILE.json) and --enable-expert-parallel.

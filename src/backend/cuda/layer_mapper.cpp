@@ -124,12 +124,13 @@ void LayerMapper::keep_host_units(std::shared_ptr<const Checkpoint> checkpoint, 
   std::vector<double> unit_bytes, unit_cpu_bytes;
   auto keep = [&](std::vector<BlockPiece> pieces, int64_t elements, bool on_disk,
                   std::pair<double, double> unread = {}) -> std::pair<OffloadBlock, const bf16*> {
+    const double unit_elements = source_elements(pieces);
     unit_bytes.push_back(source_bytes(pieces));
     unit_cpu_bytes.push_back(unit_bytes.back() - unread.first);
     speeds.offloaded_bytes += unit_bytes.back();
-    speeds.offloaded_params += source_elements(pieces);
+    speeds.offloaded_params += unit_elements;
     speeds.cpu_row_bytes += unit_cpu_bytes.back();
-    speeds.cpu_row_params += source_elements(pieces) - unread.second;
+    speeds.cpu_row_params += unit_elements - unread.second;
     if (on_disk)
       return {OffloadBlock{nullptr, [pieces = std::move(pieces)](bf16* block) { narrow_block(pieces, block); },
                            size_t(elements)},

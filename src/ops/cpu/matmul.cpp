@@ -4,6 +4,7 @@
 // is widened to f32 once into a small per-thread buffer (it stays in L1/L2) and then reused by every
 // activation row, so prefill does not pay the conversion m times. Decode (one or two rows) widens in
 // registers instead, inside the dot product: the weights are then read exactly once, from memory.
+// Several products can run as one group, in one parallel region (matmul_group).
 #include "ops/cpu/matmul.h"
 
 #include <immintrin.h>
@@ -20,6 +21,9 @@ constexpr int kWeightRowsPerBlock = 4;
 // next to streaming them (512 KiB of bf16 at 4096 columns), small enough that the large projections
 // balance (Llama-3-8B's gate and up: 224 chunks for 16 threads).
 constexpr int kDirectRowsPerChunk = 64;
+// Weight rows per chunk when blocks are widened first: each row serves every activation row, so a
+// chunk is m times the work of a decode chunk of its size.
+constexpr int kWideningRowsPerChunk = 16;
 
 // Weights as stored: f32, or the 16-bit patterns of bf16/f16.
 template <DType kDtype>
@@ -109,25 +113,21 @@ void direct_block(const float* x, int64_t k, const uint16_t* const* w_rows, int6
     for (int c = 0; c < C; ++c) y[r * n + first + c] = out[r][c];
 }
 
+// Weight rows [first, end) of one product, read straight from memory and widened in registers;
+// `first` is a multiple of kDirectWeightRows<R>.
 template <DType kDtype, int R>
-void direct_matmul(const float* x, const WeightView& w, float* y) {
+void direct_rows(const float* x, const WeightView& w, float* y, int64_t first, int64_t end) {
   constexpr int kRows = kDirectWeightRows<R>;
   const int64_t n = w.rows, k = w.cols;
   const uint16_t* base = static_cast<const uint16_t*>(w.data);
-  const int64_t n_blocks = (n + kRows - 1) / kRows;
-  // Handed out in chunks rather than split evenly up front: on a shared host one core is often
-  // slowed by other work, and an even split makes every call wait for it (16 threads of a GPU
-  // host streamed 100 GB/s split evenly, 120 GB/s in chunks).
-#pragma omp parallel for schedule(dynamic, kDirectRowsPerChunk / kRows)
-  for (int64_t block = 0; block < n_blocks; ++block) {
-    const int64_t first = block * kRows;
-    const int64_t count = std::min<int64_t>(kRows, n - first);
+  for (int64_t block = first; block < end; block += kRows) {
+    const int64_t count = std::min<int64_t>(kRows, end - block);
     const uint16_t* w_rows[kRows];
-    for (int64_t c = 0; c < count; ++c) w_rows[c] = base + (first + c) * w.stride();
+    for (int64_t c = 0; c < count; ++c) w_rows[c] = base + (block + c) * w.stride();
     if (count == kRows) {
-      direct_block<kDtype, R, kRows>(x, k, w_rows, n, first, y);
+      direct_block<kDtype, R, kRows>(x, k, w_rows, n, block, y);
     } else {
-      for (int64_t c = 0; c < count; ++c) direct_block<kDtype, R, 1>(x, k, w_rows + c, n, first + c, y);
+      for (int64_t c = 0; c < count; ++c) direct_block<kDtype, R, 1>(x, k, w_rows + c, n, block + c, y);
     }
   }
 }
@@ -152,54 +152,93 @@ void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* co
   }
 }
 
-void matmul_widening_blocks(const float* x, int64_t m, const WeightView& w, float* y) {
+// Weight rows [first, end) of one product, each block of kWeightRowsPerBlock rows widened to f32
+// once into `widened` (kWeightRowsPerBlock x w.cols) and then used by every activation row.
+void widening_rows(const float* x, int64_t m, const WeightView& w, float* y, int64_t first, int64_t end,
+                   float* widened) {
   const int64_t n = w.rows;
   const int64_t k = w.cols;
-  const int64_t n_blocks = (n + kWeightRowsPerBlock - 1) / kWeightRowsPerBlock;
   const size_t element_size = dtype_size(w.dtype);
   const char* w_bytes = static_cast<const char*>(w.data);
-
-#pragma omp parallel
-  {
-    std::vector<float> widened(w.dtype == DType::F32 ? 0 : size_t(kWeightRowsPerBlock * k));
-#pragma omp for schedule(static)
-    for (int64_t block = 0; block < n_blocks; ++block) {
-      const int64_t first = block * kWeightRowsPerBlock;
-      const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, n - first);
-      const float* w_rows[kWeightRowsPerBlock];
-      for (int64_t c = 0; c < count; ++c) {
-        const void* source = w_bytes + size_t((first + c) * w.stride()) * element_size;
-        if (w.dtype == DType::F32) {
-          w_rows[c] = static_cast<const float*>(source);
-        } else {
-          const uint16_t* bits = static_cast<const uint16_t*>(source);
-          if (w.dtype == DType::BF16) widen_to_f32<DType::BF16>(bits, k, widened.data() + c * k);
-          else widen_to_f32<DType::F16>(bits, k, widened.data() + c * k);
-          w_rows[c] = widened.data() + c * k;
-        }
-      }
-      if (count == kWeightRowsPerBlock) {
-        multiply_weight_block<kWeightRowsPerBlock>(x, m, k, w_rows, n, first, y);
+  for (int64_t block = first; block < end; block += kWeightRowsPerBlock) {
+    const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, end - block);
+    const float* w_rows[kWeightRowsPerBlock];
+    for (int64_t c = 0; c < count; ++c) {
+      const void* source = w_bytes + size_t((block + c) * w.stride()) * element_size;
+      if (w.dtype == DType::F32) {
+        w_rows[c] = static_cast<const float*>(source);
       } else {
-        for (int64_t c = 0; c < count; ++c) multiply_weight_block<1>(x, m, k, w_rows + c, n, first + c, y);
+        const uint16_t* bits = static_cast<const uint16_t*>(source);
+        if (w.dtype == DType::BF16) widen_to_f32<DType::BF16>(bits, k, widened + c * k);
+        else widen_to_f32<DType::F16>(bits, k, widened + c * k);
+        w_rows[c] = widened + c * k;
       }
+    }
+    if (count == kWeightRowsPerBlock) {
+      multiply_weight_block<kWeightRowsPerBlock>(x, m, k, w_rows, n, block, y);
+    } else {
+      for (int64_t c = 0; c < count; ++c) multiply_weight_block<1>(x, m, k, w_rows + c, n, block + c, y);
     }
   }
 }
 
+// The rows of one or two activation rows times 16-bit weights run through direct_rows; nullptr
+// for the rest, which widen blocks of weights first.
+using DirectRows = void (*)(const float* x, const WeightView& w, float* y, int64_t first, int64_t end);
+DirectRows direct_kernel(int64_t m, DType dtype) {
+  if (dtype == DType::BF16) return m == 1 ? direct_rows<DType::BF16, 1> : m == 2 ? direct_rows<DType::BF16, 2> : nullptr;
+  if (dtype == DType::F16) return m == 1 ? direct_rows<DType::F16, 1> : m == 2 ? direct_rows<DType::F16, 2> : nullptr;
+  return nullptr;
+}
+
+// A run of one product's weight rows, handed to one thread.
+struct RowChunk {
+  int32_t problem;
+  int64_t first, end;
+};
+
 }  // namespace
 
-void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bias, float* y) {
-  const int64_t n = w.rows;
-  if (m == 1 && w.dtype == DType::BF16) direct_matmul<DType::BF16, 1>(x, w, y);
-  else if (m == 2 && w.dtype == DType::BF16) direct_matmul<DType::BF16, 2>(x, w, y);
-  else if (m == 1 && w.dtype == DType::F16) direct_matmul<DType::F16, 1>(x, w, y);
-  else if (m == 2 && w.dtype == DType::F16) direct_matmul<DType::F16, 2>(x, w, y);
-  else matmul_widening_blocks(x, m, w, y);
-  if (bias.present()) {
-    for (int64_t row = 0; row < m; ++row)
-      for (int64_t col = 0; col < n; ++col) y[row * n + col] += bias.at(col);
+void matmul_group(std::span<const MatmulProblem> problems) {
+  std::vector<RowChunk> chunks;
+  std::vector<DirectRows> kernels(problems.size());
+  int64_t widest_widened = 0;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const MatmulProblem& problem = problems[i];
+    if (problem.m == 0) continue;
+    kernels[i] = direct_kernel(problem.m, problem.w.dtype);
+    if (!kernels[i] && problem.w.dtype != DType::F32) widest_widened = std::max(widest_widened, problem.w.cols);
+    const int64_t rows_per_chunk = kernels[i] ? kDirectRowsPerChunk : kWideningRowsPerChunk;
+    for (int64_t first = 0; first < problem.w.rows; first += rows_per_chunk)
+      chunks.push_back({int32_t(i), first, std::min(problem.w.rows, first + rows_per_chunk)});
   }
+  // Handed out one at a time rather than split evenly up front: on a shared host one core is often
+  // slowed by other work, and an even split makes every call wait for it (16 threads of a GPU
+  // host streamed 100 GB/s split evenly, 120 GB/s in chunks).
+#pragma omp parallel
+  {
+    std::vector<float> widened(size_t(kWeightRowsPerBlock * widest_widened));
+#pragma omp for schedule(dynamic, 1)
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const RowChunk& chunk = chunks[c];
+      const MatmulProblem& problem = problems[size_t(chunk.problem)];
+      if (const DirectRows kernel = kernels[size_t(chunk.problem)])
+        kernel(problem.x, problem.w, problem.y, chunk.first, chunk.end);
+      else
+        widening_rows(problem.x, problem.m, problem.w, problem.y, chunk.first, chunk.end, widened.data());
+    }
+  }
+  for (const MatmulProblem& problem : problems) {
+    if (!problem.bias.present()) continue;
+    const int64_t n = problem.w.rows;
+    for (int64_t row = 0; row < problem.m; ++row)
+      for (int64_t col = 0; col < n; ++col) problem.y[row * n + col] += problem.bias.at(col);
+  }
+}
+
+void matmul(const float* x, int64_t m, const WeightView& w, const WeightView& bias, float* y) {
+  const MatmulProblem problem{x, m, w, bias, y};
+  matmul_group({&problem, 1});
 }
 
 }  // namespace shardlm::cpu

@@ -53,9 +53,9 @@ int overlapped_tail_units(std::span<const double> copy_bytes, std::span<const do
 OffloadPolicy::OffloadPolicy(OffloadExec exec, const OffloadSpeeds& speeds)
     : exec_(exec),
       speeds_(speeds),
-      probe_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.cpu_bytes() / (speeds.cpu_read_gbps * 1e9) : 0.0),
+      probe_floor_seconds_(speeds.cpu_read_gbps > 0 ? speeds.cpu_row_bytes / (speeds.cpu_read_gbps * 1e9) : 0.0),
       cpu_floor_seconds_(probe_floor_seconds_),
-      cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.cpu_params() / (speeds.cpu_gflops * 1e9) : 0.0) {}
+      cpu_seconds_per_row_(speeds.cpu_gflops > 0 ? 2.0 * speeds.cpu_row_params / (speeds.cpu_gflops * 1e9) : 0.0) {}
 
 double OffloadPolicy::stream_seconds() const {
   return speeds_.host_to_device_gbps > 0 ? speeds_.offloaded_bytes / (speeds_.host_to_device_gbps * 1e9) : 0.0;

@@ -34,11 +34,8 @@ struct OffloadSpeeds {
   double cpu_read_gbps = 0;
   double cpu_gflops = 0;         // assumed matrix speed of all CPU threads, until one is measured
   // What a row computed on the CPU reads of them and multiplies (two flops per element): all of it
-  // but the experts it does not choose (top_k of a MoE layer's num_experts). 0: all of it (dense).
+  // but the experts it does not choose (top_k of a MoE layer's num_experts).
   double cpu_row_bytes = 0, cpu_row_params = 0;
-
-  double cpu_bytes() const { return cpu_row_bytes > 0 ? cpu_row_bytes : offloaded_bytes; }
-  double cpu_params() const { return cpu_row_params > 0 ? cpu_row_params : offloaded_params; }
 };
 
 // How many of the offloaded units (in execution order, the head last if offloaded) a CPU step

@@ -58,13 +58,15 @@ void save_random_checkpoint(const std::string& shape, const std::filesystem::pat
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) fail("--save {}: cannot create the directory: {}", dir.string(), error.message());
-  std::filesystem::copy_file(random_shape_file(shape), dir / "config.json",
-                             std::filesystem::copy_options::overwrite_existing, error);
-  if (error) fail("--save {}: cannot write config.json: {}", dir.string(), error.message());
+  std::filesystem::remove(dir / "config.json", error);  // until the weights are whole again
   std::vector<TensorToWrite> tensors;
   for (const WeightSpec& spec : weight_specs(config, config.torch_dtype.value_or(DType::BF16)))
     tensors.push_back(random_tensor(spec));
   write_safetensors(dir / "model.safetensors", tensors);
+  // The config last: a directory that has one holds the whole checkpoint.
+  std::filesystem::copy_file(random_shape_file(shape), dir / "config.json",
+                             std::filesystem::copy_options::overwrite_existing, error);
+  if (error) fail("--save {}: cannot write config.json: {}", dir.string(), error.message());
 }
 
 }  // namespace shardlm::cli

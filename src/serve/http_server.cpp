@@ -20,6 +20,7 @@
 #include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
+#include "serve/tool_call_parser.h"
 
 namespace shardlm::serve {
 
@@ -55,6 +56,7 @@ struct Choice {
   // token comes (the engine scores them in prefill), and, streaming, the echoed text sent with them.
   std::vector<int32_t> scored_prompt;
   std::string unsent_echo;
+  size_t content_sent = 0;  // with tool calls parsed: how much of `text` a stream has sent
 };
 
 }  // namespace
@@ -212,6 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // Without a limit a reply may run to the end of the context, as OpenAI's and vLLM's do.
     if (!generation.max_tokens)
       generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
+    if (server_.options.tool_call_format && !request.tools.is_null() && !request.tool_choice_none)
+      tool_format_ = server_.options.tool_call_format;
     std::vector<std::vector<int32_t>> prompts;
     prompts.push_back(std::move(ids));
     generate(Endpoint::ChatCompletions, generation, std::move(prompts));
@@ -323,12 +327,14 @@ class Session : public std::enable_shared_from_this<Session> {
         choice.logprobs.push_back({choice.scored_prompt[i], update.prompt_logprobs.at(i - 1)});
       choice.scored_prompt.clear();
     }
-    const std::string text = std::exchange(choice.unsent_echo, {}) + update.text;
+    std::string text = std::exchange(choice.unsent_echo, {}) + update.text;
     if (update.logprobs) choice.logprobs.push_back({update.token, *update.logprobs});
     if (update.finished) {
       choice.finished = true;
       choice.finish_reason = update.finish_reason;
     }
+    json tool_calls = nullptr;
+    if (stream_ && tool_format_) text = releasable_content(choice, tool_calls);
     if (stream_) {
       if (!text.empty() || update.finished) {
         json logprobs = nullptr;
@@ -341,12 +347,37 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         json event = chunk();
         event["choices"] = json::array({streamed_choice(endpoint_, index, text,
-                                                        update.finished ? std::optional(update.finish_reason) : std::nullopt,
-                                                        logprobs)});
+                                                        update.finished ? std::optional(choice.finish_reason) : std::nullopt,
+                                                        logprobs, tool_calls)});
         queue_event(to_text(event));
       }
     }
     if (std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.finished; })) finish();
+  }
+
+  // A streamed choice's text, with tool calls parsed: it goes out only up to where a call may
+  // begin; at the end of the reply the calls, if there are any, replace their markup (`tool_calls`)
+  // and the finish reason becomes "tool_calls", or else the rest goes out as text.
+  std::string releasable_content(Choice& choice, json& tool_calls) {
+    size_t end = streamable_content(*tool_format_, choice.text);
+    if (choice.finished) {
+      const ParsedReply reply = parse_tool_calls(*tool_format_, choice.text);
+      end = reply.content.size();
+      if (!reply.calls.empty()) {
+        tool_calls = calls_json(reply.calls, /*streamed=*/true);
+        choice.finish_reason = "tool_calls";
+      }
+    }
+    end = std::max(end, choice.content_sent);
+    std::string released = choice.text.substr(choice.content_sent, end - choice.content_sent);
+    choice.content_sent = end;
+    return released;
+  }
+
+  json calls_json(std::span<const ToolCall> calls, bool streamed) {
+    std::vector<uint64_t> id_bits;
+    for (size_t i = 0; i < calls.size(); ++i) id_bits.push_back(server_.seeds());
+    return tool_calls_json(calls, id_bits, streamed);
   }
 
   json usage() const {
@@ -376,11 +407,22 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     json body = response_head(endpoint_, false, id_, created_, server_.options.served_model_name);
     json choices = json::array();
-    for (size_t index = 0; index < choices_.size(); ++index)
-      choices.push_back(whole_choice(endpoint_, index, choices_[index].text, choices_[index].finish_reason,
-                                     choices_[index].wants_logprobs
-                                         ? logprobs_json(endpoint_, choices_[index].logprobs, server_.tokenizer, 0)
-                                         : json(nullptr)));
+    for (size_t index = 0; index < choices_.size(); ++index) {
+      Choice& choice = choices_[index];
+      json tool_calls = nullptr;
+      if (tool_format_) {
+        ParsedReply reply = parse_tool_calls(*tool_format_, choice.text);
+        if (!reply.calls.empty()) {
+          choice.text = std::move(reply.content);
+          choice.finish_reason = "tool_calls";
+          tool_calls = calls_json(reply.calls, /*streamed=*/false);
+        }
+      }
+      choices.push_back(whole_choice(endpoint_, index, choice.text, choice.finish_reason,
+                                     choice.wants_logprobs ? logprobs_json(endpoint_, choice.logprobs, server_.tokenizer, 0)
+                                                           : json(nullptr),
+                                     tool_calls));
+    }
     body["choices"] = choices;
     body["usage"] = usage();
     send_json(http::status::ok, body);
@@ -496,6 +538,8 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t created_ = 0;
   std::vector<Choice> choices_;
   bool stream_ = false, include_usage_ = false, done_ = false, client_gone_ = false;
+  // A chat request with tools, on a server that parses tool calls: the format its replies are read in.
+  std::optional<ToolCallFormat> tool_format_;
   std::deque<std::string> pending_;  // stream bytes not yet written
   bool writing_ = false, close_after_writes_ = false;
 };

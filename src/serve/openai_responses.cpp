@@ -66,14 +66,27 @@ json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, con
   return {{"content", content}};
 }
 
+json tool_calls_json(std::span<const ToolCall> calls, std::span<const uint64_t> id_bits, bool streamed) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json call = {{"id", fmt::format("call_{:016x}", id_bits[i])},
+                 {"type", "function"},
+                 {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (streamed) call["index"] = i;
+    list.push_back(std::move(call));
+  }
+  return list;
+}
+
 json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, const std::optional<std::string>& finish_reason,
-                     const json& logprobs) {
+                     const json& logprobs, const json& tool_calls) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
   } else {
     // The closing chunk carries an empty delta, as OpenAI's does.
     choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
+    if (!tool_calls.is_null()) choice["delta"]["tool_calls"] = tool_calls;
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
@@ -89,12 +102,14 @@ std::optional<json> opening_choice(Endpoint endpoint, size_t index) {
 }
 
 json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
-                  const json& logprobs) {
+                  const json& logprobs, const json& tool_calls) {
   json choice = {{"index", index}};
-  if (endpoint == Endpoint::Completions)
+  if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
-  else
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  } else {
+    choice["message"] = {{"role", "assistant"}, {"content", text.empty() && !tool_calls.is_null() ? json(nullptr) : json(text)}};
+    if (!tool_calls.is_null()) choice["message"]["tool_calls"] = tool_calls;
+  }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason;
   return choice;

@@ -1,0 +1,119 @@
+#include "serve/tool_call_parser.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "core/error.h"
+#include "serve/api_error.h"
+#include "serve/request_fields.h"
+
+namespace shardlm::serve {
+namespace {
+
+constexpr std::string_view kHermesOpen = "<tool_call>";
+constexpr std::string_view kHermesClose = "</tool_call>";
+constexpr std::string_view kPythonTag = "<|python_tag|>";
+
+// An object within the bounds a request's JSON keeps (serve/request_fields.h), or none.
+std::optional<RequestJson> parse_object(std::string_view text) {
+  try {
+    RequestJson value = parse_json(text, "a tool call");
+    if (value.is_object()) return value;
+  } catch (const ApiError&) {
+  }
+  return std::nullopt;
+}
+
+// {"name": string, `arguments_key`: object} as a call; anything else is not one.
+std::optional<ToolCall> call_of(const RequestJson& object, std::initializer_list<const char*> arguments_keys) {
+  if (!object.contains("name") || !object.at("name").is_string()) return std::nullopt;
+  for (const char* key : arguments_keys) {
+    if (!object.contains(key)) continue;
+    if (!object.at(key).is_object()) return std::nullopt;
+    return ToolCall{object.at("name").get<std::string>(),
+                    object.at(key).dump(-1, ' ', false, RequestJson::error_handler_t::replace)};
+  }
+  return ToolCall{object.at("name").get<std::string>(), "{}"};
+}
+
+std::string_view trim(std::string_view text) {
+  const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  while (!text.empty() && space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+ParsedReply parse_hermes(std::string_view text) {
+  const size_t first = text.find(kHermesOpen);
+  if (first == std::string_view::npos) return {std::string(text), {}};
+  std::vector<ToolCall> calls;
+  for (size_t open = first; open != std::string_view::npos; open = text.find(kHermesOpen, open)) {
+    const size_t body = open + kHermesOpen.size();
+    // A reply cut off by max_tokens may leave its last call unclosed.
+    const size_t close = text.find(kHermesClose, body);
+    const std::optional<RequestJson> object = parse_object(trim(text.substr(body, close == std::string_view::npos ? text.npos : close - body)));
+    const std::optional<ToolCall> call = object ? call_of(*object, {"arguments"}) : std::nullopt;
+    if (!call) return {std::string(text), {}};
+    calls.push_back(*call);
+    if (close == std::string_view::npos) break;
+    open = close + kHermesClose.size();
+  }
+  return {std::string(text.substr(0, first)), std::move(calls)};
+}
+
+ParsedReply parse_llama3_json(std::string_view text) {
+  std::string_view rest = trim(text);
+  if (rest.starts_with(kPythonTag)) rest = trim(rest.substr(kPythonTag.size()));
+  if (!rest.starts_with("{")) return {std::string(text), {}};
+  std::vector<ToolCall> calls;
+  // Objects joined by ";": split where a ";" ends one that parses, since arguments may hold ";".
+  size_t begin = 0;
+  for (size_t at = rest.find(';'); begin < rest.size(); at = rest.find(';', at + 1)) {
+    const size_t end = at == std::string_view::npos ? rest.size() : at;
+    const std::optional<RequestJson> object = parse_object(trim(rest.substr(begin, end - begin)));
+    if (!object) {
+      if (at == std::string_view::npos) return {std::string(text), {}};
+      continue;
+    }
+    const std::optional<ToolCall> call = call_of(*object, {"parameters", "arguments"});
+    if (!call) return {std::string(text), {}};
+    calls.push_back(*call);
+    begin = end + 1;
+    if (at == std::string_view::npos) break;
+  }
+  return {"", std::move(calls)};
+}
+
+// The length of the longest end of `text` that `marker` begins with.
+size_t partial_marker_at_end(std::string_view text, std::string_view marker) {
+  for (size_t length = std::min(text.size(), marker.size() - 1); length > 0; --length)
+    if (marker.starts_with(text.substr(text.size() - length))) return length;
+  return 0;
+}
+
+}  // namespace
+
+ToolCallFormat tool_call_format(const std::string& name) {
+  if (name == "hermes") return ToolCallFormat::Hermes;
+  if (name == "llama3_json") return ToolCallFormat::Llama3Json;
+  fail("--tool-call-parser: no parser \"{}\" (hermes: Qwen2.5, Qwen3 and Hermes models; llama3_json: Llama 3.1 to 3.3)",
+       name);
+}
+
+ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text) {
+  return format == ToolCallFormat::Hermes ? parse_hermes(text) : parse_llama3_json(text);
+}
+
+size_t streamable_content(ToolCallFormat format, std::string_view text) {
+  if (format == ToolCallFormat::Hermes) {
+    const size_t open = text.find(kHermesOpen);
+    return open != std::string_view::npos ? open : text.size() - partial_marker_at_end(text, kHermesOpen);
+  }
+  // A llama3_json reply is a call or text from its first character on: wait until that shows.
+  const std::string_view start = trim(text);
+  if (start.empty() || start.starts_with("{") || start.starts_with(kPythonTag)) return 0;
+  if (kPythonTag.starts_with(start)) return 0;
+  return text.size();
+}
+
+}  // namespace shardlm::serve

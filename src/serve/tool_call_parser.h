@@ -1,0 +1,40 @@
+// Tool calls in a chat reply's text, as vLLM's --tool-call-parser reads them, so that a client of
+// `shardlm serve --enable-auto-tool-choice --tool-call-parser NAME` gets OpenAI's `tool_calls`
+// instead of the markup its model writes:
+//   hermes       <tool_call>{"name": ..., "arguments": {...}}</tool_call>, one or more, after any
+//                text (Qwen2.5, Qwen3, Hermes); the text before the first is the reply's content
+//   llama3_json  a reply that is one JSON object {"name": ..., "parameters": {...}} (or several
+//                joined by ";"), optionally after <|python_tag|> (Llama 3.1 to 3.3)
+// A reply whose markup does not hold well-formed calls stays text, as vLLM leaves it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shardlm::serve {
+
+enum class ToolCallFormat { Hermes, Llama3Json };
+
+// The format a --tool-call-parser name stands for; throws Error naming the option and the names.
+ToolCallFormat tool_call_format(const std::string& name);
+
+struct ToolCall {
+  std::string name;
+  std::string arguments;  // JSON text of an object, as OpenAI sends function.arguments
+};
+
+struct ParsedReply {
+  std::string content;  // the text that is not a call (the whole text when there are none)
+  std::vector<ToolCall> calls;
+};
+
+ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text);
+
+// How much of a reply so far may stream out as content: everything before where a call begins or
+// might still begin (a held-back "<tool" could grow into "<tool_call>"). The rest waits for the
+// end of the reply, when parse_tool_calls decides.
+size_t streamable_content(ToolCallFormat format, std::string_view text);
+
+}  // namespace shardlm::serve

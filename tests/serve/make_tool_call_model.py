@@ -1,0 +1,72 @@
+"""Writes a tiny Llama checkpoint whose greedy chat reply is fixed, and reads as a hermes tool call:
+
+    I will check.<tool_call>\\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\\n</tool_call>
+
+so that `shardlm serve --enable-auto-tool-choice --tool-call-parser hermes` can be driven by a real
+client through a real model. The tokenizer is the bundled model's, with the reply's pieces added as
+tokens; its chat template ends every prompt with the added token <|assistant|>. Every layer's
+attention and MLP weights are zero, so each position's hidden state is its token's embedding, and
+the head maps each piece's embedding (a distinct unit vector) to the next piece: <|assistant|>,
+then the four pieces, then end-of-text.
+
+    python3 make_tool_call_model.py TOKENIZER_MODEL_DIR OUT_DIR
+"""
+import json
+import pathlib
+import struct
+import sys
+
+source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+tokenizer = json.loads((source / "tokenizer.json").read_text())
+eos = next(t["id"] for t in tokenizer["added_tokens"] if t["content"] == "<|end_of_text|>")
+first_new = 1 + max(t["id"] for t in tokenizer["added_tokens"])
+pieces = ["<|assistant|>", "I will check.", "<tool_call>",
+          '\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n', "</tool_call>"]
+ids = [first_new + i for i in range(len(pieces))]
+for id_, piece in zip(ids, pieces):
+    tokenizer["added_tokens"].append({"id": id_, "content": piece, "single_word": False, "lstrip": False,
+                                      "rstrip": False, "normalized": False, "special": piece == "<|assistant|>"})
+(out / "tokenizer.json").write_text(json.dumps(tokenizer))
+template = ("{%- for message in messages %}{{- message.role ~ ': ' ~ (message.content or '') ~ '\\n' }}{%- endfor %}"
+            "{%- if tools %}{{- 'Tools: ' ~ (tools | length) ~ '\\n' }}{%- endif %}"
+            "{%- if add_generation_prompt %}{{- '<|assistant|>' }}{%- endif %}")
+(out / "tokenizer_config.json").write_text(json.dumps({
+    "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": template,
+    "tokenizer_class": "PreTrainedTokenizerFast"}))
+vocab, hidden = first_new + len(pieces), 8
+(out / "config.json").write_text(json.dumps({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden, "intermediate_size": hidden,
+    "num_hidden_layers": 1, "num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": hidden,
+    "vocab_size": vocab, "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+    "tie_word_embeddings": False, "bos_token_id": eos - 1, "eos_token_id": eos, "torch_dtype": "float32"}))
+(out / "generation_config.json").write_text(json.dumps({"bos_token_id": eos - 1, "eos_token_id": eos}))
+
+
+def matrix(rows, cols, entries=()):
+    values = [0.0] * (rows * cols)
+    for row, col, value in entries:
+        values[row * cols + col] = value
+    return values
+
+
+# Piece i's embedding is unit vector i; the head's row for what follows piece i is 10 times it.
+follows = ids[1:] + [eos]
+tensors = {
+    "model.embed_tokens.weight": ([vocab, hidden], matrix(vocab, hidden, [(id_, i, 1.0) for i, id_ in enumerate(ids)])),
+    "lm_head.weight": ([vocab, hidden], matrix(vocab, hidden, [(id_, i, 10.0) for i, id_ in enumerate(follows)])),
+    "model.norm.weight": ([hidden], [1.0] * hidden),
+    "model.layers.0.input_layernorm.weight": ([hidden], [1.0] * hidden),
+    "model.layers.0.post_attention_layernorm.weight": ([hidden], [1.0] * hidden),
+}
+for name in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]:
+    tensors[f"model.layers.0.{name}.weight"] = ([hidden, hidden], matrix(hidden, hidden))
+header, data, offset = {}, bytearray(), 0
+for name, (shape, values) in tensors.items():
+    header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * len(values)]}
+    data += struct.pack(f"<{len(values)}f", *values)
+    offset += 4 * len(values)
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+(out / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(data))

@@ -1,0 +1,88 @@
+// Tool calls read from a chat reply's text (serve/tool_call_parser.h), in vLLM's hermes and
+// llama3_json formats: calls with the text before them, markup that holds no well-formed call left
+// as text, and, streaming, content released only where no call can begin.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "error_message.h"
+#include "serve/tool_call_parser.h"
+
+namespace shardlm::serve {
+namespace {
+
+TEST(ToolCallParser, HermesCallsAfterText) {
+  const ParsedReply reply = parse_tool_calls(
+      ToolCallFormat::Hermes,
+      "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": [1, 2]}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>");
+  EXPECT_EQ(reply.content, "Let me look.\n");
+  ASSERT_EQ(reply.calls.size(), 2u);
+  EXPECT_EQ(reply.calls[0].name, "get_weather");
+  EXPECT_EQ(reply.calls[0].arguments, R"({"city":"Paris","days":[1,2]})");  // the model's key order
+  EXPECT_EQ(reply.calls[1].name, "get_time");
+  EXPECT_EQ(reply.calls[1].arguments, "{}");
+}
+
+TEST(ToolCallParser, HermesKeepsTextThatHoldsNoWellFormedCall) {
+  for (const char* text : {"No tools needed.", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": </tool_call>",
+                           "<tool_call>[1, 2]</tool_call>", "<tool_call>{\"arguments\": {}}</tool_call>",
+                           "<tool_call>{\"name\": \"f\", \"arguments\": \"text\"}</tool_call>"}) {
+    const ParsedReply reply = parse_tool_calls(ToolCallFormat::Hermes, text);
+    EXPECT_TRUE(reply.calls.empty()) << text;
+    EXPECT_EQ(reply.content, text);
+  }
+  // Nested deeper than a request may be: text, not a stack overflow.
+  const std::string deep = "<tool_call>{\"name\": \"f\", \"arguments\": " + std::string(100000, '[') + "}</tool_call>";
+  EXPECT_TRUE(parse_tool_calls(ToolCallFormat::Hermes, deep).calls.empty());
+  // A reply cut off by max_tokens after a whole object still makes the call.
+  const ParsedReply unclosed = parse_tool_calls(ToolCallFormat::Hermes, "<tool_call>{\"name\": \"f\", \"arguments\": {}}");
+  ASSERT_EQ(unclosed.calls.size(), 1u);
+  EXPECT_EQ(unclosed.content, "");
+}
+
+TEST(ToolCallParser, Llama3JsonWholeRepliesAreCalls) {
+  const ParsedReply one = parse_tool_calls(ToolCallFormat::Llama3Json,
+                                           "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}");
+  ASSERT_EQ(one.calls.size(), 1u);
+  EXPECT_EQ(one.calls[0].name, "get_weather");
+  EXPECT_EQ(one.calls[0].arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(one.content, "");
+  // Two calls joined by ";", the first with a ";" inside its arguments, and "arguments" as the key.
+  const ParsedReply two = parse_tool_calls(
+      ToolCallFormat::Llama3Json, " {\"name\": \"a\", \"parameters\": {\"q\": \"x; y\"}}; {\"name\": \"b\", \"arguments\": {}}");
+  ASSERT_EQ(two.calls.size(), 2u);
+  EXPECT_EQ(two.calls[0].arguments, R"({"q":"x; y"})");
+  EXPECT_EQ(two.calls[1].name, "b");
+  for (const char* text : {"The weather is fine.", "{\"city\": \"Paris\"}", "{\"name\": \"a\", \"parameters\": {}} and more"}) {
+    const ParsedReply reply = parse_tool_calls(ToolCallFormat::Llama3Json, text);
+    EXPECT_TRUE(reply.calls.empty()) << text;
+    EXPECT_EQ(reply.content, text);
+  }
+}
+
+TEST(ToolCallParser, StreamsContentOnlyWhereNoCallCanBegin) {
+  EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me look."), 12u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me look.<tool"), 12u);  // may become <tool_call>
+  EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me look.<tools>"), 19u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me <tool_call>{\"na"), 7u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "a <"), 2u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, ""), 0u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, " {\"name"), 0u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, "<|python"), 0u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, "The weather"), 11u);
+  // Whatever was streamed is the start of the content the whole reply parses to.
+  const std::string reply = "Sure: <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>";
+  for (size_t end = 0; end <= reply.size(); ++end) {
+    const size_t streamed = streamable_content(ToolCallFormat::Hermes, std::string_view(reply).substr(0, end));
+    EXPECT_LE(streamed, end);
+    EXPECT_EQ(reply.substr(0, streamed), parse_tool_calls(ToolCallFormat::Hermes, reply).content.substr(0, streamed)) << end;
+  }
+}
+
+TEST(ToolCallParser, UnknownParserIsNamed) {
+  EXPECT_CONTAINS(error_message([] { tool_call_format("mistral"); }), "--tool-call-parser: no parser \"mistral\"");
+}
+
+}  // namespace
+}  // namespace shardlm::serve

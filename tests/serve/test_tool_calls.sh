@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tool calls as a client meets them: `shardlm serve --enable-auto-tool-choice --tool-call-parser
-# hermes` over a tiny model whose reply is a fixed hermes tool call (make_tool_call_model.py),
+# hermes` over a tiny model whose reply is a fixed hermes tool call (make_scripted_model.py),
 # driven by the official openai npm client (tool_calls.mjs); a --tool-call-parser it does not know
 # is refused by name before the server starts.
 # Usage: test_tool_calls.sh SHARDLM_BINARY
@@ -14,7 +14,8 @@ fi
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=
-python3 "$here/make_tool_call_model.py" "$here/../../models/kjv-llama" "$work/model"
+python3 "$here/make_scripted_model.py" "$here/../../models/kjv-llama" "$work/model" "I will check." "<tool_call>" \
+  $'\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n' "</tool_call>"
 if "$bin" serve --model "$work/model" --enable-auto-tool-choice --tool-call-parser mistral >"$work/refused.log" 2>&1; then
   echo "FAILED: an unknown --tool-call-parser was accepted"; exit 1
 fi

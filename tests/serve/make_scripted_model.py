@@ -1,28 +1,29 @@
-"""Writes a tiny Llama checkpoint whose greedy chat reply is fixed, and reads as a hermes tool call:
+"""Writes a tiny Llama checkpoint whose greedy chat reply is fixed: the PIECEs given, in order, then
+end-of-text. The server's reply parsers (tool calls, reasoning) can then be driven by a real client
+through a real model, e.g. with the pieces
 
-    I will check.<tool_call>\\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\\n</tool_call>
+    "I will check." "<tool_call>" '\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n' "</tool_call>"
 
-so that `shardlm serve --enable-auto-tool-choice --tool-call-parser hermes` can be driven by a real
-client through a real model. The tokenizer is the bundled model's, with the reply's pieces added as
-tokens; its chat template ends every prompt with the added token <|assistant|>. Every layer's
-attention and MLP weights are zero, so each position's hidden state is its token's embedding, and
-the head maps each piece's embedding (a distinct unit vector) to the next piece: <|assistant|>,
-then the four pieces, then end-of-text.
+The tokenizer is the bundled model's, with <|assistant|> and each piece added as a token (pieces
+must differ); its chat template ends every prompt with <|assistant|>. Every layer's attention and
+MLP weights are zero, so each position's hidden state is its token's embedding, and the head maps
+each token's embedding (a distinct unit vector) to the token that follows it.
 
-    python3 make_tool_call_model.py TOKENIZER_MODEL_DIR OUT_DIR
+    python3 make_scripted_model.py TOKENIZER_MODEL_DIR OUT_DIR PIECE...
 """
 import json
 import pathlib
 import struct
 import sys
 
-source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+source, out, reply = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3:]
+if not reply or len(set(reply)) != len(reply) or "<|assistant|>" in reply:
+    sys.exit("make_scripted_model.py: give the reply as distinct pieces, other than <|assistant|>")
 out.mkdir(parents=True, exist_ok=True)
 tokenizer = json.loads((source / "tokenizer.json").read_text())
 eos = next(t["id"] for t in tokenizer["added_tokens"] if t["content"] == "<|end_of_text|>")
 first_new = 1 + max(t["id"] for t in tokenizer["added_tokens"])
-pieces = ["<|assistant|>", "I will check.", "<tool_call>",
-          '\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n', "</tool_call>"]
+pieces = ["<|assistant|>"] + reply
 ids = [first_new + i for i in range(len(pieces))]
 for id_, piece in zip(ids, pieces):
     tokenizer["added_tokens"].append({"id": id_, "content": piece, "single_word": False, "lstrip": False,
@@ -34,7 +35,7 @@ template = ("{%- for message in messages %}{{- message.role ~ ': ' ~ (message.co
 (out / "tokenizer_config.json").write_text(json.dumps({
     "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": template,
     "tokenizer_class": "PreTrainedTokenizerFast"}))
-vocab, hidden = first_new + len(pieces), 8
+vocab, hidden = first_new + len(pieces), 8 * ((len(pieces) + 7) // 8)  # a unit vector each; even for rope
 (out / "config.json").write_text(json.dumps({
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden, "intermediate_size": hidden,
     "num_hidden_layers": 1, "num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": hidden,

@@ -20,7 +20,7 @@
 #include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
-#include "serve/tool_call_parser.h"
+#include "serve/chat_reply_reader.h"
 
 namespace shardlm::serve {
 
@@ -56,7 +56,7 @@ struct Choice {
   // token comes (the engine scores them in prefill), and, streaming, the echoed text sent with them.
   std::vector<int32_t> scored_prompt;
   std::string unsent_echo;
-  size_t content_sent = 0;  // with tool calls parsed: how much of `text` a stream has sent
+  ChatReplyReader reader;  // a chat reply's reasoning and tool calls, when the server parses them
 };
 
 }  // namespace
@@ -216,6 +216,7 @@ class Session : public std::enable_shared_from_this<Session> {
       generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
     if (server_.options.tool_call_format && !request.tools.is_null() && !request.tool_choice_none)
       tool_format_ = server_.options.tool_call_format;
+    reasoning_format_ = server_.options.reasoning_format;
     std::vector<std::vector<int32_t>> prompts;
     prompts.push_back(std::move(ids));
     generate(Endpoint::ChatCompletions, generation, std::move(prompts));
@@ -256,6 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Choice& choice = choices_[index];
       choice.counts_prompt = index % size_t(generation.n) == 0;
       choice.wants_logprobs = generation.sampling.logprobs >= 0;
+      choice.reader = ChatReplyReader(reasoning_format_, tool_format_);
       if (scheduled[index].prompt_logprobs) choice.scored_prompt = scheduled[index].prompt;
       if (!echoes.empty() && !stream_) choice.text = echoes[index / size_t(generation.n)];
       if (!echoes.empty() && stream_ && scheduled[index].prompt_logprobs) choice.unsent_echo = echoes[index / size_t(generation.n)];
@@ -333,10 +335,14 @@ class Session : public std::enable_shared_from_this<Session> {
       choice.finished = true;
       choice.finish_reason = update.finish_reason;
     }
-    json tool_calls = nullptr;
-    if (stream_ && tool_format_) text = releasable_content(choice, tool_calls);
+    ChatExtras extras;
+    if (stream_ && choice.reader.reads()) {
+      ReplyParts released = choice.reader.release(choice.text, choice.finished);
+      text = std::move(released.content);
+      extras = extras_of(choice, std::move(released), /*streamed=*/true);
+    }
     if (stream_) {
-      if (!text.empty() || update.finished) {
+      if (!text.empty() || !extras.reasoning.empty() || update.finished) {
         json logprobs = nullptr;
         if (choice.wants_logprobs) {
           const std::span<const TokenLogprobs> unsent = std::span(choice.logprobs).subspan(choice.logprobs_sent);
@@ -348,30 +354,22 @@ class Session : public std::enable_shared_from_this<Session> {
         json event = chunk();
         event["choices"] = json::array({streamed_choice(endpoint_, index, text,
                                                         update.finished ? std::optional(choice.finish_reason) : std::nullopt,
-                                                        logprobs, tool_calls)});
+                                                        logprobs, extras)});
         queue_event(to_text(event));
       }
     }
     if (std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.finished; })) finish();
   }
 
-  // A streamed choice's text, with tool calls parsed: it goes out only up to where a call may
-  // begin; at the end of the reply the calls, if there are any, replace their markup (`tool_calls`)
-  // and the finish reason becomes "tool_calls", or else the rest goes out as text.
-  std::string releasable_content(Choice& choice, json& tool_calls) {
-    size_t end = streamable_content(*tool_format_, choice.text);
-    if (choice.finished) {
-      const ParsedReply reply = parse_tool_calls(*tool_format_, choice.text);
-      end = reply.content.size();
-      if (!reply.calls.empty()) {
-        tool_calls = calls_json(reply.calls, /*streamed=*/true);
-        choice.finish_reason = "tool_calls";
-      }
+  // The reasoning and tool calls of a parsed reply; calls make the finish reason "tool_calls".
+  ChatExtras extras_of(Choice& choice, ReplyParts parts, bool streamed) {
+    ChatExtras extras;
+    extras.reasoning = std::move(parts.reasoning);
+    if (!parts.calls.empty()) {
+      extras.tool_calls = calls_json(parts.calls, streamed);
+      choice.finish_reason = "tool_calls";
     }
-    end = std::max(end, choice.content_sent);
-    std::string released = choice.text.substr(choice.content_sent, end - choice.content_sent);
-    choice.content_sent = end;
-    return released;
+    return extras;
   }
 
   json calls_json(std::span<const ToolCall> calls, bool streamed) {
@@ -409,19 +407,16 @@ class Session : public std::enable_shared_from_this<Session> {
     json choices = json::array();
     for (size_t index = 0; index < choices_.size(); ++index) {
       Choice& choice = choices_[index];
-      json tool_calls = nullptr;
-      if (tool_format_) {
-        ParsedReply reply = parse_tool_calls(*tool_format_, choice.text);
-        if (!reply.calls.empty()) {
-          choice.text = std::move(reply.content);
-          choice.finish_reason = "tool_calls";
-          tool_calls = calls_json(reply.calls, /*streamed=*/false);
-        }
+      ChatExtras extras;
+      if (choice.reader.reads()) {
+        ReplyParts parts = choice.reader.whole(choice.text);
+        choice.text = std::move(parts.content);
+        extras = extras_of(choice, std::move(parts), /*streamed=*/false);
       }
       choices.push_back(whole_choice(endpoint_, index, choice.text, choice.finish_reason,
                                      choice.wants_logprobs ? logprobs_json(endpoint_, choice.logprobs, server_.tokenizer, 0)
                                                            : json(nullptr),
-                                     tool_calls));
+                                     extras));
     }
     body["choices"] = choices;
     body["usage"] = usage();
@@ -538,8 +533,10 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t created_ = 0;
   std::vector<Choice> choices_;
   bool stream_ = false, include_usage_ = false, done_ = false, client_gone_ = false;
-  // A chat request with tools, on a server that parses tool calls: the format its replies are read in.
+  // How a chat request's replies are read: tool calls when it has tools and the server parses
+  // them, reasoning when the server splits it out.
   std::optional<ToolCallFormat> tool_format_;
+  std::optional<ReasoningFormat> reasoning_format_;
   std::deque<std::string> pending_;  // stream bytes not yet written
   bool writing_ = false, close_after_writes_ = false;
 };

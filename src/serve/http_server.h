@@ -14,6 +14,7 @@
 
 #include "chat/chat_template.h"
 #include "serve/engine_loop.h"
+#include "serve/reasoning_parser.h"
 #include "serve/tool_call_parser.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,6 +33,8 @@ struct ServerOptions {
   // --enable-auto-tool-choice --tool-call-parser NAME: a chat reply to a request with tools (and
   // tool_choice not "none") has the calls its text holds as `tool_calls`. None: replies are text.
   std::optional<ToolCallFormat> tool_call_format;
+  // --reasoning-parser NAME: a chat reply's thinking comes back as `reasoning`, apart from its content.
+  std::optional<ReasoningFormat> reasoning_format;
 };
 
 class HttpServer {

@@ -79,14 +79,17 @@ json tool_calls_json(std::span<const ToolCall> calls, std::span<const uint64_t> 
 }
 
 json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, const std::optional<std::string>& finish_reason,
-                     const json& logprobs, const json& tool_calls) {
+                     const json& logprobs, const ChatExtras& extras) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
   } else {
-    // The closing chunk carries an empty delta, as OpenAI's does.
-    choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
-    if (!tool_calls.is_null()) choice["delta"]["tool_calls"] = tool_calls;
+    // The closing chunk carries an empty delta, as OpenAI's does; a chunk of reasoning, no content.
+    json delta = json::object();
+    if (!text.empty() || (!finish_reason && extras.reasoning.empty())) delta["content"] = text;
+    if (!extras.reasoning.empty()) delta["reasoning"] = delta["reasoning_content"] = extras.reasoning;
+    if (!extras.tool_calls.is_null()) delta["tool_calls"] = extras.tool_calls;
+    choice["delta"] = std::move(delta);
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
@@ -102,13 +105,15 @@ std::optional<json> opening_choice(Endpoint endpoint, size_t index) {
 }
 
 json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
-                  const json& logprobs, const json& tool_calls) {
+                  const json& logprobs, const ChatExtras& extras) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
   } else {
-    choice["message"] = {{"role", "assistant"}, {"content", text.empty() && !tool_calls.is_null() ? json(nullptr) : json(text)}};
-    if (!tool_calls.is_null()) choice["message"]["tool_calls"] = tool_calls;
+    json message = {{"role", "assistant"}, {"content", text.empty() && !extras.tool_calls.is_null() ? json(nullptr) : json(text)}};
+    if (!extras.reasoning.empty()) message["reasoning"] = message["reasoning_content"] = extras.reasoning;
+    if (!extras.tool_calls.is_null()) message["tool_calls"] = extras.tool_calls;
+    choice["message"] = std::move(message);
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason;

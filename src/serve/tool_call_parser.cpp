@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "serve/partial_marker.h"
 #include "serve/api_error.h"
 #include "serve/request_fields.h"
 
@@ -82,13 +83,6 @@ ParsedReply parse_llama3_json(std::string_view text) {
     if (at == std::string_view::npos) break;
   }
   return {"", std::move(calls)};
-}
-
-// The length of the longest end of `text` that `marker` begins with.
-size_t partial_marker_at_end(std::string_view text, std::string_view marker) {
-  for (size_t length = std::min(text.size(), marker.size() - 1); length > 0; --length)
-    if (marker.starts_with(text.substr(text.size() - length))) return length;
-  return 0;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The official openai client against `shardlm serve --enable-auto-tool-choice --tool-call-parser
 // hermes` over a model whose greedy reply is a fixed hermes tool call (make_scripted_model.py;
-// test_tool_calls.sh starts it): whole and streamed replies carry the call as tool_calls with
+// test_reply_parsers.sh starts it): whole and streamed replies carry the call as tool_calls with
 // finish_reason "tool_calls" and the text before it as content; the SDK's runTools calls the
 // function with the arguments; tool_choice "none" and a request without tools get the text.
 // Usage: node tool_calls.mjs BASE_URL MODEL

@@ -51,6 +51,7 @@ struct ServeOptions {
   std::string chat_template;
   bool auto_tool_choice = false;
   std::string tool_call_parser;
+  std::string reasoning_parser;
 };
 
 // Every connection holds a file descriptor: the soft limit (often 1024) goes up to the hard one.
@@ -64,6 +65,8 @@ void raise_open_file_limit() {
 void run_serve(const ServeOptions& options) {
   std::optional<serve::ToolCallFormat> tool_format;
   if (options.auto_tool_choice) tool_format = serve::tool_call_format(options.tool_call_parser);
+  std::optional<serve::ReasoningFormat> reasoning_format;
+  if (!options.reasoning_parser.empty()) reasoning_format = serve::reasoning_format(options.reasoning_parser);
   raise_open_file_limit();
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
@@ -126,6 +129,7 @@ void run_serve(const ServeOptions& options) {
   server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
   server_options.chat_template = chat_template ? &*chat_template : nullptr;
   server_options.tool_call_format = tool_format;
+  server_options.reasoning_format = reasoning_format;
   serve::EngineLoop loop(scheduler);
   serve::HttpServer server(server_options, loop, tokenizer);
   const int port = server.listen();
@@ -197,6 +201,9 @@ void add_serve_command(CLI::App& app) {
       "How the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes) or llama3_json (Llama 3.1 to 3.3)");
   auto_tool_choice->needs(tool_call_parser);
   tool_call_parser->needs(auto_tool_choice);
+  command->add_option("--reasoning-parser", options->reasoning_parser,
+                      "Return a reasoning model's thinking as the reply's `reasoning`: qwen3 (Qwen3) or deepseek_r1 "
+                      "(DeepSeek-R1, QwQ)");
   command->callback([options] { run_serve(*options); });
 }
 

@@ -8,7 +8,7 @@ ReplyParts ChatReplyReader::release(std::string_view text, bool finished) {
   ReplyParts released;
   size_t answer_begin = 0;
   if (reasoning_) {
-    const ReasoningBounds bounds = reasoning_bounds(*reasoning_, text, finished);
+    const ReasoningBounds bounds = reasoning_bounds(*reasoning_, text, finished, reasoning_sent_);
     const size_t from = std::max(bounds.reasoning_begin, reasoning_sent_);
     if (bounds.reasoning_end > from) released.reasoning = std::string(text.substr(from, bounds.reasoning_end - from));
     reasoning_sent_ = std::max(reasoning_sent_, bounds.reasoning_end);
@@ -23,7 +23,7 @@ ReplyParts ChatReplyReader::release(std::string_view text, bool finished) {
       end = reply.content.size();
       released.calls = std::move(reply.calls);
     } else {
-      end = streamable_content(*tool_calls_, answer);
+      end = streamable_content(*tool_calls_, answer, content_sent_);
     }
   }
   // The parsers only ever settle more of a growing reply, so this never takes back what was sent.

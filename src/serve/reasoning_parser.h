@@ -30,6 +30,8 @@ struct ReasoningBounds {
   std::optional<size_t> content_begin;
 };
 
-ReasoningBounds reasoning_bounds(ReasoningFormat format, std::string_view text, bool finished);
+// `settled` is the reasoning_end an earlier call gave for a shorter text of the same reply (no end
+// marker begins before it), so that a stream scans each character once.
+ReasoningBounds reasoning_bounds(ReasoningFormat format, std::string_view text, bool finished, size_t settled = 0);
 
 }  // namespace shardlm::serve

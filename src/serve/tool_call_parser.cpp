@@ -25,16 +25,36 @@ std::optional<RequestJson> parse_object(std::string_view text) {
   return std::nullopt;
 }
 
-// {"name": string, `arguments_key`: object} as a call; anything else is not one.
+// {"name": string, and the first of `arguments_keys` present} as a call, its arguments the JSON
+// text of that value (as vLLM sends whatever the model wrote there); anything else is not one.
 std::optional<ToolCall> call_of(const RequestJson& object, std::initializer_list<const char*> arguments_keys) {
   if (!object.contains("name") || !object.at("name").is_string()) return std::nullopt;
-  for (const char* key : arguments_keys) {
-    if (!object.contains(key)) continue;
-    if (!object.at(key).is_object()) return std::nullopt;
-    return ToolCall{object.at("name").get<std::string>(),
-                    object.at(key).dump(-1, ' ', false, RequestJson::error_handler_t::replace)};
+  for (const char* key : arguments_keys)
+    if (object.contains(key))
+      return ToolCall{object.at("name").get<std::string>(),
+                      object.at(key).dump(-1, ' ', false, RequestJson::error_handler_t::replace)};
+  return std::nullopt;
+}
+
+// Where the JSON object opening at text[begin] ends (just past its closing brace), found in one
+// pass over its braces outside strings; npos when it never closes.
+size_t object_end(std::string_view text, size_t begin) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = begin; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      return i + 1;
+    }
   }
-  return ToolCall{object.at("name").get<std::string>(), "{}"};
+  return std::string_view::npos;
 }
 
 std::string_view trim(std::string_view text) {
@@ -65,24 +85,22 @@ ParsedReply parse_hermes(std::string_view text) {
 ParsedReply parse_llama3_json(std::string_view text) {
   std::string_view rest = trim(text);
   if (rest.starts_with(kPythonTag)) rest = trim(rest.substr(kPythonTag.size()));
-  if (!rest.starts_with("{")) return {std::string(text), {}};
   std::vector<ToolCall> calls;
-  // Objects joined by ";": split where a ";" ends one that parses, since arguments may hold ";".
-  size_t begin = 0;
-  for (size_t at = rest.find(';'); begin < rest.size(); at = rest.find(';', at + 1)) {
-    const size_t end = at == std::string_view::npos ? rest.size() : at;
-    const std::optional<RequestJson> object = parse_object(trim(rest.substr(begin, end - begin)));
-    if (!object) {
-      if (at == std::string_view::npos) return {std::string(text), {}};
-      continue;
-    }
-    const std::optional<ToolCall> call = call_of(*object, {"parameters", "arguments"});
+  // Objects joined by ";", each found by its braces (arguments may hold ";"), each parsed once.
+  while (true) {
+    if (!rest.starts_with("{")) return {std::string(text), {}};
+    const size_t end = object_end(rest, 0);
+    if (end == std::string_view::npos) return {std::string(text), {}};
+    const std::optional<RequestJson> object = parse_object(rest.substr(0, end));
+    const std::optional<ToolCall> call = object ? call_of(*object, {"arguments", "parameters"}) : std::nullopt;
     if (!call) return {std::string(text), {}};
     calls.push_back(*call);
-    begin = end + 1;
-    if (at == std::string_view::npos) break;
+    rest = trim(rest.substr(end));
+    if (rest.empty()) return {"", std::move(calls)};
+    if (!rest.starts_with(";")) return {std::string(text), {}};
+    rest = trim(rest.substr(1));
+    if (rest.empty()) return {"", std::move(calls)};
   }
-  return {"", std::move(calls)};
 }
 
 }  // namespace
@@ -98,12 +116,13 @@ ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text) {
   return format == ToolCallFormat::Hermes ? parse_hermes(text) : parse_llama3_json(text);
 }
 
-size_t streamable_content(ToolCallFormat format, std::string_view text) {
+size_t streamable_content(ToolCallFormat format, std::string_view text, size_t settled) {
   if (format == ToolCallFormat::Hermes) {
-    const size_t open = text.find(kHermesOpen);
+    const size_t open = text.find(kHermesOpen, settled);
     return open != std::string_view::npos ? open : text.size() - partial_marker_at_end(text, kHermesOpen);
   }
   // A llama3_json reply is a call or text from its first character on: wait until that shows.
+  if (settled > 0) return text.size();
   const std::string_view start = trim(text);
   if (start.empty() || start.starts_with("{") || start.starts_with(kPythonTag)) return 0;
   if (kPythonTag.starts_with(start)) return 0;

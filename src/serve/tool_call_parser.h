@@ -34,7 +34,9 @@ ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text);
 
 // How much of a reply so far may stream out as content: everything before where a call begins or
 // might still begin (a held-back "<tool" could grow into "<tool_call>"). The rest waits for the
-// end of the reply, when parse_tool_calls decides.
-size_t streamable_content(ToolCallFormat format, std::string_view text);
+// end of the reply, when parse_tool_calls decides. `settled` is what an earlier call returned for
+// a shorter text of the same reply (no call begins before it), so a stream scans each character
+// once rather than the whole reply at every token.
+size_t streamable_content(ToolCallFormat format, std::string_view text, size_t settled = 0);
 
 }  // namespace shardlm::serve

@@ -14,12 +14,12 @@ namespace {
 TEST(ToolCallParser, HermesCallsAfterText) {
   const ParsedReply reply = parse_tool_calls(
       ToolCallFormat::Hermes,
-      "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": [1, 2]}}\n"
+      "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"units\": \"C\", \"city\": \"Paris\", \"days\": [1, 2]}}\n"
       "</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>");
   EXPECT_EQ(reply.content, "Let me look.\n");
   ASSERT_EQ(reply.calls.size(), 2u);
   EXPECT_EQ(reply.calls[0].name, "get_weather");
-  EXPECT_EQ(reply.calls[0].arguments, R"({"city":"Paris","days":[1,2]})");  // the model's key order
+  EXPECT_EQ(reply.calls[0].arguments, R"({"units":"C","city":"Paris","days":[1,2]})");  // the model's key order
   EXPECT_EQ(reply.calls[1].name, "get_time");
   EXPECT_EQ(reply.calls[1].arguments, "{}");
 }
@@ -27,7 +27,7 @@ TEST(ToolCallParser, HermesCallsAfterText) {
 TEST(ToolCallParser, HermesKeepsTextThatHoldsNoWellFormedCall) {
   for (const char* text : {"No tools needed.", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": </tool_call>",
                            "<tool_call>[1, 2]</tool_call>", "<tool_call>{\"arguments\": {}}</tool_call>",
-                           "<tool_call>{\"name\": \"f\", \"arguments\": \"text\"}</tool_call>"}) {
+                           "<tool_call>{\"name\": \"f\"}</tool_call>"}) {
     const ParsedReply reply = parse_tool_calls(ToolCallFormat::Hermes, text);
     EXPECT_TRUE(reply.calls.empty()) << text;
     EXPECT_EQ(reply.content, text);
@@ -35,6 +35,11 @@ TEST(ToolCallParser, HermesKeepsTextThatHoldsNoWellFormedCall) {
   // Nested deeper than a request may be: text, not a stack overflow.
   const std::string deep = "<tool_call>{\"name\": \"f\", \"arguments\": " + std::string(100000, '[') + "}</tool_call>";
   EXPECT_TRUE(parse_tool_calls(ToolCallFormat::Hermes, deep).calls.empty());
+  // Arguments that are not an object go out as the JSON the model wrote, as vLLM sends them.
+  const ParsedReply text_arguments =
+      parse_tool_calls(ToolCallFormat::Hermes, "<tool_call>{\"name\": \"f\", \"arguments\": \"x\"}</tool_call>");
+  ASSERT_EQ(text_arguments.calls.size(), 1u);
+  EXPECT_EQ(text_arguments.calls[0].arguments, "\"x\"");
   // A reply cut off by max_tokens after a whole object still makes the call.
   const ParsedReply unclosed = parse_tool_calls(ToolCallFormat::Hermes, "<tool_call>{\"name\": \"f\", \"arguments\": {}}");
   ASSERT_EQ(unclosed.calls.size(), 1u);
@@ -48,13 +53,17 @@ TEST(ToolCallParser, Llama3JsonWholeRepliesAreCalls) {
   EXPECT_EQ(one.calls[0].name, "get_weather");
   EXPECT_EQ(one.calls[0].arguments, R"({"city":"Paris"})");
   EXPECT_EQ(one.content, "");
-  // Two calls joined by ";", the first with a ";" inside its arguments, and "arguments" as the key.
+  // Two calls joined by ";", the first with a ";" and braces inside its arguments' strings, the
+  // second with "arguments", which wins over "parameters" as in vLLM.
   const ParsedReply two = parse_tool_calls(
-      ToolCallFormat::Llama3Json, " {\"name\": \"a\", \"parameters\": {\"q\": \"x; y\"}}; {\"name\": \"b\", \"arguments\": {}}");
+      ToolCallFormat::Llama3Json,
+      " {\"name\": \"a\", \"parameters\": {\"q\": \"x; y} {\\\"\"}} ;{\"name\": \"b\", \"parameters\": 1, \"arguments\": {}};");
   ASSERT_EQ(two.calls.size(), 2u);
-  EXPECT_EQ(two.calls[0].arguments, R"({"q":"x; y"})");
+  EXPECT_EQ(two.calls[0].arguments, R"({"q":"x; y} {\""})");
   EXPECT_EQ(two.calls[1].name, "b");
-  for (const char* text : {"The weather is fine.", "{\"city\": \"Paris\"}", "{\"name\": \"a\", \"parameters\": {}} and more"}) {
+  EXPECT_EQ(two.calls[1].arguments, "{}");
+  for (const char* text : {"The weather is fine.", "{\"city\": \"Paris\"}", "{\"name\": \"a\", \"parameters\": {}} and more",
+                           "{\"name\": \"a\"}", "{\"name\": \"a\", \"parameters\": {}}; text", "{\"name\": \"a\", \"parameters\": {"}) {
     const ParsedReply reply = parse_tool_calls(ToolCallFormat::Llama3Json, text);
     EXPECT_TRUE(reply.calls.empty()) << text;
     EXPECT_EQ(reply.content, text);

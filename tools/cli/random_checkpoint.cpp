@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 #include <fmt/format.h>
 
@@ -13,6 +12,13 @@
 
 namespace shardlm::cli {
 namespace {
+
+// FNV-1a over the name: the same seed from every standard library (std::hash need not be).
+uint64_t name_seed(const std::string& name) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return hash;
+}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -40,7 +46,7 @@ void store(float value, DType dtype, std::byte* out) {
 TensorToWrite random_tensor(const WeightSpec& spec) {
   const bool norm = spec.name.ends_with("norm.weight");
   const float scale = norm ? 0.0f : spec.shape.size() >= 2 ? 1.0f / std::sqrt(float(spec.shape.back())) : 0.02f;
-  const uint64_t seed = std::hash<std::string>{}(spec.name);
+  const uint64_t seed = name_seed(spec.name);
   const DType dtype = spec.dtype;
   return {spec.name, dtype, spec.shape, [=](size_t offset, std::span<std::byte> out) {
             const size_t element_size = dtype_size(dtype);

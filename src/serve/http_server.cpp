@@ -216,6 +216,8 @@ class Session : public std::enable_shared_from_this<Session> {
       generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
     if (server_.options.tool_call_format && !request.tools.is_null() && !request.tool_choice_none)
       tool_format_ = server_.options.tool_call_format;
+    // Mistral marks calls with a special token, which the reply must keep to be read.
+    if (tool_format_ == ToolCallFormat::Mistral) generation.skip_special_tokens = false;
     reasoning_format_ = server_.options.reasoning_format;
     std::vector<std::vector<int32_t>> prompts;
     prompts.push_back(std::move(ids));
@@ -246,6 +248,7 @@ class Session : public std::enable_shared_from_this<Session> {
         each.sampling.seed = generation.sampling.seed + uint64_t(j);
         each.stop = generation.stop;
         each.prompt_logprobs = !echoes.empty() && generation.sampling.logprobs >= 0;
+        each.skip_special_tokens = generation.skip_special_tokens;
         if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
         // Refused here, before a stream's 200 head is sent, rather than as an event after it.
         if (j == 0) server_.loop.check(each);
@@ -373,9 +376,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   json calls_json(std::span<const ToolCall> calls, bool streamed) {
-    std::vector<uint64_t> id_bits;
-    for (size_t i = 0; i < calls.size(); ++i) id_bits.push_back(server_.seeds());
-    return tool_calls_json(calls, id_bits, streamed);
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < calls.size(); ++i) ids.push_back(tool_call_id(*tool_format_, server_.seeds()));
+    return tool_calls_json(calls, ids, streamed);
   }
 
   json usage() const {

@@ -66,10 +66,10 @@ json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, con
   return {{"content", content}};
 }
 
-json tool_calls_json(std::span<const ToolCall> calls, std::span<const uint64_t> id_bits, bool streamed) {
+json tool_calls_json(std::span<const ToolCall> calls, std::span<const std::string> ids, bool streamed) {
   json list = json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
-    json call = {{"id", fmt::format("call_{:016x}", id_bits[i])},
+    json call = {{"id", ids[i]},
                  {"type", "function"},
                  {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
     if (streamed) call["index"] = i;

@@ -44,9 +44,8 @@ nlohmann::json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> t
                              size_t text_offset);
 
 // A chat reply's tool calls as OpenAI lists them: {id, type "function", function {name, arguments}},
-// each with its `index` in a streamed delta; ids are "call_" and 16 hex digits of `id_bits`, one
-// value per call.
-nlohmann::json tool_calls_json(std::span<const ToolCall> calls, std::span<const uint64_t> id_bits, bool streamed);
+// each with its `index` in a streamed delta; `ids` has one per call.
+nlohmann::json tool_calls_json(std::span<const ToolCall> calls, std::span<const std::string> ids, bool streamed);
 
 // What a chat reply holds besides its answer's text, once the server's parsers have read it: the
 // reasoning split out of it (as `reasoning` and its older name `reasoning_content`, as vLLM sends

@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const std::optional<ReasoningFormat> reasoning : {std::optional<ReasoningFormat>(), std::optional(ReasoningFormat::Qwen3),
                                                          std::optional(ReasoningFormat::DeepSeekR1)}) {
     for (const std::optional<ToolCallFormat> tools : {std::optional<ToolCallFormat>(), std::optional(ToolCallFormat::Hermes),
-                                                      std::optional(ToolCallFormat::Llama3Json)}) {
+                                                      std::optional(ToolCallFormat::Llama3Json), std::optional(ToolCallFormat::Mistral)}) {
       shardlm::serve::ChatReplyReader reader(reasoning, tools);
       const shardlm::serve::ReplyParts whole = reader.whole(body);
       const shardlm::serve::ReplyParts first = reader.release(body.substr(0, body.size() / 2), false);

@@ -1,18 +1,19 @@
 // The official openai client against `shardlm serve --enable-auto-tool-choice --tool-call-parser
-// hermes` over a model whose greedy reply is a fixed hermes tool call (make_scripted_model.py;
-// test_reply_parsers.sh starts it): whole and streamed replies carry the call as tool_calls with
-// finish_reason "tool_calls" and the text before it as content; the SDK's runTools calls the
-// function with the arguments; tool_choice "none" and a request without tools get the text.
-// Usage: node tool_calls.mjs BASE_URL MODEL
+// NAME` over a model whose greedy reply is "I will check." and a fixed call to get_weather in that
+// parser's markup (make_scripted_model.py; test_reply_parsers.sh starts it): whole and streamed
+// replies carry the call as tool_calls with finish_reason "tool_calls" and the text before it as
+// content; the SDK's runTools calls the function with the arguments and sends the call and its
+// result back through the model's chat template; tool_choice "none" and a request without tools
+// get the reply as text (RAW_TEXT); call ids match ID_PATTERN.
+// Usage: node tool_calls.mjs BASE_URL MODEL ID_PATTERN RAW_TEXT
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
-const [baseURL, model] = process.argv.slice(2);
+const [baseURL, model, idPattern, raw] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0 });
 const messages = [{ role: "user", content: "What is the weather in Paris?" }];
 const tools = [{ type: "function", function: { name: "get_weather", description: "The weather in a city",
                                                parameters: { type: "object", properties: { city: { type: "string" } } } } }];
-const raw = 'I will check.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>';
 let passed = 0;
 async function check(name, body) {
   await body();
@@ -24,7 +25,7 @@ function expectCall(message) {
   assert.equal(message.tool_calls.length, 1);
   const [call] = message.tool_calls;
   assert.equal(call.type, "function");
-  assert.match(call.id, /^call_[0-9a-f]{16}$/);
+  assert.match(call.id, new RegExp(idPattern));
   assert.equal(call.function.name, "get_weather");
   assert.deepEqual(JSON.parse(call.function.arguments), { city: "Paris", unit: "celsius" });
 }

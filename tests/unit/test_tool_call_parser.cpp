@@ -1,8 +1,10 @@
-// Tool calls read from a chat reply's text (serve/tool_call_parser.h), in vLLM's hermes and
-// llama3_json formats: calls with the text before them, markup that holds no well-formed call left
+// Tool calls read from a chat reply's text (serve/tool_call_parser.h), in vLLM's hermes,
+// llama3_json and mistral formats: calls with the text before them, markup that holds no well-formed call left
 // as text, and, streaming, content released only where no call can begin.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 
 #include "error_message.h"
@@ -70,6 +72,45 @@ TEST(ToolCallParser, Llama3JsonWholeRepliesAreCalls) {
   }
 }
 
+TEST(ToolCallParser, MistralCallsInBothOfItsForms) {
+  // Mistral 7B v0.3 and Mixtral: a JSON list after [TOOL_CALLS].
+  const ParsedReply list = parse_tool_calls(
+      ToolCallFormat::Mistral,
+      "Checking. [TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, "
+      "{\"name\": \"get_time\", \"arguments\": {}}]");
+  EXPECT_EQ(list.content, "Checking. ");
+  ASSERT_EQ(list.calls.size(), 2u);
+  EXPECT_EQ(list.calls[0].arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(list.calls[1].name, "get_time");
+  // Tokenizers from v11 on: name[ARGS]{...} after each [TOOL_CALLS].
+  const ParsedReply named = parse_tool_calls(
+      ToolCallFormat::Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris}\"}[TOOL_CALLS]get_time[ARGS]{}");
+  EXPECT_EQ(named.content, "");
+  ASSERT_EQ(named.calls.size(), 2u);
+  EXPECT_EQ(named.calls[0].name, "get_weather");
+  EXPECT_EQ(named.calls[0].arguments, R"({"city":"Paris}"})");
+  EXPECT_EQ(named.calls[1].arguments, "{}");
+  for (const char* text : {"No call.", "[TOOL_CALLS] []", "[TOOL_CALLS] [{\"arguments\": {}}]", "[TOOL_CALLS] {\"name\": \"f\"}",
+                           "[TOOL_CALLS]f[ARGS][1]", "[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS]f[ARGS]{} trailing text"}) {
+    const ParsedReply reply = parse_tool_calls(ToolCallFormat::Mistral, text);
+    EXPECT_TRUE(reply.calls.empty()) << text;
+    EXPECT_EQ(reply.content, text);
+  }
+  EXPECT_EQ(streamable_content(ToolCallFormat::Mistral, "Checking. [TOOL_"), 10u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Mistral, "Checking. [TOOL_CALLS] [{"), 10u);
+}
+
+TEST(ToolCallParser, CallIdsAreWhatEachFormatsTemplatesTakeBack) {
+  EXPECT_EQ(tool_call_id(ToolCallFormat::Hermes, 0xabcdef), "call_0000000000abcdef");
+  // Mistral's templates refuse an id that is not 9 letters and digits; different bits, different ids.
+  for (const uint64_t bits : {uint64_t(0), uint64_t(61), ~uint64_t(0)}) {
+    const std::string id = tool_call_id(ToolCallFormat::Mistral, bits);
+    EXPECT_EQ(id.size(), 9u);
+    EXPECT_TRUE(std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); })) << id;
+  }
+  EXPECT_NE(tool_call_id(ToolCallFormat::Mistral, 1), tool_call_id(ToolCallFormat::Mistral, 2));
+}
+
 TEST(ToolCallParser, StreamsContentOnlyWhereNoCallCanBegin) {
   EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me look."), 12u);
   EXPECT_EQ(streamable_content(ToolCallFormat::Hermes, "Let me look.<tool"), 12u);  // may become <tool_call>
@@ -90,7 +131,7 @@ TEST(ToolCallParser, StreamsContentOnlyWhereNoCallCanBegin) {
 }
 
 TEST(ToolCallParser, UnknownParserIsNamed) {
-  EXPECT_CONTAINS(error_message([] { tool_call_format("mistral"); }), "--tool-call-parser: no parser \"mistral\"");
+  EXPECT_CONTAINS(error_message([] { tool_call_format("pythonic"); }), "--tool-call-parser: no parser \"pythonic\"");
 }
 
 }  // namespace

@@ -198,7 +198,8 @@ void add_serve_command(CLI::App& app) {
                         "Chat replies to requests with tools return the calls the model writes as tool_calls");
   CLI::Option* tool_call_parser = command->add_option(
       "--tool-call-parser", options->tool_call_parser,
-      "How the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes) or llama3_json (Llama 3.1 to 3.3)");
+      "How the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes), llama3_json (Llama 3.1 to 3.3) or "
+      "mistral (Mistral, Mixtral)");
   auto_tool_choice->needs(tool_call_parser);
   tool_call_parser->needs(auto_tool_choice);
   command->add_option("--reasoning-parser", options->reasoning_parser,

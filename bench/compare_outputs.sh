@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
 # Greedy outputs of two builds on every fixture model, on the GPU (a refactor must not change a
-# token): the binary in .device-carry/bin (after) against .device-carry-before/bin/shardlm-before
-# (before), on one GPU (one prompt, and batches that take the GEMV and the GEMM decode paths),
+# token): the carried binary (after) against .device-carry-before/shardlm-before (before, kept by
+# bench/save_before_build.sh), on one GPU (one prompt, and batches that take the GEMV and the GEMM decode paths),
 # device maps with a layer and the head offloaded under every --offload-exec, a layer on disk, and
 # the embedding on the host (two-GPU maps run on one device are test_cuda_device_map's). Prints one
 # line per case to $OUT/outputs.txt and exits 1 if any case differs or fails.
-set -uo pipefail
-export NCCL_NVLS_ENABLE=0
-root=$(pwd)
-out=${OUT:-/tmp/out}
+source "$(dirname "$0")/device_session_env.sh"
 mkdir -p "$out/outputs"
-export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
-after=$root/.device-carry/bin/shardlm
-before=$root/.device-carry-before/bin/shardlm-before
+after=$bin/shardlm
+before=$root/.device-carry-before/shardlm-before
+[ -x "$before" ] || { gunzip -c "$before.gz" >"$before" && chmod +x "$before"; } || exit 1
 long="In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep."
 # A device map for this model: its embedding, last layers (all but the first) and head go where
 # KIND says; a tied head follows the embedding.
@@ -46,8 +43,8 @@ for model in "$root"/tests/fixtures/models/*/; do
     label=${entry%%|*}
     options=${entry#*|}
     for build in before after; do
-      bin=$([ $build = before ] && echo "$before" || echo "$after")
-      eval "\"$bin\" generate --model \"$model\" -n 24 --json $options" >"$out/outputs/$name-$label-$build.json" \
+      binary=$([ $build = before ] && echo "$before" || echo "$after")
+      eval "\"$binary\" generate --model \"$model\" -n 24 --json $options" >"$out/outputs/$name-$label-$build.json" \
         2>"$out/outputs/$name-$label-$build.err"
       echo $? >"$out/outputs/$name-$label-$build.rc"
     done

@@ -12,5 +12,11 @@ mkdir -p "$out" /work
 [ "$root" = /work/main ] || ln -sfn "$root" /work/main
 export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
 bin=$root/.device-carry/bin
-[ -x "$bin/shardlm" ] || tar -C "$root/.device-carry" -xzf "$root/.device-carry/bin.tar.gz"
+# A warm machine keeps the last call's unpacked binaries: unpack again when the carried archive
+# differs from the one they came from.
+stamp=$(md5sum <"$root/.device-carry/bin.tar.gz" | cut -d' ' -f1)
+if [ "$(cat "$bin/.archive-md5" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$bin"
+  tar -C "$root/.device-carry" -xzf "$root/.device-carry/bin.tar.gz" && echo "$stamp" >"$bin/.archive-md5"
+fi
 wants() { [[ " $sections " == *" $1 "* ]]; }

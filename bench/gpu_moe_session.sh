@@ -63,8 +63,8 @@ if wants mixtral; then echo "== mixtral-8x7b"; bench_shape mixtral-8x7b 1 eager;
 # The random Qwen3-30B-A3B checkpoint in memory (a machine left idle is given back, /dev/shm with it).
 checkpoint=/dev/shm/qwen3-30b-a3b
 save_checkpoint() {
-  [ -f "$checkpoint/config.json" ] || timeout 600 python3 bench/transformers_peer.py --shape bench/shapes/qwen3-30b-a3b.json \
-    --save "$checkpoint" --skip-timing >"$out/cpumoe-save.log" 2>&1
+  [ -f "$checkpoint/config.json" ] || timeout 600 "$bin/shardlm" bench --random qwen3-30b-a3b --save "$checkpoint" \
+    >"$out/cpumoe-save.log" 2>&1
 }
 if wants cpumoe; then
   echo "== qwen3-30b-a3b, --cpu-moe, $budget"

@@ -24,60 +24,81 @@ std::vector<float> run_expert(const float* x, int64_t m, const ExpertWeights& ex
   return out;
 }
 
+namespace {
+
+// Pairs (a row and one of its experts) whose scratch a group of experts holds at once: at batch 1
+// every chosen expert fits in one group; a long prompt's pairs go through in groups of about this
+// many (its experts' rows, gate/up values and outputs: about 40 MiB at Qwen3-30B-A3B's widths).
+constexpr int64_t kPairsPerGroup = 2048;
+
+// One chosen expert held here, and where its pairs lie in its group's scratch.
+struct ChosenExpert {
+  const ExpertWeights* expert;
+  const std::vector<int64_t>* slots;  // its pairs, as indices into the routes
+  int64_t first_pair;                 // its rows' place among the group's gathered rows
+  int64_t first_intermediate;         // its gate/up values' place: Σ pairs · ff of the experts before it
+};
+
+// out += each pair's weight · its expert's output, for a group of chosen experts: every gate and up
+// projection as one matmul group, then every down projection as another, so that a decode step's
+// eight or so small experts keep all cores busy together.
+void add_expert_group(const float* rows, const cpu::ExpertRoutes& routes, int64_t dim,
+                      const std::vector<ChosenExpert>& group, int64_t pairs, int64_t intermediate, float* out) {
+  std::vector<float> gathered(size_t(pairs * dim));
+  for (const ChosenExpert& each : group)
+    for (size_t i = 0; i < each.slots->size(); ++i)
+      std::copy_n(rows + (*each.slots)[i] / routes.top_k * dim, dim, gathered.data() + (each.first_pair + int64_t(i)) * dim);
+  const size_t intermediate_values = size_t(intermediate);
+  std::vector<float> gate(intermediate_values), up(intermediate_values), expert_out(size_t(pairs * dim));
+  std::vector<cpu::MatmulProblem> products;
+  for (const ChosenExpert& each : group) {
+    const float* x = gathered.data() + each.first_pair * dim;
+    const int64_t m = int64_t(each.slots->size());
+    const ExpertWeights& expert = *each.expert;
+    products.push_back({x, m, expert.gate_proj.weight, expert.gate_proj.bias, gate.data() + each.first_intermediate});
+    products.push_back({x, m, expert.up_proj.weight, expert.up_proj.bias, up.data() + each.first_intermediate});
+  }
+  cpu::matmul_group(products);
+  cpu::silu_mul(gate.data(), up.data(), intermediate, gate.data());
+  products.clear();
+  for (const ChosenExpert& each : group)
+    products.push_back({gate.data() + each.first_intermediate, int64_t(each.slots->size()), each.expert->down_proj.weight,
+                        WeightView{}, expert_out.data() + each.first_pair * dim});
+  cpu::matmul_group(products);
+  // Each row gets its experts' outputs in expert order, as one expert at a time would add them.
+  for (const ChosenExpert& each : group)
+    for (size_t i = 0; i < each.slots->size(); ++i) {
+      const int64_t slot = (*each.slots)[i];
+      float* row = out + slot / routes.top_k * dim;
+      const float* result = expert_out.data() + (each.first_pair + int64_t(i)) * dim;
+      for (int64_t j = 0; j < dim; ++j) row[j] += routes.weights[size_t(slot)] * result[j];
+    }
+}
+
+}  // namespace
+
 void add_routed_experts(const float* rows, const cpu::ExpertRoutes& routes, const SparseMoeWeights& moe, float* out) {
   const int64_t dim = moe.router.weight.cols;
   std::vector<std::vector<int64_t>> slots_of(size_t(moe.num_experts()));
   for (size_t slot = 0; slot < routes.experts.size(); ++slot)
     slots_of[size_t(routes.experts[slot])].push_back(int64_t(slot));
-
-  // The chosen experts held here, each with its rows gathered in expert order: (pairs, dim).
-  struct Chosen {
-    const ExpertWeights* expert;
-    const std::vector<int64_t>* slots;
-    int64_t first_pair;    // its rows' place among the gathered pairs
-    int64_t first_hidden;  // its intermediate rows' place: Σ pairs · ff of the experts before it
-  };
-  std::vector<Chosen> chosen;
-  int64_t pairs = 0, hidden = 0;
+  // The chosen experts in expert order, in groups of about kPairsPerGroup pairs.
+  std::vector<ChosenExpert> group;
+  int64_t pairs = 0, intermediate = 0;
   for (int e = 0; e < moe.num_experts(); ++e) {
     const ExpertWeights& expert = moe.experts[size_t(e)];
-    if (slots_of[size_t(e)].empty() || !expert.present()) continue;
-    chosen.push_back({&expert, &slots_of[size_t(e)], pairs, hidden});
-    pairs += int64_t(slots_of[size_t(e)].size());
-    hidden += int64_t(slots_of[size_t(e)].size()) * expert.ff_dim();
-  }
-  std::vector<float> gathered(size_t(pairs * dim));
-  for (const Chosen& each : chosen)
-    for (size_t i = 0; i < each.slots->size(); ++i)
-      std::copy_n(rows + (*each.slots)[i] / routes.top_k * dim, dim, gathered.data() + (each.first_pair + int64_t(i)) * dim);
-
-  // Every chosen expert's gate and up projections in one group, then every down projection in
-  // another: at batch 1 a layer's eight or so small experts keep all cores busy together.
-  std::vector<float> gate(static_cast<size_t>(hidden)), up(static_cast<size_t>(hidden)), expert_out(size_t(pairs * dim));
-  std::vector<cpu::MatmulProblem> products;
-  for (const Chosen& each : chosen) {
-    const float* x = gathered.data() + each.first_pair * dim;
-    const int64_t m = int64_t(each.slots->size());
-    products.push_back({x, m, each.expert->gate_proj.weight, each.expert->gate_proj.bias, gate.data() + each.first_hidden});
-    products.push_back({x, m, each.expert->up_proj.weight, each.expert->up_proj.bias, up.data() + each.first_hidden});
-  }
-  cpu::matmul_group(products);
-  cpu::silu_mul(gate.data(), up.data(), hidden, gate.data());
-  products.clear();
-  for (const Chosen& each : chosen)
-    products.push_back({gate.data() + each.first_hidden, int64_t(each.slots->size()), each.expert->down_proj.weight,
-                        WeightView{}, expert_out.data() + each.first_pair * dim});
-  cpu::matmul_group(products);
-
-  // Each row gets its experts' outputs in expert order, as one expert at a time would add them.
-  for (const Chosen& each : chosen)
-    for (size_t i = 0; i < each.slots->size(); ++i) {
-      const int64_t slot = (*each.slots)[i];
-      const float weight = routes.weights[size_t(slot)];
-      float* row = out + slot / routes.top_k * dim;
-      const float* result = expert_out.data() + (each.first_pair + int64_t(i)) * dim;
-      for (int64_t j = 0; j < dim; ++j) row[j] += weight * result[j];
+    const std::vector<int64_t>& slots = slots_of[size_t(e)];
+    if (slots.empty() || !expert.present()) continue;
+    if (!group.empty() && pairs + int64_t(slots.size()) > kPairsPerGroup) {
+      add_expert_group(rows, routes, dim, group, pairs, intermediate, out);
+      group.clear();
+      pairs = intermediate = 0;
     }
+    group.push_back({&expert, &slots, pairs, intermediate});
+    pairs += int64_t(slots.size());
+    intermediate += int64_t(slots.size()) * expert.ff_dim();
+  }
+  if (!group.empty()) add_expert_group(rows, routes, dim, group, pairs, intermediate, out);
 }
 
 }  // namespace shardlm

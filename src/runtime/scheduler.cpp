@@ -38,7 +38,7 @@ uint64_t Scheduler::submit(SchedulerRequest request) {
   Active active;
   active.id = next_id_++;
   active.stops = std::make_unique<StopStrings>(request.stop);
-  active.output.emplace(tokenizer_, *active.stops, request.eos_token_ids, request.max_tokens);
+  active.output.emplace(tokenizer_, *active.stops, request.eos_token_ids, request.max_tokens, request.skip_special_tokens);
   active.prefill = request.prompt;
   active.request = std::move(request);
   waiting_.push_back(std::move(active));

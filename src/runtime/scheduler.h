@@ -41,6 +41,7 @@ struct SchedulerRequest {
   // likely tokens), as OpenAI's echo with logprobs does. Such a prompt is computed whole, not taken
   // from the prefix cache (a cached block has no logits).
   bool prompt_logprobs = false;
+  bool skip_special_tokens = true;  // false: special tokens the model writes show in the text
 };
 
 // What one step did for one request.

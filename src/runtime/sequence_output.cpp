@@ -5,13 +5,18 @@
 namespace shardlm {
 
 SequenceOutput::SequenceOutput(const Tokenizer& tokenizer, const StopStrings& stops,
-                               std::vector<int32_t> eos_token_ids, int max_tokens)
-    : stops_(&stops), detokenizer_(tokenizer), eos_token_ids_(std::move(eos_token_ids)), max_tokens_(max_tokens) {}
+                               std::vector<int32_t> eos_token_ids, int max_tokens, bool skip_special_tokens)
+    : stops_(&stops),
+      detokenizer_(tokenizer, skip_special_tokens),
+      eos_token_ids_(std::move(eos_token_ids)),
+      max_tokens_(max_tokens),
+      skip_special_tokens_(skip_special_tokens) {}
 
 std::string SequenceOutput::push(int32_t token) {
   tokens_.push_back(token);
   const bool is_eos = std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end();
-  decoded_ += detokenizer_.push(token);
+  // Skipped or not, the ending EOS adds no text (skipping leaves out only a special one).
+  if (!(is_eos && !skip_special_tokens_)) decoded_ += detokenizer_.push(token);
   if (is_eos || int(tokens_.size()) >= max_tokens_) {
     decoded_ += detokenizer_.flush();
     finished_ = true;

@@ -17,8 +17,11 @@ namespace shardlm {
 class SequenceOutput {
  public:
   // `stops` must outlive this; eos_token_ids end the sequence (the EOS token is kept in tokens()).
+  // Special tokens are left out of the text unless skip_special_tokens is false (as vLLM's field:
+  // a reply parser may need markers such as Mistral's [TOOL_CALLS]); the EOS token that ends the
+  // sequence never shows in it.
   SequenceOutput(const Tokenizer& tokenizer, const StopStrings& stops, std::vector<int32_t> eos_token_ids,
-                 int max_tokens);
+                 int max_tokens, bool skip_special_tokens = true);
 
   // Adds a sampled token; returns the text that became final with it (empty: none yet).
   std::string push(int32_t token);
@@ -33,6 +36,7 @@ class SequenceOutput {
   StreamingDetokenizer detokenizer_;
   std::vector<int32_t> eos_token_ids_;
   int max_tokens_;
+  bool skip_special_tokens_;
   std::vector<int32_t> tokens_;
   std::string decoded_;  // everything the detokenizer has released
   size_t emitted_ = 0;   // bytes of decoded_ returned by push()

@@ -86,10 +86,11 @@ ChatRequest parse_chat_request(std::string_view text, const std::string& served_
   }
   if (given(body, "tool_choice")) {
     const RequestJson& choice = body.at("tool_choice");
-    // The model's text comes back as content; no parser turns it into tool calls yet, so only the
-    // choices that leave that to the model are honest to accept.
+    // Whether the model calls a tool is left to the model: forcing one ("required", a named
+    // function) would take constrained decoding, which the engine does not have.
     if (!(choice == "auto" || choice == "none"))
       bad_field("tool_choice", "tool_choice: only \"auto\" and \"none\" are supported");
+    request.tool_choice_none = choice == "none";
   }
   if (given(body, "add_generation_prompt")) {
     if (!body.at("add_generation_prompt").is_boolean())

@@ -15,6 +15,7 @@ namespace shardlm::serve {
 struct ChatRequest {
   RequestJson messages;  // a non-empty list of {role, content, ...}
   RequestJson tools;     // null when the request has none
+  bool tool_choice_none = false;  // tool_choice "none": the reply is text even if it reads as a call
   bool add_generation_prompt = true;
   RequestJson template_kwargs = RequestJson::object();
   GenerationFields generation;  // max_tokens from max_completion_tokens or max_tokens

@@ -20,6 +20,7 @@
 #include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
+#include "serve/chat_reply_reader.h"
 
 namespace shardlm::serve {
 
@@ -55,6 +56,7 @@ struct Choice {
   // token comes (the engine scores them in prefill), and, streaming, the echoed text sent with them.
   std::vector<int32_t> scored_prompt;
   std::string unsent_echo;
+  ChatReplyReader reader;  // a chat reply's reasoning and tool calls, when the server parses them
 };
 
 }  // namespace
@@ -212,6 +214,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // Without a limit a reply may run to the end of the context, as OpenAI's and vLLM's do.
     if (!generation.max_tokens)
       generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
+    if (server_.options.tool_call_format && !request.tools.is_null() && !request.tool_choice_none)
+      tool_format_ = server_.options.tool_call_format;
+    // Mistral marks calls with a special token, which the reply must keep to be read.
+    if (tool_format_ == ToolCallFormat::Mistral) generation.skip_special_tokens = false;
+    reasoning_format_ = server_.options.reasoning_format;
     std::vector<std::vector<int32_t>> prompts;
     prompts.push_back(std::move(ids));
     generate(Endpoint::ChatCompletions, generation, std::move(prompts));
@@ -241,6 +248,7 @@ class Session : public std::enable_shared_from_this<Session> {
         each.sampling.seed = generation.sampling.seed + uint64_t(j);
         each.stop = generation.stop;
         each.prompt_logprobs = !echoes.empty() && generation.sampling.logprobs >= 0;
+        each.skip_special_tokens = generation.skip_special_tokens;
         if (!generation.ignore_eos) each.eos_token_ids = server_.options.eos_token_ids;
         // Refused here, before a stream's 200 head is sent, rather than as an event after it.
         if (j == 0) server_.loop.check(each);
@@ -252,6 +260,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Choice& choice = choices_[index];
       choice.counts_prompt = index % size_t(generation.n) == 0;
       choice.wants_logprobs = generation.sampling.logprobs >= 0;
+      choice.reader = ChatReplyReader(reasoning_format_, tool_format_);
       if (scheduled[index].prompt_logprobs) choice.scored_prompt = scheduled[index].prompt;
       if (!echoes.empty() && !stream_) choice.text = echoes[index / size_t(generation.n)];
       if (!echoes.empty() && stream_ && scheduled[index].prompt_logprobs) choice.unsent_echo = echoes[index / size_t(generation.n)];
@@ -323,14 +332,20 @@ class Session : public std::enable_shared_from_this<Session> {
         choice.logprobs.push_back({choice.scored_prompt[i], update.prompt_logprobs.at(i - 1)});
       choice.scored_prompt.clear();
     }
-    const std::string text = std::exchange(choice.unsent_echo, {}) + update.text;
+    std::string text = std::exchange(choice.unsent_echo, {}) + update.text;
     if (update.logprobs) choice.logprobs.push_back({update.token, *update.logprobs});
     if (update.finished) {
       choice.finished = true;
       choice.finish_reason = update.finish_reason;
     }
+    ChatExtras extras;
+    if (stream_ && choice.reader.reads()) {
+      ReplyParts released = choice.reader.release(choice.text, choice.finished);
+      text = std::move(released.content);
+      extras = extras_of(choice, std::move(released), /*streamed=*/true);
+    }
     if (stream_) {
-      if (!text.empty() || update.finished) {
+      if (!text.empty() || !extras.reasoning.empty() || update.finished) {
         json logprobs = nullptr;
         if (choice.wants_logprobs) {
           const std::span<const TokenLogprobs> unsent = std::span(choice.logprobs).subspan(choice.logprobs_sent);
@@ -341,12 +356,29 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         json event = chunk();
         event["choices"] = json::array({streamed_choice(endpoint_, index, text,
-                                                        update.finished ? std::optional(update.finish_reason) : std::nullopt,
-                                                        logprobs)});
+                                                        update.finished ? std::optional(choice.finish_reason) : std::nullopt,
+                                                        logprobs, extras)});
         queue_event(to_text(event));
       }
     }
     if (std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.finished; })) finish();
+  }
+
+  // The reasoning and tool calls of a parsed reply; calls make the finish reason "tool_calls".
+  ChatExtras extras_of(Choice& choice, ReplyParts parts, bool streamed) {
+    ChatExtras extras;
+    extras.reasoning = std::move(parts.reasoning);
+    if (!parts.calls.empty()) {
+      extras.tool_calls = calls_json(parts.calls, streamed);
+      choice.finish_reason = "tool_calls";
+    }
+    return extras;
+  }
+
+  json calls_json(std::span<const ToolCall> calls, bool streamed) {
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < calls.size(); ++i) ids.push_back(tool_call_id(*tool_format_, server_.seeds()));
+    return tool_calls_json(calls, ids, streamed);
   }
 
   json usage() const {
@@ -376,11 +408,19 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     json body = response_head(endpoint_, false, id_, created_, server_.options.served_model_name);
     json choices = json::array();
-    for (size_t index = 0; index < choices_.size(); ++index)
-      choices.push_back(whole_choice(endpoint_, index, choices_[index].text, choices_[index].finish_reason,
-                                     choices_[index].wants_logprobs
-                                         ? logprobs_json(endpoint_, choices_[index].logprobs, server_.tokenizer, 0)
-                                         : json(nullptr)));
+    for (size_t index = 0; index < choices_.size(); ++index) {
+      Choice& choice = choices_[index];
+      ChatExtras extras;
+      if (choice.reader.reads()) {
+        ReplyParts parts = choice.reader.whole(choice.text);
+        choice.text = std::move(parts.content);
+        extras = extras_of(choice, std::move(parts), /*streamed=*/false);
+      }
+      choices.push_back(whole_choice(endpoint_, index, choice.text, choice.finish_reason,
+                                     choice.wants_logprobs ? logprobs_json(endpoint_, choice.logprobs, server_.tokenizer, 0)
+                                                           : json(nullptr),
+                                     extras));
+    }
     body["choices"] = choices;
     body["usage"] = usage();
     send_json(http::status::ok, body);
@@ -496,6 +536,10 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t created_ = 0;
   std::vector<Choice> choices_;
   bool stream_ = false, include_usage_ = false, done_ = false, client_gone_ = false;
+  // How a chat request's replies are read: tool calls when it has tools and the server parses
+  // them, reasoning when the server splits it out.
+  std::optional<ToolCallFormat> tool_format_;
+  std::optional<ReasoningFormat> reasoning_format_;
   std::deque<std::string> pending_;  // stream bytes not yet written
   bool writing_ = false, close_after_writes_ = false;
 };

@@ -8,11 +8,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "chat/chat_template.h"
 #include "serve/engine_loop.h"
+#include "serve/reasoning_parser.h"
+#include "serve/tool_call_parser.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm::serve {
@@ -27,6 +30,11 @@ struct ServerOptions {
   int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
   std::vector<int32_t> eos_token_ids;
   const chat::ChatTemplate* chat_template = nullptr;  // none: chat completions get a 400 saying so
+  // --enable-auto-tool-choice --tool-call-parser NAME: a chat reply to a request with tools (and
+  // tool_choice not "none") has the calls its text holds as `tool_calls`. None: replies are text.
+  std::optional<ToolCallFormat> tool_call_format;
+  // --reasoning-parser NAME: a chat reply's thinking comes back as `reasoning`, apart from its content.
+  std::optional<ReasoningFormat> reasoning_format;
 };
 
 class HttpServer {

@@ -66,14 +66,30 @@ json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, con
   return {{"content", content}};
 }
 
+json tool_calls_json(std::span<const ToolCall> calls, std::span<const std::string> ids, bool streamed) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json call = {{"id", ids[i]},
+                 {"type", "function"},
+                 {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (streamed) call["index"] = i;
+    list.push_back(std::move(call));
+  }
+  return list;
+}
+
 json streamed_choice(Endpoint endpoint, size_t index, const std::string& text, const std::optional<std::string>& finish_reason,
-                     const json& logprobs) {
+                     const json& logprobs, const ChatExtras& extras) {
   json choice = {{"index", index}};
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
   } else {
-    // The closing chunk carries an empty delta, as OpenAI's does.
-    choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
+    // The closing chunk carries an empty delta, as OpenAI's does; a chunk of reasoning, no content.
+    json delta = json::object();
+    if (!text.empty() || (!finish_reason && extras.reasoning.empty())) delta["content"] = text;
+    if (!extras.reasoning.empty()) delta["reasoning"] = delta["reasoning_content"] = extras.reasoning;
+    if (!extras.tool_calls.is_null()) delta["tool_calls"] = extras.tool_calls;
+    choice["delta"] = std::move(delta);
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
@@ -89,12 +105,16 @@ std::optional<json> opening_choice(Endpoint endpoint, size_t index) {
 }
 
 json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
-                  const json& logprobs) {
+                  const json& logprobs, const ChatExtras& extras) {
   json choice = {{"index", index}};
-  if (endpoint == Endpoint::Completions)
+  if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
-  else
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  } else {
+    json message = {{"role", "assistant"}, {"content", text.empty() && !extras.tool_calls.is_null() ? json(nullptr) : json(text)}};
+    if (!extras.reasoning.empty()) message["reasoning"] = message["reasoning_content"] = extras.reasoning;
+    if (!extras.tool_calls.is_null()) message["tool_calls"] = extras.tool_calls;
+    choice["message"] = std::move(message);
+  }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason;
   return choice;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "ops/sampler.h"
+#include "serve/tool_call_parser.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm::serve {
@@ -42,18 +43,31 @@ struct TokenLogprobs {
 nlohmann::json logprobs_json(Endpoint endpoint, std::span<const TokenLogprobs> tokens, const Tokenizer& tokenizer,
                              size_t text_offset);
 
+// A chat reply's tool calls as OpenAI lists them: {id, type "function", function {name, arguments}},
+// each with its `index` in a streamed delta; `ids` has one per call.
+nlohmann::json tool_calls_json(std::span<const ToolCall> calls, std::span<const std::string> ids, bool streamed);
+
+// What a chat reply holds besides its answer's text, once the server's parsers have read it: the
+// reasoning split out of it (as `reasoning` and its older name `reasoning_content`, as vLLM sends
+// both) and the tool calls (tool_calls_json, or null).
+struct ChatExtras {
+  std::string reasoning;
+  nlohmann::json tool_calls = nullptr;
+};
+
 // A streamed choice carrying new text (and its tokens' logprobs, or null), its finish reason on the
-// last one (null before).
+// last one (null before); a chat delta also carries new reasoning and the tool calls.
 nlohmann::json streamed_choice(Endpoint endpoint, size_t index, const std::string& text,
                                const std::optional<std::string>& finish_reason,
-                               const nlohmann::json& logprobs = nullptr);
+                               const nlohmann::json& logprobs = nullptr, const ChatExtras& extras = {});
 
 // The first streamed chat choice, which names the assistant role before any text (as OpenAI sends
 // it); nothing for completions.
 std::optional<nlohmann::json> opening_choice(Endpoint endpoint, size_t index);
 
-// A choice of a whole (not streamed) response.
+// A choice of a whole (not streamed) response; a chat message with tool calls has null content
+// when no text came before them, as OpenAI's.
 nlohmann::json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
-                            const nlohmann::json& logprobs = nullptr);
+                            const nlohmann::json& logprobs = nullptr, const ChatExtras& extras = {});
 
 }  // namespace shardlm::serve

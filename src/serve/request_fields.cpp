@@ -144,6 +144,11 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
       fields.include_usage = options.at("include_usage").get<bool>();
     }
   }
+  if (given(body, "skip_special_tokens")) {
+    if (!body.at("skip_special_tokens").is_boolean())
+      bad_field("skip_special_tokens", "skip_special_tokens must be a boolean");
+    fields.skip_special_tokens = body.at("skip_special_tokens").get<bool>();
+  }
   if (given(body, "ignore_eos")) {
     if (!body.at("ignore_eos").is_boolean()) bad_field("ignore_eos", "ignore_eos must be a boolean");
     fields.ignore_eos = body.at("ignore_eos").get<bool>();

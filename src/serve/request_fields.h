@@ -28,6 +28,7 @@ struct GenerationFields {
   bool ignore_eos = false;     // vLLM's extension: generate max_tokens whatever the model says
   int n = 1;                   // choices per prompt
   bool echo = false;           // the prompt's text (and, with logprobs, its tokens') opens each choice (completions)
+  bool skip_special_tokens = true;  // vLLM's extension: false keeps the special tokens the model writes
 };
 
 // Bounds on a request's JSON, checked while it is parsed.

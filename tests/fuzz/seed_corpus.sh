@@ -24,6 +24,10 @@ case "$target" in
     printf '{"model": "kjv", "prompt": "a", "stream": true, "stream_options": {"include_usage": true}, "top_p": 0.5}' >"$corpus/seed-stream"
     printf '{"model": "kjv", "prompt": "a", "n": 2, "echo": true, "logprobs": 3, "presence_penalty": 1}' >"$corpus/seed-refused"
     printf '{"model": "kjv", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}], "max_completion_tokens": 3}' >"$corpus/seed-chat"
+    printf 'I will check.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' >"$corpus/seed-hermes-call"
+    printf '<|python_tag|>{"name": "a", "parameters": {"q": "x; y"}}; {"name": "b", "arguments": {}}' >"$corpus/seed-llama3-calls"
+    printf '<think>\nParis?</think>\n\nSure.<tool_call>{"name": "f", "arguments": {}}</tool_call>' >"$corpus/seed-reasoning-call"
+    printf 'Sure. [TOOL_CALLS] [{"name": "f", "arguments": {}}][TOOL_CALLS]g[ARGS]{"a": 1}' >"$corpus/seed-mistral-calls"
     printf '%s' '{"model": "kjv", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}], "tools": [{"type": "function", "function": {"name": "f"}}], "chat_template_kwargs": {"enable_thinking": false}}' >"$corpus/seed-chat-tools"
     exit 0 ;;
   *) pattern='' ;;

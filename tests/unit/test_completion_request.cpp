@@ -31,7 +31,7 @@ TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   const CompletionRequest request = parse(R"({"model": "kjv", "prompt": [[1, 2], "text", [3]], "max_tokens": 5,
       "temperature": 0, "top_p": 0.5, "top_k": -1, "seed": 42, "stop": ["a", "bc"], "stream": true,
       "stream_options": {"include_usage": true}, "n": 3, "echo": true, "logprobs": null, "user": "ignored",
-      "ignore_eos": true})");
+      "ignore_eos": true, "skip_special_tokens": false})");
   ASSERT_EQ(request.prompts.size(), 3u);
   EXPECT_EQ(std::get<std::vector<int32_t>>(request.prompts[0]), (std::vector<int32_t>{1, 2}));
   EXPECT_EQ(std::get<std::string>(request.prompts[1]), "text");
@@ -47,6 +47,8 @@ TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
   EXPECT_TRUE(request.generation.stream);
   EXPECT_TRUE(request.generation.include_usage);
   EXPECT_TRUE(request.generation.ignore_eos);
+  EXPECT_FALSE(request.generation.skip_special_tokens);
+  EXPECT_TRUE(parse(R"({"model": "kjv", "prompt": "a"})").generation.skip_special_tokens);
   EXPECT_EQ(request.generation.n, 3);
   EXPECT_TRUE(request.generation.echo);
   EXPECT_EQ(std::get<std::vector<int32_t>>(parse(R"({"model": "kjv", "prompt": [7, 8]})").prompts[0]),
@@ -71,6 +73,7 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stop": ""})"), Expected(400, "stop"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream": "yes"})"), Expected(400, "stream"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "ignore_eos": 1})"), Expected(400, "ignore_eos"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "skip_special_tokens": "no"})"), Expected(400, "skip_special_tokens"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "stream_options": {"include_usage": true}})"),
             Expected(400, "stream_options"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "n": 0})"), Expected(400, "n"));

@@ -84,17 +84,17 @@ TEST_P(MatmulTest, GroupGivesEachProductWhatItGetsAlone) {
   for (const Shape& shape : shapes) {
     weights.push_back(make_weights(shape.dtype, shape.n, shape.k, rng));
     biases.push_back(make_weights(DType::F32, 1, shape.n, rng));
-    // The second product reads the first one's rows, as an expert's gate and up projections do.
-    if (inputs.size() == 1) inputs.push_back(inputs[0]);
-    else inputs.emplace_back(size_t(shape.m * shape.k));
+    inputs.emplace_back(size_t(shape.m * shape.k));
     for (float& value : inputs.back()) value = normal(rng);
     alone.emplace_back(size_t(shape.m * shape.n), -1.0f);
     grouped.emplace_back(size_t(shape.m * shape.n) + 1, -2.0f);  // one more: nothing past y is written
   }
   for (size_t i = 0; i < shapes.size(); ++i) {
     const WeightView bias = shapes[i].bias ? biases[i].view : WeightView{};
-    cpu::matmul(inputs[i].data(), shapes[i].m, weights[i].view, bias, alone[i].data());
-    products.push_back({inputs[i].data(), shapes[i].m, weights[i].view, bias, grouped[i].data()});
+    // The second product reads the first one's rows, as an expert's gate and up projections do.
+    const float* x = i == 1 ? inputs[0].data() : inputs[i].data();
+    cpu::matmul(x, shapes[i].m, weights[i].view, bias, alone[i].data());
+    products.push_back({x, shapes[i].m, weights[i].view, bias, grouped[i].data()});
   }
   cpu::matmul_group(products);
   for (size_t i = 0; i < shapes.size(); ++i) {

@@ -12,12 +12,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <vector>
 
 #include "error_message.h"
 #include "logit_comparison.h"
 #include "tiny_moe_model.h"
 #include "model/cpu_layer_ops.h"
 #include "model/llama_model.h"
+#include "model/routed_experts.h"
 #include "ops/cpu/expert_routing.h"
 #include "parallel/comm/thread_group.h"
 #include "plan/parameter_count.h"
@@ -150,6 +153,43 @@ TEST(MoeOps, DistinctExpertsAndTheSharedExpertGateByHand) {
   }
 }
 
+// A prompt long enough that its (row, expert) pairs go through the experts in several groups
+// (routed_experts.cpp) gives every row exactly what it gets alone.
+TEST(MoeOps, ManyRowsThroughTheExpertsInGroupsEqualEachRowAlone) {
+  const int experts = 8, top_k = 4;
+  const int64_t dim = 16, ff = 8, n_rows = 700;  // 2,800 pairs
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  const auto random = [&](size_t n) {
+    std::vector<float> values(n);
+    for (float& value : values) value = normal(rng);
+    return values;
+  };
+  std::vector<std::vector<float>> storage;
+  const auto linear = [&](int64_t rows, int64_t cols) {
+    storage.push_back(random(size_t(rows * cols)));
+    Linear l;
+    l.weight = WeightView{DType::F32, storage.back().data(), rows, cols, 0};
+    return l;
+  };
+  storage.reserve(3 * experts + 1);
+  SparseMoeWeights moe;
+  moe.router = linear(experts, dim);
+  moe.top_k = top_k;
+  for (int e = 0; e < experts; ++e) moe.experts.push_back({linear(ff, dim), linear(ff, dim), linear(dim, ff)});
+  const std::vector<float> rows = random(size_t(n_rows * dim)), logits = random(size_t(n_rows * experts));
+  const cpu::ExpertRoutes routes = cpu::route_top_k(logits.data(), n_rows, experts, top_k, true);
+  std::vector<float> together(size_t(n_rows * dim), 0.0f);
+  add_routed_experts(rows.data(), routes, moe, together.data());
+  for (int64_t row = 0; row < n_rows; ++row) {
+    cpu::ExpertRoutes alone{top_k, {routes.experts.begin() + row * top_k, routes.experts.begin() + (row + 1) * top_k},
+                            {routes.weights.begin() + row * top_k, routes.weights.begin() + (row + 1) * top_k}};
+    std::vector<float> out(size_t(dim), 0.0f);
+    add_routed_experts(rows.data() + row * dim, alone, moe, out.data());
+    ASSERT_EQ(out, std::vector<float>(together.begin() + row * dim, together.begin() + (row + 1) * dim)) << "row " << row;
+  }
+}
+
 TEST(MoeCheckpoint, EveryExpertLayoutLoadsToTheSameModel) {
   for (TinyMoe m : {mixtral(), qwen2_moe(), qwen3_moe()}) {
     m.layout = ExpertLayout::QWEN_PER_EXPERT;
@@ -195,7 +235,7 @@ fs::path write_dense_equivalent(const TinyMoe& m, const std::string& architectur
   config["intermediate_size"] = ff;
   const fs::path dir = test::scratch_dir("dense-" + architecture);
   std::ofstream(dir / "config.json") << config.dump();
-  test::write_safetensors(dir / "model.safetensors", dense);
+  test::write_tiny_safetensors(dir / "model.safetensors", dense);
   return dir;
 }
 
@@ -388,7 +428,7 @@ TEST(MoeCheckpointErrors, AreRefusedByName) {
   std::vector<TinyTensor> tensors = test::tiny_moe_tensors(m);
   std::erase_if(tensors, [](const TinyTensor& t) { return t.name == "model.layers.2.mlp.experts.3.up_proj.weight"; });
   const fs::path dir = test::write_tiny_moe(m, "missing");
-  test::write_safetensors(dir / "model.safetensors", tensors);
+  test::write_tiny_safetensors(dir / "model.safetensors", tensors);
   EXPECT_ERROR_NAMES(LlamaModel::load(dir), "missing expert tensor model.layers.2.mlp.experts.3.up_proj.weight",
                      "expert 3 of layer 2", "block_sparse_moe.experts.3.w1/w3/w2");
 
@@ -396,14 +436,14 @@ TEST(MoeCheckpointErrors, AreRefusedByName) {
   tensors = test::store_experts(m, test::tiny_moe_tensors(m));
   for (TinyTensor& t : tensors)
     if (t.name == "model.layers.0.mlp.experts.down_proj") t.shape = {int64_t(m.experts) * m.hidden, m.expert_ff};
-  test::write_safetensors(dir / "model.safetensors", tensors);
+  test::write_tiny_safetensors(dir / "model.safetensors", tensors);
   EXPECT_ERROR_NAMES(Checkpoint::open(dir), "model.safetensors: fused expert tensor model.layers.0.mlp.experts.down_proj",
                      "[256, 16]", "must be 3-D");
 
   // Without rows or columns, nothing would bound the number of experts a header claims.
   tensors = test::store_experts(m, test::tiny_moe_tensors(m));
   tensors.push_back({"model.layers.9.mlp.experts.down_proj", {1000000000000, 0, 4}, {}});
-  test::write_safetensors(dir / "model.safetensors", tensors);
+  test::write_tiny_safetensors(dir / "model.safetensors", tensors);
   EXPECT_ERROR_NAMES(Checkpoint::open(dir), "fused expert tensor model.layers.9.mlp.experts.down_proj has shape "
                                             "[1000000000000, 0, 4]; each expert's matrix must have rows and columns");
 
@@ -411,7 +451,7 @@ TEST(MoeCheckpointErrors, AreRefusedByName) {
   tensors = test::store_experts(m, test::tiny_moe_tensors(m));
   tensors.push_back({"model.layers.0.mlp.experts.1.down_proj.weight", {m.hidden, m.expert_ff},
                      std::vector<float>(size_t(m.hidden * m.expert_ff))});
-  test::write_safetensors(dir / "model.safetensors", tensors);
+  test::write_tiny_safetensors(dir / "model.safetensors", tensors);
   EXPECT_ERROR_NAMES(Checkpoint::open(dir), "model.layers.0.mlp.experts.1.down_proj.weight is stored twice",
                      "model.layers.0.mlp.experts.down_proj[1, 0:32]");
 }

@@ -69,7 +69,7 @@ inline std::vector<float> tiny_values(const std::string& key, int64_t n, unsigne
   return values;
 }
 
-inline void write_safetensors(const std::filesystem::path& file, const std::vector<TinyTensor>& tensors) {
+inline void write_tiny_safetensors(const std::filesystem::path& file, const std::vector<TinyTensor>& tensors) {
   std::vector<TensorToWrite> written;
   for (const TinyTensor& tensor : tensors)
     written.push_back({tensor.name, DType::F32, tensor.shape, [&tensor](size_t offset, std::span<std::byte> out) {
@@ -200,7 +200,7 @@ inline nlohmann::json tiny_moe_config(const TinyMoe& m) {
 inline std::filesystem::path write_tiny_moe(const TinyMoe& m, const std::string& name) {
   const std::filesystem::path dir = scratch_dir(name);
   std::ofstream(dir / "config.json") << tiny_moe_config(m).dump();
-  write_safetensors(dir / "model.safetensors", store_experts(m, tiny_moe_tensors(m)));
+  write_tiny_safetensors(dir / "model.safetensors", store_experts(m, tiny_moe_tensors(m)));
   return dir;
 }
 

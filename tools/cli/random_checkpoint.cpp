@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 #include <fmt/format.h>
 
@@ -13,6 +12,13 @@
 
 namespace shardlm::cli {
 namespace {
+
+// FNV-1a over the name: the same seed from every standard library (std::hash need not be).
+uint64_t name_seed(const std::string& name) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return hash;
+}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -40,7 +46,7 @@ void store(float value, DType dtype, std::byte* out) {
 TensorToWrite random_tensor(const WeightSpec& spec) {
   const bool norm = spec.name.ends_with("norm.weight");
   const float scale = norm ? 0.0f : spec.shape.size() >= 2 ? 1.0f / std::sqrt(float(spec.shape.back())) : 0.02f;
-  const uint64_t seed = std::hash<std::string>{}(spec.name);
+  const uint64_t seed = name_seed(spec.name);
   const DType dtype = spec.dtype;
   return {spec.name, dtype, spec.shape, [=](size_t offset, std::span<std::byte> out) {
             const size_t element_size = dtype_size(dtype);
@@ -58,13 +64,15 @@ void save_random_checkpoint(const std::string& shape, const std::filesystem::pat
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) fail("--save {}: cannot create the directory: {}", dir.string(), error.message());
-  std::filesystem::copy_file(random_shape_file(shape), dir / "config.json",
-                             std::filesystem::copy_options::overwrite_existing, error);
-  if (error) fail("--save {}: cannot write config.json: {}", dir.string(), error.message());
+  std::filesystem::remove(dir / "config.json", error);  // until the weights are whole again
   std::vector<TensorToWrite> tensors;
   for (const WeightSpec& spec : weight_specs(config, config.torch_dtype.value_or(DType::BF16)))
     tensors.push_back(random_tensor(spec));
   write_safetensors(dir / "model.safetensors", tensors);
+  // The config last: a directory that has one holds the whole checkpoint.
+  std::filesystem::copy_file(random_shape_file(shape), dir / "config.json",
+                             std::filesystem::copy_options::overwrite_existing, error);
+  if (error) fail("--save {}: cannot write config.json: {}", dir.string(), error.message());
 }
 
 }  // namespace shardlm::cli

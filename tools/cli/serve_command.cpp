@@ -49,6 +49,9 @@ struct ServeOptions {
   bool enable_prefix_caching = true;
   std::string api_key;
   std::string chat_template;
+  bool auto_tool_choice = false;
+  std::string tool_call_parser;
+  std::string reasoning_parser;
 };
 
 // Every connection holds a file descriptor: the soft limit (often 1024) goes up to the hard one.
@@ -60,6 +63,10 @@ void raise_open_file_limit() {
 }
 
 void run_serve(const ServeOptions& options) {
+  std::optional<serve::ToolCallFormat> tool_format;
+  if (options.auto_tool_choice) tool_format = serve::tool_call_format(options.tool_call_parser);
+  std::optional<serve::ReasoningFormat> reasoning_format;
+  if (!options.reasoning_parser.empty()) reasoning_format = serve::reasoning_format(options.reasoning_parser);
   raise_open_file_limit();
   const std::filesystem::path dir = prepare_model_dir(options.model);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
@@ -121,6 +128,8 @@ void run_serve(const ServeOptions& options) {
   server_options.max_model_len = max_model_len;
   server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
   server_options.chat_template = chat_template ? &*chat_template : nullptr;
+  server_options.tool_call_format = tool_format;
+  server_options.reasoning_format = reasoning_format;
   serve::EngineLoop loop(scheduler);
   serve::HttpServer server(server_options, loop, tokenizer);
   const int port = server.listen();
@@ -184,6 +193,18 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--api-key", options->api_key, "Require Authorization: Bearer KEY on /v1 routes");
   command->add_option("--chat-template", options->chat_template,
                       "A Jinja chat template FILE (or the template text) instead of the model's own");
+  CLI::Option* auto_tool_choice =
+      command->add_flag("--enable-auto-tool-choice", options->auto_tool_choice,
+                        "Chat replies to requests with tools return the calls the model writes as tool_calls");
+  CLI::Option* tool_call_parser = command->add_option(
+      "--tool-call-parser", options->tool_call_parser,
+      "How the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes), llama3_json (Llama 3.1 to 3.3) or "
+      "mistral (Mistral, Mixtral)");
+  auto_tool_choice->needs(tool_call_parser);
+  tool_call_parser->needs(auto_tool_choice);
+  command->add_option("--reasoning-parser", options->reasoning_parser,
+                      "Return a reasoning model's thinking as the reply's `reasoning`: qwen3 (Qwen3) or deepseek_r1 "
+                      "(DeepSeek-R1, QwQ)");
   command->callback([options] { run_serve(*options); });
 }
 

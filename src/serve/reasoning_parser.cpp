@@ -1,0 +1,34 @@
+#include "serve/reasoning_parser.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "serve/partial_marker.h"
+
+namespace shardlm::serve {
+namespace {
+
+constexpr std::string_view kThinkOpen = "<think>";
+constexpr std::string_view kThinkClose = "</think>";
+
+}  // namespace
+
+ReasoningFormat reasoning_format(const std::string& name) {
+  if (name == "qwen3") return ReasoningFormat::Qwen3;
+  if (name == "deepseek_r1") return ReasoningFormat::DeepSeekR1;
+  fail("--reasoning-parser: no parser \"{}\" (qwen3: Qwen3; deepseek_r1: DeepSeek-R1 and QwQ)", name);
+}
+
+ReasoningBounds reasoning_bounds(ReasoningFormat format, std::string_view text, bool finished, size_t settled) {
+  const bool opened = text.starts_with(kThinkOpen);
+  // Until the reply is longer than "<think>", it may still be opening the block.
+  if (!opened && !finished && kThinkOpen.starts_with(text)) return {};
+  if (!opened && format == ReasoningFormat::Qwen3) return {0, 0, 0};
+  const size_t begin = opened ? kThinkOpen.size() : 0;
+  const size_t close = text.find(kThinkClose, std::max(begin, settled));
+  if (close != std::string_view::npos) return {begin, close, close + kThinkClose.size()};
+  if (finished) return {begin, text.size(), text.size()};
+  return {begin, text.size() - partial_marker_at_end(text.substr(std::max(begin, settled)), kThinkClose), std::nullopt};
+}
+
+}  // namespace shardlm::serve

@@ -15,12 +15,12 @@
 #include "core/error.h"
 #include "serve/api_error.h"
 #include "serve/chat_page.h"
+#include "serve/chat_reply_reader.h"
 #include "serve/chat_request.h"
 #include "serve/completion_request.h"
 #include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
-#include "serve/chat_reply_reader.h"
 
 namespace shardlm::serve {
 

@@ -14,6 +14,8 @@ export LD_LIBRARY_PATH=$root/.device-carry/lib:${LD_LIBRARY_PATH:-}
 bin=$root/.device-carry/bin
 # A warm machine keeps the last call's unpacked binaries: unpack again when the carried archive
 # differs from the one they came from.
+[ -f "$root/.device-carry/bin.tar.gz" ] ||
+  { echo "no .device-carry/bin.tar.gz: run bench/prepare_device_carry.sh here and carry it" >&2; exit 1; }
 stamp=$(md5sum <"$root/.device-carry/bin.tar.gz" | cut -d' ' -f1)
 if [ "$(cat "$bin/.archive-md5" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$bin"

@@ -8,7 +8,7 @@ ReplyParts ChatReplyReader::release(std::string_view text, bool finished) {
   ReplyParts released;
   size_t answer_begin = 0;
   if (reasoning_) {
-    const ReasoningBounds bounds = reasoning_bounds(*reasoning_, text, finished, reasoning_sent_);
+    const ReasoningBounds bounds = reasoning_bounds(*reasoning_, prompt_, text, finished, reasoning_sent_);
     const size_t from = std::max(bounds.reasoning_begin, reasoning_sent_);
     if (bounds.reasoning_end > from) released.reasoning = std::string(text.substr(from, bounds.reasoning_end - from));
     reasoning_sent_ = std::max(reasoning_sent_, bounds.reasoning_end);
@@ -34,7 +34,7 @@ ReplyParts ChatReplyReader::release(std::string_view text, bool finished) {
 }
 
 ReplyParts ChatReplyReader::whole(std::string_view text) const {
-  ChatReplyReader fresh(reasoning_, tool_calls_);
+  ChatReplyReader fresh(reasoning_, tool_calls_, prompt_);
   return fresh.release(text, /*finished=*/true);
 }
 

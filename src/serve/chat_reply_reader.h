@@ -24,8 +24,10 @@ struct ReplyParts {
 class ChatReplyReader {
  public:
   ChatReplyReader() = default;  // reads nothing: the reply is all content
-  ChatReplyReader(std::optional<ReasoningFormat> reasoning, std::optional<ToolCallFormat> tool_calls)
-      : reasoning_(reasoning), tool_calls_(tool_calls) {}
+  // `prompt` is where the rendered prompt leaves the reply (prompt_thinking).
+  ChatReplyReader(std::optional<ReasoningFormat> reasoning, std::optional<ToolCallFormat> tool_calls,
+                  PromptThinking prompt = PromptThinking::None)
+      : reasoning_(reasoning), tool_calls_(tool_calls), prompt_(prompt) {}
 
   bool reads() const { return reasoning_ || tool_calls_; }
   // What settled of `text`, the reply so far, since the last call (calls only once it is finished).
@@ -36,6 +38,7 @@ class ChatReplyReader {
  private:
   std::optional<ReasoningFormat> reasoning_;
   std::optional<ToolCallFormat> tool_calls_;
+  PromptThinking prompt_ = PromptThinking::None;
   size_t reasoning_sent_ = 0, content_sent_ = 0;  // released so far: an end in `text`, a length of the answer
 };
 

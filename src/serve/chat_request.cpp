@@ -26,8 +26,9 @@ RequestJson content_of(const RequestJson& content, const std::string& param) {
   return joined;
 }
 
-// OpenAI sends a tool call's arguments as JSON text; templates expect the object (Transformers'
-// convention, which vLLM follows by parsing them).
+// OpenAI sends a tool call's arguments as JSON text; templates expect the value (Transformers'
+// convention, which vLLM follows by parsing them): any JSON, as the server's own replies may carry
+// what a model wrote there, and empty text as an empty object, as vLLM takes it.
 RequestJson tool_calls_of(const RequestJson& calls, const std::string& param) {
   if (!calls.is_array()) bad_field(param, param + " must be a list");
   RequestJson converted = calls;
@@ -40,10 +41,8 @@ RequestJson tool_calls_of(const RequestJson& calls, const std::string& param) {
     if (!function.contains("name") || !function.at("name").is_string())
       bad_field(call_param + ".function.name", call_param + ".function.name must be a string");
     if (function.contains("arguments") && function.at("arguments").is_string()) {
-      const std::string arguments_param = call_param + ".function.arguments";
-      RequestJson parsed = parse_json(function.at("arguments").get<std::string>(), arguments_param);
-      if (!parsed.is_object()) bad_field(arguments_param, arguments_param + " must be a JSON object");
-      function["arguments"] = std::move(parsed);
+      const std::string& text = function.at("arguments").get_ref<const std::string&>();
+      function["arguments"] = text.empty() ? RequestJson::object() : parse_json(text, call_param + ".function.arguments");
     }
   }
   return converted;

@@ -15,12 +15,12 @@
 #include "core/error.h"
 #include "serve/api_error.h"
 #include "serve/chat_page.h"
+#include "serve/chat_reply_reader.h"
 #include "serve/chat_request.h"
 #include "serve/completion_request.h"
 #include "serve/openai_responses.h"
 #include "serve/prometheus_text.h"
 #include "serve/token_ids.h"
-#include "serve/chat_reply_reader.h"
 
 namespace shardlm::serve {
 
@@ -219,6 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // Mistral marks calls with a special token, which the reply must keep to be read.
     if (tool_format_ == ToolCallFormat::Mistral) generation.skip_special_tokens = false;
     reasoning_format_ = server_.options.reasoning_format;
+    prompt_thinking_ = prompt_thinking(prompt);
     std::vector<std::vector<int32_t>> prompts;
     prompts.push_back(std::move(ids));
     generate(Endpoint::ChatCompletions, generation, std::move(prompts));
@@ -260,7 +261,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Choice& choice = choices_[index];
       choice.counts_prompt = index % size_t(generation.n) == 0;
       choice.wants_logprobs = generation.sampling.logprobs >= 0;
-      choice.reader = ChatReplyReader(reasoning_format_, tool_format_);
+      choice.reader = ChatReplyReader(reasoning_format_, tool_format_, prompt_thinking_);
       if (scheduled[index].prompt_logprobs) choice.scored_prompt = scheduled[index].prompt;
       if (!echoes.empty() && !stream_) choice.text = echoes[index / size_t(generation.n)];
       if (!echoes.empty() && stream_ && scheduled[index].prompt_logprobs) choice.unsent_echo = echoes[index / size_t(generation.n)];
@@ -540,6 +541,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // them, reasoning when the server splits it out.
   std::optional<ToolCallFormat> tool_format_;
   std::optional<ReasoningFormat> reasoning_format_;
+  PromptThinking prompt_thinking_ = PromptThinking::None;
   std::deque<std::string> pending_;  // stream bytes not yet written
   bool writing_ = false, close_after_writes_ = false;
 };

@@ -110,7 +110,9 @@ json whole_choice(Endpoint endpoint, size_t index, const std::string& text, cons
   if (endpoint == Endpoint::Completions) {
     choice["text"] = text;
   } else {
-    json message = {{"role", "assistant"}, {"content", text.empty() && !extras.tool_calls.is_null() ? json(nullptr) : json(text)}};
+    // No answer beside calls or reasoning is null, as vLLM and OpenAI send it.
+    const bool no_answer = text.empty() && (!extras.tool_calls.is_null() || !extras.reasoning.empty());
+    json message = {{"role", "assistant"}, {"content", no_answer ? json(nullptr) : json(text)}};
     if (!extras.reasoning.empty()) message["reasoning"] = message["reasoning_content"] = extras.reasoning;
     if (!extras.tool_calls.is_null()) message["tool_calls"] = extras.tool_calls;
     choice["message"] = std::move(message);

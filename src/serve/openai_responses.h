@@ -65,8 +65,8 @@ nlohmann::json streamed_choice(Endpoint endpoint, size_t index, const std::strin
 // it); nothing for completions.
 std::optional<nlohmann::json> opening_choice(Endpoint endpoint, size_t index);
 
-// A choice of a whole (not streamed) response; a chat message with tool calls has null content
-// when no text came before them, as OpenAI's.
+// A choice of a whole (not streamed) response; a chat message with tool calls or reasoning and no
+// answer text has null content, as OpenAI's and vLLM's.
 nlohmann::json whole_choice(Endpoint endpoint, size_t index, const std::string& text, const std::string& finish_reason,
                             const nlohmann::json& logprobs = nullptr, const ChatExtras& extras = {});
 

@@ -45,9 +45,10 @@ std::optional<ToolCall> call_of(const RequestJson& object, std::initializer_list
   return std::nullopt;
 }
 
-// Where the JSON object opening at text[begin] ends (just past its closing brace), found in one
-// pass over its braces outside strings; npos when it never closes.
-size_t object_end(std::string_view text, size_t begin) {
+// Where the JSON object or list opening at text[begin] ends (just past its closing bracket), found
+// in one pass over the brackets outside strings; npos when it never closes. (Mismatched brackets
+// end it early or late; the parse that follows refuses them.)
+size_t bracketed_end(std::string_view text, size_t begin) {
   int depth = 0;
   bool in_string = false;
   for (size_t i = begin; i < text.size(); ++i) {
@@ -57,19 +58,20 @@ size_t object_end(std::string_view text, size_t begin) {
       else if (c == '"') in_string = false;
     } else if (c == '"') {
       in_string = true;
-    } else if (c == '{') {
+    } else if (c == '{' || c == '[') {
       ++depth;
-    } else if (c == '}' && --depth == 0) {
+    } else if ((c == '}' || c == ']') && --depth == 0) {
       return i + 1;
     }
   }
   return std::string_view::npos;
 }
 
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
 std::string_view trim(std::string_view text) {
-  const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
-  while (!text.empty() && space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && space(text.back())) text.remove_suffix(1);
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
   return text;
 }
 
@@ -91,14 +93,30 @@ ParsedReply parse_hermes(std::string_view text) {
   return {std::string(text.substr(0, first)), std::move(calls)};
 }
 
+// A llama3_json call may follow this much whitespace at most: a reply that opens with more is text,
+// which keeps the look for its first character short while it streams.
+constexpr size_t kMaxSpaceBeforeCall = 1024;
+
+// The reply from its first character that is not whitespace; none when more than
+// kMaxSpaceBeforeCall of whitespace open it.
+std::optional<std::string_view> call_start(std::string_view text) {
+  const size_t limit = std::min(text.size(), kMaxSpaceBeforeCall + 1);
+  size_t first = 0;
+  while (first < limit && is_space(text[first])) ++first;
+  if (first > kMaxSpaceBeforeCall) return std::nullopt;
+  return text.substr(first);
+}
+
 ParsedReply parse_llama3_json(std::string_view text) {
-  std::string_view rest = trim(text);
+  const std::optional<std::string_view> start = call_start(text);
+  if (!start) return {std::string(text), {}};
+  std::string_view rest = *start;
   if (rest.starts_with(kPythonTag)) rest = trim(rest.substr(kPythonTag.size()));
   std::vector<ToolCall> calls;
   // Objects joined by ";", each found by its braces (arguments may hold ";"), each parsed once.
   while (true) {
     if (!rest.starts_with("{")) return {std::string(text), {}};
-    const size_t end = object_end(rest, 0);
+    const size_t end = bracketed_end(rest, 0);
     if (end == std::string_view::npos) return {std::string(text), {}};
     const std::optional<RequestJson> object = parse_object(rest.substr(0, end));
     const std::optional<ToolCall> call = object ? call_of(*object, {"arguments", "parameters"}) : std::nullopt;
@@ -120,13 +138,14 @@ ParsedReply parse_mistral(std::string_view text) {
   std::vector<ToolCall> calls;
   std::string_view rest = trim(text.substr(first + kMistralCalls.size()));
   if (rest.starts_with("[")) {
-    // Mistral 7B v0.3, Mixtral: one JSON list of {"name", "arguments"}.
-    const std::optional<RequestJson> list = parse_bounded(rest);
+    // Mistral 7B v0.3, Mixtral: one JSON list of {"name", "arguments"}; as vLLM, whatever follows
+    // the list is dropped and a call without arguments has {}.
+    const size_t end = bracketed_end(rest, 0);
+    const std::optional<RequestJson> list = end == std::string_view::npos ? std::nullopt : parse_bounded(rest.substr(0, end));
     if (!list || !list->is_array() || list->empty()) return as_text;
     for (const RequestJson& each : *list) {
-      const std::optional<ToolCall> call = each.is_object() ? call_of(each, {"arguments"}) : std::nullopt;
-      if (!call) return as_text;
-      calls.push_back(*call);
+      if (!each.is_object() || !each.contains("name") || !each.at("name").is_string()) return as_text;
+      calls.push_back(call_of(each, {"arguments"}).value_or(ToolCall{each.at("name").get<std::string>(), "{}"}));
     }
     return {std::string(text.substr(0, first)), std::move(calls)};
   }
@@ -136,7 +155,7 @@ ParsedReply parse_mistral(std::string_view text) {
     if (args == std::string_view::npos) return as_text;
     const std::string_view name = trim(rest.substr(0, args));
     const std::string_view body = trim(rest.substr(args + kMistralArgs.size()));
-    const size_t end = body.starts_with("{") ? object_end(body, 0) : std::string_view::npos;
+    const size_t end = body.starts_with("{") ? bracketed_end(body, 0) : std::string_view::npos;
     const std::optional<RequestJson> arguments = end == std::string_view::npos ? std::nullopt : parse_object(body.substr(0, end));
     if (name.empty() || !arguments) return as_text;
     calls.push_back({std::string(name), arguments->dump(-1, ' ', false, RequestJson::error_handler_t::replace)});
@@ -187,9 +206,10 @@ size_t streamable_content(ToolCallFormat format, std::string_view text, size_t s
   }
   // A llama3_json reply is a call or text from its first character on: wait until that shows.
   if (settled > 0) return text.size();
-  const std::string_view start = trim(text);
-  if (start.empty() || start.starts_with("{") || start.starts_with(kPythonTag)) return 0;
-  if (kPythonTag.starts_with(start)) return 0;
+  const std::optional<std::string_view> start = call_start(text);
+  if (!start) return text.size();
+  if (start->empty() || start->starts_with("{") || start->starts_with(kPythonTag) || kPythonTag.starts_with(*start))
+    return 0;
   return text.size();
 }
 

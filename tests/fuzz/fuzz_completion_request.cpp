@@ -30,13 +30,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                          std::optional(ReasoningFormat::DeepSeekR1)}) {
     for (const std::optional<ToolCallFormat> tools : {std::optional<ToolCallFormat>(), std::optional(ToolCallFormat::Hermes),
                                                       std::optional(ToolCallFormat::Llama3Json), std::optional(ToolCallFormat::Mistral)}) {
-      shardlm::serve::ChatReplyReader reader(reasoning, tools);
-      const shardlm::serve::ReplyParts whole = reader.whole(body);
-      const shardlm::serve::ReplyParts first = reader.release(body.substr(0, body.size() / 2), false);
-      const shardlm::serve::ReplyParts rest = reader.release(body, true);
-      if (first.reasoning + rest.reasoning != whole.reasoning || first.content + rest.content != whole.content ||
-          rest.calls.size() != whole.calls.size())
-        __builtin_trap();
+      for (const auto prompt : {shardlm::serve::PromptThinking::None, shardlm::serve::PromptThinking::Open,
+                                shardlm::serve::PromptThinking::Closed}) {
+        shardlm::serve::ChatReplyReader reader(reasoning, tools, prompt);
+        const shardlm::serve::ReplyParts whole = reader.whole(body);
+        const shardlm::serve::ReplyParts first = reader.release(body.substr(0, body.size() / 2), false);
+        const shardlm::serve::ReplyParts rest = reader.release(body, true);
+        if (first.reasoning + rest.reasoning != whole.reasoning || first.content + rest.content != whole.content ||
+            rest.calls.size() != whole.calls.size())
+          __builtin_trap();
+      }
     }
   }
   return 0;

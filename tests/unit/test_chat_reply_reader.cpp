@@ -14,8 +14,9 @@
 namespace shardlm::serve {
 namespace {
 
-ReplyParts whole(std::optional<ReasoningFormat> reasoning, std::optional<ToolCallFormat> tools, const std::string& text) {
-  return ChatReplyReader(reasoning, tools).whole(text);
+ReplyParts whole(std::optional<ReasoningFormat> reasoning, std::optional<ToolCallFormat> tools, const std::string& text,
+                 PromptThinking prompt = PromptThinking::None) {
+  return ChatReplyReader(reasoning, tools, prompt).whole(text);
 }
 
 TEST(ChatReplyReader, Qwen3ReasoningIsTheOpeningThinkBlock) {
@@ -41,6 +42,24 @@ TEST(ChatReplyReader, DeepSeekR1ReasonsUntilTheEndMarker) {
   EXPECT_EQ(unclosed.content, "");
 }
 
+// The rendered prompt decides first: a block it leaves open makes the reply start as reasoning
+// (Qwen3's thinking models and DeepSeek-R1 write "<think>\n" into the generation prompt); one it
+// closes (enable_thinking false) leaves the reply all answer, with either parser.
+TEST(ChatReplyReader, ThePromptsOpenOrClosedBlockDecidesFirst) {
+  EXPECT_EQ(prompt_thinking("<|im_start|>assistant\n"), PromptThinking::None);
+  EXPECT_EQ(prompt_thinking("<|im_start|>assistant\n<think>\n"), PromptThinking::Open);
+  EXPECT_EQ(prompt_thinking("<|im_start|>assistant\n<think>\n\n</think>\n\n"), PromptThinking::Closed);
+  EXPECT_EQ(prompt_thinking("<think>a</think> b <think>\n"), PromptThinking::Open);
+  for (const ReasoningFormat format : {ReasoningFormat::Qwen3, ReasoningFormat::DeepSeekR1}) {
+    const ReplyParts opened = whole(format, std::nullopt, "Paris.</think>\n\nWarm.", PromptThinking::Open);
+    EXPECT_EQ(opened.reasoning, "Paris.");
+    EXPECT_EQ(opened.content, "\n\nWarm.");
+    const ReplyParts closed = whole(format, std::nullopt, "Warm.", PromptThinking::Closed);
+    EXPECT_EQ(closed.reasoning, "");
+    EXPECT_EQ(closed.content, "Warm.");
+  }
+}
+
 TEST(ChatReplyReader, ToolCallsComeFromTheAnswerAlone) {
   // A call written while thinking is reasoning, not a call.
   const ReplyParts parts = whole(ReasoningFormat::Qwen3, ToolCallFormat::Hermes,
@@ -60,6 +79,7 @@ TEST(ChatReplyReader, StreamedPartsAddUpToTheWholeReply) {
     std::optional<ReasoningFormat> reasoning;
     std::optional<ToolCallFormat> tools;
     std::string text;
+    PromptThinking prompt = PromptThinking::None;
   };
   const std::vector<Case> cases = {
       {ReasoningFormat::Qwen3, ToolCallFormat::Hermes,
@@ -70,10 +90,13 @@ TEST(ChatReplyReader, StreamedPartsAddUpToTheWholeReply) {
       {ReasoningFormat::DeepSeekR1, std::nullopt, "a < b </ c</think>answer </think> again"},
       {std::nullopt, ToolCallFormat::Hermes, "Text <tool_call>{not json}</tool_call> stays"},
       {std::nullopt, ToolCallFormat::Llama3Json, " {\"name\": \"f\", \"parameters\": {\"q\": 1}}; {\"name\": \"g\"}"},
+      {ReasoningFormat::Qwen3, ToolCallFormat::Mistral, "Paris </th</think>Sure [TOOL_CALLS] [{\"name\": \"f\"}] x",
+       PromptThinking::Open},
+      {ReasoningFormat::DeepSeekR1, std::nullopt, "<thinking> is not </think>", PromptThinking::Closed},
   };
   for (const Case& c : cases) {
-    const ReplyParts expected = whole(c.reasoning, c.tools, c.text);
-    ChatReplyReader reader(c.reasoning, c.tools);
+    const ReplyParts expected = whole(c.reasoning, c.tools, c.text, c.prompt);
+    ChatReplyReader reader(c.reasoning, c.tools, c.prompt);
     std::string reasoning, content;
     std::vector<ToolCall> calls;
     for (size_t end = 1; end <= c.text.size(); ++end) {

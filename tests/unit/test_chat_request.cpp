@@ -45,6 +45,13 @@ TEST(ChatRequest, ToolCallArgumentsBecomeObjectsAndKeepTheirOrder) {
   const auto& arguments = request.messages[1]["tool_calls"][0]["function"]["arguments"];
   ASSERT_TRUE(arguments.is_object());
   EXPECT_EQ(arguments.dump(), R"({"zeta":1,"alpha":"x"})");
+  // What the server's own replies may carry (a model's non-object arguments), and empty text.
+  for (const auto& [text, expected] : {std::pair{R"(\"x\")", R"("x")"}, std::pair{"", "{}"}}) {
+    const ChatRequest back = parse_chat_request(std::string(R"({"model": "kjv", "messages": [{"role": "assistant", "tool_calls": )") +
+                                                    R"([{"function": {"name": "f", "arguments": ")" + text + R"("}}]}]})",
+                                                "kjv");
+    EXPECT_EQ(back.messages[0]["tool_calls"][0]["function"]["arguments"].dump(), expected) << text;
+  }
   EXPECT_TRUE(request.messages[1]["content"].is_null());
   ASSERT_TRUE(request.tools.is_array());
   EXPECT_EQ(request.tools[0]["function"]["parameters"].dump(), R"({"type":"object","b":1,"a":2})");

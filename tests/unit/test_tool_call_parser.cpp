@@ -64,6 +64,13 @@ TEST(ToolCallParser, Llama3JsonWholeRepliesAreCalls) {
   EXPECT_EQ(two.calls[0].arguments, R"({"q":"x; y} {\""})");
   EXPECT_EQ(two.calls[1].name, "b");
   EXPECT_EQ(two.calls[1].arguments, "{}");
+  // A call after a little whitespace is a call; after more than 1,024 characters of it, text (so a
+  // stream need look no further for the reply's first character).
+  const std::string call = "{\"name\": \"f\", \"parameters\": {}}";
+  EXPECT_EQ(parse_tool_calls(ToolCallFormat::Llama3Json, std::string(1024, '\n') + call).calls.size(), 1u);
+  EXPECT_TRUE(parse_tool_calls(ToolCallFormat::Llama3Json, std::string(1025, '\n') + call).calls.empty());
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, std::string(1024, ' ')), 0u);
+  EXPECT_EQ(streamable_content(ToolCallFormat::Llama3Json, std::string(1025, ' ')), 1025u);
   for (const char* text : {"The weather is fine.", "{\"city\": \"Paris\"}", "{\"name\": \"a\", \"parameters\": {}} and more",
                            "{\"name\": \"a\"}", "{\"name\": \"a\", \"parameters\": {}}; text", "{\"name\": \"a\", \"parameters\": {"}) {
     const ParsedReply reply = parse_tool_calls(ToolCallFormat::Llama3Json, text);
@@ -96,6 +103,10 @@ TEST(ToolCallParser, MistralCallsInBothOfItsForms) {
     EXPECT_TRUE(reply.calls.empty()) << text;
     EXPECT_EQ(reply.content, text);
   }
+  // As vLLM: text after the list is dropped, and a call without arguments has {}.
+  const ParsedReply lenient = parse_tool_calls(ToolCallFormat::Mistral, "[TOOL_CALLS] [{\"name\": \"f\"}] thanks");
+  ASSERT_EQ(lenient.calls.size(), 1u);
+  EXPECT_EQ(lenient.calls[0].arguments, "{}");
   EXPECT_EQ(streamable_content(ToolCallFormat::Mistral, "Checking. [TOOL_"), 10u);
   EXPECT_EQ(streamable_content(ToolCallFormat::Mistral, "Checking. [TOOL_CALLS] [{"), 10u);
 }

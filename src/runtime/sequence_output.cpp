@@ -15,8 +15,9 @@ SequenceOutput::SequenceOutput(const Tokenizer& tokenizer, const StopStrings& st
 std::string SequenceOutput::push(int32_t token) {
   tokens_.push_back(token);
   const bool is_eos = std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end();
-  // Skipped or not, the ending EOS adds no text (skipping leaves out only a special one).
-  if (!(is_eos && !skip_special_tokens_)) decoded_ += detokenizer_.push(token);
+  // Kept special tokens show in the text, but not the EOS that ends it (when they are skipped, the
+  // detokenizer leaves out a special EOS itself).
+  if (!is_eos || skip_special_tokens_) decoded_ += detokenizer_.push(token);
   if (is_eos || int(tokens_.size()) >= max_tokens_) {
     decoded_ += detokenizer_.flush();
     finished_ = true;

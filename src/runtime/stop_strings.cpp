@@ -13,6 +13,13 @@ StopStrings::StopStrings(std::vector<std::string> stops) : stops_(std::move(stop
     if (stop.empty()) fail("--stop: a stop string must not be empty");
 }
 
+size_t partial_marker_at_end(std::string_view text, std::string_view marker) {
+  if (marker.empty()) return 0;
+  for (size_t length = std::min(text.size(), marker.size() - 1); length > 0; --length)
+    if (marker.starts_with(text.substr(text.size() - length))) return length;
+  return 0;
+}
+
 size_t StopStrings::find_stop(std::string_view text) const {
   size_t earliest = std::string_view::npos;
   for (const std::string& stop : stops_) earliest = std::min(earliest, text.find(stop));
@@ -21,15 +28,7 @@ size_t StopStrings::find_stop(std::string_view text) const {
 
 size_t StopStrings::safe_length(std::string_view text) const {
   size_t held = 0;
-  for (const std::string& stop : stops_) {
-    // The longest suffix of text that is a proper prefix of this stop string.
-    for (size_t length = std::min(stop.size() - 1, text.size()); length > held; --length) {
-      if (text.substr(text.size() - length) == std::string_view(stop).substr(0, length)) {
-        held = length;
-        break;
-      }
-    }
-  }
+  for (const std::string& stop : stops_) held = std::max(held, partial_marker_at_end(text, stop));
   return text.size() - held;
 }
 

@@ -8,6 +8,11 @@
 
 namespace shardlm {
 
+// The length of the longest end of `text` that `marker` begins with, short of the whole marker:
+// text a stream holds back, since the next token may complete the marker (a stop string, or a
+// reply parser's <tool_call> or </think>).
+size_t partial_marker_at_end(std::string_view text, std::string_view marker);
+
 class StopStrings {
  public:
   explicit StopStrings(std::vector<std::string> stops);

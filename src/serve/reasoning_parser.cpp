@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "serve/partial_marker.h"
+#include "runtime/stop_strings.h"
 
 namespace shardlm::serve {
 namespace {

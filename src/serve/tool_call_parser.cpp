@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "serve/partial_marker.h"
+#include "runtime/stop_strings.h"
 #include "serve/api_error.h"
 #include "serve/request_fields.h"
 
@@ -34,14 +34,18 @@ std::optional<RequestJson> parse_object(std::string_view text) {
   return value;
 }
 
+// A call's arguments as OpenAI sends them: JSON text (invalid UTF-8 from the model replaced).
+std::string arguments_text(const RequestJson& value) {
+  return value.dump(-1, ' ', false, RequestJson::error_handler_t::replace);
+}
+
 // {"name": string, and the first of `arguments_keys` present} as a call, its arguments the JSON
 // text of that value (as vLLM sends whatever the model wrote there); anything else is not one.
 std::optional<ToolCall> call_of(const RequestJson& object, std::initializer_list<const char*> arguments_keys) {
   if (!object.contains("name") || !object.at("name").is_string()) return std::nullopt;
   for (const char* key : arguments_keys)
     if (object.contains(key))
-      return ToolCall{object.at("name").get<std::string>(),
-                      object.at(key).dump(-1, ' ', false, RequestJson::error_handler_t::replace)};
+      return ToolCall{object.at("name").get<std::string>(), arguments_text(object.at(key))};
   return std::nullopt;
 }
 
@@ -158,7 +162,7 @@ ParsedReply parse_mistral(std::string_view text) {
     const size_t end = body.starts_with("{") ? bracketed_end(body, 0) : std::string_view::npos;
     const std::optional<RequestJson> arguments = end == std::string_view::npos ? std::nullopt : parse_object(body.substr(0, end));
     if (name.empty() || !arguments) return as_text;
-    calls.push_back({std::string(name), arguments->dump(-1, ' ', false, RequestJson::error_handler_t::replace)});
+    calls.push_back({std::string(name), arguments_text(*arguments)});
     rest = trim(body.substr(end));
     if (rest.empty()) return {std::string(text.substr(0, first)), std::move(calls)};
     if (!rest.starts_with(kMistralCalls)) return as_text;

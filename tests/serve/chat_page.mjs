@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./headless_chromium.mjs";
 
 const [baseURL, model, apiKey, screenshotPath, chromium] = process.argv.slice(2);
 setTimeout(() => {
@@ -38,13 +38,7 @@ async function replayed(body) {
   return { status: response.status, json: await response.json() };
 }
 
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  // CI runs as root, where Chromium's sandbox cannot start.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  protocolTimeout: 20_000,
-});
+const browser = await launchChromium(chromium);
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);

@@ -4,7 +4,7 @@
 // answer, and the next turn's history carries the answer without the thinking.
 // Usage: node chat_page_reasoning.mjs BASE_URL CHROMIUM THINKING ANSWER
 import assert from "node:assert/strict";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./headless_chromium.mjs";
 
 const [baseURL, chromium, thinking, answer] = process.argv.slice(2);
 setTimeout(() => {
@@ -12,12 +12,7 @@ setTimeout(() => {
   process.exit(1);
 }, 30_000).unref();
 
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  protocolTimeout: 20_000,
-});
+const browser = await launchChromium(chromium);
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);

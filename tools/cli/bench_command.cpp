@@ -19,7 +19,6 @@
 #include "common_options.h"
 #include "core/error.h"
 #include "device_map_options.h"
-#include "random_checkpoint.h"
 #include "engine/engine.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
@@ -27,6 +26,7 @@
 #include "plan/parameter_count.h"
 #include "plan/tp_plan.h"
 #include "prompt_options.h"
+#include "random_checkpoint.h"
 #include "tokenizer/tokenizer.h"
 #ifdef SHARDLM_WITH_CUDA
 #include "backend/cuda/copy_bandwidth.h"
@@ -207,7 +207,6 @@ void run_bench_cpu(const BenchOptions& options) {
 }
 
 #ifdef SHARDLM_WITH_CUDA
-
 // Offloaded bytes must cross PCIe (stream), or the CPU must read what a row uses of them (cpu),
 // once per decode step: the two floors. The CPU's is given for the median of the read-bandwidth
 // samples taken around the decode and, strictest, for the fastest sample.

@@ -15,17 +15,14 @@ if [ ! -x "$chromium" ]; then
   echo "FAILED: no Chromium at $chromium: apt-get install chromium" >&2
   exit 1
 fi
-if [ ! -d "$here/node_modules/puppeteer-core" ]; then
-  echo "tests/serve/node_modules is missing puppeteer-core: run npm ci --prefix tests/serve" >&2
-  exit 1
-fi
+source "$here/server_startup.sh"
+require_node_package puppeteer-core
 log=$(mktemp)
 work=$(mktemp -d)
 "$bin" serve --port 0 --max-num-seqs 2 --api-key test-key >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$work"' EXIT
-for _ in $(seq 300); do grep -q "serving kjv-llama at" "$log" && break; sleep 0.1; done
-port=$(sed -n 's/.*serving kjv-llama at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+port=$(served_port "$log" kjv-llama)
 [ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
 
 node "$here/chat_page.mjs" "http://127.0.0.1:$port" kjv-llama test-key "$screenshot" "$chromium" ||
@@ -44,8 +41,7 @@ python3 "$here/make_scripted_model.py" "$here/../../models/kjv-llama" "$work/thi
   "<think>" "$thinking" "</think>" $'\n\n' "It is warm."
 "$bin" serve --model "$work/thinks" --port 0 --served-model-name thinks --reasoning-parser qwen3 >"$log" 2>&1 &
 pid=$!
-for _ in $(seq 300); do grep -q "serving thinks at" "$log" && break; sleep 0.1; done
-port=$(sed -n 's/.*serving thinks at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+port=$(served_port "$log" thinks)
 [ -n "$port" ] || { echo "the reasoning server did not start:"; cat "$log"; exit 1; }
 node "$here/chat_page_reasoning.mjs" "http://127.0.0.1:$port" "$chromium" "$thinking" "$answer" ||
   { echo "server log:"; cat "$log"; exit 1; }

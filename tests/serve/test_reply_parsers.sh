@@ -10,10 +10,8 @@
 set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -d "$here/node_modules/openai" ]; then
-  echo "tests/serve/node_modules is missing: run npm ci --prefix tests/serve" >&2
-  exit 1
-fi
+source "$here/server_startup.sh"
+require_node_package openai
 work=$(mktemp -d)
 pid=
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -40,9 +38,8 @@ serve_and_run() {  # serve_and_run MODEL CLIENT_SCRIPT SERVE_ARGS... -- CLIENT_A
   shift
   "$bin" serve --model "$work/$model" --port 0 --served-model-name "$model" "${serve_args[@]}" >"$work/serve.log" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do grep -q "serving $model at" "$work/serve.log" && break; sleep 0.1; done
   local port
-  port=$(sed -n "s/.*serving $model at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p" "$work/serve.log")
+  port=$(served_port "$work/serve.log" "$model")
   [ -n "$port" ] || { echo "the server did not start:"; cat "$work/serve.log"; exit 1; }
   node "$here/$client" "http://127.0.0.1:$port/v1" "$model" "$@"
   kill -TERM "$pid"

@@ -7,17 +7,14 @@
 set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -d "$here/node_modules/openai" ]; then
-  echo "tests/serve/node_modules is missing: run npm ci --prefix tests/serve" >&2
-  exit 1
-fi
+source "$here/server_startup.sh"
+require_node_package openai
 log=$(mktemp)
 "$bin" serve --port 0 --max-num-seqs 8 --max-num-batched-tokens 48 --max-model-len 512 --api-key test-key \
   --served-model-name kjv >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 300); do grep -q "serving kjv at" "$log" && break; sleep 0.1; done
-port=$(sed -n 's/.*serving kjv at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+port=$(served_port "$log" kjv)
 [ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
 url=http://127.0.0.1:$port
 passed=0

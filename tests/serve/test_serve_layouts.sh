@@ -6,6 +6,7 @@
 # Usage: test_serve_layouts.sh SHARDLM_BINARY
 set -euo pipefail
 bin=$1
+source "$(cd "$(dirname "$0")" && pwd)/server_startup.sh"
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -23,9 +24,8 @@ serve_layout() {  # serve_layout NAME COMMAND...: a command line that ends in `s
   shift
   "$@" --port 0 --max-num-seqs 4 --max-num-batched-tokens 24 >"$work/log" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do grep -q "serving kjv-llama at" "$work/log" && break; sleep 0.1; done
   local port
-  port=$(sed -n 's/.*serving kjv-llama at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/log")
+  port=$(served_port "$work/log" kjv-llama)
   [ -n "$port" ] || { echo "FAILED: $name: the server did not start:"; cat "$work/log"; exit 1; }
   local i=0
   for prompt in "${prompts[@]}"; do

@@ -135,4 +135,10 @@ for choice in auto vllm; do
   kill -TERM "$pid"
   wait "$pid"
 done
+# A directory without the file, and a file whose top_p would keep no token, are refused by name.
+refusal=$("$bin" serve --model "$model" --port 0 --generation-config "$model/none" 2>&1 || true)
+expect "--generation-config DIR without the file" 1 "$(grep -c -- "--generation-config $model/none: no generation_config.json there" <<<"$refusal")"
+mkdir "$model/zero" && echo '{"top_p": 0}' >"$model/zero/generation_config.json"
+refusal=$("$bin" serve --model "$model" --port 0 --generation-config "$model/zero" 2>&1 || true)
+expect "a generation_config.json with top_p 0" 1 "$(grep -c 'zero/generation_config.json: "top_p" 0 would keep no token' <<<"$refusal")"
 echo "serve: $passed passed, 0 failed"

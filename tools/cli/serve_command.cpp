@@ -57,12 +57,18 @@ struct ServeOptions {
 
 // --generation-config: where requests' sampling defaults come from. The model's generation_config.json
 // (auto), the one in another directory, or none (vllm: OpenAI's defaults).
-GenerationConfig sampling_source(const std::string& choice, const GenerationConfig& model_generation) {
-  if (choice == "auto") return model_generation;
+GenerationConfig sampling_source(const std::string& choice, const std::filesystem::path& model_dir,
+                                 const GenerationConfig& model_generation) {
   if (choice == "vllm") return {};
-  if (!std::filesystem::is_regular_file(std::filesystem::path(choice) / "generation_config.json"))
+  const std::filesystem::path dir = choice == "auto" ? model_dir : std::filesystem::path(choice);
+  if (choice != "auto" && !std::filesystem::is_regular_file(dir / "generation_config.json"))
     fail("--generation-config {}: no generation_config.json there (auto: the model's own; vllm: none)", choice);
-  return GenerationConfig::from_dir(choice);
+  const GenerationConfig source = choice == "auto" ? model_generation : GenerationConfig::from_dir(dir);
+  // Its top_p would become every request's, and a sampler cannot keep no tokens at all.
+  if (source.top_p && *source.top_p <= 0.0f)
+    fail("{}: \"top_p\" 0 would keep no token for any request: use --generation-config vllm, or give one in (0, 1]",
+         (dir / "generation_config.json").string());
+  return source;
 }
 
 // The defaults taken from `source`, saying which, and what of it the samplers leave out.
@@ -97,7 +103,7 @@ void run_serve(const ServeOptions& options) {
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
   check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
-  const GenerationConfig sampling = sampling_source(options.generation_config, generation);
+  const GenerationConfig sampling = sampling_source(options.generation_config, dir, generation);
   const int64_t max_model_len =
       options.max_model_len > 0 ? options.max_model_len : std::min<int64_t>(config.max_position_embeddings, 4096);
   if (max_model_len > config.max_position_embeddings)

@@ -218,8 +218,9 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   check_experts({37, 2, 64, 32, 8, 4, 8}, eight);    // the same object, now a rank holding experts 4-7
   check_experts({37, 4, 128, 48, 16, 4, 12}, sixteen); // an expert-parallel rank holding experts 4-11
   check_experts({64, 8, 520, 264, 64, 8, 40}, sixty_four); // every lane, several chunks each; Qwen3-MoE's 8 of 64
-  // hidden 2056: a lane's loads of a row go round more than once (more than 32 lanes x 4 loads
-  // of 8 elements), and its last round is partial
+  // hidden 2056: a lane's loads of a row go round more than once (one row keeps 4 loads in flight:
+  // more than 32 lanes x 4 loads of 8 elements), and its last round is partial; a batch keeps one
+  check_experts({1, 8, 2056, 264, 64, 0, 64}, sixty_four);
   check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);
 }
 

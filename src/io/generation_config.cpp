@@ -31,12 +31,26 @@ GenerationConfig GenerationConfig::parse(std::string_view json_text, const std::
   }
   config.top_k = fields.get_int("top_k");
   if (config.top_k && *config.top_k < 0) fields.fail_key("top_k", fmt::format("must not be negative, got {}", *config.top_k));
+  config.repetition_penalty = fields.get_float("repetition_penalty");
+  if (config.repetition_penalty && !(*config.repetition_penalty > 0.0f))
+    fields.fail_key("repetition_penalty", fmt::format("must be positive, got {}", *config.repetition_penalty));
+  config.min_p = fields.get_float("min_p");
+  if (config.min_p && !(*config.min_p >= 0.0f && *config.min_p <= 1.0f))
+    fields.fail_key("min_p", fmt::format("must be between 0 and 1, got {}", *config.min_p));
   config.do_sample = fields.get_bool("do_sample");
   config.max_new_tokens = fields.get_int("max_new_tokens");
   if (config.max_new_tokens && *config.max_new_tokens <= 0) {
     fields.fail_key("max_new_tokens", fmt::format("must be positive, got {}", *config.max_new_tokens));
   }
   return config;
+}
+
+std::vector<std::string> unapplied_sampling_settings(const GenerationConfig& config) {
+  std::vector<std::string> settings;
+  if (config.repetition_penalty && *config.repetition_penalty != 1.0f)
+    settings.push_back(fmt::format("repetition_penalty {}", *config.repetition_penalty));
+  if (config.min_p && *config.min_p > 0.0f) settings.push_back(fmt::format("min_p {}", *config.min_p));
+  return settings;
 }
 
 void check_generation_token_ids(const GenerationConfig& config, int vocab_size, const std::string& source_name) {

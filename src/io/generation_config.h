@@ -16,12 +16,18 @@ struct GenerationConfig {
   std::vector<int> eos_token_ids;  // "eos_token_id" may be one id or a list
   std::optional<float> temperature, top_p;
   std::optional<int> top_k;
+  // Read so that the server can say it leaves them out: shardlm's samplers have neither yet.
+  std::optional<float> repetition_penalty, min_p;
   std::optional<bool> do_sample;
   std::optional<int> max_new_tokens;
 
   static GenerationConfig from_dir(const std::filesystem::path& model_dir);  // absent file -> empty
   static GenerationConfig parse(std::string_view json_text, const std::string& source_name);
 };
+
+// The settings of `config` that shardlm's samplers do not apply, e.g. "repetition_penalty 1.05", for a
+// warning (a neutral value, such as repetition_penalty 1, is not listed).
+std::vector<std::string> unapplied_sampling_settings(const GenerationConfig& config);
 
 // Fails, naming source_name and the key, when a token id lies outside the model's vocabulary (the
 // file alone does not know its size): such an eos id would never be generated.

@@ -67,7 +67,8 @@ RequestJson messages_of(const RequestJson& messages) {
 
 }  // namespace
 
-ChatRequest parse_chat_request(std::string_view text, const std::string& served_model_name) {
+ChatRequest parse_chat_request(std::string_view text, const std::string& served_model_name,
+                               const SamplingDefaults& defaults) {
   const RequestJson body = parse_body(text);
   check_model(body, served_model_name);
   for (const char* field : {"messages", "tools", "chat_template_kwargs"})
@@ -105,7 +106,7 @@ ChatRequest parse_chat_request(std::string_view text, const std::string& served_
       !(body.at("response_format").is_object() && body.at("response_format").contains("type") &&
         body.at("response_format").at("type") == "text"))
     bad_field("response_format", "response_format: only {\"type\": \"text\"} is supported");
-  request.generation = parse_generation_fields(body, {"max_tokens", "max_completion_tokens"}, LogprobsField::flag);
+  request.generation = parse_generation_fields(body, {"max_tokens", "max_completion_tokens"}, LogprobsField::flag, defaults);
   if (request.generation.echo) bad_field("echo", "echo is a completions field: a chat reply does not repeat the messages");
   return request;
 }

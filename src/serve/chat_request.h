@@ -21,7 +21,9 @@ struct ChatRequest {
   GenerationFields generation;  // max_tokens from max_completion_tokens or max_tokens
 };
 
-// Throws ApiError (400) naming the field (messages[2].content, tools[0], ...).
-ChatRequest parse_chat_request(std::string_view body, const std::string& served_model_name);
+// Throws ApiError (400) naming the field (messages[2].content, tools[0], ...). Sampling fields not
+// given take `defaults`.
+ChatRequest parse_chat_request(std::string_view body, const std::string& served_model_name,
+                               const SamplingDefaults& defaults = {});
 
 }  // namespace shardlm::serve

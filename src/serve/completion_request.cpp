@@ -21,13 +21,14 @@ std::vector<Prompt> prompts_of(const RequestJson& prompt) {
 
 }  // namespace
 
-CompletionRequest parse_completion_request(std::string_view text, const std::string& served_model_name) {
+CompletionRequest parse_completion_request(std::string_view text, const std::string& served_model_name,
+                                           const SamplingDefaults& defaults) {
   const RequestJson body = parse_body(text);
   check_model(body, served_model_name);
   if (!given(body, "prompt")) bad_field("prompt", "prompt is required");
   CompletionRequest request;
   request.prompts = prompts_of(body.at("prompt"));
-  request.generation = parse_generation_fields(body, {"max_tokens"}, LogprobsField::count);
+  request.generation = parse_generation_fields(body, {"max_tokens"}, LogprobsField::count, defaults);
   if (!request.generation.max_tokens) request.generation.max_tokens = 16;  // OpenAI's default for completions
   if (request.prompts.size() * size_t(request.generation.n) > kMaxChoices)
     bad_field("n", "a request may ask for at most " + std::to_string(kMaxChoices) + " choices (prompts x n), this one for " +

@@ -24,7 +24,9 @@ struct CompletionRequest {
 // Choices (prompts x n) one request may ask for: each is a sequence the engine runs.
 inline constexpr size_t kMaxChoices = 1024;
 
-// Throws ApiError (400) naming the field; `model` must be the served model's name.
-CompletionRequest parse_completion_request(std::string_view body, const std::string& served_model_name);
+// Throws ApiError (400) naming the field; `model` must be the served model's name. Sampling fields
+// not given take `defaults`.
+CompletionRequest parse_completion_request(std::string_view body, const std::string& served_model_name,
+                                           const SamplingDefaults& defaults = {});
 
 }  // namespace shardlm::serve

@@ -185,7 +185,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void completions() {
-    const CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name);
+    const CompletionRequest request = parse_completion_request(request_.body(), server_.options.served_model_name,
+                                                                server_.options.sampling_defaults);
     std::vector<std::vector<int32_t>> prompts;
     std::vector<std::string> echoes;
     for (const Prompt& prompt : request.prompts) {
@@ -197,7 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void chat_completions() {
-    const ChatRequest request = parse_chat_request(request_.body(), server_.options.served_model_name);
+    const ChatRequest request = parse_chat_request(request_.body(), server_.options.served_model_name, server_.options.sampling_defaults);
     const chat::ChatTemplate* chat_template = server_.options.chat_template;
     if (chat_template == nullptr)
       throw ApiError(400, "the model has no chat template (none in tokenizer_config.json, no chat_template.jinja): "
@@ -233,6 +234,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // pending until then, and no second read may start beside it.
     keep_alive_ = false;
     if (!generation.seeded) generation.sampling.seed = server_.seeds();
+    // generation_config.json's max_new_tokens caps what any request asks for, as in vLLM.
+    if (const std::optional<int> cap = server_.options.sampling_defaults.max_tokens)
+      generation.max_tokens = std::min(*generation.max_tokens, *cap);
     endpoint_ = endpoint;
     id_ = response_id(endpoint, server_.next_completion++);
     created_ = unix_time();

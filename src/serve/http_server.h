@@ -15,6 +15,7 @@
 #include "chat/chat_template.h"
 #include "serve/engine_loop.h"
 #include "serve/reasoning_parser.h"
+#include "serve/sampling_defaults.h"
 #include "serve/tool_call_parser.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,6 +30,7 @@ struct ServerOptions {
   int max_queued_requests = 8192;           // running and waiting; beyond, 503 with Retry-After
   int64_t max_model_len = 0;              // tokens a sequence may hold (prompt + completion)
   std::vector<int32_t> eos_token_ids;
+  SamplingDefaults sampling_defaults;  // what requests get for the sampling fields they leave out
   const chat::ChatTemplate* chat_template = nullptr;  // none: chat completions get a 400 saying so
   // --enable-auto-tool-choice --tool-call-parser NAME: a chat reply to a request with tools (and
   // tool_choice not "none") has the calls its text holds as `tool_calls`. None: replies are text.

@@ -99,9 +99,11 @@ void check_model(const RequestJson& body, const std::string& served_model_name) 
 }
 
 GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields,
-                                         LogprobsField logprobs_field) {
+                                         LogprobsField logprobs_field, const SamplingDefaults& defaults) {
   GenerationFields fields;
-  fields.sampling.temperature = 1.0f;
+  fields.sampling.temperature = defaults.temperature;
+  fields.sampling.top_p = defaults.top_p;
+  fields.sampling.top_k = defaults.top_k;
   for (const char* name : max_tokens_fields)
     if (given(body, name)) fields.max_tokens = int(integer_field(body, name, 1, INT32_MAX));
   if (given(body, "temperature")) fields.sampling.temperature = float(number_field(body, "temperature", 0.0, 2.0));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ops/sampler.h"
+#include "serve/sampling_defaults.h"
 
 namespace shardlm::serve {
 
@@ -20,7 +21,7 @@ using RequestJson = nlohmann::ordered_json;  // key order kept: a template may w
 
 struct GenerationFields {
   std::optional<int> max_tokens;  // absent: completions take 16, chat what the context leaves
-  SamplingParams sampling;   // temperature 1 unless given, as OpenAI; a drawn seed unless given
+  SamplingParams sampling;   // the server's SamplingDefaults where not given; a drawn seed unless given
   bool seeded = false;       // `seed` was given
   std::vector<std::string> stop;
   bool stream = false;
@@ -46,9 +47,10 @@ void check_model(const RequestJson& body, const std::string& served_model_name);
 enum class LogprobsField { count, flag };
 
 // Reads the shared fields; `max_tokens_fields` lists the names a length limit may come under
-// (chat accepts max_completion_tokens beside the older max_tokens).
+// (chat accepts max_completion_tokens beside the older max_tokens). Temperature, top_p and top_k
+// not given come from `defaults`.
 GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields,
-                                         LogprobsField logprobs_field);
+                                         LogprobsField logprobs_field, const SamplingDefaults& defaults);
 
 bool given(const RequestJson& body, const char* name);
 // A JSON string that must be UTF-8 (the parser passes other bytes through).

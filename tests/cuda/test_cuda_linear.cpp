@@ -10,6 +10,7 @@
 #include "ops/cuda/cublaslt_gemm.h"
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/qkv_rope.h"
+#include "ops/cuda/swiglu.h"
 #include "core/dtype.h"
 #include "cuda_test_support.h"
 
@@ -107,6 +108,29 @@ TEST(CudaLinear, GateUpSwiGluFusedAndUnfused) {
   check_gate_up_swiglu(4, 200, 512);
   check_gate_up_swiglu(12, 200, 512);
   check_gate_up_swiglu(5, 196, 512);  // a width that is not a multiple of 8: SiLU·up element by element
+}
+
+// More rows than a grid is high (65,535), as a long prompt's pairs reach in a mixture-of-experts
+// layer (rows x top_k): every row, the last ones too, gets its SiLU·up.
+TEST(CudaLinear, SiluMulCoversRowsBeyondTheGridHeight) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int rows = 70000, ff_dim = 8;
+  std::mt19937 rng(5);
+  const std::vector<uint16_t> gate_up = random_bf16(size_t(rows) * 2 * ff_dim, rng);
+  DeviceBuffer device_gate_up(gate_up.size() * 2), device_out(size_t(rows) * ff_dim * 2);
+  CUDA_CHECK(cudaMemcpy(device_gate_up.get(), gate_up.data(), device_gate_up.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemset(device_out.get(), 0xff, device_out.bytes()));
+  launch_silu_mul(device_gate_up.get<__nv_bfloat16>(), rows, ff_dim, device_out.get<__nv_bfloat16>(), nullptr);
+  std::vector<uint16_t> out(size_t(rows) * ff_dim);
+  CUDA_CHECK(cudaMemcpy(out.data(), device_out.get(), out.size() * 2, cudaMemcpyDeviceToHost));
+  for (int row = 0; row < rows; ++row)
+    for (int col = 0; col < ff_dim; ++col) {
+      const double gate = bf16_to_f32(gate_up[size_t(row) * 2 * ff_dim + size_t(col)]);
+      const double up = bf16_to_f32(gate_up[size_t(row) * 2 * ff_dim + size_t(ff_dim + col)]);
+      const double expected = gate / (1.0 + std::exp(-gate)) * up;
+      ASSERT_NEAR(bf16_to_f32(out[size_t(row) * ff_dim + size_t(col)]), expected, 1e-2 * std::abs(expected) + 1e-3)
+          << "row " << row << ", column " << col;
+    }
 }
 
 // The decode GEMV's two fusions against double precision: an RMS-normalised f32 input (as the

@@ -109,4 +109,36 @@ expect "exit status after SIGTERM" 0 "$status"
 grep -q "POST /v1/completions 200" "$log" || { echo "FAILED: no request log line"; exit 1; }
 # The aborted stream was noticed and cancelled (logged as 499, client closed request).
 grep -q "POST /v1/completions 499" "$log" || { echo "FAILED: the aborted stream was not cancelled"; cat "$log"; exit 1; }
+
+# --generation-config: the model's generation_config.json gives the sampling of fields a request
+# leaves out (auto, the default) or does not (vllm). A copy of the model whose file asks for greedy
+# decoding and at most 5 new tokens answers a request without a temperature greedily, 5 tokens long.
+model=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$model"' EXIT
+ln -s "$here/../../models/kjv-llama/"* "$model/"
+rm "$model/generation_config.json"
+echo '{"bos_token_id": 4094, "eos_token_id": 4095, "temperature": 0, "max_new_tokens": 5}' >"$model/generation_config.json"
+greedy=$("$bin" generate --model "$model" --json -p "And God said" -n 5 --temperature 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+for choice in auto vllm; do
+  "$bin" serve --model "$model" --port 0 --served-model-name kjv --generation-config "$choice" >"$log" 2>&1 &
+  pid=$!
+  port=$(served_port "$log" kjv)
+  [ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
+  answer=$(curl -s -d '{"model":"kjv","prompt":"And God said","max_tokens":12,"ignore_eos":true,"seed":3}' \
+    "http://127.0.0.1:$port/v1/completions" | python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["usage"]["completion_tokens"], b["choices"][0]["text"])')
+  if [ "$choice" = auto ]; then
+    expect "--generation-config auto: greedy, capped at max_new_tokens" "5 $greedy" "$answer"
+    expect "--generation-config auto says so" 1 "$(grep -c 'default sampling from the model.s generation_config.json: temperature 0, max_tokens at most 5' "$log")"
+  else
+    expect "--generation-config vllm: the request's max_tokens" 12 "${answer%% *}"
+  fi
+  kill -TERM "$pid"
+  wait "$pid"
+done
+# A directory without the file, and a file whose top_p would keep no token, are refused by name.
+refusal=$("$bin" serve --model "$model" --port 0 --generation-config "$model/none" 2>&1 || true)
+expect "--generation-config DIR without the file" 1 "$(grep -c -- "--generation-config $model/none: no generation_config.json there" <<<"$refusal")"
+mkdir "$model/zero" && echo '{"top_p": 0}' >"$model/zero/generation_config.json"
+refusal=$("$bin" serve --model "$model" --port 0 --generation-config "$model/zero" 2>&1 || true)
+expect "a generation_config.json with top_p 0" 1 "$(grep -c 'zero/generation_config.json: "top_p" 0 would keep no token' <<<"$refusal")"
 echo "serve: $passed passed, 0 failed"

@@ -1,4 +1,4 @@
-// POST /v1/completions bodies: OpenAI's defaults, every prompt form, and every bad field refused
+// POST /v1/completions bodies: OpenAI's defaults or the server's, every prompt form, and every bad field refused
 // with a 400 that names it.
 #include <gtest/gtest.h>
 
@@ -7,6 +7,7 @@
 #include "api_refusal.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
+#include "serve/sampling_defaults.h"
 
 namespace shardlm::serve {
 namespace {
@@ -25,6 +26,29 @@ TEST(CompletionRequest, DefaultsAreOpenAIs) {
   EXPECT_EQ(request.generation.sampling.top_k, 0);
   EXPECT_FALSE(request.generation.seeded);
   EXPECT_FALSE(request.generation.stream);
+}
+
+// The server's defaults (from generation_config.json) fill only the sampling fields a request leaves out.
+TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
+  GenerationConfig qwen3;
+  qwen3.temperature = 0.6f;
+  qwen3.top_p = 0.95f;
+  qwen3.top_k = 20;
+  qwen3.do_sample = false;  // vLLM does not read it: the temperature applies
+  qwen3.max_new_tokens = 64;
+  const SamplingDefaults defaults = SamplingDefaults::from(qwen3);
+  EXPECT_EQ(defaults.describe(), "temperature 0.6, top_p 0.95, top_k 20, max_tokens at most 64");
+  EXPECT_EQ(SamplingDefaults::from(GenerationConfig{}).describe(), "");
+
+  const CompletionRequest left_out = parse_completion_request(R"({"model": "kjv", "prompt": "a"})", "kjv", defaults);
+  EXPECT_EQ(left_out.generation.sampling.temperature, 0.6f);
+  EXPECT_EQ(left_out.generation.sampling.top_p, 0.95f);
+  EXPECT_EQ(left_out.generation.sampling.top_k, 20);
+  const CompletionRequest given = parse_completion_request(
+      R"({"model": "kjv", "prompt": "a", "temperature": 0, "top_p": 1, "top_k": -1})", "kjv", defaults);
+  EXPECT_EQ(given.generation.sampling.temperature, 0.0f);
+  EXPECT_EQ(given.generation.sampling.top_p, 1.0f);
+  EXPECT_EQ(given.generation.sampling.top_k, 0);
 }
 
 TEST(CompletionRequest, EveryPromptFormAndSamplingField) {

@@ -54,6 +54,15 @@ TEST(GenerationConfig, Qwen25WithTopK) {
   EXPECT_EQ(config.eos_token_ids, (std::vector<int>{151645, 151643}));
   EXPECT_EQ(config.top_k, 20);
   EXPECT_EQ(config.temperature, 0.7f);
+  EXPECT_EQ(config.repetition_penalty, 1.05f);
+  // The samplers have no repetition penalty: the server warns that it is left out.
+  EXPECT_EQ(unapplied_sampling_settings(config), (std::vector<std::string>{"repetition_penalty 1.05"}));
+}
+
+TEST(GenerationConfig, NeutralSettingsAreNotReportedAsUnapplied) {
+  EXPECT_TRUE(unapplied_sampling_settings(GenerationConfig::parse(R"({"repetition_penalty": 1.0, "min_p": 0})", "g.json")).empty());
+  EXPECT_EQ(unapplied_sampling_settings(GenerationConfig::parse(R"({"min_p": 0.05})", "g.json")),
+            (std::vector<std::string>{"min_p 0.05"}));
 }
 
 TEST(GenerationConfig, MistralEosInt) {
@@ -118,6 +127,8 @@ TEST(GenerationConfigErrors, OutOfRangeSamplingValues) {
   expect_generation_error(R"({"top_p": 1.5})", "\"top_p\" must be between 0 and 1, got 1.5");
   expect_generation_error(R"({"top_k": -1})", "\"top_k\" must not be negative, got -1");
   expect_generation_error(R"({"max_new_tokens": 0})", "\"max_new_tokens\" must be positive, got 0");
+  expect_generation_error(R"({"repetition_penalty": 0})", "\"repetition_penalty\" must be positive, got 0");
+  expect_generation_error(R"({"min_p": 2})", "\"min_p\" must be between 0 and 1, got 2");
 }
 
 TEST(GenerationConfigErrors, WrongTypes) {

@@ -92,7 +92,12 @@ void run_generate(const GenerateOptions& options) {
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
   check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
-  if (launch.rank == 0) warn_about_unused_tensors(dir, config);
+  if (launch.rank == 0) {
+    warn_about_unused_tensors(dir, config);
+    // Transformers' generate() would apply these; the output may then differ from its.
+    for (const std::string& setting : unapplied_sampling_settings(generation))
+      fmt::print(stderr, "[shardlm] warning: generation_config.json sets {}, which shardlm does not apply\n", setting);
+  }
 
   GenerationOptions generation_options;
   generation_options.max_new_tokens = options.max_new_tokens;

@@ -52,7 +52,36 @@ struct ServeOptions {
   bool auto_tool_choice = false;
   std::string tool_call_parser;
   std::string reasoning_parser;
+  std::string generation_config = "auto";
 };
+
+// --generation-config: where requests' sampling defaults come from. The model's generation_config.json
+// (auto), the one in another directory, or none (vllm: OpenAI's defaults).
+GenerationConfig sampling_source(const std::string& choice, const std::filesystem::path& model_dir,
+                                 const GenerationConfig& model_generation) {
+  if (choice == "vllm") return {};
+  const std::filesystem::path dir = choice == "auto" ? model_dir : std::filesystem::path(choice);
+  if (choice != "auto" && !std::filesystem::is_regular_file(dir / "generation_config.json"))
+    fail("--generation-config {}: no generation_config.json there (auto: the model's own; vllm: none)", choice);
+  const GenerationConfig source = choice == "auto" ? model_generation : GenerationConfig::from_dir(dir);
+  // Its top_p would become every request's, and a sampler cannot keep no tokens at all.
+  if (source.top_p && *source.top_p <= 0.0f)
+    fail("{}: \"top_p\" 0 would keep no token for any request: use --generation-config vllm, or give one in (0, 1]",
+         (dir / "generation_config.json").string());
+  return source;
+}
+
+// The defaults taken from `source`, saying which, and what of it the samplers leave out.
+serve::SamplingDefaults announce_sampling_defaults(const std::string& choice, const GenerationConfig& source) {
+  const std::string file = choice == "auto" ? std::string("the model's generation_config.json")
+                                            : (std::filesystem::path(choice) / "generation_config.json").string();
+  for (const std::string& setting : unapplied_sampling_settings(source))
+    fmt::print(stderr, "[shardlm] warning: {} sets {}, which shardlm does not apply\n", file, setting);
+  const serve::SamplingDefaults defaults = serve::SamplingDefaults::from(source);
+  if (const std::string described = defaults.describe(); !described.empty())
+    fmt::print("[shardlm] default sampling from {}: {} (--generation-config vllm: OpenAI's)\n", file, described);
+  return defaults;
+}
 
 // Every connection holds a file descriptor: the soft limit (often 1024) goes up to the hard one.
 void raise_open_file_limit() {
@@ -74,6 +103,7 @@ void run_serve(const ServeOptions& options) {
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
   check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
+  const GenerationConfig sampling = sampling_source(options.generation_config, dir, generation);
   const int64_t max_model_len =
       options.max_model_len > 0 ? options.max_model_len : std::min<int64_t>(config.max_position_embeddings, 4096);
   if (max_model_len > config.max_position_embeddings)
@@ -127,6 +157,7 @@ void run_serve(const ServeOptions& options) {
   server_options.api_key = options.api_key;
   server_options.max_model_len = max_model_len;
   server_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
+  server_options.sampling_defaults = announce_sampling_defaults(options.generation_config, sampling);
   server_options.chat_template = chat_template ? &*chat_template : nullptr;
   server_options.tool_call_format = tool_format;
   server_options.reasoning_format = reasoning_format;
@@ -205,6 +236,10 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--reasoning-parser", options->reasoning_parser,
                       "Return a reasoning model's thinking as the reply's `reasoning`: qwen3 (Qwen3) or deepseek_r1 "
                       "(DeepSeek-R1, QwQ)");
+  command->add_option("--generation-config", options->generation_config,
+                      "Sampling defaults for fields a request leaves out: auto (the model's generation_config.json), "
+                      "vllm (OpenAI's: temperature 1) or a DIR holding a generation_config.json")
+      ->capture_default_str();
   command->callback([options] { run_serve(*options); });
 }
 

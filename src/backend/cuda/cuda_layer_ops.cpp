@@ -131,9 +131,19 @@ GpuRoutes CudaLayerOps::route(const NormedRows& normed, const GpuMoe& moe) {
   }
   float* logits = gpu_.router_logits.get<float>();
   gpu_.gemm->linear(rows, n, moe.router, moe.shape.n_experts, dim, logits, GemmOutput::F32, gpu_.stream);
-  launch_route_top_k({logits, n, moe.shape.n_experts, moe.shape.top_k, moe.normalize, gpu_.route_experts.get<int32_t>(),
-                      gpu_.route_weights.get<float>()},
-                     gpu_.stream);
+  const ExpertShape& shape = moe.shape;
+  const RouteParams routing{logits, n, shape.n_experts, shape.top_k, moe.normalize, gpu_.route_experts.get<int32_t>(),
+                            gpu_.route_weights.get<float>()};
+  if (moe.host_experts) {  // the CPU groups its own
+    launch_route_top_k(routing, gpu_.stream);
+    return {rows};
+  }
+  // The device's experts read the pairs grouped by expert (add_device_experts).
+  launch_route_and_group(routing,
+                         {routing.experts, n * shape.top_k, shape.n_experts, shape.first_expert,
+                          shape.first_expert + shape.local_experts, gpu_.expert_offsets.get<int32_t>(),
+                          gpu_.expert_pairs.get<int32_t>(), gpu_.expert_active.get<int32_t>()},
+                         gpu_.stream);
   return {rows};
 }
 
@@ -170,9 +180,6 @@ void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe
   const ExpertShape& shape = moe.shape;
   const int end_expert = shape.first_expert + shape.local_experts;
   const int32_t* experts = gpu_.route_experts.get<int32_t>();
-  launch_group_by_expert({experts, n * shape.top_k, shape.n_experts, shape.first_expert, end_expert,
-                          gpu_.expert_offsets.get<int32_t>(), gpu_.expert_pairs.get<int32_t>()},
-                         gpu_.stream);
   ExpertMlpParams mlp;
   mlp.x = routes.rows;
   mlp.n_rows = n;
@@ -184,10 +191,17 @@ void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe
   mlp.n_local_experts = shape.local_experts;
   mlp.offsets = gpu_.expert_offsets.get<int32_t>();
   mlp.pairs = gpu_.expert_pairs.get<int32_t>();
+  mlp.active = gpu_.expert_active.get<int32_t>();
   mlp.gate_up = moe.experts_gate_up;
   mlp.down = moe.experts_down;
   mlp.activated = gpu_.expert_activated.get<bf16>();
   mlp.expert_out = gpu_.expert_out.get<float>();
+  if (step_.grouped_experts) {
+    gpu_.grouped_experts->run({mlp, gpu_.route_weights.get<float>(), experts, gpu_.expert_rows.get<bf16>(),
+                               gpu_.expert_gate_up.get<bf16>(), gpu_.expert_positions.get<int32_t>(), out},
+                              gpu_.stream);
+    return;
+  }
   launch_expert_mlp(mlp, gpu_.stream);
   launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k,
                          config_.hidden_size, shape.first_expert, end_expert, out},

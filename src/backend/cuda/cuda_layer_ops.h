@@ -52,7 +52,7 @@ class CudaLayerOps {
   void add_experts(const NormedRows& normed, const GpuRoutes& routes, const GpuMoe& moe);
 
  private:
-  // The experts this GPU holds, for the rows that chose them, weighted into out (f32).
+  // The experts this GPU holds, for the rows that chose them (grouped by route), weighted into out (f32).
   void add_device_experts(const GpuRoutes& routes, const GpuMoe& moe, float* out);
   // The chosen experts of a layer that keeps them in cpu memory: the rows and routes go to the host,
   // the CPU adds the experts' weighted outputs, and their sum joins the residual stream.

@@ -19,6 +19,7 @@
 #include "model/decoder_layer.h"
 #include "ops/cuda/attention.h"
 #include "ops/cuda/embedding.h"
+#include "ops/cuda/expert_mlp.h"
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/gather_logits.h"
 #include "ops/cuda/gemv.h"
@@ -334,6 +335,12 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
                  gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
     stage_attention(rows, shape, attention_blocks);
+    // Grouped GEMMs once an expert's rows average a pair kernel's pass: below that the pair kernels
+    // read each chosen expert once anyway, and they need no host sync (a serving step's few prompt
+    // rows beside its decodes would otherwise wait for the host in every sparse layer).
+    const MoeConfig& moe = config_.moe;
+    shape.grouped_experts = moe.present() && int64_t(shape.n_rows) * moe.num_experts_per_tok >=
+                                                 int64_t(kExpertPairsPerPass) * moe.num_experts;
   }
   // Every GPU gets the inputs (and the tables changed since the last step, as one span of slots)
   // on its own stream; the first GPU's stream (where a step and a graph begin) waits for all of them.

@@ -51,8 +51,13 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
     if (experts.expert_ff > 0) {  // some layer's experts run here
       expert_offsets = DeviceBuffer((size_t(experts.n_experts) + 1) * sizeof(int32_t));
       expert_pairs = DeviceBuffer(pairs * sizeof(int32_t));
+      expert_active = DeviceBuffer(size_t(experts.n_experts) * sizeof(int32_t));
       expert_activated = DeviceBuffer(pairs * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
       expert_out = DeviceBuffer(pairs * dim * sizeof(float));
+      expert_rows = DeviceBuffer(pairs * dim * sizeof(__nv_bfloat16));
+      expert_gate_up = DeviceBuffer(pairs * 2 * size_t(experts.expert_ff) * sizeof(__nv_bfloat16));
+      expert_positions = DeviceBuffer(pairs * sizeof(int32_t));
+      grouped_experts = std::make_unique<ExpertGroupedGemm>(experts.n_experts);
     }
     if (experts.on_host) {
       host_expert_rows = PinnedBuffer(rows * dim * sizeof(__nv_bfloat16));
@@ -68,6 +73,7 @@ GpuWorkspace::GpuWorkspace(int device_index, const ModelConfig& config, const La
 GpuWorkspace::~GpuWorkspace() {
   cudaSetDevice(device);
   if (stream) cudaStreamSynchronize(stream);
+  grouped_experts.reset();  // its cuBLAS handle is bound to the stream
   if (handoff) cudaEventDestroy(handoff);
   if (stream) cudaStreamDestroy(stream);
 }

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/layer_shape.h"
 #include "ops/cuda/cublaslt_gemm.h"
+#include "ops/cuda/expert_grouped_gemm.h"
 #include "ops/cuda/sampling.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
@@ -67,11 +68,16 @@ struct GpuWorkspace {
   DeviceBuffer attention_partial, attention_split_counters;  // split attention's states and arrivals
   DeviceBuffer prefill_partial;  // the tensor-core prefill's key splits' states
   // Mixture-of-experts layers (none in a dense model): the router's f32 logits, each row's top-k
-  // experts and weights, the (row, slot) pairs grouped by expert (offsets per expert, then the
-  // pairs), each pair's expert activations and output, and the rank's summed expert output when
-  // it is a partial sum the ranks add up before it joins the residual stream.
-  DeviceBuffer router_logits, route_experts, route_weights, expert_offsets, expert_pairs;
+  // experts and weights, the (row, slot) pairs grouped by expert (offsets per expert, the pairs,
+  // the chosen experts), each pair's expert activations and output, and the rank's summed expert
+  // output when it is a partial sum the ranks add up before it joins the residual stream. Prompt
+  // passes run the experts as grouped GEMMs (grouped_experts) over the pairs' rows in expert order
+  // (expert_rows, which then take the outputs), through expert_gate_up, each pair's place in that
+  // order in expert_positions.
+  DeviceBuffer router_logits, route_experts, route_weights, expert_offsets, expert_pairs, expert_active;
   DeviceBuffer expert_activated, expert_out, moe_out;
+  DeviceBuffer expert_rows, expert_gate_up, expert_positions;
+  std::unique_ptr<ExpertGroupedGemm> grouped_experts;
   // Experts kept in cpu memory: the normalised rows and routes copied out, the CPU's sum copied in.
   PinnedBuffer host_expert_rows, host_expert_choices, host_expert_weights, host_expert_out;
   // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next

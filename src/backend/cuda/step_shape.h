@@ -12,6 +12,9 @@ struct StepShape {
   // staged inputs (every row when there are no tiles).
   int n_prefill_tiles = 0, n_key_splits = 1, n_single_rows = 0;
   bool gemv = false;  // decode-shaped: every linear layer is a GEMV with the norm or residual add folded in
+  // Not decode-shaped (so never captured into a CUDA graph): the experts run as grouped GEMMs,
+  // which wait for the routing to reach the host (ops/cuda/expert_grouped_gemm.h).
+  bool grouped_experts = false;
 };
 
 }  // namespace shardlm::cuda

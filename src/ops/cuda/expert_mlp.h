@@ -17,6 +17,10 @@
 
 namespace shardlm::cuda {
 
+// Pairs a warp of the pair kernels takes at once: an expert's weights are read once per this many
+// of its pairs.
+constexpr int kExpertPairsPerPass = 8;
+
 struct ExpertMlpParams {
   const __nv_bfloat16* x = nullptr;  // (n_rows, hidden): the normalised rows
   int n_rows = 0, top_k = 0, hidden = 0, ff = 0;
@@ -24,13 +28,20 @@ struct ExpertMlpParams {
   int first_expert = 0, n_local_experts = 0;
   const int32_t* offsets = nullptr;  // from launch_group_by_expert, indexed by global expert id
   const int32_t* pairs = nullptr;
+  const int32_t* active = nullptr;   // from launch_group_by_expert: the chosen experts, then -1s
   const __nv_bfloat16* gate_up = nullptr;  // (n_local_experts, 2 ff, hidden)
   const __nv_bfloat16* down = nullptr;     // (n_local_experts, hidden, ff)
   __nv_bfloat16* activated = nullptr;      // scratch (n_rows · top_k, ff)
   float* expert_out = nullptr;             // (n_rows · top_k, hidden); pairs of other ranks' experts untouched
 };
-// hidden and ff must be multiples of 8 and the pointers 16-byte aligned.
+// hidden and ff must be multiples of 8 and the pointers 16-byte aligned. Its grid has a block row
+// per possible chosen expert (at most n_rows · top_k), not per expert, so that a decode step's
+// launch costs what its chosen experts do.
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream);
+// Refuses what the expert kernels cannot read: sizes that are not a multiple of 8 elements, buffers
+// not 16-byte aligned, a rank's expert range [first_expert, first_expert + n_local_experts)
+// outside the layer's.
+void check_expert_operands(const ExpertMlpParams& params);
 
 struct ExpertCombineParams {
   const float* expert_out = nullptr;  // (n_rows · top_k, hidden)
@@ -41,6 +52,30 @@ struct ExpertCombineParams {
   float* out = nullptr;                  // (n_rows, hidden) f32, added to
 };
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream);
+
+// Prompt passes run the experts as grouped GEMMs (ops/cuda/expert_grouped_gemm.h) over the pairs'
+// rows in expert order, which these two kernels make and undo:
+//   launch_gather_expert_rows: rows[i] = x[pairs[i] / top_k] and positions[pairs[i]] = i, i < n_grouped
+//   launch_grouped_expert_combine: out[row] += Σ_slot weight[pair] · grouped_out[positions[pair]]
+struct GatherExpertRowsParams {
+  const __nv_bfloat16* x = nullptr;  // (n_rows, hidden)
+  const int32_t* pairs = nullptr;    // from launch_group_by_expert
+  int n_grouped = 0, top_k = 0, hidden = 0;
+  __nv_bfloat16* rows = nullptr;  // (n_grouped, hidden)
+  int32_t* positions = nullptr;   // (n_rows · top_k); pairs of other ranks' experts untouched
+};
+void launch_gather_expert_rows(const GatherExpertRowsParams& params, cudaStream_t stream);
+
+struct GroupedExpertCombineParams {
+  const __nv_bfloat16* grouped_out = nullptr;  // (n_grouped, hidden), in expert order
+  const int32_t* positions = nullptr;          // from launch_gather_expert_rows
+  const float* weights = nullptr;              // (n_rows, top_k)
+  const int32_t* experts = nullptr;            // (n_rows, top_k)
+  int n_rows = 0, top_k = 0, hidden = 0;
+  int first_expert = 0, end_expert = 0;  // slots whose expert is elsewhere add nothing here
+  float* out = nullptr;                  // (n_rows, hidden) f32, added to
+};
+void launch_grouped_expert_combine(const GroupedExpertCombineParams& params, cudaStream_t stream);
 
 // Qwen2-MoE's shared expert joining the experts' sum: out[row] += sigmoid(gate · x[row]) ·
 // shared_out[row], the gate (1, hidden) a linear without bias.

@@ -1,6 +1,7 @@
 // One warp routes one row: the row's logits go to shared memory, the softmax's max and sum are warp
 // reductions, and each of the top_k picks is a warp argmax that then removes its winner. Grouping
-// runs in one block: a histogram of the experts, its prefix sum, and a scatter of the pair ids.
+// runs in one block: a histogram of the experts, its prefix sum with the list of chosen experts, and
+// a scatter of the pair ids. For a decode step's few rows one block does both.
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/moe_routing.h"
@@ -11,13 +12,11 @@ namespace shardlm::cuda {
 // kernels
 
 constexpr int kRouteWarps = 4;
+constexpr int kFusedRouteWarps = 32;
 
-__global__ void route_top_k_kernel(RouteParams p) {
-  extern __shared__ float probabilities[];  // (kRouteWarps, n_experts)
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = blockIdx.x * kRouteWarps + warp;
-  if (row >= p.n_rows) return;
-  float* prob = probabilities + warp * p.n_experts;
+// One warp routes `row`, with prob (n_experts floats of shared memory) to itself.
+__device__ void route_row(const RouteParams& p, int row, float* prob) {
+  const int lane = threadIdx.x % 32;
   const float* logits = p.logits + int64_t(row) * p.n_experts;
   float largest = -INFINITY;
   for (int e = lane; e < p.n_experts; e += 32) largest = fmaxf(largest, logits[e]);
@@ -72,9 +71,15 @@ __global__ void route_top_k_kernel(RouteParams p) {
   }
 }
 
-__global__ void group_by_expert_kernel(GroupParams p) {
-  __shared__ int counts[kMaxExperts];
-  __shared__ int cursor[kMaxExperts];
+__global__ void route_top_k_kernel(RouteParams p) {
+  extern __shared__ float probabilities[];  // (kRouteWarps, n_experts)
+  const int warp = threadIdx.x / 32;
+  const int row = blockIdx.x * kRouteWarps + warp;
+  if (row < p.n_rows) route_row(p, row, probabilities + warp * p.n_experts);
+}
+
+// The whole block groups the pairs (counts and cursor: n_experts ints of shared memory each).
+__device__ void group_pairs(const GroupParams& p, int* counts, int* cursor) {
   for (int e = threadIdx.x; e < p.n_experts; e += blockDim.x) counts[e] = 0;
   __syncthreads();
   for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {
@@ -83,13 +88,15 @@ __global__ void group_by_expert_kernel(GroupParams p) {
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    int running = 0;
+    int running = 0, n_active = 0;
     for (int e = 0; e < p.n_experts; ++e) {
       p.offsets[e] = running;
       cursor[e] = running;
       running += counts[e];
+      if (counts[e] > 0) p.active[n_active++] = e;
     }
     p.offsets[p.n_experts] = running;
+    for (int i = n_active; i < p.end_expert - p.first_expert; ++i) p.active[i] = -1;
   }
   __syncthreads();
   for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {
@@ -98,13 +105,47 @@ __global__ void group_by_expert_kernel(GroupParams p) {
   }
 }
 
+__global__ void __launch_bounds__(1024) group_by_expert_kernel(GroupParams p) {
+  __shared__ int counts[kMaxExperts];
+  __shared__ int cursor[kMaxExperts];
+  group_pairs(p, counts, cursor);
+}
+
+// One block routes every row, a warp per row at a time, then groups the pairs it chose: what is
+// written to global memory before __syncthreads is visible to the whole block after it.
+__global__ void __launch_bounds__(kFusedRouteWarps * 32) route_and_group_kernel(RouteParams route, GroupParams group) {
+  extern __shared__ float probabilities[];  // (kFusedRouteWarps, n_experts)
+  __shared__ int counts[kMaxExperts];
+  __shared__ int cursor[kMaxExperts];
+  const int warp = threadIdx.x / 32;
+  for (int row = warp; row < route.n_rows; row += kFusedRouteWarps)
+    route_row(route, row, probabilities + warp * route.n_experts);
+  __syncthreads();
+  group_pairs(group, counts, cursor);
+}
+
 // ---------------------------------------------------------------------------------------------
 // launchers
 
-void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
+namespace {
+
+void check_route(const RouteParams& params) {
   if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("routing over experts outside 1..1024", params.n_experts);
   if (params.top_k < 1 || params.top_k > kMaxTopK || params.top_k > params.n_experts)
     throw_unsupported("routing to top-k experts outside 1..min(16, experts)", params.top_k);
+}
+
+void check_group(const GroupParams& params) {
+  if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("grouping experts outside 1..1024", params.n_experts);
+  if (params.first_expert < 0 || params.first_expert > params.end_expert || params.end_expert > params.n_experts)
+    throw_unsupported("a rank's first expert outside 0..end..experts", params.first_expert);
+  if (!params.offsets || !params.pairs || !params.active) throw_unsupported("grouping experts without its outputs", 0);
+}
+
+}  // namespace
+
+void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
+  check_route(params);
   if (params.n_rows == 0) return;
   const int blocks = (params.n_rows + kRouteWarps - 1) / kRouteWarps;
   const size_t shared = size_t(kRouteWarps) * size_t(params.n_experts) * sizeof(float);
@@ -113,10 +154,21 @@ void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
 }
 
 void launch_group_by_expert(const GroupParams& params, cudaStream_t stream) {
-  if (params.n_experts < 1 || params.n_experts > kMaxExperts) throw_unsupported("grouping experts outside 1..1024", params.n_experts);
-  if (params.first_expert < 0 || params.first_expert > params.end_expert || params.end_expert > params.n_experts)
-    throw_unsupported("a rank's first expert outside 0..end..experts", params.first_expert);
+  check_group(params);
   group_by_expert_kernel<<<1, 1024, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_route_and_group(const RouteParams& route, const GroupParams& group, cudaStream_t stream) {
+  check_route(route);
+  check_group(group);
+  if (route.n_rows > kFusedRouteMaxRows || route.n_experts > kFusedRouteMaxExperts) {
+    launch_route_top_k(route, stream);
+    launch_group_by_expert(group, stream);
+    return;
+  }
+  const size_t shared = size_t(kFusedRouteWarps) * size_t(route.n_experts) * sizeof(float);
+  route_and_group_kernel<<<1, kFusedRouteWarps * 32, shared, stream>>>(route, group);
   CUDA_CHECK_LAUNCH();
 }
 

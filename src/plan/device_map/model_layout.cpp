@@ -166,6 +166,7 @@ int64_t activation_bytes_per_row(const ModelConfig& config) {
   return dense + moe.num_experts * f32                     // router logits
          + top_k * (i32 + f32 + i32)                       // chosen experts, weights, grouped pairs
          + top_k * (moe.expert_intermediate_size * bf16 + dim * f32)  // each pair's activations, output
+         + top_k * (dim * bf16 + 2 * moe.expert_intermediate_size * bf16 + i32)  // grouped GEMMs' rows, gate/up, places
          + dim * f32;                                      // the rank's partial sum
 }
 

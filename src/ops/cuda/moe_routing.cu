@@ -1,7 +1,7 @@
 // One warp routes one row: the row's logits go to shared memory, the softmax's max and sum are warp
 // reductions, and each of the top_k picks is a warp argmax that then removes its winner. Grouping
-// runs in one block: a histogram of the experts, its prefix sum with the list of chosen experts, and
-// a scatter of the pair ids. For a decode step's few rows one block does both.
+// runs in one block: a histogram of the experts, its prefix sum (a warp scan) with the list of chosen
+// experts, and a scatter of the pair ids. For a decode step's few rows one block does both.
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/moe_routing.h"
@@ -87,16 +87,38 @@ __device__ void group_pairs(const GroupParams& p, int* counts, int* cursor) {
     if (e >= p.first_expert && e < p.end_expert) atomicAdd(&counts[e], 1);
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int running = 0, n_active = 0;
-    for (int e = 0; e < p.n_experts; ++e) {
-      p.offsets[e] = running;
-      cursor[e] = running;
-      running += counts[e];
-      if (counts[e] > 0) p.active[n_active++] = e;
+  // The first warp scans the counts: each lane takes a run of experts, the runs' pair and chosen
+  // counts are scanned across the warp, then each lane writes its run's offsets and chosen experts.
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    const int run = (p.n_experts + 31) / 32;
+    const int first = min(lane * run, p.n_experts), end = min(first + run, p.n_experts);
+    int pairs = 0, chosen = 0;
+    for (int e = first; e < end; ++e) {
+      pairs += counts[e];
+      chosen += counts[e] > 0 ? 1 : 0;
     }
-    p.offsets[p.n_experts] = running;
-    for (int i = n_active; i < p.end_expert - p.first_expert; ++i) p.active[i] = -1;
+    int pairs_before = pairs, chosen_before = chosen;  // inclusive scans, made exclusive below
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+      const int other_pairs = __shfl_up_sync(0xffffffffu, pairs_before, offset);
+      const int other_chosen = __shfl_up_sync(0xffffffffu, chosen_before, offset);
+      if (lane >= offset) {
+        pairs_before += other_pairs;
+        chosen_before += other_chosen;
+      }
+    }
+    const int n_active = __shfl_sync(0xffffffffu, chosen_before, 31);
+    if (lane == 31) p.offsets[p.n_experts] = pairs_before;
+    pairs_before -= pairs;
+    chosen_before -= chosen;
+    for (int e = first; e < end; ++e) {
+      p.offsets[e] = pairs_before;
+      cursor[e] = pairs_before;
+      pairs_before += counts[e];
+      if (counts[e] > 0) p.active[chosen_before++] = e;
+    }
+    for (int i = n_active + lane; i < p.end_expert - p.first_expert; i += 32) p.active[i] = -1;
   }
   __syncthreads();
   for (int pair = threadIdx.x; pair < p.n_pairs; pair += blockDim.x) {

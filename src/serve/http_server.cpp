@@ -212,9 +212,14 @@ class Session : public std::enable_shared_from_this<Session> {
     // The template writes the special tokens itself, as Transformers' apply_chat_template tokenizes.
     std::vector<int32_t> ids = server_.tokenizer.encode(prompt, /*add_special_tokens=*/false);
     GenerationFields generation = request.generation;
-    // Without a limit a reply may run to the end of the context, as OpenAI's and vLLM's do.
-    if (!generation.max_tokens)
-      generation.max_tokens = int(std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1));
+    // Without a limit a reply may run to the end of the context, as OpenAI's and vLLM's do, or to
+    // generation_config.json's max_new_tokens when that comes first.
+    if (!generation.max_tokens) {
+      int64_t limit = std::max<int64_t>(server_.options.max_model_len - int64_t(ids.size()), 1);
+      if (const std::optional<int> from_file = server_.options.sampling_defaults.default_max_tokens)
+        limit = std::min<int64_t>(limit, *from_file);
+      generation.max_tokens = int(limit);
+    }
     if (server_.options.tool_call_format && !request.tools.is_null() && !request.tool_choice_none)
       tool_format_ = server_.options.tool_call_format;
     // Mistral marks calls with a special token, which the reply must keep to be read.
@@ -234,9 +239,6 @@ class Session : public std::enable_shared_from_this<Session> {
     // pending until then, and no second read may start beside it.
     keep_alive_ = false;
     if (!generation.seeded) generation.sampling.seed = server_.seeds();
-    // generation_config.json's max_new_tokens caps what any request asks for, as in vLLM.
-    if (const std::optional<int> cap = server_.options.sampling_defaults.max_tokens)
-      generation.max_tokens = std::min(*generation.max_tokens, *cap);
     endpoint_ = endpoint;
     id_ = response_id(endpoint, server_.next_completion++);
     created_ = unix_time();

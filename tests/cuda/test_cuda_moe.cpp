@@ -221,6 +221,7 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   // hidden 2056: a lane's loads of a row go round more than once (one row keeps 4 loads in flight:
   // more than 32 lanes x 4 loads of 8 elements), and its last round is partial; a batch keeps one
   check_experts({1, 8, 2056, 264, 64, 0, 64}, sixty_four);
+  check_experts({1, 8, 2056, 264, 64, 8, 40}, sixty_four);  // one row on a rank holding experts 8-39
   check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);
 }
 

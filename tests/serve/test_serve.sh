@@ -111,27 +111,38 @@ grep -q "POST /v1/completions 200" "$log" || { echo "FAILED: no request log line
 grep -q "POST /v1/completions 499" "$log" || { echo "FAILED: the aborted stream was not cancelled"; cat "$log"; exit 1; }
 
 # --generation-config: the model's generation_config.json gives the sampling of fields a request
-# leaves out (auto, the default) or does not (vllm). A copy of the model whose file asks for greedy
-# decoding and at most 5 new tokens answers a request without a temperature greedily, 5 tokens long.
+# leaves out (auto, the default), another directory's does, or none does (vllm). The model's copy
+# here asks for greedy decoding and 5 new tokens, the other directory's for greedy and 3: a limit
+# from the file applies only to a chat reply that gives none (a completion's is OpenAI's 16).
 model=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$model"' EXIT
 ln -s "$here/../../models/kjv-llama/"* "$model/"
 rm "$model/generation_config.json"
 echo '{"bos_token_id": 4094, "eos_token_id": 4095, "temperature": 0, "max_new_tokens": 5}' >"$model/generation_config.json"
-greedy=$("$bin" generate --model "$model" --json -p "And God said" -n 5 --temperature 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
-for choice in auto vllm; do
+mkdir "$model/other" && echo '{"temperature": 0, "max_new_tokens": 3}' >"$model/other/generation_config.json"
+greedy=$("$bin" generate --model "$model" --json -p "And God said" -n 12 --temperature 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+for choice in auto "$model/other" vllm; do
   "$bin" serve --model "$model" --port 0 --served-model-name kjv --generation-config "$choice" >"$log" 2>&1 &
   pid=$!
   port=$(served_port "$log" kjv)
   [ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
-  answer=$(curl -s -d '{"model":"kjv","prompt":"And God said","max_tokens":12,"ignore_eos":true,"seed":3}' \
+  completion=$(curl -s -d '{"model":"kjv","prompt":"And God said","max_tokens":12,"ignore_eos":true,"seed":3}' \
     "http://127.0.0.1:$port/v1/completions" | python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["usage"]["completion_tokens"], b["choices"][0]["text"])')
-  if [ "$choice" = auto ]; then
-    expect "--generation-config auto: greedy, capped at max_new_tokens" "5 $greedy" "$answer"
-    expect "--generation-config auto says so" 1 "$(grep -c 'default sampling from the model.s generation_config.json: temperature 0, max_tokens at most 5' "$log")"
-  else
-    expect "--generation-config vllm: the request's max_tokens" 12 "${answer%% *}"
-  fi
+  # (Under vllm a chat reply without max_tokens would run to the end of the context.)
+  [ "$choice" = vllm ] || chat_tokens=$(curl -s -d '{"model":"kjv","messages":[{"role":"user","content":"And God said"}],"ignore_eos":true}' \
+    "http://127.0.0.1:$port/v1/chat/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["usage"]["completion_tokens"])')
+  case $choice in
+    auto)
+      expect "--generation-config auto: greedy, the request's max_tokens" "12 $greedy" "$completion"
+      expect "--generation-config auto: a chat reply without max_tokens" 5 "$chat_tokens"
+      expect "--generation-config auto says so" 1 "$(grep -c 'default sampling from the model.s generation_config.json: temperature 0, max_tokens 5 for chat without one' "$log")" ;;
+    vllm)
+      expect "--generation-config vllm: the request's max_tokens" 12 "${completion%% *}"
+      expect "--generation-config vllm takes no defaults" 0 "$(grep -c 'default sampling' "$log" || true)" ;;
+    *)
+      expect "--generation-config DIR: greedy" "12 $greedy" "$completion"
+      expect "--generation-config DIR: a chat reply without max_tokens" 3 "$chat_tokens" ;;
+  esac
   kill -TERM "$pid"
   wait "$pid"
 done

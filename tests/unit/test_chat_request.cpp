@@ -6,6 +6,7 @@
 
 #include "api_refusal.h"
 #include "serve/chat_request.h"
+#include "serve/sampling_defaults.h"
 
 namespace shardlm::serve {
 namespace {
@@ -71,6 +72,25 @@ TEST(ChatRequest, ExtensionsAndLimits) {
       "top_logprobs": 3})").generation.sampling.logprobs, 3);
   EXPECT_EQ(parse(R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}], "logprobs": true})")
                 .generation.sampling.logprobs, 0);
+}
+
+// The server's defaults fill the sampling fields a chat request leaves out; the length stays the
+// server's to choose (the context left, or generation_config.json's max_new_tokens).
+TEST(ChatRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
+  SamplingDefaults defaults;
+  defaults.temperature = 0.7f;
+  defaults.top_k = 20;
+  defaults.default_max_tokens = 64;
+  const ChatRequest left_out =
+      parse_chat_request(R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}]})", "kjv", defaults);
+  EXPECT_EQ(left_out.generation.sampling.temperature, 0.7f);
+  EXPECT_EQ(left_out.generation.sampling.top_k, 20);
+  EXPECT_EQ(left_out.generation.sampling.top_p, 1.0f);
+  EXPECT_FALSE(left_out.generation.max_tokens.has_value());
+  const ChatRequest given = parse_chat_request(
+      R"({"model": "kjv", "messages": [{"role": "user", "content": "x"}], "temperature": 1, "max_tokens": 100})", "kjv", defaults);
+  EXPECT_EQ(given.generation.sampling.temperature, 1.0f);
+  EXPECT_EQ(given.generation.max_tokens, std::optional<int>(100));  // a limit the request gives is its own
 }
 
 TEST(ChatRequest, BadFieldsAreNamed) {

@@ -37,10 +37,11 @@ TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
   qwen3.do_sample = false;  // vLLM does not read it: the temperature applies
   qwen3.max_new_tokens = 64;
   const SamplingDefaults defaults = SamplingDefaults::from(qwen3);
-  EXPECT_EQ(defaults.describe(), "temperature 0.6, top_p 0.95, top_k 20, max_tokens at most 64");
+  EXPECT_EQ(defaults.describe(), "temperature 0.6, top_p 0.95, top_k 20, max_tokens 64 for chat without one");
   EXPECT_EQ(SamplingDefaults::from(GenerationConfig{}).describe(), "");
 
   const CompletionRequest left_out = parse_completion_request(R"({"model": "kjv", "prompt": "a"})", "kjv", defaults);
+  EXPECT_EQ(left_out.generation.max_tokens, std::optional<int>(16));  // OpenAI's completion default comes first
   EXPECT_EQ(left_out.generation.sampling.temperature, 0.6f);
   EXPECT_EQ(left_out.generation.sampling.top_p, 0.95f);
   EXPECT_EQ(left_out.generation.sampling.top_k, 20);

@@ -56,13 +56,14 @@ TEST(GenerationConfig, Qwen25WithTopK) {
   EXPECT_EQ(config.temperature, 0.7f);
   EXPECT_EQ(config.repetition_penalty, 1.05f);
   // The samplers have no repetition penalty: the server warns that it is left out.
-  EXPECT_EQ(unapplied_sampling_settings(config), (std::vector<std::string>{"repetition_penalty 1.05"}));
+  EXPECT_EQ(unapplied_sampling_settings(config, false), (std::vector<std::string>{"repetition_penalty 1.05"}));
 }
 
 TEST(GenerationConfig, NeutralSettingsAreNotReportedAsUnapplied) {
-  EXPECT_TRUE(unapplied_sampling_settings(GenerationConfig::parse(R"({"repetition_penalty": 1.0, "min_p": 0})", "g.json")).empty());
-  EXPECT_EQ(unapplied_sampling_settings(GenerationConfig::parse(R"({"min_p": 0.05})", "g.json")),
-            (std::vector<std::string>{"min_p 0.05"}));
+  EXPECT_TRUE(unapplied_sampling_settings(GenerationConfig::parse(R"({"repetition_penalty": 1.0, "min_p": 0})", "g.json"), true).empty());
+  const GenerationConfig min_p = GenerationConfig::parse(R"({"min_p": 0.05})", "g.json");
+  EXPECT_EQ(unapplied_sampling_settings(min_p, true), (std::vector<std::string>{"min_p 0.05"}));
+  EXPECT_TRUE(unapplied_sampling_settings(min_p, false).empty());  // greedy decoding never reads it
 }
 
 TEST(GenerationConfig, MistralEosInt) {

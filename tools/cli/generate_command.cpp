@@ -92,16 +92,15 @@ void run_generate(const GenerateOptions& options) {
   const ModelConfig config = ModelConfig::from_dir(dir);
   const GenerationConfig generation = GenerationConfig::from_dir(dir);
   check_generation_token_ids(generation, config.vocab_size, (dir / "generation_config.json").string());
-  if (launch.rank == 0) {
-    warn_about_unused_tensors(dir, config);
-    // Transformers' generate() would apply these; the output may then differ from its.
-    for (const std::string& setting : unapplied_sampling_settings(generation))
-      fmt::print(stderr, "[shardlm] warning: generation_config.json sets {}, which shardlm does not apply\n", setting);
-  }
+  if (launch.rank == 0) warn_about_unused_tensors(dir, config);
 
   GenerationOptions generation_options;
   generation_options.max_new_tokens = options.max_new_tokens;
   generation_options.sampling = sampling_params(options, generation, sampling_seed(options, launch));
+  // Transformers' generate() would apply these; the output may then differ from its.
+  if (launch.rank == 0)
+    for (const std::string& setting : unapplied_sampling_settings(generation, generation_options.sampling.temperature > 0.0f))
+      fmt::print(stderr, "[shardlm] warning: generation_config.json sets {}, which shardlm does not apply\n", setting);
   generation_options.stop = options.stop;
   generation_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
 

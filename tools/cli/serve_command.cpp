@@ -75,11 +75,15 @@ GenerationConfig sampling_source(const std::string& choice, const std::filesyste
 serve::SamplingDefaults announce_sampling_defaults(const std::string& choice, const GenerationConfig& source) {
   const std::string file = choice == "auto" ? std::string("the model's generation_config.json")
                                             : (std::filesystem::path(choice) / "generation_config.json").string();
-  for (const std::string& setting : unapplied_sampling_settings(source))
-    fmt::print(stderr, "[shardlm] warning: {} sets {}, which shardlm does not apply\n", file, setting);
   const serve::SamplingDefaults defaults = serve::SamplingDefaults::from(source);
-  if (const std::string described = defaults.describe(); !described.empty())
-    fmt::print("[shardlm] default sampling from {}: {} (--generation-config vllm: OpenAI's)\n", file, described);
+  for (const std::string& setting : unapplied_sampling_settings(source, defaults.temperature > 0.0f))
+    fmt::print(stderr, "[shardlm] warning: {} sets {}, which shardlm does not apply\n", file, setting);
+  if (const std::string described = defaults.describe(); !described.empty()) {
+    // vLLM does not read do_sample either; Transformers' generate() (and shardlm generate) would decode greedily.
+    const bool greedy_in_transformers = source.do_sample == false && defaults.temperature > 0.0f;
+    fmt::print("[shardlm] default sampling from {}: {}{} (use --generation-config vllm for OpenAI's defaults)\n", file,
+               described, greedy_in_transformers ? "; its do_sample false is not read, as in vLLM" : "");
+  }
   return defaults;
 }
 

@@ -83,17 +83,22 @@ void expect_grouped(const std::vector<int32_t>& chosen, int experts, int first, 
   }
 }
 
+// The counts are scanned by one warp, each lane taking a run of experts: 16 experts leave lanes
+// with none, 60 and 1000 give runs of uneven length and a short last one.
 TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  const int experts = 16, pairs = 300, first = 4, end = 12;
-  std::vector<int32_t> chosen(pairs);
-  for (int p = 0; p < pairs; ++p) chosen[size_t(p)] = (p * 7 + p / 5) % experts;
-  const DeviceBuffer device_chosen = upload(chosen);
-  DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
-  launch_group_by_expert({device_chosen.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(),
-                          grouped.get<int32_t>(), active.get<int32_t>()},
-                         nullptr);
-  expect_grouped(chosen, experts, first, end, offsets, grouped, active);
+  for (const auto& [experts, first, end] : {std::tuple{16, 4, 12}, {60, 0, 60}, {60, 7, 53}, {1000, 100, 1000}}) {
+    const int pairs = 300;
+    std::vector<int32_t> chosen(pairs);
+    for (int p = 0; p < pairs; ++p) chosen[size_t(p)] = (p * 7 + p / 5) % experts;
+    const DeviceBuffer device_chosen = upload(chosen);
+    DeviceBuffer offsets(size_t(experts + 1) * 4), grouped(size_t(pairs) * 4), active(size_t(end - first) * 4);
+    launch_group_by_expert({device_chosen.get<int32_t>(), pairs, experts, first, end, offsets.get<int32_t>(),
+                            grouped.get<int32_t>(), active.get<int32_t>()},
+                           nullptr);
+    SCOPED_TRACE(testing::Message() << experts << " experts, rank range " << first << ".." << end);
+    expect_grouped(chosen, experts, first, end, offsets, grouped, active);
+  }
 }
 
 TEST(CudaMoe, RoutingAndGroupingInOneLaunchPickAndListWhatTheCpuDoes) {

@@ -219,7 +219,7 @@ void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
 
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
-  if (params.n_rows == 0) return;
+  if (params.n_rows == 0 || params.hidden == 0) return;
   expert_combine_kernel<<<dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads), kCombineThreads, 0,
                           stream>>>(params);
   CUDA_CHECK_LAUNCH();
@@ -234,7 +234,7 @@ void launch_gather_expert_rows(const GatherExpertRowsParams& params, cudaStream_
 
 void launch_grouped_expert_combine(const GroupedExpertCombineParams& params, cudaStream_t stream) {
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
-  if (params.n_rows == 0) return;
+  if (params.n_rows == 0 || params.hidden == 0) return;
   grouped_expert_combine_kernel<<<dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
                                   kCombineThreads, 0, stream>>>(params);
   CUDA_CHECK_LAUNCH();

@@ -60,10 +60,14 @@ struct ServeOptions {
 GenerationConfig sampling_source(const std::string& choice, const std::filesystem::path& model_dir,
                                  const GenerationConfig& model_generation) {
   if (choice == "vllm") return {};
-  const std::filesystem::path dir = choice == "auto" ? model_dir : std::filesystem::path(choice);
-  if (choice != "auto" && !std::filesystem::is_regular_file(dir / "generation_config.json"))
-    fail("--generation-config {}: no generation_config.json there (auto: the model's own; vllm: none)", choice);
-  const GenerationConfig source = choice == "auto" ? model_generation : GenerationConfig::from_dir(dir);
+  std::filesystem::path dir = model_dir;
+  GenerationConfig source = model_generation;
+  if (choice != "auto") {
+    dir = choice;
+    if (!std::filesystem::is_regular_file(dir / "generation_config.json"))
+      fail("--generation-config {}: no generation_config.json there (auto: the model's own; vllm: none)", choice);
+    source = GenerationConfig::from_dir(dir);
+  }
   // Its top_p would become every request's, and a sampler cannot keep no tokens at all.
   if (source.top_p && *source.top_p <= 0.0f)
     fail("{}: \"top_p\" 0 would keep no token for any request: use --generation-config vllm, or give one in (0, 1]",

@@ -198,23 +198,24 @@ void check_expert_operands(const ExpertMlpParams& params) {
     throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
 }
 
+// A block row per chosen expert (the rest of the rows find -1 in `active` and return).
+template <int kWeightLoads>
+void launch_expert_pair_kernels(const ExpertMlpParams& params, cudaStream_t stream) {
+  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
+  const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
+  expert_gate_up_kernel<kWeightLoads><<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+  const dim3 down_grid((params.hidden + kExpertWarps - 1) / kExpertWarps, chosen);
+  expert_down_kernel<kWeightLoads><<<down_grid, kExpertWarps * 32, 0, stream>>>(params);
+  CUDA_CHECK_LAUNCH();
+}
+
 void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
   check_expert_operands(params);
   if (params.active == nullptr) throw_unsupported("expert pair kernels without the list of chosen experts", 0);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
-  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
-  const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
-  const dim3 down_grid((params.hidden + kExpertWarps - 1) / kExpertWarps, chosen);
-  if (params.n_rows == 1) {
-    expert_gate_up_kernel<kDeepWeightLoads><<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
-    CUDA_CHECK_LAUNCH();
-    expert_down_kernel<kDeepWeightLoads><<<down_grid, kExpertWarps * 32, 0, stream>>>(params);
-  } else {
-    expert_gate_up_kernel<1><<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
-    CUDA_CHECK_LAUNCH();
-    expert_down_kernel<1><<<down_grid, kExpertWarps * 32, 0, stream>>>(params);
-  }
-  CUDA_CHECK_LAUNCH();
+  if (params.n_rows == 1) launch_expert_pair_kernels<kDeepWeightLoads>(params, stream);
+  else launch_expert_pair_kernels<1>(params, stream);
 }
 
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {

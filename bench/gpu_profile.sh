@@ -2,11 +2,12 @@
 # Where one decode step's time goes, kernel by kernel: Nsight Compute (clocks left as they are)
 # over a short random-weight Llama-3-8B run, summarised per kernel name and grid. BATCH, PROMPT_LEN,
 # KERNELS (a name regex; batched decode's GEMMs are cuBLASLt's), SKIP and LAUNCHES change what is
-# profiled. Run on the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
+# profiled; BINARY profiles another shardlm (say the "before" build of bench/compare_builds.sh). Run on
+# the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
 source "$(dirname "$0")/device_session_env.sh"
 ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size -k "regex:${KERNELS:-gemv|attention|qkv_rope|sampling|embedding|rmsnorm}" \
   --launch-skip "${SKIP:-0}" --launch-count "${LAUNCHES:-600}" --csv --page raw --print-units base \
-  "$bin/shardlm" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
+  "${BINARY:-$bin/shardlm}" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
   >"$out/ncu-decode.csv" 2>"$out/ncu-decode.log"
 python3 - "$out/ncu-decode.csv" <<'PY'
 import csv, io, sys, collections

@@ -1,16 +1,15 @@
-// A warp computes one output feature of one chosen expert for up to kExpertPairsPerPass pairs at a time:
-// it streams that feature's weight row once per pass and dots it with each pair's input row. One
-// row's decode step (every chosen expert has one pair) reads few bytes per warp, so latency bounds a
-// warp that waits on each load: there each lane keeps four 16-byte weight loads in flight (5.56 to
-// 4.95 ms a token on the Qwen3-30B-A3B shape, H200). A batch gives experts several pairs, whose
-// arithmetic should already overlap the loads, so the deeper pipeline only costs registers there:
-// batch 16 ran at 23.2 ms a step with four loads, against 18.1 ms for the kernels before these,
-// which kept one. Batches keep one (not yet measured in this form).
+// One row's decode step: a warp computes one output feature of one chosen expert (every chosen
+// expert has one pair), streaming that feature's weight row with four 16-byte loads in flight per
+// lane, since latency bounds a warp that waits on each load (5.56 to 4.95 ms a token on the
+// Qwen3-30B-A3B shape, H200). Batches take the tensor-core tiles below instead.
+// Every kernel here is launched with programmatic dependent launch (ops/cuda/pdl.cuh): each waits for
+// its predecessor before reading anything, then lets its successor launch.
 #include <algorithm>
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/expert_mlp.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -45,6 +44,8 @@ __device__ __forceinline__ void pass_indices(const ExpertMlpParams& p, int first
 // activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]), j = this warp's feature.
 template <int kWeightLoads>
 __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int expert = p.active[blockIdx.y];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int j = blockIdx.x * kExpertWarps + warp;
@@ -92,6 +93,8 @@ __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
 // expert_out[pair, d] = down_e[d] · activated[pair], d = this warp's feature.
 template <int kWeightLoads>
 __global__ void expert_down_kernel(ExpertMlpParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int expert = p.active[blockIdx.y];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int d = blockIdx.x * kExpertWarps + warp;
@@ -130,9 +133,131 @@ __global__ void expert_down_kernel(ExpertMlpParams p) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Batches: tensor-core tiles. A warp computes 16 features of one expert for 8 of its pairs with
+// mma.m16n8k16 (features as the A rows, pairs as the B columns), so its arithmetic is a few
+// instructions per 16-byte load and the weights stream at memory speed however many pairs share
+// them; the one-pair-per-lane dots above spent most of a batch-16 step on arithmetic and latency
+// (gate/up at 815 GB/s, down at 423 GB/s under Nsight Compute, H200).
+//
+// Each lane loads 8 consecutive elements of a 32-element block (lane % 4 picks which) from two
+// weight rows (lane / 4 and lane / 4 + 8) and from one pair's input row (lane / 4): 16-byte loads
+// that feed two mmas. That gives the mma a permuted k (logical 2t + j is element 8t + j of the
+// block, 2t + 8 + j is 8t + 2 + j, the second mma the next four), the same for A and B, which a
+// dot product does not see.
+
+constexpr int kTileFeatures = 16;  // the mma's m
+constexpr int kTilePairs = 8;      // the mma's n
+constexpr int kTileBlockK = 32;    // elements of a row the warp covers per step: 4 lanes x 8
+constexpr int kTileSteps = 4;      // steps whose loads are in flight together
+constexpr int kTileWarps = 4;
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Both mmas of a step: c += A (rows lo, hi) · B (the pair row) over the 32-element block.
+__device__ __forceinline__ void mma_block(float (&c)[4], const uint4& lo, const uint4& hi, const uint4& b) {
+  mma_bf16(c, lo.x, hi.x, lo.y, hi.y, b.x, b.y);
+  mma_bf16(c, lo.z, hi.z, lo.w, hi.w, b.z, b.w);
+}
+
+// The 16 bytes a lane takes of a row at element k (zeros past the row's end or for a missing row).
+__device__ __forceinline__ uint4 load_chunk(const __nv_bfloat16* row, int k, int length) {
+  return row != nullptr && k < length ? *reinterpret_cast<const uint4*>(row + k) : make_uint4(0, 0, 0, 0);
+}
+
+// c (feature lo/hi, this lane's two pairs) accumulates Σ_k w[feature][k] · in[pair][k] over k < length
+// for each of the `weights` row pairs (gate and up share the input).
+template <int kRowSets>
+__device__ __forceinline__ void tile_dot(const __nv_bfloat16* const (&lo)[kRowSets], const __nv_bfloat16* const (&hi)[kRowSets],
+                                         const __nv_bfloat16* in, int length, float (&c)[kRowSets][4]) {
+  const int offset = (threadIdx.x % 4) * 8;
+  for (int k0 = 0; k0 < length; k0 += kTileBlockK * kTileSteps) {
+    uint4 w_lo[kRowSets][kTileSteps], w_hi[kRowSets][kTileSteps], b[kTileSteps];
+#pragma unroll
+    for (int s = 0; s < kTileSteps; ++s) {
+      const int k = k0 + s * kTileBlockK + offset;
+#pragma unroll
+      for (int r = 0; r < kRowSets; ++r) {
+        w_lo[r][s] = load_chunk(lo[r], k, length);
+        w_hi[r][s] = load_chunk(hi[r], k, length);
+      }
+      b[s] = load_chunk(in, k, length);
+    }
+#pragma unroll
+    for (int s = 0; s < kTileSteps; ++s)
+#pragma unroll
+      for (int r = 0; r < kRowSets; ++r) mma_block(c[r], w_lo[r][s], w_hi[r][s], b[s]);
+  }
+}
+
+// activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]) for the warp's 16 features j.
+__global__ void __launch_bounds__(kTileWarps * 32) expert_gate_up_tile_kernel(ExpertMlpParams p) {
+  wait_for_predecessor();
+  allow_successor();
+  const int expert = p.active[blockIdx.y];
+  const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
+  const int j0 = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
+  if (expert < 0 || j0 >= p.ff) return;
+  const int64_t local = expert - p.first_expert;
+  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
+  const __nv_bfloat16* gate = p.gate_up + local * 2 * p.ff * p.hidden;
+  const auto feature_row = [&](const __nv_bfloat16* matrix, int j) { return j < p.ff ? matrix + int64_t(j) * p.hidden : nullptr; };
+  const __nv_bfloat16* const lo[2] = {feature_row(gate, j0 + group), feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group)};
+  const __nv_bfloat16* const hi[2] = {feature_row(gate, j0 + group + 8),
+                                      feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group + 8)};
+  for (int first = begin; first < end; first += kTilePairs) {
+    const int n = min(kTilePairs, end - first);
+    const __nv_bfloat16* in = group < n ? p.x + int64_t(p.pairs[first + group] / p.top_k) * p.hidden : nullptr;
+    float c[2][4] = {};
+    tile_dot<2>(lo, hi, in, p.hidden, c);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int j = j0 + group + (i / 2) * 8, pair_slot = column + i % 2;
+      if (j >= p.ff || pair_slot >= n) continue;
+      const float g = c[0][i], u = c[1][i];
+      p.activated[int64_t(p.pairs[first + pair_slot]) * p.ff + j] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+    }
+  }
+}
+
+// expert_out[pair, d] = down_e[d] · activated[pair] for the warp's 16 features d.
+__global__ void __launch_bounds__(kTileWarps * 32) expert_down_tile_kernel(ExpertMlpParams p) {
+  wait_for_predecessor();
+  allow_successor();
+  const int expert = p.active[blockIdx.y];
+  const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
+  const int d0 = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
+  if (expert < 0 || d0 >= p.hidden) return;
+  const int64_t local = expert - p.first_expert;
+  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
+  const __nv_bfloat16* down = p.down + local * p.hidden * p.ff;
+  const auto feature_row = [&](int d) { return d < p.hidden ? down + int64_t(d) * p.ff : nullptr; };
+  const __nv_bfloat16* const lo[1] = {feature_row(d0 + group)};
+  const __nv_bfloat16* const hi[1] = {feature_row(d0 + group + 8)};
+  for (int first = begin; first < end; first += kTilePairs) {
+    const int n = min(kTilePairs, end - first);
+    const __nv_bfloat16* in = group < n ? p.activated + int64_t(p.pairs[first + group]) * p.ff : nullptr;
+    float c[1][4] = {};
+    tile_dot<1>(lo, hi, in, p.ff, c);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int d = d0 + group + (i / 2) * 8, pair_slot = column + i % 2;
+      if (d < p.hidden && pair_slot < n) p.expert_out[int64_t(p.pairs[first + pair_slot]) * p.hidden + d] = c[0][i];
+    }
+  }
+}
+
 // Both combines take a block per (row, kCombineThreads features): a decode step has few rows, and a
 // block per row left most multiprocessors idle (16 blocks took 20 us a layer at batch 16, H200).
 __global__ void expert_combine_kernel(ExpertCombineParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int row = blockIdx.x;
   const int d = blockIdx.y * blockDim.x + threadIdx.x;
   if (d >= p.hidden) return;
@@ -146,6 +271,8 @@ __global__ void expert_combine_kernel(ExpertCombineParams p) {
 }
 
 __global__ void gather_expert_rows_kernel(GatherExpertRowsParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int i = blockIdx.x;
   const int pair = p.pairs[i];
   if (threadIdx.x == 0) p.positions[pair] = i;
@@ -155,6 +282,8 @@ __global__ void gather_expert_rows_kernel(GatherExpertRowsParams p) {
 }
 
 __global__ void grouped_expert_combine_kernel(GroupedExpertCombineParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int row = blockIdx.x;
   const int d = blockIdx.y * blockDim.x + threadIdx.x;
   if (d >= p.hidden) return;
@@ -170,6 +299,8 @@ __global__ void grouped_expert_combine_kernel(GroupedExpertCombineParams p) {
 
 // A block per row: the gate's dot product with the row, then the scaled shared output added.
 __global__ void shared_expert_add_kernel(SharedExpertAddParams p) {
+  wait_for_predecessor();
+  allow_successor();
   const int64_t row = blockIdx.x;
   float dot = 0.0f;
   for (int d = threadIdx.x; d < p.hidden; d += blockDim.x)
@@ -180,6 +311,8 @@ __global__ void shared_expert_add_kernel(SharedExpertAddParams p) {
 }
 
 __global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
+  wait_for_predecessor();
+  allow_successor();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
     out[i] += delta[i];
 }
@@ -203,10 +336,10 @@ template <int kWeightLoads>
 void launch_expert_pair_kernels(const ExpertMlpParams& params, cudaStream_t stream) {
   const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
-  expert_gate_up_kernel<kWeightLoads><<<gate_up_grid, kExpertWarps * 32, 0, stream>>>(params);
+  launch_pdl(expert_gate_up_kernel<kWeightLoads>, gate_up_grid, kExpertWarps * 32, 0, stream, params);
   CUDA_CHECK_LAUNCH();
   const dim3 down_grid((params.hidden + kExpertWarps - 1) / kExpertWarps, chosen);
-  expert_down_kernel<kWeightLoads><<<down_grid, kExpertWarps * 32, 0, stream>>>(params);
+  launch_pdl(expert_down_kernel<kWeightLoads>, down_grid, kExpertWarps * 32, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -214,43 +347,53 @@ void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
   check_expert_operands(params);
   if (params.active == nullptr) throw_unsupported("expert pair kernels without the list of chosen experts", 0);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
-  if (params.n_rows == 1) launch_expert_pair_kernels<kDeepWeightLoads>(params, stream);
-  else launch_expert_pair_kernels<1>(params, stream);
+  if (params.n_rows == 1) {
+    launch_expert_pair_kernels<kDeepWeightLoads>(params, stream);
+    return;
+  }
+  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
+  constexpr int kBlockFeatures = kTileWarps * kTileFeatures;
+  const dim3 gate_up_grid((params.ff + kBlockFeatures - 1) / kBlockFeatures, chosen);
+  launch_pdl(expert_gate_up_tile_kernel, gate_up_grid, kTileWarps * 32, 0, stream, params);
+  CUDA_CHECK_LAUNCH();
+  const dim3 down_grid((params.hidden + kBlockFeatures - 1) / kBlockFeatures, chosen);
+  launch_pdl(expert_down_tile_kernel, down_grid, kTileWarps * 32, 0, stream, params);
+  CUDA_CHECK_LAUNCH();
 }
 
 void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
   if (params.n_rows == 0 || params.hidden == 0) return;
-  expert_combine_kernel<<<dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads), kCombineThreads, 0,
-                          stream>>>(params);
+  launch_pdl(expert_combine_kernel, dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
+             kCombineThreads, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_gather_expert_rows(const GatherExpertRowsParams& params, cudaStream_t stream) {
   if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
   if (params.n_grouped == 0) return;
-  gather_expert_rows_kernel<<<params.n_grouped, 128, 0, stream>>>(params);
+  launch_pdl(gather_expert_rows_kernel, params.n_grouped, 128, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_grouped_expert_combine(const GroupedExpertCombineParams& params, cudaStream_t stream) {
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
   if (params.n_rows == 0 || params.hidden == 0) return;
-  grouped_expert_combine_kernel<<<dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
-                                  kCombineThreads, 0, stream>>>(params);
+  launch_pdl(grouped_expert_combine_kernel, dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
+             kCombineThreads, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_shared_expert_add(const SharedExpertAddParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
-  shared_expert_add_kernel<<<params.n_rows, 256, 0, stream>>>(params);
+  launch_pdl(shared_expert_add_kernel, params.n_rows, 256, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_add_f32(float* out, const float* delta, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
   const int blocks = int(std::min<int64_t>((count + 255) / 256, 1024));
-  add_f32_kernel<<<blocks, 256, 0, stream>>>(out, delta, count);
+  launch_pdl(add_f32_kernel, blocks, 256, 0, stream, out, delta, count);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -5,6 +5,7 @@
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/moe_routing.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -72,6 +73,8 @@ __device__ void route_row(const RouteParams& p, int row, float* prob) {
 }
 
 __global__ void route_top_k_kernel(RouteParams p) {
+  wait_for_predecessor();
+  allow_successor();
   extern __shared__ float probabilities[];  // (kRouteWarps, n_experts)
   const int warp = threadIdx.x / 32;
   const int row = blockIdx.x * kRouteWarps + warp;
@@ -128,6 +131,8 @@ __device__ void group_pairs(const GroupParams& p, int* counts, int* cursor) {
 }
 
 __global__ void __launch_bounds__(1024) group_by_expert_kernel(GroupParams p) {
+  wait_for_predecessor();
+  allow_successor();
   __shared__ int counts[kMaxExperts];
   __shared__ int cursor[kMaxExperts];
   group_pairs(p, counts, cursor);
@@ -136,6 +141,8 @@ __global__ void __launch_bounds__(1024) group_by_expert_kernel(GroupParams p) {
 // One block routes every row, a warp per row at a time, then groups the pairs it chose: what is
 // written to global memory before __syncthreads is visible to the whole block after it.
 __global__ void __launch_bounds__(kFusedRouteWarps * 32) route_and_group_kernel(RouteParams route, GroupParams group) {
+  wait_for_predecessor();
+  allow_successor();
   extern __shared__ float probabilities[];  // (kFusedRouteWarps, n_experts)
   __shared__ int counts[kMaxExperts];
   __shared__ int cursor[kMaxExperts];
@@ -171,13 +178,13 @@ void launch_route_top_k(const RouteParams& params, cudaStream_t stream) {
   if (params.n_rows == 0) return;
   const int blocks = (params.n_rows + kRouteWarps - 1) / kRouteWarps;
   const size_t shared = size_t(kRouteWarps) * size_t(params.n_experts) * sizeof(float);
-  route_top_k_kernel<<<blocks, kRouteWarps * 32, shared, stream>>>(params);
+  launch_pdl(route_top_k_kernel, blocks, kRouteWarps * 32, shared, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_group_by_expert(const GroupParams& params, cudaStream_t stream) {
   check_group(params);
-  group_by_expert_kernel<<<1, 1024, 0, stream>>>(params);
+  launch_pdl(group_by_expert_kernel, 1, 1024, 0, stream, params);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -190,7 +197,7 @@ void launch_route_and_group(const RouteParams& route, const GroupParams& group, 
     return;
   }
   const size_t shared = size_t(kFusedRouteWarps) * size_t(route.n_experts) * sizeof(float);
-  route_and_group_kernel<<<1, kFusedRouteWarps * 32, shared, stream>>>(route, group);
+  launch_pdl(route_and_group_kernel, 1, kFusedRouteWarps * 32, shared, stream, route, group);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -163,8 +163,8 @@ void check_experts(const ExpertCase& c, ExpertGroupedGemm& grouped_gemm) {
                             offsets.get<int32_t>(), grouped.get<int32_t>(), active.get<int32_t>(),
                             device_gate_up.get<__nv_bfloat16>(), device_down.get<__nv_bfloat16>(),
                             activated.get<__nv_bfloat16>(), expert_out.get<float>()};
-  launch_expert_mlp(mlp, nullptr);
-  launch_expert_combine({expert_out.get<float>(), device_weights.get<float>(), device_experts.get<int32_t>(), c.rows,
+  launch_routed_experts(mlp,
+                        {expert_out.get<float>(), device_weights.get<float>(), device_experts.get<int32_t>(), c.rows,
                          c.top_k, c.hidden, c.first, c.end, out.get<float>()},
                         nullptr);
   const std::vector<float> got = download<float>(out, residual.size());
@@ -224,7 +224,8 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   check_experts({37, 4, 128, 48, 16, 4, 12}, sixteen); // an expert-parallel rank holding experts 4-11
   check_experts({64, 8, 520, 264, 64, 8, 40}, sixty_four); // every lane, several chunks each; Qwen3-MoE's 8 of 64
   // hidden 2056: a lane's loads of a row go round more than once (one row keeps 4 loads in flight:
-  // more than 32 lanes x 4 loads of 8 elements), and its last round is partial; a batch keeps one
+  // more than 32 lanes x 4 loads of 8 elements), and its last round is partial; a batch's tiles end
+  // in a partial 32-element step (2056 = 64 x 32 + 8) and a partial 16-feature tile (264 = 16 x 16 + 8)
   check_experts({1, 8, 2056, 264, 64, 0, 64}, sixty_four);
   check_experts({1, 8, 2056, 264, 64, 8, 40}, sixty_four);  // one row on a rank holding experts 8-39
   check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);

@@ -202,8 +202,8 @@ void CudaLayerOps::add_device_experts(const GpuRoutes& routes, const GpuMoe& moe
                               gpu_.stream);
     return;
   }
-  launch_expert_mlp(mlp, gpu_.stream);
-  launch_expert_combine({gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k,
+  launch_routed_experts(mlp,
+                        {gpu_.expert_out.get<float>(), gpu_.route_weights.get<float>(), experts, n, shape.top_k,
                          config_.hidden_size, shape.first_expert, end_expert, out},
                         gpu_.stream);
 }

@@ -17,7 +17,7 @@ namespace shardlm::cuda {
 // kernels
 
 constexpr int kExpertWarps = 8;
-constexpr int kDeepWeightLoads = 4;  // one row's decode step
+constexpr int kRowLoads = 4;  // 16-byte weight loads a lane keeps in flight in one row's kernels
 constexpr int kCombineThreads = 256;
 
 struct alignas(16) Bf16x8 {
@@ -34,16 +34,9 @@ __device__ __forceinline__ float dot8(const Bf16x8& a, const Bf16x8& b) {
   return sum;
 }
 
-// The pairs of a pass, as indices of their rows (row = pair / top_k) or of the pairs themselves.
-__device__ __forceinline__ void pass_indices(const ExpertMlpParams& p, int first, int n, int divisor,
-                                             int (&indices)[kExpertPairsPerPass]) {
-#pragma unroll
-  for (int i = 0; i < kExpertPairsPerPass; ++i) indices[i] = i < n ? p.pairs[first + i] / divisor : 0;
-}
-
-// activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]), j = this warp's feature.
-template <int kWeightLoads>
-__global__ void expert_gate_up_kernel(ExpertMlpParams p) {
+// activated[pair, j] = silu(gate_e[j] · x) * (up_e[j] · x), j = this warp's feature, for the one
+// row: each chosen expert has one pair.
+__global__ void expert_gate_up_row_kernel(ExpertMlpParams p) {
   wait_for_predecessor();
   allow_successor();
   const int expert = p.active[blockIdx.y];
@@ -51,86 +44,64 @@ __global__ void expert_gate_up_kernel(ExpertMlpParams p) {
   const int j = blockIdx.x * kExpertWarps + warp;
   if (expert < 0 || j >= p.ff) return;
   const int64_t local = expert - p.first_expert;
-  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
+  const int pair = p.pairs[p.offsets[expert]];
   const Bf16x8* gate = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + j) * p.hidden);
   const Bf16x8* up = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + p.ff + j) * p.hidden);
+  const Bf16x8* x = reinterpret_cast<const Bf16x8*>(p.x);
   const int chunks = p.hidden / 8;
-  for (int first = begin; first < end; first += kExpertPairsPerPass) {
-    const int n = min(kExpertPairsPerPass, end - first);
-    int rows[kExpertPairsPerPass];
-    pass_indices(p, first, n, p.top_k, rows);
-    float g[kExpertPairsPerPass] = {}, u[kExpertPairsPerPass] = {};
-    for (int base = lane; base < chunks; base += 32 * kWeightLoads) {
-      Bf16x8 wg[kWeightLoads], wu[kWeightLoads];
+  float g = 0.0f, u = 0.0f;
+  for (int base = lane; base < chunks; base += 32 * kRowLoads) {
+    Bf16x8 wg[kRowLoads], wu[kRowLoads];
 #pragma unroll
-      for (int l = 0; l < kWeightLoads; ++l)
-        if (base + 32 * l < chunks) {
-          wg[l] = gate[base + 32 * l];
-          wu[l] = up[base + 32 * l];
-        }
-#pragma unroll
-      for (int l = 0; l < kWeightLoads; ++l) {
-        if (base + 32 * l >= chunks) break;
-#pragma unroll
-        for (int i = 0; i < kExpertPairsPerPass; ++i) {
-          if (i >= n) break;
-          const Bf16x8 x = reinterpret_cast<const Bf16x8*>(p.x + int64_t(rows[i]) * p.hidden)[base + 32 * l];
-          g[i] += dot8(wg[l], x);
-          u[i] += dot8(wu[l], x);
-        }
+    for (int l = 0; l < kRowLoads; ++l)
+      if (base + 32 * l < chunks) {
+        wg[l] = gate[base + 32 * l];
+        wu[l] = up[base + 32 * l];
       }
-    }
 #pragma unroll
-    for (int i = 0; i < kExpertPairsPerPass; ++i) {
-      if (i >= n) break;
-      const float gate_sum = warp_sum(g[i]), up_sum = warp_sum(u[i]);
-      if (lane == 0)
-        p.activated[int64_t(p.pairs[first + i]) * p.ff + j] = __float2bfloat16(gate_sum / (1.0f + __expf(-gate_sum)) * up_sum);
+    for (int l = 0; l < kRowLoads; ++l) {
+      if (base + 32 * l >= chunks) break;
+      const Bf16x8 xv = x[base + 32 * l];
+      g += dot8(wg[l], xv);
+      u += dot8(wu[l], xv);
     }
   }
+  g = warp_sum(g);
+  u = warp_sum(u);
+  if (lane == 0) p.activated[int64_t(pair) * p.ff + j] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
 }
 
-// expert_out[pair, d] = down_e[d] · activated[pair], d = this warp's feature.
-template <int kWeightLoads>
-__global__ void expert_down_kernel(ExpertMlpParams p) {
+// out[d] += Σ_slot weight[slot] · (down_e(slot)[d] · activated[slot]) for the one row, d = this warp's
+// feature: the down projections and the combine in one pass, the loads of all slots in flight
+// together (a slot's row of ff elements is only a few loads per lane).
+__global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineParams c) {
   wait_for_predecessor();
   allow_successor();
-  const int expert = p.active[blockIdx.y];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int d = blockIdx.x * kExpertWarps + warp;
-  if (expert < 0 || d >= p.hidden) return;
-  const int64_t local = expert - p.first_expert;
-  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
-  const Bf16x8* down = reinterpret_cast<const Bf16x8*>(p.down + (local * p.hidden + d) * p.ff);
-  const int chunks = p.ff / 8;
-  for (int first = begin; first < end; first += kExpertPairsPerPass) {
-    const int n = min(kExpertPairsPerPass, end - first);
-    int pairs[kExpertPairsPerPass];
-    pass_indices(p, first, n, 1, pairs);
-    float sum[kExpertPairsPerPass] = {};
-    for (int base = lane; base < chunks; base += 32 * kWeightLoads) {
-      Bf16x8 w[kWeightLoads];
+  if (d >= p.hidden) return;
+  const int chunks = p.ff / 8, total = p.top_k * chunks;
+  float sum = 0.0f;
+  for (int base = lane; base < total; base += 32 * kRowLoads) {
+    Bf16x8 w[kRowLoads], h[kRowLoads];
+    float scale[kRowLoads];
 #pragma unroll
-      for (int l = 0; l < kWeightLoads; ++l)
-        if (base + 32 * l < chunks) w[l] = down[base + 32 * l];
-#pragma unroll
-      for (int l = 0; l < kWeightLoads; ++l) {
-        if (base + 32 * l >= chunks) break;
-#pragma unroll
-        for (int i = 0; i < kExpertPairsPerPass; ++i) {
-          if (i >= n) break;
-          const Bf16x8 h = reinterpret_cast<const Bf16x8*>(p.activated + int64_t(pairs[i]) * p.ff)[base + 32 * l];
-          sum[i] += dot8(w[l], h);
-        }
-      }
+    for (int l = 0; l < kRowLoads; ++l) {
+      const int index = base + 32 * l, slot = index / chunks, chunk = index - slot * chunks;
+      const int expert = index < total ? c.experts[slot] : -1;
+      scale[l] = 0.0f;
+      if (expert < c.first_expert || expert >= c.end_expert) continue;
+      const int64_t local = expert - p.first_expert;
+      w[l] = reinterpret_cast<const Bf16x8*>(p.down + (local * p.hidden + d) * p.ff)[chunk];
+      h[l] = reinterpret_cast<const Bf16x8*>(p.activated + int64_t(slot) * p.ff)[chunk];
+      scale[l] = c.weights[slot];
     }
 #pragma unroll
-    for (int i = 0; i < kExpertPairsPerPass; ++i) {
-      if (i >= n) break;
-      const float total = warp_sum(sum[i]);
-      if (lane == 0) p.expert_out[int64_t(pairs[i]) * p.hidden + d] = total;
-    }
+    for (int l = 0; l < kRowLoads; ++l)
+      if (scale[l] != 0.0f) sum += scale[l] * dot8(w[l], h[l]);
   }
+  sum = warp_sum(sum);
+  if (lane == 0) c.out[d] += sum;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,7 +118,7 @@ __global__ void expert_down_kernel(ExpertMlpParams p) {
 // dot product does not see.
 
 constexpr int kTileFeatures = 16;  // the mma's m
-constexpr int kTilePairs = 8;      // the mma's n
+constexpr int kTilePairs = kExpertPairsPerPass;  // the mma's n
 constexpr int kTileBlockK = 32;    // elements of a row the warp covers per step: 4 lanes x 8
 constexpr int kTileSteps = 4;      // steps whose loads are in flight together
 constexpr int kTileWarps = 4;
@@ -331,42 +302,36 @@ void check_expert_operands(const ExpertMlpParams& params) {
     throw_unsupported("a rank's experts beyond the layer's", params.first_expert + params.n_local_experts);
 }
 
-// A block row per chosen expert (the rest of the rows find -1 in `active` and return).
-template <int kWeightLoads>
-void launch_expert_pair_kernels(const ExpertMlpParams& params, cudaStream_t stream) {
-  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
-  const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
-  launch_pdl(expert_gate_up_kernel<kWeightLoads>, gate_up_grid, kExpertWarps * 32, 0, stream, params);
-  CUDA_CHECK_LAUNCH();
-  const dim3 down_grid((params.hidden + kExpertWarps - 1) / kExpertWarps, chosen);
-  launch_pdl(expert_down_kernel<kWeightLoads>, down_grid, kExpertWarps * 32, 0, stream, params);
-  CUDA_CHECK_LAUNCH();
+namespace {
+
+void check_combine(const ExpertCombineParams& params) {
+  if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
 }
 
-void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream) {
+}  // namespace
+
+// Grids have a block row per possible chosen expert (the rest of the rows find -1 in `active` and
+// return).
+void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream) {
   check_expert_operands(params);
-  if (params.active == nullptr) throw_unsupported("expert pair kernels without the list of chosen experts", 0);
+  check_combine(combine);
+  if (params.active == nullptr) throw_unsupported("expert kernels without the list of chosen experts", 0);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
+  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   if (params.n_rows == 1) {
-    launch_expert_pair_kernels<kDeepWeightLoads>(params, stream);
+    const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
+    launch_pdl(expert_gate_up_row_kernel, gate_up_grid, kExpertWarps * 32, 0, stream, params);
+    const int down_blocks = (params.hidden + kExpertWarps - 1) / kExpertWarps;
+    launch_pdl(expert_down_combine_row_kernel, down_blocks, kExpertWarps * 32, 0, stream, params, combine);
     return;
   }
-  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   constexpr int kBlockFeatures = kTileWarps * kTileFeatures;
   const dim3 gate_up_grid((params.ff + kBlockFeatures - 1) / kBlockFeatures, chosen);
   launch_pdl(expert_gate_up_tile_kernel, gate_up_grid, kTileWarps * 32, 0, stream, params);
-  CUDA_CHECK_LAUNCH();
   const dim3 down_grid((params.hidden + kBlockFeatures - 1) / kBlockFeatures, chosen);
   launch_pdl(expert_down_tile_kernel, down_grid, kTileWarps * 32, 0, stream, params);
-  CUDA_CHECK_LAUNCH();
-}
-
-void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream) {
-  if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
-  if (params.n_rows == 0 || params.hidden == 0) return;
   launch_pdl(expert_combine_kernel, dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
-             kCombineThreads, 0, stream, params);
-  CUDA_CHECK_LAUNCH();
+             kCombineThreads, 0, stream, combine);
 }
 
 void launch_gather_expert_rows(const GatherExpertRowsParams& params, cudaStream_t stream) {

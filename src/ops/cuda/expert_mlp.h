@@ -2,8 +2,8 @@
 // launch_group_by_expert grouped (ops/cuda/moe_routing.h): for each expert, its gate/up and down
 // weights are read once per group of pairs that chose it, so a decode step reads only the chosen
 // experts (the active bytes) and a batch reads each chosen expert once for all its rows.
-//   launch_expert_mlp:      expert_out[pair] = down_e(silu(gate_e x[row]) * up_e x[row]), pair by pair
-//   launch_expert_combine:  out[row] += Σ_slot weight[pair] · expert_out[pair], slots in order
+//   launch_routed_experts:  out[row] += Σ_slot weight[pair] · down_e(silu(gate_e x[row]) * up_e x[row]),
+//                           slots in order (e the slot's expert, pair = row · top_k + slot)
 //   launch_shared_expert_add: out[row] += sigmoid(gate · x[row]) · shared_out[row] (Qwen2-MoE)
 // Weights are bf16, fused over the experts as Transformers 5 holds them: gate_up (E, 2·ff, hidden),
 // gate rows then up rows, and down (E, hidden, ff); with expert parallelism, this rank's experts
@@ -17,8 +17,8 @@
 
 namespace shardlm::cuda {
 
-// Pairs a warp of the pair kernels takes at once: an expert's weights are read once per this many
-// of its pairs.
+// Pairs a warp of a batch's expert kernels takes at once: an expert's weights are read once per this
+// many of its pairs.
 constexpr int kExpertPairsPerPass = 8;
 
 struct ExpertMlpParams {
@@ -34,14 +34,6 @@ struct ExpertMlpParams {
   __nv_bfloat16* activated = nullptr;      // scratch (n_rows · top_k, ff)
   float* expert_out = nullptr;             // (n_rows · top_k, hidden); pairs of other ranks' experts untouched
 };
-// hidden and ff must be multiples of 8 and the pointers 16-byte aligned. Its grid has a block row
-// per possible chosen expert (at most n_rows · top_k), not per expert, so that a decode step's
-// launch costs what its chosen experts do.
-void launch_expert_mlp(const ExpertMlpParams& params, cudaStream_t stream);
-// Refuses what the expert kernels cannot read: sizes that are not a multiple of 8 elements, buffers
-// not 16-byte aligned, a rank's expert range [first_expert, first_expert + n_local_experts)
-// outside the layer's.
-void check_expert_operands(const ExpertMlpParams& params);
 
 struct ExpertCombineParams {
   const float* expert_out = nullptr;  // (n_rows · top_k, hidden)
@@ -51,7 +43,15 @@ struct ExpertCombineParams {
   int first_expert = 0, end_expert = 0;  // slots whose expert is elsewhere add nothing here
   float* out = nullptr;                  // (n_rows, hidden) f32, added to
 };
-void launch_expert_combine(const ExpertCombineParams& params, cudaStream_t stream);
+// hidden and ff must be multiples of 8 and the pointers 16-byte aligned. One row's step runs its
+// down projections and the combine as one kernel (expert_out unused); a batch computes expert_out
+// pair by pair, then combines. Grids have a block row per possible chosen expert (at most
+// n_rows · top_k), not per expert, so that a decode step's launch costs what its chosen experts do.
+void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream);
+// Refuses what the expert kernels cannot read: sizes that are not a multiple of 8 elements, buffers
+// not 16-byte aligned, a rank's expert range [first_expert, first_expert + n_local_experts)
+// outside the layer's.
+void check_expert_operands(const ExpertMlpParams& params);
 
 // Prompt passes run the experts as grouped GEMMs (ops/cuda/expert_grouped_gemm.h) over the pairs'
 // rows in expert order, which these two kernels make and undo:

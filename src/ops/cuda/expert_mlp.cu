@@ -17,7 +17,8 @@ namespace shardlm::cuda {
 // kernels
 
 constexpr int kExpertWarps = 8;
-constexpr int kRowLoads = 4;  // 16-byte weight loads a lane keeps in flight in one row's kernels
+constexpr int kRowLoads = 4;         // 16-byte weight loads a lane keeps in flight: one row's gate/up
+constexpr int kCombineRowLoads = 8;  // and its down projections with the combine
 constexpr int kCombineThreads = 256;
 
 struct alignas(16) Bf16x8 {
@@ -72,32 +73,37 @@ __global__ void expert_gate_up_row_kernel(ExpertMlpParams p) {
 }
 
 // out[d] += Σ_slot weight[slot] · (down_e(slot)[d] · activated[slot]) for the one row, d = this warp's
-// feature: the down projections and the combine in one pass, the loads of all slots in flight
-// together (a slot's row of ff elements is only a few loads per lane).
+// feature: the down projections and the combine in one pass, over (slot, chunk) indices so that
+// the loads of several slots are in flight together (a slot's row of ff elements is only a few
+// loads per lane). Lane i holds slot i's expert and weight, which the others take by shuffle, so
+// no weight load waits on a load of its expert id.
 __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineParams c) {
   wait_for_predecessor();
   allow_successor();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int d = blockIdx.x * kExpertWarps + warp;
   if (d >= p.hidden) return;
+  const int lane_expert = lane < p.top_k ? c.experts[lane] : -1;
+  const float lane_weight = lane < p.top_k ? c.weights[lane] : 0.0f;
   const int chunks = p.ff / 8, total = p.top_k * chunks;
   float sum = 0.0f;
-  for (int base = lane; base < total; base += 32 * kRowLoads) {
-    Bf16x8 w[kRowLoads], h[kRowLoads];
-    float scale[kRowLoads];
+  for (int base = 0; base < total; base += 32 * kCombineRowLoads) {
+    Bf16x8 w[kCombineRowLoads], h[kCombineRowLoads];
+    float scale[kCombineRowLoads];
 #pragma unroll
-    for (int l = 0; l < kRowLoads; ++l) {
-      const int index = base + 32 * l, slot = index / chunks, chunk = index - slot * chunks;
-      const int expert = index < total ? c.experts[slot] : -1;
-      scale[l] = 0.0f;
-      if (expert < c.first_expert || expert >= c.end_expert) continue;
+    for (int l = 0; l < kCombineRowLoads; ++l) {
+      const int index = base + 32 * l + lane, slot = min(index / chunks, p.top_k - 1), chunk = index - slot * chunks;
+      const int expert = __shfl_sync(0xffffffffu, lane_expert, slot);
+      const float weight = __shfl_sync(0xffffffffu, lane_weight, slot);
+      const bool here = index < total && expert >= c.first_expert && expert < c.end_expert;
+      scale[l] = here ? weight : 0.0f;
+      if (!here) continue;
       const int64_t local = expert - p.first_expert;
       w[l] = reinterpret_cast<const Bf16x8*>(p.down + (local * p.hidden + d) * p.ff)[chunk];
       h[l] = reinterpret_cast<const Bf16x8*>(p.activated + int64_t(slot) * p.ff)[chunk];
-      scale[l] = c.weights[slot];
     }
 #pragma unroll
-    for (int l = 0; l < kRowLoads; ++l)
+    for (int l = 0; l < kCombineRowLoads; ++l)
       if (scale[l] != 0.0f) sum += scale[l] * dot8(w[l], h[l]);
   }
   sum = warp_sum(sum);
@@ -125,7 +131,7 @@ constexpr int kTileWarps = 4;
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                          uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -137,33 +143,44 @@ __device__ __forceinline__ void mma_block(float (&c)[4], const uint4& lo, const 
   mma_bf16(c, lo.z, hi.z, lo.w, hi.w, b.z, b.w);
 }
 
-// The 16 bytes a lane takes of a row at element k (zeros past the row's end or for a missing row).
+// The 16 bytes a lane takes of a row at element k, zeros past the row's end.
 __device__ __forceinline__ uint4 load_chunk(const __nv_bfloat16* row, int k, int length) {
-  return row != nullptr && k < length ? *reinterpret_cast<const uint4*>(row + k) : make_uint4(0, 0, 0, 0);
+  return k < length ? *reinterpret_cast<const uint4*>(row + k) : make_uint4(0, 0, 0, 0);
 }
 
-// c (feature lo/hi, this lane's two pairs) accumulates Σ_k w[feature][k] · in[pair][k] over k < length
-// for each of the `weights` row pairs (gate and up share the input).
+// c (features lo/hi, this lane's two pairs) accumulates Σ_k w[feature][k] · in[pair][k] over
+// k < length for each of the kRowSets sets of rows (gate and up share the input). Whole rounds of
+// kTileSteps steps load without predicates, so that all their loads are in flight at once; the
+// rest of the row goes step by step. Every pointer is a real row: a tile's missing features and
+// pairs read another row, and their results are not stored.
 template <int kRowSets>
 __device__ __forceinline__ void tile_dot(const __nv_bfloat16* const (&lo)[kRowSets], const __nv_bfloat16* const (&hi)[kRowSets],
                                          const __nv_bfloat16* in, int length, float (&c)[kRowSets][4]) {
   const int offset = (threadIdx.x % 4) * 8;
-  for (int k0 = 0; k0 < length; k0 += kTileBlockK * kTileSteps) {
+  constexpr int kRound = kTileBlockK * kTileSteps;
+  const int whole = length / kRound * kRound;
+  for (int k0 = offset; k0 < whole; k0 += kRound) {
     uint4 w_lo[kRowSets][kTileSteps], w_hi[kRowSets][kTileSteps], b[kTileSteps];
 #pragma unroll
     for (int s = 0; s < kTileSteps; ++s) {
-      const int k = k0 + s * kTileBlockK + offset;
+      const int k = k0 + s * kTileBlockK;
 #pragma unroll
       for (int r = 0; r < kRowSets; ++r) {
-        w_lo[r][s] = load_chunk(lo[r], k, length);
-        w_hi[r][s] = load_chunk(hi[r], k, length);
+        w_lo[r][s] = *reinterpret_cast<const uint4*>(lo[r] + k);
+        w_hi[r][s] = *reinterpret_cast<const uint4*>(hi[r] + k);
       }
-      b[s] = load_chunk(in, k, length);
+      b[s] = *reinterpret_cast<const uint4*>(in + k);
     }
 #pragma unroll
     for (int s = 0; s < kTileSteps; ++s)
 #pragma unroll
       for (int r = 0; r < kRowSets; ++r) mma_block(c[r], w_lo[r][s], w_hi[r][s], b[s]);
+  }
+  for (int k0 = whole; k0 < length; k0 += kTileBlockK) {
+    const int k = k0 + offset;
+    const uint4 b = load_chunk(in, k, length);
+#pragma unroll
+    for (int r = 0; r < kRowSets; ++r) mma_block(c[r], load_chunk(lo[r], k, length), load_chunk(hi[r], k, length), b);
   }
 }
 
@@ -178,13 +195,13 @@ __global__ void __launch_bounds__(kTileWarps * 32) expert_gate_up_tile_kernel(Ex
   const int64_t local = expert - p.first_expert;
   const int begin = p.offsets[expert], end = p.offsets[expert + 1];
   const __nv_bfloat16* gate = p.gate_up + local * 2 * p.ff * p.hidden;
-  const auto feature_row = [&](const __nv_bfloat16* matrix, int j) { return j < p.ff ? matrix + int64_t(j) * p.hidden : nullptr; };
+  const auto feature_row = [&](const __nv_bfloat16* matrix, int j) { return matrix + int64_t(min(j, p.ff - 1)) * p.hidden; };
   const __nv_bfloat16* const lo[2] = {feature_row(gate, j0 + group), feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group)};
   const __nv_bfloat16* const hi[2] = {feature_row(gate, j0 + group + 8),
                                       feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group + 8)};
   for (int first = begin; first < end; first += kTilePairs) {
     const int n = min(kTilePairs, end - first);
-    const __nv_bfloat16* in = group < n ? p.x + int64_t(p.pairs[first + group] / p.top_k) * p.hidden : nullptr;
+    const __nv_bfloat16* in = p.x + int64_t(p.pairs[first + min(group, n - 1)] / p.top_k) * p.hidden;
     float c[2][4] = {};
     tile_dot<2>(lo, hi, in, p.hidden, c);
 #pragma unroll
@@ -208,12 +225,12 @@ __global__ void __launch_bounds__(kTileWarps * 32) expert_down_tile_kernel(Exper
   const int64_t local = expert - p.first_expert;
   const int begin = p.offsets[expert], end = p.offsets[expert + 1];
   const __nv_bfloat16* down = p.down + local * p.hidden * p.ff;
-  const auto feature_row = [&](int d) { return d < p.hidden ? down + int64_t(d) * p.ff : nullptr; };
+  const auto feature_row = [&](int d) { return down + int64_t(min(d, p.hidden - 1)) * p.ff; };
   const __nv_bfloat16* const lo[1] = {feature_row(d0 + group)};
   const __nv_bfloat16* const hi[1] = {feature_row(d0 + group + 8)};
   for (int first = begin; first < end; first += kTilePairs) {
     const int n = min(kTilePairs, end - first);
-    const __nv_bfloat16* in = group < n ? p.activated + int64_t(p.pairs[first + group]) * p.ff : nullptr;
+    const __nv_bfloat16* in = p.activated + int64_t(p.pairs[first + min(group, n - 1)]) * p.ff;
     float c[1][4] = {};
     tile_dot<1>(lo, hi, in, p.ff, c);
 #pragma unroll
@@ -316,6 +333,7 @@ void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombinePar
   check_expert_operands(params);
   check_combine(combine);
   if (params.active == nullptr) throw_unsupported("expert kernels without the list of chosen experts", 0);
+  if (params.top_k > 32) throw_unsupported("routing to more than 32 experts a row", params.top_k);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   if (params.n_rows == 1) {

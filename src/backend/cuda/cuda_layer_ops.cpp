@@ -134,7 +134,8 @@ GpuRoutes CudaLayerOps::route(const NormedRows& normed, const GpuMoe& moe) {
   const ExpertShape& shape = moe.shape;
   const RouteParams routing{logits, n, shape.n_experts, shape.top_k, moe.normalize, gpu_.route_experts.get<int32_t>(),
                             gpu_.route_weights.get<float>()};
-  if (moe.host_experts) {  // the CPU groups its own
+  // The CPU groups its own, and one row's expert kernels read its slots as they are.
+  if (moe.host_experts || n == 1) {
     launch_route_top_k(routing, gpu_.stream);
     return {rows};
   }

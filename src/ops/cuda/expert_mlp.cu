@@ -35,17 +35,16 @@ __device__ __forceinline__ float dot8(const Bf16x8& a, const Bf16x8& b) {
   return sum;
 }
 
-// activated[pair, j] = silu(gate_e[j] · x) * (up_e[j] · x), j = this warp's feature, for the one
-// row: each chosen expert has one pair.
-__global__ void expert_gate_up_row_kernel(ExpertMlpParams p) {
+// activated[slot, j] = silu(gate_e[j] · x) * (up_e[j] · x), j = this warp's feature, for the one
+// row's slot blockIdx.y (its pair), e the slot's expert: one row needs no grouping.
+__global__ void expert_gate_up_row_kernel(ExpertMlpParams p, ExpertCombineParams c) {
   wait_for_predecessor();
   allow_successor();
-  const int expert = p.active[blockIdx.y];
+  const int pair = blockIdx.y, expert = c.experts[pair];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int j = blockIdx.x * kExpertWarps + warp;
-  if (expert < 0 || j >= p.ff) return;
+  if (expert < c.first_expert || expert >= c.end_expert || j >= p.ff) return;
   const int64_t local = expert - p.first_expert;
-  const int pair = p.pairs[p.offsets[expert]];
   const Bf16x8* gate = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + j) * p.hidden);
   const Bf16x8* up = reinterpret_cast<const Bf16x8*>(p.gate_up + (local * 2 * p.ff + p.ff + j) * p.hidden);
   const Bf16x8* x = reinterpret_cast<const Bf16x8*>(p.x);
@@ -327,22 +326,22 @@ void check_combine(const ExpertCombineParams& params) {
 
 }  // namespace
 
-// Grids have a block row per possible chosen expert (the rest of the rows find -1 in `active` and
-// return).
+// One row's grid has a block row per slot; a batch's, a block row per possible chosen expert (the
+// rest of the rows find -1 in `active` and return).
 void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream) {
   check_expert_operands(params);
   check_combine(combine);
-  if (params.active == nullptr) throw_unsupported("expert kernels without the list of chosen experts", 0);
   if (params.top_k > 32) throw_unsupported("routing to more than 32 experts a row", params.top_k);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
-  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   if (params.n_rows == 1) {
-    const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, chosen);
-    launch_pdl(expert_gate_up_row_kernel, gate_up_grid, kExpertWarps * 32, 0, stream, params);
+    const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, params.top_k);
+    launch_pdl(expert_gate_up_row_kernel, gate_up_grid, kExpertWarps * 32, 0, stream, params, combine);
     const int down_blocks = (params.hidden + kExpertWarps - 1) / kExpertWarps;
     launch_pdl(expert_down_combine_row_kernel, down_blocks, kExpertWarps * 32, 0, stream, params, combine);
     return;
   }
+  if (params.active == nullptr) throw_unsupported("a batch's expert kernels without the list of chosen experts", 0);
+  const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
   constexpr int kBlockFeatures = kTileWarps * kTileFeatures;
   const dim3 gate_up_grid((params.ff + kBlockFeatures - 1) / kBlockFeatures, chosen);
   launch_pdl(expert_gate_up_tile_kernel, gate_up_grid, kTileWarps * 32, 0, stream, params);

@@ -43,10 +43,12 @@ struct ExpertCombineParams {
   int first_expert = 0, end_expert = 0;  // slots whose expert is elsewhere add nothing here
   float* out = nullptr;                  // (n_rows, hidden) f32, added to
 };
-// hidden and ff must be multiples of 8 and the pointers 16-byte aligned. One row's step runs its
-// down projections and the combine as one kernel (expert_out unused); a batch computes expert_out
-// pair by pair, then combines. Grids have a block row per possible chosen expert (at most
-// n_rows · top_k), not per expert, so that a decode step's launch costs what its chosen experts do.
+// hidden and ff must be multiples of 8 and the pointers 16-byte aligned. One row's step reads its
+// slots' experts from combine.experts (offsets, pairs and active unused: it needs no grouping) and
+// runs its down projections and the combine as one kernel (expert_out unused); a batch computes
+// expert_out pair by pair over the grouping, then combines. Grids have a block row per possible
+// chosen expert (at most n_rows · top_k), not per expert, so that a decode step's launch costs what
+// its chosen experts do.
 void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream);
 // Refuses what the expert kernels cannot read: sizes that are not a multiple of 8 elements, buffers
 // not 16-byte aligned, a rank's expert range [first_expert, first_expert + n_local_experts)

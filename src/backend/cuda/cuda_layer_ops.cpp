@@ -121,16 +121,20 @@ const bf16* CudaLayerOps::gate_up_swiglu(const NormedRows& normed, const GpuLaye
 GpuRoutes CudaLayerOps::route(const NormedRows& normed, const GpuMoe& moe) {
   const int n = step_.n_rows;
   const int64_t dim = config_.hidden_size;
-  // The experts read the normalised rows, which a decode step's GEMVs fold away: made here.
+  float* logits = gpu_.router_logits.get<float>();
   const bf16* rows = normed.rows;
-  if (!rows) {
+  if (rows) {
+    gpu_.gemm->linear(rows, n, moe.router, moe.shape.n_experts, dim, logits, GemmOutput::F32, gpu_.stream);
+  } else {
+    // A decode step's GEMVs fold the norm away, but the experts read the normalised rows: the
+    // router's GEMV stores them as it makes them.
     bf16* made = gpu_.normed.get<bf16>();
-    launch_add_rmsnorm(gpu_.residual.get<float>(), nullptr, normed.fold_norm, config_.rms_norm_eps, n, int(dim), nullptr,
-                       made, gpu_.stream);
+    GemvParams router{gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, n, moe.router, moe.shape.n_experts,
+                      dim, logits, GemvOutput::F32};
+    router.normed_out = made;
+    launch_gemv(router, gpu_.stream);
     rows = made;
   }
-  float* logits = gpu_.router_logits.get<float>();
-  gpu_.gemm->linear(rows, n, moe.router, moe.shape.n_experts, dim, logits, GemmOutput::F32, gpu_.stream);
   const ExpertShape& shape = moe.shape;
   const RouteParams routing{logits, n, shape.n_experts, shape.top_k, moe.normalize, gpu_.route_experts.get<int32_t>(),
                             gpu_.route_weights.get<float>()};

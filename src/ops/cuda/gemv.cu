@@ -69,6 +69,7 @@ __device__ __forceinline__ void stage_activations(const GemvParams& p, uint4* st
           out[j] = __floats2bfloat162_rn(raw[2 * j] * scale * g.x, raw[2 * j + 1] * scale * g.y);
         }
         staged[m * k8 + i] = packed;
+        if (p.normed_out && blockIdx.x == 0) reinterpret_cast<uint4*>(p.normed_out)[m * k8 + i] = packed;
       }
     }
   }

@@ -49,6 +49,9 @@ struct GemvParams {
   void* y = nullptr;
   GemvOutput output = GemvOutput::BF16;
   QkvRopeParams rope{};  // QKV_ROPE only; its qkv, n_rows and norm fields are unused
+  // With norm_weight: the normalised bf16 rows (m, k) are also stored here, for a consumer after this
+  // GEMV that reads them whole (a sparse layer's experts beside its router).
+  __nv_bfloat16* normed_out = nullptr;
 };
 
 // Whether the GEMV handles this shape (m <= kGemvMaxRows, k a multiple of 8 that can be staged,

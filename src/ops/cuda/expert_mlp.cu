@@ -1,9 +1,10 @@
-// One row's decode step: a warp computes one output feature of one chosen expert (every chosen
-// expert has one pair), streaming that feature's weight row with four 16-byte loads in flight per
-// lane, since latency bounds a warp that waits on each load (5.56 to 4.95 ms a token on the
-// Qwen3-30B-A3B shape, H200). Batches take the tensor-core tiles below instead.
-// Every kernel here is launched with programmatic dependent launch (ops/cuda/pdl.cuh): each waits for
-// its predecessor before reading anything, then lets its successor launch.
+// One row's decode step needs no grouping: a warp computes one gate/up feature of one slot's expert,
+// streaming that feature's weight rows with four 16-byte loads in flight per lane (latency bounds a
+// warp that waits on each load), then one kernel does every slot's down projection and the combine.
+// With routing alone for one row and the rows normalised by the router's GEMV, the Qwen3-30B-A3B
+// shape went from 4.64 to 4.10 ms a token (H100, 2.23 ms floor). Batches take the tensor-core tiles
+// below. Every kernel here is launched with programmatic dependent launch (ops/cuda/pdl.cuh): each
+// waits for its predecessor before reading anything, then lets its successor launch.
 #include <algorithm>
 
 #include "core/cuda/cuda_check.h"
@@ -112,9 +113,9 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
 // ---------------------------------------------------------------------------------------------
 // Batches: tensor-core tiles. A warp computes 16 features of one expert for 8 of its pairs with
 // mma.m16n8k16 (features as the A rows, pairs as the B columns), so its arithmetic is a few
-// instructions per 16-byte load and the weights stream at memory speed however many pairs share
-// them; the one-pair-per-lane dots above spent most of a batch-16 step on arithmetic and latency
-// (gate/up at 815 GB/s, down at 423 GB/s under Nsight Compute, H200).
+// instructions per 16-byte load however many pairs share the weights. Under Nsight Compute (batch
+// 16, H100) their first form read at 1.4-1.5 TB/s, against 0.8 and 0.4 TB/s for the one-pair-per-
+// lane dots they replace (H200); a batch-16 step stayed at 23.5 ms on the H100 all the same.
 //
 // Each lane loads 8 consecutive elements of a 32-element block (lane % 4 picks which) from two
 // weight rows (lane / 4 and lane / 4 + 8) and from one pair's input row (lane / 4): 16-byte loads

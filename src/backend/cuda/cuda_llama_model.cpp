@@ -335,9 +335,10 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
                  gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
     stage_attention(rows, shape, attention_blocks);
-    // Grouped GEMMs once an expert's rows average a pair kernel's pass: below that the pair kernels
-    // read each chosen expert once anyway, and they need no host sync (a serving step's few prompt
-    // rows beside its decodes would otherwise wait for the host in every sparse layer).
+    // Grouped GEMMs once an expert's rows average a pass of the batch kernels (expert_mlp.h): below
+    // that those read each chosen expert once anyway, and they need no host sync (a serving step's
+    // few prompt rows beside its decodes would otherwise wait for the host in every sparse layer).
+    // Set for the kernels before the tiles; not measured again since.
     const MoeConfig& moe = config_.moe;
     shape.grouped_experts = moe.present() && int64_t(shape.n_rows) * moe.num_experts_per_tok >=
                                                  int64_t(kExpertPairsPerPass) * moe.num_experts;

@@ -1,9 +1,9 @@
 // The experts of a mixture-of-experts layer over a prompt's rows, on tensor cores: the pairs' rows
 // gathered in expert order, one grouped GEMM for every chosen expert's gate/up projection
 // (cuBLAS's cublasGemmGroupedBatchedEx: one call, each expert its own group of rows), SwiGLU, one
-// grouped GEMM for the down projections, and the weighted sum per row. The pair kernels of
-// ops/cuda/expert_mlp.h run on CUDA cores, which bound them once an expert has more than a few
-// rows; decode steps keep them, since they need no host sync and so fit a CUDA graph.
+// grouped GEMM for the down projections, and the weighted sum per row. It syncs with the host for
+// the groups' sizes, so decode steps keep the kernels of ops/cuda/expert_mlp.h, which fit a CUDA
+// graph; their tiles read an expert's weights once per kExpertPairsPerPass of its pairs.
 #pragma once
 
 #include <cublas_v2.h>

@@ -325,6 +325,13 @@ void check_combine(const ExpertCombineParams& params) {
   if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
 }
 
+// The combine's expert range is the one whose weights the kernels hold: one row's kernels index the
+// weights by it.
+void check_same_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine) {
+  if (combine.first_expert != params.first_expert || combine.end_expert != params.first_expert + params.n_local_experts)
+    throw_unsupported("a combine over other experts than the rank holds", combine.end_expert);
+}
+
 }  // namespace
 
 // One row's grid has a block row per slot; a batch's, a block row per possible chosen expert (the
@@ -332,9 +339,11 @@ void check_combine(const ExpertCombineParams& params) {
 void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream) {
   check_expert_operands(params);
   check_combine(combine);
-  if (params.top_k > 32) throw_unsupported("routing to more than 32 experts a row", params.top_k);
+  check_same_experts(params, combine);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   if (params.n_rows == 1) {
+    // Lane i of the down-and-combine kernel holds slot i.
+    if (params.top_k > 32) throw_unsupported("one row routed to more than 32 experts", params.top_k);
     const dim3 gate_up_grid((params.ff + kExpertWarps - 1) / kExpertWarps, params.top_k);
     launch_pdl(expert_gate_up_row_kernel, gate_up_grid, kExpertWarps * 32, 0, stream, params, combine);
     const int down_blocks = (params.hidden + kExpertWarps - 1) / kExpertWarps;

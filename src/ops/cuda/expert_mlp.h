@@ -2,8 +2,9 @@
 // launch_group_by_expert grouped (ops/cuda/moe_routing.h): for each expert, its gate/up and down
 // weights are read once per group of pairs that chose it, so a decode step reads only the chosen
 // experts (the active bytes) and a batch reads each chosen expert once for all its rows.
-//   launch_routed_experts:  out[row] += Σ_slot weight[pair] · down_e(silu(gate_e x[row]) * up_e x[row]),
-//                           slots in order (e the slot's expert, pair = row · top_k + slot)
+//   launch_routed_experts:  out[row] += Σ_slot weight[pair] · down_e(silu(gate_e x[row]) * up_e x[row])
+//                           (e the slot's expert, pair = row · top_k + slot); a batch sums the slots in
+//                           order, one row's kernel in another (f32) order
 //   launch_shared_expert_add: out[row] += sigmoid(gate · x[row]) · shared_out[row] (Qwen2-MoE)
 // Weights are bf16, fused over the experts as Transformers 5 holds them: gate_up (E, 2·ff, hidden),
 // gate rows then up rows, and down (E, hidden, ff); with expert parallelism, this rank's experts

@@ -4,8 +4,12 @@
 # KERNELS (a name regex; batched decode's GEMMs are cuBLASLt's), SKIP and LAUNCHES change what is
 # profiled; BINARY profiles another shardlm (say the "before" build of bench/compare_builds.sh). Run on
 # the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
+# Only decode steps' kernels are profiled (the NVTX range "decode step" that cuda_llama_model.cpp
+# opens around each); PHASE=all profiles every launch from the start, prompts included.
 source "$(dirname "$0")/device_session_env.sh"
-ncu --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size -k "regex:${KERNELS:-gemv|attention|qkv_rope|sampling|embedding|rmsnorm}" \
+phase=(--nvtx --nvtx-include "decode step/")
+[ "${PHASE:-decode}" = all ] && phase=()
+ncu "${phase[@]}" --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size -k "regex:${KERNELS:-gemv|attention|qkv_rope|sampling|embedding|rmsnorm}" \
   --launch-skip "${SKIP:-0}" --launch-count "${LAUNCHES:-600}" --csv --page raw --print-units base \
   "${BINARY:-$bin/shardlm}" bench --device cuda:0 --random "${SHAPE:-llama3-8b}" --prompt-len "${PROMPT_LEN:-512}" --new-tokens 2 --batch "${BATCH:-1}" \
   >"$out/ncu-decode.csv" 2>"$out/ncu-decode.log"
@@ -17,10 +21,12 @@ def number(text):
     except ValueError:
         return None
 text = open(sys.argv[1]).read()
+if '"ID"' not in text:
+    sys.exit("no kernel was profiled: see ncu-decode.log (PHASE=all profiles without the decode-step range)")
 text = text[text.index('"ID"'):]  # the program's own output comes first
 rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("Kernel Name") and number(r.get("gpu__time_duration.sum", "")) is not None]
-# Prefill runs cuBLASLt (not listed) and the flash kernel; every GEMV is a decode step's. Kernels are
-# told apart by name and grid size (the GEMVs of Q/K/V, o_proj, gate/up and down differ in grid).
+# Kernels are told apart by name and grid size (the GEMVs of Q/K/V, o_proj, gate/up and down differ
+# in grid).
 totals, read_bytes, counts = collections.defaultdict(float), collections.defaultdict(float), collections.Counter()
 for r in rows:
     name = r["Kernel Name"].split("(")[0][:40] + " grid " + r.get("Grid Size", "?")

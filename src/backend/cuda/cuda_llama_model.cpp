@@ -5,6 +5,8 @@
 // GEMVs, and each layer's weights are one contiguous block, so an offloaded layer is one copy.
 #include "backend/cuda/cuda_llama_model.h"
 
+#include <nvtx3/nvToolsExt.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -40,6 +42,17 @@ namespace {
 constexpr int kKeysPerSplit = 16;
 constexpr int kResidentAttentionBlocks = 528;  // 4 blocks of 128 threads on each of 132 multiprocessors
 constexpr int kSplitStates = 264 * kMaxAttentionSplits;
+
+// A decode step's host calls inside an NVTX range named "decode step", so that a profiler picks its
+// kernels apart from a prompt's (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh).
+// Without a profiler attached the range costs a call that returns at once.
+class DecodeStepRange {
+ public:
+  DecodeStepRange() { nvtxRangePushA("decode step"); }
+  ~DecodeStepRange() { nvtxRangePop(); }
+  DecodeStepRange(const DecodeStepRange&) = delete;
+  DecodeStepRange& operator=(const DecodeStepRange&) = delete;
+};
 
 int attention_splits(int n_rows, int blocks_per_row, int n_heads, int64_t length) {
   const int64_t most = std::min({int64_t(kMaxAttentionSplits), kSplitStates / (int64_t(n_rows) * n_heads),
@@ -565,6 +578,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              int(rows.size()) <= options_.max_rows && n_logit_rows == rows.size();
   if (decode_shaped && !mapper_->holds_host_units() && !widest_.experts.on_host && (!comm_ || comm_->capturable())) {
+    const DecodeStepRange range;
     // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());
     const StepShape shape = stage_rows(rows, true, sampling);

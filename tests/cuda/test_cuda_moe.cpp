@@ -2,8 +2,9 @@
 // bf16 operands: routing picks the experts and weights ops/cpu/expert_routing.h picks; grouping
 // lists every in-range pair once, expert by expert (also when one launch routes and groups); the
 // experts' outputs combined per row equal Σ weight · down_e(silu(gate_e x) · up_e x), by the
-// decode path's pair kernels and the prompt path's grouped GEMMs, for all experts on one rank and
-// for an expert-parallel rank holding some of them (other ranks' slots add nothing).
+// decode path's kernels (one row's, and a batch's tensor-core tiles) and the prompt path's grouped
+// GEMMs, for all experts on one rank and for an expert-parallel rank holding some of them (other
+// ranks' slots add nothing).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "cuda_test_support.h"
 #include "ops/cpu/expert_routing.h"
 #include "ops/cuda/expert_grouped_gemm.h"
@@ -230,6 +232,31 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   check_experts({1, 8, 2056, 264, 64, 0, 64}, sixty_four);
   check_experts({1, 8, 2056, 264, 64, 8, 40}, sixty_four);  // one row on a rank holding experts 8-39
   check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);
+}
+
+// The launcher refuses before any kernel runs, so this runs on machines without a GPU too.
+TEST(CudaMoe, ExpertKernelsRefuseACombineOverOtherExpertsThanTheRankHolds) {
+  ExpertMlpParams mlp;
+  mlp.n_rows = 1;
+  mlp.top_k = 2;
+  mlp.hidden = 64;
+  mlp.ff = 32;
+  mlp.n_experts = 8;
+  mlp.first_expert = 4;
+  mlp.n_local_experts = 4;
+  ExpertCombineParams combine;
+  combine.n_rows = 1;
+  combine.top_k = 2;
+  combine.hidden = 64;
+  combine.first_expert = 0;  // the whole layer, on a rank holding experts 4-7
+  combine.end_expert = 8;
+  try {
+    launch_routed_experts(mlp, combine, nullptr);
+    FAIL() << "a combine over experts 0-7 ran on a rank holding 4-7";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("a combine over other experts than the rank holds"), std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(CudaMoe, RoutingARowOfNanPicksRealExperts) {

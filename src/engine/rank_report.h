@@ -14,6 +14,7 @@ struct RankReport {
   double load_seconds = 0, load_bytes = 0;
   size_t device_memory_used = 0;         // bytes in use now on the rank's GPUs
   std::optional<OffloadReport> offload;  // a device map that offloads units to cpu or disk
+  HostExpertTimes host_experts;          // experts kept in cpu memory
 };
 
 }  // namespace shardlm

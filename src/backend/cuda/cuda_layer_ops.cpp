@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_layer_ops.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -225,7 +226,9 @@ void CudaLayerOps::add_host_experts(const GpuRoutes& routes, const GpuMoe& moe) 
   CUDA_CHECK(cudaMemcpyAsync(gpu_.host_expert_weights.get(), gpu_.route_weights.get(), pairs * sizeof(float),
                              cudaMemcpyDeviceToHost, gpu_.stream));
   // Also waits for the previous layer's sum to have left host_expert_out.
+  const auto wait_start = std::chrono::steady_clock::now();
   CUDA_CHECK(cudaStreamSynchronize(gpu_.stream));
+  const auto compute_start = std::chrono::steady_clock::now();
   std::vector<float> rows(values);
   const uint16_t* bits = gpu_.host_expert_rows.get<uint16_t>();
   std::transform(bits, bits + values, rows.begin(), bf16_to_f32);
@@ -236,6 +239,12 @@ void CudaLayerOps::add_host_experts(const GpuRoutes& routes, const GpuMoe& moe) 
   float* sum = gpu_.host_expert_out.get<float>();
   std::fill_n(sum, values, 0.0f);
   add_routed_experts(rows.data(), chosen, *moe.host_experts, sum);
+  if (n == 1) {
+    HostExpertTimes& times = gpu_.host_expert_times;
+    ++times.one_row_calls;
+    times.wait_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
+    times.compute_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
+  }
   float* device_sum = gpu_.moe_out.get<float>();
   CUDA_CHECK(cudaMemcpyAsync(device_sum, sum, values * sizeof(float), cudaMemcpyHostToDevice, gpu_.stream));
   launch_add_f32(gpu_.residual.get<float>(), device_sum, int64_t(values), gpu_.stream);

@@ -664,6 +664,16 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
   return logits;
 }
 
+HostExpertTimes CudaLlamaModel::host_expert_times() const {
+  HostExpertTimes sum;
+  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
+    sum.one_row_calls += gpu->host_expert_times.one_row_calls;
+    sum.compute_seconds += gpu->host_expert_times.compute_seconds;
+    sum.wait_seconds += gpu->host_expert_times.wait_seconds;
+  }
+  return sum;
+}
+
 size_t CudaLlamaModel::device_memory_used() const {
   size_t used = 0;
   for (int device : std::set<int>(mapper_->gpu_devices().begin(), mapper_->gpu_devices().end())) {  // workspaces may share one

@@ -72,6 +72,8 @@ class CudaLlamaModel {
   const KvCacheShape& kv_shape() const { return kv_tables_->shape(); }
   // Device memory in use now on every GPU the model uses (cudaMemGetInfo), in bytes.
   size_t device_memory_used() const;
+  // Summed over this model's GPUs (--cpu-moe; zero without experts in cpu memory).
+  HostExpertTimes host_expert_times() const;
 
  private:
   // The embedding table as this rank holds it: every row, or (vocabulary-parallel) the rows of

@@ -15,6 +15,7 @@
 #include "ops/cuda/sampling.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
+#include "plan/device_map/offload_report.h"
 #include "model/kv_block_table.h"
 #include "model/rope_frequencies.h"
 #include "ops/cuda/paged_kv.h"
@@ -80,6 +81,7 @@ struct GpuWorkspace {
   std::unique_ptr<ExpertGroupedGemm> grouped_experts;
   // Experts kept in cpu memory: the normalised rows and routes copied out, the CPU's sum copied in.
   PinnedBuffer host_expert_rows, host_expert_choices, host_expert_weights, host_expert_out;
+  HostExpertTimes host_expert_times;
   // In steps of GEMMs a projection's output (in `projected`) joins the residual stream in the next
   // RMSNorm's kernel, and is pending here until then.
   const __nv_bfloat16* pending_add = nullptr;

@@ -75,6 +75,7 @@ RankReport CudaRankModel::report() const {
   report.load_bytes = model_->load_report().bytes;
   report.device_memory_used = model_->device_memory_used();
   if (model_->offload_report().speeds.offloaded_bytes > 0) report.offload = model_->offload_report();
+  report.host_experts = model_->host_expert_times();
   return report;
 }
 

@@ -21,4 +21,12 @@ struct OffloadReport {
   int64_t cpu_one_row_steps = 0;
 };
 
+// Experts kept in cpu memory (--cpu-moe, --n-cpu-moe): where a one-row step's sparse layers spent
+// their time on the host, summed over every such layer call (warm-up included).
+struct HostExpertTimes {
+  int64_t one_row_calls = 0;
+  double compute_seconds = 0;  // the CPU running the chosen experts
+  double wait_seconds = 0;     // waiting for the GPU to hand over the layer's rows and routes
+};
+
 }  // namespace shardlm

@@ -109,8 +109,8 @@ rows += [("cpu-moe TPOT ms", cell(cpumoe, "time_per_output_token_ms_median"), ce
          ("  gpu floor ms", cell(c, "gpu_floor_ms"), ""),
          ("  over cpu floor / summed", f"{cell(c, 'median_over_cpu_expert_floor')} / {cell(c, 'median_over_summed_floor')}", ""),
          ("  cpu read GB/s median", cell(c, "cpu_read_gb_per_s_median", "{:.0f}"), ""),
-         ("  cpu experts ms / GB/s", f"{cell(c, 'cpu_expert_compute_ms_per_token')} / {cell(c, 'cpu_expert_gb_per_s_achieved', '{:.0f}')}", ""),
-         ("  waiting for the gpu ms", cell(c, "gpu_wait_ms_per_token"), ""),
+         ("  cpu experts ms / GB/s, mean", f"{cell(c, 'cpu_expert_compute_ms_per_token_mean')} / {cell(c, 'cpu_expert_gb_per_s_achieved', '{:.0f}')}", ""),
+         ("  waiting for the gpu ms, mean", cell(c, "gpu_wait_ms_per_token_mean"), ""),
          ("  device memory GB", "{:.1f}".format(cpumoe["device_memory_used_bytes"] / 1e9) if "device_memory_used_bytes" in cpumoe else "n/a", "")]
 print(f"{'metric':<28}{'shardlm':>14}{'transformers':>14}")
 for name, a, b in rows:

@@ -4,8 +4,9 @@
 # KERNELS (a name regex; batched decode's GEMMs are cuBLASLt's), SKIP and LAUNCHES change what is
 # profiled; BINARY profiles another shardlm (say the "before" build of bench/compare_builds.sh). Run on
 # the GPU machine after bench/prepare_device_carry.sh, like bench/gpu_session.sh.
-# Only decode steps' kernels are profiled (the NVTX range "decode step" that cuda_llama_model.cpp
-# opens around each); PHASE=all profiles every launch from the start, prompts included.
+# Only replayed decode steps' kernels are profiled (the NVTX range "decode step" that
+# cuda_llama_model.cpp opens around each graph launch); PHASE=all profiles every launch from the
+# start, prompts included, as steps without a graph (experts or layers in cpu memory) need.
 source "$(dirname "$0")/device_session_env.sh"
 phase=(--nvtx --nvtx-include "decode step/")
 [ "${PHASE:-decode}" = all ] && phase=()

@@ -256,7 +256,7 @@ nlohmann::json offload_json(const OffloadReport& offload, const std::vector<doub
 // sum (nothing overlaps within a layer).
 nlohmann::json cpu_moe_json(const ModelConfig& config, const Checkpoint& checkpoint, const std::vector<bool>& experts_in_cpu,
                             const std::vector<double>& cpu_read_samples, double gpu_gb_per_s, double median_step_ms,
-                            int batch, const HostExpertTimes& times) {
+                            int batch, const HostExpertTimes& times, int64_t steps) {
   if (cpu_read_samples.empty()) fail("the --cpu-moe benchmark took no sample of the CPU's read bandwidth");
   const int layers = int(std::count(experts_in_cpu.begin(), experts_in_cpu.end(), true));
   const double cpu_read_median = percentile(cpu_read_samples, 0.5);
@@ -279,14 +279,15 @@ nlohmann::json cpu_moe_json(const ModelConfig& config, const Checkpoint& checkpo
       {"median_over_cpu_expert_floor", median_step_ms / cpu_floor_ms},
       {"median_over_summed_floor", median_step_ms / (cpu_floor_ms + gpu_floor_ms)},
   });
-  // Where a token's time went on the host, averaged over the run's one-row sparse layers: the CPU's
-  // experts (and the read speed they reached) and the wait for the GPU's rows.
-  if (times.one_row_calls > 0 && times.compute_seconds > 0) {
-    const double per_token = double(layers) / double(times.one_row_calls);
+  // Where a token's time went on the host, as means over `steps` timed steps (`times` holds theirs
+  // alone; an expert's first use in a run also pays its page faults): the CPU's experts, the read
+  // speed they reached over the layers that ran, and the wait for the GPU's rows.
+  if (steps > 0 && times.one_row_calls > 0 && times.compute_seconds > 0) {
+    const double bytes_per_layer = cpu_bytes / double(layers);
     json.update({
-        {"cpu_expert_compute_ms_per_token", times.compute_seconds * per_token * 1e3},
-        {"cpu_expert_gb_per_s_achieved", cpu_bytes / (times.compute_seconds * per_token) / 1e9},
-        {"gpu_wait_ms_per_token", times.wait_seconds * per_token * 1e3},
+        {"cpu_expert_compute_ms_per_token_mean", times.compute_seconds / double(steps) * 1e3},
+        {"cpu_expert_gb_per_s_achieved", bytes_per_layer * double(times.one_row_calls) / times.compute_seconds / 1e9},
+        {"gpu_wait_ms_per_token_mean", times.wait_seconds / double(steps) * 1e3},
     });
   }
   return json;
@@ -334,8 +335,12 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     probe.emplace();
     cpu_read_samples.push_back(probe->measure());
   }
+  // The host's expert times are taken once the timed run's first step is done: what comes after it
+  // is averaged (the warm-up and that first step are left out).
+  HostExpertTimes after_first_step;
   const Timings timings = time_generation_after_warm_up(
       options, config.vocab_size, EngineSteps(*engine, options.batch), [&](int index) {
+        if (index == 0) after_first_step = engine->report().host_experts;
         if (probe && (index + 1) % kDecodeStepsPerProbe == 0) cpu_read_samples.push_back(probe->measure());
       });
 
@@ -361,7 +366,11 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     if (ran.offload) result["offload"] = offload_json(*ran.offload, cpu_read_samples, median_ms);
     if (cpu_moe)
       result["cpu_moe"] = cpu_moe_json(config, Checkpoint::open(engine_options.model_dir), experts_in_cpu, cpu_read_samples,
-                                       copy_gb_per_s, median_ms, options.batch, ran.host_experts);
+                                       copy_gb_per_s, median_ms, options.batch,
+                                       HostExpertTimes{ran.host_experts.one_row_calls - after_first_step.one_row_calls,
+                                                       ran.host_experts.compute_seconds - after_first_step.compute_seconds,
+                                                       ran.host_experts.wait_seconds - after_first_step.wait_seconds},
+                                       int64_t(options.new_tokens) - 1);
   }
   fmt::print("{}\n", result.dump(2));
 }

@@ -43,9 +43,11 @@ constexpr int kKeysPerSplit = 16;
 constexpr int kResidentAttentionBlocks = 528;  // 4 blocks of 128 threads on each of 132 multiprocessors
 constexpr int kSplitStates = 264 * kMaxAttentionSplits;
 
-// A decode step's host calls inside an NVTX range named "decode step", so that a profiler picks its
-// kernels apart from a prompt's (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh).
-// Without a profiler attached the range costs a call that returns at once.
+// A replayed decode step's graph launch inside an NVTX range named "decode step", so that a profiler
+// picks its kernels apart from a prompt's and from the first, eager step of a batch size, which
+// autotunes cuBLASLt (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh). Steps
+// that take no graph (experts or layers in cpu memory) open no range. Without a profiler attached
+// the range costs a call that returns at once.
 class DecodeStepRange {
  public:
   DecodeStepRange() { nvtxRangePushA("decode step"); }
@@ -578,7 +580,6 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   const bool decode_shaped = !rows.empty() && int(rows.size()) <= options_.max_sequences &&
                              int(rows.size()) <= options_.max_rows && n_logit_rows == rows.size();
   if (decode_shaped && !mapper_->holds_host_units() && !widest_.experts.on_host && (!comm_ || comm_->capturable())) {
-    const DecodeStepRange range;
     // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());
     const StepShape shape = stage_rows(rows, true, sampling);
@@ -596,6 +597,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       decode_graphs_.emplace(n_rows, exec);
       return tokens;
     }
+    const DecodeStepRange range;
     GpuWorkspace& origin = first_gpu();
     CUDA_CHECK(cudaSetDevice(origin.device));
     CUDA_CHECK(cudaGraphLaunch(found->second, origin.stream));

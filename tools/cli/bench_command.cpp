@@ -366,10 +366,7 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     if (ran.offload) result["offload"] = offload_json(*ran.offload, cpu_read_samples, median_ms);
     if (cpu_moe)
       result["cpu_moe"] = cpu_moe_json(config, Checkpoint::open(engine_options.model_dir), experts_in_cpu, cpu_read_samples,
-                                       copy_gb_per_s, median_ms, options.batch,
-                                       HostExpertTimes{ran.host_experts.one_row_calls - after_first_step.one_row_calls,
-                                                       ran.host_experts.compute_seconds - after_first_step.compute_seconds,
-                                                       ran.host_experts.wait_seconds - after_first_step.wait_seconds},
+                                       copy_gb_per_s, median_ms, options.batch, ran.host_experts - after_first_step,
                                        int64_t(options.new_tokens) - 1);
   }
   fmt::print("{}\n", result.dump(2));

@@ -668,11 +668,7 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
 
 HostExpertTimes CudaLlamaModel::host_expert_times() const {
   HostExpertTimes sum;
-  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) {
-    sum.one_row_calls += gpu->host_expert_times.one_row_calls;
-    sum.compute_seconds += gpu->host_expert_times.compute_seconds;
-    sum.wait_seconds += gpu->host_expert_times.wait_seconds;
-  }
+  for (const std::unique_ptr<GpuWorkspace>& gpu : gpus_) sum += gpu->host_expert_times;
   return sum;
 }
 

@@ -184,17 +184,33 @@ __device__ __forceinline__ void tile_dot(const __nv_bfloat16* const (&lo)[kRowSe
   }
 }
 
+// A warp's tile of a batch's kernels: the block row's chosen expert (as this rank's index), its pairs
+// [begin, end), and the warp's first output feature (of `features`).
+struct ExpertTile {
+  int64_t local;
+  int begin, end, first_feature;
+};
+
+// False when the block row has no chosen expert or the warp no feature.
+__device__ __forceinline__ bool expert_tile(const ExpertMlpParams& p, int features, ExpertTile& tile) {
+  const int expert = p.active[blockIdx.y];
+  tile.first_feature = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
+  if (expert < 0 || tile.first_feature >= features) return false;
+  tile.local = expert - p.first_expert;
+  tile.begin = p.offsets[expert];
+  tile.end = p.offsets[expert + 1];
+  return true;
+}
+
 // activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]) for the warp's 16 features j.
 __global__ void __launch_bounds__(kTileWarps * 32) expert_gate_up_tile_kernel(ExpertMlpParams p) {
   wait_for_predecessor();
   allow_successor();
-  const int expert = p.active[blockIdx.y];
+  ExpertTile tile;
+  if (!expert_tile(p, p.ff, tile)) return;
   const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
-  const int j0 = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
-  if (expert < 0 || j0 >= p.ff) return;
-  const int64_t local = expert - p.first_expert;
-  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
-  const __nv_bfloat16* gate = p.gate_up + local * 2 * p.ff * p.hidden;
+  const int j0 = tile.first_feature, begin = tile.begin, end = tile.end;
+  const __nv_bfloat16* gate = p.gate_up + tile.local * 2 * p.ff * p.hidden;
   const auto feature_row = [&](const __nv_bfloat16* matrix, int j) { return matrix + int64_t(min(j, p.ff - 1)) * p.hidden; };
   const __nv_bfloat16* const lo[2] = {feature_row(gate, j0 + group), feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group)};
   const __nv_bfloat16* const hi[2] = {feature_row(gate, j0 + group + 8),
@@ -218,13 +234,11 @@ __global__ void __launch_bounds__(kTileWarps * 32) expert_gate_up_tile_kernel(Ex
 __global__ void __launch_bounds__(kTileWarps * 32) expert_down_tile_kernel(ExpertMlpParams p) {
   wait_for_predecessor();
   allow_successor();
-  const int expert = p.active[blockIdx.y];
+  ExpertTile tile;
+  if (!expert_tile(p, p.hidden, tile)) return;
   const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
-  const int d0 = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
-  if (expert < 0 || d0 >= p.hidden) return;
-  const int64_t local = expert - p.first_expert;
-  const int begin = p.offsets[expert], end = p.offsets[expert + 1];
-  const __nv_bfloat16* down = p.down + local * p.hidden * p.ff;
+  const int d0 = tile.first_feature, begin = tile.begin, end = tile.end;
+  const __nv_bfloat16* down = p.down + tile.local * p.hidden * p.ff;
   const auto feature_row = [&](int d) { return down + int64_t(min(d, p.hidden - 1)) * p.ff; };
   const __nv_bfloat16* const lo[1] = {feature_row(d0 + group)};
   const __nv_bfloat16* const hi[1] = {feature_row(d0 + group + 8)};
@@ -321,10 +335,6 @@ void check_expert_operands(const ExpertMlpParams& params) {
 
 namespace {
 
-void check_combine(const ExpertCombineParams& params) {
-  if (params.first_expert > params.end_expert) throw_unsupported("a rank's expert range ending before it starts", params.end_expert);
-}
-
 // The combine's expert range is the one whose weights the kernels hold: one row's kernels index the
 // weights by it.
 void check_same_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine) {
@@ -338,7 +348,6 @@ void check_same_experts(const ExpertMlpParams& params, const ExpertCombineParams
 // rest of the rows find -1 in `active` and return).
 void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombineParams& combine, cudaStream_t stream) {
   check_expert_operands(params);
-  check_combine(combine);
   check_same_experts(params, combine);
   if (params.n_rows == 0 || params.n_local_experts == 0) return;
   if (params.n_rows == 1) {

@@ -27,6 +27,18 @@ struct HostExpertTimes {
   int64_t one_row_calls = 0;
   double compute_seconds = 0;  // the CPU running the chosen experts
   double wait_seconds = 0;     // waiting for the GPU to hand over the layer's rows and routes
+
+  HostExpertTimes& operator+=(const HostExpertTimes& other) {
+    one_row_calls += other.one_row_calls;
+    compute_seconds += other.compute_seconds;
+    wait_seconds += other.wait_seconds;
+    return *this;
+  }
+  // What was added since `earlier`, a reading of the same counters.
+  HostExpertTimes operator-(const HostExpertTimes& earlier) const {
+    return {one_row_calls - earlier.one_row_calls, compute_seconds - earlier.compute_seconds,
+            wait_seconds - earlier.wait_seconds};
+  }
 };
 
 }  // namespace shardlm

@@ -113,9 +113,10 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
 // ---------------------------------------------------------------------------------------------
 // Batches: tensor-core tiles. A warp computes 16 features of one expert for 8 of its pairs with
 // mma.m16n8k16 (features as the A rows, pairs as the B columns), so its arithmetic is a few
-// instructions per 16-byte load however many pairs share the weights. Under Nsight Compute (batch
-// 16, H100) their first form read at 1.4-1.5 TB/s, against 0.8 and 0.4 TB/s for the one-pair-per-
-// lane dots they replace (H200); a batch-16 step stayed at 23.5 ms on the H100 all the same.
+// instructions per 16-byte load however many pairs share the weights. Their first form (a warp
+// over both gate and up, four steps in flight) read at 1.85 TB/s (gate/up) and 2.2 TB/s (down)
+// under Nsight Compute, batch 16 on the Qwen3-30B-A3B shape, H100: 23.3 ms a step. With a warp per
+// matrix and eight steps in flight they read at 2.8 and 2.55 TB/s: 17.8 ms (1.33x the floor).
 //
 // Each lane loads 8 consecutive elements of a 32-element block (lane % 4 picks which) from two
 // weight rows (lane / 4 and lane / 4 + 8) and from one pair's input row (lane / 4): 16-byte loads
@@ -126,8 +127,12 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
 constexpr int kTileFeatures = 16;  // the mma's m
 constexpr int kTilePairs = kExpertPairsPerPass;  // the mma's n
 constexpr int kTileBlockK = 32;    // elements of a row the warp covers per step: 4 lanes x 8
-constexpr int kTileSteps = 4;      // steps whose loads are in flight together
+constexpr int kTileSteps = 8;      // steps whose loads are in flight together
 constexpr int kTileWarps = 4;
+// Blocks a multiprocessor must hold, which lets ptxas keep every load of a round in registers (124
+// of them): without a bound it took 56 and interleaved loads with mmas (batch 16 22.5 ms a step on
+// the Qwen3-30B-A3B shape, H100), at 5 blocks it spilled a little (18.2 ms), at 4 17.8 ms.
+constexpr int kTileBlocksPerSm = 4;
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                          uint32_t b1) {
@@ -149,108 +154,115 @@ __device__ __forceinline__ uint4 load_chunk(const __nv_bfloat16* row, int k, int
 }
 
 // c (features lo/hi, this lane's two pairs) accumulates Σ_k w[feature][k] · in[pair][k] over
-// k < length for each of the kRowSets sets of rows (gate and up share the input). Whole rounds of
-// kTileSteps steps load without predicates, so that all their loads are in flight at once; the
-// rest of the row goes step by step. Every pointer is a real row: a tile's missing features and
-// pairs read another row, and their results are not stored.
-template <int kRowSets>
-__device__ __forceinline__ void tile_dot(const __nv_bfloat16* const (&lo)[kRowSets], const __nv_bfloat16* const (&hi)[kRowSets],
-                                         const __nv_bfloat16* in, int length, float (&c)[kRowSets][4]) {
+// k < length. Whole rounds of kTileSteps steps load without predicates, so that all their loads are
+// in flight at once; the rest of the row goes step by step. Every pointer is a real row: a tile's
+// missing features and pairs read another row, and their results are not stored.
+__device__ __forceinline__ void tile_dot(const __nv_bfloat16* lo, const __nv_bfloat16* hi, const __nv_bfloat16* in,
+                                         int length, float (&c)[4]) {
   const int offset = (threadIdx.x % 4) * 8;
   constexpr int kRound = kTileBlockK * kTileSteps;
   const int whole = length / kRound * kRound;
   for (int k0 = offset; k0 < whole; k0 += kRound) {
-    uint4 w_lo[kRowSets][kTileSteps], w_hi[kRowSets][kTileSteps], b[kTileSteps];
+    uint4 w_lo[kTileSteps], w_hi[kTileSteps], b[kTileSteps];
 #pragma unroll
     for (int s = 0; s < kTileSteps; ++s) {
       const int k = k0 + s * kTileBlockK;
-#pragma unroll
-      for (int r = 0; r < kRowSets; ++r) {
-        w_lo[r][s] = *reinterpret_cast<const uint4*>(lo[r] + k);
-        w_hi[r][s] = *reinterpret_cast<const uint4*>(hi[r] + k);
-      }
+      w_lo[s] = *reinterpret_cast<const uint4*>(lo + k);
+      w_hi[s] = *reinterpret_cast<const uint4*>(hi + k);
       b[s] = *reinterpret_cast<const uint4*>(in + k);
     }
 #pragma unroll
-    for (int s = 0; s < kTileSteps; ++s)
-#pragma unroll
-      for (int r = 0; r < kRowSets; ++r) mma_block(c[r], w_lo[r][s], w_hi[r][s], b[s]);
+    for (int s = 0; s < kTileSteps; ++s) mma_block(c, w_lo[s], w_hi[s], b[s]);
   }
   for (int k0 = whole; k0 < length; k0 += kTileBlockK) {
     const int k = k0 + offset;
-    const uint4 b = load_chunk(in, k, length);
-#pragma unroll
-    for (int r = 0; r < kRowSets; ++r) mma_block(c[r], load_chunk(lo[r], k, length), load_chunk(hi[r], k, length), b);
+    mma_block(c, load_chunk(lo, k, length), load_chunk(hi, k, length), load_chunk(in, k, length));
   }
 }
 
 // A warp's tile of a batch's kernels: the block row's chosen expert (as this rank's index), its pairs
-// [begin, end), and the warp's first output feature (of `features`).
+// [begin, end), and the warp's first output feature.
 struct ExpertTile {
   int64_t local;
   int begin, end, first_feature;
 };
 
-// False when the block row has no chosen expert or the warp no feature.
-__device__ __forceinline__ bool expert_tile(const ExpertMlpParams& p, int features, ExpertTile& tile) {
+// False when the block row has no chosen expert (the same for every warp of the block).
+__device__ __forceinline__ bool expert_tile(const ExpertMlpParams& p, int warp_tile, ExpertTile& tile) {
   const int expert = p.active[blockIdx.y];
-  tile.first_feature = (blockIdx.x * kTileWarps + threadIdx.x / 32) * kTileFeatures;
-  if (expert < 0 || tile.first_feature >= features) return false;
+  if (expert < 0) return false;
   tile.local = expert - p.first_expert;
   tile.begin = p.offsets[expert];
   tile.end = p.offsets[expert + 1];
+  tile.first_feature = warp_tile * kTileFeatures;
   return true;
 }
 
-// activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]) for the warp's 16 features j.
-__global__ void __launch_bounds__(kTileWarps * 32) expert_gate_up_tile_kernel(ExpertMlpParams p) {
+// activated[pair, j] = silu(gate_e[j] · x[row]) * (up_e[j] · x[row]). Two warps take 16 features,
+// one the gate rows and the other the up rows, which meet in shared memory. One matrix a warp, not
+// both, doubles a step's warps: batch 16 on the Qwen3-30B-A3B shape chooses about 81 experts a
+// layer, whose warps made only 1.5 waves with both matrices each, and the half-empty second wave
+// held the kernel to 1.85 TB/s on an H100, where the same loads stream at 2.8 TB/s in many waves
+// (bench/read_pattern_probe.cu).
+constexpr int kGateUpBlockFeatures = kTileWarps / 2 * kTileFeatures;
+
+__global__ void __launch_bounds__(kTileWarps * 32, kTileBlocksPerSm) expert_gate_up_tile_kernel(ExpertMlpParams p) {
   wait_for_predecessor();
   allow_successor();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
+  const int feature_tile = warp / 2;
+  const bool up = warp % 2 == 1;
   ExpertTile tile;
-  if (!expert_tile(p, p.ff, tile)) return;
-  const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
-  const int j0 = tile.first_feature, begin = tile.begin, end = tile.end;
-  const __nv_bfloat16* gate = p.gate_up + tile.local * 2 * p.ff * p.hidden;
-  const auto feature_row = [&](const __nv_bfloat16* matrix, int j) { return matrix + int64_t(min(j, p.ff - 1)) * p.hidden; };
-  const __nv_bfloat16* const lo[2] = {feature_row(gate, j0 + group), feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group)};
-  const __nv_bfloat16* const hi[2] = {feature_row(gate, j0 + group + 8),
-                                      feature_row(gate + int64_t(p.ff) * p.hidden, j0 + group + 8)};
-  for (int first = begin; first < end; first += kTilePairs) {
-    const int n = min(kTilePairs, end - first);
+  if (!expert_tile(p, blockIdx.x * (kTileWarps / 2) + feature_tile, tile)) return;
+  // Every warp stays to the end for the block's barriers: features past ff read the last row.
+  const int j0 = tile.first_feature;
+  const __nv_bfloat16* matrix = p.gate_up + (tile.local * 2 + (up ? 1 : 0)) * p.ff * p.hidden;
+  const auto feature_row = [&](int j) { return matrix + int64_t(min(j, p.ff - 1)) * p.hidden; };
+  const __nv_bfloat16 *lo = feature_row(j0 + group), *hi = feature_row(j0 + group + 8);
+  __shared__ float up_sums[kTileWarps / 2][32][4];
+  for (int first = tile.begin; first < tile.end; first += kTilePairs) {
+    const int n = min(kTilePairs, tile.end - first);
     const __nv_bfloat16* in = p.x + int64_t(p.pairs[first + min(group, n - 1)] / p.top_k) * p.hidden;
-    float c[2][4] = {};
-    tile_dot<2>(lo, hi, in, p.hidden, c);
+    float c[4] = {};
+    tile_dot(lo, hi, in, p.hidden, c);
+    if (up) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int j = j0 + group + (i / 2) * 8, pair_slot = column + i % 2;
-      if (j >= p.ff || pair_slot >= n) continue;
-      const float g = c[0][i], u = c[1][i];
-      p.activated[int64_t(p.pairs[first + pair_slot]) * p.ff + j] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+      for (int i = 0; i < 4; ++i) up_sums[feature_tile][lane][i] = c[i];
     }
+    __syncthreads();
+    if (!up) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int j = j0 + group + (i / 2) * 8, pair_slot = column + i % 2;
+        if (j >= p.ff || pair_slot >= n) continue;
+        const float g = c[i], u = up_sums[feature_tile][lane][i];
+        p.activated[int64_t(p.pairs[first + pair_slot]) * p.ff + j] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+      }
+    }
+    __syncthreads();  // before the next pass's up warps write again
   }
 }
 
 // expert_out[pair, d] = down_e[d] · activated[pair] for the warp's 16 features d.
-__global__ void __launch_bounds__(kTileWarps * 32) expert_down_tile_kernel(ExpertMlpParams p) {
+__global__ void __launch_bounds__(kTileWarps * 32, kTileBlocksPerSm) expert_down_tile_kernel(ExpertMlpParams p) {
   wait_for_predecessor();
   allow_successor();
   ExpertTile tile;
-  if (!expert_tile(p, p.hidden, tile)) return;
+  if (!expert_tile(p, blockIdx.x * kTileWarps + threadIdx.x / 32, tile) || tile.first_feature >= p.hidden) return;
   const int lane = threadIdx.x % 32, group = lane / 4, column = (lane % 4) * 2;
   const int d0 = tile.first_feature, begin = tile.begin, end = tile.end;
   const __nv_bfloat16* down = p.down + tile.local * p.hidden * p.ff;
   const auto feature_row = [&](int d) { return down + int64_t(min(d, p.hidden - 1)) * p.ff; };
-  const __nv_bfloat16* const lo[1] = {feature_row(d0 + group)};
-  const __nv_bfloat16* const hi[1] = {feature_row(d0 + group + 8)};
+  const __nv_bfloat16 *lo = feature_row(d0 + group), *hi = feature_row(d0 + group + 8);
   for (int first = begin; first < end; first += kTilePairs) {
     const int n = min(kTilePairs, end - first);
     const __nv_bfloat16* in = p.activated + int64_t(p.pairs[first + min(group, n - 1)]) * p.ff;
-    float c[1][4] = {};
-    tile_dot<1>(lo, hi, in, p.ff, c);
+    float c[4] = {};
+    tile_dot(lo, hi, in, p.ff, c);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int d = d0 + group + (i / 2) * 8, pair_slot = column + i % 2;
-      if (d < p.hidden && pair_slot < n) p.expert_out[int64_t(p.pairs[first + pair_slot]) * p.hidden + d] = c[0][i];
+      if (d < p.hidden && pair_slot < n) p.expert_out[int64_t(p.pairs[first + pair_slot]) * p.hidden + d] = c[i];
     }
   }
 }
@@ -361,10 +373,10 @@ void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombinePar
   }
   if (params.active == nullptr) throw_unsupported("a batch's expert kernels without the list of chosen experts", 0);
   const int chosen = std::min(params.n_local_experts, params.n_rows * params.top_k);
-  constexpr int kBlockFeatures = kTileWarps * kTileFeatures;
-  const dim3 gate_up_grid((params.ff + kBlockFeatures - 1) / kBlockFeatures, chosen);
+  const dim3 gate_up_grid((params.ff + kGateUpBlockFeatures - 1) / kGateUpBlockFeatures, chosen);
   launch_pdl(expert_gate_up_tile_kernel, gate_up_grid, kTileWarps * 32, 0, stream, params);
-  const dim3 down_grid((params.hidden + kBlockFeatures - 1) / kBlockFeatures, chosen);
+  constexpr int kDownBlockFeatures = kTileWarps * kTileFeatures;
+  const dim3 down_grid((params.hidden + kDownBlockFeatures - 1) / kDownBlockFeatures, chosen);
   launch_pdl(expert_down_tile_kernel, down_grid, kTileWarps * 32, 0, stream, params);
   launch_pdl(expert_combine_kernel, dim3(params.n_rows, (params.hidden + kCombineThreads - 1) / kCombineThreads),
              kCombineThreads, 0, stream, combine);

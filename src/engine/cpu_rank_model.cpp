@@ -14,10 +14,13 @@ std::vector<float> CpuRankModel::forward_logits(std::span<const TokenRow> rows) 
 }
 
 std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows,
-                                                  std::span<const SamplingParams> sampling) {
-  const std::vector<float> logits = model_.forward(rows, cache_);
+                                                  std::span<const SamplingParams> sampling,
+                                                  std::span<const LogitPenalties> penalties) {
   const size_t vocab = size_t(model_.config().vocab_size);
+  check_logit_penalties(penalties, sampling.size(), model_.config().vocab_size);
+  const std::vector<float> logits = model_.forward(rows, cache_);
   std::vector<int32_t> tokens;
+  std::vector<float> penalised;
   logprobs_.clear();
   for (const TokenRow& row : rows) {
     if (!row.wants_logits) continue;
@@ -32,7 +35,15 @@ std::vector<int32_t> CpuRankModel::forward_sample(std::span<const TokenRow> rows
         own.seed += uint64_t(row.sequence);
         sampler.emplace(own);
       }
-      token = sampler->sample(row_logits);
+      const LogitPenalties* own = penalties.empty() ? nullptr : &penalties[tokens.size()];
+      if (own && !own->tokens.empty()) {
+        // Log-probabilities stay those of the raw logits: the penalties change a copy.
+        penalised.assign(row_logits.begin(), row_logits.end());
+        apply_logit_penalties(penalised, *own);
+        token = sampler->sample(penalised);
+      } else {
+        token = sampler->sample(row_logits);
+      }
       if (token == kNonFiniteLogits) fail_non_finite_logits(row.sequence, row.position);
     }
     logprobs_.push_back(top_n >= 0 ? std::optional(sampled_logprobs(row_logits, token, top_n)) : std::nullopt);

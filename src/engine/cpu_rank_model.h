@@ -16,7 +16,8 @@ class CpuRankModel final : public RankModel {
   const ModelConfig& config() const override { return model_.config(); }
   int max_sequences() const override { return cache_.tables().shape().sequences; }
   int64_t max_seq_len() const override { return cache_.tables().shape().max_seq_len; }
-  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
+  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling,
+                                      std::span<const LogitPenalties> penalties) override;
   const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const override { return logprobs_; }
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override;
   int kv_blocks() const override { return cache_.tables().shape().num_blocks; }

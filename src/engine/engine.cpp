@@ -66,7 +66,7 @@ struct Engine::Ranks {
   ~Ranks() {
     if (comm && rank == 0 && !stopped) {
       try {
-        send_step(*comm, StepMessage{StepKind::STOP, {}, {}, 0, {}});
+        send_step(*comm, StepMessage{StepKind::STOP, {}, {}, 0, {}, {}});
       } catch (const std::exception& error) {
         abort(error.what());
       }
@@ -138,7 +138,7 @@ struct Engine::Ranks {
       switch (message.kind) {
         case StepKind::SAMPLE:
           model.update_kv_blocks(message.kv_updates);
-          model.forward_sample(message.rows, message.sampling);
+          model.forward_sample(message.rows, message.sampling, message.penalties);
           break;
         case StepKind::LOGITS:
           model.update_kv_blocks(message.kv_updates);
@@ -335,13 +335,17 @@ auto Engine::guarded(Work&& work) {
   }
 }
 
-int Engine::add_sequence(const SamplingParams& sampling) {
+int Engine::add_sequence(const SamplingParams& sampling, int64_t prompt_length) {
   validate_sampling_params(sampling);
+  for (const TokenBias& entry : sampling.logit_bias)
+    if (entry.token >= config().vocab_size)
+      fail("logit_bias: token id {} is outside the vocabulary (vocab_size {})", entry.token, config().vocab_size);
   for (size_t slot = 0; slot < slots_.size(); ++slot) {
     if (slots_[slot].live) continue;
     slots_[slot] = Slot{};
     slots_[slot].live = true;
     slots_[slot].sampling = sampling;
+    slots_[slot].penalties = SequencePenalties(sampling, prompt_length);
     return int(slot);
   }
   fail("all {} sequence slots are in use (the engine was opened for {} sequences at once)", slots_.size(),
@@ -356,7 +360,7 @@ void Engine::remove_sequence(int sequence) {
   if (!ranks_->stopped) {
     try {
       guarded([&] {
-        if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence, {}});
+        if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::RESET_SLOT, {}, {}, sequence, {}, {}});
         ranks_->own->reset_slot(sequence);
       });
     } catch (const std::exception&) {
@@ -388,6 +392,7 @@ int64_t Engine::reuse_prefix(int sequence, std::span<const int32_t> prompt) {
   slot.blocks = blocks;
   slot.length = int64_t(blocks.size()) * block_size;
   slot.tokens.assign(prompt.begin(), prompt.begin() + slot.length);
+  slot.penalties.count(slot.tokens, 0);
   for (size_t i = 0; i < blocks.size(); ++i)
     slot.last_key = KvBlockPool::block_key(slot.last_key, std::span(slot.tokens).subspan(i * size_t(block_size), size_t(block_size)));
   slot.keyed_blocks = int(blocks.size());
@@ -496,6 +501,8 @@ void Engine::advance(std::span<const SequenceChunk> chunks) {
   const size_t block_size = size_t(pool_.block_size());
   for (const SequenceChunk& chunk : chunks) {
     Slot& slot = slots_[size_t(chunk.sequence)];
+    if (chunk.wants_token) slot.penalties.prompt_ends_at(slot.length + int64_t(chunk.tokens.size()));
+    slot.penalties.count(chunk.tokens, slot.length);
     slot.length += int64_t(chunk.tokens.size());
     if (!pool_.prefix_caching()) continue;
     // Blocks that this step filled become matchable by later prompts.
@@ -510,17 +517,36 @@ void Engine::advance(std::span<const SequenceChunk> chunks) {
   }
 }
 
+std::vector<LogitPenalties> Engine::penalties_of(std::span<const SequenceChunk> chunks) const {
+  std::vector<LogitPenalties> penalties;
+  if (std::none_of(chunks.begin(), chunks.end(),
+                   [&](const SequenceChunk& chunk) { return slots_[size_t(chunk.sequence)].penalties.active(); }))
+    return penalties;
+  for (const SequenceChunk& chunk : chunks) {
+    penalties.resize(penalties.size() + chunk.scored.size());
+    if (!chunk.wants_token) continue;
+    const Slot& slot = slots_[size_t(chunk.sequence)];
+    // The sampled row's own chunk counts: its last token (the previous step's output) included.
+    SequencePenalties counted = slot.penalties;
+    counted.prompt_ends_at(slot.length + int64_t(chunk.tokens.size()));
+    counted.count(chunk.tokens, slot.length);
+    penalties.push_back(counted.row());
+  }
+  return penalties;
+}
+
 std::vector<int32_t> Engine::step(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);
   // One entry per row that wants logits: a chunk's scored rows come first, its sampled row last.
   std::vector<SamplingParams> sampling;
   for (const SequenceChunk& chunk : chunks)
     sampling.insert(sampling.end(), chunk.scored.size() + (chunk.wants_token ? 1 : 0), slots_[size_t(chunk.sequence)].sampling);
+  const std::vector<LogitPenalties> penalties = penalties_of(chunks);
   const std::vector<KvBlockUpdate> updates = take_blocks(chunks);
   const std::vector<int32_t> row_tokens = guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0, updates});
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::SAMPLE, rows, sampling, 0, updates, penalties});
     ranks_->own->update_kv_blocks(updates);
-    return ranks_->own->forward_sample(rows, sampling);
+    return ranks_->own->forward_sample(rows, sampling, penalties);
   });
   advance(chunks);
   const std::vector<std::optional<SampledLogprobs>>& row_logprobs = ranks_->own->last_logprobs();
@@ -542,7 +568,7 @@ std::vector<float> Engine::step_logits(std::span<const SequenceChunk> chunks) {
   const std::vector<TokenRow> rows = rows_of(chunks);
   const std::vector<KvBlockUpdate> updates = take_blocks(chunks);
   std::vector<float> logits = guarded([&] {
-    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::LOGITS, rows, {}, 0, updates});
+    if (ranks_->comm) send_step(*ranks_->comm, StepMessage{StepKind::LOGITS, rows, {}, 0, updates, {}});
     ranks_->own->update_kv_blocks(updates);
     return ranks_->own->forward_logits(rows);
   });
@@ -554,7 +580,7 @@ std::chrono::milliseconds Engine::keep_alive_interval() const { return ranks_->o
 
 void Engine::keep_alive() {
   if (!ranks_->comm) return;
-  guarded([&] { send_step(*ranks_->comm, StepMessage{StepKind::KEEP_ALIVE, {}, {}, 0, {}}); });
+  guarded([&] { send_step(*ranks_->comm, StepMessage{StepKind::KEEP_ALIVE, {}, {}, 0, {}, {}}); });
 }
 
 void Engine::follow() {

@@ -19,6 +19,7 @@
 #include "engine/engine_options.h"
 #include "engine/kv_block_pool.h"
 #include "engine/rank_report.h"
+#include "engine/sequence_penalties.h"
 #include "io/model_config.h"
 #include "model/llama_model.h"
 #include "ops/sampler.h"
@@ -55,7 +56,10 @@ class Engine {
   RankReport report() const;
 
   // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
-  int add_sequence(const SamplingParams& sampling);
+  // prompt_length: how many of the tokens it will hold are its prompt, which presence and frequency
+  // penalties do not count (a recomputed sequence brings its output back as prompt chunks); -1:
+  // those it holds when it first samples.
+  int add_sequence(const SamplingParams& sampling, int64_t prompt_length = -1);
   // Frees the slot and its KV blocks (full blocks stay cached for later prompts until evicted).
   // Fails only for a sequence that is not running: after the ranks have failed it still frees.
   void remove_sequence(int sequence);
@@ -106,12 +110,16 @@ class Engine {
     bool live = false;
     int64_t length = 0;
     SamplingParams sampling;
+    SequencePenalties penalties;
     std::vector<int32_t> blocks;  // the KV blocks of its positions, in order
     std::vector<int32_t> tokens;  // what it holds, to key its full blocks by (with prefix caching)
     int keyed_blocks = 0;         // leading full blocks already indexed in the pool
     uint64_t last_key = KvBlockPool::kFirstBlockParentKey;  // the key of the last of those
   };
   std::vector<TokenRow> rows_of(std::span<const SequenceChunk> chunks);
+  // One entry per row that wants logits (none when no chunk's sequence is penalised): a sampled
+  // row's penalties with its chunk counted, nothing for a scored row.
+  std::vector<LogitPenalties> penalties_of(std::span<const SequenceChunk> chunks) const;
   // Gives the chunks' sequences the blocks their new positions need; returns the table changes for
   // the ranks (with those pending from reuse_prefix).
   std::vector<KvBlockUpdate> take_blocks(std::span<const SequenceChunk> chunks);

@@ -13,6 +13,7 @@
 #include "engine/rank_report.h"
 #include "model/kv_block_table.h"
 #include "model/llama_model.h"
+#include "ops/logit_penalties.h"
 #include "ops/sampler.h"
 
 namespace shardlm {
@@ -24,11 +25,12 @@ class RankModel {
   virtual int max_sequences() const = 0;
   virtual int64_t max_seq_len() const = 0;
 
-  // One token for every row that wants logits, in row order; sampling[i] is the i-th such row's.
-  // A row with a scored_token returns that token, drawing nothing. A sequence's random stream
-  // follows from its seed and its slot, so runs repeat.
-  virtual std::vector<int32_t> forward_sample(std::span<const TokenRow> rows,
-                                              std::span<const SamplingParams> sampling) = 0;
+  // One token for every row that wants logits, in row order; sampling[i] is the i-th such row's,
+  // and penalties[i] (when not empty: one per such row) what changes its logits before it is
+  // sampled. A row with a scored_token returns that token, drawing nothing. A sequence's random
+  // stream follows from its seed and its slot, so runs repeat.
+  virtual std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling,
+                                              std::span<const LogitPenalties> penalties) = 0;
   // After forward_sample: for each token it returned (sampled or scored), its log-probabilities
   // when its settings asked for them (SamplingParams::logprobs >= 0), else none.
   virtual const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const = 0;

@@ -47,8 +47,6 @@ GenerationConfig GenerationConfig::parse(std::string_view json_text, const std::
 
 std::vector<std::string> unapplied_sampling_settings(const GenerationConfig& config, bool sampling) {
   std::vector<std::string> settings;
-  if (config.repetition_penalty && *config.repetition_penalty != 1.0f)
-    settings.push_back(fmt::format("repetition_penalty {}", *config.repetition_penalty));
   if (sampling && config.min_p && *config.min_p > 0.0f) settings.push_back(fmt::format("min_p {}", *config.min_p));
   return settings;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
@@ -18,6 +19,19 @@ void validate_sampling_params(const SamplingParams& params) {
   if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got {}", params.top_p);
   if (params.logprobs < -1 || params.logprobs > kMaxTopLogprobs)
     fail("logprobs must be between 0 and {}, got {}", kMaxTopLogprobs, params.logprobs);
+  if (!(params.repetition_penalty > 0.0f) || !std::isfinite(params.repetition_penalty))
+    fail("--repetition-penalty must be a finite number > 0 (1 disables it), got {}", params.repetition_penalty);
+  if (!(std::fabs(params.frequency_penalty) <= 2.0f))
+    fail("--frequency-penalty must be between -2 and 2, got {}", params.frequency_penalty);
+  if (!(std::fabs(params.presence_penalty) <= 2.0f))
+    fail("--presence-penalty must be between -2 and 2, got {}", params.presence_penalty);
+  std::unordered_set<int32_t> biased;
+  for (const TokenBias& entry : params.logit_bias) {
+    if (entry.token < 0) fail("logit_bias: token id {} is negative", entry.token);
+    if (!(std::fabs(entry.bias) <= 100.0f))
+      fail("logit_bias: the bias of token {} must be between -100 and 100, got {}", entry.token, entry.bias);
+    if (!biased.insert(entry.token).second) fail("logit_bias: token {} appears twice", entry.token);
+  }
 }
 
 SampledLogprobs sampled_logprobs(std::span<const float> logits, int32_t token, int top_n) {

@@ -7,7 +7,14 @@
 #include <span>
 #include <vector>
 
+#include "ops/logit_penalties.h"
+
 namespace shardlm {
+
+struct TokenBias {
+  int32_t token = 0;
+  float bias = 0.0f;
+};
 
 struct SamplingParams {
   float temperature = 0.0f;  // 0 means greedy
@@ -17,6 +24,14 @@ struct SamplingParams {
   // >= 0: report the sampled token's log-probability and those of this many most likely tokens
   // (OpenAI's logprobs, at most kMaxTopLogprobs); -1: none.
   int logprobs = -1;
+  // Changes to the logits before sampling (ops/logit_penalties.h); neutral as constructed.
+  float repetition_penalty = 1.0f;  // > 0; 1 disables
+  float frequency_penalty = 0.0f;   // in [-2, 2]
+  float presence_penalty = 0.0f;    // in [-2, 2]
+  std::vector<TokenBias> logit_bias;  // each token once, biases in [-100, 100]
+  bool penalises() const {
+    return repetition_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f || !logit_bias.empty();
+  }
 };
 
 inline constexpr int kMaxTopLogprobs = 20;

@@ -29,6 +29,9 @@ void Scheduler::check(const SchedulerRequest& request) const {
     if (token < 0 || token >= engine_.config().vocab_size)
       fail("prompt: token id {} is outside the vocabulary (vocab_size {})", token, engine_.config().vocab_size);
   validate_sampling_params(request.sampling);
+  for (const TokenBias& entry : request.sampling.logit_bias)
+    if (entry.token >= engine_.config().vocab_size)
+      fail("logit_bias: token id {} is outside the vocabulary (vocab_size {})", entry.token, engine_.config().vocab_size);
   if (request.prompt_logprobs && request.sampling.logprobs < 0)
     fail("logprobs: the prompt's log-probabilities are reported with logprobs >= 0, got {}", request.sampling.logprobs);
 }
@@ -130,7 +133,9 @@ std::vector<RequestUpdate> Scheduler::step() {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     Active& admitted = running_.back();
-    admitted.sequence = engine_.add_sequence(admitted.request.sampling);
+    // A recomputed request brings its output back among the prefilled tokens: the penalties still
+    // count it as output.
+    admitted.sequence = engine_.add_sequence(admitted.request.sampling, int64_t(admitted.request.prompt.size()));
     if (!admitted.scores_prompt()) admitted.prefilled = size_t(engine_.reuse_prefix(admitted.sequence, admitted.prefill));
     prefill_chunk(admitted);
   }

@@ -8,7 +8,7 @@ namespace {
 // A scheduler refusal as the client sees it: a 400 naming the field its message starts with.
 ApiError refusal(const std::exception& error) {
   const std::string message = error.what();
-  for (const char* field : {"prompt", "max_tokens", "temperature", "top_p", "top_k"})
+  for (const char* field : {"prompt", "max_tokens", "temperature", "top_p", "top_k", "logit_bias"})
     if (message.rfind(field, 0) == 0) return ApiError(400, message, field);
   return ApiError(400, message);
 }

@@ -33,6 +33,23 @@ int64_t integer_field(const RequestJson& body, const char* name, int64_t low, in
   return number;
 }
 
+// OpenAI's logit_bias: {"token id": bias in [-100, 100], ...}. The JSON parser already bounds how
+// many keys an object has (kMaxJsonKeys); token ids past the vocabulary are the scheduler's to refuse.
+std::vector<TokenBias> logit_bias_field(const RequestJson& value) {
+  if (!value.is_object()) bad_field("logit_bias", "logit_bias must be an object mapping token ids to biases");
+  std::vector<TokenBias> biases;
+  for (const auto& [key, bias] : value.items()) {
+    const bool digits = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t token = digits ? std::stoll(key) : -1;
+    if (token < 0 || token > INT32_MAX)
+      bad_field("logit_bias", "logit_bias keys must be token ids (non-negative integers as strings), got \"" + key + "\"");
+    if (!bias.is_number() || !std::isfinite(bias.get<double>()) || std::fabs(bias.get<double>()) > 100.0)
+      bad_field("logit_bias", "logit_bias: the bias of token " + key + " must be a number between -100 and 100, got " + bias.dump());
+    biases.push_back({int32_t(token), float(bias.get<double>())});
+  }
+  return biases;
+}
+
 }  // namespace
 
 void bad_field(const std::string& param, const std::string& message) { throw ApiError(400, message, param); }
@@ -104,6 +121,7 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
   fields.sampling.temperature = defaults.temperature;
   fields.sampling.top_p = defaults.top_p;
   fields.sampling.top_k = defaults.top_k;
+  fields.sampling.repetition_penalty = defaults.repetition_penalty;
   for (const char* name : max_tokens_fields)
     if (given(body, name)) fields.max_tokens = int(integer_field(body, name, 1, INT32_MAX));
   if (given(body, "temperature")) fields.sampling.temperature = float(number_field(body, "temperature", 0.0, 2.0));
@@ -177,10 +195,15 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
       if (fields.sampling.logprobs >= 0) fields.sampling.logprobs = top;
     }
   }
-  for (const char* penalty : {"presence_penalty", "frequency_penalty"})
-    if (given(body, penalty) && number_field(body, penalty, -2.0, 2.0) != 0.0)
-      bad_field(penalty, std::string(penalty) + " is not supported yet");
-  if (given(body, "logit_bias") && !body.at("logit_bias").empty()) bad_field("logit_bias", "logit_bias is not supported yet");
+  if (given(body, "presence_penalty")) fields.sampling.presence_penalty = float(number_field(body, "presence_penalty", -2.0, 2.0));
+  if (given(body, "frequency_penalty"))
+    fields.sampling.frequency_penalty = float(number_field(body, "frequency_penalty", -2.0, 2.0));
+  if (given(body, "repetition_penalty")) {
+    // vLLM's extension (Transformers' meaning); vLLM asks only that it be positive.
+    fields.sampling.repetition_penalty = float(number_field(body, "repetition_penalty", 0.0, 1e6));
+    if (!(fields.sampling.repetition_penalty > 0.0f)) bad_field("repetition_penalty", "repetition_penalty must be > 0");
+  }
+  if (given(body, "logit_bias")) fields.sampling.logit_bias = logit_bias_field(body.at("logit_bias"));
   return fields;
 }
 

@@ -1,6 +1,7 @@
 // The device sampler: greedy is argmax with torch's tie rule, top-k 1 and a tiny top-p collapse to
-// greedy, seeds repeat, the sampled frequencies follow the temperature-scaled softmax, and a row
-// with a NaN or infinite logit anywhere gets the non-finite sentinel instead of a token.
+// greedy, seeds repeat, the sampled frequencies follow the temperature-scaled softmax, a row
+// with a NaN or infinite logit anywhere gets the non-finite sentinel instead of a token, and a row's
+// penalties change its listed logits (keeping the raw ones) before it is sampled, as on the host.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -157,6 +158,42 @@ TEST(CudaSampling, FrequenciesFollowTheSoftmax) {
     // 5 standard deviations of a binomial proportion.
     EXPECT_NEAR(counts[i] / draws, expected, 5 * std::sqrt(expected * (1 - expected) / draws)) << "token " << i;
   }
+}
+
+TEST(CudaSampling, PenaltiesChangeTheListedLogitsInPlaceAndKeepTheRawOnes) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  std::vector<float> logits = test_logits();  // greedy: 4321 (9.0), then 17 and 18 (8.0)
+  const std::vector<PenalisedToken> tokens = {{4321, 1, 0, 0.0f}, {17, 0, 1, 0.5f}, {3, 0, 0, -2.0f}};
+  const PenaltyScales scales{1.5f, 0.25f, 0.5f};
+  DeviceBuffer device_logits(logits.size() * sizeof(float)), device_tokens(tokens.size() * sizeof(PenalisedToken)),
+      raw(tokens.size() * sizeof(float)), device_settings(sizeof(RowSampling)), offsets(sizeof(int32_t)),
+      sampled(sizeof(int32_t));
+  RowSampling settings;
+  settings.scales = scales;
+  settings.n_penalised = int32_t(tokens.size());
+  settings.penalised = device_tokens.get<PenalisedToken>();
+  settings.raw_logits = raw.get<float>();
+  const int32_t offset = 0;
+  CUDA_CHECK(cudaMemcpy(device_logits.get(), logits.data(), device_logits.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_tokens.get(), tokens.data(), device_tokens.bytes(), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(device_settings.get(), &settings, sizeof(settings), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(offsets.get(), &offset, sizeof(offset), cudaMemcpyHostToDevice));
+  launch_sampling({device_logits.get<float>(), 1, int(logits.size()), device_settings.get<RowSampling>(),
+                   offsets.get<int32_t>(), sampled.get<int32_t>()},
+                  nullptr);
+  int32_t token = -1;
+  CUDA_CHECK(cudaMemcpy(&token, sampled.get(), sizeof(token), cudaMemcpyDeviceToHost));
+  std::vector<float> changed(logits.size()), kept(tokens.size());
+  CUDA_CHECK(cudaMemcpy(changed.data(), device_logits.get(), device_logits.bytes(), cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(kept.data(), raw.get(), raw.bytes(), cudaMemcpyDeviceToHost));
+  // 4321: 9 / 1.5 - 0.25 - 0.5 = 5.25; 17: (8 + 0.5) / 1.5 = 5.67; 18 keeps its 8 and wins.
+  EXPECT_EQ(token, 18);
+  std::vector<float> expected = logits;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    EXPECT_EQ(kept[i], logits[size_t(tokens[i].token)]) << "token " << tokens[i].token;
+    expected[size_t(tokens[i].token)] = penalised_logit(logits[size_t(tokens[i].token)], tokens[i], scales);
+  }
+  EXPECT_EQ(changed, expected);
 }
 
 }  // namespace

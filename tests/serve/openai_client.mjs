@@ -1,6 +1,7 @@
 // The official openai client against a running `shardlm serve` (test_serve.sh starts it): greedy
 // completions of 32 concurrent requests equal `shardlm generate`, streams concatenate to the same
-// text and end with usage, errors arrive as the SDK's typed errors naming the field, and a client
+// text and end with usage, penalties and logit_bias give what `shardlm generate` gives under them,
+// errors arrive as the SDK's typed errors naming the field, and a client
 // that aborts a stream leaves the server serving. Chat completions equal completions of the
 // conversation as @huggingface/jinja renders the model's template (tests/chat's oracle package).
 // Usage: node openai_client.mjs BASE_URL MODEL API_KEY SHARDLM_BINARY
@@ -172,6 +173,30 @@ await check("echo with logprobs scores the prompt's tokens, whole and streamed",
   assert.deepEqual(streamed, logprobs.token_logprobs);
 });
 
+await check("penalties and logit_bias apply as shardlm generate applies them", async () => {
+  const penalties = { presence_penalty: 0.5, frequency_penalty: 0.8, repetition_penalty: 1.3 };
+  const [generated] = execFileSync(shardlm, ["generate", "--json", "-n", String(maxTokens), "--temperature", "0",
+                                             "--presence-penalty", "0.5", "--frequency-penalty", "0.8",
+                                             "--repetition-penalty", "1.3", "-p", prompts[3]], { encoding: "utf8" })
+    .trim().split("\n").map((line) => JSON.parse(line));
+  assert.notEqual(generated.text, reference[3].text, "the penalties should change this prompt's greedy text");
+  const penalised = await client.completions.create({ model, prompt: prompts[3], max_tokens: maxTokens, temperature: 0,
+                                                      ...penalties });
+  assert.equal(penalised.choices[0].text, generated.text);
+  // A bias of 100 makes one token every choice; -100 rules the greedy first token out.
+  const root = baseURL.replace(/\/v1\/?$/, "");
+  const detokenize = async (tokens) => (await (await fetch(`${root}/detokenize`, {
+    method: "POST", headers: { Authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ tokens }) })).json()).prompt;
+  const forced = reference[0].output_ids.at(-1);
+  const biased = await client.completions.create({ model, prompt: prompts[0], max_tokens: 4, temperature: 0,
+                                                   logit_bias: { [forced]: 100 } });
+  assert.equal(biased.choices[0].text, await detokenize([forced, forced, forced, forced]));
+  const first = reference[0].output_ids[0];
+  const banned = await client.completions.create({ model, prompt: prompts[0], max_tokens: 1, temperature: 0,
+                                                   logit_bias: { [first]: -100 } });
+  assert.notEqual(banned.choices[0].text, await detokenize([first]));
+});
+
 async function expectError(kind, status, param, body, options = {}) {
   const target = options.client ?? client;
   await assert.rejects(() => target.completions.create(body), (error) => {
@@ -189,6 +214,9 @@ await check("bad fields are 400s naming the field", async () => {
   await expectError(OpenAI.BadRequestError, 400, "max_tokens", { model, prompt: "a", max_tokens: 100000 });
   await expectError(OpenAI.BadRequestError, 400, "prompt", { model, prompt: [1, 99999999] });
   await expectError(OpenAI.BadRequestError, 400, "logprobs", { model, prompt: "a", logprobs: 21 });
+  await expectError(OpenAI.BadRequestError, 400, "presence_penalty", { model, prompt: "a", presence_penalty: 3 });
+  await expectError(OpenAI.BadRequestError, 400, "logit_bias", { model, prompt: "a", logit_bias: { word: 1 } });
+  await expectError(OpenAI.BadRequestError, 400, "logit_bias", { model, prompt: "a", logit_bias: { 99999999: 1 } });
 });
 
 await check("a wrong API key is a 401", async () => {

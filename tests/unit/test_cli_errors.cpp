@@ -154,10 +154,10 @@ TEST_F(BrokenModel, TokenIdsOutsideTheVocabularyAreErrors) {
 // A sampling setting of generation_config.json that Transformers' generate() would apply and shardlm
 // does not is named in a warning, since the output may then differ.
 TEST_F(BrokenModel, AnUnappliedSamplingSettingIsNamed) {
-  set_json_key("generation_config.json", "repetition_penalty", 1.1);
-  const CommandResult result = run_cli_bounded(generate_args(dir_, {}), kBoundSeconds);
+  set_json_key("generation_config.json", "min_p", 0.05);
+  const CommandResult result = run_cli_bounded(generate_args(dir_, {"--temperature", "0.8"}), kBoundSeconds);
   EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("generation_config.json sets repetition_penalty 1.1, which shardlm does not apply"),
+  EXPECT_NE(result.output.find("generation_config.json sets min_p 0.05, which shardlm does not apply"),
             std::string::npos) << result.output;
 }
 

@@ -36,8 +36,10 @@ TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
   qwen3.top_k = 20;
   qwen3.do_sample = false;  // vLLM does not read it: the temperature applies
   qwen3.max_new_tokens = 64;
+  qwen3.repetition_penalty = 1.05f;
   const SamplingDefaults defaults = SamplingDefaults::from(qwen3);
-  EXPECT_EQ(defaults.describe(), "temperature 0.6, top_p 0.95, top_k 20, max_tokens 64 for chat without one");
+  EXPECT_EQ(defaults.describe(),
+            "temperature 0.6, top_p 0.95, top_k 20, repetition_penalty 1.05, max_tokens 64 for chat without one");
   EXPECT_EQ(SamplingDefaults::from(GenerationConfig{}).describe(), "");
 
   const CompletionRequest left_out = parse_completion_request(R"({"model": "kjv", "prompt": "a"})", "kjv", defaults);
@@ -45,8 +47,11 @@ TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
   EXPECT_EQ(left_out.generation.sampling.temperature, 0.6f);
   EXPECT_EQ(left_out.generation.sampling.top_p, 0.95f);
   EXPECT_EQ(left_out.generation.sampling.top_k, 20);
+  EXPECT_EQ(left_out.generation.sampling.repetition_penalty, 1.05f);
   const CompletionRequest given = parse_completion_request(
-      R"({"model": "kjv", "prompt": "a", "temperature": 0, "top_p": 1, "top_k": -1})", "kjv", defaults);
+      R"({"model": "kjv", "prompt": "a", "temperature": 0, "top_p": 1, "top_k": -1, "repetition_penalty": 1})", "kjv",
+      defaults);
+  EXPECT_EQ(given.generation.sampling.repetition_penalty, 1.0f);
   EXPECT_EQ(given.generation.sampling.temperature, 0.0f);
   EXPECT_EQ(given.generation.sampling.top_p, 1.0f);
   EXPECT_EQ(given.generation.sampling.top_k, 0);
@@ -80,6 +85,23 @@ TEST(CompletionRequest, EveryPromptFormAndSamplingField) {
             (std::vector<int32_t>{7, 8}));
 }
 
+TEST(CompletionRequest, PenaltiesAndLogitBias) {
+  const CompletionRequest neutral = parse(R"({"model": "kjv", "prompt": "a", "presence_penalty": 0, "logit_bias": {}})");
+  EXPECT_FALSE(neutral.generation.sampling.penalises());
+  const SamplingParams sampling = parse(R"({"model": "kjv", "prompt": "a", "presence_penalty": 0.5,
+      "frequency_penalty": -1, "repetition_penalty": 1.2, "logit_bias": {"7": 5, "0012": -100}})")
+                                      .generation.sampling;
+  EXPECT_TRUE(sampling.penalises());
+  EXPECT_EQ(sampling.presence_penalty, 0.5f);
+  EXPECT_EQ(sampling.frequency_penalty, -1.0f);
+  EXPECT_EQ(sampling.repetition_penalty, 1.2f);
+  ASSERT_EQ(sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(sampling.logit_bias[0].token, 7);
+  EXPECT_EQ(sampling.logit_bias[0].bias, 5.0f);
+  EXPECT_EQ(sampling.logit_bias[1].token, 12);
+  EXPECT_EQ(sampling.logit_bias[1].bias, -100.0f);
+}
+
 TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   using Expected = std::pair<int, std::string>;
   EXPECT_EQ(refusal(R"({"model": "kjv"})"), Expected(400, "prompt"));
@@ -109,7 +131,14 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": 21})"), Expected(400, "logprobs"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logprobs": true})"), Expected(400, "logprobs"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "top_logprobs": 2})"), Expected(400, "top_logprobs"));
-  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 0.5})"), Expected(400, "frequency_penalty"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 2.5})"), Expected(400, "frequency_penalty"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "presence_penalty": "1"})"), Expected(400, "presence_penalty"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "repetition_penalty": 0})"), Expected(400, "repetition_penalty"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": [1]})"), Expected(400, "logit_bias"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"a7": 1}})"), Expected(400, "logit_bias"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"-7": 1}})"), Expected(400, "logit_bias"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"7": 101}})"), Expected(400, "logit_bias"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"99999999999": 1}})"), Expected(400, "logit_bias"));
   EXPECT_EQ(refusal("{\"model\": \"kjv\", \"prompt\": \"a\xff\"}"), Expected(400, ""));  // the JSON parser refuses it
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a")"), Expected(400, ""));
   EXPECT_EQ(refusal(R"([1, 2])"), Expected(400, ""));

@@ -58,7 +58,7 @@ RunResult run_model(LlamaModel model) {
     for (size_t i = 0; i < prompts[s].size(); ++i) rows.push_back({int(s), int64_t(i), prompts[s][i], i + 1 == prompts[s].size()});
   result.greedy_ids.resize(prompts.size());
   for (int step = 0; step < 8; ++step) {
-    const std::vector<int32_t> tokens = rank_model.forward_sample(rows, greedy);
+    const std::vector<int32_t> tokens = rank_model.forward_sample(rows, greedy, {});
     rows.clear();
     for (size_t s = 0; s < prompts.size(); ++s) {
       result.greedy_ids[s].push_back(tokens[s]);

@@ -41,6 +41,8 @@ struct GenerateOptions {
   std::optional<float> temperature;
   std::optional<int> top_k;
   std::optional<float> top_p;
+  std::optional<float> repetition_penalty;
+  float presence_penalty = 0.0f, frequency_penalty = 0.0f;
   int64_t seed = 0;  // -1: a random seed, as llama.cpp takes it
   std::vector<std::string> stop;
   bool json = false;
@@ -69,6 +71,10 @@ SamplingParams sampling_params(const GenerateOptions& options, const GenerationC
   if (options.temperature) params.temperature = *options.temperature;
   if (options.top_k) params.top_k = *options.top_k;
   if (options.top_p) params.top_p = *options.top_p;
+  // Transformers' generate() applies the file's repetition_penalty whether or not it samples.
+  params.repetition_penalty = options.repetition_penalty.value_or(defaults.repetition_penalty.value_or(1.0f));
+  params.presence_penalty = options.presence_penalty;
+  params.frequency_penalty = options.frequency_penalty;
   return params;
 }
 
@@ -195,6 +201,18 @@ void add_generate_command(CLI::App& app) {
       ->check(integer_in(0, INT32_MAX));
   command->add_option("--top-p", options->top_p, "Keep the smallest set of tokens with probability >= p")
       ->check(finite_number());
+  command->add_option("--repetition-penalty", options->repetition_penalty,
+                      "Divide the positive logits (multiply the negative) of every token already in the prompt or "
+                      "output by this, as Transformers does; 1 disables (default: generation_config.json's, else 1)")
+      ->check(finite_number());
+  command->add_option("--presence-penalty", options->presence_penalty,
+                      "Subtract this from the logits of tokens the output already holds (OpenAI's, -2 to 2)")
+      ->check(finite_number())
+      ->capture_default_str();
+  command->add_option("--frequency-penalty", options->frequency_penalty,
+                      "Subtract this times a token's count in the output from its logit (OpenAI's, -2 to 2)")
+      ->check(finite_number())
+      ->capture_default_str();
   command->add_option("--seed", options->seed, "Random seed for sampling; -1 draws one (printed on stderr)")
       ->check(integer_in(-1, INT64_MAX))
       ->capture_default_str();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <tuple>
 
 #include "backend/cuda/cuda_layer_ops.h"
 #include "backend/cuda/device_query.h"
@@ -314,7 +315,7 @@ void CudaLlamaModel::update_kv_blocks(std::span<const KvBlockUpdate> updates) {
 }
 
 StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode_shaped,
-                                     std::span<const SamplingParams> sampling) {
+                                     std::span<const SamplingParams> sampling, std::span<const LogitPenalties> penalties) {
   const size_t stride = size_t(options_.max_rows);
   int32_t* host = host_inputs_.get<int32_t>();
   RowSampling* settings = reinterpret_cast<RowSampling*>(host_inputs_.get<char>() + input_sampling_offset(options_.max_rows));
@@ -330,7 +331,8 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
       host[4 * stride + size_t(shape.n_logit_rows)] = int32_t(rows[i].sequence * max_seq_len_ + rows[i].position);
       if (!sampling.empty() && shape.n_logit_rows < options_.max_sequences) {
         const SamplingParams& own = sampling[size_t(shape.n_logit_rows)];
-        settings[shape.n_logit_rows] = {own.temperature, own.top_k, own.top_p, own.seed};
+        RowSampling& row = settings[shape.n_logit_rows] = RowSampling{};  // penalties are staged below
+        std::tie(row.temperature, row.top_k, row.top_p, row.seed) = std::tie(own.temperature, own.top_k, own.top_p, own.seed);
       }
       ++shape.n_logit_rows;
     }
@@ -338,6 +340,13 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
   if (shape.n_logit_rows > options_.max_sequences)
     fail("{} rows want logits in one forward pass, more than the {} sequences the model was set up for",
          shape.n_logit_rows, options_.max_sequences);
+  if (!sampling.empty()) {
+    // Before the inputs below are copied: they carry the settings that point at the tokens.
+    GpuWorkspace& sampler = sampling_gpu();
+    CUDA_CHECK(cudaSetDevice(sampler.device));
+    penalties_.stage(penalties.first(std::min(penalties.size(), size_t(shape.n_logit_rows))),
+                     std::span(settings, size_t(shape.n_logit_rows)), sampler.stream);
+  }
   // One split count for every layer, sized by the layer with the most heads (the scratch holds its
   // states, so it holds any other layer's).
   const int attention_blocks = attention_blocks_per_row(widest_.n_heads, widest_.n_kv_heads, config_.head_dim);
@@ -568,11 +577,13 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
 }
 
 std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> rows,
-                                                    std::span<const SamplingParams> sampling) {
+                                                    std::span<const SamplingParams> sampling,
+                                                    std::span<const LogitPenalties> penalties) {
   check_rows(rows);
   const size_t n_logit_rows = size_t(std::count_if(rows.begin(), rows.end(), [](const TokenRow& r) { return r.wants_logits; }));
   if (sampling.size() != n_logit_rows)
     fail("{} sampling settings for {} rows that want a token", sampling.size(), n_logit_rows);
+  check_logit_penalties(penalties, n_logit_rows, config_.vocab_size);
   for (const SamplingParams& params : sampling) validate_sampling_params(params);
   logprobs_.clear();
   // One pass (and one graph) takes a decode step only when its rows fit the workspace; otherwise the
@@ -582,7 +593,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   if (decode_shaped && !mapper_->holds_host_units() && !widest_.experts.on_host && (!comm_ || comm_->capturable())) {
     // Each row's settings are among the staged inputs, which the graph reads: one graph per batch size.
     const int n_rows = int(rows.size());
-    const StepShape shape = stage_rows(rows, true, sampling);
+    const StepShape shape = stage_rows(rows, true, sampling, penalties);
     const auto found = decode_graphs_.find(n_rows);
     if (found == decode_graphs_.end()) {
       // First step of this batch size: run it eagerly, so that cuBLASLt plans are made and
@@ -617,7 +628,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   for (size_t first = 0, end = 0; first < rows.size(); first = end) {
     end = pass_end(rows, first);
     const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
-    const StepShape shape = stage_rows(chunk, decode_shaped, sampling.subspan(tokens.size()));
+    const StepShape shape = stage_rows(chunk, decode_shaped, sampling.subspan(tokens.size()),
+                                       penalties.empty() ? penalties : penalties.subspan(tokens.size()));
     run_step(chunk, shape);
     sample(shape);
     std::vector<int32_t> chunk_tokens = read_tokens(shape.n_logit_rows);
@@ -642,6 +654,7 @@ void CudaLlamaModel::read_logprobs(std::span<const int32_t> tokens, std::span<co
     logits.resize(vocab);
     CUDA_CHECK(cudaMemcpy(logits.data(), gpu.logits.get<float>() + r * vocab, vocab * sizeof(float),
                           cudaMemcpyDeviceToHost));
+    penalties_.restore_raw_logits(r, logits);  // log-probabilities are of the raw logits
     logprobs_.push_back(sampled_logprobs(logits, tokens[r], sampling[r].logprobs));
   }
 }
@@ -652,7 +665,7 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
   for (size_t first = 0, end = 0; first < rows.size(); first = end) {
     end = pass_end(rows, first);
     const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
-    const StepShape shape = stage_rows(chunk, false, {});
+    const StepShape shape = stage_rows(chunk, false, {}, {});
     run_step(chunk, shape);
     const size_t count = size_t(shape.n_logit_rows) * size_t(config_.vocab_size);
     const size_t old_size = logits.size();

@@ -21,6 +21,7 @@
 #include "backend/cuda/gpu_layer.h"
 #include "backend/cuda/gpu_workspace.h"
 #include "backend/cuda/layer_mapper.h"
+#include "backend/cuda/staged_penalties.h"
 #include "backend/cuda/step_shape.h"
 #include "core/cuda/device_buffer.h"
 #include "io/model_config.h"
@@ -59,8 +60,10 @@ class CudaLlamaModel {
   // wants logits. Decode-shaped calls (every row wants logits, at most max_sequences rows) replay
   // a CUDA graph captured on first use, unless a unit (or a layer's experts) is on the host: a host
   // step cannot be captured.
-  // sampling[i]: the settings of the i-th row that wants logits (each sequence its own).
-  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling);
+  // sampling[i]: the settings of the i-th row that wants logits (each sequence its own), and
+  // penalties[i] (none, or one per such row) what changes its logits before it is sampled.
+  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling,
+                                      std::span<const LogitPenalties> penalties = {});
   // After forward_sample: each returned token's log-probabilities where its settings asked.
   const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const { return logprobs_; }
   // Every row with the same settings.
@@ -106,8 +109,9 @@ class CudaLlamaModel {
   // Where the pass starting at rows[first] ends: at most max_rows rows, of which at most
   // max_sequences want logits (the logits buffer's rows; a scored prompt chunk may want many).
   size_t pass_end(std::span<const TokenRow> rows, size_t first) const;
-  // Copies the rows' inputs (and, to sample, each logit row's settings) to every GPU.
-  StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling);
+  // Copies the rows' inputs (and, to sample, each logit row's settings and penalties) to every GPU.
+  StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling,
+                       std::span<const LogitPenalties> penalties);
   // Which rows take which attention kernel (a non-decode-shaped pass), staged beside the inputs.
   void stage_attention(std::span<const TokenRow> rows, StepShape& shape, int attention_blocks);
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
@@ -153,6 +157,7 @@ class CudaLlamaModel {
 
   PinnedBuffer host_inputs_;
   PinnedBuffer host_tokens_;
+  StagedPenalties penalties_;  // the current pass's, on the sampling GPU
   std::map<int, cudaGraphExec_t> decode_graphs_;  // by batch size
   std::vector<std::optional<SampledLogprobs>> logprobs_;
 };

@@ -52,9 +52,10 @@ CudaRankModel::~CudaRankModel() {
 }
 
 std::vector<int32_t> CudaRankModel::forward_sample(std::span<const TokenRow> rows,
-                                                   std::span<const SamplingParams> sampling) {
+                                                   std::span<const SamplingParams> sampling,
+                                                   std::span<const LogitPenalties> penalties) {
   if (sampling.empty()) return model_->forward_sample(rows, SamplingParams{});
-  return model_->forward_sample(rows, sampling);
+  return model_->forward_sample(rows, sampling, penalties);
 }
 
 std::string CudaRankModel::load_summary() const {

@@ -48,7 +48,8 @@ class CudaRankModel final : public RankModel {
   const ModelConfig& config() const override { return model_->config(); }
   int max_sequences() const override { return model_->max_sequences(); }
   int64_t max_seq_len() const override { return model_->max_seq_len(); }
-  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling) override;
+  std::vector<int32_t> forward_sample(std::span<const TokenRow> rows, std::span<const SamplingParams> sampling,
+                                      std::span<const LogitPenalties> penalties) override;
   const std::vector<std::optional<SampledLogprobs>>& last_logprobs() const override { return model_->last_logprobs(); }
   std::vector<float> forward_logits(std::span<const TokenRow> rows) override { return model_->forward_logits(rows); }
   int kv_blocks() const override { return model_->kv_shape().num_blocks; }

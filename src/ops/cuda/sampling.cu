@@ -120,8 +120,19 @@ __device__ float uniform_open(uint64_t seed, uint64_t stream, uint64_t counter) 
 __global__ void sampling_kernel(SamplingKernelParams p) {
   wait_for_predecessor();
   allow_successor();
-  const float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
+  float* logits = p.logits + int64_t(blockIdx.x) * p.vocab;
   const RowSampling settings = p.settings[blockIdx.x];
+  if (settings.n_penalised > 0) {
+    // Each token once, so no two threads write the same logit; the barrier makes the changes
+    // visible to the whole block's passes below.
+    for (int i = int(threadIdx.x); i < settings.n_penalised; i += int(blockDim.x)) {
+      const PenalisedToken token = settings.penalised[i];
+      const float raw = logits[token.token];
+      settings.raw_logits[i] = raw;
+      logits[token.token] = penalised_logit(raw, token, settings.scales);
+    }
+    __syncthreads();
+  }
   bool saw_non_finite = false;
   if (settings.temperature == 0.0f) {
     float best = -INFINITY;

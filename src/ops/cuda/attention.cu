@@ -23,6 +23,7 @@ namespace shardlm::cuda {
 
 constexpr int kAttentionWarps = 4;
 constexpr int kKeysPerStep = 4;
+constexpr int kMergeSplitsInFlight = 8;
 
 // The E consecutive bf16 elements of a lane, from one load of 2E bytes.
 template <int E>
@@ -72,13 +73,28 @@ __device__ void merge_splits(const AttentionParams& p, int row, int local_row, B
     const float merged_max = warp_max(split_max);
     const float weight = split_max == -INFINITY ? 0.0f : __expf(split_max - merged_max);
     const float normalised_weight = weight / warp_sum(split_sum * weight);
+    // The splits' elements are loaded kMergeSplitsInFlight at a time, all before any is used: one
+    // split after another waited on L2 once per split (32 splits took about 11 us of a batch-1
+    // layer's 22 on an H100, Qwen3-30B-A3B shape).
     float value[E] = {};
-    for (int s = 0; s < p.n_splits; ++s) {
-      const float split_weight = __shfl_sync(0xffffffffu, normalised_weight, s);
+    for (int s0 = 0; s0 < p.n_splits; s0 += kMergeSplitsInFlight) {
+      float loaded[kMergeSplitsInFlight][E];
 #pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const int d = lane * E + e;
-        if (d < p.head_dim) value[e] += __ldcg(states + s * state_floats + 2 + d) * split_weight;
+      for (int i = 0; i < kMergeSplitsInFlight; ++i) {
+        const int s = min(s0 + i, p.n_splits - 1);
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+          const int d = lane * E + e;
+          loaded[i][e] = d < p.head_dim ? __ldcg(states + s * state_floats + 2 + d) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kMergeSplitsInFlight; ++i) {
+        // Lanes past the last split hold weight 0 (their max is -inf), so a split read twice adds nothing.
+        const float split_weight = __shfl_sync(0xffffffffu, normalised_weight, (s0 + i) % 32);
+        const float weight_here = s0 + i < p.n_splits ? split_weight : 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) value[e] = fmaf(loaded[i][e], weight_here, value[e]);
       }
     }
 #pragma unroll

@@ -344,8 +344,10 @@ int Engine::add_sequence(const SamplingParams& sampling, int64_t prompt_length) 
     if (slots_[slot].live) continue;
     slots_[slot] = Slot{};
     slots_[slot].live = true;
-    slots_[slot].sampling = sampling;
     slots_[slot].penalties = SequencePenalties(sampling, prompt_length);
+    // The biases travel in each sampled row's penalties: the settings every row carries leave them out.
+    slots_[slot].sampling = sampling;
+    slots_[slot].sampling.logit_bias.clear();
     return int(slot);
   }
   fail("all {} sequence slots are in use (the engine was opened for {} sequences at once)", slots_.size(),
@@ -527,10 +529,7 @@ std::vector<LogitPenalties> Engine::penalties_of(std::span<const SequenceChunk> 
     if (!chunk.wants_token) continue;
     const Slot& slot = slots_[size_t(chunk.sequence)];
     // The sampled row's own chunk counts: its last token (the previous step's output) included.
-    SequencePenalties counted = slot.penalties;
-    counted.prompt_ends_at(slot.length + int64_t(chunk.tokens.size()));
-    counted.count(chunk.tokens, slot.length);
-    penalties.push_back(counted.row());
+    penalties.push_back(slot.penalties.row_after(chunk.tokens, slot.length));
   }
   return penalties;
 }

@@ -109,7 +109,7 @@ class Engine {
   struct Slot {
     bool live = false;
     int64_t length = 0;
-    SamplingParams sampling;
+    SamplingParams sampling;  // without logit_bias, which penalties holds
     SequencePenalties penalties;
     std::vector<int32_t> blocks;  // the KV blocks of its positions, in order
     std::vector<int32_t> tokens;  // what it holds, to key its full blocks by (with prefix caching)

@@ -18,6 +18,27 @@ void SequencePenalties::prompt_ends_at(int64_t length) {
   if (prompt_length_ < 0) prompt_length_ = length;
 }
 
+LogitPenalties SequencePenalties::row_after(std::span<const int32_t> chunk, int64_t first_position) const {
+  LogitPenalties row{scales_, tokens_};
+  if (!counts_history_) return row;
+  const int64_t prompt_length = prompt_length_ >= 0 ? prompt_length_ : first_position + int64_t(chunk.size());
+  std::unordered_map<int32_t, size_t> added;  // tokens new to this sequence -> their entry in row.tokens
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    const auto known = index_.find(chunk[i]);
+    size_t entry = 0;
+    if (known != index_.end()) {
+      entry = known->second;
+    } else {
+      const auto [found, inserted] = added.emplace(chunk[i], row.tokens.size());
+      if (inserted) row.tokens.push_back({chunk[i], 0, 0, 0.0f});
+      entry = found->second;
+    }
+    if (first_position + int64_t(i) < prompt_length) row.tokens[entry].in_prompt = 1;
+    else ++row.tokens[entry].output_count;
+  }
+  return row;
+}
+
 void SequencePenalties::count(std::span<const int32_t> tokens, int64_t first_position) {
   if (!counts_history_) return;
   for (size_t i = 0; i < tokens.size(); ++i) {

@@ -28,7 +28,10 @@ class SequencePenalties {
   void prompt_ends_at(int64_t length);
   // Counts tokens appended at positions first_position, first_position + 1, ...
   void count(std::span<const int32_t> tokens, int64_t first_position);
-  LogitPenalties row() const { return {scales_, tokens_}; }
+  // The penalties of a row sampled after `chunk`, which the sequence is about to take at
+  // first_position (and which ends its prompt, when nothing else did), without counting it here:
+  // a copy of the list with the chunk's few tokens added, not of the whole index.
+  LogitPenalties row_after(std::span<const int32_t> chunk, int64_t first_position) const;
 
  private:
   bool active_ = false;

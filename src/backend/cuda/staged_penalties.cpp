@@ -1,5 +1,8 @@
 #include "backend/cuda/staged_penalties.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "core/cuda/cuda_check.h"
 
 namespace shardlm::cuda {
@@ -16,9 +19,13 @@ void StagedPenalties::stage(std::span<const LogitPenalties> penalties, std::span
   if (staged_.size() > capacity_) {
     // Freed buffers may still be read by the previous pass's kernel: wait for it first.
     CUDA_CHECK(cudaStreamSynchronize(stream));
-    capacity_ = std::max(staged_.size(), 2 * capacity_);
-    tokens_ = DeviceBuffer(capacity_ * sizeof(PenalisedToken));
-    raw_logits_ = DeviceBuffer(capacity_ * sizeof(float));
+    // capacity_ changes only once both allocations succeeded: a failed one leaves the old buffers
+    // and their size, which the next pass checks against again.
+    const size_t capacity = std::max(staged_.size(), 2 * capacity_);
+    DeviceBuffer tokens(capacity * sizeof(PenalisedToken)), raw_logits(capacity * sizeof(float));
+    tokens_ = std::move(tokens);
+    raw_logits_ = std::move(raw_logits);
+    capacity_ = capacity;
   }
   CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), staged_.data(), staged_.size() * sizeof(PenalisedToken),
                              cudaMemcpyHostToDevice, stream));

@@ -1,5 +1,5 @@
 // Messages are packed into 32-bit words: a header (kind, rows, sampling entries, slot, table words,
-// penalty words), then five words per row, five per sampling entry, each table update as (slot,
+// penalty words), then five words per row, six per sampling entry, each table update as (slot,
 // first entry, block count, blocks...), and each row's penalties as (repetition, frequency,
 // presence, token count, then four words per token). The header goes first so that receivers can
 // size the rest. Broadcast copies elements without arithmetic, so the words travel as 4-byte F32
@@ -16,7 +16,7 @@ namespace {
 
 constexpr size_t kHeaderWords = 6;
 constexpr size_t kRowWords = 5;
-constexpr size_t kSamplingWords = 5;
+constexpr size_t kSamplingWords = 6;
 constexpr size_t kPenaltyHeadWords = 4;
 constexpr size_t kPenalisedTokenWords = 4;
 
@@ -53,7 +53,7 @@ void send_step(Communicator& comm, const StepMessage& message) {
     body.insert(body.end(), {row.sequence, int32_t(row.position), row.token, int32_t(row.wants_logits), row.scored_token});
   for (const SamplingParams& params : message.sampling)
     body.insert(body.end(), {float_bits(params.temperature), params.top_k, float_bits(params.top_p),
-                             int32_t(uint32_t(params.seed)), int32_t(uint32_t(params.seed >> 32))});
+                             int32_t(uint32_t(params.seed)), int32_t(uint32_t(params.seed >> 32)), float_bits(params.min_p)});
   body.insert(body.end(), tables.begin(), tables.end());
   body.insert(body.end(), penalties.begin(), penalties.end());
   broadcast_words(comm, body);
@@ -82,6 +82,7 @@ StepMessage receive_step(Communicator& comm) {
     params.top_k = word[1];
     params.top_p = bits_float(word[2]);
     params.seed = uint64_t(uint32_t(word[3])) | (uint64_t(uint32_t(word[4])) << 32);
+    params.min_p = bits_float(word[5]);
   }
   const int32_t* tables_end = word + n_table_words;
   while (word < tables_end) {

@@ -45,12 +45,6 @@ GenerationConfig GenerationConfig::parse(std::string_view json_text, const std::
   return config;
 }
 
-std::vector<std::string> unapplied_sampling_settings(const GenerationConfig& config, bool sampling) {
-  std::vector<std::string> settings;
-  if (sampling && config.min_p && *config.min_p > 0.0f) settings.push_back(fmt::format("min_p {}", *config.min_p));
-  return settings;
-}
-
 void check_generation_token_ids(const GenerationConfig& config, int vocab_size, const std::string& source_name) {
   auto check = [&](std::string_view key, int id) {
     if (id >= vocab_size)

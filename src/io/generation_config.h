@@ -25,11 +25,6 @@ struct GenerationConfig {
   static GenerationConfig parse(std::string_view json_text, const std::string& source_name);
 };
 
-// The settings of `config` that shardlm's samplers do not apply, e.g. "repetition_penalty 1.05", for a
-// warning (a neutral value, such as repetition_penalty 1, is not listed). min_p only counts when
-// `sampling`: greedy decoding does not read it, while a repetition penalty changes greedy ids too.
-std::vector<std::string> unapplied_sampling_settings(const GenerationConfig& config, bool sampling);
-
 // Fails, naming source_name and the key, when a token id lies outside the model's vocabulary (the
 // file alone does not know its size): such an eos id would never be generated.
 void check_generation_token_ids(const GenerationConfig& config, int vocab_size, const std::string& source_name);

@@ -1,5 +1,6 @@
 // Sampling. Candidates are sorted by logit once; top-k truncates the sorted list, top-p keeps the
-// smallest prefix whose probability mass reaches p (always at least one token), then one draw.
+// smallest prefix whose probability mass reaches p (always at least one token), min-p the prefix
+// whose probabilities reach min_p times the first's, then one draw.
 #include "ops/sampler.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@ void validate_sampling_params(const SamplingParams& params) {
     fail("--temperature must be a finite number >= 0, got {}", params.temperature);
   if (params.top_k < 0) fail("--top-k must be >= 0 (0 disables it), got {}", params.top_k);
   if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got {}", params.top_p);
+  if (!(params.min_p >= 0.0f && params.min_p <= 1.0f)) fail("--min-p must be in [0, 1] (0 disables it), got {}", params.min_p);
   if (params.logprobs < -1 || params.logprobs > kMaxTopLogprobs)
     fail("logprobs must be between 0 and {}, got {}", kMaxTopLogprobs, params.logprobs);
   if (!(params.repetition_penalty > 0.0f) || !std::isfinite(params.repetition_penalty))
@@ -99,6 +101,13 @@ int32_t Sampler::sample(std::span<const float> logits) {
       ++kept;
       if (cumulative >= params_.top_p) break;
     }
+    n_candidates = kept;
+    probabilities.resize(n_candidates);
+  }
+  if (params_.min_p > 0.0f) {
+    // The candidates are sorted, so the likeliest comes first and those kept are a prefix.
+    size_t kept = 1;
+    while (kept < n_candidates && probabilities[kept] >= double(params_.min_p) * probabilities[0]) ++kept;
     n_candidates = kept;
     probabilities.resize(n_candidates);
   }

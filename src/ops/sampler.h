@@ -1,4 +1,4 @@
-// Picks the next token from logits: greedy (temperature 0), or temperature → top-k → top-p
+// Picks the next token from logits: greedy (temperature 0), or temperature → top-k → top-p → min-p
 // sampling in that order, as transformers' logits warpers apply them. Seeded, so runs repeat.
 #pragma once
 
@@ -29,6 +29,8 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   // in [-2, 2]
   float presence_penalty = 0.0f;    // in [-2, 2]
   std::vector<TokenBias> logit_bias;  // each token once, biases in [-100, 100]
+  // After top-p: keeps the tokens whose probability is at least min_p times the likeliest's; 0 disables.
+  float min_p = 0.0f;
   bool penalises() const {
     return repetition_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f || !logit_bias.empty();
   }

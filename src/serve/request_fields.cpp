@@ -121,6 +121,7 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
   fields.sampling.temperature = defaults.temperature;
   fields.sampling.top_p = defaults.top_p;
   fields.sampling.top_k = defaults.top_k;
+  fields.sampling.min_p = defaults.min_p;
   fields.sampling.repetition_penalty = defaults.repetition_penalty;
   for (const char* name : max_tokens_fields)
     if (given(body, name)) fields.max_tokens = int(integer_field(body, name, 1, INT32_MAX));
@@ -195,6 +196,7 @@ GenerationFields parse_generation_fields(const RequestJson& body, std::initializ
       if (fields.sampling.logprobs >= 0) fields.sampling.logprobs = top;
     }
   }
+  if (given(body, "min_p")) fields.sampling.min_p = float(number_field(body, "min_p", 0.0, 1.0));  // vLLM's extension
   if (given(body, "presence_penalty")) fields.sampling.presence_penalty = float(number_field(body, "presence_penalty", -2.0, 2.0));
   if (given(body, "frequency_penalty"))
     fields.sampling.frequency_penalty = float(number_field(body, "frequency_penalty", -2.0, 2.0));

@@ -1,6 +1,6 @@
 // The request fields that completions and chat completions share, checked one by one against
 // OpenAI's API (names as the `openai` package's types): the model, the sampling settings (penalties
-// and logit_bias among them, with vLLM's repetition_penalty), stop, stream and stream_options, n,
+// and logit_bias among them, with vLLM's min_p and repetition_penalty), stop, stream and stream_options, n,
 // echo, logprobs, and best_of > 1, which this server refuses by name rather than ignores. Every
 // error is an ApiError (400) naming its field.
 #pragma once
@@ -48,8 +48,8 @@ void check_model(const RequestJson& body, const std::string& served_model_name);
 enum class LogprobsField { count, flag };
 
 // Reads the shared fields; `max_tokens_fields` lists the names a length limit may come under
-// (chat accepts max_completion_tokens beside the older max_tokens). Temperature, top_p, top_k and
-// repetition_penalty not given come from `defaults`.
+// (chat accepts max_completion_tokens beside the older max_tokens). Temperature, top_p, top_k, min_p
+// and repetition_penalty not given come from `defaults`.
 GenerationFields parse_generation_fields(const RequestJson& body, std::initializer_list<const char*> max_tokens_fields,
                                          LogprobsField logprobs_field, const SamplingDefaults& defaults);
 

@@ -1,11 +1,13 @@
 // The device sampler: greedy is argmax with torch's tie rule, top-k 1 and a tiny top-p collapse to
-// greedy, seeds repeat, the sampled frequencies follow the temperature-scaled softmax, a row
-// with a NaN or infinite logit anywhere gets the non-finite sentinel instead of a token, and a row's
-// penalties change its listed logits (keeping the raw ones) before it is sampled, as on the host.
+// greedy, seeds repeat, the sampled frequencies follow the temperature-scaled softmax, a row with
+// a NaN or infinite logit anywhere gets the non-finite sentinel instead of a token, min-p keeps the
+// tokens near the likeliest, and a row's penalties change its listed logits (keeping the raw ones)
+// before it is sampled, as on the host.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
@@ -158,6 +160,29 @@ TEST(CudaSampling, FrequenciesFollowTheSoftmax) {
     // 5 standard deviations of a binomial proportion.
     EXPECT_NEAR(counts[i] / draws, expected, 5 * std::sqrt(expected * (1 - expected) / draws)) << "token " << i;
   }
+}
+
+// min-p as the host's sampler applies it: at T = 1 only tokens 1 and 3 are at least half as likely
+// as the likeliest; at T = 20 all but token 2 pass 0.88; min_p 1 is greedy.
+TEST(CudaSampling, MinPKeepsTokensNearTheLikeliest) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
+  auto drawn = [&](float temperature, float min_p, int draws) {
+    std::vector<float> all;
+    std::vector<int32_t> offsets;
+    for (int row = 0; row < draws; ++row) {
+      all.insert(all.end(), logits.begin(), logits.end());
+      offsets.push_back(row);
+    }
+    RowSampling settings{temperature, 0, 1.0f, 5};
+    settings.min_p = min_p;
+    std::set<int32_t> tokens;
+    for (int32_t token : sample_each(all, std::vector<RowSampling>(size_t(draws), settings), offsets)) tokens.insert(token);
+    return tokens;
+  };
+  EXPECT_EQ(drawn(1.0f, 0.5f, 400), (std::set<int32_t>{1, 3}));
+  EXPECT_EQ(drawn(20.0f, 0.88f, 800), (std::set<int32_t>{0, 1, 3, 4}));
+  EXPECT_EQ(drawn(1.0f, 1.0f, 100), (std::set<int32_t>{1}));
 }
 
 TEST(CudaSampling, PenaltiesChangeTheListedLogitsInPlaceAndKeepTheRawOnes) {

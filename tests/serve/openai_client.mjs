@@ -173,7 +173,7 @@ await check("echo with logprobs scores the prompt's tokens, whole and streamed",
   assert.deepEqual(streamed, logprobs.token_logprobs);
 });
 
-await check("penalties and logit_bias apply as shardlm generate applies them", async () => {
+await check("penalties, logit_bias and min_p apply as shardlm generate applies them", async () => {
   const penalties = { presence_penalty: 0.5, frequency_penalty: 0.8, repetition_penalty: 1.3 };
   const [generated] = execFileSync(shardlm, ["generate", "--json", "-n", String(maxTokens), "--temperature", "0",
                                              "--presence-penalty", "0.5", "--frequency-penalty", "0.8",
@@ -183,6 +183,10 @@ await check("penalties and logit_bias apply as shardlm generate applies them", a
   const penalised = await client.completions.create({ model, prompt: prompts[3], max_tokens: maxTokens, temperature: 0,
                                                       ...penalties });
   assert.equal(penalised.choices[0].text, generated.text);
+  // vLLM's min_p: at 1 only the likeliest token is kept, so temperature 1 decodes greedily.
+  const minP = await client.completions.create({ model, prompt: prompts[5], max_tokens: maxTokens, temperature: 1,
+                                                 min_p: 1, seed: 11 });
+  assert.equal(minP.choices[0].text, reference[5].text);
   // A bias of 100 makes one token every choice; -100 rules the greedy first token out.
   const root = baseURL.replace(/\/v1\/?$/, "");
   const detokenize = async (tokens) => (await (await fetch(`${root}/detokenize`, {

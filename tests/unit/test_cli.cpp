@@ -39,6 +39,26 @@ TEST(Cli, GenerateJsonMatchesReferenceGreedyTokens) {
   EXPECT_TRUE(object["text"].is_string());
 }
 
+// generation_config.json's sampling settings apply as Transformers' generate() applies them: with
+// do_sample, its temperature, and its min_p of 1, which keeps only the likeliest token (greedy).
+TEST_F(BrokenModel, GenerationConfigSamplingSettingsApply) {
+  auto output_ids = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"generate", "--model", dir_.string(), "--prompt", "Hello, world!",
+                                     "--max-new-tokens", "12", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CommandResult result = run_cli(args, false);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return nlohmann::json::parse(result.output)["output_ids"].get<std::vector<int32_t>>();
+  };
+  const std::vector<int32_t> greedy = output_ids({"--temperature", "0"});
+  set_json_key("generation_config.json", "do_sample", true);
+  set_json_key("generation_config.json", "temperature", 5.0);
+  EXPECT_NE(output_ids({"--seed", "3"}), greedy) << "a temperature of 5 should have sampled other tokens";
+  set_json_key("generation_config.json", "min_p", 1.0);
+  EXPECT_EQ(output_ids({"--seed", "3"}), greedy);
+  EXPECT_NE(output_ids({"--seed", "3", "--min-p", "0"}), greedy);
+}
+
 TEST(Cli, TensorParallelCpuRanksGenerateTheSameTokens) {
   const std::vector<std::string> args = {"generate", "--model", kFixture.string(), "--prompt", "Hello, world!",
                                          "--max-new-tokens", "12", "--temperature", "0", "--json"};

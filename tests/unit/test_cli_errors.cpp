@@ -151,16 +151,6 @@ TEST_F(BrokenModel, TokenIdsOutsideTheVocabularyAreErrors) {
   expect_refused(run_cli(generate_args(dir_, {})), {"generation_config.json", "eos_token_id", "99999"});
 }
 
-// A sampling setting of generation_config.json that Transformers' generate() would apply and shardlm
-// does not is named in a warning, since the output may then differ.
-TEST_F(BrokenModel, AnUnappliedSamplingSettingIsNamed) {
-  set_json_key("generation_config.json", "min_p", 0.05);
-  const CommandResult result = run_cli_bounded(generate_args(dir_, {"--temperature", "0.8"}), kBoundSeconds);
-  EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("generation_config.json sets min_p 0.05, which shardlm does not apply"),
-            std::string::npos) << result.output;
-}
-
 // 7. Parse errors exit 1 like every error, name the option and give the range in plain numbers.
 TEST(CliErrors, ParseErrorsExitOneAndNameTheOption) {
   const CommandResult tp = run_cli(generate_args(kFixture, {"--tp", "0"}));

@@ -37,9 +37,10 @@ TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
   qwen3.do_sample = false;  // vLLM does not read it: the temperature applies
   qwen3.max_new_tokens = 64;
   qwen3.repetition_penalty = 1.05f;
+  qwen3.min_p = 0.05f;
   const SamplingDefaults defaults = SamplingDefaults::from(qwen3);
   EXPECT_EQ(defaults.describe(),
-            "temperature 0.6, top_p 0.95, top_k 20, repetition_penalty 1.05, max_tokens 64 for chat without one");
+            "temperature 0.6, top_p 0.95, top_k 20, min_p 0.05, repetition_penalty 1.05, max_tokens 64 for chat without one");
   EXPECT_EQ(SamplingDefaults::from(GenerationConfig{}).describe(), "");
 
   const CompletionRequest left_out = parse_completion_request(R"({"model": "kjv", "prompt": "a"})", "kjv", defaults);
@@ -48,10 +49,12 @@ TEST(CompletionRequest, SamplingFieldsLeftOutTakeTheServersDefaults) {
   EXPECT_EQ(left_out.generation.sampling.top_p, 0.95f);
   EXPECT_EQ(left_out.generation.sampling.top_k, 20);
   EXPECT_EQ(left_out.generation.sampling.repetition_penalty, 1.05f);
+  EXPECT_EQ(left_out.generation.sampling.min_p, 0.05f);
   const CompletionRequest given = parse_completion_request(
-      R"({"model": "kjv", "prompt": "a", "temperature": 0, "top_p": 1, "top_k": -1, "repetition_penalty": 1})", "kjv",
-      defaults);
+      R"({"model": "kjv", "prompt": "a", "temperature": 0, "top_p": 1, "top_k": -1, "repetition_penalty": 1,
+          "min_p": 0.2})", "kjv", defaults);
   EXPECT_EQ(given.generation.sampling.repetition_penalty, 1.0f);
+  EXPECT_EQ(given.generation.sampling.min_p, 0.2f);
   EXPECT_EQ(given.generation.sampling.temperature, 0.0f);
   EXPECT_EQ(given.generation.sampling.top_p, 1.0f);
   EXPECT_EQ(given.generation.sampling.top_k, 0);
@@ -134,6 +137,7 @@ TEST(CompletionRequest, BadFieldsAreRefusedByName) {
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "frequency_penalty": 2.5})"), Expected(400, "frequency_penalty"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "presence_penalty": "1"})"), Expected(400, "presence_penalty"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "repetition_penalty": 0})"), Expected(400, "repetition_penalty"));
+  EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "min_p": 1.5})"), Expected(400, "min_p"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": [1]})"), Expected(400, "logit_bias"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"a7": 1}})"), Expected(400, "logit_bias"));
   EXPECT_EQ(refusal(R"({"model": "kjv", "prompt": "a", "logit_bias": {"-7": 1}})"), Expected(400, "logit_bias"));

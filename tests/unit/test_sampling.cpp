@@ -41,6 +41,32 @@ TEST(Sampler, TopPKeepsSmallestSetReachingP) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(sampler.sample(peaked), 0);
 }
 
+// min-p keeps the tokens whose probability is at least min_p times the likeliest's, after the
+// temperature: at T = 1 tokens 1 and 3 (e^-0.1 = 0.90 of the likeliest) pass 0.5, token 0 (0.15)
+// does not; min_p 1 is greedy.
+TEST(Sampler, MinPKeepsTokensNearTheLikeliest) {
+  SamplingParams params{1.0f, 0, 1.0f, 7};
+  params.min_p = 0.5f;
+  Sampler sampler(params);
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 400; ++i) ++counts[sampler.sample(kLogits)];
+  EXPECT_EQ(counts.size(), 2u);
+  EXPECT_GT(counts[1], 100);
+  EXPECT_GT(counts[3], 100);
+  params.min_p = 1.0f;
+  Sampler greedy(params);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(greedy.sample(kLogits), 1);
+  // A higher temperature flattens the distribution: at T = 20 tokens 0 and 4 are 0.91 of the
+  // likeliest and pass 0.88; token 2 (e^(-3/20) = 0.86) still does not.
+  params.temperature = 20.0f;
+  params.min_p = 0.88f;
+  Sampler hot(params);
+  std::map<int32_t, int> hot_counts;
+  for (int i = 0; i < 800; ++i) ++hot_counts[hot.sample(kLogits)];
+  EXPECT_EQ(hot_counts.size(), 4u);
+  EXPECT_EQ(hot_counts.count(2), 0u);
+}
+
 TEST(Sampler, NonFiniteLogitsGiveTheSentinelInEveryMode) {
   for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
                           -std::numeric_limits<float>::infinity()}) {

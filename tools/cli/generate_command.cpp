@@ -41,6 +41,7 @@ struct GenerateOptions {
   std::optional<float> temperature;
   std::optional<int> top_k;
   std::optional<float> top_p;
+  std::optional<float> min_p;
   std::optional<float> repetition_penalty;
   float presence_penalty = 0.0f, frequency_penalty = 0.0f;
   int64_t seed = 0;  // -1: a random seed, as llama.cpp takes it
@@ -67,10 +68,12 @@ SamplingParams sampling_params(const GenerateOptions& options, const GenerationC
     params.temperature = defaults.temperature.value_or(1.0f);
     params.top_k = defaults.top_k.value_or(50);  // transformers' GenerationConfig default
     params.top_p = defaults.top_p.value_or(1.0f);
+    params.min_p = defaults.min_p.value_or(0.0f);
   }
   if (options.temperature) params.temperature = *options.temperature;
   if (options.top_k) params.top_k = *options.top_k;
   if (options.top_p) params.top_p = *options.top_p;
+  if (options.min_p) params.min_p = *options.min_p;
   // Transformers' generate() applies the file's repetition_penalty whether or not it samples.
   params.repetition_penalty = options.repetition_penalty.value_or(defaults.repetition_penalty.value_or(1.0f));
   params.presence_penalty = options.presence_penalty;
@@ -103,10 +106,6 @@ void run_generate(const GenerateOptions& options) {
   GenerationOptions generation_options;
   generation_options.max_new_tokens = options.max_new_tokens;
   generation_options.sampling = sampling_params(options, generation, sampling_seed(options, launch));
-  // Transformers' generate() would apply these; the output may then differ from its.
-  if (launch.rank == 0)
-    for (const std::string& setting : unapplied_sampling_settings(generation, generation_options.sampling.temperature > 0.0f))
-      fmt::print(stderr, "[shardlm] warning: generation_config.json sets {}, which shardlm does not apply\n", setting);
   generation_options.stop = options.stop;
   generation_options.eos_token_ids = eos_token_ids(config, generation, tokenizer);
 
@@ -200,6 +199,9 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--top-k", options->top_k, "Keep the k most likely tokens (0 disables)")
       ->check(integer_in(0, INT32_MAX));
   command->add_option("--top-p", options->top_p, "Keep the smallest set of tokens with probability >= p")
+      ->check(finite_number());
+  command->add_option("--min-p", options->min_p,
+                      "Keep tokens whose probability is at least this share of the likeliest's (0 disables)")
       ->check(finite_number());
   command->add_option("--repetition-penalty", options->repetition_penalty,
                       "Divide the positive logits (multiply the negative) of every token already in the prompt or "

@@ -75,13 +75,11 @@ GenerationConfig sampling_source(const std::string& choice, const std::filesyste
   return source;
 }
 
-// The defaults taken from `source`, saying which, and what of it the samplers leave out.
+// The defaults taken from `source`, saying which.
 serve::SamplingDefaults announce_sampling_defaults(const std::string& choice, const GenerationConfig& source) {
   const std::string file = choice == "auto" ? std::string("the model's generation_config.json")
                                             : (std::filesystem::path(choice) / "generation_config.json").string();
   const serve::SamplingDefaults defaults = serve::SamplingDefaults::from(source);
-  for (const std::string& setting : unapplied_sampling_settings(source, defaults.temperature > 0.0f))
-    fmt::print(stderr, "[shardlm] warning: {} sets {}, which shardlm does not apply\n", file, setting);
   if (const std::string described = defaults.describe(); !described.empty()) {
     // vLLM does not read do_sample either; Transformers' generate() (and shardlm generate) would decode greedily.
     const bool greedy_in_transformers = source.do_sample == false && defaults.temperature > 0.0f;

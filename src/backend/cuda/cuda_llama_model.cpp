@@ -332,7 +332,8 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
       if (!sampling.empty() && shape.n_logit_rows < options_.max_sequences) {
         const SamplingParams& own = sampling[size_t(shape.n_logit_rows)];
         RowSampling& row = settings[shape.n_logit_rows] = RowSampling{};  // penalties are staged below
-        std::tie(row.temperature, row.top_k, row.top_p, row.seed) = std::tie(own.temperature, own.top_k, own.top_p, own.seed);
+        std::tie(row.temperature, row.top_k, row.top_p, row.seed, row.min_p) =
+            std::tie(own.temperature, own.top_k, own.top_p, own.seed, own.min_p);
       }
       ++shape.n_logit_rows;
     }

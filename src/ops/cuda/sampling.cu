@@ -1,4 +1,4 @@
-// One block per row. top-k and top-p are thresholds on the logit, found by bisection over block-wide
+// One block per row. top-k, top-p and min-p are thresholds on the logit, found by bisection over block-wide
 // counts and sums (no sort of the vocabulary); tokens at or above the threshold then compete by
 // Gumbel-max, which samples exactly from their renormalised softmax. Ties at a threshold keep
 // every tied token, as a sort-based top-k would keep an arbitrary subset of them. Every pass reads
@@ -188,6 +188,9 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
     }
     threshold = low;
   }
+  // min-p: a token's probability at least min_p times the likeliest's, which in logits is a
+  // threshold of its own: logit >= max + T·ln(min_p).
+  if (settings.min_p > 0.0f) threshold = fmaxf(threshold, max_logit + settings.temperature * __logf(settings.min_p));
 
   const uint64_t stream = uint64_t(p.stream_offsets[blockIdx.x]);
   float best = -INFINITY;

@@ -1,5 +1,5 @@
 // Token selection on the GPU, so only token ids cross to the host: greedy argmax, or temperature
-// with top-k and top-p, sampled by the Gumbel-max trick from a counter-based random stream. A row
+// with top-k, top-p and min-p, sampled by the Gumbel-max trick from a counter-based random stream. A row
 // with a NaN or infinite logit gets kNonFiniteLogitsToken instead of a token, found in the pass
 // that already reads every logit, so the check costs no extra kernel, pass or synchronisation.
 // A row's penalties and logit bias (ops/logit_penalties.h) change its listed logits in place first.
@@ -22,6 +22,7 @@ struct RowSampling {
   int32_t top_k = 0;         // 0: off
   float top_p = 1.0f;        // 1: off
   uint64_t seed = 0;
+  float min_p = 0.0f;        // 0: off
   PenaltyScales scales;
   int32_t n_penalised = 0;                // tokens whose logits the row changes: none by default
   const PenalisedToken* penalised = nullptr;  // (n_penalised), in device memory

@@ -189,8 +189,10 @@ __global__ void sampling_kernel(SamplingKernelParams p) {
     threshold = low;
   }
   // min-p: a token's probability at least min_p times the likeliest's, which in logits is a
-  // threshold of its own: logit >= max + T·ln(min_p).
-  if (settings.min_p > 0.0f) threshold = fmaxf(threshold, max_logit + settings.temperature * __logf(settings.min_p));
+  // threshold of its own: logit >= max + T·ln(min_p). The accurate logf, and the cut never above
+  // the largest logit: a min_p just below 1 must still keep the likeliest token.
+  if (settings.min_p > 0.0f)
+    threshold = fmaxf(threshold, fminf(max_logit, max_logit + settings.temperature * logf(settings.min_p)));
 
   const uint64_t stream = uint64_t(p.stream_offsets[blockIdx.x]);
   float best = -INFINITY;

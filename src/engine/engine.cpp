@@ -335,11 +335,15 @@ auto Engine::guarded(Work&& work) {
   }
 }
 
-int Engine::add_sequence(const SamplingParams& sampling, int64_t prompt_length) {
+void Engine::check_sampling(const SamplingParams& sampling) const {
   validate_sampling_params(sampling);
   for (const TokenBias& entry : sampling.logit_bias)
     if (entry.token >= config().vocab_size)
       fail("logit_bias: token id {} is outside the vocabulary (vocab_size {})", entry.token, config().vocab_size);
+}
+
+int Engine::add_sequence(const SamplingParams& sampling, int64_t prompt_length) {
+  check_sampling(sampling);
   for (size_t slot = 0; slot < slots_.size(); ++slot) {
     if (slots_[slot].live) continue;
     slots_[slot] = Slot{};

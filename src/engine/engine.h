@@ -55,6 +55,9 @@ class Engine {
   // The same for programs: load time and bytes, device memory in use, what offloaded units cost.
   RankReport report() const;
 
+  // Throws Error naming the setting when `sampling` is out of range for this model (validate_sampling_params,
+  // and a logit_bias token outside the vocabulary).
+  void check_sampling(const SamplingParams& sampling) const;
   // Takes a free slot for a new sequence, sampled with `sampling` (checked here); returns its id.
   // prompt_length: how many of the tokens it will hold are its prompt, which presence and frequency
   // penalties do not count (a recomputed sequence brings its output back as prompt chunks); -1:

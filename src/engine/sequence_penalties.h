@@ -19,7 +19,7 @@ class SequencePenalties {
  public:
   SequencePenalties() = default;  // penalises nothing
   // prompt_length: how many of the tokens the sequence will hold are its prompt; -1: those it holds
-  // when it first samples (prompt_ends_before_sampling()).
+  // when it first samples (prompt_ends_at).
   SequencePenalties(const SamplingParams& sampling, int64_t prompt_length);
 
   bool active() const { return active_; }

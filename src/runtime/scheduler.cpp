@@ -28,10 +28,7 @@ void Scheduler::check(const SchedulerRequest& request) const {
   for (int32_t token : request.prompt)
     if (token < 0 || token >= engine_.config().vocab_size)
       fail("prompt: token id {} is outside the vocabulary (vocab_size {})", token, engine_.config().vocab_size);
-  validate_sampling_params(request.sampling);
-  for (const TokenBias& entry : request.sampling.logit_bias)
-    if (entry.token >= engine_.config().vocab_size)
-      fail("logit_bias: token id {} is outside the vocabulary (vocab_size {})", entry.token, engine_.config().vocab_size);
+  engine_.check_sampling(request.sampling);
   if (request.prompt_logprobs && request.sampling.logprobs < 0)
     fail("logprobs: the prompt's log-probabilities are reported with logprobs >= 0, got {}", request.sampling.logprobs);
 }

@@ -22,18 +22,9 @@ std::unique_ptr<Engine> open_cuda_engine(int max_sequences) {
   return Engine::open(options);
 }
 
-std::vector<int32_t> prompt_tokens() {
-  std::vector<int32_t> tokens;
-  for (int i = 0; i < 40; ++i) tokens.push_back((i * 7) % 23 + 100);
-  return tokens;
-}
-
 SamplingParams penalised() {
-  SamplingParams sampling;
-  sampling.repetition_penalty = 1.1f;
-  sampling.frequency_penalty = 0.4f;
-  sampling.presence_penalty = 0.5f;
-  sampling.logit_bias = {{321, 6.0f}, {100, -3.0f}};
+  SamplingParams sampling = strongly_penalised();
+  sampling.logit_bias.push_back({100, -3.0f});
   return sampling;
 }
 
@@ -43,7 +34,7 @@ SamplingParams penalised() {
 TEST(CudaPenalties, GreedyMatchesTheOracleOnTheSameGpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::unique_ptr<Engine> engine = open_cuda_engine(2);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   std::vector<float> margins;
   std::vector<int32_t> expected = oracle_penalised_greedy(*engine, prompt, penalised(), 20, &margins);
   const size_t decided = size_t(std::find_if(margins.begin(), margins.end(), [](float m) { return m < 0.1f; }) - margins.begin());
@@ -60,7 +51,7 @@ TEST(CudaPenalties, GreedyMatchesTheOracleOnTheSameGpu) {
 TEST(CudaPenalties, APenalisedRowBesideAPlainOneInTheSameSteps) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::unique_ptr<Engine> engine = open_cuda_engine(2);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   const std::vector<int32_t> penalised_alone = penalised_greedy(*engine, prompt, penalised(), 12);
   const std::vector<int32_t> plain_alone = penalised_greedy(*engine, prompt, SamplingParams{}, 12);
   ASSERT_NE(penalised_alone, plain_alone);
@@ -81,7 +72,7 @@ TEST(CudaPenalties, APenalisedRowBesideAPlainOneInTheSameSteps) {
 TEST(CudaPenalties, LogprobsAreOfTheRawLogits) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const std::unique_ptr<Engine> engine = open_cuda_engine(1);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   SamplingParams forced;
   forced.logit_bias = {{321, 100.0f}};
   forced.logprobs = 0;

@@ -15,6 +15,24 @@
 
 namespace shardlm {
 
+// A prompt that repeats tokens, so that penalties bite from the start.
+inline std::vector<int32_t> repeating_prompt() {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 40; ++i) tokens.push_back((i * 7) % 23 + 100);
+  return tokens;
+}
+
+// A bias that makes token 321 the greedy choice until its count in the output, through the
+// frequency and presence penalties, outweighs it: the penalties then decide every step.
+inline SamplingParams strongly_penalised() {
+  SamplingParams sampling;
+  sampling.repetition_penalty = 1.1f;
+  sampling.frequency_penalty = 0.4f;
+  sampling.presence_penalty = 0.5f;
+  sampling.logit_bias = {{321, 6.0f}};
+  return sampling;
+}
+
 // What the prefix cache holds of the prompt, the rest in chunks of `chunk` tokens (0: one chunk),
 // then n tokens one step each.
 inline std::vector<int32_t> penalised_greedy(Engine& engine, const std::vector<int32_t>& prompt,

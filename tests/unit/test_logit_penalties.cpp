@@ -34,24 +34,6 @@ std::unique_ptr<Engine> open_engine(int max_sequences, int tp = 1) {
   return Engine::open(options);
 }
 
-// A prompt that repeats tokens, so that penalties bite from the start.
-std::vector<int32_t> prompt_tokens() {
-  std::vector<int32_t> tokens;
-  for (int i = 0; i < 40; ++i) tokens.push_back((i * 7) % 23 + 100);
-  return tokens;
-}
-
-// A bias that makes token 321 the greedy choice until its count in the output, through the
-// frequency and presence penalties, outweighs it: the penalties then decide every step.
-SamplingParams strongly_penalised() {
-  SamplingParams sampling;
-  sampling.repetition_penalty = 1.1f;
-  sampling.frequency_penalty = 0.4f;
-  sampling.presence_penalty = 0.5f;
-  sampling.logit_bias = {{321, 6.0f}};
-  return sampling;
-}
-
 TEST(LogitPenalties, TransformersAndOpenAIsDefinitions) {
   const PenaltyScales scales{2.0f, 0.5f, 0.25f};
   // Repetition: a positive logit is divided, a negative one multiplied.
@@ -91,7 +73,7 @@ TEST(LogitPenalties, SettingsOutOfRangeAreRefusedByName) {
 
 TEST(LogitPenalties, GreedyUnderPenaltiesMatchesTheOracleWholeAndInChunks) {
   const std::unique_ptr<Engine> engine = open_engine(2);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   const SamplingParams sampling = strongly_penalised();
   const std::vector<int32_t> expected = oracle_penalised_greedy(*engine, prompt, sampling, 20);
   const auto forced = std::count(expected.begin(), expected.end(), 321);
@@ -106,7 +88,7 @@ TEST(LogitPenalties, GreedyUnderPenaltiesMatchesTheOracleWholeAndInChunks) {
 
 TEST(LogitPenalties, LogitBiasForcesAndForbidsTokens) {
   const std::unique_ptr<Engine> engine = open_engine(1);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   const std::vector<int32_t> plain = penalised_greedy(*engine, prompt, SamplingParams{}, 6);
   SamplingParams forced;
   forced.logit_bias = {{321, 100.0f}};
@@ -153,7 +135,7 @@ TEST(LogitPenalties, RepetitionPenaltyMatchesTransformers) {
 // differently).
 TEST(LogitPenalties, ARecomputedSequenceKeepsCountingItsOutput) {
   const std::unique_ptr<Engine> engine = open_engine(1);
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   const SamplingParams sampling = strongly_penalised();
   const std::vector<int32_t> whole = penalised_greedy(*engine, prompt, sampling, 14);
   std::vector<int32_t> prefill = prompt;
@@ -179,7 +161,7 @@ TEST(LogitPenalties, TwoRankThreadsPenaliseAsOneRank) {
   const std::unique_ptr<Engine> parallel = open_engine(1, 2);
   SamplingParams sampling = strongly_penalised();
   sampling.logit_bias.push_back({100, -3.0f});
-  const std::vector<int32_t> prompt = prompt_tokens();
+  const std::vector<int32_t> prompt = repeating_prompt();
   EXPECT_EQ(penalised_greedy(*parallel, prompt, sampling, 12), penalised_greedy(*single, prompt, sampling, 12));
 }
 

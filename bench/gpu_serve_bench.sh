@@ -38,12 +38,29 @@ load() {  # load NAME ARGS...: one bench_serve run, its JSON kept, its headline 
   shift
   python3 bench/bench_serve.py --url "http://127.0.0.1:$port" --model llama3-8b --vocab-size 128000 \
     --output "$out/$name.json" "$@" >/dev/null 2>"$out/$name.err"
-  python3 - "$out/$name.json" "$name" <<'PY'
+  # The server's step series before and after the run tell where its steps' time went.
+  cp "$out/metrics-last.txt" "$out/$name-metrics-before.txt" 2>/dev/null || : >"$out/$name-metrics-before.txt"
+  curl -s "http://127.0.0.1:$port/metrics" >"$out/metrics-last.txt"
+  python3 - "$out/$name.json" "$name" "$out/$name-metrics-before.txt" "$out/metrics-last.txt" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:>14}: {r['completed']}/{r['num_requests']} ok, {r['requests_per_s']:.2f} req/s, "
       f"{r['output_tokens_per_s']:.0f} out tok/s, TTFT p50 {r['ttft_ms']['p50']:.1f} p99 {r['ttft_ms']['p99']:.1f} ms, "
       f"ITL p50 {r['itl_ms']['p50']:.2f} p99 {r['itl_ms']['p99']:.2f} ms, TPOT p50 {r['tpot_ms']['p50']:.2f} ms")
+def series(path):
+    values = {}
+    for line in open(path):
+        if line.startswith("shardlm:") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+before, after = series(sys.argv[3]), series(sys.argv[4])
+delta = lambda name: after.get(name, 0) - before.get(name, 0)
+steps = delta("shardlm:engine_step_seconds_count")
+if steps:
+    print(f"{'':>14}  {steps:.0f} steps of {delta('shardlm:iteration_tokens_total_sum') / steps:.0f} tokens: "
+          f"engine {delta('shardlm:engine_step_seconds_sum'):.2f} s, around the steps {delta('shardlm:step_host_seconds_total'):.2f} s "
+          f"of {r['duration_s']:.2f} s")
 PY
 }
 # Each run draws its own prompts (--seed), so no run hits the prefix cache with another's.

@@ -8,7 +8,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON -DSHARDLM_CUDA_ARCHITECTURES=90a-real >/dev/null
 cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sampling test_cuda_linear test_cuda_attention \
   test_cuda_device_map test_cuda_tensor_parallel test_cuda_peer_all_reduce \
-  test_cuda_nccl test_cuda_moe test_cuda_moe_model
+  test_cuda_nccl test_cuda_moe test_cuda_moe_model test_cuda_penalties
 rm -rf .device-carry/bin .device-carry/bin.tar.gz .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
 cp build/tools/cli/shardlm .device-carry/bin/

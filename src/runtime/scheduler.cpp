@@ -75,6 +75,7 @@ void Scheduler::preempt(std::list<Active>::iterator running) {
 }
 
 std::vector<RequestUpdate> Scheduler::step() {
+  last_step_ = {};
   int budget = options_.max_num_batched_tokens;
   std::vector<SequenceChunk> chunks;
   std::vector<Active*> chunk_owner;
@@ -138,7 +139,10 @@ std::vector<RequestUpdate> Scheduler::step() {
   }
   if (chunks.empty()) return {};
 
+  const auto engine_start = std::chrono::steady_clock::now();
   const std::vector<int32_t> tokens = engine_.step(chunks);
+  last_step_.engine_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - engine_start).count();
+  for (const SequenceChunk& chunk : chunks) last_step_.tokens += int(chunk.tokens.size());
   std::vector<RequestUpdate> updates;
   size_t next = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {

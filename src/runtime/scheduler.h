@@ -44,6 +44,13 @@ struct SchedulerRequest {
   bool skip_special_tokens = true;  // false: special tokens the model writes show in the text
 };
 
+// What the last step put through the model (decode rows and prompt chunks together) and how long the
+// engine took over it, of the step's whole time (the rest is scheduling and detokenising).
+struct StepReport {
+  int tokens = 0;
+  double engine_seconds = 0;
+};
+
 // What one step did for one request.
 struct RequestUpdate {
   uint64_t id = 0;
@@ -83,6 +90,7 @@ class Scheduler {
   // Runs one engine step (nothing when there is no work) and returns an update for every request
   // that received a token; finished requests have left the engine.
   std::vector<RequestUpdate> step();
+  const StepReport& last_step() const { return last_step_; }
   // With no work, the engine's other ranks still wait for its steps with a time limit: call idle()
   // at least every idle_interval() while there is nothing to step.
   std::chrono::milliseconds idle_interval() const { return engine_.keep_alive_interval(); }
@@ -115,6 +123,7 @@ class Scheduler {
   std::deque<Active> waiting_;
   std::list<Active> running_;  // in admission order; elements stay put while chunks point into them
   uint64_t preemptions_ = 0;
+  StepReport last_step_;
 };
 
 }  // namespace shardlm

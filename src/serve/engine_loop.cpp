@@ -111,6 +111,7 @@ void EngineLoop::run() {
       it = live_.erase(it);
     }
     std::vector<RequestUpdate> updates;
+    const Clock::time_point step_start = Clock::now();
     try {
       updates = scheduler_.step();
     } catch (const std::exception& error) {
@@ -124,6 +125,8 @@ void EngineLoop::run() {
       found->second.sink.on_update(update);
       if (update.finished) live_.erase(found);
     }
+    if (const StepReport& step = scheduler_.last_step(); step.tokens > 0)
+      metrics_.record_step({step.tokens, step.engine_seconds, seconds(Clock::now() - step_start) - step.engine_seconds});
     running_ = int(scheduler_.running());
     waiting_ = int(scheduler_.waiting());
     const KvBlockPool& blocks = scheduler_.kv_blocks();

@@ -23,6 +23,8 @@ const std::vector<double> kInterTokenLatencyBuckets = {0.001, 0.0025, 0.005, 0.0
 const std::vector<double> kE2eRequestLatencyBuckets = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
                                                        5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
                                                        60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+// vLLM's (vllm:iteration_tokens_total) up to a step of --max-num-batched-tokens 16384.
+const std::vector<double> kIterationTokensBuckets = {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
 
 constexpr const char* kEndLabels[] = {"stop", "length", "cancelled", "error"};  // by RequestEnd
 static_assert(std::size(kEndLabels) == size_t(RequestEnd::error) + 1);
@@ -39,7 +41,9 @@ void append_scalar(std::string& out, std::string_view name, std::string_view typ
 ServerMetrics::ServerMetrics()
     : time_to_first_token_(kTimeToFirstTokenBuckets),
       inter_token_latency_(kInterTokenLatencyBuckets),
-      e2e_request_latency_(kE2eRequestLatencyBuckets) {}
+      e2e_request_latency_(kE2eRequestLatencyBuckets),
+      iteration_tokens_(kIterationTokensBuckets),
+      engine_step_(kInterTokenLatencyBuckets) {}
 
 void ServerMetrics::record_load(const EngineLoad& load) {
   const std::lock_guard lock(mutex_);
@@ -65,6 +69,13 @@ void ServerMetrics::record_end(RequestEnd end, double seconds) {
   // Only a request the engine completed has a latency worth a percentile; a cancelled one lasted
   // as long as its client chose to wait.
   if (end == RequestEnd::stop || end == RequestEnd::length) e2e_request_latency_.observe(seconds);
+}
+
+void ServerMetrics::record_step(const StepTimes& step) {
+  const std::lock_guard lock(mutex_);
+  iteration_tokens_.observe(step.tokens);
+  engine_step_.observe(step.engine_seconds);
+  step_host_seconds_ += step.host_seconds;
 }
 
 std::string ServerMetrics::render() const {
@@ -98,6 +109,11 @@ std::string ServerMetrics::render() const {
                               out);
   e2e_request_latency_.render("shardlm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
                               out);
+  iteration_tokens_.render("shardlm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", out);
+  engine_step_.render("shardlm:engine_step_seconds", "Histogram of the engine's time per step, in seconds.", out);
+  append_scalar(out, "shardlm:step_host_seconds_total", "counter",
+                "Seconds the engine thread spent around its steps: scheduling, detokenising, handing out tokens.",
+                prometheus_number(step_host_seconds_));
   return out;
 }
 

@@ -27,6 +27,13 @@ struct EngineLoad {
   uint64_t preemptions = 0;
 };
 
+// One engine step as the loop saw it: where a step's time goes when the server is busy.
+struct StepTimes {
+  int tokens = 0;             // put through the model: decode rows and prompt chunk tokens
+  double engine_seconds = 0;  // the engine's pass over them (the GPU's work, on a GPU)
+  double host_seconds = 0;    // the rest: scheduling, detokenising, handing tokens to connections
+};
+
 class ServerMetrics {
  public:
   ServerMetrics();
@@ -39,6 +46,7 @@ class ServerMetrics {
   void record_next_token(double seconds);
   // The request left the engine `seconds` after it was submitted.
   void record_end(RequestEnd end, double seconds);
+  void record_step(const StepTimes& step);
 
   // Every series in Prometheus' text exposition format, version 0.0.4 (kPrometheusContentType).
   std::string render() const;
@@ -48,7 +56,8 @@ class ServerMetrics {
   EngineLoad load_;
   uint64_t prompt_tokens_ = 0, generation_tokens_ = 0;
   std::array<uint64_t, 4> ends_{};  // by RequestEnd
-  Histogram time_to_first_token_, inter_token_latency_, e2e_request_latency_;
+  double step_host_seconds_ = 0;
+  Histogram time_to_first_token_, inter_token_latency_, e2e_request_latency_, iteration_tokens_, engine_step_;
 };
 
 }  // namespace shardlm::serve

@@ -170,7 +170,8 @@ const std::vector<std::string> kFamilies = {
     "shardlm:num_preemptions_total",       "shardlm:prompt_tokens_total",
     "shardlm:generation_tokens_total",     "shardlm:request_success_total",
     "shardlm:time_to_first_token_seconds", "shardlm:inter_token_latency_seconds",
-    "shardlm:e2e_request_latency_seconds"};
+    "shardlm:e2e_request_latency_seconds", "shardlm:iteration_tokens_total",
+    "shardlm:engine_step_seconds",         "shardlm:step_host_seconds_total"};
 
 TEST(ServerMetrics, BeforeAnyRequestEverySeriesIsThereAtZero) {
   const Exposition exposition = parse_exposition(ServerMetrics().render());
@@ -208,6 +209,9 @@ TEST(ServerMetrics, CountersAndHistogramsFollowWhatWasRecorded) {
   metrics.record_first_token(4, 3.0);
   metrics.record_end(RequestEnd::cancelled, 9.0);
   metrics.record_end(RequestEnd::error, 0.5);
+  // Two steps: a prompt chunk beside two decode rows, then three decode rows.
+  metrics.record_step({514, 0.03, 0.001});
+  metrics.record_step({3, 0.004, 0.0005});
   const Exposition e = parse_exposition(metrics.render());
   EXPECT_EQ(e.families, kFamilies);
   EXPECT_EQ(e.at("shardlm:num_requests_running"), 3);
@@ -250,6 +254,22 @@ TEST(ServerMetrics, CountersAndHistogramsFollowWhatWasRecorded) {
   EXPECT_DOUBLE_EQ(e.at(e2e + "_sum"), 0.2 + 1.2);
   EXPECT_EQ(e.at(bucket(e2e, "0.3")), 1);
   EXPECT_EQ(e.at(bucket(e2e, "1.5")), 2);
+
+  const std::string iteration = "shardlm:iteration_tokens_total";
+  EXPECT_EQ(check_histogram(e, iteration),
+            (std::vector<std::string>{"1.0", "8.0", "16.0", "32.0", "64.0", "128.0", "256.0", "512.0", "1024.0",
+                                      "2048.0", "4096.0", "8192.0", "16384.0", "+Inf"}));
+  EXPECT_EQ(e.at(iteration + "_sum"), 514 + 3);
+  EXPECT_EQ(e.at(bucket(iteration, "1.0")), 0);
+  EXPECT_EQ(e.at(bucket(iteration, "8.0")), 1);
+  EXPECT_EQ(e.at(bucket(iteration, "512.0")), 1);
+  EXPECT_EQ(e.at(bucket(iteration, "1024.0")), 2);
+  const std::string engine_step = "shardlm:engine_step_seconds";
+  check_histogram(e, engine_step);
+  EXPECT_EQ(e.at(engine_step + "_count"), 2);
+  EXPECT_DOUBLE_EQ(e.at(engine_step + "_sum"), 0.034);
+  EXPECT_EQ(e.at(bucket(engine_step, "0.005")), 1);
+  EXPECT_DOUBLE_EQ(e.at("shardlm:step_host_seconds_total"), 0.0015);
 }
 
 // The engine thread records as a real engine produces tokens: three requests of different lengths,
@@ -316,6 +336,12 @@ TEST(ServerMetrics, TheEngineLoopRecordsWhatTheEngineProduced) {
   EXPECT_GT(e.at("shardlm:time_to_first_token_seconds_sum"), 0);
   // A request's whole life includes its first token's wait.
   EXPECT_GE(e.at("shardlm:e2e_request_latency_seconds_sum"), e.at("shardlm:time_to_first_token_seconds_sum"));
+  // Every prompt token went through the model once (nothing was cached), then one row per later token.
+  EXPECT_EQ(e.at("shardlm:iteration_tokens_total_sum"), prompt_tokens + tokens - 3);
+  EXPECT_GT(e.at("shardlm:iteration_tokens_total_count"), 0);
+  EXPECT_EQ(e.at("shardlm:engine_step_seconds_count"), e.at("shardlm:iteration_tokens_total_count"));
+  EXPECT_GT(e.at("shardlm:engine_step_seconds_sum"), 0);
+  EXPECT_GT(e.at("shardlm:step_host_seconds_total"), 0);
 }
 
 }  // namespace

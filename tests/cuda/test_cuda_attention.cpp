@@ -148,11 +148,13 @@ TEST(CudaAttention, TensorCorePrefillWithKeySplitsMatchesReference) {
 
 TEST(CudaAttention, SplitKernelMatchesReference) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  // Groups of 4, 7 (a block of 8 heads with one unused), 16 (two blocks per KV head), MHA; head
-  // widths of 16 to 256 lanes' worth, and 80 (lanes past the head idle).
+  // Groups of 4, 7, 16, MHA; head widths of 16 to 256 lanes' worth, and 80 (lanes past the head
+  // idle). Few rows take a block per query head or two; enough rows take blocks of 8 (a group of 7:
+  // one unused; of 16: two blocks per KV head) and of 4.
   for (const Case& c : {Case{128, 8, 2, 5, 300, 0}, Case{64, 8, 2, 40, 20, 48}, Case{16, 4, 2, 3, 9, 0},
                         Case{128, 14, 2, 2, 200, 0}, Case{64, 16, 1, 3, 50, 0}, Case{256, 8, 1, 2, 40, 0},
-                        Case{80, 4, 4, 2, 33, 0}}) {
+                        Case{80, 4, 4, 2, 33, 0}, Case{128, 14, 2, 80, 30, 0}, Case{64, 16, 1, 64, 20, 0},
+                        Case{256, 8, 1, 128, 10, 0}}) {
     EXPECT_LT(attention_error(c, false), 1e-2) << "head_dim " << c.head_dim << " heads " << c.n_heads << "/"
                                                << c.n_kv_heads << " rows " << c.n_rows;
   }

@@ -57,7 +57,10 @@ class DecodeStepRange {
   DecodeStepRange& operator=(const DecodeStepRange&) = delete;
 };
 
-int attention_splits(int n_rows, int blocks_per_row, int n_heads, int64_t length) {
+// One split count serves every layer of a pass: it is sized by the layer with the most heads (the
+// scratch holds its states, so it holds any other layer's).
+int attention_splits(int n_rows, int n_heads, int n_kv_heads, int head_dim, int64_t length) {
+  const int blocks_per_row = attention_blocks_per_row(n_rows, n_heads, n_kv_heads, head_dim);
   const int64_t most = std::min({int64_t(kMaxAttentionSplits), kSplitStates / (int64_t(n_rows) * n_heads),
                                  kResidentAttentionBlocks / (int64_t(n_rows) * blocks_per_row)});
   return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
@@ -348,18 +351,16 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
     penalties_.stage(penalties.first(std::min(penalties.size(), size_t(shape.n_logit_rows))),
                      std::span(settings, size_t(shape.n_logit_rows)), sampler.stream);
   }
-  // One split count for every layer, sized by the layer with the most heads (the scratch holds its
-  // states, so it holds any other layer's).
-  const int attention_blocks = attention_blocks_per_row(widest_.n_heads, widest_.n_kv_heads, config_.head_dim);
   if (decode_shaped) {
     // Splits are sized for the whole cache, since a graph replays at every context length; each
     // block reads its own row's length on the device.
-    shape.n_splits = attention_splits(shape.n_rows, attention_blocks, widest_.n_heads, max_seq_len_);
+    shape.n_splits =
+        attention_splits(shape.n_rows, widest_.n_heads, widest_.n_kv_heads, config_.head_dim, max_seq_len_);
     const Strides s = strides_of(config_, widest_);
     shape.gemv = shape.n_rows <= kGemvMaxRows && gemv_aligned_ &&
                  gemv_stages(shape.n_rows, std::max({s.dim, s.q_dim, s.ff_dim}));
   } else {
-    stage_attention(rows, shape, attention_blocks);
+    stage_attention(rows, shape);
     // Grouped GEMMs once an expert's rows average a pass of the batch kernels (expert_mlp.h): below
     // that those read each chosen expert once anyway, and they need no host sync (a serving step's
     // few prompt rows beside its decodes would otherwise wait for the host in every sparse layer).
@@ -389,7 +390,7 @@ StepShape CudaLlamaModel::stage_rows(std::span<const TokenRow> rows, bool decode
   return shape;
 }
 
-void CudaLlamaModel::stage_attention(std::span<const TokenRow> rows, StepShape& shape, int attention_blocks) {
+void CudaLlamaModel::stage_attention(std::span<const TokenRow> rows, StepShape& shape) {
   // Runs of several consecutive positions of one sequence (prompt chunks) become tensor-core tiles;
   // single rows (decode rows, which gain nothing from the tiles) go to the split kernel.
   int32_t* host = host_inputs_.get<int32_t>();
@@ -421,7 +422,7 @@ void CudaLlamaModel::stage_attention(std::span<const TokenRow> rows, StepShape& 
     shape.n_key_splits = prefill_attention_key_splits(int(tiles.size()), widest_.n_heads, longest_run_context);
   // Without tiles every row goes to the split kernel, as rows 0..n_rows-1.
   const int split_rows = tiles.empty() ? shape.n_rows : n_singles;
-  shape.n_splits = attention_splits(std::max(split_rows, 1), attention_blocks, widest_.n_heads,
+  shape.n_splits = attention_splits(std::max(split_rows, 1), widest_.n_heads, widest_.n_kv_heads, config_.head_dim,
                                     std::max<int64_t>(longest_single_context, 1));
 }
 

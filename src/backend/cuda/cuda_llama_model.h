@@ -113,7 +113,7 @@ class CudaLlamaModel {
   StepShape stage_rows(std::span<const TokenRow> rows, bool decode_shaped, std::span<const SamplingParams> sampling,
                        std::span<const LogitPenalties> penalties);
   // Which rows take which attention kernel (a non-decode-shaped pass), staged beside the inputs.
-  void stage_attention(std::span<const TokenRow> rows, StepShape& shape, int attention_blocks);
+  void stage_attention(std::span<const TokenRow> rows, StepShape& shape);
   void run_step(std::span<const TokenRow> rows, const StepShape& shape);
   void run_embedding(GpuWorkspace& gpu, const StepShape& shape);
   void run_head(GpuWorkspace& gpu, const GpuHead& head, const StepShape& shape);

@@ -37,8 +37,9 @@ struct AttentionParams {
 // Floats of one split's state: its running max, its sum and head_dim weighted values.
 __host__ __device__ constexpr int64_t attention_state_floats(int head_dim) { return int64_t(head_dim) + 2; }
 
-// Blocks per row and split: one per KV head and block of up to 8 of its query heads.
-int attention_blocks_per_row(int n_heads, int n_kv_heads, int head_dim);
+// Blocks per row and split of a launch of n_rows: one per KV head and block of up to 8 of its query
+// heads (fewer when the launch has few rows).
+int attention_blocks_per_row(int n_rows, int n_heads, int n_kv_heads, int head_dim);
 
 // Scratch floats `partial` must hold for a given shape.
 int64_t attention_partial_floats(int n_rows, int n_heads, int n_splits, int head_dim);

@@ -50,7 +50,9 @@ std::vector<float> random_logits(int rows, int experts, unsigned seed) {
 
 TEST(CudaMoe, RoutingPicksWhatTheCpuPicks) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for (const auto& [experts, top_k, normalize] : {std::tuple{8, 2, true}, {60, 4, false}, {128, 8, true}}) {
+  // Experts a lane holds: 1, 2, 4, 16 and 32.
+  for (const auto& [experts, top_k, normalize] :
+       {std::tuple{8, 2, true}, {60, 4, false}, {128, 8, true}, {512, 16, true}, {1000, 3, false}}) {
     const int rows = 37;
     const std::vector<float> logits = random_logits(rows, experts, unsigned(experts));
     const DeviceBuffer device_logits = upload(logits);

@@ -71,7 +71,7 @@ scrape=$(curl -s -w '\n%{http_code} %{content_type}' "$url/metrics")
 metrics=${scrape%$'\n'*}
 expect "GET /metrics without a key" "200 text/plain; version=0.0.4; charset=utf-8" "${scrape##*$'\n'}"
 metric() { awk -v series="$1" '$1 == series { print $2 }' <<<"$metrics"; }
-expect "metric families, each with # TYPE" 13 "$(grep -c '^# TYPE shardlm:' <<<"$metrics")"
+expect "metric families, each with # TYPE" 16 "$(grep -c '^# TYPE shardlm:' <<<"$metrics")"
 expect "prompt tokens counted" "$prompt_tokens" "$(metric shardlm:prompt_tokens_total)"
 expect "every prompt token looked up in the prefix cache" "$prompt_tokens" "$(metric shardlm:prefix_cache_queries_total)"
 expect "generation tokens counted" "$completion_tokens" "$(metric shardlm:generation_tokens_total)"
@@ -82,6 +82,11 @@ expect "TTFT +Inf bucket holds them all" "$requests" "$(metric 'shardlm:time_to_
 expect "an inter-token latency per later token" $((completion_tokens - requests)) \
   "$(metric shardlm:inter_token_latency_seconds_count)"
 expect "an e2e latency per request" "$requests" "$(metric shardlm:e2e_request_latency_seconds_count)"
+# The steps ran every prompt token the prefix cache did not hold, then a row per later token.
+expect "tokens through the model" \
+  $((prompt_tokens - $(metric shardlm:prefix_cache_hits_total) + completion_tokens - requests)) \
+  "$(metric shardlm:iteration_tokens_total_sum | awk '{ printf "%d", $1 }')"
+expect "a step time per step" "$(metric shardlm:iteration_tokens_total_count)" "$(metric shardlm:engine_step_seconds_count)"
 echo "curl: $passed passed, 0 failed"
 
 node "$here/openai_client.mjs" "$url/v1" kjv test-key "$bin"

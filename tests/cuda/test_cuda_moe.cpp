@@ -50,9 +50,9 @@ std::vector<float> random_logits(int rows, int experts, unsigned seed) {
 
 TEST(CudaMoe, RoutingPicksWhatTheCpuPicks) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  // Experts a lane holds: 1, 2, 4, 16 and 32.
-  for (const auto& [experts, top_k, normalize] :
-       {std::tuple{8, 2, true}, {60, 4, false}, {128, 8, true}, {512, 16, true}, {1000, 3, false}}) {
+  // Experts a lane holds: 1, 2, 4, 8, 16 and 32.
+  for (const auto& [experts, top_k, normalize] : {std::tuple{8, 2, true}, {60, 4, false}, {128, 8, true},
+                                                  {200, 8, true}, {512, 16, true}, {1000, 3, false}}) {
     const int rows = 37;
     const std::vector<float> logits = random_logits(rows, experts, unsigned(experts));
     const DeviceBuffer device_logits = upload(logits);
@@ -109,9 +109,11 @@ TEST(CudaMoe, GroupingListsEachInRangePairOnceByExpert) {
 TEST(CudaMoe, RoutingAndGroupingInOneLaunchPickAndListWhatTheCpuDoes) {
   SKIP_WITHOUT_CUDA_DEVICE();
   // Up to kFusedRouteMaxRows rows in one block (a warp routing several rows in turn), then past it
-  // the two launches; all experts, and an expert-parallel rank's range.
-  const int experts = 128, top_k = 8;
-  for (const auto& [rows, first, end] : {std::tuple{1, 0, 128}, {33, 0, 128}, {kFusedRouteMaxRows, 32, 96}, {70, 32, 96}}) {
+  // the two launches; all experts, and an expert-parallel rank's range; 4 and 8 experts a lane.
+  const int top_k = 8;
+  for (const auto& [experts, rows, first, end] : {std::tuple{128, 1, 0, 128}, {128, 33, 0, 128},
+                                                  {128, kFusedRouteMaxRows, 32, 96}, {128, 70, 32, 96},
+                                                  {200, 33, 0, 200}, {200, kFusedRouteMaxRows, 32, 96}}) {
     const std::vector<float> logits = random_logits(rows, experts, unsigned(rows));
     const DeviceBuffer device_logits = upload(logits);
     const int pairs = rows * top_k;
@@ -122,7 +124,8 @@ TEST(CudaMoe, RoutingAndGroupingInOneLaunchPickAndListWhatTheCpuDoes) {
                             active.get<int32_t>()},
                            nullptr);
     const cpu::ExpertRoutes expected = cpu::route_top_k(logits.data(), rows, experts, top_k, true);
-    EXPECT_EQ(download<int32_t>(ids, expected.experts.size()), expected.experts) << rows << " rows";
+    EXPECT_EQ(download<int32_t>(ids, expected.experts.size()), expected.experts)
+        << experts << " experts, " << rows << " rows";
     const std::vector<float> got = download<float>(weights, expected.weights.size());
     for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected.weights[i], 1e-5f) << rows << " rows, slot " << i;
     expect_grouped(expected.experts, experts, first, end, offsets, grouped, active);
@@ -237,7 +240,7 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
 }
 
 // The launcher refuses before any kernel runs, so this runs on machines without a GPU too.
-TEST(CudaMoe, ExpertKernelsRefuseACombineOverOtherExpertsThanTheRankHolds) {
+TEST(CudaMoe, ExpertKernelsRefuseACombineOverOtherExpertsThanTheRankHoldsAndExpertsOfNoWidth) {
   ExpertMlpParams mlp;
   mlp.n_rows = 1;
   mlp.top_k = 2;
@@ -258,6 +261,15 @@ TEST(CudaMoe, ExpertKernelsRefuseACombineOverOtherExpertsThanTheRankHolds) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("a combine over other experts than the rank holds"), std::string::npos)
         << error.what();
+  }
+  // Experts of no width: one row's down kernel would divide by their chunks.
+  mlp.ff = 0;
+  combine.first_expert = 4;
+  try {
+    launch_routed_experts(mlp, combine, nullptr);
+    FAIL() << "experts of width 0 ran";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("not a positive multiple of 8"), std::string::npos) << error.what();
   }
 }
 

@@ -43,6 +43,8 @@ __device__ __forceinline__ float dot8(const Bf16x8& a, const Bf16x8& b) {
 // activated[slot, j] = silu(gate_e[j] · x) * (up_e[j] · x), j = this warp's features one after the
 // other, for the one row's slot blockIdx.y (its pair), e the slot's expert: one row needs no grouping.
 __global__ void expert_gate_up_row_kernel(ExpertMlpParams p, ExpertCombineParams c) {
+  // Every block waits before it may exit or let the down kernel launch: that kernel reads the
+  // routes before its own wait, trusting that their writer has finished (see below).
   wait_for_predecessor();
   allow_successor();
   const int pair = blockIdx.y, expert = c.experts[pair];
@@ -368,7 +370,7 @@ __global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
 void check_expert_operands(const ExpertMlpParams& params) {
   const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
   if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
-  if (params.ff % 8 != 0) throw_unsupported("experts whose width is not a multiple of 8", params.ff);
+  if (params.ff < 8 || params.ff % 8 != 0) throw_unsupported("experts whose width is not a positive multiple of 8", params.ff);
   if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
     throw_unsupported("expert buffers not 16-byte aligned", 0);
   if (params.first_expert < 0 || params.n_local_experts < 0 ||

@@ -11,8 +11,8 @@
 
 namespace shardlm::cuda {
 
-// The most experts a layer may have here: routing keeps a row's probabilities, and grouping the
-// experts' counts, in shared memory.
+// The most experts a layer may have here: routing keeps a row's probabilities in a warp's registers
+// (32 a lane), and grouping the experts' counts in shared memory.
 constexpr int kMaxExperts = 1024;
 constexpr int kMaxTopK = 16;
 

@@ -2,6 +2,9 @@
 // its predecessor in the stream is still finishing, hiding the launch gap (inside CUDA graphs too).
 // Every such kernel calls wait_for_predecessor() before it reads anything a predecessor wrote or
 // writes anything a predecessor reads; work on inputs nobody writes (weights) may come before it.
+// One exception, argued where it is made: one row's down-and-combine kernel (expert_mlp.cu) reads
+// the routes, written two kernels back, before its wait; a kernel runs allow_successor() only after
+// its own wait, so the kernel two back has finished by then.
 #pragma once
 
 #include <cuda_runtime.h>

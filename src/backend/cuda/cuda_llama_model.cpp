@@ -40,9 +40,17 @@ namespace {
 // (a block's keys are a chain of dependent loads, so a second wave of blocks costs more than longer
 // ranges do), as far as the scratch for the splits' states allows. On an H200 (Llama-3-8B, 520
 // keys) a batch of 16 rows decoded in 5.79 ms per step with 16 splits (2048 blocks), 5.27 with 4.
+// One count serves every layer of a pass, sized by the layer with the most heads (the scratch holds
+// its states, so it holds any other layer's).
 constexpr int kKeysPerSplit = 16;
 constexpr int kResidentAttentionBlocks = 528;  // 4 blocks of 128 threads on each of 132 multiprocessors
 constexpr int kSplitStates = 264 * kMaxAttentionSplits;
+int attention_splits(int n_rows, int n_heads, int n_kv_heads, int head_dim, int64_t length) {
+  const int blocks_per_row = attention_blocks_per_row(n_rows, n_heads, n_kv_heads, head_dim);
+  const int64_t most = std::min({int64_t(kMaxAttentionSplits), kSplitStates / (int64_t(n_rows) * n_heads),
+                                 kResidentAttentionBlocks / (int64_t(n_rows) * blocks_per_row)});
+  return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
+}
 
 // A replayed decode step's graph launch inside an NVTX range named "decode step", so that a profiler
 // picks its kernels apart from a prompt's and from the first, eager step of a batch size, which
@@ -56,15 +64,6 @@ class DecodeStepRange {
   DecodeStepRange(const DecodeStepRange&) = delete;
   DecodeStepRange& operator=(const DecodeStepRange&) = delete;
 };
-
-// One split count serves every layer of a pass: it is sized by the layer with the most heads (the
-// scratch holds its states, so it holds any other layer's).
-int attention_splits(int n_rows, int n_heads, int n_kv_heads, int head_dim, int64_t length) {
-  const int blocks_per_row = attention_blocks_per_row(n_rows, n_heads, n_kv_heads, head_dim);
-  const int64_t most = std::min({int64_t(kMaxAttentionSplits), kSplitStates / (int64_t(n_rows) * n_heads),
-                                 kResidentAttentionBlocks / (int64_t(n_rows) * blocks_per_row)});
-  return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
-}
 
 }  // namespace
 

@@ -1,13 +1,14 @@
 // Attention kernel: one block of 4 warps per (row, KV head, split), computing the query heads that
 // share the KV head (up to 8 per block; wider groups take several blocks, and launches of few rows
-// fewer heads a block, see heads_per_block), so each key and value is read once per block. The warps take turns over groups of 4 keys of the block's range, each
-// keeping per head a running max, sum and weighted value sum (online softmax); lanes hold
-// head_dim/32 elements each, read with one vector load. The warps' states are then merged in shared
-// memory. With several splits the unnormalised states go to scratch, and the split that finishes
-// last (a counter per row and block of heads) combines them, so a decode step's attention is one
-// kernel. At batch 16 on an H200 (Llama-3-8B, 520 keys, 16 splits) a layer's attention took 64 us
-// with a block per query head, 38 us with a block per KV head. Keys and values are read through the
-// sequence's block table (ops/cuda/paged_kv.h).
+// fewer heads a block, see heads_per_block), so each key and value is read once per block. The
+// warps take turns over groups of 4 keys of the block's range, each keeping per head a running max,
+// sum and weighted value sum (online softmax); lanes hold head_dim/32 elements each, read with one
+// vector load. The warps' states are then merged in shared memory. With several splits the
+// unnormalised states go to scratch, and the split that finishes last (a counter per row and block
+// of heads) combines them, so a decode step's attention is one kernel. At batch 16 on an H200
+// (Llama-3-8B, 520 keys, 16 splits) a layer's attention took 64 us with a block per query head, 38
+// us with a block per KV head. Keys and values are read through the sequence's block table
+// (ops/cuda/paged_kv.h).
 #include <cmath>
 #include <type_traits>
 
@@ -59,8 +60,8 @@ __device__ __forceinline__ BlockHeads block_heads(const AttentionParams& p) {
 
 // Every split's unnormalised state of the block's heads, combined into the rows' outputs (run by
 // the last split). Each warp takes its heads together: its lanes turn each head's splits' maxima and
-// sums into one weight per split, then combine their elements. The states were written by other blocks: they are read from
-// L2, where those blocks' fences made them visible.
+// sums into one weight per split, then combine their elements. The states were written by other
+// blocks: they are read from L2, where those blocks' fences made them visible.
 template <int E, int H>
 __device__ void merge_splits(const AttentionParams& p, int row, int local_row, BlockHeads heads) {
   // A warp's heads (up to kHeads: warp, warp + kAttentionWarps, ...) go together, so their loads

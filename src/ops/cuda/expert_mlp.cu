@@ -90,8 +90,8 @@ __global__ void expert_gate_up_row_kernel(ExpertMlpParams p, ExpertCombineParams
 // The routes are known before this kernel's predecessor (gate/up) starts: gate/up waited for the
 // kernel that wrote them before it let this one launch. So the first round of weights loads before
 // the wait, while gate/up still runs; only the activations wait (3.895 to 3.878 ms a token alone,
-// same shape and GPU). The routes are read from L2
-// (__ldcg), where their writer's completion put them, not from an L1 line an earlier layer left.
+// same shape and GPU). The routes are read from L2 (__ldcg), where their writer's completion put
+// them, not from an L1 line an earlier layer left.
 struct DownRound {
   Bf16x8 w[kCombineRowLoads];
   float scale[kCombineRowLoads];  // the slot's weight; 0 past the end or for another rank's expert

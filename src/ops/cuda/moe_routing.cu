@@ -1,8 +1,8 @@
 // One warp routes one row: its lanes hold the row's probabilities in registers, the softmax's max
 // and sum are warp reductions, and each of the top_k picks is a warp argmax that then removes its
-// winner. Grouping
-// runs in one block: a histogram of the experts, its prefix sum (a warp scan) with the list of chosen
-// experts, and a scatter of the pair ids. For a decode step's few rows one block does both.
+// winner. Grouping runs in one block: a histogram of the experts, its prefix sum (a warp scan) with
+// the list of chosen experts, and a scatter of the pair ids. For a decode step's few rows one block
+// does both.
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"

@@ -66,10 +66,15 @@ inline float horizontal_sum(__m256 v) {
 // out[r][c] = dot(x_rows[r], w_rows[c]) over k, for R activation rows and C weight rows. Each
 // weight vector is used as soon as it is loaded, so R * C accumulators + R activations + 1 weight
 // must fit AVX2's 16 registers (R = 2, C = 4: 11; R = 1, C = 8: 10). With kPrefetchBytes > 0 every
-// weight row is prefetched that far ahead, a cache line at a time: rows streamed from memory.
+// weight row is prefetched that far ahead, a cache line at a time, and past its end into the same
+// row of `next_rows` (the block this thread reads next, or nullptr): each row's stream then stays
+// prefetched from one block into the next, where short rows (an expert's down projection has 1.5
+// KiB) would otherwise begin every block with misses.
 template <DType kDtype, int R, int C, int kPrefetchBytes = 0>
-void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w_rows, int64_t k, float out[R][C]) {
+void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w_rows,
+               const WeightElement<kDtype>* const* next_rows, int64_t k, float out[R][C]) {
   constexpr int64_t kElementsPerLine = 64 / sizeof(WeightElement<kDtype>);
+  constexpr int64_t kPrefetchElements = kPrefetchBytes / int64_t(sizeof(WeightElement<kDtype>));
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -79,8 +84,11 @@ void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w
     for (int r = 0; r < R; ++r) x[r] = _mm256_loadu_ps(x_rows[r] + i);
     for (int c = 0; c < C; ++c) {
       if constexpr (kPrefetchBytes > 0)
-        if (i % kElementsPerLine == 0)
-          _mm_prefetch(reinterpret_cast<const char*>(w_rows[c] + i) + kPrefetchBytes, _MM_HINT_T0);
+        if (i % kElementsPerLine == 0) {
+          const int64_t ahead = i + kPrefetchElements;
+          const WeightElement<kDtype>* line = ahead < k ? w_rows[c] + ahead : next_rows ? next_rows[c] + (ahead - k) : nullptr;
+          if (line) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+        }
       const __m256 w = load8<kDtype>(w_rows[c] + i);
       for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(x[r], w, acc[r][c]);
     }
@@ -102,13 +110,15 @@ constexpr int kDirectWeightRows = R == 1 ? 8 : 4;
 // 114 for 4 rows without it; the sum-only read probe gave 130.
 constexpr int kDirectPrefetchBytes = 1024;
 
-// y[r][first + c] for R activation rows and C consecutive 16-bit weight rows, widened in registers.
+// y[r][first + c] for R activation rows and C consecutive 16-bit weight rows, widened in registers;
+// next_rows: the C rows read after these, or nullptr.
 template <DType kDtype, int R, int C>
-void direct_block(const float* x, int64_t k, const uint16_t* const* w_rows, int64_t n, int64_t first, float* y) {
+void direct_block(const float* x, int64_t k, const uint16_t* const* w_rows, const uint16_t* const* next_rows,
+                  int64_t n, int64_t first, float* y) {
   const float* x_rows[R];
   for (int r = 0; r < R; ++r) x_rows[r] = x + r * k;
   float out[R][C];
-  dot_block<kDtype, R, C, kDirectPrefetchBytes>(x_rows, w_rows, k, out);
+  dot_block<kDtype, R, C, kDirectPrefetchBytes>(x_rows, w_rows, next_rows, k, out);
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) y[r * n + first + c] = out[r][c];
 }
@@ -123,11 +133,14 @@ void direct_rows(const float* x, const WeightView& w, float* y, int64_t first, i
   for (int64_t block = first; block < end; block += kRows) {
     const int64_t count = std::min<int64_t>(kRows, end - block);
     const uint16_t* w_rows[kRows];
+    const uint16_t* next_rows[kRows];
     for (int64_t c = 0; c < count; ++c) w_rows[c] = base + (block + c) * w.stride();
+    const bool next_whole = block + 2 * kRows <= end;
+    for (int64_t c = 0; c < kRows && next_whole; ++c) next_rows[c] = w_rows[c] + kRows * w.stride();
     if (count == kRows) {
-      direct_block<kDtype, R, kRows>(x, k, w_rows, n, block, y);
+      direct_block<kDtype, R, kRows>(x, k, w_rows, next_whole ? next_rows : nullptr, n, block, y);
     } else {
-      for (int64_t c = 0; c < count; ++c) direct_block<kDtype, R, 1>(x, k, w_rows + c, n, block + c, y);
+      for (int64_t c = 0; c < count; ++c) direct_block<kDtype, R, 1>(x, k, w_rows + c, nullptr, n, block + c, y);
     }
   }
 }
@@ -140,14 +153,14 @@ void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* co
   for (; row + 2 <= m; row += 2) {
     const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
     float out[2][C];
-    dot_block<DType::F32, 2, C>(x_rows, w_rows, k, out);
+    dot_block<DType::F32, 2, C>(x_rows, w_rows, nullptr, k, out);
     for (int r = 0; r < 2; ++r)
       for (int c = 0; c < C; ++c) y[(row + r) * n + first_col + c] = out[r][c];
   }
   if (row < m) {
     const float* x_rows[1] = {x + row * k};
     float out[1][C];
-    dot_block<DType::F32, 1, C>(x_rows, w_rows, k, out);
+    dot_block<DType::F32, 1, C>(x_rows, w_rows, nullptr, k, out);
     for (int c = 0; c < C; ++c) y[row * n + first_col + c] = out[0][c];
   }
 }

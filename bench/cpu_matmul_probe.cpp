@@ -26,6 +26,10 @@ using namespace shardlm;
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+
 struct Case {
   int64_t dim, ff;        // hidden and intermediate widths
   int sets_held;          // experts (or layers) held, so that a token's reads miss the caches
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
   const auto view = [&](int set, int which, int64_t rows, int64_t cols) {
     return WeightView{DType::BF16, weights.data() + size_t(set * set_elements + which * matrix), rows, cols, 0};
   };
+  double gate_up_seconds = 0, down_seconds = 0;  // summed over the timed tokens
   const auto run_token = [&] {
     for (int layer = 0; layer < shape.layers_per_token; ++layer) {
       std::shuffle(sets.begin(), sets.end(), rng);
@@ -73,27 +78,37 @@ int main(int argc, char** argv) {
         gate_up.push_back({x.data(), 1, view(set, 1, shape.ff, shape.dim), {}, up.data() + e * shape.ff});
         down.push_back({gate.data() + e * shape.ff, 1, view(set, 2, shape.dim, shape.ff), {}, out.data() + e * shape.dim});
       }
+      const auto start = Clock::now();
       cpu::matmul_group(gate_up);
+      const auto gate_up_end = Clock::now();
       cpu::silu_mul(gate.data(), up.data(), int64_t(gate.size()), gate.data());
+      const auto down_start = Clock::now();
       cpu::matmul_group(down);
+      gate_up_seconds += seconds(start, gate_up_end);
+      down_seconds += seconds(down_start, Clock::now());
     }
   };
 
   const cpu::ReadBandwidthProbe probe;
   const double probe_before = probe.measure();
   for (int i = 0; i < 5; ++i) run_token();
+  gate_up_seconds = down_seconds = 0;
   std::vector<double> times;
   for (int i = 0; i < tokens; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     run_token();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(seconds(start, Clock::now()));
   }
   const double probe_after = probe.measure();
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double bytes = double(shape.layers_per_token * shape.chosen_per_layer * set_elements * 2);
   const double gbps = bytes / median / 1e9, floor_gbps = std::max(probe_before, probe_after);
-  std::printf("{\"case\": \"%s\", \"ms_per_token\": %.3f, \"gbps\": %.1f, \"probe_gbps\": [%.1f, %.1f], "
-              "\"ratio_to_probe\": %.3f, \"sink\": %g}\n",
-              name.c_str(), median * 1e3, gbps, probe_before, probe_after, floor_gbps / gbps, double(out[0]));
+  // Gate/up read two thirds of the bytes, down one third.
+  const double gate_up_gbps = bytes * 2 / 3 * tokens / gate_up_seconds / 1e9;
+  const double down_gbps = bytes / 3 * tokens / down_seconds / 1e9;
+  std::printf("{\"case\": \"%s\", \"ms_per_token\": %.3f, \"gbps\": %.1f, \"gate_up_gbps\": %.1f, "
+              "\"down_gbps\": %.1f, \"probe_gbps\": [%.1f, %.1f], \"ratio_to_probe\": %.3f, \"sink\": %g}\n",
+              name.c_str(), median * 1e3, gbps, gate_up_gbps, down_gbps, probe_before, probe_after, floor_gbps / gbps,
+              double(out[0]));
 }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -53,6 +54,8 @@ struct Engine::Ranks {
   std::shared_ptr<ThreadGroup> threads;  // --tp N: ranks as threads of this process
   std::unique_ptr<TcpCommunicator> tcp;  // a launcher's processes
   Communicator* comm = nullptr;          // this rank's; null for one rank
+  std::vector<int> gpus;                 // the CUDA device of each rank of this process
+  bool gpus_shared = false;              // a GPU runs several ranks: collectives through the host
   bool peer_all_reduce = false;
 #ifdef SHARDLM_WITH_CUDA
   cuda::NcclAbortList nccl_aborts;
@@ -106,7 +109,8 @@ struct Engine::Ranks {
     }
 #ifdef SHARDLM_WITH_CUDA
     cuda::CudaRankSetup setup;
-    setup.options.device = options.device.index + (options.launch.distributed() ? options.launch.local_rank : model_rank);
+    setup.options.device = options.launch.distributed() ? options.device.index + options.launch.local_rank
+                                                        : gpus[size_t(model_rank)];
     setup.options.max_sequences = options.max_sequences;
     setup.options.max_seq_len = max_seq_len;
     setup.options.kv_num_blocks = kv_shape.num_blocks;
@@ -116,12 +120,13 @@ struct Engine::Ranks {
     setup.options.max_rows = std::max(options.max_rows_per_pass, options.max_sequences);
     if (options.device_map) setup.options.placement = options.device_map->placement;
     setup.options.offload_exec = options.offload_exec;
-    setup.options.cuda_devices = options.cuda_devices;
+    if (options.device_map) setup.options.cuda_devices = options.cuda_devices;
     setup.random_seed = options.random_seed;
     if (rank_comm) {
       setup.plan = &*plan;
       setup.host = rank_comm;
       setup.peer_all_reduce = peer_all_reduce;
+      setup.gpus_shared = gpus_shared;
       setup.abort_list = &nccl_aborts;
     }
     return std::make_unique<cuda::CudaRankModel>(config, checkpoint, setup);
@@ -206,20 +211,43 @@ KvCacheShape kv_cache_shape(const EngineOptions& options, const ModelConfig& con
   return shape;
 }
 
-void check_devices(const EngineOptions& options, int n_ranks) {
+// The CUDA device of each rank that runs as a thread here: cuda:N + rank, or --cuda-devices, one
+// entry per rank. Entries may repeat: ranks sharing a GPU (tests and the serving smoke test on a
+// machine with one) then all-reduce through host memory, since NCCL refuses two ranks on a device.
+std::vector<int> rank_gpus(const EngineOptions& options, int n_ranks) {
+  if (options.cuda_devices.empty() || options.device_map) {
+    std::vector<int> gpus(size_t(options.launch.distributed() ? 1 : n_ranks));
+    for (size_t rank = 0; rank < gpus.size(); ++rank) gpus[rank] = options.device.index + int(rank);
+    return gpus;
+  }
+  if (!options.device.is_cuda) fail("--cuda-devices says which GPU each rank runs on: it needs --device cuda");
+  if (options.launch.distributed())
+    fail("--cuda-devices: a launched rank runs on cuda:N + its local rank; choose GPUs with CUDA_VISIBLE_DEVICES");
+  if (int(options.cuda_devices.size()) != n_ranks)
+    fail("--cuda-devices has {} entries for {} tensor-parallel ranks (--tp {}): give one GPU per rank",
+         options.cuda_devices.size(), n_ranks, n_ranks);
+  return options.cuda_devices;
+}
+
+void check_devices(const EngineOptions& options, const std::vector<int>& gpus) {
   if (!options.device.is_cuda || options.launch.distributed()) return;
 #ifdef SHARDLM_WITH_CUDA
   int n_devices = 0;
   if (cudaGetDeviceCount(&n_devices) != cudaSuccess) n_devices = 0;
-  // NCCL needs a GPU per rank; checked first, since a rank that cannot start would leave the
-  // others waiting in ncclCommInitRank.
-  const int first = options.device.index;
-  if (n_ranks == 1 && !options.device_map) cuda::require_cuda_device(first);
-  if (n_ranks > 1 && first + n_ranks > n_devices)
+  // Every rank's GPU is checked first, since a rank that cannot start would leave the others
+  // waiting in ncclCommInitRank.
+  const int n_ranks = int(gpus.size()), first = options.device.index;
+  if (n_ranks == 1 && !options.device_map) cuda::require_cuda_device(gpus[0]);
+  for (int rank = 0; rank < n_ranks && n_ranks > 1; ++rank) {
+    if (gpus[size_t(rank)] < n_devices) continue;
+    if (!options.cuda_devices.empty())
+      fail("--cuda-devices: rank {} is to run on CUDA device {}, but {} are visible", rank, gpus[size_t(rank)],
+           n_devices);
     fail("--tp {} from cuda:{} needs cuda:{}..cuda:{}, but {} CUDA devices are visible", n_ranks, first, first,
          first + n_ranks - 1, n_devices);
+  }
 #else
-  (void)n_ranks;
+  (void)gpus;
 #endif
 }
 
@@ -238,7 +266,11 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
   r.rank = options.launch.distributed() ? options.launch.rank : 0;
   if (options.device_map && r.n_ranks > 1)
     fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
-  check_devices(options, r.n_ranks);
+  if (options.device.is_cuda || !options.cuda_devices.empty()) {
+    r.gpus = rank_gpus(options, r.n_ranks);
+    r.gpus_shared = std::set<int>(r.gpus.begin(), r.gpus.end()).size() < r.gpus.size();
+  }
+  check_devices(options, r.gpus);
 
   // A launched rank joins its group first, so that an error on it reaches the others.
   if (options.launch.distributed()) {
@@ -285,7 +317,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
   } else if (r.n_ranks > 1) {
 #ifdef SHARDLM_WITH_CUDA
     // Decode's small all-reduces take the one-shot peer path where every GPU reaches every other.
-    if (options.device.is_cuda) r.peer_all_reduce = cuda::peer_access_everywhere(options.device.index, r.n_ranks);
+    if (options.device.is_cuda && !r.gpus_shared) r.peer_all_reduce = cuda::peer_access_everywhere(r.gpus);
 #endif
     r.threads = ThreadGroup::create(r.n_ranks, CommOptions{options.comm_timeout});
     r.comm = &r.threads->communicator(0);

@@ -54,8 +54,11 @@ struct EngineOptions {
   // A device map (planned for this model): units on GPUs, in RAM or on disk. Not with tp.
   std::optional<DevicePlan> device_map;
   OffloadExec offload_exec = OffloadExec::AUTO;
-  // The CUDA device each cuda:N of the map runs on; empty: device N. Entries may repeat (one GPU
-  // runs a map over several: tests, benchmarks of the hand-offs).
+  // The CUDA device each cuda:N of the map runs on (empty: device N), or without a map the device of
+  // each tensor-parallel rank thread, one entry per rank (empty: device.index + rank). Entries may
+  // repeat, so that one GPU runs a map over several or several ranks (tests, benchmarks of the
+  // hand-offs, serving with --tp on a machine of one GPU); ranks sharing a GPU all-reduce through
+  // host memory, since NCCL refuses them.
   std::vector<int> cuda_devices;
 
   // Tensor parallelism over `tp` ranks, threads of this process: CPU ranks, or GPUs cuda:index..

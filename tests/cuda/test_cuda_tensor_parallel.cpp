@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "../unit/logit_comparison.h"
@@ -19,6 +20,7 @@
 #include "parallel/cuda/host_staged_communicator.h"
 #include "parallel/cuda/peer_communicator.h"
 #include "core/error.h"
+#include "engine/engine.h"
 #include "cuda_test_support.h"
 #include "parallel/comm/thread_group.h"
 #include "plan/tp_plan.h"
@@ -144,6 +146,55 @@ TEST(CudaTensorParallel, PlanWhoseLayersDifferMatchesOneGpu) {
   SKIP_WITHOUT_CUDA_DEVICE();
   expect_ranks_match_one_gpu("llama-gqa-llama3rope-f32", 2, false,
                              TpPlanSource::from_json(kPerLayerPlan, "per-layer.json"));
+}
+
+// The same through the Engine, as `shardlm serve --tp 2 --cuda-devices 0,0` opens it: two rank
+// threads on this one GPU (their collectives through the host, since NCCL refuses them) against
+// the whole model, a prompt and then decode steps of a second sequence that joins later.
+TEST(CudaTensorParallel, EngineRanksSharingOneGpuMatchOneRank) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const auto open = [](int tp, std::vector<int> cuda_devices) {
+    EngineOptions engine_options;
+    engine_options.model_dir = fs::path(SHARDLM_FIXTURES_DIR) / "models" / "llama-gqa-llama3rope-f32";
+    engine_options.device = parse_device("cuda:0");
+    engine_options.max_sequences = 2;
+    engine_options.max_seq_len = 64;
+    engine_options.tp = tp;
+    engine_options.cuda_devices = std::move(cuda_devices);
+    return Engine::open(engine_options);
+  };
+  const std::unique_ptr<Engine> whole = open(1, {});
+  const std::unique_ptr<Engine> ranks = open(2, {0, 0});
+  std::vector<int32_t> prompt;
+  for (const TokenRow& row : prompt_rows()) prompt.push_back(row.token);
+  std::vector<std::vector<float>> logits;
+  for (Engine* engine : {whole.get(), ranks.get()}) {
+    const int first = engine->add_sequence(SamplingParams{});
+    logits.push_back(engine->step_logits(std::vector<SequenceChunk>{{first, prompt, true}}));
+    // A second sequence's prompt beside the first one's next token, then both decode.
+    const int second = engine->add_sequence(SamplingParams{});
+    const int32_t next = int32_t(std::max_element(logits.back().begin(), logits.back().end()) - logits.back().begin());
+    const std::vector<int32_t> one = {next};
+    const std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + 7);
+    logits.push_back(engine->step_logits(std::vector<SequenceChunk>{{first, one, true}, {second, short_prompt, true}}));
+    engine->remove_sequence(first);
+    engine->remove_sequence(second);
+  }
+  ASSERT_EQ(logits[0].size(), size_t(whole->config().vocab_size));
+  EXPECT_LT(relative_l2_error(logits[2], logits[0]), 3e-2);
+  ASSERT_EQ(logits[3].size(), logits[1].size());
+  EXPECT_LT(relative_l2_error(logits[3], logits[1]), 3e-2);
+  // And a step that samples: the same greedy tokens wherever the whole model's are not a near tie.
+  const std::vector<float> last_row(logits[1].end() - whole->config().vocab_size, logits[1].end());
+  if (!near_tie(last_row)) {
+    std::vector<std::vector<int32_t>> sampled;
+    for (Engine* engine : {whole.get(), ranks.get()}) {
+      const int id = engine->add_sequence(SamplingParams{});
+      sampled.push_back(engine->step(std::vector<SequenceChunk>{{id, std::vector<int32_t>(prompt.begin(), prompt.begin() + 7), true}}));
+      engine->remove_sequence(id);
+    }
+    EXPECT_EQ(sampled[1], sampled[0]);
+  }
 }
 
 }  // namespace

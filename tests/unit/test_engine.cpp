@@ -209,6 +209,14 @@ TEST(Engine, OpeningRefusesImpossibleSetUpsByName) {
   options.max_seq_len = 0;
   options.random_weights = ModelConfig::from_dir(kFixture);  // random weights need one GPU
   EXPECT_ERROR_NAMES(Engine::open(options), "random weights run on one GPU");
+  options.random_weights.reset();
+  // Where each GPU rank runs: one entry per rank, and only for GPU ranks (checked before any
+  // device is touched, so this runs without one).
+  options.cuda_devices = {0, 0};
+  EXPECT_ERROR_NAMES(Engine::open(options), "--cuda-devices says which GPU each rank runs on: it needs --device cuda");
+  options.device = parse_device("cuda:0");
+  options.tp = 4;
+  EXPECT_ERROR_NAMES(Engine::open(options), "--cuda-devices has 2 entries for 4 tensor-parallel ranks");
 }
 
 }  // namespace

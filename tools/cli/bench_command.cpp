@@ -319,8 +319,8 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
     engine_options.device_map = plan_on_this_machine(options.device_map, engine_options.model_dir, config,
                                                      engine_options.max_seq_len, options.batch, true);
     engine_options.offload_exec = parse_offload_exec(options.device_map.offload_exec);
-    engine_options.cuda_devices = options.device_map.cuda_devices;
   }
+  engine_options.cuda_devices = options.device_map.cuda_devices;
   const std::unique_ptr<Engine> engine = Engine::open(engine_options);
   const RankReport loaded = engine->report();
   // With weights offloaded, the CPU's read bandwidth is sampled before the run and after every
@@ -389,8 +389,8 @@ void run_bench(const BenchOptions& given) {
     options.prompt_len = int(options.prompt_ids.size());
   }
   const DeviceSpec device = parse_device(options.device);
-  if (!options.device_map.cuda_devices.empty() && options.device_map.device_map.empty())
-    fail("--cuda-devices says where a device map's GPUs run: it needs --device-map");
+  if (!options.device_map.cuda_devices.empty() && options.device_map.device_map.empty() && options.tp == 1)
+    fail("--cuda-devices says where a device map's GPUs or the --tp ranks run: it needs --device-map or --tp");
   if (!device.is_cuda) {
     if (!options.random_shape.empty()) fail("--random needs a GPU (--device cuda:N)");
     if (!options.device_map.device_map.empty()) fail("bench --device-map needs a GPU (--device cuda:N)");

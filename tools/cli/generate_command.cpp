@@ -140,6 +140,7 @@ void run_generate(const GenerateOptions& options) {
   engine_options.tp_plan = options.tp_plan;
   engine_options.expert_parallel = options.expert_parallel;
   engine_options.launch = launch;
+  engine_options.cuda_devices = options.device_map.cuda_devices;
   if (!options.device_map.device_map.empty()) {
     if (launch.distributed() || options.tp > 1)
       fail("--device-map with tensor parallelism (--tp or a launcher) is not supported: use one or the other");
@@ -190,6 +191,7 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   add_device_map_options(*command, options->device_map);
+  add_cuda_devices_option(*command, options->device_map);
   add_prompt_options(*command, options->prompt);
   command->add_option("--max-new-tokens,-n", options->max_new_tokens, "Number of tokens to generate at most")
       ->check(integer_in(0, INT32_MAX))

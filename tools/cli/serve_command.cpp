@@ -125,6 +125,7 @@ void run_serve(const ServeOptions& options) {
   engine_options.tp_plan = options.tp_plan;
   engine_options.expert_parallel = options.expert_parallel;
   engine_options.launch = detect_launch_env(current_environment());
+  engine_options.cuda_devices = options.device_map.cuda_devices;
   engine_options.kv_block_size = options.block_size;
   if (!options.kv_cache_memory.empty()) {
     engine_options.kv_cache_bytes = parse_memory_size(options.kv_cache_memory, "--kv-cache-memory");
@@ -194,6 +195,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);
   add_device_map_options(*command, options->device_map);
+  add_cuda_devices_option(*command, options->device_map);
   command->add_option("--host", options->host, "Address to listen on")->capture_default_str();
   command->add_option("--port", options->port, "Port to listen on (0: any free port)")
       ->check(integer_in(0, 65535))

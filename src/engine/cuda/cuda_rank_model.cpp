@@ -31,7 +31,10 @@ CudaRankModel::CudaRankModel(const ModelConfig& config, std::shared_ptr<const Ch
                              const CudaRankSetup& setup)
     : abort_list_(setup.abort_list) {
   CudaModelOptions options = setup.options;
-  if (setup.plan) {
+  if (setup.plan && setup.gpus_shared) {
+    host_staged_.emplace(*setup.host);
+    options.tensor_parallel = CudaTensorParallel{setup.plan, &*host_staged_};
+  } else if (setup.plan) {
     nccl_.emplace(*setup.host, options.device);
     if (abort_list_) abort_list_->add(&*nccl_);
     if (setup.peer_all_reduce) peer_.emplace(*setup.host, options.device, *nccl_);
@@ -80,9 +83,9 @@ RankReport CudaRankModel::report() const {
   return report;
 }
 
-bool peer_access_everywhere(int first_device, int n_devices) {
-  for (int a = first_device; a < first_device + n_devices; ++a)
-    for (int b = first_device; b < first_device + n_devices; ++b)
+bool peer_access_everywhere(std::span<const int> devices) {
+  for (const int a : devices)
+    for (const int b : devices)
       if (a != b && !can_access_peer(a, b)) return false;
   return true;
 }

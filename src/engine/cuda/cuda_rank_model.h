@@ -1,15 +1,18 @@
 // A rank on a GPU: the CUDA model (whole, on a device map, or one tensor-parallel rank's slices
 // with its NCCL communicator and, where every GPU of the group reaches the others, the one-shot
-// peer all-reduce for decode's small messages). Sampling happens on the device.
+// peer all-reduce for decode's small messages; ranks that share a GPU, which NCCL refuses, go
+// through host memory instead). Sampling happens on the device.
 #pragma once
 
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "backend/cuda/cuda_llama_model.h"
 #include "engine/rank_model.h"
+#include "parallel/cuda/host_staged_communicator.h"
 #include "parallel/cuda/nccl_communicator.h"
 #include "parallel/cuda/peer_communicator.h"
 
@@ -36,6 +39,7 @@ struct CudaRankSetup {
   const TpPlan* plan = nullptr;
   Communicator* host = nullptr;
   bool peer_all_reduce = false;        // the group's GPUs all reach each other's memory
+  bool gpus_shared = false;            // some ranks of the group run on one GPU: no NCCL
   NcclAbortList* abort_list = nullptr;  // ranks in this process register here
 };
 
@@ -64,11 +68,12 @@ class CudaRankModel final : public RankModel {
  private:
   NcclAbortList* abort_list_ = nullptr;
   std::optional<NcclCommunicator> nccl_;
+  std::optional<HostStagedCommunicator> host_staged_;
   std::optional<PeerCommunicator> peer_;
   std::unique_ptr<CudaLlamaModel> model_;
 };
 
 // Whether every pair of these devices reaches the other's memory directly.
-bool peer_access_everywhere(int first_device, int n_devices);
+bool peer_access_everywhere(std::span<const int> devices);
 
 }  // namespace shardlm::cuda

@@ -104,6 +104,28 @@ TEST_P(MatmulTest, GroupGivesEachProductWhatItGetsAlone) {
   }
 }
 
+// A row's outputs do not depend on the rows beside it: one row alone (the decode kernels for 16-bit
+// weights), two, or seven (widened blocks, three rows at a time and then one). The server relies on
+// it: a greedy request returns what it returns alone, whatever else shares its steps.
+TEST_P(MatmulTest, EachRowGetsTheSameBitsWhateverTheRowsBesideIt) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  constexpr int64_t kRows = 7, kN = 45, kK = 263;  // n past a chunk of 16, k past whole 8-lane steps
+  const TestWeights w = make_weights(GetParam(), kN, kK, rng);
+  std::vector<float> x(size_t(kRows * kK));
+  for (float& value : x) value = normal(rng);
+  std::vector<float> together(size_t(kRows * kN));
+  cpu::matmul(x.data(), kRows, w.view, WeightView{}, together.data());
+  for (int64_t rows : {1, 2}) {
+    for (int64_t first = 0; first + rows <= kRows; first += rows) {
+      std::vector<float> apart(size_t(rows * kN));
+      cpu::matmul(x.data() + first * kK, rows, w.view, WeightView{}, apart.data());
+      const std::vector<float> expected(together.begin() + first * kN, together.begin() + (first + rows) * kN);
+      EXPECT_EQ(apart, expected) << rows << " rows from row " << first;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllWeightDtypes, MatmulTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -96,7 +97,10 @@ void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       float sum = horizontal_sum(acc[r][c]);
-      for (int64_t j = i; j < k; ++j) sum += x_rows[r][j] * load1<kDtype>(w_rows[c][j]);
+      // Fused explicitly: left to the compiler (gnu++20 lets GCC contract a * b + c as it sees fit),
+      // the instantiations rounded this tail differently, and a row's outputs depended on how many
+      // rows ran beside it whenever k is not a multiple of 8.
+      for (int64_t j = i; j < k; ++j) sum = std::fma(x_rows[r][j], load1<kDtype>(w_rows[c][j]), sum);
       out[r][c] = sum;
     }
 }

@@ -1,10 +1,12 @@
 // CPU GEMM for activations (f32) times stored weights (f32/f16/bf16), multi-threaded with OpenMP.
 // Threads split the weight rows, so each weight byte is read once per call: decode (m = 1..batch)
-// is bound by memory bandwidth, and that is the figure we optimise for. Each block of weight rows
-// is widened to f32 once into a small per-thread buffer (it stays in L1/L2) and then reused by every
-// activation row, so prefill does not pay the conversion m times. Decode (one or two rows) widens in
-// registers instead, inside the dot product: the weights are then read exactly once, from memory.
-// Several products can run as one group, in one parallel region (matmul_group).
+// is bound by memory bandwidth, and that is the figure we optimise for. For three rows or more, each
+// chunk of weight rows is widened to f32 once into a small per-thread buffer (it stays in L2) and
+// then reused by every activation row, so prefill does not pay the conversion m times. Decode (one
+// or two rows) widens in registers instead, inside the dot product: the weights are then read
+// exactly once, from memory. Every row's outputs are the same bits however many rows run beside it
+// (each output is one accumulator over k in the same order), which the server's greedy results rely
+// on. Several products can run as one group, in one parallel region (matmul_group).
 #include "ops/cpu/matmul.h"
 
 #include <immintrin.h>
@@ -17,7 +19,11 @@
 namespace shardlm::cpu {
 namespace {
 
+// Weight rows a widened dot product takes at once, against three activation rows: 12 accumulators,
+// 3 activations and 1 weight fill AVX2's 16 registers (two rows at a time, as decode takes them,
+// left prefill 1.3-1.4x slower on the 2-core dev machine).
 constexpr int kWeightRowsPerBlock = 4;
+constexpr int kActivationRowsPerBlock = 3;
 // Weight rows per chunk handed to a decode thread: big enough that handing chunks out costs nothing
 // next to streaming them (512 KiB of bf16 at 4096 columns), small enough that the large projections
 // balance (Llama-3-8B's gate and up: 224 chunks for 16 threads).
@@ -149,53 +155,65 @@ void direct_rows(const float* x, const WeightView& w, float* y, int64_t first, i
   }
 }
 
-// Multiplies every activation row by C consecutive (already widened) weight rows.
-template <int C>
-void multiply_weight_block(const float* x, int64_t m, int64_t k, const float* const* w_rows,
-                           int64_t n, int64_t first_col, float* y) {
-  int64_t row = 0;
-  for (; row + 2 <= m; row += 2) {
-    const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
-    float out[2][C];
-    dot_block<DType::F32, 2, C>(x_rows, w_rows, nullptr, k, out);
-    for (int r = 0; r < 2; ++r)
-      for (int c = 0; c < C; ++c) y[(row + r) * n + first_col + c] = out[r][c];
+// y for R activation rows against `count` (already widened) weight rows, kWeightRowsPerBlock at a
+// time: the R rows' activations stay in L1 while the weight rows go by.
+template <int R>
+void multiply_activation_rows(const float* const* x_rows, const float* const* w_rows, int64_t count, int64_t k,
+                              float* const* y_rows) {
+  int64_t c = 0;
+  for (; c + kWeightRowsPerBlock <= count; c += kWeightRowsPerBlock) {
+    float out[R][kWeightRowsPerBlock];
+    dot_block<DType::F32, R, kWeightRowsPerBlock>(x_rows, w_rows + c, nullptr, k, out);
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < kWeightRowsPerBlock; ++j) y_rows[r][c + j] = out[r][j];
   }
-  if (row < m) {
-    const float* x_rows[1] = {x + row * k};
-    float out[1][C];
-    dot_block<DType::F32, 1, C>(x_rows, w_rows, nullptr, k, out);
-    for (int c = 0; c < C; ++c) y[row * n + first_col + c] = out[0][c];
+  for (; c < count; ++c) {
+    float out[R][1];
+    dot_block<DType::F32, R, 1>(x_rows, w_rows + c, nullptr, k, out);
+    for (int r = 0; r < R; ++r) y_rows[r][c] = out[r][0];
   }
 }
 
-// Weight rows [first, end) of one product, each block of kWeightRowsPerBlock rows widened to f32
-// once into `widened` (kWeightRowsPerBlock x w.cols) and then used by every activation row.
+// Weight rows [first, end) of one product (at most kWideningRowsPerChunk), widened to f32 once into
+// `widened` (f32 weights are read in place), then multiplied by kActivationRowsPerBlock activation
+// rows at a time (the last one or two rows apart). Those rows' activations are reused from L1
+// across the chunk's weight rows, and the chunk's widened rows from L2 across all activation rows.
 void widening_rows(const float* x, int64_t m, const WeightView& w, float* y, int64_t first, int64_t end,
                    float* widened) {
-  const int64_t n = w.rows;
-  const int64_t k = w.cols;
+  const int64_t n = w.rows, k = w.cols, count = end - first;
   const size_t element_size = dtype_size(w.dtype);
   const char* w_bytes = static_cast<const char*>(w.data);
-  for (int64_t block = first; block < end; block += kWeightRowsPerBlock) {
-    const int64_t count = std::min<int64_t>(kWeightRowsPerBlock, end - block);
-    const float* w_rows[kWeightRowsPerBlock];
-    for (int64_t c = 0; c < count; ++c) {
-      const void* source = w_bytes + size_t((block + c) * w.stride()) * element_size;
-      if (w.dtype == DType::F32) {
-        w_rows[c] = static_cast<const float*>(source);
-      } else {
-        const uint16_t* bits = static_cast<const uint16_t*>(source);
-        if (w.dtype == DType::BF16) widen_to_f32<DType::BF16>(bits, k, widened + c * k);
-        else widen_to_f32<DType::F16>(bits, k, widened + c * k);
-        w_rows[c] = widened + c * k;
-      }
-    }
-    if (count == kWeightRowsPerBlock) {
-      multiply_weight_block<kWeightRowsPerBlock>(x, m, k, w_rows, n, block, y);
+  const float* w_rows[kWideningRowsPerChunk];
+  for (int64_t c = 0; c < count; ++c) {
+    const void* source = w_bytes + size_t((first + c) * w.stride()) * element_size;
+    if (w.dtype == DType::F32) {
+      w_rows[c] = static_cast<const float*>(source);
     } else {
-      for (int64_t c = 0; c < count; ++c) multiply_weight_block<1>(x, m, k, w_rows + c, n, block + c, y);
+      const uint16_t* bits = static_cast<const uint16_t*>(source);
+      if (w.dtype == DType::BF16) widen_to_f32<DType::BF16>(bits, k, widened + c * k);
+      else widen_to_f32<DType::F16>(bits, k, widened + c * k);
+      w_rows[c] = widened + c * k;
     }
+  }
+  int64_t row = 0;
+  for (; row + kActivationRowsPerBlock <= m; row += kActivationRowsPerBlock) {
+    const float* x_rows[kActivationRowsPerBlock];
+    float* y_rows[kActivationRowsPerBlock];
+    for (int r = 0; r < kActivationRowsPerBlock; ++r) {
+      x_rows[r] = x + (row + r) * k;
+      y_rows[r] = y + (row + r) * n + first;
+    }
+    multiply_activation_rows<kActivationRowsPerBlock>(x_rows, w_rows, count, k, y_rows);
+  }
+  for (; row + 2 <= m; row += 2) {
+    const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
+    float* y_rows[2] = {y + row * n + first, y + (row + 1) * n + first};
+    multiply_activation_rows<2>(x_rows, w_rows, count, k, y_rows);
+  }
+  if (row < m) {
+    const float* x_rows[1] = {x + row * k};
+    float* y_rows[1] = {y + row * n + first};
+    multiply_activation_rows<1>(x_rows, w_rows, count, k, y_rows);
   }
 }
 
@@ -234,7 +252,7 @@ void matmul_group(std::span<const MatmulProblem> problems) {
   // host streamed 100 GB/s split evenly, 120 GB/s in chunks).
 #pragma omp parallel
   {
-    std::vector<float> widened(size_t(kWeightRowsPerBlock * widest_widened));
+    std::vector<float> widened(size_t(kWideningRowsPerChunk * widest_widened));
 #pragma omp for schedule(dynamic, 1)
     for (size_t c = 0; c < chunks.size(); ++c) {
       const RowChunk& chunk = chunks[c];

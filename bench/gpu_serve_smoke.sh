@@ -25,12 +25,14 @@ smoke() {
     srv=$(curl -s localhost:$port/v1/completions -d "{\"model\":\"kjv-llama\",\"prompt\":\"$p\",\"max_tokens\":24,\"temperature\":0}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
     [ "$gen" = "$srv" ] && echo "same: $p" || echo "DIFF: $p | $gen | $srv"
   done
+  local requests=()
   for i in $(seq 16); do
     if [ $((i % 2)) = 0 ]; then body="{\"model\":\"kjv-llama\",\"prompt\":\"And God said\",\"max_tokens\":24,\"temperature\":0}";
     else body="{\"model\":\"kjv-llama\",\"prompt\":\"And God said\",\"max_tokens\":24,\"temperature\":0.9,\"top_p\":0.9,\"seed\":$i}"; fi
     curl -s localhost:$port/v1/completions -d "$body" > $OUT/mixed-$name-$i.json &
+    requests+=($!)
   done
-  wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
+  wait "${requests[@]}"
   sleep 1
   gen=$($bin generate --device cuda:0 "$@" --json -p "And God said" -n 24 --temperature 0 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
   for i in $(seq 2 2 16); do python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"] == sys.argv[2])' $OUT/mixed-$name-$i.json "$gen"; done | sort | uniq -c

@@ -54,7 +54,7 @@ struct Engine::Ranks {
   std::shared_ptr<ThreadGroup> threads;  // --tp N: ranks as threads of this process
   std::unique_ptr<TcpCommunicator> tcp;  // a launcher's processes
   Communicator* comm = nullptr;          // this rank's; null for one rank
-  std::vector<int> gpus;                 // the CUDA device of each rank of this process
+  std::vector<int> gpus;                 // each rank thread's CUDA device (a launched rank: unused)
   bool gpus_shared = false;              // a GPU runs several ranks: collectives through the host
   bool peer_all_reduce = false;
 #ifdef SHARDLM_WITH_CUDA
@@ -215,16 +215,18 @@ KvCacheShape kv_cache_shape(const EngineOptions& options, const ModelConfig& con
 // entry per rank. Entries may repeat: ranks sharing a GPU (tests and the serving smoke test on a
 // machine with one) then all-reduce through host memory, since NCCL refuses two ranks on a device.
 std::vector<int> rank_gpus(const EngineOptions& options, int n_ranks) {
+  if (!options.cuda_devices.empty() && !options.device.is_cuda)
+    fail("--cuda-devices says which GPU each rank or map device runs on: it needs --device cuda");
   if (options.cuda_devices.empty() || options.device_map) {
     std::vector<int> gpus(size_t(options.launch.distributed() ? 1 : n_ranks));
     for (size_t rank = 0; rank < gpus.size(); ++rank) gpus[rank] = options.device.index + int(rank);
     return gpus;
   }
-  if (!options.device.is_cuda) fail("--cuda-devices says which GPU each rank runs on: it needs --device cuda");
   if (options.launch.distributed())
     fail("--cuda-devices: a launched rank runs on cuda:N + its local rank; choose GPUs with CUDA_VISIBLE_DEVICES");
   if (int(options.cuda_devices.size()) != n_ranks)
-    fail("--cuda-devices has {} entries for {} tensor-parallel ranks (--tp {}): give one GPU per rank",
+    fail("--cuda-devices has {} entries for {} tensor-parallel ranks (--tp {}): give one GPU per rank, or "
+         "one per cuda:N of a --device-map",
          options.cuda_devices.size(), n_ranks, n_ranks);
   return options.cuda_devices;
 }

@@ -62,7 +62,8 @@ struct EngineOptions {
   std::vector<int> cuda_devices;
 
   // Tensor parallelism over `tp` ranks, threads of this process: CPU ranks, or GPUs cuda:index..
-  // (NCCL). Under a launcher (launch.distributed()), this process is one rank of launch.world_size.
+  // or cuda_devices (NCCL, or host memory where ranks share a GPU). Under a launcher
+  // (launch.distributed()), this process is one rank of launch.world_size.
   int tp = 1;
   std::string tp_plan = "auto";  // "auto" (Transformers' plan for the architecture) or a JSON file
   bool expert_parallel = false;  // MoE models, tp_plan auto: whole experts per rank (base_model_ep_plan)

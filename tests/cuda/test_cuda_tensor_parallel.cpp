@@ -149,8 +149,9 @@ TEST(CudaTensorParallel, PlanWhoseLayersDifferMatchesOneGpu) {
 }
 
 // The same through the Engine, as `shardlm serve --tp 2 --cuda-devices 0,0` opens it: two rank
-// threads on this one GPU (their collectives through the host, since NCCL refuses them) against
-// the whole model, a prompt and then decode steps of a second sequence that joins later.
+// threads on this one GPU (their collectives through the host, since NCCL refuses them, and no
+// graphs) against the whole model: a prompt, a step with the first sequence's next token beside a
+// second sequence's prompt, then a decode step of both.
 TEST(CudaTensorParallel, EngineRanksSharingOneGpuMatchOneRank) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const auto open = [](int tp, std::vector<int> cuda_devices) {
@@ -177,15 +178,21 @@ TEST(CudaTensorParallel, EngineRanksSharingOneGpuMatchOneRank) {
     const std::vector<int32_t> one = {next};
     const std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + 7);
     logits.push_back(engine->step_logits(std::vector<SequenceChunk>{{first, one, true}, {second, short_prompt, true}}));
+    const std::vector<int32_t> both = {3, 5};
+    logits.push_back(engine->step_logits(
+        std::vector<SequenceChunk>{{first, std::span(both).first(1), true}, {second, std::span(both).last(1), true}}));
     engine->remove_sequence(first);
     engine->remove_sequence(second);
   }
+  ASSERT_EQ(logits.size(), 6u);  // three steps of the whole model, then the same three of the ranks
   ASSERT_EQ(logits[0].size(), size_t(whole->config().vocab_size));
-  EXPECT_LT(relative_l2_error(logits[2], logits[0]), 3e-2);
-  ASSERT_EQ(logits[3].size(), logits[1].size());
-  EXPECT_LT(relative_l2_error(logits[3], logits[1]), 3e-2);
+  for (size_t step = 0; step < 3; ++step) {
+    ASSERT_EQ(logits[3 + step].size(), logits[step].size()) << "step " << step;
+    EXPECT_LT(relative_l2_error(logits[3 + step], logits[step]), 3e-2) << "step " << step;
+  }
   // And a step that samples: the same greedy tokens wherever the whole model's are not a near tie.
   const std::vector<float> last_row(logits[1].end() - whole->config().vocab_size, logits[1].end());
+  ASSERT_EQ(logits[1].size(), 2 * last_row.size());
   if (!near_tie(last_row)) {
     std::vector<std::vector<int32_t>> sampled;
     for (Engine* engine : {whole.get(), ranks.get()}) {

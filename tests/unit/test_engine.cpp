@@ -213,7 +213,7 @@ TEST(Engine, OpeningRefusesImpossibleSetUpsByName) {
   // Where each GPU rank runs: one entry per rank, and only for GPU ranks (checked before any
   // device is touched, so this runs without one).
   options.cuda_devices = {0, 0};
-  EXPECT_ERROR_NAMES(Engine::open(options), "--cuda-devices says which GPU each rank runs on: it needs --device cuda");
+  EXPECT_ERROR_NAMES(Engine::open(options), "--cuda-devices says which GPU each rank or map device runs on: it needs --device cuda");
   options.device = parse_device("cuda:0");
   options.tp = 4;
   EXPECT_ERROR_NAMES(Engine::open(options), "--cuda-devices has 2 entries for 4 tensor-parallel ranks");

@@ -4,6 +4,7 @@
 // bandwidth. `--random SHAPE` benchmarks a built-in shape with random weights on the GPU, so big
 // models need no checkpoint; with `--save DIR` it writes them as one instead, for the CPU.
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
@@ -347,9 +348,14 @@ void run_bench_cuda(const BenchOptions& options, const DeviceSpec& device) {
   const RankReport ran = engine->report();
   const double copy_gb_per_s = cuda::measure_copy_bandwidth(device.index);
   const double weight_bytes = decode_weight_bytes(config, weight_specs(config, DType::BF16), options.batch);
-  nlohmann::json result = report(options, timings, weight_bytes / options.tp, copy_gb_per_s);
-  result["device"] = options.tp > 1 ? fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1)
-                                    : fmt::format("cuda:{}", device.index);
+  // Ranks sharing a GPU (--cuda-devices 0,0) read their shares one after another from its memory.
+  const std::vector<int>& rank_gpus = options.device_map.device_map.empty() ? engine_options.cuda_devices : std::vector<int>{};
+  int64_t ranks_per_gpu = 1;
+  for (const int gpu : rank_gpus) ranks_per_gpu = std::max<int64_t>(ranks_per_gpu, std::ranges::count(rank_gpus, gpu));
+  nlohmann::json result = report(options, timings, weight_bytes / options.tp * double(ranks_per_gpu), copy_gb_per_s);
+  if (!rank_gpus.empty()) result["device"] = fmt::format("cuda:{}", fmt::join(rank_gpus, ","));
+  else if (options.tp > 1) result["device"] = fmt::format("cuda:{}..cuda:{}", device.index, device.index + options.tp - 1);
+  else result["device"] = fmt::format("cuda:{}", device.index);
   if (options.tp > 1) result["tp"] = options.tp;
   result["model"] = random_weights ? "random:" + options.random_shape : engine_options.model_dir.string();
   result["device_memory_used_bytes"] = ran.device_memory_used;
@@ -435,7 +441,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   add_device_map_options(*command, options->device_map);
   add_cuda_devices_option(*command, options->device_map);
-  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL)")
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel GPUs from --device on (NCCL), or those of --cuda-devices")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);

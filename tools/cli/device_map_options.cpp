@@ -86,7 +86,8 @@ void add_cuda_devices_option(CLI::App& command, DeviceMapRequest& request) {
       .add_option("--cuda-devices", request.cuda_devices,
                   "The CUDA device each cuda:N of --device-map runs on, e.g. 0,0 runs a two-GPU map on one GPU "
                   "(each gets its own workspace and hand-offs; the device's memory is shared); with --tp N, the "
-                  "GPU of each rank (0,0: two ranks on one GPU, their all-reduces through host memory)")
+                  "GPU of each rank, in place of --device's index (0,0: two ranks on one GPU, their all-reduces through host "
+                  "memory)")
       ->delimiter(',')
       ->check(integer_in(0, INT32_MAX));
 }

@@ -186,7 +186,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("generate", "Generate text from a prompt");
   add_model_options(*command, options->model);
   add_device_option(*command, options->device);
-  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each: GPUs cuda:N.. with --device cuda:N (NCCL), else CPU ranks")
+  command->add_option("--tp,--tensor-parallel-size", options->tp, "Tensor-parallel ranks, one thread each: GPUs cuda:N.. with --device cuda:N (NCCL; or those of --cuda-devices), else CPU ranks")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   add_tp_plan_options(*command, options->tp_plan, options->expert_parallel);

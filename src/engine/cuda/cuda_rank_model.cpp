@@ -1,6 +1,7 @@
-// The GPU rank's collectives: NCCL always (CUDA graphs capture it), with the peer all-reduce in
-// front of it where the GPUs reach each other; ranks in different processes cannot share the peer
-// kernel's pointers, so their launcher leaves it off.
+// The GPU rank's collectives: NCCL (CUDA graphs capture it), with the peer all-reduce in front of
+// it where the GPUs reach each other; ranks in different processes cannot share the peer kernel's
+// pointers, so their launcher leaves it off. Ranks sharing a GPU, which NCCL refuses, stage every
+// collective through host memory and run without graphs.
 #include "engine/cuda/cuda_rank_model.h"
 
 #include <fmt/core.h>

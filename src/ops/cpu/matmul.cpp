@@ -93,7 +93,10 @@ void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w
       if constexpr (kPrefetchBytes > 0)
         if (i % kElementsPerLine == 0) {
           const int64_t ahead = i + kPrefetchElements;
-          const WeightElement<kDtype>* line = ahead < k ? w_rows[c] + ahead : next_rows ? next_rows[c] + (ahead - k) : nullptr;
+          // Rows shorter than the distance prefetch no further than the next row's end.
+          const WeightElement<kDtype>* line = ahead < k                    ? w_rows[c] + ahead
+                                              : next_rows && ahead - k < k ? next_rows[c] + (ahead - k)
+                                                                           : nullptr;
           if (line) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
         }
       const __m256 w = load8<kDtype>(w_rows[c] + i);

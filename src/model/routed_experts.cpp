@@ -39,38 +39,56 @@ struct ChosenExpert {
   int64_t first_intermediate;         // its gate/up values' place: Σ pairs · ff of the experts before it
 };
 
+// A group's scratch: its gathered rows, gate/up values and outputs. Each thread that runs experts
+// keeps its own between calls. A long prompt's groups take tens of MiB, and a fresh allocation of
+// that size is fresh pages, which the kernel faulted in and zeroed (and the vectors zeroed again,
+// on one thread) for every group of every layer: a tenth of a 1,024-token prefill of a Qwen3-MoE
+// shape on the dev machine.
+struct GroupScratch {
+  std::vector<float> gathered, gate, up, expert_out;
+};
+thread_local GroupScratch group_scratch;
+
+// `buffer` grown to at least n values; grown, never shrunk, so that later groups reuse its pages.
+float* at_least(std::vector<float>& buffer, int64_t n) {
+  if (buffer.size() < size_t(n)) buffer.resize(size_t(n));
+  return buffer.data();
+}
+
 // out += each pair's weight · its expert's output, for a group of chosen experts: every gate and up
 // projection as one matmul group, then every down projection as another, so that a decode step's
 // eight or so small experts keep all cores busy together.
 void add_expert_group(const float* rows, const cpu::ExpertRoutes& routes, int64_t dim,
                       const std::vector<ChosenExpert>& group, int64_t pairs, int64_t intermediate, float* out) {
-  std::vector<float> gathered(size_t(pairs * dim));
+  GroupScratch& scratch = group_scratch;
+  float* gathered = at_least(scratch.gathered, pairs * dim);
+  float* gate = at_least(scratch.gate, intermediate);
+  float* up = at_least(scratch.up, intermediate);
+  float* expert_out = at_least(scratch.expert_out, pairs * dim);
   for (const ChosenExpert& each : group)
     for (size_t i = 0; i < each.slots->size(); ++i)
-      std::copy_n(rows + (*each.slots)[i] / routes.top_k * dim, dim, gathered.data() + (each.first_pair + int64_t(i)) * dim);
-  const size_t intermediate_values = size_t(intermediate);
-  std::vector<float> gate(intermediate_values), up(intermediate_values), expert_out(size_t(pairs * dim));
+      std::copy_n(rows + (*each.slots)[i] / routes.top_k * dim, dim, gathered + (each.first_pair + int64_t(i)) * dim);
   std::vector<cpu::MatmulProblem> products;
   for (const ChosenExpert& each : group) {
-    const float* x = gathered.data() + each.first_pair * dim;
+    const float* x = gathered + each.first_pair * dim;
     const int64_t m = int64_t(each.slots->size());
     const ExpertWeights& expert = *each.expert;
-    products.push_back({x, m, expert.gate_proj.weight, expert.gate_proj.bias, gate.data() + each.first_intermediate});
-    products.push_back({x, m, expert.up_proj.weight, expert.up_proj.bias, up.data() + each.first_intermediate});
+    products.push_back({x, m, expert.gate_proj.weight, expert.gate_proj.bias, gate + each.first_intermediate});
+    products.push_back({x, m, expert.up_proj.weight, expert.up_proj.bias, up + each.first_intermediate});
   }
   cpu::matmul_group(products);
-  cpu::silu_mul(gate.data(), up.data(), intermediate, gate.data());
+  cpu::silu_mul(gate, up, intermediate, gate);
   products.clear();
   for (const ChosenExpert& each : group)
-    products.push_back({gate.data() + each.first_intermediate, int64_t(each.slots->size()), each.expert->down_proj.weight,
-                        WeightView{}, expert_out.data() + each.first_pair * dim});
+    products.push_back({gate + each.first_intermediate, int64_t(each.slots->size()), each.expert->down_proj.weight,
+                        WeightView{}, expert_out + each.first_pair * dim});
   cpu::matmul_group(products);
   // Each row gets its experts' outputs in expert order, as one expert at a time would add them.
   for (const ChosenExpert& each : group)
     for (size_t i = 0; i < each.slots->size(); ++i) {
       const int64_t slot = (*each.slots)[i];
       float* row = out + slot / routes.top_k * dim;
-      const float* result = expert_out.data() + (each.first_pair + int64_t(i)) * dim;
+      const float* result = expert_out + (each.first_pair + int64_t(i)) * dim;
       for (int64_t j = 0; j < dim; ++j) row[j] += routes.weights[size_t(slot)] * result[j];
     }
 }

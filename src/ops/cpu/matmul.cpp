@@ -31,6 +31,10 @@ constexpr int kDirectRowsPerChunk = 64;
 // Weight rows per chunk when blocks are widened first: each row serves every activation row, so a
 // chunk is m times the work of a decode chunk of its size.
 constexpr int kWideningRowsPerChunk = 16;
+// Activation rows a widening chunk takes at most: a long prompt's rows are tiled so that a tile's
+// activations stay in cache while every chunk of weight rows goes by, instead of streaming all of
+// them from memory again for each chunk of 16 weight rows.
+constexpr int64_t kActivationRowsPerTile = 256;
 
 // Weights as stored: f32, or the 16-bit patterns of bf16/f16.
 template <DType kDtype>
@@ -229,10 +233,11 @@ DirectRows direct_kernel(int64_t m, DType dtype) {
   return nullptr;
 }
 
-// A run of one product's weight rows, handed to one thread.
+// A run of one product's weight rows times a run of its activation rows, handed to one thread.
 struct RowChunk {
   int32_t problem;
-  int64_t first, end;
+  int64_t first, end;                  // weight rows (outputs)
+  int64_t first_row = 0, end_row = 0;  // activation rows
 };
 
 }  // namespace
@@ -247,8 +252,10 @@ void matmul_group(std::span<const MatmulProblem> problems) {
     kernels[i] = direct_kernel(problem.m, problem.w.dtype);
     if (!kernels[i] && problem.w.dtype != DType::F32) widest_widened = std::max(widest_widened, problem.w.cols);
     const int64_t rows_per_chunk = kernels[i] ? kDirectRowsPerChunk : kWideningRowsPerChunk;
-    for (int64_t first = 0; first < problem.w.rows; first += rows_per_chunk)
-      chunks.push_back({int32_t(i), first, std::min(problem.w.rows, first + rows_per_chunk)});
+    for (int64_t first_row = 0; first_row < problem.m; first_row += kActivationRowsPerTile)
+      for (int64_t first = 0; first < problem.w.rows; first += rows_per_chunk)
+        chunks.push_back({int32_t(i), first, std::min(problem.w.rows, first + rows_per_chunk), first_row,
+                          std::min(problem.m, first_row + kActivationRowsPerTile)});
   }
   // Handed out one at a time rather than split evenly up front: on a shared host one core is often
   // slowed by other work, and an even split makes every call wait for it (16 threads of a GPU
@@ -263,7 +270,8 @@ void matmul_group(std::span<const MatmulProblem> problems) {
       if (const DirectRows kernel = kernels[size_t(chunk.problem)])
         kernel(problem.x, problem.w, problem.y, chunk.first, chunk.end);
       else
-        widening_rows(problem.x, problem.m, problem.w, problem.y, chunk.first, chunk.end, widened.data());
+        widening_rows(problem.x + chunk.first_row * problem.w.cols, chunk.end_row - chunk.first_row, problem.w,
+                      problem.y + chunk.first_row * problem.w.rows, chunk.first, chunk.end, widened.data());
     }
   }
   for (const MatmulProblem& problem : problems) {

@@ -12,6 +12,9 @@ cmake --build build -j "$(nproc)" --target shardlm test_cuda_model test_cuda_sam
 rm -rf .device-carry/bin .device-carry/bin.tar.gz .device-carry/lib
 mkdir -p .device-carry/bin .device-carry/lib
 cp build/tools/cli/shardlm .device-carry/bin/
+# The CPU GEMV against the read probe on the GPU host's own cores (see its header).
+g++ -O3 -std=c++20 -mavx2 -mfma -mf16c -fopenmp -Isrc bench/cpu_matmul_probe.cpp build/src/libshardlm.a -lfmt \
+  -o .device-carry/bin/cpu_matmul_probe
 find build/tests -maxdepth 1 -name "test_cuda_*" -type f -executable -exec cp {} .device-carry/bin/ \;
 strip --strip-unneeded .device-carry/bin/*
 # The device call carries at most 64 MiB with the working tree: the binaries travel compressed

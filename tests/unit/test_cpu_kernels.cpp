@@ -106,12 +106,13 @@ TEST_P(MatmulTest, GroupGivesEachProductWhatItGetsAlone) {
 }
 
 // A row's outputs do not depend on the rows beside it: one row alone (the decode kernels for 16-bit
-// weights), two, or seven (widened blocks, three rows at a time and then one). The server relies on
-// it: a greedy request returns what it returns alone, whatever else shares its steps.
+// weights), two, or 260 (widened blocks of three rows, then a tile of five: three and two). The
+// server relies on it: a greedy request returns what it returns alone, whatever else shares its
+// steps.
 TEST_P(MatmulTest, EachRowGetsTheSameBitsWhateverTheRowsBesideIt) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  constexpr int64_t kRows = 7, kN = 45, kK = 263;  // n past a chunk of 16, k past whole 8-lane steps
+  constexpr int64_t kRows = 260, kN = 45, kK = 263;  // n past a chunk of 16, k past whole 8-lane steps
   const TestWeights w = make_weights(GetParam(), kN, kK, rng);
   std::vector<float> x(size_t(kRows * kK));
   for (float& value : x) value = normal(rng);

@@ -154,10 +154,11 @@ TEST(MoeOps, DistinctExpertsAndTheSharedExpertGateByHand) {
 }
 
 // A prompt long enough that its (row, expert) pairs go through the experts in several groups
-// (routed_experts.cpp) gives every row exactly what it gets alone.
+// (routed_experts.cpp) gives every row exactly what it gets alone, also where every row chose
+// expert 0, whose 2,100 pairs then go through in two pieces.
 TEST(MoeOps, ManyRowsThroughTheExpertsInGroupsEqualEachRowAlone) {
   const int experts = 8, top_k = 4;
-  const int64_t dim = 16, ff = 8, n_rows = 700;  // 2,800 pairs
+  const int64_t dim = 16, ff = 8, n_rows = 2100;  // 8,400 pairs
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 0.5f);
   const auto random = [&](size_t n) {
@@ -177,8 +178,11 @@ TEST(MoeOps, ManyRowsThroughTheExpertsInGroupsEqualEachRowAlone) {
   moe.router = linear(experts, dim);
   moe.top_k = top_k;
   for (int e = 0; e < experts; ++e) moe.experts.push_back({linear(ff, dim), linear(ff, dim), linear(dim, ff)});
-  const std::vector<float> rows = random(size_t(n_rows * dim)), logits = random(size_t(n_rows * experts));
+  const std::vector<float> rows = random(size_t(n_rows * dim));
+  std::vector<float> logits = random(size_t(n_rows * experts));
+  for (int64_t row = 0; row < n_rows; ++row) logits[size_t(row * experts)] += 10.0f;
   const cpu::ExpertRoutes routes = cpu::route_top_k(logits.data(), n_rows, experts, top_k, true);
+  ASSERT_EQ(std::count(routes.experts.begin(), routes.experts.end(), 0), n_rows);
   std::vector<float> together(size_t(n_rows * dim), 0.0f);
   add_routed_experts(rows.data(), routes, moe, together.data());
   for (int64_t row = 0; row < n_rows; ++row) {

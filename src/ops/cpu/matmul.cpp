@@ -1,18 +1,20 @@
 // CPU GEMM for activations (f32) times stored weights (f32/f16/bf16), multi-threaded with OpenMP.
-// Threads split the weight rows, so each weight byte is read once per call: decode (m = 1..batch)
-// is bound by memory bandwidth, and that is the figure we optimise for. For three rows or more, each
-// chunk of weight rows is widened to f32 once into a small per-thread buffer (it stays in L2) and
-// then reused by every activation row, so prefill does not pay the conversion m times. Decode (one
-// or two rows) widens in registers instead, inside the dot product: the weights are then read
-// exactly once, from memory. Every row's outputs are the same bits however many rows run beside it
-// (each output is one accumulator over k in the same order), which the server's greedy results rely
-// on. Several products can run as one group, in one parallel region (matmul_group).
+// Threads split the weight rows, so each weight byte is read once per call (once per tile of
+// activation rows for a long prompt): decode (m = 1..batch) is bound by memory bandwidth, and that
+// is the figure we optimise for. For three rows or more, each chunk of weight rows is widened to f32
+// once into a small per-thread buffer and then reused by every activation row of a tile, so prefill
+// does not pay the conversion m times. Decode (one or two rows) widens in registers instead, inside
+// the dot product: the weights are then read exactly once, from memory. Every row's outputs are the
+// same bits however many rows run beside it (each output is one accumulator over k in the same
+// order, and nothing is built with -ffast-math), which the server's greedy results rely on. Several
+// products can run as one group, in one parallel region (matmul_group).
 #include "ops/cpu/matmul.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -28,13 +30,14 @@ constexpr int kActivationRowsPerBlock = 3;
 // next to streaming them (512 KiB of bf16 at 4096 columns), small enough that the large projections
 // balance (Llama-3-8B's gate and up: 224 chunks for 16 threads).
 constexpr int kDirectRowsPerChunk = 64;
-// Weight rows per chunk when blocks are widened first: each row serves every activation row, so a
-// chunk is m times the work of a decode chunk of its size.
+// Weight rows per chunk when blocks are widened first: each row serves every activation row of a
+// tile, so a chunk is that many times the work of a decode chunk of its size.
 constexpr int kWideningRowsPerChunk = 16;
-// Activation rows a widening chunk takes at most: a long prompt's rows are tiled so that a tile's
-// activations stay in cache while every chunk of weight rows goes by, instead of streaming all of
-// them from memory again for each chunk of 16 weight rows.
-constexpr int64_t kActivationRowsPerTile = 256;
+// Activation rows a widening chunk takes at most (a multiple of kActivationRowsPerBlock): a long
+// prompt's rows are tiled so that a tile's activations (4 MiB at 4096 columns) stay in the last-level
+// cache while every chunk of weight rows goes by, instead of streaming all of them from memory again
+// for each chunk of 16 weight rows. Tiles of 128 to 512 rows measured alike on the dev machine.
+constexpr int64_t kActivationRowsPerTile = 85 * kActivationRowsPerBlock;
 
 // Weights as stored: f32, or the 16-bit patterns of bf16/f16.
 template <DType kDtype>
@@ -76,11 +79,11 @@ inline float horizontal_sum(__m256 v) {
 
 // out[r][c] = dot(x_rows[r], w_rows[c]) over k, for R activation rows and C weight rows. Each
 // weight vector is used as soon as it is loaded, so R * C accumulators + R activations + 1 weight
-// must fit AVX2's 16 registers (R = 2, C = 4: 11; R = 1, C = 8: 10). With kPrefetchBytes > 0 every
-// weight row is prefetched that far ahead, a cache line at a time, and past its end into the same
-// row of `next_rows` (the block this thread reads next, or nullptr): each row's stream then stays
-// prefetched from one block into the next, where short rows (an expert's down projection has 1.5
-// KiB) would otherwise begin every block with misses.
+// must fit AVX2's 16 registers (R = 3, C = 4: 16; R = 2, C = 4: 11; R = 1, C = 8: 10). With
+// kPrefetchBytes > 0 every weight row is prefetched that far ahead, a cache line at a time, and
+// past its end into the same row of `next_rows` (the block this thread reads next, or nullptr):
+// each row's stream then stays prefetched from one block into the next, where short rows (an
+// expert's down projection has 1.5 KiB) would otherwise begin every block with misses.
 template <DType kDtype, int R, int C, int kPrefetchBytes = 0>
 void dot_block(const float* const* x_rows, const WeightElement<kDtype>* const* w_rows,
                const WeightElement<kDtype>* const* next_rows, int64_t k, float out[R][C]) {
@@ -183,8 +186,9 @@ void multiply_activation_rows(const float* const* x_rows, const float* const* w_
 
 // Weight rows [first, end) of one product (at most kWideningRowsPerChunk), widened to f32 once into
 // `widened` (f32 weights are read in place), then multiplied by kActivationRowsPerBlock activation
-// rows at a time (the last one or two rows apart). Those rows' activations are reused from L1
-// across the chunk's weight rows, and the chunk's widened rows from L2 across all activation rows.
+// rows at a time (the last one or two rows apart). Those rows' activations are reused from L1/L2
+// across the chunk's weight rows, and the chunk's widened rows (256 KiB at 4096 columns) from L2
+// across all the tile's activation rows.
 void widening_rows(const float* x, int64_t m, const WeightView& w, float* y, int64_t first, int64_t end,
                    float* widened) {
   const int64_t n = w.rows, k = w.cols, count = end - first;
@@ -252,17 +256,19 @@ void matmul_group(std::span<const MatmulProblem> problems) {
     kernels[i] = direct_kernel(problem.m, problem.w.dtype);
     if (!kernels[i] && problem.w.dtype != DType::F32) widest_widened = std::max(widest_widened, problem.w.cols);
     const int64_t rows_per_chunk = kernels[i] ? kDirectRowsPerChunk : kWideningRowsPerChunk;
-    for (int64_t first_row = 0; first_row < problem.m; first_row += kActivationRowsPerTile)
+    const int64_t rows_per_tile = kernels[i] ? problem.m : kActivationRowsPerTile;  // decode: one tile
+    for (int64_t first_row = 0; first_row < problem.m; first_row += rows_per_tile)
       for (int64_t first = 0; first < problem.w.rows; first += rows_per_chunk)
         chunks.push_back({int32_t(i), first, std::min(problem.w.rows, first + rows_per_chunk), first_row,
-                          std::min(problem.m, first_row + kActivationRowsPerTile)});
+                          std::min(problem.m, first_row + rows_per_tile)});
   }
   // Handed out one at a time rather than split evenly up front: on a shared host one core is often
   // slowed by other work, and an even split makes every call wait for it (16 threads of a GPU
   // host streamed 100 GB/s split evenly, 120 GB/s in chunks).
 #pragma omp parallel
   {
-    std::vector<float> widened(size_t(kWideningRowsPerChunk * widest_widened));
+    // Written before it is read: not zeroed (it is up to 900 KiB a thread at 14,336 columns).
+    const auto widened = std::make_unique_for_overwrite<float[]>(size_t(kWideningRowsPerChunk * widest_widened));
 #pragma omp for schedule(dynamic, 1)
     for (size_t c = 0; c < chunks.size(); ++c) {
       const RowChunk& chunk = chunks[c];
@@ -271,7 +277,7 @@ void matmul_group(std::span<const MatmulProblem> problems) {
         kernel(problem.x, problem.w, problem.y, chunk.first, chunk.end);
       else
         widening_rows(problem.x + chunk.first_row * problem.w.cols, chunk.end_row - chunk.first_row, problem.w,
-                      problem.y + chunk.first_row * problem.w.rows, chunk.first, chunk.end, widened.data());
+                      problem.y + chunk.first_row * problem.w.rows, chunk.first, chunk.end, widened.get());
     }
   }
   for (const MatmulProblem& problem : problems) {

@@ -240,7 +240,7 @@ void check_devices(const EngineOptions& options, const std::vector<int>& gpus) {
   // waiting in ncclCommInitRank.
   const int n_ranks = int(gpus.size()), first = options.device.index;
   if (n_ranks == 1 && !options.device_map) cuda::require_cuda_device(gpus[0]);
-  for (int rank = 0; rank < n_ranks && n_ranks > 1; ++rank) {
+  for (int rank = 0; n_ranks > 1 && rank < n_ranks; ++rank) {
     if (gpus[size_t(rank)] < n_devices) continue;
     if (!options.cuda_devices.empty())
       fail("--cuda-devices: rank {} is to run on CUDA device {}, but {} are visible", rank, gpus[size_t(rank)],

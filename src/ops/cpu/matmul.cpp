@@ -156,7 +156,8 @@ void direct_rows(const float* x, const WeightView& w, float* y, int64_t first, i
     const uint16_t* next_rows[kRows];
     for (int64_t c = 0; c < count; ++c) w_rows[c] = base + (block + c) * w.stride();
     const bool next_whole = block + 2 * kRows <= end;
-    for (int64_t c = 0; c < kRows && next_whole; ++c) next_rows[c] = w_rows[c] + kRows * w.stride();
+    if (next_whole)
+      for (int64_t c = 0; c < kRows; ++c) next_rows[c] = base + (block + kRows + c) * w.stride();
     if (count == kRows) {
       direct_block<kDtype, R, kRows>(x, k, w_rows, next_whole ? next_rows : nullptr, n, block, y);
     } else {
@@ -165,11 +166,15 @@ void direct_rows(const float* x, const WeightView& w, float* y, int64_t first, i
   }
 }
 
-// y for R activation rows against `count` (already widened) weight rows, kWeightRowsPerBlock at a
-// time: the R rows' activations stay in L1 while the weight rows go by.
+// y[row + r][first + c] for R activation rows from `row` against `count` (already widened) weight
+// rows, kWeightRowsPerBlock at a time: the R rows' activations stay close while the weight rows go by.
 template <int R>
-void multiply_activation_rows(const float* const* x_rows, const float* const* w_rows, int64_t count, int64_t k,
-                              float* const* y_rows) {
+void multiply_activation_rows(const float* x, int64_t row, const float* const* w_rows, int64_t count, int64_t k,
+                              int64_t n, int64_t first, float* y) {
+  const float* x_rows[R];
+  for (int r = 0; r < R; ++r) x_rows[r] = x + (row + r) * k;
+  float* y_rows[R];
+  for (int r = 0; r < R; ++r) y_rows[r] = y + (row + r) * n + first;
   int64_t c = 0;
   for (; c + kWeightRowsPerBlock <= count; c += kWeightRowsPerBlock) {
     float out[R][kWeightRowsPerBlock];
@@ -206,26 +211,12 @@ void widening_rows(const float* x, int64_t m, const WeightView& w, float* y, int
       w_rows[c] = widened + c * k;
     }
   }
+  static_assert(kActivationRowsPerBlock == 3, "the last rows below are one or two");
   int64_t row = 0;
-  for (; row + kActivationRowsPerBlock <= m; row += kActivationRowsPerBlock) {
-    const float* x_rows[kActivationRowsPerBlock];
-    float* y_rows[kActivationRowsPerBlock];
-    for (int r = 0; r < kActivationRowsPerBlock; ++r) {
-      x_rows[r] = x + (row + r) * k;
-      y_rows[r] = y + (row + r) * n + first;
-    }
-    multiply_activation_rows<kActivationRowsPerBlock>(x_rows, w_rows, count, k, y_rows);
-  }
-  for (; row + 2 <= m; row += 2) {
-    const float* x_rows[2] = {x + row * k, x + (row + 1) * k};
-    float* y_rows[2] = {y + row * n + first, y + (row + 1) * n + first};
-    multiply_activation_rows<2>(x_rows, w_rows, count, k, y_rows);
-  }
-  if (row < m) {
-    const float* x_rows[1] = {x + row * k};
-    float* y_rows[1] = {y + row * n + first};
-    multiply_activation_rows<1>(x_rows, w_rows, count, k, y_rows);
-  }
+  for (; row + kActivationRowsPerBlock <= m; row += kActivationRowsPerBlock)
+    multiply_activation_rows<kActivationRowsPerBlock>(x, row, w_rows, count, k, n, first, y);
+  if (m - row == 2) multiply_activation_rows<2>(x, row, w_rows, count, k, n, first, y);
+  if (m - row == 1) multiply_activation_rows<1>(x, row, w_rows, count, k, n, first, y);
 }
 
 // The rows of one or two activation rows times 16-bit weights run through direct_rows; nullptr

@@ -24,14 +24,13 @@ std::vector<uint16_t> random_bf16(size_t count, std::mt19937& rng) {
   return values;
 }
 
-void check_linear(int64_t m, int64_t n, int64_t k, GemmOutput output) {
+void check_linear(CublasLtGemm& gemm, int64_t m, int64_t n, int64_t k, GemmOutput output) {
   std::mt19937 rng(unsigned(m * 1000 + k));
   const std::vector<uint16_t> x = random_bf16(size_t(m * k), rng), w = random_bf16(size_t(n * k), rng);
   DeviceBuffer device_x(x.size() * 2), device_w(w.size() * 2), device_y(size_t(m * n) * 4);
   CUDA_CHECK(cudaMemcpy(device_x.get(), x.data(), device_x.bytes(), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(device_w.get(), w.data(), device_w.bytes(), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemset(device_y.get(), 0xff, device_y.bytes()));  // NaN poison: every output must be written
-  CublasLtGemm gemm;
   gemm.linear(device_x.get<__nv_bfloat16>(), m, device_w.get<__nv_bfloat16>(), n, k, device_y.get(), output, nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -57,6 +56,11 @@ void check_linear(int64_t m, int64_t n, int64_t k, GemmOutput output) {
   EXPECT_LT(std::sqrt(error / reference), output == GemmOutput::F32 ? 1e-5 : 5e-3) << "m=" << m << " n=" << n << " k=" << k;
 }
 
+void check_linear(int64_t m, int64_t n, int64_t k, GemmOutput output) {
+  CublasLtGemm gemm;
+  check_linear(gemm, m, n, k, output);
+}
+
 TEST(CudaLinear, DecodeSizesMatchOnGemvAndCublasLt) {
   SKIP_WITHOUT_CUDA_DEVICE();
   for (int64_t m : {1, 2, 5, 8})  // the GEMV up to 2 rows, cuBLASLt (autotuned) from 3
@@ -69,6 +73,19 @@ TEST(CudaLinear, LargerAndOddShapesUseCublasLt) {
   check_linear(9, 300, 264, GemmOutput::BF16);
   check_linear(96, 256, 512, GemmOutput::BF16);  // autotuned
   check_linear(3, 50, 100, GemmOutput::F32);     // k not a multiple of 8: no GEMV
+}
+
+// A server's steps bring a new m almost every time: cuBLASLt's candidates are timed once per band
+// of m (up to a power of two), and every m of the band computes correctly with that algorithm.
+TEST(CudaLinear, CandidatesAreTimedOncePerBandOfRows) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  CublasLtGemm gemm;
+  for (int64_t m : {65, 100, 128}) check_linear(gemm, m, 256, 512, GemmOutput::BF16);
+  EXPECT_EQ(gemm.timed_algorithms(), 1u);
+  check_linear(gemm, 129, 256, 512, GemmOutput::BF16);
+  EXPECT_EQ(gemm.timed_algorithms(), 2u);
+  check_linear(gemm, 100, 256, 512, GemmOutput::F32);  // another output type is another product
+  EXPECT_EQ(gemm.timed_algorithms(), 3u);
 }
 
 // gate_up_swiglu against silu(x·gateᵀ)·(x·upᵀ) in double: one GEMV for m <= 2, GEMM + SwiGLU beyond.

@@ -3,13 +3,15 @@
 // B = x with op N, C = y, all leading dimensions the row lengths.
 #include "ops/cuda/cublaslt_gemm.h"
 
+#include <bit>
+
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/swiglu.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
 
-// Every product cuBLASLt gets (the GEMV takes the smaller ones) is worth timing once.
+// Every band of products cuBLASLt gets (the GEMV takes the smaller ones) is worth timing once.
 constexpr int64_t kAutotuneMinRows = kGemvMaxRows + 1;
 
 CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_(workspace_bytes) {
@@ -26,9 +28,16 @@ CublasLtGemm::~CublasLtGemm() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
+namespace {
+
+// The band of m whose products share one timed algorithm.
+int64_t row_band(int64_t m) { return int64_t(std::bit_ceil(uint64_t(m))); }
+
+}  // namespace
+
 const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n,
                                                  int64_t k, void* y, GemmOutput output, cudaStream_t stream) {
-  const auto key = std::make_tuple(m, n, k, int(output));
+  const ShapeKey key{m, n, k, int(output)};
   if (auto found = plans_.find(key); found != plans_.end()) return found->second;
 
   Plan plan;
@@ -40,6 +49,18 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.w_layout, CUDA_R_16BF, uint64_t(k), uint64_t(n), k));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.x_layout, CUDA_R_16BF, uint64_t(k), uint64_t(m), k));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.y_layout, y_type, uint64_t(n), uint64_t(m), n));
+
+  // The band's algorithm, where one was timed and cuBLASLt accepts it for this m.
+  const ShapeKey band{row_band(m), n, k, int(output)};
+  if (auto timed = timed_.find(band); timed != timed_.end()) {
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoCheck(handle_, plan.operation, plan.w_layout, plan.x_layout, plan.y_layout, plan.y_layout,
+                                &timed->second, &check) == CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= workspace_.bytes()) {
+      plan.algorithm = timed->second;
+      return plans_.emplace(key, plan).first->second;
+    }
+  }
 
   cublasLtMatmulPreference_t preference = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -62,33 +83,42 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
   if (m >= kAutotuneMinRows && n_results > 1 && capture == cudaStreamCaptureStatusNone) {
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    const float alpha = 1.0f, beta = 0.0f;
-    float best_ms = 0;
-    for (int i = 0; i < n_results; ++i) {
-      auto run = [&] {
-        return cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
-                              plan.y_layout, y, plan.y_layout, &results[i].algo, workspace_.get(), workspace_.bytes(),
-                              stream);
-      };
-      if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate may refuse these operands
-      CUDA_CHECK(cudaEventRecord(start, stream));
-      for (int repeat = 0; repeat < 3; ++repeat) CUBLAS_CHECK(run());
-      CUDA_CHECK(cudaEventRecord(stop, stream));
-      CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      if (best_ms == 0 || ms < best_ms) {
-        best_ms = ms;
-        plan.algorithm = results[i].algo;
-      }
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    plan.algorithm = fastest_candidate(plan, x, w, y, results, n_results, stream);
+    timed_.insert_or_assign(band, plan.algorithm);
   }
   return plans_.emplace(key, plan).first->second;
+}
+
+cublasLtMatmulAlgo_t CublasLtGemm::fastest_candidate(const Plan& plan, const __nv_bfloat16* x, const __nv_bfloat16* w,
+                                                     void* y, const cublasLtMatmulHeuristicResult_t* candidates,
+                                                     int n_candidates, cudaStream_t stream) {
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f, beta = 0.0f;
+  cublasLtMatmulAlgo_t fastest = candidates[0].algo;
+  float best_ms = 0;
+  for (int i = 0; i < n_candidates; ++i) {
+    auto run = [&] {
+      return cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
+                            plan.y_layout, y, plan.y_layout, &candidates[i].algo, workspace_.get(), workspace_.bytes(),
+                            stream);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate may refuse these operands
+    CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int repeat = 0; repeat < 3; ++repeat) CUBLAS_CHECK(run());
+    CUDA_CHECK(cudaEventRecord(stop, stream));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (best_ms == 0 || ms < best_ms) {
+      best_ms = ms;
+      fastest = candidates[i].algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return fastest;
 }
 
 void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,

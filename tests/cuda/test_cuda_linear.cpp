@@ -80,12 +80,14 @@ TEST(CudaLinear, LargerAndOddShapesUseCublasLt) {
 TEST(CudaLinear, CandidatesAreTimedOncePerBandOfRows) {
   SKIP_WITHOUT_CUDA_DEVICE();
   CublasLtGemm gemm;
-  for (int64_t m : {65, 100, 128}) check_linear(gemm, m, 256, 512, GemmOutput::BF16);
-  EXPECT_EQ(gemm.timed_algorithms(), 1u);
+  check_linear(gemm, 65, 256, 512, GemmOutput::BF16);
+  if (gemm.timings() == 0) GTEST_SKIP() << "cuBLASLt offered one algorithm for m=65 n=256 k=512: nothing to time";
+  for (int64_t m : {100, 128}) check_linear(gemm, m, 256, 512, GemmOutput::BF16);
+  EXPECT_EQ(gemm.timings(), 1);
   check_linear(gemm, 129, 256, 512, GemmOutput::BF16);
-  EXPECT_EQ(gemm.timed_algorithms(), 2u);
+  EXPECT_EQ(gemm.timings(), 2);
   check_linear(gemm, 100, 256, 512, GemmOutput::F32);  // another output type is another product
-  EXPECT_EQ(gemm.timed_algorithms(), 3u);
+  EXPECT_EQ(gemm.timings(), 3);
 }
 
 // gate_up_swiglu against silu(x·gateᵀ)·(x·upᵀ) in double: one GEMV for m <= 2, GEMM + SwiGLU beyond.

@@ -54,7 +54,7 @@ int attention_splits(int n_rows, int n_heads, int n_kv_heads, int head_dim, int6
 
 // A replayed decode step's graph launch inside an NVTX range named "decode step", so that a profiler
 // picks its kernels apart from a prompt's and from the first, eager step of a batch size, which
-// autotunes cuBLASLt (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh). Steps
+// makes cuBLASLt's plans (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh). Steps
 // that take no graph (experts or layers in cpu memory) open no range. Without a profiler attached
 // the range costs a call that returns at once.
 class DecodeStepRange {
@@ -597,8 +597,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
     const StepShape shape = stage_rows(rows, true, sampling, penalties);
     const auto found = decode_graphs_.find(n_rows);
     if (found == decode_graphs_.end()) {
-      // First step of this batch size: run it eagerly, so that cuBLASLt plans are made and
-      // autotuned outside a capture, then capture the same work (capture executes nothing).
+      // First step of this batch size: run it eagerly, so that cuBLASLt plans are made (and timed,
+      // in a new band of rows) outside a capture, then capture the same work (capture executes nothing).
       run_step(rows, shape);
       sample(shape);
       std::vector<int32_t> tokens = read_tokens(n_rows);

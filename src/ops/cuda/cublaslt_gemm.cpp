@@ -83,20 +83,24 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
   if (m >= kAutotuneMinRows && n_results > 1 && capture == cudaStreamCaptureStatusNone) {
-    plan.algorithm = fastest_candidate(plan, x, w, y, results, n_results, stream);
-    timed_.insert_or_assign(band, plan.algorithm);
+    if (const auto fastest = fastest_candidate(plan, x, w, y, results, n_results, stream)) {
+      plan.algorithm = *fastest;
+      timed_.insert_or_assign(band, *fastest);
+    }
   }
   return plans_.emplace(key, plan).first->second;
 }
 
-cublasLtMatmulAlgo_t CublasLtGemm::fastest_candidate(const Plan& plan, const __nv_bfloat16* x, const __nv_bfloat16* w,
-                                                     void* y, const cublasLtMatmulHeuristicResult_t* candidates,
-                                                     int n_candidates, cudaStream_t stream) {
+std::optional<cublasLtMatmulAlgo_t> CublasLtGemm::fastest_candidate(const Plan& plan, const __nv_bfloat16* x,
+                                                                    const __nv_bfloat16* w, void* y,
+                                                                    const cublasLtMatmulHeuristicResult_t* candidates,
+                                                                    int n_candidates, cudaStream_t stream) {
+  ++timings_;
   cudaEvent_t start, stop;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
   const float alpha = 1.0f, beta = 0.0f;
-  cublasLtMatmulAlgo_t fastest = candidates[0].algo;
+  std::optional<cublasLtMatmulAlgo_t> fastest;
   float best_ms = 0;
   for (int i = 0; i < n_candidates; ++i) {
     auto run = [&] {
@@ -111,7 +115,7 @@ cublasLtMatmulAlgo_t CublasLtGemm::fastest_candidate(const Plan& plan, const __n
     CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (best_ms == 0 || ms < best_ms) {
+    if (!fastest || ms < best_ms) {
       best_ms = ms;
       fastest = candidates[i].algo;
     }

@@ -1,8 +1,8 @@
 // Linear layers: y (m, n) = x (m, k) · Wᵀ with W stored (n, k) row-major in bf16 (HF layout), f32
 // accumulation, bf16 or f32 output. Decode calls of one or two rows (kGemvMaxRows) go to our GEMV
-// kernel; the rest to cuBLASLt. Its algorithm is timed once per (n, k, output) and band of m (powers
-// of two), and kept for every m of that band: a server's steps have a new m almost every time, and
-// timing eight candidates for each cost as much as the step itself.
+// kernel; the rest to cuBLASLt. Its algorithm is timed once per (n, k, output) and band of m (up to a
+// power of two), and kept for every m of that band that cuBLASLt accepts it for: a server's steps
+// have a new m almost every time, and timing eight candidates for each cost as much as the step.
 #pragma once
 
 #include <cublasLt.h>
@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "core/cuda/device_buffer.h"
@@ -32,8 +33,8 @@ class CublasLtGemm {
   void gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim, int64_t k,
                       __nv_bfloat16* gate_up_scratch, __nv_bfloat16* y, cudaStream_t stream);
 
-  // Algorithms timed so far, one per band of m (for tests: how many timings were made).
-  size_t timed_algorithms() const { return timed_.size(); }
+  // How many times candidates were timed (for tests).
+  int timings() const { return timings_; }
 
  private:
   using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int>;  // m (or its band), n, k, output
@@ -42,12 +43,13 @@ class CublasLtGemm {
     cublasLtMatrixLayout_t w_layout = nullptr, x_layout = nullptr, y_layout = nullptr;
     cublasLtMatmulAlgo_t algorithm{};
   };
-  // The cached plan for this shape; made once, with its band's timed algorithm (timed on these
-  // operands when the band has none yet).
+  // The cached plan for this shape, made once: with its band's timed algorithm where cuBLASLt
+  // accepts it for this m; otherwise the heuristic's first choice, or (for m of kAutotuneMinRows
+  // and more, outside a capture) the fastest of its candidates, which becomes the band's.
   const Plan& plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                        GemmOutput output, cudaStream_t stream);
-  // The fastest of the heuristic's candidates, timed on these operands.
-  cublasLtMatmulAlgo_t fastest_candidate(const Plan& plan, const __nv_bfloat16* x, const __nv_bfloat16* w, void* y,
+  // The fastest of the heuristic's candidates, timed on these operands; none if none would run.
+  std::optional<cublasLtMatmulAlgo_t> fastest_candidate(const Plan& plan, const __nv_bfloat16* x, const __nv_bfloat16* w, void* y,
                                          const cublasLtMatmulHeuristicResult_t* candidates, int n_candidates,
                                          cudaStream_t stream);
 
@@ -55,6 +57,7 @@ class CublasLtGemm {
   DeviceBuffer workspace_;
   std::map<ShapeKey, Plan> plans_;
   std::map<ShapeKey, cublasLtMatmulAlgo_t> timed_;
+  int timings_ = 0;
 };
 
 }  // namespace shardlm::cuda

@@ -42,5 +42,7 @@ for r in rows:
     counts[name] += 1
 print(f"{'kernel':<56}{'count':>6}{'total us':>10}{'mean us':>9}{'GB/s':>7}")
 for name, total in sorted(totals.items(), key=lambda item: -item[1]):
-    print(f"{name:<56}{counts[name]:>6}{total:>10.1f}{total / counts[name]:>9.2f}{read_bytes[name] / total / 1e3:>7.0f}")
+    # FAST=1 reads no DRAM counter: no figure rather than 0 GB/s.
+    read_speed = f"{read_bytes[name] / total / 1e3:>7.0f}" if read_bytes[name] else f"{'n/a':>7}"
+    print(f"{name:<56}{counts[name]:>6}{total:>10.1f}{total / counts[name]:>9.2f}{read_speed}")
 PY

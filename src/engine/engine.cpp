@@ -239,8 +239,11 @@ void check_devices(const EngineOptions& options, const std::vector<int>& gpus) {
   // Every rank's GPU is checked first, since a rank that cannot start would leave the others
   // waiting in ncclCommInitRank.
   const int n_ranks = int(gpus.size()), first = options.device.index;
-  if (n_ranks == 1 && !options.device_map) cuda::require_cuda_device(gpus[0]);
-  for (int rank = 0; n_ranks > 1 && rank < n_ranks; ++rank) {
+  if (n_ranks == 1) {
+    if (!options.device_map) cuda::require_cuda_device(gpus[0]);
+    return;
+  }
+  for (int rank = 0; rank < n_ranks; ++rank) {
     if (gpus[size_t(rank)] < n_devices) continue;
     if (!options.cuda_devices.empty())
       fail("--cuda-devices: rank {} is to run on CUDA device {}, but {} are visible", rank, gpus[size_t(rank)],

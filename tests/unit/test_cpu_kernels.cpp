@@ -46,7 +46,7 @@ TEST_P(MatmulTest, MatchesNaiveProductForOddShapes) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (auto [m, n, k] : {std::tuple{1, 1, 1}, {1, 37, 29}, {2, 8, 16}, {5, 13, 70}, {17, 64, 96}, {3, 5, 257}, {1, 9, 300}, {2, 7, 259},
                         {1, 203, 40}, {2, 131, 24},  // several chunks of decode rows
-                        {600, 21, 24}}) {              // activation rows in tiles of 256, the last part-full
+                        {600, 21, 24}}) {              // activation rows in tiles of 255, the last part-full
     const TestWeights w = make_weights(GetParam(), n, k, rng);
     const TestWeights bias = make_weights(DType::F32, 1, n, rng);
     std::vector<float> x(size_t(m * k));

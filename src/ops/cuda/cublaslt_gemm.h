@@ -49,9 +49,10 @@ class CublasLtGemm {
   const Plan& plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k, void* y,
                        GemmOutput output, cudaStream_t stream);
   // The fastest of the heuristic's candidates, timed on these operands; none if none would run.
-  std::optional<cublasLtMatmulAlgo_t> fastest_candidate(const Plan& plan, const __nv_bfloat16* x, const __nv_bfloat16* w, void* y,
-                                         const cublasLtMatmulHeuristicResult_t* candidates, int n_candidates,
-                                         cudaStream_t stream);
+  std::optional<cublasLtMatmulAlgo_t> fastest_candidate(const Plan& plan, const __nv_bfloat16* x,
+                                                        const __nv_bfloat16* w, void* y,
+                                                        const cublasLtMatmulHeuristicResult_t* candidates,
+                                                        int n_candidates, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/cuda/cuda_event.h"
 #include "core/cuda/device_buffer.h"
 
 namespace shardlm::cuda {
@@ -11,21 +12,17 @@ namespace {
 
 // Best GB/s of `bytes` copied from source to destination, counting each byte `bytes_per_byte` times.
 double best_copy_rate(void* destination, const void* source, size_t bytes, cudaMemcpyKind kind, double bytes_per_byte) {
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
+  const CudaEvent start, stop;
   double best = 0;
   for (int pass = 0; pass < 6; ++pass) {
-    CUDA_CHECK(cudaEventRecord(start));
+    CUDA_CHECK(cudaEventRecord(start.get()));
     CUDA_CHECK(cudaMemcpy(destination, source, bytes, kind));
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
+    CUDA_CHECK(cudaEventRecord(stop.get()));
+    CUDA_CHECK(cudaEventSynchronize(stop.get()));
     float milliseconds = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&milliseconds, start, stop));
+    CUDA_CHECK(cudaEventElapsedTime(&milliseconds, start.get(), stop.get()));
     if (pass > 0) best = std::max(best, bytes_per_byte * double(bytes) / (double(milliseconds) * 1e6));
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return best;
 }
 

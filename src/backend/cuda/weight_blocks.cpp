@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/cuda/cuda_event.h"
 #include "core/cuda/device_buffer.h"
 #include "ops/cuda/convert.h"
 #include "core/error.h"
@@ -169,8 +170,7 @@ void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, 
   constexpr size_t kChunkBytes = size_t(64) << 20;
   PinnedBuffer pinned[2] = {PinnedBuffer(kChunkBytes), PinnedBuffer(kChunkBytes)};
   DeviceBuffer device_staging[2] = {DeviceBuffer(kChunkBytes), DeviceBuffer(kChunkBytes)};
-  cudaEvent_t chunk_done[2];
-  for (cudaEvent_t& event : chunk_done) CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  const CudaEvent chunk_done[2] = {CudaEvent(cudaEventDisableTiming), CudaEvent(cudaEventDisableTiming)};
   int buffer = 0;
   for (const UploadPiece& piece : pieces) {
     const WeightView& w = piece.source;
@@ -190,7 +190,7 @@ void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, 
       for (int64_t first = 0; first < n_rows * unit_elements; first += chunk_elements) {
         const int64_t count = std::min(chunk_elements, n_rows * unit_elements - first);
         const size_t bytes = size_t(count) * element_size;
-        CUDA_CHECK(cudaEventSynchronize(chunk_done[buffer]));
+        CUDA_CHECK(cudaEventSynchronize(chunk_done[buffer].get()));
         char* staging = pinned[buffer].get<char>();
         const char* base = static_cast<const char*>(w.data);
         if (strided) {
@@ -214,14 +214,13 @@ void upload_pieces(const std::vector<UploadPiece>& pieces, cudaStream_t stream, 
           launch_convert_to_bf16(device_staging[buffer].get(),
                                  w.dtype == DType::F32 ? SourceDtype::F32 : SourceDtype::F16, count, destination, stream);
         }
-        CUDA_CHECK(cudaEventRecord(chunk_done[buffer], stream));
+        CUDA_CHECK(cudaEventRecord(chunk_done[buffer].get(), stream));
         progress.advance(int64_t(bytes));
         buffer ^= 1;
       }
     }
   }
   CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (cudaEvent_t event : chunk_done) cudaEventDestroy(event);
 }
 
 }  // namespace shardlm::cuda

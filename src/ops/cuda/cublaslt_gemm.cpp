@@ -5,6 +5,7 @@
 
 #include <bit>
 
+#include "core/cuda/cuda_event.h"
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/swiglu.h"
 #include "core/error.h"
@@ -19,12 +20,7 @@ CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_(workspace_bytes)
 }
 
 CublasLtGemm::~CublasLtGemm() {
-  for (auto& [shape, plan] : plans_) {
-    cublasLtMatrixLayoutDestroy(plan.w_layout);
-    cublasLtMatrixLayoutDestroy(plan.x_layout);
-    cublasLtMatrixLayoutDestroy(plan.y_layout);
-    cublasLtMatmulDescDestroy(plan.operation);
-  }
+  plans_.clear();  // the plans' descriptors go before the handle
   if (handle_) cublasLtDestroy(handle_);
 }
 
@@ -32,6 +28,13 @@ namespace {
 
 // The band of m whose products share one timed algorithm.
 int64_t row_band(int64_t m) { return int64_t(std::bit_ceil(uint64_t(m))); }
+
+// A bf16 (or f32 output) column-major matrix of rows x cols with leading dimension rows.
+cublasLtMatrixLayout_t create_layout(cudaDataType_t type, int64_t rows, int64_t cols) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout, type, uint64_t(rows), uint64_t(cols), rows));
+  return layout;
+}
 
 }  // namespace
 
@@ -41,39 +44,40 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
   if (auto found = plans_.find(key); found != plans_.end()) return found->second;
 
   Plan plan;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasLtMatmulDesc_t operation = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  plan.operation.reset(operation);
   const cublasOperation_t transpose = CUBLAS_OP_T, no_transpose = CUBLAS_OP_N;
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB, &no_transpose, sizeof(no_transpose)));
-  const cudaDataType_t y_type = output == GemmOutput::BF16 ? CUDA_R_16BF : CUDA_R_32F;
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.w_layout, CUDA_R_16BF, uint64_t(k), uint64_t(n), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.x_layout, CUDA_R_16BF, uint64_t(k), uint64_t(m), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.y_layout, y_type, uint64_t(n), uint64_t(m), n));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSB, &no_transpose, sizeof(no_transpose)));
+  plan.w_layout.reset(create_layout(CUDA_R_16BF, k, n));
+  plan.x_layout.reset(create_layout(CUDA_R_16BF, k, m));
+  plan.y_layout.reset(create_layout(output == GemmOutput::BF16 ? CUDA_R_16BF : CUDA_R_32F, n, m));
 
   // The band's algorithm, where one was timed and cuBLASLt accepts it for this m.
   const ShapeKey band{row_band(m), n, k, int(output)};
   if (auto timed = timed_.find(band); timed != timed_.end()) {
     cublasLtMatmulHeuristicResult_t check{};
-    if (cublasLtMatmulAlgoCheck(handle_, plan.operation, plan.w_layout, plan.x_layout, plan.y_layout, plan.y_layout,
-                                &timed->second, &check) == CUBLAS_STATUS_SUCCESS &&
+    if (cublasLtMatmulAlgoCheck(handle_, operation, plan.w_layout.get(), plan.x_layout.get(), plan.y_layout.get(),
+                                plan.y_layout.get(), &timed->second, &check) == CUBLAS_STATUS_SUCCESS &&
         check.workspaceSize <= workspace_.bytes()) {
       plan.algorithm = timed->second;
-      return plans_.emplace(key, plan).first->second;
+      return plans_.emplace(key, std::move(plan)).first->second;
     }
   }
 
-  cublasLtMatmulPreference_t preference = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  cublasLtMatmulPreference_t preference_handle = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference_handle));
+  const Owned<cublasLtMatmulPreference_t> preference(preference_handle);
   const size_t workspace_bytes = workspace_.bytes();
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace_bytes, sizeof(workspace_bytes)));
   constexpr int kCandidates = 8;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int n_results = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.operation, plan.w_layout, plan.x_layout,
-                                                               plan.y_layout, plan.y_layout, preference, kCandidates,
-                                                               results, &n_results);
-  cublasLtMatmulPreferenceDestroy(preference);
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handle_, operation, plan.w_layout.get(), plan.x_layout.get(), plan.y_layout.get(),
+                                     plan.y_layout.get(), preference.get(), kCandidates, results, &n_results);
   if (status != CUBLAS_STATUS_SUCCESS || n_results == 0)
     fail("cuBLASLt has no bf16 GEMM algorithm for m={} n={} k={}", m, n, k);
   plan.algorithm = results[0].algo;
@@ -88,7 +92,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
       timed_.insert_or_assign(band, *fastest);
     }
   }
-  return plans_.emplace(key, plan).first->second;
+  return plans_.emplace(key, std::move(plan)).first->second;
 }
 
 std::optional<cublasLtMatmulAlgo_t> CublasLtGemm::fastest_candidate(const Plan& plan, const __nv_bfloat16* x,
@@ -96,32 +100,28 @@ std::optional<cublasLtMatmulAlgo_t> CublasLtGemm::fastest_candidate(const Plan& 
                                                                     const cublasLtMatmulHeuristicResult_t* candidates,
                                                                     int n_candidates, cudaStream_t stream) {
   ++timings_;
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
+  const CudaEvent start, stop;
   const float alpha = 1.0f, beta = 0.0f;
   std::optional<cublasLtMatmulAlgo_t> fastest;
   float best_ms = 0;
   for (int i = 0; i < n_candidates; ++i) {
     auto run = [&] {
-      return cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
-                            plan.y_layout, y, plan.y_layout, &candidates[i].algo, workspace_.get(), workspace_.bytes(),
-                            stream);
+      return cublasLtMatmul(handle_, plan.operation.get(), &alpha, w, plan.w_layout.get(), x, plan.x_layout.get(), &beta,
+                            y, plan.y_layout.get(), y, plan.y_layout.get(), &candidates[i].algo, workspace_.get(),
+                            workspace_.bytes(), stream);
     };
     if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate may refuse these operands
-    CUDA_CHECK(cudaEventRecord(start, stream));
+    CUDA_CHECK(cudaEventRecord(start.get(), stream));
     for (int repeat = 0; repeat < 3; ++repeat) CUBLAS_CHECK(run());
-    CUDA_CHECK(cudaEventRecord(stop, stream));
-    CUDA_CHECK(cudaEventSynchronize(stop));
+    CUDA_CHECK(cudaEventRecord(stop.get(), stream));
+    CUDA_CHECK(cudaEventSynchronize(stop.get()));
     float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
     if (!fastest || ms < best_ms) {
       best_ms = ms;
       fastest = candidates[i].algo;
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return fastest;
 }
 
@@ -134,9 +134,9 @@ void CublasLtGemm::linear(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
   }
   const Plan& plan = plan_for(x, m, w, n, k, y, output, stream);
   const float alpha = 1.0f, beta = 0.0f;
-  CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation, &alpha, w, plan.w_layout, x, plan.x_layout, &beta, y,
-                              plan.y_layout, y, plan.y_layout, &plan.algorithm, workspace_.get(), workspace_.bytes(),
-                              stream));
+  CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation.get(), &alpha, w, plan.w_layout.get(), x, plan.x_layout.get(),
+                              &beta, y, plan.y_layout.get(), y, plan.y_layout.get(), &plan.algorithm, workspace_.get(),
+                              workspace_.bytes(), stream));
 }
 
 void CublasLtGemm::gate_up_swiglu(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w_gate_up, int64_t ff_dim,

@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 
 #include "core/cuda/device_buffer.h"
 
@@ -38,9 +40,17 @@ class CublasLtGemm {
 
  private:
   using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int>;  // m (or its band), n, k, output
+  // cuBLASLt's descriptors, owned, so that a failed check while a plan is made does not leak them.
+  struct DescriptorDeleter {
+    void operator()(cublasLtMatmulDesc_t operation) const { cublasLtMatmulDescDestroy(operation); }
+    void operator()(cublasLtMatrixLayout_t layout) const { cublasLtMatrixLayoutDestroy(layout); }
+    void operator()(cublasLtMatmulPreference_t preference) const { cublasLtMatmulPreferenceDestroy(preference); }
+  };
+  template <typename Handle>
+  using Owned = std::unique_ptr<std::remove_pointer_t<Handle>, DescriptorDeleter>;
   struct Plan {
-    cublasLtMatmulDesc_t operation = nullptr;
-    cublasLtMatrixLayout_t w_layout = nullptr, x_layout = nullptr, y_layout = nullptr;
+    Owned<cublasLtMatmulDesc_t> operation;
+    Owned<cublasLtMatrixLayout_t> w_layout, x_layout, y_layout;
     cublasLtMatmulAlgo_t algorithm{};
   };
   // The cached plan for this shape, made once: with its band's timed algorithm where cuBLASLt

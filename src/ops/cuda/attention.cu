@@ -198,7 +198,14 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
         load_lane<E>(p.v_cache + at[j], v_values[j]);
       }
     }
-    float scores[H][kKeysPerStep];
+    // The step's H x kKeysPerStep dot products, summed over the warp so that each lane ends with
+    // one of them (lanes kLanesPerScore apart hold the heads' keys in turn), then each head's
+    // step maximum and every weight handed to every lane: 38 shuffles a step at 4 heads, where
+    // summing each score over the warp took 80 (at batch 500 the shuffles, not the loads, bounded
+    // the kernel).
+    constexpr int kScores = H * kKeysPerStep;
+    constexpr int kLanesPerScore = 32 / kScores;
+    float partial[kScores];
 #pragma unroll
     for (int h = 0; h < H; ++h)
 #pragma unroll
@@ -206,35 +213,39 @@ __global__ void __launch_bounds__(32 * kAttentionWarps) attention_kernel(Attenti
         float dot = 0.0f;
 #pragma unroll
         for (int e = 0; e < E; ++e) dot += q[h][e] * k_values[j][e];
-        scores[h][j] = dot;
+        partial[h * kKeysPerStep + j] = dot;
       }
+    const int mine = lane / kLanesPerScore;
+    const int my_head = mine / kKeysPerStep, my_key = mine % kKeysPerStep;
+    float score = warp_reduce_scatter<kScores>(partial, lane);
+    if (base + my_key >= end) score = -INFINITY;
+    float step_max = score;
 #pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1)
-#pragma unroll
-      for (int h = 0; h < H; ++h)
-#pragma unroll
-        for (int j = 0; j < kKeysPerStep; ++j) scores[h][j] += __shfl_xor_sync(0xffffffffu, scores[h][j], offset);
+    for (int offset = kLanesPerScore; offset < kLanesPerScore * kKeysPerStep; offset *= 2)
+      step_max = fmaxf(step_max, __shfl_xor_sync(0xffffffffu, step_max, offset));
+    float my_max = 0.0f;
 #pragma unroll
     for (int h = 0; h < H; ++h) {
-      float new_max = running_max[h];
-#pragma unroll
-      for (int j = 0; j < kKeysPerStep; ++j) {
-        if (base + j >= end) scores[h][j] = -INFINITY;
-        new_max = fmaxf(new_max, scores[h][j]);
-      }
+      // Key 0 of a step is always inside the range, so each head's new maximum is finite.
+      const float new_max =
+          fmaxf(running_max[h], __shfl_sync(0xffffffffu, step_max, h * kKeysPerStep * kLanesPerScore));
       const float correction = __expf(running_max[h] - new_max);
+      running_max[h] = new_max;
       running_sum[h] *= correction;
 #pragma unroll
       for (int e = 0; e < E; ++e) acc[h][e] *= correction;
+      if (h == my_head) my_max = new_max;
+    }
+    const float my_weight = __expf(score - my_max);
+#pragma unroll
+    for (int h = 0; h < H; ++h)
 #pragma unroll
       for (int j = 0; j < kKeysPerStep; ++j) {
-        const float weight = __expf(scores[h][j] - new_max);
+        const float weight = __shfl_sync(0xffffffffu, my_weight, (h * kKeysPerStep + j) * kLanesPerScore);
         running_sum[h] += weight;
 #pragma unroll
         for (int e = 0; e < E; ++e) acc[h][e] = fmaf(weight, v_values[j][e], acc[h][e]);
       }
-      running_max[h] = new_max;
-    }
   }
 
   // Merge the warps: each publishes (max, sum, acc) per head; the threads then combine them.

@@ -10,29 +10,16 @@
 # names.
 source "$(dirname "$0")/device_session_env.sh"
 sections=${SECTIONS:-alone burst long poisson prefix peer}
-checkpoint=/tmp/llama3-8b
-max_num_seqs=${MAX_NUM_SEQS:-256}
-batched_tokens=${MAX_NUM_BATCHED_TOKENS:-8192}
-max_model_len=${MAX_MODEL_LEN:-4096}
-gpu_memory_utilization=${GPU_MEMORY_UTILIZATION:-0.9}  # the KV cache takes what the weights leave of it
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 cp "$root/.device-carry/commit.txt" "$out/commit.txt" 2>/dev/null && echo "built from $(cat "$out/commit.txt")"
-[ -f "$checkpoint/config.json" ] ||
-  python3 bench/transformers_peer.py --shape bench/shapes/llama3-8b.json --save "$checkpoint" --skip-timing
-python3 bench/make_bench_tokenizer.py "$checkpoint"
+source "$(dirname "$0")/serve_common.sh"
 
 if wants alone; then
   "$bin/shardlm" bench --model "$checkpoint" --device cuda:0 --prompt-len 512 --new-tokens 128 2>&1 | tee "$out/bench-b1.txt" | tail -n 4
 fi
 
-"$bin/shardlm" serve --model "$checkpoint" --device cuda:0 --port 0 --served-model-name llama3-8b \
-  --max-num-seqs "$max_num_seqs" --max-num-batched-tokens "$batched_tokens" --max-model-len "$max_model_len" \
-  --gpu-memory-utilization "$gpu_memory_utilization" >"$out/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do grep -q "serving llama3-8b at" "$out/serve.log" && break; sleep 0.2; done
-port=$(sed -n 's/.*serving llama3-8b at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$out/serve.log")
-[ -n "$port" ] || { echo "the server did not start"; cat "$out/serve.log"; exit 1; }
+start_server "$out/serve.log"
 load() {  # load NAME ARGS...: one bench_serve run, its JSON kept, its headline printed
   local name=$1
   shift
@@ -80,8 +67,8 @@ fi
 curl -s "http://127.0.0.1:$port/metrics" >"$out/metrics.txt"
 grep -E "^shardlm:(prefix_cache|num_preemptions|kv_cache_blocks)" "$out/metrics.txt"
 grep "KV cache:" "$out/serve.log"
-kill -TERM "$pid"
-wait "$pid"
+kill -TERM "$server_pid"
+wait "$server_pid"
 echo "serve exit $?"
 
 if wants peer; then

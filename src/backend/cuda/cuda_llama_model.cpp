@@ -5,8 +5,6 @@
 // GEMVs, and each layer's weights are one contiguous block, so an offloaded layer is one copy.
 #include "backend/cuda/cuda_llama_model.h"
 
-#include <nvtx3/nvToolsExt.h>
-
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -16,6 +14,7 @@
 
 #include "backend/cuda/cuda_layer_ops.h"
 #include "backend/cuda/device_query.h"
+#include "backend/cuda/nvtx_range.h"
 #include "backend/cuda/weight_blocks.h"
 #include "core/error.h"
 #include "core/progress_bar.h"
@@ -51,19 +50,6 @@ int attention_splits(int n_rows, int n_heads, int n_kv_heads, int head_dim, int6
                                  kResidentAttentionBlocks / (int64_t(n_rows) * blocks_per_row)});
   return int(std::clamp<int64_t>((length + kKeysPerSplit - 1) / kKeysPerSplit, 1, std::max<int64_t>(most, 1)));
 }
-
-// A replayed decode step's graph launch inside an NVTX range named "decode step", so that a profiler
-// picks its kernels apart from a prompt's and from the first, eager step of a batch size, which
-// makes cuBLASLt's plans (`ncu --nvtx --nvtx-include "decode step/"`, bench/gpu_profile.sh). Steps
-// that take no graph (experts or layers in cpu memory) open no range. Without a profiler attached
-// the range costs a call that returns at once.
-class DecodeStepRange {
- public:
-  DecodeStepRange() { nvtxRangePushA("decode step"); }
-  ~DecodeStepRange() { nvtxRangePop(); }
-  DecodeStepRange(const DecodeStepRange&) = delete;
-  DecodeStepRange& operator=(const DecodeStepRange&) = delete;
-};
 
 }  // namespace
 
@@ -609,7 +595,8 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       decode_graphs_.emplace(n_rows, exec);
       return tokens;
     }
-    const DecodeStepRange range;
+    // Apart from the first, eager step of a batch size, which makes (and may time) cuBLASLt's plans.
+    const NvtxRange range("decode step");
     GpuWorkspace& origin = first_gpu();
     CUDA_CHECK(cudaSetDevice(origin.device));
     CUDA_CHECK(cudaGraphLaunch(found->second, origin.stream));
@@ -629,6 +616,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
   for (size_t first = 0, end = 0; first < rows.size(); first = end) {
     end = pass_end(rows, first);
     const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
+    const NvtxRange range("eager pass");
     const StepShape shape = stage_rows(chunk, decode_shaped, sampling.subspan(tokens.size()),
                                        penalties.empty() ? penalties : penalties.subspan(tokens.size()));
     run_step(chunk, shape);
@@ -666,6 +654,7 @@ std::vector<float> CudaLlamaModel::forward_logits(std::span<const TokenRow> rows
   for (size_t first = 0, end = 0; first < rows.size(); first = end) {
     end = pass_end(rows, first);
     const std::span<const TokenRow> chunk = rows.subspan(first, end - first);
+    const NvtxRange range("eager pass");
     const StepShape shape = stage_rows(chunk, false, {}, {});
     run_step(chunk, shape);
     const size_t count = size_t(shape.n_logit_rows) * size_t(config_.vocab_size);

@@ -20,8 +20,9 @@ for burst in 1 2; do
     --num-requests "$requests" --input-len "$input_len" --output-len "$output_len" --seed "$burst" \
     >/dev/null 2>"$out/profile-burst-$burst.err" || echo "burst $burst failed: see profile-burst-$burst.err"
 done
-# The profiler writes its report once the server, its child, has exited.
-pkill -TERM -f "$bin/shardlm serve"
+# The profiler writes its report once the server, its child, has exited. The pattern is anchored:
+# the profiler's own command line holds the server's too, and it must not be signalled.
+pkill -TERM -f "^$bin/shardlm serve"
 wait "$server_pid"
 ncu --import "$out/serve-profile.ncu-rep" --csv --page raw --print-units base >"$out/serve-profile.csv"
 python3 bench/ncu_kernel_table.py "$out/serve-profile.csv" --by-name --last 0.5

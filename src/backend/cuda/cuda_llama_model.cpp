@@ -595,7 +595,7 @@ std::vector<int32_t> CudaLlamaModel::forward_sample(std::span<const TokenRow> ro
       decode_graphs_.emplace(n_rows, exec);
       return tokens;
     }
-    // Apart from the first, eager step of a batch size, which makes (and may time) cuBLASLt's plans.
+    // Replays only: a batch size's first step ran eagerly above, making (and maybe timing) cuBLASLt's plans.
     const NvtxRange range("decode step");
     GpuWorkspace& origin = first_gpu();
     CUDA_CHECK(cudaSetDevice(origin.device));

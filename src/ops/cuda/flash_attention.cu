@@ -1,15 +1,17 @@
-// Flash attention (forward) with WMMA bf16 tensor-core tiles. A block of 4 warps owns 64 query rows
-// of one head; it walks the keys in tiles of 64 staged in shared memory. Each warp computes its 16
-// rows' scores S = Q·Kᵀ on tensor cores, applies the causal/sliding mask and the online softmax
-// (two lanes per row), rescales its output rows and accumulates O += P·V on tensor cores. The
-// output accumulator lives in shared memory because WMMA fragments cannot be scaled per row.
-#include <mma.h>
-
+// Flash attention (forward) on tensor cores, in the manner of FlashAttention-2: a block of 4 warps
+// owns 64 query rows of one head and walks the keys in tiles of 64, each tile's keys and values
+// copied into shared memory (cp.async) while the warps work on the previous tile. Each warp keeps
+// its 16 rows' queries, scores and output in registers, as MMA fragments (ops/cuda/mma.cuh): S =
+// Q·Kᵀ, the causal/sliding mask and the online softmax on S's fragment, whose layout is that of the
+// A fragment P·V takes, and O += P·V. The first kernel (WMMA tiles, with the scores and the output
+// round-tripped through shared memory every tile, 113 KB of it a block) took 110 us a layer for a
+// serving pass of 512 prompt rows on an H200: about 18 TFLOP/s.
 #include <algorithm>
 #include <cmath>
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/flash_attention.h"
+#include "ops/cuda/mma.cuh"
 #include "ops/cuda/pdl.cuh"
 
 namespace shardlm::cuda {
@@ -17,65 +19,38 @@ namespace shardlm::cuda {
 // ---------------------------------------------------------------------------------------------
 // kernels
 
-namespace wmma = nvcuda::wmma;
-
 constexpr int kFlashRows = kPrefillTileRows;  // query rows per block (16 per warp)
-constexpr int kFlashKeys = 64;   // keys per shared-memory tile
+constexpr int kFlashKeys = 64;                // keys per shared-memory tile
 constexpr int kFlashThreads = 128;
 
 template <int kHeadDim>
 struct FlashLayout {
-  static constexpr int kLdQkv = kHeadDim + 8;   // bf16 elements; padding against bank conflicts
-  static constexpr int kLdS = kFlashKeys + 4;   // f32
-  static constexpr int kLdP = kFlashKeys + 8;   // bf16
-  static constexpr int kLdO = kHeadDim + 4;     // f32
-  static constexpr size_t kQBytes = size_t(kFlashRows) * kLdQkv * 2;
-  static constexpr size_t kKvBytes = size_t(kFlashKeys) * kLdQkv * 2;
-  static constexpr size_t kSBytes = size_t(kFlashRows) * kLdS * 4;
-  static constexpr size_t kPBytes = size_t(kFlashRows) * kLdP * 2;
-  static constexpr size_t kOBytes = size_t(kFlashRows) * kLdO * 4;
-  static constexpr size_t kAlphaBytes = size_t(kFlashRows) * 4;
-  static constexpr size_t kTotal = kQBytes + 2 * kKvBytes + kSBytes + kPBytes + kOBytes + kAlphaBytes;
+  static constexpr int kLd = kHeadDim + 8;  // bf16 elements a row: ldmatrix's 8 rows fall in distinct banks
+  static constexpr int kVectors = kHeadDim / 8;  // 16-byte vectors a row
+  static constexpr size_t kTileBytes = size_t(kFlashKeys) * kLd * 2;
+  // Q, then two buffers of K and two of V.
+  static constexpr size_t kTotal = size_t(kFlashRows) * kLd * 2 + 4 * kTileBytes;
 };
 
 template <int kHeadDim>
 __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillAttentionParams p) {
   using L = FlashLayout<kHeadDim>;
+  constexpr int kDSteps = kHeadDim / 16;     // k-steps of Q·Kᵀ
+  constexpr int kOTiles = kHeadDim / 8;      // n-tiles of the output
+  constexpr int kSTiles = kFlashKeys / 8;    // n-tiles of a key tile's scores
   extern __shared__ __align__(128) unsigned char shared[];
   __nv_bfloat16* q_tile = reinterpret_cast<__nv_bfloat16*>(shared);
-  __nv_bfloat16* k_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes);
-  __nv_bfloat16* v_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes + L::kKvBytes);
-  float* s_tile = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes);
-  __nv_bfloat16* p_tile = reinterpret_cast<__nv_bfloat16*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes);
-  float* o_tile = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes);
-  float* alpha = reinterpret_cast<float*>(shared + L::kQBytes + 2 * L::kKvBytes + L::kSBytes + L::kPBytes + L::kOBytes);
+  __nv_bfloat16* k_tiles = q_tile + kFlashRows * L::kLd;   // [2][kFlashKeys][kLd]
+  __nv_bfloat16* v_tiles = k_tiles + 2 * kFlashKeys * L::kLd;
 
-  wait_for_predecessor();
-  allow_successor();
+  // The tiles are among the step's inputs, copied before its first kernel: read before the wait
+  // (ops/cuda/pdl.cuh), as the decode attention kernel reads its positions.
   const PrefillTile tile = p.tiles[blockIdx.x];
   const int head = blockIdx.y;
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
-  const int first_row = tile.row_begin;
   const int q_stride = p.n_heads * kHeadDim, kv_stride = p.n_kv_heads * kHeadDim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  constexpr int kVectors = kHeadDim / 8;  // 16-byte vectors per row
-
-  // Stage Q (zero rows past the end) and clear O.
-  for (int index = threadIdx.x; index < kFlashRows * kVectors; index += kFlashThreads) {
-    const int row = index / kVectors, vector = index % kVectors;
-    uint4 value = make_uint4(0, 0, 0, 0);
-    if (row < tile.n_rows)
-      value = *reinterpret_cast<const uint4*>(p.q + int64_t(first_row + row) * q_stride + head * kHeadDim + vector * 8);
-    *reinterpret_cast<uint4*>(q_tile + row * L::kLdQkv + vector * 8) = value;
-  }
-  for (int index = threadIdx.x; index < kFlashRows * kHeadDim; index += kFlashThreads)
-    o_tile[(index / kHeadDim) * L::kLdO + index % kHeadDim] = 0.0f;
-
-  // Each lane pair owns one of the warp's 16 rows: lane/2 is the row, lane%2 the half of the keys.
-  const int my_row = warp * 16 + lane / 2;
-  const int my_position = tile.first_position + my_row;
-  const bool my_row_valid = my_row < tile.n_rows;
-  float running_max = -INFINITY, running_sum = 0.0f;
+  const int g = lane / 4, t = lane % 4;
 
   const int last_key = tile.first_position + tile.n_rows - 1;
   int first_key = 0;
@@ -86,112 +61,165 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(PrefillA
   const int split = blockIdx.z;
   const int split_begin = (first_tile + split * tiles_per_split) * kFlashKeys;
   const int split_end = min(split_begin + tiles_per_split * kFlashKeys - 1, last_key);
-  for (int tile_start = split_begin; tile_start <= split_end; tile_start += kFlashKeys) {
-    __syncthreads();  // the previous tile's K/V are no longer read
-    for (int index = threadIdx.x; index < kFlashKeys * kVectors; index += kFlashThreads) {
-      const int key = index / kVectors, vector = index % kVectors;
-      uint4 k_value = make_uint4(0, 0, 0, 0), v_value = make_uint4(0, 0, 0, 0);
-      if (tile_start + key <= split_end) {
-        const int64_t offset = p.kv.row(tile.slot, tile_start + key) * kv_stride + kv_head * kHeadDim + vector * 8;
-        k_value = *reinterpret_cast<const uint4*>(p.k_cache + offset);
-        v_value = *reinterpret_cast<const uint4*>(p.v_cache + offset);
-      }
-      *reinterpret_cast<uint4*>(k_tile + key * L::kLdQkv + vector * 8) = k_value;
-      *reinterpret_cast<uint4*>(v_tile + key * L::kLdQkv + vector * 8) = v_value;
-    }
-    __syncthreads();
 
-    // S = Q · Kᵀ for this warp's 16 rows and the tile's 64 keys.
-    for (int key_block = 0; key_block < kFlashKeys / 16; ++key_block) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> scores;
-      wmma::fill_fragment(scores, 0.0f);
+  // A thread copies the same 16-byte column of kFlashKeys / (kFlashThreads / kVectors) keys of a tile.
+  constexpr int kKeysPerPass = kFlashThreads / L::kVectors;
+  const int copy_vector = threadIdx.x % L::kVectors, copy_key = threadIdx.x / L::kVectors;
+  const auto load_tile = [&](int tile_start, int buffer) {
 #pragma unroll
-      for (int d = 0; d < kHeadDim; d += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> q_fragment;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> k_fragment;
-        wmma::load_matrix_sync(q_fragment, q_tile + warp * 16 * L::kLdQkv + d, L::kLdQkv);
-        wmma::load_matrix_sync(k_fragment, k_tile + key_block * 16 * L::kLdQkv + d, L::kLdQkv);
-        wmma::mma_sync(scores, q_fragment, k_fragment, scores);
-      }
-      wmma::store_matrix_sync(s_tile + warp * 16 * L::kLdS + key_block * 16, scores, L::kLdS, wmma::mem_row_major);
+    for (int i = 0; i < kFlashKeys / kKeysPerPass; ++i) {
+      const int key = copy_key + i * kKeysPerPass;
+      const bool valid = tile_start + key <= split_end;
+      const int64_t offset = p.kv.row(tile.slot, valid ? tile_start + key : split_begin) * kv_stride +
+                             kv_head * kHeadDim + copy_vector * 8;
+      const int at = (buffer * kFlashKeys + key) * L::kLd + copy_vector * 8;
+      cp_async_16(shared_address(k_tiles + at), p.k_cache + offset, valid);
+      cp_async_16(shared_address(v_tiles + at), p.v_cache + offset, valid);
     }
-    __syncwarp();
+  };
 
-    // Online softmax over the tile, masked causally (and by the sliding window).
-    const int half = lane % 2;
-    float tile_max = -INFINITY;
-    float* s_row = s_tile + my_row * L::kLdS;
-    for (int j = half * 32; j < half * 32 + 32; ++j) {
-      const int key = tile_start + j;
-      const bool visible = my_row_valid && key <= my_position &&
-                           (p.sliding_window <= 0 || key > my_position - p.sliding_window);
-      const float score = visible ? s_row[j] * p.scale : -INFINITY;
-      s_row[j] = score;
-      tile_max = fmaxf(tile_max, score);
-    }
-    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-    const float new_max = fmaxf(running_max, tile_max);
-    const float correction = new_max == -INFINITY ? 1.0f : __expf(running_max - new_max);
-    float tile_sum = 0.0f;
-    __nv_bfloat16* p_row = p_tile + my_row * L::kLdP;
-    for (int j = half * 32; j < half * 32 + 32; ++j) {
-      const float weight = s_row[j] == -INFINITY ? 0.0f : __expf(s_row[j] - new_max);
-      tile_sum += weight;
-      p_row[j] = __float2bfloat16(weight);
-    }
-    tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, 1);
-    running_sum = running_sum * correction + tile_sum;
-    running_max = new_max;
-    if (half == 0) alpha[my_row] = correction;
-    __syncwarp();
-
-    // Rescale this warp's output rows, then O += P · V on tensor cores.
-    for (int index = lane; index < 16 * kHeadDim; index += 32) {
-      const int row = warp * 16 + index / kHeadDim;
-      o_tile[row * L::kLdO + index % kHeadDim] *= alpha[row];
-    }
-    __syncwarp();
-#pragma unroll
-    for (int d = 0; d < kHeadDim; d += 16) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> output;
-      wmma::load_matrix_sync(output, o_tile + warp * 16 * L::kLdO + d, L::kLdO, wmma::mem_row_major);
-#pragma unroll
-      for (int key_block = 0; key_block < kFlashKeys / 16; ++key_block) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> p_fragment;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> v_fragment;
-        wmma::load_matrix_sync(p_fragment, p_tile + warp * 16 * L::kLdP + key_block * 16, L::kLdP);
-        wmma::load_matrix_sync(v_fragment, v_tile + key_block * 16 * L::kLdQkv + d, L::kLdQkv);
-        wmma::mma_sync(output, p_fragment, v_fragment, output);
-      }
-      wmma::store_matrix_sync(o_tile + warp * 16 * L::kLdO + d, output, L::kLdO, wmma::mem_row_major);
-    }
-    __syncwarp();
+  wait_for_predecessor();
+  allow_successor();
+  // Q (zeros past the tile's rows) and the first tile of keys, as one group of copies.
+  for (int index = threadIdx.x; index < kFlashRows * L::kVectors; index += kFlashThreads) {
+    const int row = index / L::kVectors, vector = index % L::kVectors;
+    const bool valid = row < tile.n_rows;
+    cp_async_16(shared_address(q_tile + row * L::kLd + vector * 8),
+                p.q + int64_t(tile.row_begin + (valid ? row : 0)) * q_stride + head * kHeadDim + vector * 8, valid);
   }
+  if (split_begin <= split_end) load_tile(split_begin, 0);
+  cp_async_commit();
 
+  // The warp's rows g and g + 8: their positions, running maxima and (this lane's part of the) sums.
+  const int row_low = warp * 16 + g, row_high = row_low + 8;
+  const int position_low = tile.first_position + row_low, position_high = tile.first_position + row_high;
+  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
+  float o[kOTiles][4] = {};
+  uint32_t q_fragment[kDSteps][4];
+
+  int buffer = 0;
+  for (int tile_start = split_begin; tile_start <= split_end; tile_start += kFlashKeys, buffer ^= 1) {
+    cp_async_wait<0>();
+    __syncthreads();  // this tile has landed, and every warp is done with the buffer loaded next
+    if (tile_start == split_begin) {
+#pragma unroll
+      for (int d = 0; d < kDSteps; ++d) {
+        const int m = lane / 8, r = lane % 8;
+        ldmatrix_x4(q_fragment[d], shared_address(q_tile + (warp * 16 + r + 8 * (m % 2)) * L::kLd + d * 16 + 8 * (m / 2)));
+      }
+    }
+    if (tile_start + kFlashKeys <= split_end) load_tile(tile_start + kFlashKeys, buffer ^ 1);
+    cp_async_commit();
+    const __nv_bfloat16* keys = k_tiles + buffer * kFlashKeys * L::kLd;
+    const __nv_bfloat16* values = v_tiles + buffer * kFlashKeys * L::kLd;
+
+    // S = Q · Kᵀ: n-tile j holds keys 8j .. 8j + 7; ldmatrix takes two k-steps of one n-tile at once.
+    float s[kSTiles][4] = {};
+#pragma unroll
+    for (int j = 0; j < kSTiles; ++j)
+#pragma unroll
+      for (int d = 0; d < kDSteps; d += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, shared_address(keys + (8 * j + lane % 8) * L::kLd + d * 16 + 8 * (lane / 8)));
+        mma_bf16_16816(s[j], q_fragment[d], b[0], b[1]);
+        mma_bf16_16816(s[j], q_fragment[d + 1], b[2], b[3]);
+      }
+
+    // Mask (causal, the sliding window, the split's end) and the online softmax, rows g and g + 8.
+    // A tile whose every key every row of the warp sees (all but the diagonal and the edges) needs
+    // no mask.
+    const int warp_position = tile.first_position + warp * 16;
+    const bool unmasked = tile_start + kFlashKeys - 1 <= min(warp_position, split_end) &&
+                          (p.sliding_window <= 0 || tile_start > warp_position + 15 - p.sliding_window);
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < kSTiles; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = tile_start + 8 * j + 2 * t + (e & 1);
+        const int position = e < 2 ? position_low : position_high;
+        const bool visible = unmasked || (key <= position && key <= split_end &&
+                                          (p.sliding_window <= 0 || key > position - p.sliding_window));
+        s[j][e] = visible ? s[j][e] * p.scale : -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+      }
+    float base[2], correction[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      const float new_max = fmaxf(running_max[h], tile_max[h]);
+      // A row that has seen no visible key yet keeps -inf as its max, and 0 weights: exp(-inf - 0).
+      base[h] = new_max == -INFINITY ? 0.0f : new_max;
+      correction[h] = __expf(running_max[h] - base[h]);
+      running_max[h] = new_max;
+      running_sum[h] *= correction[h];
+    }
+#pragma unroll
+    for (int n = 0; n < kOTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[n][e] *= correction[e / 2];
+
+    // O += P · V: the scores of n-tiles 2k and 2k + 1 are the A fragment of k-step k; ldmatrix.trans
+    // gives V's B fragments for two n-tiles of the output at once.
+#pragma unroll
+    for (int k = 0; k < kSTiles / 2; ++k) {
+      float weight[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        weight[e] = __expf(s[2 * k + e / 4][e % 4] - base[(e % 4) / 2]);
+        running_sum[(e % 4) / 2] += weight[e];
+      }
+      const uint32_t a[4] = {pack_bf16(weight[0], weight[1]), pack_bf16(weight[2], weight[3]),
+                             pack_bf16(weight[4], weight[5]), pack_bf16(weight[6], weight[7])};
+#pragma unroll
+      for (int n = 0; n < kOTiles; n += 2) {
+        const int m = lane / 8, r = lane % 8;
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, shared_address(values + (16 * k + r + 8 * (m % 2)) * L::kLd + n * 8 + 8 * (m / 2)));
+        mma_bf16_16816(o[n], a, b[0], b[1]);
+        mma_bf16_16816(o[n + 1], a, b[2], b[3]);
+      }
+    }
+  }
+  cp_async_wait<0>();  // no copy outlives the block, even one the loop did not wait for
+
+  // Each lane summed its own columns: the row's sum is over the lanes of its quad.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    running_sum[h] += __shfl_xor_sync(0xffffffffu, running_sum[h], 1);
+    running_sum[h] += __shfl_xor_sync(0xffffffffu, running_sum[h], 2);
+  }
+  const int rows[2] = {row_low, row_high};
   if (p.n_key_splits > 1) {
     // The split's unnormalised state of each row: its max, its sum and its weighted values.
     const int64_t state_floats = kHeadDim + 2;
-    auto state_of = [&](int row) {
-      return p.partial + (((int64_t(split) * p.n_tiles + blockIdx.x) * kFlashRows + row) * p.n_heads + head) * state_floats;
-    };
-    if (lane % 2 == 0 && my_row_valid) {
-      state_of(my_row)[0] = running_max;
-      state_of(my_row)[1] = running_sum;
-    }
-    for (int index = lane; index < 16 * kHeadDim; index += 32) {
-      const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
-      if (row < tile.n_rows) state_of(row)[2 + d] = o_tile[row * L::kLdO + d];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (rows[h] >= tile.n_rows) continue;
+      float* state = p.partial + (((int64_t(split) * p.n_tiles + blockIdx.x) * kFlashRows + rows[h]) * p.n_heads + head) *
+                                     state_floats;
+      if (t == 0) {
+        state[0] = running_max[h];
+        state[1] = running_sum[h];
+      }
+#pragma unroll
+      for (int n = 0; n < kOTiles; ++n) {
+        state[2 + 8 * n + 2 * t] = o[n][2 * h];
+        state[2 + 8 * n + 2 * t + 1] = o[n][2 * h + 1];
+      }
     }
     return;
   }
-  // Normalise and write this warp's rows (both lanes of a pair hold the row's sum).
-  if (lane % 2 == 0) alpha[my_row] = running_sum > 0.0f ? 1.0f / running_sum : 0.0f;
-  __syncwarp();
-  for (int index = lane; index < 16 * kHeadDim; index += 32) {
-    const int row = warp * 16 + index / kHeadDim, d = index % kHeadDim;
-    if (row < tile.n_rows)
-      p.out[int64_t(first_row + row) * q_stride + head * kHeadDim + d] =
-          __float2bfloat16(o_tile[row * L::kLdO + d] * alpha[row]);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (rows[h] >= tile.n_rows) continue;
+    const float inverse = running_sum[h] > 0.0f ? 1.0f / running_sum[h] : 0.0f;
+    __nv_bfloat16* out = p.out + int64_t(tile.row_begin + rows[h]) * q_stride + head * kHeadDim;
+#pragma unroll
+    for (int n = 0; n < kOTiles; ++n)
+      *reinterpret_cast<__nv_bfloat162*>(out + 8 * n + 2 * t) =
+          __floats2bfloat162_rn(o[n][2 * h] * inverse, o[n][2 * h + 1] * inverse);
   }
 }
 

@@ -237,6 +237,11 @@ TEST(CudaMoe, ExpertsCombinedMatchTheHostOverTheSameBf16Operands) {
   check_experts({1, 8, 2056, 264, 64, 0, 64}, sixty_four);
   check_experts({1, 8, 2056, 264, 64, 8, 40}, sixty_four);  // one row on a rank holding experts 8-39
   check_experts({3, 8, 2056, 264, 64, 0, 64}, sixty_four);
+  // One row whose slots' activations are more than three rounds of 8 loads a lane (2 x 385 chunks
+  // of 8): the long-row down kernel and its table, each slot's last group of 32 chunks with one lane,
+  // hidden 72 a block of 8 warps with one feature; then a rank holding experts 2-5 of 8.
+  check_experts({1, 2, 72, 3080, 8, 0, 8}, eight);
+  check_experts({1, 4, 64, 1544, 8, 2, 6}, eight);
 }
 
 // The launcher refuses before any kernel runs, so this runs on machines without a GPU too.

@@ -143,6 +143,94 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
   if (lane == 0) c.out[d] += sum;
 }
 
+// The same for experts so wide that a warp's row takes many rounds (Mixtral's 14,336: 14 rounds of
+// 8 loads a lane, where Qwen3's 768 take 3). The kernel above works out each load's slot, expert
+// and weight lane by lane, and a warp's loads wait while it does its arithmetic. Here a slot's row of activations
+// is cut into groups of 32 chunks (a 16-byte load a lane), and the block first writes a table of
+// every group's offsets and scale to shared memory, so that what a load needs besides its lane is
+// the same across the warp and costs one shared-memory broadcast; a round loads kLongRowLoads
+// groups (running on into the next slot's), and the next round's weights are in flight during a
+// round's arithmetic. At 61 registers a multiprocessor holds 4 blocks. The Mixtral-8x7B shape went
+// from 7.98 to 7.52 ms a token at batch 1 (H200; 1.31x to 1.24x its floor); Qwen3-30B-A3B's rows are
+// faster with the kernel above (H100: 3.50 against 3.72 ms), whose first round of 8 loads is a
+// third of a row. Eight loads a round took 80 registers and were slower on both shapes.
+// The table and the first round load before the wait, for the reason given above.
+constexpr int kLongRowLoads = 4;
+constexpr int kLongRowRounds = 3;  // a row longer than this many of the kernel above's rounds takes this one
+
+struct DownGroup {
+  int64_t weights;  // the group's first chunk in its expert's down row 0, in 16-byte chunks
+  int activations;  // the group's first chunk in activated
+  int lanes;        // lanes with a chunk: 32, fewer in a slot's last group, 0 for another rank's expert
+  float scale;      // the slot's routing weight
+};
+
+__host__ __device__ inline int down_groups_per_slot(int ff) { return (ff / 8 + 31) / 32; }
+
+__device__ __forceinline__ void load_down_weights(const DownGroup* groups, int total, const Bf16x8* row, int base,
+                                                  Bf16x8 (&w)[kLongRowLoads]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int l = 0; l < kLongRowLoads; ++l) {
+    if (base + l >= total) break;
+    const DownGroup& group = groups[base + l];
+    if (lane < group.lanes) w[l] = row[group.weights + lane];
+  }
+}
+
+__device__ __forceinline__ float down_round_sum(const DownGroup* groups, int total, const Bf16x8* activated, int base,
+                                                const Bf16x8 (&w)[kLongRowLoads]) {
+  const int lane = threadIdx.x % 32;
+  Bf16x8 h[kLongRowLoads];
+#pragma unroll
+  for (int l = 0; l < kLongRowLoads; ++l) {
+    if (base + l >= total) break;
+    const DownGroup& group = groups[base + l];
+    if (lane < group.lanes) h[l] = activated[group.activations + lane];
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int l = 0; l < kLongRowLoads; ++l) {
+    if (base + l >= total) break;
+    const DownGroup& group = groups[base + l];
+    if (lane < group.lanes) sum += group.scale * dot8(w[l], h[l]);
+  }
+  return sum;
+}
+
+__global__ void expert_down_combine_long_row_kernel(ExpertMlpParams p, ExpertCombineParams c) {
+  extern __shared__ DownGroup groups[];
+  const int chunks = p.ff / 8, per_slot = down_groups_per_slot(p.ff), total = p.top_k * per_slot;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int slot = i / per_slot, first_chunk = (i - slot * per_slot) * 32;
+    const int expert = __ldcg(c.experts + slot);
+    const bool here = expert >= c.first_expert && expert < c.end_expert;
+    groups[i] = DownGroup{here ? (expert - p.first_expert) * int64_t(p.hidden) * chunks + first_chunk : 0,
+                          slot * chunks + first_chunk, here ? min(32, chunks - first_chunk) : 0,
+                          __ldcg(c.weights + slot)};
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int d = blockIdx.x * kExpertWarps + warp;
+  if (d >= p.hidden) return;
+  const Bf16x8* row = reinterpret_cast<const Bf16x8*>(p.down) + int64_t(d) * chunks;
+  const Bf16x8* activated = reinterpret_cast<const Bf16x8*>(p.activated);
+  Bf16x8 w[kLongRowLoads];
+  load_down_weights(groups, total, row, 0, w);
+  wait_for_predecessor();
+  allow_successor();
+  float sum = 0.0f;
+  for (int base = 0; base < total; base += kLongRowLoads) {
+    Bf16x8 next[kLongRowLoads];
+    load_down_weights(groups, total, row, base + kLongRowLoads, next);
+    sum += down_round_sum(groups, total, activated, base, w);
+#pragma unroll
+    for (int l = 0; l < kLongRowLoads; ++l) w[l] = next[l];
+  }
+  sum = warp_sum(sum);
+  if (lane == 0) c.out[d] += sum;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Batches: tensor-core tiles. A warp computes 16 features of one expert for 8 of its pairs with
 // mma.m16n8k16 (features as the A rows, pairs as the B columns), so its arithmetic is a few
@@ -402,7 +490,15 @@ void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombinePar
     const dim3 gate_up_grid((params.ff + kBlockFeatures - 1) / kBlockFeatures, params.top_k);
     launch_pdl(expert_gate_up_row_kernel, gate_up_grid, kExpertWarps * 32, 0, stream, params, combine);
     const int down_blocks = (params.hidden + kExpertWarps - 1) / kExpertWarps;
-    launch_pdl(expert_down_combine_row_kernel, down_blocks, kExpertWarps * 32, 0, stream, params, combine);
+    if (params.top_k * params.ff / 8 <= kLongRowRounds * 32 * kCombineRowLoads) {
+      launch_pdl(expert_down_combine_row_kernel, down_blocks, kExpertWarps * 32, 0, stream, params, combine);
+      return;
+    }
+    const size_t table_bytes = size_t(params.top_k) * down_groups_per_slot(params.ff) * sizeof(DownGroup);
+    // The dynamic shared memory a block may take without asking: 32 slots of 14,336-wide experts need 43 KB.
+    if (table_bytes > 48 * 1024)
+      throw_unsupported("one row routed to more expert width than a block's table holds", params.top_k * params.ff);
+    launch_pdl(expert_down_combine_long_row_kernel, down_blocks, kExpertWarps * 32, table_bytes, stream, params, combine);
     return;
   }
   if (params.active == nullptr) throw_unsupported("a batch's expert kernels without the list of chosen experts", 0);

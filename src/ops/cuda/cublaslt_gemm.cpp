@@ -29,13 +29,6 @@ namespace {
 // The band of m whose products share one timed algorithm.
 int64_t row_band(int64_t m) { return int64_t(std::bit_ceil(uint64_t(m))); }
 
-// A bf16 (or f32 output) column-major matrix of rows x cols with leading dimension rows.
-cublasLtMatrixLayout_t create_layout(cudaDataType_t type, int64_t rows, int64_t cols) {
-  cublasLtMatrixLayout_t layout = nullptr;
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout, type, uint64_t(rows), uint64_t(cols), rows));
-  return layout;
-}
-
 }  // namespace
 
 const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n,
@@ -44,15 +37,18 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
   if (auto found = plans_.find(key); found != plans_.end()) return found->second;
 
   Plan plan;
-  cublasLtMatmulDesc_t operation = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  plan.operation.reset(operation);
+  plan.operation = create_owned(cublasLtMatmulDescCreate, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  cublasLtMatmulDesc_t operation = plan.operation.get();
   const cublasOperation_t transpose = CUBLAS_OP_T, no_transpose = CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(operation, CUBLASLT_MATMUL_DESC_TRANSB, &no_transpose, sizeof(no_transpose)));
-  plan.w_layout.reset(create_layout(CUDA_R_16BF, k, n));
-  plan.x_layout.reset(create_layout(CUDA_R_16BF, k, m));
-  plan.y_layout.reset(create_layout(output == GemmOutput::BF16 ? CUDA_R_16BF : CUDA_R_32F, n, m));
+  // Column-major bf16 (or f32 output) matrices of rows x cols, leading dimension rows.
+  const auto layout = [](cudaDataType_t type, int64_t rows, int64_t cols) {
+    return create_owned(cublasLtMatrixLayoutCreate, type, uint64_t(rows), uint64_t(cols), rows);
+  };
+  plan.w_layout = layout(CUDA_R_16BF, k, n);
+  plan.x_layout = layout(CUDA_R_16BF, k, m);
+  plan.y_layout = layout(output == GemmOutput::BF16 ? CUDA_R_16BF : CUDA_R_32F, n, m);
 
   // The band's algorithm, where one was timed and cuBLASLt accepts it for this m.
   const ShapeKey band{row_band(m), n, k, int(output)};
@@ -66,9 +62,7 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const __nv_bfloat16* x, int64_t
     }
   }
 
-  cublasLtMatmulPreference_t preference_handle = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference_handle));
-  const Owned<cublasLtMatmulPreference_t> preference(preference_handle);
+  const Owned<cublasLtMatmulPreference_t> preference = create_owned(cublasLtMatmulPreferenceCreate);
   const size_t workspace_bytes = workspace_.bytes();
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace_bytes, sizeof(workspace_bytes)));

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/device_buffer.h"
 
 namespace shardlm::cuda {
@@ -48,6 +49,13 @@ class CublasLtGemm {
   };
   template <typename Handle>
   using Owned = std::unique_ptr<std::remove_pointer_t<Handle>, DescriptorDeleter>;
+  // create(&handle, args...), checked, the handle owned from then on.
+  template <typename Handle, typename... Params, typename... Args>
+  static Owned<Handle> create_owned(cublasStatus_t (*create)(Handle*, Params...), Args... args) {
+    Handle handle = nullptr;
+    CUBLAS_CHECK(create(&handle, Params(args)...));
+    return Owned<Handle>(handle);
+  }
   struct Plan {
     Owned<cublasLtMatmulDesc_t> operation;
     Owned<cublasLtMatrixLayout_t> w_layout, x_layout, y_layout;

@@ -16,8 +16,7 @@ output_len=${OUTPUT_LEN:-16}
 start_server "$out/serve-profile.log" ncu --nvtx --nvtx-include "eager pass/" --clock-control none \
   --cache-control none --metrics gpu__time_duration.sum -f -o "$out/serve-profile"
 for burst in 1 2; do
-  python3 bench/bench_serve.py --url "http://127.0.0.1:$port" --model llama3-8b --vocab-size 128000 \
-    --num-requests "$requests" --input-len "$input_len" --output-len "$output_len" --seed "$burst" \
+  bench_serve --num-requests "$requests" --input-len "$input_len" --output-len "$output_len" --seed "$burst" \
     >/dev/null 2>"$out/profile-burst-$burst.err" || echo "burst $burst failed: see profile-burst-$burst.err"
 done
 # The profiler writes its report once the server, its child, has exited. The pattern is anchored:

@@ -23,8 +23,7 @@ start_server "$out/serve.log"
 load() {  # load NAME ARGS...: one bench_serve run, its JSON kept, its headline printed
   local name=$1
   shift
-  python3 bench/bench_serve.py --url "http://127.0.0.1:$port" --model llama3-8b --vocab-size 128000 \
-    --output "$out/$name.json" "$@" >/dev/null 2>"$out/$name.err"
+  bench_serve --output "$out/$name.json" "$@" >/dev/null 2>"$out/$name.err"
   # The server's step series before and after the run tell where its steps' time went.
   cp "$out/metrics-last.txt" "$out/$name-metrics-before.txt" 2>/dev/null || : >"$out/$name-metrics-before.txt"
   curl -s "http://127.0.0.1:$port/metrics" >"$out/metrics-last.txt"

@@ -1,7 +1,7 @@
 # Sourced by the serving scripts (gpu_serve_bench.sh, gpu_profile_serve.sh) after
 # device_session_env.sh: the random-weight Llama-3-8B-shape checkpoint (bf16) that the server and
 # Transformers' peer both read, saved once per machine with a 128,256-id tokenizer, and the server's
-# start with the options those scripts share.
+# start with the options those scripts share, and the client's call.
 checkpoint=/tmp/llama3-8b
 [ -f "$checkpoint/config.json" ] ||
   python3 bench/transformers_peer.py --shape bench/shapes/llama3-8b.json --save "$checkpoint" --skip-timing
@@ -23,4 +23,9 @@ start_server() {
   for _ in $(seq 600); do grep -q "serving llama3-8b at" "$log" && break; sleep 0.2; done
   port=$(sed -n 's/.*serving llama3-8b at http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
   [ -n "$port" ] || { echo "the server did not start"; cat "$log"; exit 1; }
+}
+
+# bench_serve ARGS...: bench/bench_serve.py against the started server, with ARGS (the load).
+bench_serve() {
+  python3 bench/bench_serve.py --url "http://127.0.0.1:$port" --model llama3-8b --vocab-size 128000 "$@"
 }

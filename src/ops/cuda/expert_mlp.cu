@@ -145,12 +145,12 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
 
 // The same for experts so wide that a warp's row takes many rounds (Mixtral's 14,336: 14 rounds of
 // 8 loads a lane, where Qwen3's 768 take 3). The kernel above works out each load's slot, expert
-// and weight lane by lane, and a warp's loads wait while it does its arithmetic. Here a slot's row of activations
-// is cut into groups of 32 chunks (a 16-byte load a lane), and the block first writes a table of
-// every group's offsets and scale to shared memory, so that what a load needs besides its lane is
-// the same across the warp and costs one shared-memory broadcast; a round loads kLongRowLoads
-// groups (running on into the next slot's), and the next round's weights are in flight during a
-// round's arithmetic. At 61 registers a multiprocessor holds 4 blocks. The Mixtral-8x7B shape went
+// and weight lane by lane, and a warp's loads wait while it does its arithmetic. Here a slot's row
+// of activations is cut into groups of 32 chunks (a 16-byte load a lane), and the block first
+// writes a table of every group's offsets and scale to shared memory, so that what a load needs
+// besides its lane is the same across the warp and costs one shared-memory broadcast; a round
+// loads kLongRowLoads groups (running on into the next slot's), and the next round's weights are in
+// flight during a round's arithmetic. At 61 registers a multiprocessor holds 4 blocks. The Mixtral-8x7B shape went
 // from 7.98 to 7.52 ms a token at batch 1 (H200; 1.31x to 1.24x its floor); Qwen3-30B-A3B's rows are
 // faster with the kernel above (H100: 3.50 against 3.72 ms), whose first round of 8 loads is a
 // third of a row. Eight loads a round took 80 registers and were slower on both shapes.

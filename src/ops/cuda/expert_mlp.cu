@@ -498,7 +498,8 @@ void launch_routed_experts(const ExpertMlpParams& params, const ExpertCombinePar
     // The dynamic shared memory a block may take without asking: 32 slots of 14,336-wide experts need 43 KB.
     if (table_bytes > 48 * 1024)
       throw_unsupported("one row routed to more expert width than a block's table holds", params.top_k * params.ff);
-    launch_pdl(expert_down_combine_long_row_kernel, down_blocks, kExpertWarps * 32, table_bytes, stream, params, combine);
+    launch_pdl(expert_down_combine_long_row_kernel, down_blocks, kExpertWarps * 32, table_bytes, stream, params,
+               combine);
     return;
   }
   if (params.active == nullptr) throw_unsupported("a batch's expert kernels without the list of chosen experts", 0);

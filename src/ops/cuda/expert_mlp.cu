@@ -10,6 +10,7 @@
 // each waits for its predecessor before reading anything it wrote, then lets its successor launch.
 #include <algorithm>
 
+#include "core/alignment.h"
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/expert_mlp.h"
@@ -150,10 +151,11 @@ __global__ void expert_down_combine_row_kernel(ExpertMlpParams p, ExpertCombineP
 // writes a table of every group's offsets and scale to shared memory, so that what a load needs
 // besides its lane is the same across the warp and costs one shared-memory broadcast; a round
 // loads kLongRowLoads groups (running on into the next slot's), and the next round's weights are in
-// flight during a round's arithmetic. At 61 registers a multiprocessor holds 4 blocks. The Mixtral-8x7B shape went
-// from 7.98 to 7.52 ms a token at batch 1 (H200; 1.31x to 1.24x its floor); Qwen3-30B-A3B's rows are
-// faster with the kernel above (H100: 3.50 against 3.72 ms), whose first round of 8 loads is a
-// third of a row. Eight loads a round took 80 registers and were slower on both shapes.
+// flight during a round's arithmetic. At 61 registers a multiprocessor holds 4 blocks. The
+// Mixtral-8x7B shape went from 7.98 to 7.52 ms a token at batch 1 (H200; 1.31x to 1.24x its floor);
+// Qwen3-30B-A3B's rows are faster with the kernel above (H100: 3.50 against 3.72 ms), whose first
+// round of 8 loads is a third of a row. Eight loads a round took 80 registers and were slower on
+// both shapes.
 // The table and the first round load before the wait, for the reason given above.
 constexpr int kLongRowLoads = 4;
 constexpr int kLongRowRounds = 3;  // a row longer than this many of the kernel above's rounds takes this one
@@ -456,10 +458,10 @@ __global__ void add_f32_kernel(float* out, const float* delta, int64_t count) {
 // launchers
 
 void check_expert_operands(const ExpertMlpParams& params) {
-  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
   if (params.hidden % 8 != 0) throw_unsupported("experts whose hidden size is not a multiple of 8", params.hidden);
   if (params.ff < 8 || params.ff % 8 != 0) throw_unsupported("experts whose width is not a positive multiple of 8", params.ff);
-  if (!aligned(params.x) || !aligned(params.gate_up) || !aligned(params.down) || !aligned(params.activated))
+  if (!is_aligned(params.x, 16) || !is_aligned(params.gate_up, 16) || !is_aligned(params.down, 16) ||
+      !is_aligned(params.activated, 16))
     throw_unsupported("expert buffers not 16-byte aligned", 0);
   if (params.first_expert < 0 || params.n_local_experts < 0 ||
       params.first_expert + params.n_local_experts > params.n_experts)

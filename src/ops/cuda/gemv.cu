@@ -10,6 +10,7 @@
 // together), rotary pairs (the warp computes columns i and i + head_dim/2 of a q/k/v head, rotates
 // them and stores them where attention reads them), a normalised input, and an epilogue that adds
 // into the f32 residual stream.
+#include "core/alignment.h"
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gemv.h"
@@ -236,7 +237,7 @@ void launch_gemv_rows(const GemvParams& p, cudaStream_t stream) {
 
 bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
   return m >= 1 && m <= kGemvMaxRows && k % 8 == 0 && gemv_stages(m, k) &&
-         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+         is_aligned(x, 16) && is_aligned(w, 16);
 }
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {

@@ -6,6 +6,7 @@
 // bytes take 5.7).
 #include <cstdint>
 
+#include "core/alignment.h"
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/pdl.cuh"
@@ -112,9 +113,8 @@ void launch_add_rmsnorm(float* residual, const __nv_bfloat16* delta, const __nv_
   if (n_rows == 0) return;
   const __nv_bfloat16* row_delta = row_index ? nullptr : delta;
   const int chunks_per_thread = (dim / 4 + kVectorThreads - 1) / kVectorThreads;
-  const auto aligned = [](const void* pointer, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(pointer) % bytes == 0; };
-  if (dim % 4 == 0 && chunks_per_thread <= kMostChunks && aligned(residual, 16) && aligned(row_delta, 8) &&
-      aligned(weight, 8) && aligned(out, 8)) {
+  if (dim % 4 == 0 && chunks_per_thread <= kMostChunks && is_aligned(residual, 16) && is_aligned(row_delta, 8) &&
+      is_aligned(weight, 8) && is_aligned(out, 8)) {
     const auto kernel = chunks_per_thread <= 1   ? add_rmsnorm_chunks_kernel<1>
                         : chunks_per_thread <= 2 ? add_rmsnorm_chunks_kernel<2>
                         : chunks_per_thread <= 4 ? add_rmsnorm_chunks_kernel<4>

@@ -15,6 +15,7 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/pdl.cuh"
+#include "ops/cuda/rotary.cuh"
 
 namespace shardlm::cuda {
 
@@ -102,14 +103,9 @@ __device__ __forceinline__ void store_rotated_pair(const QkvRopeParams& r, int m
   const int64_t cache_row = r.kv.row(r.slots[m], position) * kv_dim;
   __nv_bfloat16* destination;
   if (head < r.n_heads + r.n_kv_heads) {
-    // The angle is rounded to f32 before cos/sin, as torch computes position · inv_freq in f32.
-    float sin_value, cos_value;
-    sincosf(float(position) * r.inv_freq[i], &sin_value, &cos_value);
-    cos_value *= r.attention_scaling;
-    sin_value *= r.attention_scaling;
-    const float rotated_first = first * cos_value - second * sin_value;
-    second = second * cos_value + first * sin_value;
-    first = rotated_first;
+    const RotatedPair rotated = rotate_pair(first, second, position, r.inv_freq[i], r.attention_scaling);
+    first = rotated.first;
+    second = rotated.second;
     destination = head < r.n_heads ? r.q_out + int64_t(m) * r.n_heads * r.head_dim + column
                                    : r.k_cache + cache_row + (head - r.n_heads) * r.head_dim + i;
   } else {

@@ -7,6 +7,7 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/qkv_rope.h"
+#include "ops/cuda/rotary.cuh"
 
 namespace shardlm::cuda {
 
@@ -63,13 +64,9 @@ __global__ void __launch_bounds__(32 * kHeadsPerBlock) qkv_rope_kernel(QkvRopePa
       a = __bfloat162float(norm[i]) * (a * inverse_rms);
       b = __bfloat162float(norm[i + half]) * (b * inverse_rms);
     }
-    // The angle is rounded to f32 before cos/sin, as torch computes position · inv_freq in f32.
-    float sin_value, cos_value;
-    sincosf(float(position) * p.inv_freq[i], &sin_value, &cos_value);
-    cos_value *= p.attention_scaling;
-    sin_value *= p.attention_scaling;
-    destination[i] = __float2bfloat16(a * cos_value - b * sin_value);
-    destination[i + half] = __float2bfloat16(b * cos_value + a * sin_value);
+    const RotatedPair rotated = rotate_pair(a, b, position, p.inv_freq[i], p.attention_scaling);
+    destination[i] = __float2bfloat16(rotated.first);
+    destination[i + half] = __float2bfloat16(rotated.second);
   }
   if (!is_query) {
     const int v_offset = q_dim + kv_dim + kv_head * p.head_dim;

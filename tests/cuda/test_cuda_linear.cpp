@@ -1,9 +1,12 @@
 // Linear layers on the GPU (GEMV for decode sizes, autotuned cuBLASLt otherwise) against a double
 // precision product of the same bf16 operands, for bf16 and f32 outputs; the GEMV's rotary
-// epilogue against the separate RoPE kernel.
+// epilogue against the separate RoPE kernel; the GEMV holding W in shared memory against the one
+// streaming it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -283,6 +286,67 @@ TEST(CudaLinear, GemvRotaryEpilogueMatchesTheSeparateRopeKernel) {
       const bool unchanged = std::equal(cache_start.begin() + at, cache_start.begin() + at + kv_dim, fused.keys.begin() + at);
       EXPECT_EQ(unchanged, !written) << "slot " << slot << " position " << position;
     }
+}
+
+// The one-row GEMV that holds W in shared memory sums each column as the streaming one does, so
+// both give the same bits: the f32 output from a normalised input (also storing the normalised
+// row), bf16, the residual add, a column count that leaves the last block short, and a W too large
+// for shared memory, which falls back to the streaming kernel.
+TEST(CudaLinear, GemvWithWeightsInSharedMemoryGivesTheSameBits) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  struct Case {
+    int64_t n, k;
+    GemvOutput output;
+    bool normed;
+  };
+  for (const Case& c : {Case{128, 2048, GemvOutput::F32, true}, Case{2048, 4096, GemvOutput::ADD_TO_F32, false},
+                        Case{1001, 1024, GemvOutput::BF16, true}, Case{5120, 2048, GemvOutput::BF16, false},
+                        Case{40000, 4096, GemvOutput::F32, false}}) {
+    // 8 KB a block fits every GPU from sm_80 on; 304 columns of 8 KB none (the others fit an H100's 132
+    // multiprocessors).
+    if (c.n == 128) EXPECT_TRUE(gemv_weights_in_shared_fit(c.n, c.k));
+    if (c.n == 40000) EXPECT_FALSE(gemv_weights_in_shared_fit(c.n, c.k));
+    std::mt19937 rng(unsigned(c.n + c.k));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(size_t(c.k)), residual(size_t(c.n));
+    for (float& value : x) value = normal(rng);
+    for (float& value : residual) value = normal(rng);
+    const std::vector<uint16_t> x_bf16 = random_bf16(size_t(c.k), rng), gamma = random_bf16(size_t(c.k), rng),
+                                w = random_bf16(size_t(c.n * c.k), rng);
+    auto upload = [](const auto& values) {
+      DeviceBuffer buffer(values.size() * sizeof(values[0]));
+      CUDA_CHECK(cudaMemcpy(buffer.get(), values.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+      return buffer;
+    };
+    DeviceBuffer device_x = c.normed ? upload(x) : upload(x_bf16), device_gamma = upload(gamma), device_w = upload(w);
+    const size_t y_bytes = size_t(c.n) * (c.output == GemvOutput::BF16 ? 2 : 4);
+    struct Result {
+      std::vector<uint8_t> y, normed;
+    };
+    auto run = [&](bool in_shared) {
+      DeviceBuffer y = c.output == GemvOutput::ADD_TO_F32 ? upload(residual) : DeviceBuffer(y_bytes),
+                   normed(size_t(c.k) * 2);
+      if (c.output != GemvOutput::ADD_TO_F32) CUDA_CHECK(cudaMemset(y.get(), 0xff, y.bytes()));
+      CUDA_CHECK(cudaMemset(normed.get(), 0xff, normed.bytes()));
+      GemvParams p{device_x.get(), c.normed ? device_gamma.get<__nv_bfloat16>() : nullptr, 1e-5f, 1,
+                   device_w.get<__nv_bfloat16>(), c.n, c.k, y.get(), c.output};
+      if (c.normed) p.normed_out = normed.get<__nv_bfloat16>();
+      p.weights_in_shared = in_shared;
+      launch_gemv(p, nullptr);
+      Result result{std::vector<uint8_t>(y_bytes), std::vector<uint8_t>(normed.bytes())};
+      CUDA_CHECK(cudaMemcpy(result.y.data(), y.get(), y_bytes, cudaMemcpyDeviceToHost));
+      CUDA_CHECK(cudaMemcpy(result.normed.data(), normed.get(), normed.bytes(), cudaMemcpyDeviceToHost));
+      return result;
+    };
+    const Result streamed = run(false), held = run(true);
+    EXPECT_TRUE(held.y == streamed.y) << "n " << c.n << " k " << c.k;
+    EXPECT_TRUE(held.normed == streamed.normed) << "n " << c.n << " k " << c.k;
+    if (c.output == GemvOutput::F32) {  // and the product is right, not only alike
+      std::vector<float> y(size_t(c.n));
+      std::memcpy(y.data(), held.y.data(), y_bytes);
+      EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float value) { return std::isfinite(value); }));
+    }
+  }
 }
 
 }  // namespace

@@ -87,15 +87,18 @@ void CudaLayerOps::add_projection(const bf16* input, const GpuLinear& projection
   const int64_t dim = config_.hidden_size;
   float* residual = gpu_.residual.get<float>();
   bf16* projected = gpu_.projected.get<bf16>();
+  GemvParams gemv{input, nullptr, 0.0f, n, projection.weight, dim, projection.in_features, residual,
+                  GemvOutput::ADD_TO_F32};
+  // Attention's chain of latencies leaves memory idle: the o projection's weights stream meanwhile.
+  gemv.weights_in_shared = input == gpu_.attention_out.get<bf16>();
   if (step_.gemv && !projection.partial) {
-    launch_gemv({input, nullptr, 0.0f, n, projection.weight, dim, projection.in_features, residual,
-                 GemvOutput::ADD_TO_F32},
-                gpu_.stream);
+    launch_gemv(gemv, gpu_.stream);
     return;
   }
+  gemv.y = projected;
+  gemv.output = GemvOutput::BF16;
   if (step_.gemv)
-    launch_gemv({input, nullptr, 0.0f, n, projection.weight, dim, projection.in_features, projected, GemvOutput::BF16},
-                gpu_.stream);
+    launch_gemv(gemv, gpu_.stream);
   else
     gpu_.gemm->linear(input, n, projection.weight, dim, projection.in_features, projected, GemmOutput::BF16,
                       gpu_.stream);
@@ -133,6 +136,7 @@ GpuRoutes CudaLayerOps::route(const NormedRows& normed, const GpuMoe& moe) {
     GemvParams router{gpu_.residual.get(), normed.fold_norm, config_.rms_norm_eps, n, moe.router, moe.shape.n_experts,
                       dim, logits, GemvOutput::F32};
     router.normed_out = made;
+    router.weights_in_shared = true;  // a few rows of W, which arrive while the o projection runs
     launch_gemv(router, gpu_.stream);
     rows = made;
   }

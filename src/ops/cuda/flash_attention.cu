@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/cuda/cuda_check.h"
+#include "ops/cuda/cp_async.cuh"
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/mma.cuh"
 #include "ops/cuda/pdl.cuh"

@@ -1,20 +1,17 @@
-// Warp-level tensor-core primitives (PTX, sm_80 and later): ldmatrix from shared memory, the bf16
-// m16n8k16 MMA with f32 accumulators, and cp.async copies into shared memory. Fragment layouts, with
-// g = lane / 4 and t = lane % 4: an A fragment (16 x 16, row-major) is 4 registers of bf16 pairs,
-// (g, 2t), (g + 8, 2t), (g, 2t + 8), (g + 8, 2t + 8); a B fragment (16 x 8, k by n) is 2 registers,
-// (k = 2t, n = g) and (k = 2t + 8, n = g); the accumulator (16 x 8) is 4 floats, (g, 2t), (g, 2t + 1),
-// (g + 8, 2t), (g + 8, 2t + 1).
+// Warp-level tensor-core primitives (PTX, sm_80 and later): ldmatrix from shared memory and the bf16
+// m16n8k16 MMA with f32 accumulators. Fragment layouts, with g = lane / 4 and t = lane % 4: an A
+// fragment (16 x 16, row-major) is 4 registers of bf16 pairs, (g, 2t), (g + 8, 2t), (g, 2t + 8),
+// (g + 8, 2t + 8); a B fragment (16 x 8, k by n) is 2 registers, (k = 2t, n = g) and (k = 2t + 8,
+// n = g); the accumulator (16 x 8) is 4 floats, (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
-namespace shardlm::cuda {
+#include "ops/cuda/cp_async.cuh"
 
-__device__ __forceinline__ uint32_t shared_address(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
+namespace shardlm::cuda {
 
 // Four 8 x 8 bf16 matrices; lane i gives the address of row i % 8 of matrix i / 8, and each lane
 // receives (row g, columns 2t and 2t + 1) of every matrix; with .trans, (rows 2t and 2t + 1, column g).
@@ -43,20 +40,6 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
 __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
   const __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
   return *reinterpret_cast<const uint32_t*>(&pair);
-}
-
-// 16 bytes from global to shared memory without passing through registers; zeros when !valid.
-__device__ __forceinline__ void cp_async_16(uint32_t destination, const void* source, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(destination), "l"(source),
-               "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-
-// Waits until at most `kPending` of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
 }  // namespace shardlm::cuda

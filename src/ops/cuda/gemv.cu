@@ -121,6 +121,14 @@ __device__ __forceinline__ void store_rotated_pair(const QkvRopeParams& r, int m
   destination[half] = __float2bfloat16(second);
 }
 
+// Output element `at` of y (the SwiGLU output is bf16 like BF16's).
+template <GemvOutput kOutput>
+__device__ __forceinline__ void store_output(const GemvParams& p, int64_t at, float value) {
+  if constexpr (kOutput == GemvOutput::F32) static_cast<float*>(p.y)[at] = value;
+  else if constexpr (kOutput == GemvOutput::ADD_TO_F32) static_cast<float*>(p.y)[at] += value;
+  else static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16(value);
+}
+
 // Warps of a launch: one per output column, or per rotary pair (half of the fused q/k/v width).
 __host__ __device__ constexpr int64_t gemv_warps(GemvOutput output, int64_t n) {
   return output == GemvOutput::QKV_ROPE ? n / 2 : n;
@@ -180,11 +188,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvParams p) {
     }
     if constexpr (kOutput == GemvOutput::SWIGLU_BF16)
       result = result / (1.0f + __expf(-result)) * warp_sum(acc[kRowsPerColumn - 1][m]);
-    if (lane != 0) continue;
-    const int64_t at = int64_t(m) * p.n + column;
-    if constexpr (kOutput == GemvOutput::F32) static_cast<float*>(p.y)[at] = result;
-    else if constexpr (kOutput == GemvOutput::ADD_TO_F32) static_cast<float*>(p.y)[at] += result;
-    else static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16(result);
+    if (lane == 0) store_output<kOutput>(p, int64_t(m) * p.n + column, result);
   }
 }
 
@@ -214,11 +218,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_shared_weights_kernel(GemvP
     float acc = 0.0f;
     for (int i = lane; i < k8; i += 32) acc += dot8(weights[c * k8 + i], staged_x[i]);
     acc = warp_sum(acc);
-    if (lane != 0) continue;
-    const int64_t at = first + c;
-    if constexpr (kOutput == GemvOutput::F32) static_cast<float*>(p.y)[at] = acc;
-    else if constexpr (kOutput == GemvOutput::ADD_TO_F32) static_cast<float*>(p.y)[at] += acc;
-    else static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16(acc);
+    if (lane == 0) store_output<kOutput>(p, first + c, acc);
   }
 }
 

@@ -134,8 +134,8 @@ __device__ void merge_splits(const AttentionParams& p, int row, int local_row, B
 
 // Asks L2 for the head's keys and values of positions [begin, end) before the kernel waits for its
 // predecessor, so that the chain of dependent loads after the wait starts from L2 instead of
-// memory. Only the newest position is written by the predecessor, and a prefetch is a hint that
-// L2 keeps coherent, so it may run ahead of the wait.
+// memory. A prefetch is only a hint into L2, where memory is coherent, so it may run ahead of the
+// wait even for positions the predecessor is still writing.
 __device__ __forceinline__ void prefetch_split_keys(const AttentionParams& p, const int32_t* table, int head_offset,
                                                     int begin, int end) {
   constexpr int kLineBytes = 128;

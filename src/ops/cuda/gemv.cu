@@ -269,73 +269,60 @@ void launch_gemv_rows(const GemvParams& p, cudaStream_t stream) {
   }
 }
 
-struct SharedMemoryShape {
+// Per device, asked once per thread: the multiprocessors, and the shared memory a block holding W
+// may take. Blocks of the previous kernel share the multiprocessor while W streams in, so they are
+// left kPredecessorShare of its most.
+struct SharedWeightsBudget {
   int multiprocessors, bytes_per_block;
 };
 
-// Per device, asked once per thread. Blocks of the previous kernel share the multiprocessor while W
-// streams in, so the staged W leaves them kPredecessorShare of it.
-SharedMemoryShape shared_memory_shape() {
+SharedWeightsBudget shared_weights_budget() {
   constexpr int kPredecessorShare = 32 * 1024;
-  thread_local std::unordered_map<int, SharedMemoryShape> shapes;
+  thread_local std::unordered_map<int, SharedWeightsBudget> budgets;
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
-  const auto found = shapes.find(device);
-  if (found != shapes.end()) return found->second;
-  SharedMemoryShape shape{};
-  CUDA_CHECK(cudaDeviceGetAttribute(&shape.multiprocessors, cudaDevAttrMultiProcessorCount, device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&shape.bytes_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  shape.bytes_per_block -= kPredecessorShare;
-  return shapes[device] = shape;
-}
-
-template <GemvOutput kOutput, bool kNormedInput>
-void launch_shared_weights_variant(const GemvParams& p, int columns_per_block, size_t bytes, cudaStream_t stream) {
-  const auto kernel = gemv_shared_weights_kernel<kOutput, kNormedInput>;
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  const int blocks = int((p.n + columns_per_block - 1) / columns_per_block);
-  launch_pdl(kernel, blocks, kGemvThreads, bytes, stream, p, columns_per_block);
+  const auto found = budgets.find(device);
+  if (found != budgets.end()) return found->second;
+  SharedWeightsBudget budget{};
+  CUDA_CHECK(cudaDeviceGetAttribute(&budget.multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&budget.bytes_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  budget.bytes_per_block -= kPredecessorShare;
+  return budgets[device] = budget;
 }
 
 // A block per multiprocessor: the columns each holds, and its bytes of W and of the activation row.
-int64_t shared_weights_columns(int64_t n) {
-  const int multiprocessors = shared_memory_shape().multiprocessors;
-  return (n + multiprocessors - 1) / multiprocessors;
+struct SharedWeightsLayout {
+  int columns_per_block;
+  int64_t bytes;
+};
+
+SharedWeightsLayout shared_weights_layout(const SharedWeightsBudget& budget, int64_t n, int64_t k) {
+  const int64_t columns = (n + budget.multiprocessors - 1) / budget.multiprocessors;
+  return {int(columns), (columns + 1) * k * int64_t(sizeof(__nv_bfloat16))};
 }
 
-int64_t shared_weights_bytes(int64_t n, int64_t k) {
-  return (shared_weights_columns(n) + 1) * k * int64_t(sizeof(__nv_bfloat16));
-}
-
-// Launches the shared-memory form when W fits it and the output has one; false otherwise.
-bool launch_shared_weights(const GemvParams& p, cudaStream_t stream) {
-  if (!gemv_weights_in_shared_fit(p.n, p.k)) return false;
-  const bool normed = p.norm_weight != nullptr;
-  const int columns = int(shared_weights_columns(p.n));
-  const int64_t bytes = shared_weights_bytes(p.n, p.k);
-  switch (p.output) {
-    case GemvOutput::BF16:
-      if (normed) launch_shared_weights_variant<GemvOutput::BF16, true>(p, columns, size_t(bytes), stream);
-      else launch_shared_weights_variant<GemvOutput::BF16, false>(p, columns, size_t(bytes), stream);
-      return true;
-    case GemvOutput::F32:
-      if (normed) launch_shared_weights_variant<GemvOutput::F32, true>(p, columns, size_t(bytes), stream);
-      else launch_shared_weights_variant<GemvOutput::F32, false>(p, columns, size_t(bytes), stream);
-      return true;
-    case GemvOutput::ADD_TO_F32:
-      if (normed) return false;  // refused by launch_gemv_rows with its own message
-      launch_shared_weights_variant<GemvOutput::ADD_TO_F32, false>(p, columns, size_t(bytes), stream);
-      return true;
-    case GemvOutput::SWIGLU_BF16:
-    case GemvOutput::QKV_ROPE: return false;
-  }
-  return false;
+// The limit is set to the whole budget, never to one launch's bytes: a graph may hold launches of
+// several sizes (layers of different shapes), and a later, smaller setting must not undercut them.
+template <GemvOutput kOutput, bool kNormedInput>
+void launch_shared_weights_variant(const GemvParams& p, const SharedWeightsBudget& budget, cudaStream_t stream) {
+  const auto kernel = gemv_shared_weights_kernel<kOutput, kNormedInput>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, budget.bytes_per_block));
+  const SharedWeightsLayout layout = shared_weights_layout(budget, p.n, p.k);
+  const int blocks = int((p.n + layout.columns_per_block - 1) / layout.columns_per_block);
+  launch_pdl(kernel, blocks, kGemvThreads, size_t(layout.bytes), stream, p, layout.columns_per_block);
 }
 
 }  // namespace
 
-bool gemv_weights_in_shared_fit(int64_t n, int64_t k) {
-  return shared_weights_bytes(n, k) <= shared_memory_shape().bytes_per_block;
+// The combinations the model asks for: the o projection's (added to the residual, or bf16 partial
+// sums under tensor parallelism) and the router's (f32 logits of the normalised residual).
+bool gemv_holds_weights_in_shared(const GemvParams& p) {
+  const bool normed = p.norm_weight != nullptr;
+  const bool has_form = (p.output == GemvOutput::ADD_TO_F32 && !normed) || (p.output == GemvOutput::BF16 && !normed) ||
+                        (p.output == GemvOutput::F32 && normed);
+  if (!p.weights_in_shared || p.m != 1 || !has_form) return false;
+  const SharedWeightsBudget budget = shared_weights_budget();
+  return shared_weights_layout(budget, p.n, p.k).bytes <= budget.bytes_per_block;
 }
 
 bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
@@ -346,7 +333,11 @@ bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w) {
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (!gemv_supports(p.m, p.k, p.x, p.w))
     throw_unsupported("GEMV shape (m > 2, k not a multiple of 8 or too long to stage, or unaligned)", p.m);
-  if (p.m == 1 && p.weights_in_shared && launch_shared_weights(p, stream)) {
+  if (gemv_holds_weights_in_shared(p)) {
+    const SharedWeightsBudget budget = shared_weights_budget();
+    if (p.output == GemvOutput::ADD_TO_F32) launch_shared_weights_variant<GemvOutput::ADD_TO_F32, false>(p, budget, stream);
+    else if (p.output == GemvOutput::BF16) launch_shared_weights_variant<GemvOutput::BF16, false>(p, budget, stream);
+    else launch_shared_weights_variant<GemvOutput::F32, true>(p, budget, stream);
     CUDA_CHECK_LAUNCH();
     return;
   }

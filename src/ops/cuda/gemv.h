@@ -52,18 +52,18 @@ struct GemvParams {
   // With norm_weight: the normalised bf16 rows (m, k) are also stored here, for a consumer after this
   // GEMV that reads them whole (a sparse layer's experts beside its router).
   __nv_bfloat16* normed_out = nullptr;
-  // One row only, and only where the previous kernel leaves memory idle (attention, a small GEMV):
-  // a block per multiprocessor copies its columns' whole rows of W into shared memory before it
-  // waits for that kernel, so W streams while it runs. Ignored where W does not fit the
-  // multiprocessors' shared memory, or for the SwiGLU and rotary outputs.
+  // For one row where the previous kernel leaves memory idle (attention, a small GEMV): a block per
+  // multiprocessor copies its columns' whole rows of W into shared memory before it waits for that
+  // kernel, so W streams while it runs. Ignored where gemv_holds_weights_in_shared says no.
   bool weights_in_shared = false;
 };
 
 // Whether the GEMV handles this shape (m <= kGemvMaxRows, k a multiple of 8 that can be staged,
 // 16-byte aligned operands).
 bool gemv_supports(int64_t m, int64_t k, const void* x, const void* w);
-// Whether a one-row GEMV of W (n, k) that asks for weights_in_shared gets it on the current device.
-bool gemv_weights_in_shared_fit(int64_t n, int64_t k);
+// Whether launch_gemv holds W in shared memory for these parameters on the current device: they ask
+// for it, have one row and one of the forms that kernel has, and W fits.
+bool gemv_holds_weights_in_shared(const GemvParams& params);
 void launch_gemv(const GemvParams& params, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

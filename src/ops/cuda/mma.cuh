@@ -9,8 +9,6 @@
 
 #include <cstdint>
 
-#include "ops/cuda/cp_async.cuh"
-
 namespace shardlm::cuda {
 
 // Four 8 x 8 bf16 matrices; lane i gives the address of row i % 8 of matrix i / 8, and each lane
